@@ -1,0 +1,107 @@
+"""Checkpoints: written atomically, read with `torch.load(weights_only=True)`, checked against what is expected.
+
+A checkpoint is a plain dict of tensors and JSON-like values: {"format", "arch", "num_classes", "in_channels",
+"image_size", "options", "state_dict", "masks", "meta"}. `masks` maps parameter names to boolean keep-masks for
+pruned models (empty for dense ones); `meta` holds the configs that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .models import create_model
+
+FORMAT = "lotterysite-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; the message names the file, the field and the fix."""
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call `write(tmp_path)` then rename onto `path`: readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    in_channels: int,
+    image_size: int,
+    options: dict[str, Any] | None = None,
+    masks: dict[str, torch.Tensor] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> None:
+    payload = {
+        "format": FORMAT,
+        "arch": model.arch,
+        "num_classes": model.num_classes,
+        "in_channels": in_channels,
+        "image_size": image_size,
+        "options": dict(options or {}),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
+        "meta": meta or {},
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} not found; train one with `lotterysite train` or fix the path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated/foreign files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first}); re-create it") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: field 'format' is not {FORMAT!r}; this is not a lotterysite checkpoint (a bare state_dict? "
+            "save it with lotterysite.checkpoint.save_checkpoint)"
+        )
+    return payload
+
+
+def load_checkpoint(
+    path: str | os.PathLike, *, arch: str | None = None, num_classes: int | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored at `path`; `arch` / `num_classes`, when given, must match the checkpoint's."""
+    payload = read_checkpoint(path)
+    if arch is not None and payload["arch"] != arch:
+        raise CheckpointError(f"{path}: field 'arch' is {payload['arch']!r}, expected {arch!r}; use a checkpoint of {arch}")
+    if num_classes is not None and payload["num_classes"] != num_classes:
+        raise CheckpointError(
+            f"{path}: field 'num_classes' is {payload['num_classes']}, but the data set has {num_classes} classes; "
+            "use a checkpoint trained on this data set"
+        )
+    model = create_model(
+        payload["arch"],
+        num_classes=payload["num_classes"],
+        in_channels=payload["in_channels"],
+        image_size=payload["image_size"],
+        **payload["options"],
+    )
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: field 'state_dict' does not fit {payload['arch']} ({first})") from None
+    model.eval()
+    return model, payload

@@ -1,0 +1,47 @@
+"""Frozen configuration dataclasses, one per stage (the recipe TOML parses into these).
+
+Each is saved with the checkpoints and store files it produces (`asdict`), so a result traces back to what made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "fashion_mnist"  # a registry name, see `lotterysite.data.list_datasets()`
+    root: str | None = None  # folder holding the files; None searches the data set's default folders
+    train_subset: int | None = None  # first N training images only (None: all)
+    test_subset: int | None = None  # first N test images only (None: all)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "lenet5"  # a registry name, or tv:<torchvision name>
+    options: dict[str, Any] = field(default_factory=dict)  # extra factory arguments, e.g. {"feature_dim": 84}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 4  # passes over the training set
+    batch_size: int = 128  # images per step
+    optimizer: str = "adamw"  # "adamw" or "sgd" (with Nesterov momentum)
+    lr: float = 3e-3  # peak learning rate; cosine-annealed to 0 over all steps
+    momentum: float = 0.9  # SGD momentum (ignored by AdamW)
+    weight_decay: float = 5e-4  # decoupled for AdamW, L2 for SGD
+    warmup_steps: int = 0  # linear warm-up steps before the cosine schedule
+    augment: bool = False  # random 2-px shifts and horizontal flips
+    seed: int = 0  # seeds initialisation, shuffling and augmentation
+    amp: bool = True  # bfloat16 autocast on CUDA (no effect on CPU)
+
+    def __post_init__(self):
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer {self.optimizer!r} is not one of 'adamw', 'sgd'")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+
+
+def to_dict(config) -> dict:
+    return asdict(config)

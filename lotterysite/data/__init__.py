@@ -1,0 +1,21 @@
+"""Data sets by name: real images and labels with class names, read from local files only (no download code).
+
+Images are kept as uint8 tensors N x C x H x W and handed out as float batches in [0, 1]: that is the pixel space
+the corruptions operate in and the models standardise from.
+"""
+
+from ._registry import DATASETS, DatasetSpec, DataSplits, load_dataset, list_datasets
+from .cifar10c import cifar10c_corruptions, load_cifar10c
+from .imageset import ImageSet, foolbox_samples
+
+__all__ = [
+    "DATASETS",
+    "DataSplits",
+    "DatasetSpec",
+    "ImageSet",
+    "cifar10c_corruptions",
+    "foolbox_samples",
+    "list_datasets",
+    "load_cifar10c",
+    "load_dataset",
+]
