@@ -6,10 +6,11 @@ the corruptions operate in and the models standardise from.
 
 from ._registry import DATASETS, DatasetSpec, DataSplits, load_dataset, list_datasets
 from .cifar10c import cifar10c_corruptions, load_cifar10c
-from .imageset import ImageSet, foolbox_samples
+from .imageset import DataError, ImageSet, foolbox_samples
 
 __all__ = [
     "DATASETS",
+    "DataError",
     "DataSplits",
     "DatasetSpec",
     "ImageSet",

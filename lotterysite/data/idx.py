@@ -37,7 +37,7 @@ def find_idx(root: Path, stem: str) -> Path:
     for candidate in (root / stem, root / f"{stem}.gz"):
         if candidate.exists():
             return candidate
-    raise FileNotFoundError(root / stem)
+    raise FileNotFoundError(2, "missing", str(root / stem))
 
 
 def read_pickle(path: Path) -> dict:

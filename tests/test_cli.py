@@ -1,0 +1,37 @@
+"""The Click layer, through CliRunner."""
+
+from click.testing import CliRunner
+
+from lotterysite.cli import main
+
+
+def test_models_and_datasets_list():
+    runner = CliRunner()
+    out = runner.invoke(main, ["models"]).output
+    assert "lenet5" in out and "tv:<name>" in out
+    out = runner.invoke(main, ["datasets"]).output
+    assert "fashion_mnist" in out and "/usr/share/datasets/fashion-mnist" in out
+
+
+def test_train_then_measure(tmp_path):
+    runner = CliRunner()
+    ckpt = tmp_path / "dense.pt"
+    result = runner.invoke(main, ["train", "--epochs", "1", "--device", "cpu", "--out", str(ckpt)])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and "Ankle boot" in result.output and ckpt.exists()
+    result = runner.invoke(main, ["measure", str(ckpt), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "margin" in result.output and "all" in result.output
+
+
+def test_errors_are_one_line_with_the_fix(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--arch", "vgg99", "--out", str(tmp_path / "x.pt")])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and "known architectures: alexnet" in result.output
+    result = runner.invoke(main, ["train", "--data", "cifar10", "--out", str(tmp_path / "x.pt")])
+    assert result.exit_code == 1 and "not found (looked in" in result.output
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    result = runner.invoke(main, ["measure", str(bad)])
+    assert result.exit_code == 1 and "bad.pt: not a readable checkpoint" in result.output

@@ -1,0 +1,174 @@
+"""Geometry metrics against hand-worked 2-D cases (paper Fig. 1) and a float64 numpy reference."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lotterysite.geometry import GeometryError, measure, measure_model
+
+
+def numpy_reference(X, W, b, y):
+    """Straight from the paper's definitions, in float64, one sample and one class at a time."""
+    X, W, b = (np.asarray(a, dtype=np.float64) for a in (X, W, b))
+    N, C = X.shape[0], W.shape[0]
+    angle = np.zeros((N, C))
+    length = np.zeros(N)
+    margin = np.zeros(N)
+    prob = np.zeros(N)
+    for i in range(N):
+        length[i] = math.sqrt(sum(v * v for v in X[i]))
+        z = W @ X[i] + b
+        for j in range(C):
+            cos = X[i] @ W[j] / (length[i] * np.linalg.norm(W[j]))
+            angle[i, j] = math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+        yi = y[i]
+        margin[i] = min(abs(z[yi] - z[j]) / np.linalg.norm(W[yi] - W[j]) for j in range(C) if j != yi)
+        if int(np.argmax(z)) != yi:
+            margin[i] = -margin[i]
+        e = np.exp(z - z.max())
+        prob[i] = e[yi] / e.sum()
+    return angle, length, margin, prob
+
+
+def test_hand_worked_two_classes():
+    # Two class directions along the axes, X = (3, 4): |X| = 5, angles atan(4/3) and atan(3/4).
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    X = torch.tensor([[3.0, 4.0], [3.0, 4.0]])
+    g = measure(X, W, torch.zeros(2), torch.tensor([1, 0]))
+    assert g.length.tolist() == pytest.approx([5.0, 5.0])
+    assert g.angle[0].tolist() == pytest.approx([53.13010235, 36.86989765])
+    assert g.pred.tolist() == [1, 1]
+    assert g.correct.tolist() == [True, False]
+    # Boundary x1 = x2: distance |4 - 3| / sqrt(2), negative for the misclassified sample.
+    assert g.margin.tolist() == pytest.approx([1 / math.sqrt(2), -1 / math.sqrt(2)])
+    assert g.prob_true[0].item() == pytest.approx(math.exp(4) / (math.exp(3) + math.exp(4)))
+    assert g.loss[0].item() == pytest.approx(-math.log(math.exp(4) / (math.exp(3) + math.exp(4))))
+
+
+def test_hand_worked_bias_moves_the_boundary():
+    # b = (0.5, 0): logits (3.5, 4); the true boundary is x2 - x1 = 0.5, at distance 0.5 / sqrt(2) from X.
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    g = measure(torch.tensor([[3.0, 4.0]]), W, torch.tensor([0.5, 0.0]), torch.tensor([1]))
+    assert g.margin.item() == pytest.approx(0.5 / math.sqrt(2))
+
+
+def test_hand_worked_three_classes_takes_nearest_boundary():
+    # Star of Fig. 1 with three directions; X = (2, 1) of class 0 has logits (2, 1, -2).
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    g = measure(torch.tensor([[2.0, 1.0]]), W, torch.zeros(3), torch.tensor([0]))
+    # To class 1: |2 - 1| / sqrt(2); to class 2: |2 + 2| / 2 = 2. The nearest is class 1.
+    assert g.margin.item() == pytest.approx(1 / math.sqrt(2))
+    assert g.angle[0].tolist() == pytest.approx(
+        [math.degrees(math.atan2(1, 2)), math.degrees(math.atan2(2, 1)), 180 - math.degrees(math.atan2(1, 2))]
+    )
+
+
+@pytest.mark.parametrize("C", [2, 10, 100])
+def test_float32_matches_float64_numpy_reference(C):
+    gen = torch.Generator().manual_seed(C)
+    N, m = 300, 84
+    X = torch.randn(N, m, generator=gen).relu() * 3  # non-negative like post-ReLU features
+    W = torch.randn(C, m, generator=gen) * 0.2
+    b = torch.randn(C, generator=gen) * 0.1
+    y = torch.randint(0, C, (N,), generator=gen)
+    g = measure(X, W, b, y)
+    angle, length, margin, prob = numpy_reference(X.numpy(), W.numpy(), b.numpy(), y.numpy())
+    np.testing.assert_allclose(g.angle.numpy(), angle, rtol=1e-4)
+    np.testing.assert_allclose(g.length.numpy(), length, rtol=1e-4)
+    np.testing.assert_allclose(g.margin.numpy(), margin, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(g.prob_true.numpy(), prob, rtol=1e-4, atol=1e-7)
+    assert (g.correct.numpy() == (np.argmax(X.numpy() @ W.numpy().T + b.numpy(), 1) == y.numpy())).all()
+    # Both signs occur, so the sign convention is really exercised.
+    assert (g.margin > 0).any() and (g.margin < 0).any()
+
+
+def test_float64_input_is_computed_in_float64():
+    X = torch.tensor([[1.0, 1e-9]], dtype=torch.float64)
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    g = measure(X, W, None, torch.tensor([0]))
+    assert g.angle.dtype == torch.float64
+    assert g.angle[0, 0].item() == pytest.approx(math.degrees(1e-9), rel=1e-9)
+
+
+def test_small_angles_keep_precision_in_float32():
+    # acos would return exactly 0 here in float32; atan2 keeps the angle.
+    X = torch.tensor([[1.0, 1e-4]])
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    g = measure(X, W, None, torch.tensor([0]))
+    assert g.angle[0, 0].item() == pytest.approx(math.degrees(1e-4), rel=1e-4)
+
+
+def test_zero_length_feature_is_flagged_not_crashing():
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    X = torch.tensor([[0.0, 0.0], [1.0, 2.0]])
+    g = measure(X, W, torch.tensor([0.1, 0.0]), torch.tensor([0, 1]))
+    assert g.degenerate.tolist() == [True, False]
+    assert torch.isnan(g.angle[0]).all() and not torch.isnan(g.angle[1]).any()
+    assert g.length[0].item() == 0
+    # Logits are just the bias: class 0 wins by 0.1 at distance 0.1 / sqrt(2).
+    assert g.pred[0].item() == 0 and g.margin[0].item() == pytest.approx(0.1 / math.sqrt(2))
+
+
+def test_identical_class_directions():
+    # Classes 0 and 1 share a direction. With different biases there is no boundary between them (ignored);
+    # with equal biases they tie everywhere (distance 0).
+    W = torch.tensor([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+    X = torch.tensor([[2.0, 0.0]])
+    g = measure(X, W, torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0]))
+    assert g.margin.item() == pytest.approx(5.0 / 2.0)  # only the boundary with class 2 counts
+    g = measure(X, W, torch.zeros(3), torch.tensor([0]))
+    assert g.margin.item() == 0.0
+    assert g.angle[0].tolist() == pytest.approx([0.0, 0.0, 180.0])
+
+
+def test_two_classes_margin_is_distance_to_the_single_hyperplane():
+    W = torch.tensor([[2.0, 1.0], [-1.0, 0.5]])
+    b = torch.tensor([0.3, -0.2])
+    X = torch.tensor([[0.4, -1.0]])
+    g = measure(X, W, b, torch.tensor([1]))
+    d = (W[0] - W[1]) @ X[0] + b[0] - b[1]
+    expected = abs(d.item()) / (W[0] - W[1]).norm().item()
+    assert abs(g.margin.item()) == pytest.approx(expected)
+    assert (g.margin.item() > 0) == bool(g.correct.item())
+
+
+@pytest.mark.parametrize(
+    "X, W, b, y, fragment",
+    [
+        (torch.zeros(3, 4), torch.zeros(2, 5), None, torch.zeros(3, dtype=torch.long), "C x m with m = 4"),
+        (torch.zeros(3, 4), torch.zeros(2, 4), torch.zeros(3), torch.zeros(3, dtype=torch.long), "bias must have C = 2"),
+        (torch.zeros(3, 4), torch.zeros(2, 4), None, torch.zeros(2, dtype=torch.long), "labels must have N = 3"),
+        (torch.zeros(3, 4), torch.zeros(2, 4), None, torch.tensor([0, 1, 5]), "classifier has 2 classes"),
+        (torch.zeros(4), torch.zeros(2, 4), None, torch.zeros(4, dtype=torch.long), "features must be N x m"),
+    ],
+)
+def test_bad_shapes_name_the_shapes(X, W, b, y, fragment):
+    with pytest.raises(GeometryError, match=fragment):
+        measure(X, W, b, y)
+
+
+def test_measure_model_matches_forward():
+    from lotterysite.data import foolbox_samples
+    from lotterysite.models import create_model
+
+    torch.manual_seed(0)
+    data = foolbox_samples("cifar10")
+    model = create_model("resnet18", num_classes=10, in_channels=3, image_size=32).eval()
+    g, labels = measure_model(model, data.batches(8))
+    with torch.no_grad():
+        logits = model(data.float_images())
+    assert g.pred.tolist() == logits.argmax(1).tolist()
+    assert labels.tolist() == data.labels.tolist()
+    assert torch.allclose(g.loss, torch.nn.functional.cross_entropy(logits, data.labels, reduction="none"), atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    gen = torch.Generator().manual_seed(1)
+    X, W, b = torch.randn(500, 64, generator=gen), torch.randn(10, 64, generator=gen), torch.randn(10, generator=gen)
+    y = torch.randint(0, 10, (500,), generator=gen)
+    cpu, gpu = measure(X, W, b, y), measure(X.cuda(), W.cuda(), b.cuda(), y.cuda()).to("cpu")
+    torch.testing.assert_close(gpu.angle, cpu.angle, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gpu.margin, cpu.margin, rtol=1e-4, atol=1e-5)
