@@ -1,0 +1,99 @@
+"""`prune`: one entry point for every registered method."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ._data import Data, as_imageset
+from ._registry import get_method, list_methods
+from .config import PruneConfig
+from .masks import apply_masks, attach_masks, prunable_parameters, pruned_count, reshape_masks, sparsity_report
+from .retrain import retrain
+
+_FIELDS = {f.name for f in dataclasses.fields(PruneConfig)} - {"method", "amount", "seed"}
+
+
+def prune(
+    model: nn.Module,
+    method: str,
+    amount: float,
+    *,
+    data: Data | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    **options,
+) -> nn.Module:
+    """A pruned copy of `model` (left untouched) with `round(amount * count)` prunable weights removed.
+
+    `data` (an ImageSet or an iterable of (images, labels) batches) feeds Taylor, MPT and retraining; `options` are
+    the other `PruneConfig` fields (scope, prune_classifier, taylor_batches, mpt_epochs, ...).
+    """
+    unknown = sorted(set(options) - _FIELDS)
+    if unknown:
+        raise TypeError(f"unknown pruning option(s) {', '.join(unknown)}; known options: {', '.join(sorted(_FIELDS))}")
+    get_method(method)  # an unknown method is reported before any config field
+    return prune_model(model, PruneConfig(method=method, amount=amount, seed=seed, **options), data=data, device=device)
+
+
+def prune_model(
+    model: nn.Module, cfg: PruneConfig, *, data: Data | None = None, device: torch.device | str = "cpu"
+) -> nn.Module:
+    """`prune` driven by a PruneConfig (what the recipe parses into)."""
+    spec = get_method(cfg.method)
+    scope = cfg.scope or spec.scopes[0]
+    if scope not in spec.scopes:
+        raise ValueError(
+            f"method {cfg.method!r} does not support scope {scope!r}; it supports {', '.join(map(repr, spec.scopes))}"
+        )
+    cfg = dataclasses.replace(cfg, scope=scope)
+    if spec.needs_data and data is None:
+        raise ValueError(
+            f"method {cfg.method!r} needs data: pass data= an ImageSet (e.g. load_dataset('fashion_mnist').train) "
+            "or an iterable of (images, labels) batches"
+        )
+    if cfg.retrain_epochs and data is None:
+        raise ValueError(f"retrain_epochs={cfg.retrain_epochs} needs data=: pass the training ImageSet")
+    device = torch.device(device)
+    pruned = copy.deepcopy(model).to(device)
+    if getattr(pruned, "masks", None):
+        pruned.masks = {k: m.to(device) for k, m in pruned.masks.items()}
+    targets = prunable_parameters(pruned, prune_classifier=cfg.prune_classifier)
+    masks = reshape_masks(spec.fn(pruned, targets, cfg, data=data, device=device), targets)
+    if set(masks) != set(targets):
+        raise RuntimeError(f"method {cfg.method!r} returned masks for {sorted(masks)}, expected {sorted(targets)}")
+    _check_counts(masks, cfg)
+    apply_masks(pruned, masks)
+    attach_masks(pruned, masks)
+    pruned.prune_config = cfg
+    pruned.eval()
+    if cfg.retrain_epochs:
+        train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=cfg.seed)
+        history = getattr(pruned, "history", None)
+        pruned, retrain_history = retrain(
+            pruned, as_imageset(data, pruned.classifier.out_features), train_cfg, device=device, progress=cfg.progress
+        )
+        pruned.retrain_history = retrain_history
+        if history is not None:
+            pruned.history = history
+    return pruned
+
+
+def _check_counts(masks: dict[str, torch.Tensor], cfg: PruneConfig) -> None:
+    """Guard the exactness promise at the source: the method removed exactly round(amount * count)."""
+    groups = [list(masks)] if cfg.scope == "global" else [[k] for k in masks]
+    for names in groups:
+        count = sum(masks[k].numel() for k in names)
+        removed = sum(int((~masks[k]).sum()) for k in names)
+        if removed != pruned_count(cfg.amount, count):
+            raise RuntimeError(
+                f"method {cfg.method!r} removed {removed} of {count} weights in {', '.join(names)}, "
+                f"not round({cfg.amount} * {count}) = {pruned_count(cfg.amount, count)}"
+            )
+
+
+__all__ = ["prune", "prune_model", "list_methods", "sparsity_report"]

@@ -1,0 +1,44 @@
+"""`PruneConfig`: the pruning stage's frozen configuration (saved with every pruned checkpoint)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SCOPES = ("global", "layer")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    method: str = "magnitude"  # a registered method: see `lotterysite.pruning.list_methods()`
+    amount: float = 0.5  # fraction of the prunable weights removed, in [0, 1)
+    scope: str | None = None  # "global" (one ranking over all layers) or "layer" (each layer by `amount`); None: the method's default
+    prune_classifier: bool = False  # also prune the final classifier; the paper keeps the class directions dense (§5.2)
+    seed: int = 0  # seeds random scores, MPT's initialisation and all shuffling
+    batch_size: int = 128  # images per batch when `data` is an ImageSet (Taylor, MPT, retraining)
+    taylor_batches: int = 16  # batches of `data` the Taylor gradient is accumulated over
+    mpt_epochs: int = 10  # passes over `data` while learning MPT scores
+    mpt_lr: float = 0.1  # peak learning rate of the scores (SGD with Nesterov momentum, cosine-annealed, as in biprop)
+    mpt_weight_decay: float = 5e-4  # L2 on the scores
+    retrain_epochs: int = 0  # fine-tune the surviving weights this many epochs after pruning (0: no retraining)
+    retrain_lr: float = 1e-3  # peak AdamW learning rate of retraining, cosine-annealed
+    progress: bool = True  # tqdm bars for Taylor accumulation, MPT training and retraining
+
+    def __post_init__(self):
+        amount = self.amount
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0.0 <= amount < 1.0:
+            raise ValueError(
+                f"amount {amount!r} is not a fraction in [0, 1); pass the share of prunable weights to remove, "
+                "e.g. amount=0.9 for 90% sparsity"
+            )
+        if self.scope is not None and self.scope not in SCOPES:
+            raise ValueError(f"scope {self.scope!r} is not one of {', '.join(map(repr, SCOPES))} (or None for the method's default)")
+        for name in ("batch_size", "taylor_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)}; it must be >= 1")
+        for name in ("mpt_epochs", "retrain_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} is {getattr(self, name)}; it must be >= 0")
+        for name in ("mpt_lr", "retrain_lr"):
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} is {getattr(self, name)}; it must be a positive number")

@@ -1,0 +1,141 @@
+"""Which weights are prunable, exact top-k mask selection, applying masks, and the sparsity report."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Unstructured pruning of convolutions and fully connected layers (paper §3.1); biases and norms stay dense.
+PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+class MaskError(ValueError):
+    """Masks do not fit a model; the message names the parameter and the fix."""
+
+
+def prunable_parameters(model: nn.Module, *, prune_classifier: bool = False) -> dict[str, nn.Parameter]:
+    """Weights of conv and linear layers by parameter name, in module order; `model.classifier` only if asked."""
+    head = getattr(model, "classifier", None)
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE) and (prune_classifier or module is not head):
+            out[f"{name}.weight" if name else "weight"] = module.weight
+    return out
+
+
+def pruned_count(amount: float, count: int) -> int:
+    """How many of `count` weights `amount` removes: Python's round(amount * count), the rule every test checks."""
+    return round(amount * count)
+
+
+def select_masks(
+    scores: dict[str, torch.Tensor],
+    amount: float,
+    scope: str,
+    *,
+    prior: dict[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Keep-masks removing the `round(amount * count)` lowest-scored weights, globally or in each layer.
+
+    Ties are broken by position (a stable argsort), never by a threshold, so the count is exact whatever the scores.
+    Weights already pruned in `prior` are removed first; pruning below the existing sparsity is an error.
+    """
+    scores = {k: v.detach().flatten().double() for k, v in scores.items()}
+    for name, mask in (prior or {}).items():
+        if name in scores:
+            scores[name] = scores[name].masked_fill(~mask.flatten().to(scores[name].device), float("-inf"))
+    if scope == "global":
+        groups = [list(scores)]
+    elif scope == "layer":
+        groups = [[k] for k in scores]
+    else:
+        raise ValueError(f"scope {scope!r} is not 'global' or 'layer'")
+    masks: dict[str, torch.Tensor] = {}
+    for names in groups:
+        flat = torch.cat([scores[k].cpu() for k in names]) if names else torch.empty(0, dtype=torch.float64)
+        k = pruned_count(amount, flat.numel())
+        already = int(torch.isneginf(flat).sum())
+        if already > k:
+            raise MaskError(
+                f"{', '.join(names)}: {already} weights are already pruned but amount {amount} removes only {k}; "
+                "pass an amount at least the model's current sparsity"
+            )
+        # NaN scores would sort unpredictably; treat them as least important, after the already-pruned ones.
+        flat = torch.nan_to_num(flat, nan=-1e308)
+        keep = torch.ones(flat.numel(), dtype=torch.bool)
+        keep[torch.argsort(flat, stable=True)[:k]] = False
+        start = 0
+        for name in names:
+            n = scores[name].numel()
+            masks[name] = keep[start : start + n].reshape(scores[name].shape)
+            start += n
+    return masks
+
+
+def reshape_masks(masks: dict[str, torch.Tensor], params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
+    return {k: m.reshape(params[k].shape).to(params[k].device) for k, m in masks.items()}
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Zero the pruned weights in place, so the stored weights are the effective ones."""
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        if name not in params:
+            raise MaskError(f"mask {name!r} names no parameter of {getattr(model, 'arch', type(model).__name__)}")
+        p = params[name]
+        if tuple(mask.shape) != tuple(p.shape):
+            raise MaskError(f"mask {name!r} has shape {tuple(mask.shape)} but the weight has {tuple(p.shape)}")
+        p.mul_(mask.to(p.device, p.dtype))
+
+
+def attach_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Check `masks` against the model's weights (pruned ones must be zero) and attach them as `model.masks`."""
+    params = dict(model.named_parameters())
+    clean = {}
+    for name, mask in masks.items():
+        p = params.get(name)
+        if p is None:
+            raise MaskError(f"mask {name!r} names no parameter of {getattr(model, 'arch', type(model).__name__)}")
+        mask = mask.to(device=p.device, dtype=torch.bool)
+        if tuple(mask.shape) != tuple(p.shape):
+            raise MaskError(f"mask {name!r} has shape {tuple(mask.shape)} but the weight has {tuple(p.shape)}")
+        if bool((p.detach()[~mask] != 0).any()):
+            raise MaskError(f"{name}: weights the mask prunes are not zero; the masks belong to another model")
+        clean[name] = mask
+    model.masks = clean
+
+
+def sparsity_report(model: nn.Module) -> dict:
+    """Per layer and in total: weight count, pruned (masked) count, zero count and sparsity.
+
+    A pruned model is reported over its masked weights; a dense one over its default prunable weights.
+    """
+    masks = getattr(model, "masks", None) or {}
+    params = dict(model.named_parameters())
+    names = list(masks) if masks else list(prunable_parameters(model))
+    layers = {}
+    for name in names:
+        w = params[name].detach()
+        count = w.numel()
+        pruned = int((~masks[name]).sum()) if name in masks else 0
+        zeros = int((w == 0).sum())
+        layers[name] = {"count": count, "pruned": pruned, "zeros": zeros, "sparsity": pruned / count if count else 0.0}
+    count = sum(v["count"] for v in layers.values())
+    pruned = sum(v["pruned"] for v in layers.values())
+    return {
+        "layers": layers,
+        "count": count,
+        "pruned": pruned,
+        "zeros": sum(v["zeros"] for v in layers.values()),
+        "sparsity": pruned / count if count else 0.0,
+    }
+
+
+def format_report(report: dict) -> str:
+    """The report as a plain-text table."""
+    width = max([len("total"), *map(len, report["layers"])])
+    lines = [f"{'layer':<{width}} {'weights':>9} {'pruned':>9} {'zeros':>9} {'sparsity':>8}"]
+    for name, r in [*report["layers"].items(), ("total", report)]:
+        lines.append(f"{name:<{width}} {r['count']:>9} {r['pruned']:>9} {r['zeros']:>9} {r['sparsity']:>8.2%}")
+    return "\n".join(lines)
