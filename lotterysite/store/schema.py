@@ -1,0 +1,144 @@
+"""The store's Arrow schemas, declared in one place (documented in site_src/store.md; SCHEMA_VERSION versions both).
+
+A store is a folder:
+
+    manifest.json                   what is there: models, variants, classes, every file with its row count
+    models.arrow                    one row per model (dense and pruned)
+    accuracy.arrow                  accuracy per model x variant x severity x class, on the full evaluation set
+    correlations.arrow              Pearson correlation of robustness with angle, length, margin per model (Table 1)
+    margin_change.arrow             density of the relative margin change per model (Fig. 10), full data
+    exemplars.arrow                 pruning-identified exemplars per architecture, full data
+    curse.arrow                     angle statistics vs dimension (random vectors; LeNet-5 width study, §5.4)
+    samples.arrow                   the shipped (downsampled) samples: id, label, thumbnail
+    geometry/<model_key>.arrow      per shipped sample x variant: prediction and the three metrics, one file per model
+    gallery.png                     every corruption x severity on a few real images
+
+Every file is Arrow IPC (file format), float32 for measurements, int32 or smaller for integers (the browser's
+Arrow reader turns int64 into BigInt, which Vega cannot plot), dictionary-encoded strings. Readable as is by
+pyarrow, pandas (`pd.read_feather`) and DuckDB.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+
+STR = pa.dictionary(pa.int32(), pa.string())
+
+MODELS = pa.schema(
+    [
+        ("model_id", pa.string()),  # unique, e.g. "lenet5/magnitude/0.5" or "lenet5/magnitude+retrain/0.5"
+        ("model_key", pa.string()),  # file-name-safe form of model_id: geometry/<model_key>.arrow
+        ("arch", STR),  # architecture registry name
+        ("method", STR),  # "dense", "random", "magnitude", "taylor", "mpt"
+        ("retrained", pa.bool_()),  # fine-tuned with its mask held fixed after pruning
+        ("amount", pa.float32()),  # requested fraction of prunable weights removed (0 for dense)
+        ("sparsity", pa.float32()),  # measured fraction of prunable weights that are zero
+        ("prunable", pa.int32()),  # number of prunable weights
+        ("seed", pa.int32()),
+        ("clean_accuracy", pa.float32()),  # on the full clean evaluation set
+        ("corrupted_accuracy", pa.float32()),  # mean over every corruption x severity evaluated
+    ]
+)
+
+ACCURACY = pa.schema(
+    [
+        ("model_id", STR),
+        ("variant", STR),  # "clean", a corruption name, or "corruption_mean" (mean over all corrupted variants)
+        ("severity", pa.int8()),  # 1-5 for a corruption; 0 for clean and for a corruption's mean over severities
+        ("class_id", pa.int16()),  # -1: all classes
+        ("n", pa.int32()),  # samples counted
+        ("correct", pa.int32()),  # correctly predicted among them
+        ("accuracy", pa.float32()),  # correct / n
+    ]
+)
+
+CORRELATIONS = pa.schema(
+    [
+        ("model_id", STR),
+        ("arch", STR),
+        ("method", STR),
+        ("amount", pa.float32()),
+        ("n", pa.int32()),  # samples in the evaluation set
+        ("rc_angle", pa.float32()),  # Pearson r of per-sample robustness (eq. 7) with the clean angle to the true class
+        ("rc_length", pa.float32()),  # ... with the clean length
+        ("rc_margin", pa.float32()),  # ... with the clean margin
+    ]
+)
+
+MARGIN_CHANGE = pa.schema(
+    [
+        ("model_id", STR),
+        ("variant", STR),  # a corruption name, or "all" over every corruption and severity
+        ("x", pa.float32()),  # bin centre of (m_orig - m_corr) / m_orig, 0.5% tails trimmed per model
+        ("density", pa.float32()),  # probability density at x
+    ]
+)
+
+EXEMPLARS = pa.schema(
+    [
+        ("arch", STR),
+        ("sample_id", pa.int32()),  # index in the evaluation set
+        ("label", pa.int16()),
+        ("dense_pred", pa.int16()),  # modal prediction of the dense models (over seeds)
+        ("pruned_pred", pa.int16()),  # modal prediction of the pruned models
+        ("pruned_agreement", pa.float32()),  # fraction of pruned models that predict pruned_pred
+    ]
+)
+
+CURSE = pa.schema(
+    [
+        ("study", STR),  # "random" (uniform random vectors) or an architecture name (penultimate width sweep)
+        ("dimension", pa.int32()),  # vector dimension / penultimate width m
+        ("angle_mean", pa.float32()),  # degrees
+        ("angle_std", pa.float32()),
+        ("accuracy", pa.float32()),  # test accuracy of the trained model (NaN for random vectors)
+    ]
+)
+
+SAMPLES = pa.schema(
+    [
+        ("sample_id", pa.int32()),  # index in the evaluation set
+        ("label", pa.int16()),
+        ("class_name", STR),
+        ("thumbnail", pa.string()),  # data:image/png;base64,... of the clean image, usable as a Vega image URL
+        ("pie", pa.bool_()),  # a pruning-identified exemplar for some architecture
+    ]
+)
+
+
+def geometry_schema(num_classes: int) -> pa.Schema:
+    """Per-sample rows of one model: one per shipped sample and variant (clean, or corruption x severity)."""
+    return pa.schema(
+        [
+            ("model_id", STR),
+            ("sample_id", pa.int32()),
+            ("variant", STR),  # "clean" or a corruption name
+            ("severity", pa.int8()),  # 0 for clean
+            ("label", pa.int16()),
+            ("pred", pa.int16()),
+            ("correct", pa.bool_()),
+            ("prob_true", pa.float32()),
+            ("loss", pa.float32()),
+            ("length", pa.float32()),  # ||X||
+            ("margin", pa.float32()),  # signed distance to the nearest decision boundary
+            ("angle_true", pa.float32()),  # angle to the true class direction, degrees
+            ("rel_margin_change", pa.float32()),  # (m_clean - m) / m_clean of the same sample and model; 0 for clean
+            ("robustness", pa.int16()),  # correct predictions over all corrupted versions of the sample (eq. 7)
+            ("degenerate", pa.bool_()),  # ||X|| == 0, angles NaN
+        ]
+        # Wide columns, one per class direction: Vega folds them for the parallel coordinates.
+        + [(f"angle_{j}", pa.float32()) for j in range(num_classes)]
+    )
+
+
+TABLES = {
+    "models.arrow": MODELS,
+    "accuracy.arrow": ACCURACY,
+    "correlations.arrow": CORRELATIONS,
+    "margin_change.arrow": MARGIN_CHANGE,
+    "exemplars.arrow": EXEMPLARS,
+    "curse.arrow": CURSE,
+    "samples.arrow": SAMPLES,
+}
