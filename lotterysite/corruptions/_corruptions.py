@@ -1,0 +1,303 @@
+"""The 19 corruptions, each a batched torch port of the reference function of the same name.
+
+Every function takes x (N×C×H×W float32 in [0, 1]), the severity's parameter entry p, the table name
+('cifar' or 'imagenet', where the two generators differ in more than numbers) and a torch.Generator on x's
+device. Colour corruptions (see COLOUR) get C = 3; the rest work channel by channel for any C.
+"""
+
+import functools
+import io
+import math
+from importlib import resources
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import _ops
+
+# Corruptions that mix channels or add colour; grey input runs through them as replicated RGB.
+COLOUR = frozenset({"brightness", "saturate", "jpeg_compression", "frost", "spatter", "snow"})
+
+
+def _uniform(shape, lo, hi, gen, device):
+    return torch.rand(shape, generator=gen, device=device) * (hi - lo) + lo
+
+
+def gaussian_noise(x, p, table, gen):
+    return (x + torch.randn(x.shape, generator=gen, device=x.device) * p).clamp(0, 1)
+
+
+def shot_noise(x, p, table, gen):
+    return (torch.poisson(x * p, generator=gen) / p).clamp(0, 1)
+
+
+def impulse_noise(x, p, table, gen):
+    # skimage random_noise(mode='s&p', amount=p): each value independently flipped with probability p,
+    # to 1 or 0 with equal odds.
+    flipped = torch.rand(x.shape, generator=gen, device=x.device) < p
+    salted = torch.rand(x.shape, generator=gen, device=x.device) < 0.5
+    out = torch.where(flipped & salted, torch.ones_like(x), x)
+    return torch.where(flipped & ~salted, torch.zeros_like(x), out)
+
+
+def speckle_noise(x, p, table, gen):
+    return (x + x * torch.randn(x.shape, generator=gen, device=x.device) * p).clamp(0, 1)
+
+
+def gaussian_blur(x, p, table, gen):
+    return _ops.gaussian(x, p).clamp(0, 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _glass_shuffle_kernel():
+    # numba ships with the peer package we depend on; compiled lazily so importing us costs nothing.
+    import numba
+
+    @numba.njit(cache=True)
+    def shuffle(perm, seeds, max_delta, iterations):
+        n, h, w = perm.shape
+        for k in range(n):
+            np.random.seed(seeds[k])
+            for _ in range(iterations):
+                for i in range(h - max_delta, max_delta, -1):
+                    for j in range(w - max_delta, max_delta, -1):
+                        dx = np.random.randint(-max_delta, max_delta)
+                        dy = np.random.randint(-max_delta, max_delta)
+                        a = perm[k, i, j]
+                        perm[k, i, j] = perm[k, i + dy, j + dx]
+                        perm[k, i + dy, j + dx] = a
+        return perm
+
+    return shuffle
+
+
+def glass_blur(x, p, table, gen):
+    sigma, max_delta, iterations = p
+    n, c, h, w = x.shape
+    # The reference quantises to uint8 (truncating) between the blur and the shuffle.
+    blurred = torch.floor(_ops.gaussian(x, sigma) * 255 + 1e-4) / 255
+    # The local shuffle is a chain of sequential swaps (a pixel can travel several steps), so it is computed
+    # exactly, as a permutation of pixel positions per image, then applied to all channels with one gather.
+    seeds = torch.randint(0, 2**31 - 1, (n,), generator=gen, device=x.device).cpu().numpy()
+    perm = np.broadcast_to(np.arange(h * w).reshape(1, h, w), (n, h, w)).copy()
+    perm = _glass_shuffle_kernel()(perm, seeds, int(max_delta), int(iterations))
+    index = torch.from_numpy(perm.reshape(n, 1, h * w)).to(x.device).expand(n, c, h * w)
+    shuffled = blurred.reshape(n, c, h * w).gather(2, index).reshape(n, c, h, w)
+    return _ops.gaussian(shuffled, sigma).clamp(0, 1)
+
+
+def defocus_blur(x, p, table, gen):
+    return _ops.filter2d(x, _ops.disk_kernel(p[0], p[1])).clamp(0, 1)
+
+
+def motion_blur(x, p, table, gen):
+    angles = _uniform((x.shape[0],), -45, 45, gen, x.device)
+    # The reference blurs uint8 images and returns uint8; the caller quantises once at the end.
+    return _ops.motion_blur(x, p[0], p[1], angles).clamp(0, 1)
+
+
+def zoom_blur(x, p, table, gen):
+    trim = "center" if table == "cifar" else "topleft"
+    out = x.clone()
+    for factor in p:
+        out += _ops.zoom(x, float(factor), trim)
+    return (out / (len(p) + 1)).clamp(0, 1)
+
+
+def snow(x, p, table, gen):
+    loc, scale, zoom, threshold, radius, sigma, blend = p
+    n, _, h, w = x.shape
+    layer = torch.randn((n, 1, h, w), generator=gen, device=x.device) * scale + loc
+    # ImageNet (peer): untrimmed zoom, blur, then keep [:H, :W]; CIFAR: centre-trimmed zoom.
+    layer = _ops.zoom(layer, zoom, "center" if table == "cifar" else None)
+    layer = torch.where(layer < threshold, torch.zeros_like(layer), layer).clamp(0, 1)
+    if table == "cifar":
+        layer = torch.floor(layer * 255) / 255  # the reference hands ImageMagick a uint8 PNG
+    angles = _uniform((n,), -135, -45, gen, x.device)
+    layer = _ops.motion_blur(layer, radius, sigma, angles)
+    layer = torch.round(layer * 255)[..., :h, :w] / 255
+    x = blend * x + (1 - blend) * torch.maximum(x, _ops.luma(x) * 1.5 + 0.5)
+    return (x + layer + torch.rot90(layer, 2, (2, 3))).clamp(0, 1)
+
+
+_FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+
+
+@functools.lru_cache(maxsize=None)
+def _frost_photo(index: int) -> torch.Tensor:
+    """The peer package's frost photograph as 3×h×w float in [0, 1] (alpha dropped like cv2.imread)."""
+    ref = resources.files("imagecorruptions") / "frost" / _FROST_FILES[index]
+    with resources.as_file(ref) as path, Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+@functools.lru_cache(maxsize=None)
+def _frost_scaled(index: int, table: str, h: int, w: int) -> torch.Tensor:
+    photo = _frost_photo(index)[None]
+    fh, fw = photo.shape[-2:]
+    if table == "cifar":
+        # make_cifar_c.py: cv2.resize(fx=fy=0.2), bilinear. Larger-than-CIFAR images would not fit the
+        # 0.2-scaled photo, so they get the smallest scale that covers them.
+        scale = max(0.2, h / fh, w / fw)
+        out = F.interpolate(photo, scale_factor=scale, mode="bilinear", align_corners=False,
+                            recompute_scale_factor=False)
+    else:
+        # Peer: scale only if the photo is too small for the image, then 1.1×, bicubic.
+        scale = max(1.0, h / fh, w / fw) * 1.1
+        size = (int(np.ceil(fh * scale)), int(np.ceil(fw * scale)))
+        out = F.interpolate(photo, size=size, mode="bicubic", align_corners=False)
+    return out[0].clamp(0, 1)
+
+
+def frost(x, p, table, gen):
+    n, _, h, w = x.shape
+    # make_cifar_c.py draws randint(5): CIFAR-10-C never used the sixth photograph.
+    count = 5 if table == "cifar" else 6
+    which = torch.randint(0, count, (n,), generator=gen, device=x.device).tolist()
+    u = torch.rand((n, 2), generator=gen, device=x.device).tolist()
+    crops = []
+    for k in range(n):
+        photo = _frost_scaled(which[k], table, h, w)
+        top = int(u[k][0] * max(photo.shape[1] - h, 1))
+        left = int(u[k][1] * max(photo.shape[2] - w, 1))
+        crops.append(photo[:, top:top + h, left:left + w])
+    overlay = torch.stack(crops).to(x.device, x.dtype)
+    return (p[0] * x + p[1] * overlay).clamp(0, 1)
+
+
+def fog(x, p, table, gen):
+    n, _, h, w = x.shape
+    mapsize = 1 << (max(h, w, 3) - 1).bit_length()
+    plasma = _ops.plasma_fractal(n, mapsize, p[1], gen, x.device)[:, None, :h, :w]
+    max_val = x.reshape(n, -1).amax(1).view(n, 1, 1, 1)
+    return ((x + p[0] * plasma) * max_val / (max_val + p[0])).clamp(0, 1)
+
+
+def _liquid_texture(layer: np.ndarray) -> np.ndarray:
+    """Canny edges → distance → equalised emboss, verbatim cv2 calls of the reference, one image at a time.
+
+    These are integer image-processing steps (hysteresis, histogram equalisation) with no batched torch
+    equivalent that matches them; they act on one small single-channel layer per image.
+    """
+    import cv2
+
+    out = np.empty(layer.shape, np.float32)
+    ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+    for k, liquid in enumerate(layer):
+        liquid = (liquid * 255).astype(np.uint8)
+        dist = 255 - cv2.Canny(liquid, 50, 150)
+        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+        dist = cv2.equalizeHist(dist)
+        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
+        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+        m = liquid * dist
+        out[k] = m / max(float(m.max()), 1e-12)
+    return out
+
+
+def spatter(x, p, table, gen):
+    loc, scale, sigma, threshold, intensity, mud = p
+    n, _, h, w = x.shape
+    layer = torch.randn((n, 1, h, w), generator=gen, device=x.device) * scale + loc
+    layer = _ops.gaussian(layer, sigma)
+    layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
+    if mud == 0:
+        m = torch.from_numpy(_liquid_texture(layer[:, 0].cpu().numpy()))[:, None].to(x.device) * intensity
+        colour = torch.tensor([175, 238, 238], dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255  # water
+        return (x + m * colour).clamp(0, 1)
+    m = _ops.gaussian((layer > threshold).to(x.dtype), intensity)
+    m = torch.where(m < 0.8, torch.zeros_like(m), m)
+    colour = torch.tensor([63, 42, 20], dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255  # mud
+    return (x * (1 - m) + colour * m).clamp(0, 1)
+
+
+def contrast(x, p, table, gen):
+    means = x.mean((2, 3), keepdim=True)
+    return ((x - means) * p + means).clamp(0, 1)
+
+
+def brightness(x, p, table, gen):
+    return _ops.hsv_value_shift(x, p).clamp(0, 1)
+
+
+def saturate(x, p, table, gen):
+    return _ops.hsv_saturation(x, p[0], p[1]).clamp(0, 1)
+
+
+def jpeg_compression(x, p, table, gen):
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    # libjpeg through torchvision (4:2:0 chroma like PIL's default); per image on CPU, which is fast C.
+    u8 = torch.round(x * 255).to(torch.uint8).cpu()
+    encoded = encode_jpeg(list(u8), quality=int(p))
+    decoded = torch.stack(decode_jpeg(encoded))
+    return decoded.to(x.device, x.dtype) / 255
+
+
+def pixelate(x, p, table, gen):
+    h, w = x.shape[-2:]
+    small = _ops.box_resize(x, (int(h * p), int(w * p)))
+    # PIL works in uint8: round the downscaled image as PIL does before scaling back up.
+    small = torch.round(small * 255) / 255
+    if table == "cifar":
+        return _ops.box_resize(small, (h, w))
+    return _ops.nearest_resize(small, (h, w))
+
+
+def _sample(x, gy, gx, align_corners, padding):
+    """Bilinear sample x at pixel coordinates (gy, gx), each N×H×W."""
+    h, w = x.shape[-2:]
+    if align_corners:
+        ny, nx = 2 * gy / max(h - 1, 1) - 1, 2 * gx / max(w - 1, 1) - 1
+    else:
+        ny, nx = (2 * gy + 1) / h - 1, (2 * gx + 1) / w - 1
+    grid = torch.stack([nx, ny], -1).to(x.dtype)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=align_corners)
+
+
+def _smooth_field(n, h, w, lo, hi, sigma, gen, device):
+    field = _uniform((n, 1, h, w), lo, hi, gen, device)
+    return _ops.gaussian(field, sigma, mode="symmetric", truncate=3)[:, 0]
+
+
+def elastic_transform(x, p, table, gen):
+    n, _, h, w = x.shape
+    yy, xx = torch.meshgrid(torch.arange(h, device=x.device, dtype=torch.float32),
+                            torch.arange(w, device=x.device, dtype=torch.float32), indexing="ij")
+    if table == "cifar":
+        side = min(h, w)
+        alpha, sigma, jitter = (v * side for v in p)
+        # Random affine: three points around the centre jittered by up to `jitter` px (cv2.getAffineTransform),
+        # applied by cv2.warpAffine, which samples src at M⁻¹·dst with BORDER_REFLECT_101.
+        # The reference builds the (x, y) points from (h // 2, w // 2); kept as is (same for square images).
+        c0, c1, sq = float(h // 2), float(w // 2), side // 3
+        src = torch.tensor([[c0 + sq, c1 + sq], [c0 + sq, c1 - sq], [c0 - sq, c1 - sq]], dtype=torch.float64,
+                           device=x.device)
+        dst = src + _uniform((n, 3, 2), -jitter, jitter, gen, x.device).double()
+        ones = torch.ones(n, 3, 1, dtype=torch.float64, device=x.device)
+        src_h = torch.cat([src.expand(n, 3, 2), ones], 2)  # rows [px, py, 1]
+        dst_h = torch.cat([dst, ones], 2)
+        inverse = torch.linalg.solve(dst_h, src_h)  # maps dst rows to src rows: dst_h @ inverse = src_h
+        coords = torch.stack([xx, yy, torch.ones_like(xx)], -1).double().reshape(1, h * w, 3)
+        mapped = (coords @ inverse).reshape(n, h, w, 3)
+        x = _sample(x, mapped[..., 1], mapped[..., 0], True, "reflection")
+        dx = _smooth_field(n, h, w, -1, 1, sigma, gen, x.device) * alpha
+        dy = _smooth_field(n, h, w, -1, 1, sigma, gen, x.device) * alpha
+    else:
+        alpha, sigma, max_d = p, (0.01 * h, 0.01 * w), 0.005 * h
+        dx = _smooth_field(n, h, w, -max_d, max_d, sigma, gen, x.device) * alpha
+        dy = _smooth_field(n, h, w, -max_d, max_d, sigma, gen, x.device) * alpha
+    # scipy map_coordinates(order=1, mode='reflect') = half-sample symmetric = grid_sample 'reflection'
+    # with align_corners=False.
+    return _sample(x, yy + dy, xx + dx, False, "reflection").clamp(0, 1)
+
+
+FUNCTIONS = {f.__name__: f for f in (
+    gaussian_noise, shot_noise, impulse_noise, speckle_noise, defocus_blur, glass_blur, motion_blur, zoom_blur,
+    gaussian_blur, snow, frost, fog, brightness, contrast, elastic_transform, pixelate, jpeg_compression, spatter,
+    saturate)}

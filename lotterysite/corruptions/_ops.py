@@ -1,0 +1,265 @@
+"""Batched torch versions of the numpy/scipy/skimage/PIL building blocks the reference generator uses.
+
+Every function takes N×C×H×W float tensors and works on whatever device they live on.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# ITU-R 601 luma, the weights of cv2.COLOR_RGB2GRAY that the reference uses for snow.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W → N×1×H×W with ITU-R 601 weights."""
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def _pad_index(n: int, p: int, mode: str, device) -> torch.Tensor:
+    """Source indices for padding a length-n axis by p on both sides (any p, repeating reflections)."""
+    i = torch.arange(-p, n + p, device=device)
+    if mode == "replicate":  # scipy/skimage 'nearest', cv2 BORDER_REPLICATE
+        return i.clamp(0, n - 1)
+    if mode == "symmetric":  # scipy 'reflect': d c b a | a b c d
+        i = i % (2 * n)
+        return torch.where(i >= n, 2 * n - 1 - i, i)
+    if mode == "reflect101":  # cv2 BORDER_REFLECT_101 (cv2 default), torch 'reflect': d c b | a b c d
+        if n == 1:
+            return torch.zeros_like(i)
+        i = i % (2 * n - 2)
+        return torch.where(i >= n, 2 * n - 2 - i, i)
+    raise ValueError(f"unknown padding mode {mode!r}")
+
+
+def pad(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
+    if ph:
+        x = x.index_select(-2, _pad_index(x.shape[-2], ph, mode, x.device))
+    if pw:
+        x = x.index_select(-1, _pad_index(x.shape[-1], pw, mode, x.device))
+    return x
+
+
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """scipy.ndimage.gaussian_filter1d's kernel (what skimage.filters.gaussian uses)."""
+    radius = int(truncate * float(sigma) + 0.5)
+    if sigma <= 0 or radius == 0:
+        return np.ones(1)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def correlate1d(x: torch.Tensor, kernel: np.ndarray, dim: int, mode: str) -> torch.Tensor:
+    """Correlate along dim (-1 or -2) as a weighted sum of shifted slices of the padded tensor.
+
+    On CPU this is several times faster than conv2d with a one-channel kernel, and it batches over everything.
+    """
+    if len(kernel) == 1:
+        return x * float(kernel[0])
+    r = len(kernel) // 2
+    n = x.shape[dim]
+    xp = pad(x, r, 0, mode) if dim == -2 else pad(x, 0, r, mode)
+    out = xp.narrow(dim, 0, n) * float(kernel[0])
+    for i in range(1, len(kernel)):
+        out.add_(xp.narrow(dim, i, n), alpha=float(kernel[i]))
+    return out
+
+
+def filter_separable(x: torch.Tensor, ky: np.ndarray, kx: np.ndarray, mode: str) -> torch.Tensor:
+    """Correlate every channel with ky (vertical) then kx (horizontal)."""
+    return correlate1d(correlate1d(x, ky, -2, mode), kx, -1, mode)
+
+
+def gaussian(x: torch.Tensor, sigma, mode: str = "replicate", truncate: float = 4.0) -> torch.Tensor:
+    """skimage.filters.gaussian per channel (default mode 'nearest' = replicate); sigma scalar or (sy, sx)."""
+    sy, sx = (sigma, sigma) if np.isscalar(sigma) else sigma
+    return filter_separable(x, gaussian_kernel1d(sy, truncate), gaussian_kernel1d(sx, truncate), mode)
+
+
+def _cv2_gaussian_kernel(ksize: int, sigma: float) -> np.ndarray:
+    t = np.arange(ksize) - (ksize - 1) / 2
+    k = np.exp(-(t ** 2) / (2 * sigma ** 2))
+    return k / k.sum()
+
+
+def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
+    """The reference's antialiased disk: cv2.GaussianBlur of an aliased disk (BORDER_REFLECT_101)."""
+    if radius <= 8:
+        grid, ksize = np.arange(-8, 8 + 1), 3
+    else:
+        grid, ksize = np.arange(-radius, radius + 1), 5
+    xx, yy = np.meshgrid(grid, grid)
+    aliased = ((xx ** 2 + yy ** 2) <= radius ** 2).astype(np.float64)
+    aliased /= aliased.sum()
+    k = _cv2_gaussian_kernel(ksize, alias_blur)
+    t = torch.from_numpy(aliased)[None, None]
+    t = filter_separable(t, k, k, "reflect101")
+    return t[0, 0].numpy()
+
+
+def filter2d(x: torch.Tensor, kernel: np.ndarray, mode: str = "reflect101") -> torch.Tensor:
+    """cv2.filter2D per channel (a correlation, default border BORDER_REFLECT_101), through the FFT.
+
+    Disk kernels are up to 21×21 and not separable; on the padded image the FFT product is exactly the linear
+    correlation inside the crop, at a cost that does not grow with the kernel.
+    """
+    h, w = x.shape[-2:]
+    kh, kw = kernel.shape
+    xp = pad(x, kh // 2, kw // 2, mode)
+    ph, pw = xp.shape[-2:]
+    k = torch.zeros(ph, pw, dtype=x.dtype, device=x.device)
+    # Flipped kernel at the origin (wrapping) turns the FFT's convolution into cv2's correlation.
+    flipped = torch.as_tensor(kernel[::-1, ::-1].copy(), dtype=x.dtype, device=x.device)
+    k[:kh, :kw] = flipped
+    k = torch.roll(k, (-(kh // 2), -(kw // 2)), (0, 1))
+    out = torch.fft.irfft2(torch.fft.rfft2(xp) * torch.fft.rfft2(k), s=(ph, pw))
+    return out[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
+
+
+def motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
+    """The peer's numpy port of ImageMagick's MotionBlurImage, one angle (degrees) per image.
+
+    A one-sided Gaussian-weighted sum of copies shifted along the angle, edges replicated. The shifts differ per
+    image, so each image is a sum of slices of one replicate-padded tensor: cheap and exact.
+    """
+    n, c, h, w = x.shape
+    width = int(radius * 2 + 1)
+    kernel = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
+    kernel /= kernel.sum()
+    xp = pad(x, width, width, "replicate")
+    out_t = out = torch.zeros_like(x)
+    if x.device.type == "cpu":
+        # Thousands of per-image slice adds: numpy runs them single-threaded, where torch's thread pool costs
+        # more than the work on a busy CPU. Same memory, no copies.
+        xp, out = xp.numpy(), out_t.numpy()
+    for j, angle in enumerate(angles.tolist()):
+        py, px = width * math.sin(math.radians(angle)), width * math.cos(math.radians(angle))
+        hyp = math.hypot(py, px)
+        for i in range(width):
+            dy = -math.ceil(i * py / hyp - 0.5)
+            dx = -math.ceil(i * px / hyp - 0.5)
+            if abs(dy) >= h or abs(dx) >= w:
+                break  # the simulated motion left the image, as in the reference
+            out[j] += float(kernel[i]) * xp[j, :, width - dy:width - dy + h, width - dx:width - dx + w]
+    return out_t
+
+
+def zoom(x: torch.Tensor, factor: float, trim: str | None) -> torch.Tensor:
+    """The reference's clipped_zoom: central crop of ceil(side/factor), scipy zoom order=1, then trim.
+
+    scipy.ndimage.zoom(order=1, grid_mode=False) maps output to input with (in-1)/(out-1), which is exactly
+    bilinear interpolation with align_corners=True. trim: 'topleft' (the peer's ImageNet code keeps [:H, :W]),
+    'center' (make_cifar_c.py trims (out-H)//2 each side) or None (untrimmed, larger than the input).
+    """
+    h, w = x.shape[-2:]
+    ch, cw = int(np.ceil(h / float(factor))), int(np.ceil(w / float(factor)))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = x[..., top:top + ch, left:left + cw]
+    size = (int(round(ch * factor)), int(round(cw * factor)))
+    z = crop if size == (ch, cw) else F.interpolate(crop, size=size, mode="bilinear", align_corners=True)
+    if trim == "topleft":
+        return z[..., :h, :w]
+    if trim == "center":
+        th, tw = (z.shape[-2] - h) // 2, (z.shape[-1] - w) // 2
+        return z[..., th:th + h, tw:tw + w]
+    return z
+
+
+def plasma_fractal(n: int, mapsize: int, wibbledecay: float, gen: torch.Generator, device) -> torch.Tensor:
+    """The reference's diamond-square heightmap in [0, 1], n independent maps at once (n×mapsize×mapsize)."""
+    assert mapsize & (mapsize - 1) == 0
+    m = torch.zeros(n, mapsize, mapsize, device=device)
+    stepsize, wibble = mapsize, 100.0
+
+    def wibbledmean(a):
+        noise = torch.rand(a.shape, generator=gen, device=device) * (2 * wibble) - wibble
+        return a / 4 + wibble * noise
+
+    while stepsize >= 2:
+        half = stepsize // 2
+        corner = m[:, 0::stepsize, 0::stepsize]
+        square = corner + torch.roll(corner, -1, 1)
+        square = square + torch.roll(square, -1, 2)
+        m[:, half::stepsize, half::stepsize] = wibbledmean(square)
+        dr = m[:, half::stepsize, half::stepsize]
+        ul = m[:, 0::stepsize, 0::stepsize]
+        lt = dr + torch.roll(dr, 1, 1) + ul + torch.roll(ul, -1, 2)
+        m[:, 0::stepsize, half::stepsize] = wibbledmean(lt)
+        tt = dr + torch.roll(dr, 1, 2) + ul + torch.roll(ul, -1, 1)
+        m[:, half::stepsize, 0::stepsize] = wibbledmean(tt)
+        stepsize //= 2
+        wibble /= wibbledecay
+    flat = m.reshape(n, -1)
+    flat = flat - flat.min(1, keepdim=True).values
+    flat = flat / flat.max(1, keepdim=True).values
+    return flat.reshape(n, mapsize, mapsize)
+
+
+def _box_bounds(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PIL's BOX resampling: output j averages the input pixels whose centres fall in its box (whole pixels)."""
+    scale = n_in / n_out
+    support = 0.5 * max(scale, 1.0)
+    centre = (np.arange(n_out) + 0.5) * scale
+    lo = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    hi = np.minimum((centre + support + 0.5).astype(np.int64), n_in)
+    return lo, hi
+
+
+def _box_axis(x: torch.Tensor, dim: int, n_out: int) -> torch.Tensor:
+    lo, hi = _box_bounds(x.shape[dim], n_out)
+    csum = torch.cumsum(x, dim)
+    csum = torch.cat([torch.zeros_like(x.narrow(dim, 0, 1)), csum], dim)
+    lo_t = torch.as_tensor(lo, device=x.device)
+    hi_t = torch.as_tensor(hi, device=x.device)
+    count = torch.as_tensor(hi - lo, dtype=x.dtype, device=x.device)
+    shape = [1] * x.dim()
+    shape[dim] = n_out
+    return (csum.index_select(dim, hi_t) - csum.index_select(dim, lo_t)) / count.view(shape)
+
+
+def box_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """PIL Image.resize(size[::-1], Image.BOX) on float images (PIL's 8-bit intermediate rounding aside)."""
+    return _box_axis(_box_axis(x, -1, size[1]), -2, size[0])
+
+
+def nearest_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """PIL Image.resize(..., Image.NEAREST): source index floor((j + 0.5) * in / out)."""
+    h, w = x.shape[-2:]
+    iy = torch.as_tensor(np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1),
+                         device=x.device)
+    ix = torch.as_tensor(np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1),
+                         device=x.device)
+    return x.index_select(-2, iy).index_select(-1, ix)
+
+
+def hsv_value_shift(x: torch.Tensor, c: float) -> torch.Tensor:
+    """skimage rgb2hsv → V = clip(V + c) → hsv2rgb, in closed form.
+
+    With H and S fixed every channel is linear in V, so RGB scales by V'/V; black (V = 0, S = 0 in skimage)
+    becomes grey V'.
+    """
+    v = x.amax(1, keepdim=True)
+    v_new = (v + c).clamp(0, 1)
+    scaled = x * (v_new / v.clamp_min(1e-12))
+    return torch.where(v > 0, scaled, v_new.expand_as(x))
+
+
+def hsv_saturation(x: torch.Tensor, factor: float, offset: float) -> torch.Tensor:
+    """skimage rgb2hsv → S = clip(S * factor + offset) → hsv2rgb, in closed form.
+
+    Each channel is V - V·S·g(H), so with H and V fixed it moves towards V in proportion to S'/S. skimage gives
+    grey pixels hue 0 (red), so a grey pixel that gains saturation S' becomes (V, V(1-S'), V(1-S')).
+    """
+    v = x.amax(1, keepdim=True)
+    mn = x.amin(1, keepdim=True)
+    s = torch.where(v > 0, (v - mn) / v.clamp_min(1e-12), torch.zeros_like(v))
+    s_new = (s * factor + offset).clamp(0, 1)
+    coloured = v - (v - x) * (s_new / s.clamp_min(1e-12))
+    red = torch.zeros_like(x)
+    red[:, 1:] = 1
+    grey = v * (1 - s_new * red)
+    return torch.where(s > 0, coloured, grey)
