@@ -90,3 +90,35 @@ def measure_cmd(checkpoint, data_name, data_root, device):
                                       device=_device(device)))  # fmt: skip
     except (ValueError, OSError) as e:
         raise _fail(e) from None
+
+
+@main.command("precompute")
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Store folder [default: store/<recipe name>].")
+@click.option("--force", is_flag=True, help="Recompute everything instead of resuming finished work.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def precompute_cmd(recipe, store, force, device):
+    """Run the experiment RECIPE describes (train, prune, corrupt, measure) and write its Arrow store.
+
+    Resumes where an interrupted run stopped; --force recomputes.
+    """
+    from .precompute import load_recipe, precompute
+
+    try:
+        parsed = load_recipe(recipe)
+        result = precompute(parsed, store=store, force=force, device=_device(device))
+    except (ValueError, OSError) as e:
+        raise _fail(e) from None
+    click.echo(result.report())
+
+
+@main.command("info")
+@click.argument("store", type=click.Path(file_okay=False, path_type=Path))
+def info_cmd(store):
+    """Print what the store STORE holds, checking every file."""
+    from .store.info import describe
+
+    try:
+        click.echo(describe(store))
+    except ValueError as e:
+        raise _fail(e) from None

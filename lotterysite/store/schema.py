@@ -10,6 +10,7 @@ A store is a folder:
     exemplars.arrow                 pruning-identified exemplars per architecture, full data
     curse.arrow                     angle statistics vs dimension (random vectors; LeNet-5 width study, §5.4)
     samples.arrow                   the shipped (downsampled) samples: id, label, thumbnail
+    outcomes.arrow                  per shipped sample x model: correct on clean, and per corruption (subset accuracy)
     geometry/<model_key>.arrow      per shipped sample x variant: prediction and the three metrics, one file per model
     gallery.png                     every corruption x severity on a few real images
 
@@ -34,7 +35,7 @@ MODELS = pa.schema(
         ("method", STR),  # "dense", "random", "magnitude", "taylor", "mpt"
         ("retrained", pa.bool_()),  # fine-tuned with its mask held fixed after pruning
         ("amount", pa.float32()),  # requested fraction of prunable weights removed (0 for dense)
-        ("sparsity", pa.float32()),  # measured fraction of prunable weights that are zero
+        ("sparsity", pa.float32()),  # fraction of prunable weights removed by the mask (exact count / total)
         ("prunable", pa.int32()),  # number of prunable weights
         ("seed", pa.int32()),
         ("clean_accuracy", pa.float32()),  # on the full clean evaluation set
@@ -106,6 +107,21 @@ SAMPLES = pa.schema(
         ("pie", pa.bool_()),  # a pruning-identified exemplar for some architecture
     ]
 )
+
+
+def outcomes_schema(corruptions) -> pa.Schema:
+    """Correctness of every shipped sample under every model, compact enough (int8 counts per corruption) for the
+    browser to recompute accuracy on any selected subset of samples."""
+    return pa.schema(
+        [
+            ("model_id", STR),
+            ("sample_id", pa.int32()),
+            ("correct_clean", pa.bool_()),
+            ("robustness", pa.int16()),  # correct predictions over all corrupted versions (eq. 7)
+        ]
+        # One column per corruption: correct predictions over its evaluated severities.
+        + [(f"c_{name}", pa.int8()) for name in corruptions]
+    )
 
 
 def geometry_schema(num_classes: int) -> pa.Schema:

@@ -1,0 +1,174 @@
+"""Aggregates over the full evaluation set, pure numpy: accuracy tables, robustness (eq. 6-7), Table 1
+correlations, relative margin change (Fig. 10), pruning-identified exemplars and the shipped-sample draw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ModelResults:
+    """Every evaluation-set sample of one model on every variant (index 0 is clean)."""
+
+    variants: list[tuple[str, int]]  # [("clean", 0), (corruption, severity), ...]
+    labels: np.ndarray  # N int
+    pred: np.ndarray  # V x N int16
+    margin: np.ndarray  # V x N float32
+    length: np.ndarray  # V x N float32
+    angle: np.ndarray  # V x N x C float32
+    prob_true: np.ndarray  # V x N float32
+    loss: np.ndarray  # V x N float32
+    degenerate: np.ndarray  # V x N bool
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.pred == self.labels[None, :]
+
+    @property
+    def angle_true(self) -> np.ndarray:
+        return np.take_along_axis(self.angle, self.labels[None, :, None].astype(np.int64), axis=2)[..., 0]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in ("labels", "pred", "margin", "length", "angle", "prob_true", "loss", "degenerate")}
+
+
+def robustness(res: ModelResults) -> np.ndarray:
+    """robustness_i: correct predictions over all corrupted versions of sample i (eq. 7)."""
+    return res.correct[1:].sum(axis=0).astype(np.int16)
+
+
+def accuracy_rows(model_id: str, res: ModelResults, num_classes: int) -> dict[str, list]:
+    """Accuracy per variant x severity x class (-1 = all), plus per-corruption and overall corrupted means."""
+    rows: dict[str, list] = {k: [] for k in ("model_id", "variant", "severity", "class_id", "n", "correct", "accuracy")}
+    correct = res.correct
+    labels = res.labels
+    class_masks = [(-1, np.ones_like(labels, dtype=bool))] + [(c, labels == c) for c in range(num_classes)]
+
+    def add(variant: str, severity: int, rows_idx: list[int]):
+        for class_id, mask in class_masks:
+            n = int(mask.sum()) * len(rows_idx)
+            if n == 0:
+                continue
+            k = int(correct[rows_idx][:, mask].sum())
+            for key, value in zip(rows, (model_id, variant, severity, class_id, n, k, k / n)):
+                rows[key].append(value)
+
+    add("clean", 0, [0])
+    corrupted = list(range(1, len(res.variants)))
+    by_name: dict[str, list[int]] = {}
+    for v in corrupted:
+        name, severity = res.variants[v]
+        add(name, severity, [v])
+        by_name.setdefault(name, []).append(v)
+    for name, idx in by_name.items():
+        add(name, 0, idx)
+    if corrupted:
+        add("corruption_mean", 0, corrupted)
+    return rows
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r in float64; NaN when either side is constant or fewer than 3 finite pairs remain."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok].astype(np.float64), y[ok].astype(np.float64)
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def correlations(res: ModelResults) -> tuple[float, float, float]:
+    """Table 1: Pearson r of per-sample robustness with the clean angle to the true class, length and margin."""
+    rob = robustness(res).astype(np.float64)
+    return (
+        pearson(res.angle_true[0], rob),
+        pearson(res.length[0], rob),
+        pearson(res.margin[0], rob),
+    )
+
+
+def relative_margin_change(res: ModelResults) -> np.ndarray:
+    """(m_orig - m_corr) / m_orig for every corrupted variant x sample (V-1 x N); NaN where m_orig is 0 or inf."""
+    m0 = res.margin[0].astype(np.float64)
+    ok = np.isfinite(m0) & (m0 != 0)
+    safe = np.where(ok, m0, 1.0)
+    out = (m0[None, :] - res.margin[1:].astype(np.float64)) / safe[None, :]
+    out[:, ~ok] = np.nan
+    return out.astype(np.float32)
+
+
+def margin_change_density(
+    model_id: str, res: ModelResults, *, bins: int = 40, trim: float = 0.005
+) -> dict[str, list]:
+    """Density of the relative margin change over all corruptions ("all") and per corruption (Fig. 10).
+
+    The 0.5% smallest and largest values of the model (over all corruptions) are trimmed, as in the paper; the
+    per-corruption densities use the same bins so they compare on one axis.
+    """
+    rows: dict[str, list] = {"model_id": [], "variant": [], "x": [], "density": []}
+    rel = relative_margin_change(res)
+    finite = rel[np.isfinite(rel)]
+    if finite.size == 0:
+        return rows
+    lo, hi = np.quantile(finite, [trim, 1 - trim])
+    if hi <= lo:
+        hi = lo + 1e-6
+    edges = np.linspace(lo, hi, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    groups = {"all": list(range(rel.shape[0]))}
+    for v, (name, _) in enumerate(res.variants[1:]):
+        groups.setdefault(name, []).append(v)
+    for name, idx in groups.items():
+        values = rel[idx].ravel()
+        values = values[np.isfinite(values) & (values >= lo) & (values <= hi)]
+        if values.size == 0:
+            continue
+        density, _ = np.histogram(values, bins=edges, density=True)
+        rows["model_id"] += [model_id] * bins
+        rows["variant"] += [name] * bins
+        rows["x"] += centres.tolist()
+        rows["density"] += density.tolist()
+    return rows
+
+
+def modal(preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column-wise mode of M x N predictions (ties to the smaller class) and the fraction agreeing with it."""
+    preds = np.asarray(preds, dtype=np.int64)
+    k = int(preds.max()) + 1 if preds.size else 1
+    counts = np.zeros((k, preds.shape[1]), dtype=np.int64)
+    for row in preds:
+        counts[row, np.arange(preds.shape[1])] += 1
+    mode = counts.argmax(axis=0)
+    return mode, counts.max(axis=0) / preds.shape[0]
+
+
+def pruning_identified_exemplars(dense_preds: np.ndarray, pruned_preds: np.ndarray):
+    """Hooker et al.'s PIEs: samples where the pruned models' modal prediction differs from the dense models'.
+
+    Returns (sample indices, dense modal prediction, pruned modal prediction, pruned agreement) for the PIEs.
+    """
+    dense_mode, _ = modal(dense_preds)
+    pruned_mode, agreement = modal(pruned_preds)
+    idx = np.flatnonzero(dense_mode != pruned_mode)
+    return idx, dense_mode[idx], pruned_mode[idx], agreement[idx]
+
+
+def choose_shipped(
+    labels: np.ndarray, keep: np.ndarray, *, per_class: int, limit: int, seed: int
+) -> np.ndarray:
+    """The shipped samples: every index in `keep` (exemplars, up to `limit`), then a seeded class-stratified
+    draw of `per_class` per class, trimmed so the total stays within `limit`. Sorted indices."""
+    rng = np.random.default_rng(seed)
+    keep = np.unique(keep)
+    if len(keep) > limit:
+        keep = np.sort(rng.choice(keep, limit, replace=False))
+    chosen = set(keep.tolist())
+    classes = np.unique(labels)
+    budget = max(0, limit - len(chosen))
+    per_class = min(per_class, budget // max(1, len(classes)))
+    for c in classes:
+        pool = np.setdiff1d(np.flatnonzero(labels == c), keep)
+        take = min(per_class, len(pool))
+        chosen.update(rng.choice(pool, take, replace=False).tolist())
+    return np.array(sorted(chosen), dtype=np.int64)
