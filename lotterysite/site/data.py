@@ -1,0 +1,224 @@
+"""What the site serves, derived from a store with pyarrow only: small per-view Arrow files the browser fetches.
+
+The store keeps one geometry file per model with every variant; a page needs one (model, variant) at a time, so
+the site splits them into slices of n_shipped rows (≤ `max_samples`). Aggregates the views need (the evaluation
+table's rows and ranks, the per-sample correctness counts behind subset accuracy) are computed here, in Python.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from ..store import TABLES, StoreError, geometry_schema, read_manifest, read_table
+
+SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
+SMALL_TABLES = ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
+                "curse.arrow")  # fmt: skip
+
+
+def slug(text: str) -> str:
+    """A URL- and file-safe form of a user-supplied name (architectures may be "tv:resnet50")."""
+    out = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-").lower()
+    return out or "x"
+
+
+@dataclass
+class Store:
+    root: Path
+    manifest: dict
+    classes: list[str]
+    models: pa.Table
+    accuracy: pa.Table
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+
+    @property
+    def archs(self) -> list[str]:
+        return list(dict.fromkeys(self.models.column("arch").to_pylist()))
+
+    def models_of(self, arch: str) -> list[dict]:
+        rows = [r for r in self.models.to_pylist() if r["arch"] == arch]
+        # Dense first, then by method and amount: the pickers' order.
+        return sorted(rows, key=lambda r: (r["method"] != "dense", r["method"], r["retrained"], r["amount"]))
+
+
+def load_store(root: str | Path) -> Store:
+    """Read and validate every store file the site needs; a StoreError names the file and the fix."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    tables = {name: read_table(root / name, schema) for name, schema in TABLES.items()}
+    classes = list(manifest.get("dataset", {}).get("classes") or [])
+    if not classes:
+        raise StoreError(f"{root / 'manifest.json'}: dataset.classes is empty; rerun `lotterysite precompute RECIPE`")
+    models = tables["models.arrow"]
+    for key in models.column("model_key").to_pylist():
+        if not SAFE_KEY.match(key):
+            raise StoreError(f"{root}/models.arrow: model_key {key!r} is not file-name-safe (letters, digits, '._-')")
+        if not (root / "geometry" / f"{key}.arrow").exists():
+            raise StoreError(
+                f"{root}/geometry/{key}.arrow not found (listed in models.arrow); rerun `lotterysite precompute RECIPE`"
+            )
+    return Store(root, manifest, classes, models, tables["accuracy.arrow"], tables)
+
+
+def arrow_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def method_label(row: dict) -> str:
+    return row["method"] + ("+retrain" if row["retrained"] else "")
+
+
+def amount_label(amount: float) -> str:
+    return "dense" if amount == 0 else f"{amount * 100:g}%"
+
+
+def variant_labels(store: Store) -> list[str]:
+    """Columns of the evaluation table: clean, the mean over corruptions, then each corruption."""
+    corruptions = list(store.manifest.get("corruptions") or [])
+    return ["clean", *(["corruption mean"] if corruptions else []), *corruptions]
+
+
+def evaluation_rows(store: Store, arch: str) -> pa.Table:
+    """One row per model × (clean, each corruption averaged over severities, corruption mean), ranked per column."""
+    models = {r["model_id"]: r for r in store.models_of(arch)}
+    acc = store.accuracy.filter(pc.and_(pc.equal(store.accuracy["class_id"], -1), pc.equal(store.accuracy["severity"], 0)))
+    rows = []
+    for r in acc.to_pylist():
+        m = models.get(r["model_id"])
+        if m is None:
+            continue
+        label = "corruption mean" if r["variant"] == "corruption_mean" else r["variant"]
+        rows.append(dict(model_id=r["model_id"], method_label=method_label(m), amount=float(m["amount"]),
+                         amount_label=amount_label(m["amount"]), variant_label=label, accuracy=float(r["accuracy"])))  # fmt: skip
+    best: dict[tuple[str, str], float] = {}
+    for r in rows:
+        key = (r["variant_label"], r["method_label"])
+        best[key] = max(best.get(key, 0.0), r["accuracy"])
+    seen = set()
+    for r in rows:
+        ranked = sorted({m for (v, m) in best if v == r["variant_label"]}, key=lambda m: -best[(r["variant_label"], m)])
+        r["rank"] = ranked.index(r["method_label"]) + 1
+        cell = (r["variant_label"], r["method_label"])
+        r["first"] = cell not in seen
+        seen.add(cell)
+        r["delta"] = None
+    schema = pa.schema([("model_id", pa.string()), ("method_label", pa.string()), ("amount", pa.float32()),
+                        ("amount_label", pa.string()), ("variant_label", pa.string()), ("accuracy", pa.float32()),
+                        ("rank", pa.int32()), ("first", pa.bool_()), ("delta", pa.float32())])  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def shipped_ids(store: Store, max_samples: int) -> np.ndarray:
+    ids = store.tables["samples.arrow"].column("sample_id").to_numpy()
+    return np.sort(ids)[:max_samples]
+
+
+def samples_table(store: Store, ids: np.ndarray) -> pa.Table:
+    t = store.tables["samples.arrow"]
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(ids, pa.int32())))
+    return t.select(["sample_id", "label", "pie", "thumbnail"]).sort_by("sample_id")
+
+
+@dataclass
+class ArchData:
+    """What one architecture's pages fetch: geometry slices, the evaluation rows, per-sample correctness counts."""
+
+    files: dict[str, bytes]  # relative path under data/ -> content
+    slices: list[dict]  # [{"label", "variant", "severity", "file"}]
+    correct_columns: list[dict]  # [{"column", "model_id", "variant_label", "members"}]
+
+
+def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: list[int]) -> ArchData:
+    """Split every model's geometry into per-variant slices; count correct predictions per sample for subset accuracy."""
+    ncls = len(store.classes)
+    files: dict[str, bytes] = {}
+    slices: list[dict] | None = None
+    counts: dict[str, np.ndarray] = {}
+    columns: list[dict] = []
+    wanted = list(SLICE_COLUMNS) + [f"angle_{j}" for j in max_axes_classes]
+    id_array = pa.array(ids, pa.int32())
+    base = f"{slug(arch)}/g"
+    for k, m in enumerate(store.models_of(arch)):
+        table = read_table(store.root / "geometry" / f"{m['model_key']}.arrow", geometry_schema(ncls))
+        table = table.filter(pc.is_in(table["sample_id"], id_array))
+        variant = table["variant"].cast(pa.string())
+        keys = sorted(set(zip(variant.to_pylist(), table["severity"].to_pylist())), key=lambda v: (v[0] != "clean", v))
+        if slices is None:
+            slices = [{"label": v if s == 0 else f"{v} (severity {s})", "variant": v, "severity": s, "file": f"v{i}.arrow"}
+                      for i, (v, s) in enumerate(keys)]  # fmt: skip
+        by_key = {(s["variant"], s["severity"]): s for s in slices}
+        group_correct: dict[str, list[np.ndarray]] = {}
+        for v, s in keys:
+            if (v, s) not in by_key:
+                raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow: variant {v!r} severity {s} is not in "
+                                 "the other models' files; rebuild the store with one recipe")  # fmt: skip
+            part = table.filter(pc.and_(pc.equal(variant, v), pc.equal(table["severity"], s))).sort_by("sample_id")
+            part = part.select(wanted)
+            files[f"{base}/{m['model_key']}/{by_key[(v, s)]['file']}"] = arrow_bytes(part)
+            correct = part["correct"].to_numpy(zero_copy_only=False).astype(np.int16)
+            if len(correct) != len(ids):
+                raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow: {len(correct)} rows for {v!r} "
+                                 f"severity {s}, expected one per shipped sample ({len(ids)})")  # fmt: skip
+            group = "clean" if v == "clean" else v
+            group_correct.setdefault(group, []).append(correct)
+            if v != "clean":
+                group_correct.setdefault("corruption mean", []).append(correct)
+        for group, parts in group_correct.items():
+            col = f"c{len(columns)}"
+            counts[col] = np.sum(parts, axis=0).astype(np.int16)
+            columns.append({"column": col, "model_id": m["model_id"], "variant_label": group, "members": len(parts)})
+    labels = samples_table(store, ids)["label"]
+    correct = pa.table({"sample_id": pa.array(ids, pa.int32()), "label": labels,
+                        **{k: pa.array(v, pa.int16()) for k, v in counts.items()}})  # fmt: skip
+    files[f"{slug(arch)}/correct.arrow"] = arrow_bytes(correct)
+    files[f"{slug(arch)}/evaluation.arrow"] = arrow_bytes(evaluation_rows(store, arch))
+    return ArchData(files, slices or [], columns)
+
+
+def axis_classes(store: Store, arch: str, max_axes: int) -> list[int]:
+    """The classes given an angle axis: all of them when they fit, else those whose accuracy pruning changes most.
+
+    The paper's stated limitation (§6.3): with many classes a ranking pre-selects the axes; here the ranking is
+    the mean absolute change of per-class clean accuracy between the dense and the pruned models.
+    """
+    n = len(store.classes)
+    if n <= max_axes:
+        return list(range(n))
+    acc = store.accuracy.filter(pc.and_(pc.equal(store.accuracy["variant"], "clean"), pc.greater_equal(store.accuracy["class_id"], 0)))
+    models = {r["model_id"]: r for r in store.models_of(arch)}
+    per = {}
+    for r in acc.to_pylist():
+        m = models.get(r["model_id"])
+        if m is not None:
+            per.setdefault(r["class_id"], {})[m["method"] == "dense"] = per.get(r["class_id"], {}).get(
+                m["method"] == "dense", []) + [r["accuracy"]]  # fmt: skip
+    change = {c: abs(np.mean(v.get(True, [0])) - np.mean(v.get(False, v.get(True, [0])))) for c, v in per.items()}
+    return sorted(sorted(change, key=lambda c: -change[c])[:max_axes])
+
+
+def findings_tables(store: Store) -> dict[str, bytes]:
+    """The findings page's data and the store's small tables, as downloadable Arrow files."""
+    out = {f"store/{name}": arrow_bytes(store.tables[name]) for name in SMALL_TABLES}
+    mc = store.tables["margin_change.arrow"]
+    out["margin_change.arrow"] = arrow_bytes(pa.table({
+        "model_id": mc["model_id"].cast(pa.string()), "variant": mc["variant"].cast(pa.string()),
+        "x": mc["x"], "density": mc["density"]}))  # fmt: skip
+    curse = store.tables["curse.arrow"]
+    out["curse.arrow"] = arrow_bytes(pa.table({"study": curse["study"].cast(pa.string()),
+                                               **{k: curse[k] for k in curse.column_names if k != "study"}}))  # fmt: skip
+    corr = store.tables["correlations.arrow"]
+    out["correlations.arrow"] = arrow_bytes(pa.table({k: corr[k].cast(pa.string()) if pa.types.is_dictionary(corr[k].type) else corr[k]
+                                                      for k in corr.column_names}))  # fmt: skip
+    return out
