@@ -28,7 +28,8 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     """Call `write(tmp_path)` then rename onto `path`: readers never see a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temporary keeps the final suffix: writers such as PIL pick the format from it.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

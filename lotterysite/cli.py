@@ -122,3 +122,7 @@ def info_cmd(store):
         click.echo(describe(store))
     except ValueError as e:
         raise _fail(e) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -125,6 +125,7 @@ class _Reader:
         if not isinstance(table, dict):
             self.fail("", f"must be a table, got {type(table).__name__}")
         self.table = dict(table)
+        self.consumed: set[str] = set()  # fields already read, offered as suggestions for a misspelt one
 
     def name(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where and key else (key or self.where)
@@ -133,6 +134,7 @@ class _Reader:
         raise RecipeError(f"{self.path}: field {self.name(key)!r} {message}")
 
     def get(self, key: str, kind, default=dataclasses.MISSING):
+        self.consumed.add(key)
         if key not in self.table:
             if default is dataclasses.MISSING:
                 self.fail(key, "is missing")
@@ -173,7 +175,7 @@ class _Reader:
     def done(self, allowed: set[str] = frozenset()):
         for key in self.table:
             if key not in allowed:
-                options = sorted(allowed) if allowed else []
+                options = sorted(set(allowed) | self.consumed)
                 close = difflib.get_close_matches(key, options, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else (f"; allowed: {', '.join(options)}" if options else "")
                 self.fail(key, f"is not a recipe field{hint}")

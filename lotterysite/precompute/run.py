@@ -122,6 +122,9 @@ class _Runner:
         splits = load_dataset(r.data.name, r.data.root)
         data = DataSplits(splits.train.head(r.data.train_subset), splits.test.head(r.data.test_subset))
         eval_set = data.test.head(r.eval_subset)
+        for a in r.architectures:
+            if a.checkpoint:  # fail on a wrong checkpoint now, not after an hour of corruptions
+                load_checkpoint(a.checkpoint, arch=a.model.arch, num_classes=data.train.num_classes)
         variants = [("clean", 0)] + [(n, s) for n in r.corruptions.names for s in r.corruptions.severities]
         if r.corruptions.source != "generate":
             if data.test.num_classes != 10 or data.test.image_size != 32:
@@ -438,9 +441,10 @@ class _Runner:
 
             picks = [int(np.flatnonzero(labels == c)[0]) for c in range(min(C, 3)) if (labels == c).any()]
             images = eval_set.images[picks].float().div(255)
-            tmp = self.work / "gallery.png"
-            gallery(images, tmp, names=r.corruptions.names, params=r.corruptions.params, seed=r.corruptions.seed)
-            atomic_write(self.store / "gallery.png", lambda t: Path(t).write_bytes(tmp.read_bytes()))
+            if not self.done(self.store / "gallery.png"):
+                atomic_write(self.store / "gallery.png", lambda tmp: gallery(
+                    images, Path(tmp), names=r.corruptions.names, params=r.corruptions.params, seed=r.corruptions.seed,
+                ))  # fmt: skip
             gallery_file = "gallery.png"
 
         manifest = {

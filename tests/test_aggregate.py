@@ -1,0 +1,100 @@
+"""Aggregates of precompute, against direct hand computations."""
+
+import numpy as np
+import pytest
+
+from lotterysite.precompute import aggregate as agg
+
+
+def make_results(seed=0, N=60, C=3, variants=(("clean", 0), ("fog", 1), ("fog", 2), ("snow", 1), ("snow", 2))):
+    rng = np.random.default_rng(seed)
+    V = len(variants)
+    labels = rng.integers(0, C, N)
+    pred = rng.integers(0, C, (V, N)).astype(np.int16)
+    pred[0, : N // 2] = labels[: N // 2]  # half the clean predictions right
+    return agg.ModelResults(
+        variants=list(variants),
+        labels=labels,
+        pred=pred,
+        margin=rng.normal(size=(V, N)).astype(np.float32),
+        length=rng.uniform(1, 5, (V, N)).astype(np.float32),
+        angle=rng.uniform(20, 120, (V, N, C)).astype(np.float32),
+        prob_true=rng.uniform(size=(V, N)).astype(np.float32),
+        loss=rng.uniform(size=(V, N)).astype(np.float32),
+        degenerate=np.zeros((V, N), bool),
+    )
+
+
+def test_accuracy_rows_match_direct_counts():
+    res = make_results()
+    rows = agg.accuracy_rows("m", res, 3)
+    table = {(v, s, c): (n, k, a) for v, s, c, n, k, a in zip(rows["variant"], rows["severity"], rows["class_id"],
+                                                              rows["n"], rows["correct"], rows["accuracy"])}  # fmt: skip
+    correct = res.pred == res.labels[None]
+    assert table[("clean", 0, -1)] == (60, int(correct[0].sum()), pytest.approx(correct[0].mean()))
+    sel = res.labels == 2
+    assert table[("fog", 2, 2)][:2] == (int(sel.sum()), int(correct[2, sel].sum()))
+    # A corruption's severity-0 row pools its severities; corruption_mean pools every corrupted variant.
+    assert table[("snow", 0, -1)][:2] == (120, int(correct[3:5].sum()))
+    assert table[("corruption_mean", 0, -1)][:2] == (240, int(correct[1:].sum()))
+
+
+def test_robustness_is_eq_7():
+    res = make_results()
+    correct = res.pred == res.labels[None]
+    assert agg.robustness(res).tolist() == correct[1:].sum(0).tolist()
+
+
+def test_correlations_are_pearson_with_robustness():
+    res = make_results(1)
+    rob = (res.pred[1:] == res.labels[None]).sum(0).astype(float)
+    angle_true = res.angle[0, np.arange(60), res.labels]
+    ra, rl, rm = agg.correlations(res)
+    assert ra == pytest.approx(np.corrcoef(angle_true, rob)[0, 1])
+    assert rl == pytest.approx(np.corrcoef(res.length[0], rob)[0, 1])
+    assert rm == pytest.approx(np.corrcoef(res.margin[0], rob)[0, 1])
+
+
+def test_pearson_of_constant_is_nan():
+    assert np.isnan(agg.pearson(np.ones(10), np.arange(10.0)))
+
+
+def test_relative_margin_change_and_density():
+    res = make_results(2)
+    rel = agg.relative_margin_change(res)
+    i = 7
+    assert rel[2, i] == pytest.approx((res.margin[0, i] - res.margin[3, i]) / res.margin[0, i], rel=1e-5)
+    res.margin[0, 3] = 0.0
+    assert np.isnan(agg.relative_margin_change(res)[:, 3]).all()
+    rows = agg.margin_change_density("m", res, bins=10)
+    assert set(rows["variant"]) == {"all", "fog", "snow"}
+    xs = np.array(rows["x"][:10])
+    dens = np.array(rows["density"][:10])
+    assert (dens * (xs[1] - xs[0])).sum() == pytest.approx(1.0, rel=1e-4)  # a density integrates to one
+    finite = rel[np.isfinite(rel)]
+    lo, hi = np.quantile(finite, [0.005, 0.995])
+    assert xs.min() > lo and xs.max() < hi  # trimmed tails: bin centres inside the 0.5% quantiles
+
+
+def test_pruning_identified_exemplars_use_modal_predictions():
+    dense = np.array([[0, 1, 2, 1], [0, 1, 2, 2]])
+    pruned = np.array([[0, 2, 2, 1], [0, 2, 1, 1], [1, 2, 2, 1]])
+    idx, dpred, ppred, agree = agg.pruning_identified_exemplars(dense, pruned)
+    # Sample 1: dense 1, pruned 2 -> PIE. Sample 3: dense modal (tie 1/2 -> 1) equals pruned 1 -> not a PIE.
+    assert idx.tolist() == [1] and dpred.tolist() == [1] and ppred.tolist() == [2]
+    assert agree.tolist() == [1.0]
+
+
+def test_choose_shipped_keeps_exemplars_and_stratifies():
+    labels = np.repeat(np.arange(4), 50)
+    keep = np.array([3, 60, 61])
+    shipped = agg.choose_shipped(labels, keep, per_class=10, limit=1000, seed=0)
+    assert set(keep) <= set(shipped.tolist())
+    counts = np.bincount(labels[np.setdiff1d(shipped, keep)], minlength=4)
+    assert counts.tolist() == [10, 10, 10, 10]
+    again = agg.choose_shipped(labels, keep, per_class=10, limit=1000, seed=0)
+    other = agg.choose_shipped(labels, keep, per_class=10, limit=1000, seed=1)
+    assert shipped.tolist() == again.tolist() and shipped.tolist() != other.tolist()
+    # The limit wins over per_class; exemplars are kept first.
+    small = agg.choose_shipped(labels, keep, per_class=10, limit=11, seed=0)
+    assert len(small) <= 11 and set(keep) <= set(small.tolist())

@@ -1,0 +1,277 @@
+"""precompute end to end on a tiny recipe of real Fashion-MNIST: the store, resuming, and bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lotterysite.checkpoint import load_checkpoint, save_checkpoint
+from lotterysite.cli import main
+from lotterysite.data import load_dataset
+from lotterysite.models import create_model
+from lotterysite.precompute import RecipeError, load_recipe, parse_recipe, plan_models, precompute
+from lotterysite.store import read_manifest, read_table
+from lotterysite.store.info import describe
+
+TINY = """
+name = "tiny"
+[data]
+name = "fashion_mnist"
+train_subset = 2000
+eval_subset = 150
+[[architectures]]
+arch = "lenet5"
+[architectures.train]
+epochs = 1
+[[pruning]]
+method = "magnitude"
+amounts = [0.5, 0.9]
+retrain_epochs = 1
+[[pruning]]
+method = "random"
+amounts = [0.5]
+[[pruning]]
+method = "taylor"
+amounts = [0.5]
+taylor_batches = 2
+[[pruning]]
+method = "mpt"
+amounts = [0.5]
+mpt_epochs = 1
+[corruptions]
+names = ["fog", "gaussian_noise"]
+severities = [1, 3]
+[ship]
+samples_per_class = 4
+severities = [3]
+[curse]
+widths = [4, 16]
+random_dims = [2, 512]
+random_samples = 500
+train_subset = 500
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    recipe_path = folder / "tiny.toml"
+    recipe_path.write_text(TINY)
+    recipe = load_recipe(recipe_path)
+    store = folder / "store"
+    result = precompute(recipe, store=store, device="cpu", progress=False)
+    return recipe, store, result
+
+
+def test_plan_lists_every_model():
+    recipe = parse_recipe(TINY)
+    ids = [e.model_id for e in plan_models(recipe)]
+    assert ids == [
+        "lenet5/dense", "lenet5/magnitude/0.5", "lenet5/magnitude+retrain/0.5", "lenet5/magnitude/0.9",
+        "lenet5/magnitude+retrain/0.9", "lenet5/random/0.5", "lenet5/taylor/0.5", "lenet5/mpt/0.5",
+    ]  # fmt: skip
+
+
+def test_store_holds_every_declared_file(tiny):
+    recipe, store, result = tiny
+    m = read_manifest(store)
+    assert m["dataset"]["n_eval"] == 150 and m["dataset"]["classes"][9] == "Ankle boot"
+    assert len(m["models"]) == 8 and result.models == 8
+    for name in ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
+                 "curse.arrow", "samples.arrow", "outcomes.arrow"):  # fmt: skip
+        assert name in m["files"], name
+    assert sum(n.startswith("geometry/") for n in m["files"]) == 8
+    assert (store / "gallery.png").stat().st_size > 1000
+    text = describe(store)  # reads back every file against its schema
+    assert "8 (lenet5" in text and "geometry/lenet5__dense.arrow" in text
+
+
+def test_aggregates_use_the_full_evaluation_set(tiny):
+    recipe, store, _ = tiny
+    acc = read_table(store / "accuracy.arrow").to_pylist()
+    clean = next(r for r in acc if r["model_id"] == "lenet5/dense" and r["variant"] == "clean" and r["class_id"] == -1)
+    assert clean["n"] == 150  # not the shipped subset
+    # The same number from the checkpoint, evaluated directly.
+    model, _ = load_checkpoint(store / ".work/models/lenet5__dense.pt")
+    test = load_dataset("fashion_mnist").test.head(150)
+    with torch.no_grad():
+        direct = (model(test.float_images()).argmax(1) == test.labels).sum().item()
+    assert clean["correct"] == direct
+    models = {r["model_id"]: r for r in read_table(store / "models.arrow").to_pylist()}
+    assert models["lenet5/dense"]["clean_accuracy"] == pytest.approx(direct / 150)
+    assert models["lenet5/magnitude/0.9"]["sparsity"] == pytest.approx(0.9, abs=1e-4)
+    assert models["lenet5/dense"]["sparsity"] == 0
+    fog = [r for r in acc if r["model_id"] == "lenet5/dense" and r["variant"] == "fog" and r["class_id"] == -1]
+    assert sorted(r["severity"] for r in fog) == [0, 1, 3]
+
+
+def test_geometry_rows_and_types(tiny):
+    recipe, store, _ = tiny
+    m = read_manifest(store)
+    n = m["dataset"]["n_shipped"]
+    table = read_table(store / "geometry/lenet5__dense.arrow")
+    assert table.num_rows == n * (1 + 2)  # clean + 2 corruptions at the shipped severity 3
+    assert table.schema.field("variant").type == pa.dictionary(pa.int32(), pa.string())
+    assert table.schema.field("margin").type == pa.float32()
+    assert not any(pa.types.is_int64(f.type) for f in table.schema)  # the browser cannot plot BigInt
+    rows = table.to_pylist()
+    clean = [r for r in rows if r["variant"] == "clean"]
+    assert all(r["rel_margin_change"] == 0 for r in clean)
+    assert all(r["correct"] == (r["margin"] > 0) for r in clean if np.isfinite(r["margin"]))
+    assert all(r["correct"] == (r["pred"] == r["label"]) for r in rows)
+    assert all(abs(r["angle_true"] - r[f"angle_{r['label']}"]) < 1e-6 for r in rows)
+
+
+def test_shipped_samples_keep_exemplars_and_are_stratified(tiny):
+    recipe, store, _ = tiny
+    samples = read_table(store / "samples.arrow").to_pylist()
+    ids = {r["sample_id"] for r in samples}
+    pies = {r["sample_id"] for r in read_table(store / "exemplars.arrow").to_pylist()}
+    assert pies <= ids
+    labels = [r["label"] for r in samples if r["sample_id"] not in pies]
+    assert np.bincount(labels, minlength=10).min() >= 1
+    assert all(r["thumbnail"].startswith("data:image/png;base64,") for r in samples)
+    assert all(r["pie"] == (r["sample_id"] in pies) for r in samples)
+
+
+def test_store_reads_in_pandas_and_duckdb(tiny):
+    import duckdb
+    import pandas as pd
+
+    _, store, _ = tiny
+    frame = pd.read_feather(store / "models.arrow")
+    assert len(frame) == 8 and frame["method"].dtype.name == "category"
+    acc = read_table(store / "accuracy.arrow")  # noqa: F841  (DuckDB finds the Arrow table by its name)
+    best = duckdb.sql("SELECT model_id, accuracy FROM acc WHERE variant = 'clean' AND class_id = -1 "
+                      "ORDER BY accuracy DESC LIMIT 1").fetchall()  # fmt: skip
+    assert len(best) == 1
+
+
+def test_rerun_resumes_without_recomputing(tiny):
+    recipe, store, _ = tiny
+    work = store / ".work"
+    before = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()}
+    result = precompute(recipe, store=store, device="cpu", progress=False)
+    assert result.reused["evaluate"] == 8
+    after = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()}
+    assert after == before
+    # One model's results lost: only that model is evaluated again.
+    (work / "results/lenet5__random__0.5.npz").unlink()
+    result = precompute(recipe, store=store, device="cpu", progress=False)
+    assert result.reused["evaluate"] == 7
+    assert (work / "results/lenet5__random__0.5.npz").exists()
+
+
+def test_corrupt_arrow_file_is_a_clear_error_and_precompute_repairs_it(tiny):
+    recipe, store, _ = tiny
+    target = store / "accuracy.arrow"
+    good = target.read_bytes()
+    target.write_bytes(good[: len(good) // 3])
+    result = CliRunner().invoke(main, ["info", str(store)])
+    assert result.exit_code == 1
+    assert "accuracy.arrow: corrupt or truncated Arrow file" in result.output
+    assert result.output.strip().count("\n") == 0
+    work_files = sorted(p for p in (store / ".work").rglob("*") if p.is_file())
+    precompute(recipe, store=store, device="cpu", progress=False)
+    assert read_table(target).num_rows > 0
+    assert sorted(p for p in (store / ".work").rglob("*") if p.is_file()) == work_files  # nothing deleted
+
+
+def test_kill_9_then_resume(tmp_path):
+    recipe_path = tmp_path / "tiny.toml"
+    recipe_path.write_text(TINY.replace("[curse]", "[curse]\nenabled = false"))
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "lotterysite.cli", "precompute", str(recipe_path), "--store", str(store), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    first = store / ".work/results/lenet5__dense.npz"
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.exists(), "precompute never finished its first model"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stamp = first.stat().st_mtime_ns
+    # Whatever finished is whole: every visible results file loads (a write cut short stays a hidden temporary).
+    for path in (store / ".work/results").glob("*.npz"):
+        with np.load(path) as z:
+            assert z["pred"].shape[1] == 150
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert first.stat().st_mtime_ns == stamp  # the finished model was not redone
+    assert "reused" in result.stdout
+    assert read_manifest(store)["files"]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace('name = "tiny"', 'name = "tiny'), r"tiny\.toml: not valid TOML"),
+        (lambda t: t.replace("eval_subset = 150", "eval_subst = 150"), r"field 'data\.eval_subst' is not a recipe field; did you mean 'eval_subset'"),
+        (lambda t: t.replace('arch = "lenet5"', 'arch = "lenet6"'), r"field 'architectures\[0\]\.arch' is 'lenet6', not a known architecture"),
+        (lambda t: t.replace('method = "random"', 'method = "randon"'), r"field 'pruning\[1\]\.method' is 'randon', not a pruning method"),
+        (lambda t: t.replace("amounts = [0.5, 0.9]", "amounts = [0.5, 1.2]"), r"field 'pruning\[0\]\.amounts\[1\]' is 1\.2, outside \(0, 1\)"),
+        (lambda t: t.replace('"fog"', '"fogg"'), r"field 'corruptions\.names\[0\]' is 'fogg', not a CIFAR-10-C corruption; did you mean 'fog'"),
+        (lambda t: t.replace("severities = [3]", "severities = [5]"), r"field 'ship\.severities\[0\]' is 5, which is not evaluated"),
+        (lambda t: t.replace("epochs = 1\n[[pruning]]", "epochs = 'one'\n[[pruning]]", 1), r"architectures\[0\]\.train"),
+        (lambda t: t.replace("taylor_batches = 2", "taylor_batches = 0"), r"pruning\[2\]'?: taylor_batches is 0"),
+    ],
+)
+def test_broken_recipes_name_file_and_field(tmp_path, edit, message):
+    path = tmp_path / "tiny.toml"
+    path.write_text(edit(TINY))
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(path)
+    result = CliRunner().invoke(main, ["precompute", str(path)])
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0
+
+
+def test_missing_recipe_and_missing_data(tmp_path):
+    result = CliRunner().invoke(main, ["precompute", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 1 and "recipe not found" in result.output
+    path = tmp_path / "r.toml"
+    path.write_text(TINY.replace('name = "fashion_mnist"', f'name = "mnist"\nroot = "{tmp_path / "nowhere"}"'))
+    result = CliRunner().invoke(main, ["precompute", str(path), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 1 and "data set 'mnist' not found" in result.output
+
+
+def test_checkpoint_of_another_architecture_or_class_count(tmp_path):
+    vgg = tmp_path / "vgg.pt"
+    torch.manual_seed(0)
+    save_checkpoint(vgg, create_model("small_vgg", num_classes=10, in_channels=1, image_size=28), in_channels=1, image_size=28)
+    lenet100 = tmp_path / "lenet100.pt"
+    save_checkpoint(lenet100, create_model("lenet5", num_classes=100, in_channels=1, image_size=28), in_channels=1, image_size=28)
+    for ckpt, message in ((vgg, "field 'arch' is 'small_vgg', expected 'lenet5'"),
+                          (lenet100, "field 'num_classes' is 100, but the data set has 10 classes")):  # fmt: skip
+        path = tmp_path / "r.toml"
+        path.write_text(TINY.replace('arch = "lenet5"', f'arch = "lenet5"\ncheckpoint = "{ckpt}"'))
+        result = CliRunner().invoke(main, ["precompute", str(path), "--store", str(tmp_path / "s")])
+        assert result.exit_code == 1, result.output
+        error = result.output.strip().splitlines()[-1]
+        assert error.startswith("Error: ") and message in error
+        assert not (tmp_path / "s" / ".work" / "corruptions").exists()  # checked before any heavy work
+
+
+def test_manifest_is_json_with_provenance(tiny):
+    _, store, _ = tiny
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["recipe"]["name"] == "tiny" and manifest["schema_version"] == "1.0"
+    meta = read_table(store / "models.arrow").schema.metadata
+    assert meta[b"lotterysite.recipe"] == b"tiny" and b"lotterysite.config" in meta
+
+
+def test_demo_recipe_parses_and_is_the_embedded_default():
+    recipe = load_recipe(Path(__file__).parents[1] / "precompute" / "demo.toml")
+    assert recipe.data.name == "fashion_mnist" and len(recipe.corruptions.names) == 19
+    assert len(recipe.corruptions.severities) == 5 and len(recipe.architectures) >= 2
+    assert {s.method for s in recipe.pruning} == {"random", "magnitude", "taylor", "mpt"}
+    assert all(len(s.amounts) >= 5 for s in recipe.pruning)
+    assert any(s.retrain_epochs for s in recipe.pruning)
