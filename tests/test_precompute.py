@@ -275,3 +275,70 @@ def test_demo_recipe_parses_and_is_the_embedded_default():
     assert {s.method for s in recipe.pruning} == {"random", "magnitude", "taylor", "mpt"}
     assert all(len(s.amounts) >= 5 for s in recipe.pruning)
     assert any(s.retrain_epochs for s in recipe.pruning)
+
+
+def test_paper_recipe_parses():
+    recipe = load_recipe(Path(__file__).parents[1] / "precompute" / "cifar10-paper.toml")
+    assert [a.model.arch for a in recipe.architectures] == ["vgg16", "resnet18", "alexnet"]
+    assert recipe.data.name == "cifar10" and recipe.eval_subset is None
+    assert len(plan_models(recipe)) == 3 * (1 + 5 + 7 * 2 + 5 + 5)
+
+
+def test_cifar10_with_a_cifar10c_folder(tmp_path):
+    """The 32-px RGB path on real CIFAR-10 images (foolbox's 20), with corruptions read from a CIFAR-10-C folder."""
+    import pickle
+
+    from lotterysite.corruptions import corrupt
+    from lotterysite.data import foolbox_samples, load_cifar10c
+
+    real = foolbox_samples("cifar10")
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    rows = real.images.numpy().reshape(20, -1)
+    with open(root / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": list(real.classes)}, f)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(root / name, "wb") as f:
+            pickle.dump({"data": rows, "labels": real.labels.tolist()}, f)
+    c10c = tmp_path / "CIFAR-10-C"
+    c10c.mkdir()
+    for name in ("contrast", "shot_noise"):
+        sev = [corrupt(real.float_images(), name, s) for s in range(1, 6)]
+        arr = (torch.cat(sev) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        np.save(c10c / f"{name}.npy", arr)
+    np.save(c10c / "labels.npy", np.tile(real.labels.numpy(), 5).astype(np.uint8))
+    recipe = tmp_path / "c.toml"
+    recipe.write_text(f"""
+name = "c10"
+[data]
+name = "cifar10"
+root = "{root}"
+[[architectures]]
+arch = "lenet5"
+[architectures.train]
+epochs = 1
+[[pruning]]
+method = "magnitude"
+amounts = [0.5]
+[corruptions]
+names = ["contrast", "shot_noise"]
+source = "{c10c}"
+[ship]
+samples_per_class = 2
+[curse]
+enabled = false
+""")
+    store = tmp_path / "store"
+    precompute(load_recipe(recipe), store=store, device="cpu", progress=False)
+    m = read_manifest(store)
+    assert m["dataset"]["image_size"] == 32 and m["dataset"]["channels"] == 3
+    assert m["corruption_source"] == str(c10c) and m["gallery"] is None
+    # The shipped shot_noise rows are the folder's images, measured: same predictions as a direct forward pass.
+    model, _ = load_checkpoint(store / ".work/models/lenet5__dense.pt")
+    images = load_cifar10c(c10c, "shot_noise", 3)
+    with torch.no_grad():
+        direct = model(images.float_images()).argmax(1)
+    rows = [r for r in read_table(store / "geometry/lenet5__dense.arrow").to_pylist() if r["variant"] == "shot_noise"]
+    assert rows and all(r["pred"] == direct[r["sample_id"]].item() for r in rows)
+    acc = read_table(store / "accuracy.arrow").to_pylist()
+    assert {(r["variant"], r["severity"]) for r in acc if r["class_id"] == -1} >= {("contrast", s) for s in range(1, 6)}
