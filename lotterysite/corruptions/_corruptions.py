@@ -65,9 +65,10 @@ def _glass_shuffle_kernel():
                     for j in range(w - max_delta, max_delta, -1):
                         dx = np.random.randint(-max_delta, max_delta)
                         dy = np.random.randint(-max_delta, max_delta)
-                        a = perm[k, i, j]
+                        # The reference writes `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on an H×W×3 array:
+                        # the right side holds views, so it copies x[h', w'] into x[h, w] and leaves x[h', w']
+                        # as it was. Both published datasets were made with that copy, so we copy too.
                         perm[k, i, j] = perm[k, i + dy, j + dx]
-                        perm[k, i + dy, j + dx] = a
         return perm
 
     return shuffle
@@ -78,8 +79,8 @@ def glass_blur(x, p, table, gen):
     n, c, h, w = x.shape
     # The reference quantises to uint8 (truncating) between the blur and the shuffle.
     blurred = torch.floor(_ops.gaussian(x, sigma) * 255 + 1e-4) / 255
-    # The local shuffle is a chain of sequential swaps (a pixel can travel several steps), so it is computed
-    # exactly, as a permutation of pixel positions per image, then applied to all channels with one gather.
+    # The local shuffle is a chain of sequential pixel moves (a pixel can travel several steps), so it is computed
+    # exactly, as a map of source positions per image, then applied to all channels with one gather.
     seeds = torch.randint(0, 2**31 - 1, (n,), generator=gen, device=x.device).cpu().numpy()
     perm = np.broadcast_to(np.arange(h * w).reshape(1, h, w), (n, h, w)).copy()
     perm = _glass_shuffle_kernel()(perm, seeds, int(max_delta), int(iterations))
@@ -230,13 +231,16 @@ def saturate(x, p, table, gen):
 
 
 def jpeg_compression(x, p, table, gen):
-    from torchvision.io import decode_jpeg, encode_jpeg
-
-    # libjpeg through torchvision (4:2:0 chroma like PIL's default); per image on CPU, which is fast C.
-    u8 = torch.round(x * 255).to(torch.uint8).cpu()
-    encoded = encode_jpeg(list(u8), quality=int(p))
-    decoded = torch.stack(decode_jpeg(encoded))
-    return decoded.to(x.device, x.dtype) / 255
+    # PIL's libjpeg at its defaults (4:2:0 chroma), the encoder both generators used; per image, fast C.
+    u8 = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = np.empty_like(u8)
+    for k, image in enumerate(u8):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=int(p))
+        buffer.seek(0)
+        with Image.open(buffer) as decoded:
+            out[k] = np.asarray(decoded)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
 
 
 def pixelate(x, p, table, gen):

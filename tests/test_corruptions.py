@@ -1,0 +1,295 @@
+"""lotterysite.corruptions on real images (foolbox's bundled samples), checked against the peer package."""
+
+import importlib.util
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lotterysite.corruptions import COLOUR, NAMES, _ops, corrupt, gallery, parameters
+
+DATA = Path(os.path.dirname(importlib.util.find_spec("foolbox").origin)) / "data"
+DETERMINISTIC = ("brightness", "contrast", "saturate", "jpeg_compression", "pixelate", "defocus_blur",
+                 "gaussian_blur", "zoom_blur")
+RANDOM = tuple(n for n in NAMES if n not in DETERMINISTIC + ("motion_blur",))
+# The file stems of the published CIFAR-10-C release (zenodo.org/record/2535967).
+CIFAR10C_FILES = {
+    "brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_blur",
+    "gaussian_noise", "glass_blur", "impulse_noise", "jpeg_compression", "motion_blur", "pixelate", "saturate",
+    "shot_noise", "snow", "spatter", "speckle_noise", "zoom_blur"}
+
+
+def _load(prefix: str, mode: str, size: int | None = None) -> np.ndarray:
+    arrays = []
+    for f in sorted(DATA.glob(f"{prefix}_*")):
+        with Image.open(f) as im:
+            im = im.convert(mode)
+            if size:  # the ImageNet samples are 512 px; ImageNet-C is defined at 224 px
+                im = im.resize((size, size), Image.BICUBIC)
+            arrays.append(np.asarray(im))
+    a = np.stack(arrays)
+    return a[..., None] if a.ndim == 3 else a
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    return _tensor(_load("cifar10", "RGB"))
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return _tensor(_load("fashionMNIST", "L"))
+
+
+@pytest.fixture(scope="module")
+def imagenet_u8():
+    return _load("imagenet", "RGB", 224)
+
+
+def _u8(x: torch.Tensor) -> np.ndarray:
+    return (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def test_names_are_cifar10c_file_stems_and_the_peers():
+    from imagecorruptions import get_corruption_names
+
+    assert len(NAMES) == 19 and set(NAMES) == CIFAR10C_FILES == set(get_corruption_names("all"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shape_range_dtype_all_severities(name, cifar, fashion):
+    for x in (cifar[:6], fashion[:6]):
+        for s in range(1, 6):
+            y = corrupt(x, name, s)
+            assert y.shape == x.shape and y.dtype == x.dtype and y.device == x.device
+            assert 0 <= y.min() and y.max() <= 1
+            # quantised like the reference's np.uint8 cast: interchangeable with the published .npy files
+            assert torch.equal(y * 255, (y * 255).round())
+    y = corrupt(cifar[:2].double(), name, 3, params="imagenet")
+    assert y.dtype == torch.float64 and y.shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_for_a_seed(name, cifar):
+    x = cifar[:8]
+    a, b = corrupt(x, name, 3, seed=7), corrupt(x, name, 3, seed=7)
+    assert torch.equal(a, b)
+    other = corrupt(x, name, 3, seed=8)
+    if name in DETERMINISTIC:
+        assert torch.equal(a, other)
+    else:
+        assert not torch.equal(a, other), f"{name}: seed 7 and 8 gave the same draw"
+
+
+def _kernel_std(p):
+    k = _ops.disk_kernel(*p)
+    r = np.arange(k.shape[0]) - k.shape[0] // 2
+    return math.sqrt(float((k * (r[:, None] ** 2 + r[None, :] ** 2)).sum()))
+
+
+# How each published parameter moves the image: +1 larger changes pixels more, -1 smaller does, 0 either way
+# (a blend weight that both dims the image and adds an overlay, a zoom that enlarges but thins flakes, ...).
+DIRECTIONS = {
+    "gaussian_noise": (1,), "shot_noise": (-1,), "impulse_noise": (1,), "speckle_noise": (1,),
+    "gaussian_blur": (1,),
+    "glass_blur": (0, 1, 1),  # sigma blurs, but its second pass also smooths away the shuffle's jitter
+    "contrast": (-1,),
+    "brightness": (1,), "jpeg_compression": (-1,), "pixelate": (-1,),
+    "snow": (1, 1, 0, -1, 1, 1, -1),  # loc, scale, zoom, threshold, blur radius, blur sigma, image blend
+    "frost": (0, 1),  # image weight, frost weight
+    "fog": (0, 0),  # plasma weight (adds haze and rescales), wibble decay (texture)
+    "spatter": (1, 1, 0, -1, 0, 0),  # the last two change meaning between liquid and mud
+}
+
+
+def _coords(name, p, table):
+    """A parameter entry as coordinates with known directions (see DIRECTIONS)."""
+    if name == "defocus_blur":
+        return (_kernel_std(p),), (1,)
+    if name == "motion_blur":  # the radius only truncates the Gaussian weights: use the kernel's spread
+        radius, sigma = p
+        i = np.arange(int(radius * 2 + 1))
+        k = np.exp(-i ** 2 / (2 * sigma ** 2))
+        return (round(math.sqrt(float((k * i ** 2).sum() / k.sum())), 3),), (1,)
+    if name == "zoom_blur":
+        return (float(p[-1]),), (1,)
+    if name == "saturate":  # distance from the identity factor 1, on the side it is on, plus the offset
+        return (math.copysign(1, math.log(p[0])), abs(math.log(p[0])), p[1]), (0, 1, 1)
+    if name == "elastic_transform":
+        return ((p,), (1,)) if table == "imagenet" else (p, (1, 0, 1))  # alpha, sigma (smoothness), affine
+    return (tuple(p) if isinstance(p, tuple) else (p,)), DIRECTIONS[name]
+
+
+def ladder_steps(name, table):
+    """Severity steps s → s+1 where every published parameter moves towards a stronger corruption."""
+    steps = []
+    for s in range(1, 5):
+        a, dirs = _coords(name, parameters(name, s, table), table)
+        b, _ = _coords(name, parameters(name, s + 1, table), table)
+        moves = [(bj - aj) * d if d else (0 if bj == aj else None) for aj, bj, d in zip(a, b, dirs)]
+        if all(m is not None and m >= 0 for m in moves) and any(m > 0 for m in moves):
+            steps.append(s)
+    return steps
+
+
+def test_ladders_computed_from_the_tables():
+    # The reference's own non-monotone ladders, as stated in the issue, come out of the tables.
+    for name in ("glass_blur", "snow", "spatter", "fog"):
+        assert ladder_steps(name, "cifar") != [1, 2, 3, 4]
+    assert ladder_steps("frost", "cifar") == [1]
+    assert ladder_steps("gaussian_noise", "cifar") == [1, 2, 3, 4]
+    assert ladder_steps("saturate", "cifar") == [1, 3, 4]
+
+
+# make_cifar_c.py's elastic ladder trades a shrinking random affine (2.6 → 1.0 px) for a growing but ever finer
+# elastic field, so its pixel change *falls* with severity. Running the published function itself on the 20
+# CIFAR samples (3 draws each) gives mean |change| 0.0955, 0.0894, 0.0762, 0.0685, 0.0595 for severities 1-5;
+# ours: 0.095, 0.086, 0.078, 0.072, 0.059. We reproduce the reference rather than alter its table.
+FALLING_IN_REFERENCE = {("cifar", "elastic_transform")}
+
+
+@pytest.mark.parametrize("table", ["cifar", "imagenet"])
+def test_severity_means_something(table, cifar, imagenet_u8):
+    x = cifar if table == "cifar" else _tensor(imagenet_u8[:4])
+    for name in NAMES:
+        change = [(corrupt(x, name, s, params=table) - x).abs().mean().item() for s in range(1, 6)]
+        if (table, name) in FALLING_IN_REFERENCE:
+            assert change[4] < change[0], f"{name} ({table}): the reference's falling ladder: {change}"
+            continue
+        assert change[4] > change[0], f"{name} ({table}): severity 5 changes less than 1: {change}"
+        for s in ladder_steps(name, table):
+            assert change[s] > change[s - 1], f"{name} ({table}) {s}→{s + 1}: {change}"
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_peer_fidelity_deterministic(name, imagenet_u8):
+    from imagecorruptions import corrupt as peer
+
+    images = imagenet_u8 if name != "zoom_blur" else imagenet_u8[:8]  # the peer's zoom blur is slow
+    x = _tensor(images)
+    for s in range(1, 6):
+        ours = _u8(corrupt(x, name, s, params="imagenet"))
+        worst = min(_psnr(o, peer(im, s, name)) for o, im in zip(ours, images))
+        assert worst >= 30, f"{name} severity {s}: PSNR {worst:.1f} dB against imagecorruptions"
+
+
+def test_peer_fidelity_motion_blur_at_fixed_angles(imagenet_u8):
+    from imagecorruptions.corruptions import _motion_blur
+
+    x = _tensor(imagenet_u8[:6])
+    for s in range(1, 6):
+        radius, sigma = parameters("motion_blur", s, "imagenet")
+        for angle in (-40.0, 0.0, 17.0):
+            ours = _u8(_ops.motion_blur(x, radius, sigma, torch.full((6,), angle)).clamp(0, 1))
+            for o, im in zip(ours, imagenet_u8[:6]):
+                ref = np.clip(_motion_blur(im, radius=radius, sigma=sigma, angle=angle), 0, 255)
+                assert _psnr(o, np.round(ref)) >= 30
+
+
+def test_disk_kernel_matches_peer():
+    from imagecorruptions.corruptions import disk
+
+    for table in ("cifar", "imagenet"):
+        for s in range(1, 6):
+            p = parameters("defocus_blur", s, table)
+            np.testing.assert_allclose(_ops.disk_kernel(*p), disk(*p), atol=1e-6)
+
+
+def _residual_stats(clean: np.ndarray, corrupted: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-image residual std and mean (0-255 scale), and the residual RMS over everything."""
+    r = (corrupted.astype(np.float64) - clean.astype(np.float64)).reshape(len(clean), -1)
+    return r.std(1), r.mean(1), float(np.sqrt((r ** 2).mean()))
+
+
+def _close(ours: np.ndarray, theirs: np.ndarray, scale: float) -> bool:
+    """Means of two independent samples agree within 5 % of scale, up to 3 standard errors of their difference.
+
+    Without the sampling term a perfect port fails by chance where one image's statistic depends on the draw
+    (fog's plasma, which frost photograph): checked with 200 draws per side, these agree within 2 %.
+    """
+    se = math.sqrt(ours.var(ddof=1) / len(ours) + theirs.var(ddof=1) / len(theirs))
+    return abs(ours.mean() - theirs.mean()) <= 0.05 * scale + 3 * se
+
+
+# Draws per image where one image's statistics depend strongly on the draw.
+DRAWS = {"frost": 2, "spatter": 2}
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_peer_fidelity_random_in_distribution(name, imagenet_u8):
+    """Residual std and mean shift over the 20 real images agree with the peer within 5 %.
+
+    The mean shift is compared relative to the residual RMS, so zero-mean noises are not judged on a ratio of
+    two numbers near zero.
+    """
+    from imagecorruptions import corrupt as peer
+
+    np.random.seed(0)
+    draws = DRAWS.get(name, 1)
+    images = np.concatenate([imagenet_u8] * draws)
+    x = _tensor(imagenet_u8)
+    for s in range(1, 6):
+        ours = np.concatenate([_u8(corrupt(x, name, s, seed=d, params="imagenet")) for d in range(draws)])
+        theirs = np.stack([peer(im, s, name) for im in images])
+        std_o, mean_o, _ = _residual_stats(images, ours)
+        std_p, mean_p, rms_p = _residual_stats(images, theirs)
+        assert _close(std_o, std_p, std_p.mean()), f"{name} s{s}: residual std {std_o.mean():.2f} vs {std_p.mean():.2f}"
+        assert _close(mean_o, mean_p, rms_p), f"{name} s{s}: mean shift {mean_o.mean():.2f} vs {mean_p.mean():.2f}"
+
+
+def test_grey_input_and_saturate_on_grey(fashion):
+    for name in NAMES:
+        assert corrupt(fashion, name, 5).shape == fashion.shape
+    # Documented in lotterysite/corruptions/__init__.py: luma of saturated-red grey.
+    for table in ("cifar", "imagenet"):
+        for s, factor in ((1, 1.0), (2, 1.0), (3, 1.0), (4, 1 - 0.701 * 0.1), (5, 1 - 0.701 * 0.2)):
+            y = corrupt(fashion, "saturate", s, params=table)
+            ratio = (y.sum() / fashion.sum()).item()
+            assert abs(ratio - factor) < 0.005, f"{table} saturate {s} on grey: ×{ratio:.3f}, expected ×{factor:.3f}"
+    assert "saturate" in COLOUR and "gaussian_noise" not in COLOUR
+
+
+def test_bad_input_errors(cifar):
+    x = cifar[:2]
+    cases = [
+        (lambda: corrupt(x, "gausian_noise", 1), ValueError, "did you mean 'gaussian_noise'"),
+        (lambda: corrupt(x, "rain", 1), ValueError, "unknown corruption 'rain'"),
+        (lambda: corrupt(x, "fog", 0), ValueError, "severity 0"),
+        (lambda: corrupt(x, "fog", 6), ValueError, "from 1 (mild) to 5"),
+        (lambda: corrupt(x, "fog", 2.0), ValueError, "severity 2.0"),
+        (lambda: corrupt(x, "fog", True), ValueError, "severity True"),
+        (lambda: corrupt(x, "fog", 1, params="tiny"), ValueError, "params 'tiny'"),
+        (lambda: corrupt(x[0], "fog", 1), ValueError, "shape (3, 32, 32)"),
+        (lambda: corrupt(x[:, :2], "fog", 1), ValueError, "C = 1 or 3"),
+        (lambda: corrupt(x.permute(0, 2, 3, 1), "fog", 1), ValueError, "permute"),
+        (lambda: corrupt(x * 255, "fog", 1), ValueError, "divide uint8 data by 255"),
+        (lambda: corrupt(x - 0.5, "fog", 1), ValueError, "expected [0, 1]"),
+        (lambda: corrupt(x * float("nan"), "fog", 1), ValueError, "expected [0, 1]"),
+        (lambda: corrupt((x * 255).to(torch.uint8), "fog", 1), TypeError, "images.float() / 255"),
+        (lambda: corrupt(x.numpy(), "fog", 1), TypeError, "torch.Tensor"),
+        (lambda: corrupt(x[..., :4, :4], "fog", 1), ValueError, "at least 8 px"),
+    ]
+    for call, error, text in cases:
+        with pytest.raises(error) as info:
+            call()
+        message = str(info.value)
+        assert text in message and "\n" not in message, message
+
+
+def test_gallery_writes_one_png(cifar, tmp_path):
+    path = gallery(cifar[:2], tmp_path / "gallery.png", names=("fog", "pixelate"))
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width > 2 * 6 * 96 and im.height > 2 * 96
