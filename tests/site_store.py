@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 N_TRAIN = 6000  # training images: one epoch reaches ~75 % in a few seconds
-N_EVAL = 1000  # evaluation images measured for the accuracy tables
+N_EVAL = 600  # evaluation images measured for the accuracy tables
 N_SHIPPED = 300  # of which the first ones are shipped per sample to the browser
 CORRUPTIONS = ("gaussian_noise", "brightness")
 SEVERITIES = (1, 3)
@@ -255,3 +255,31 @@ if __name__ == "__main__":
     out = build_store(sys.argv[1] if len(sys.argv) > 1 else "store/fixture")
     print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
     print(json.dumps(json.loads((out / "manifest.json").read_text())["files"], indent=1)[:800])
+
+
+_SITES: dict[tuple, Path] = {}
+
+
+def build_site(workdir: Path, store: Path) -> Path:
+    """Build the site for `store` with the repository's mkdocs.yml and site_src/; returns the site folder.
+
+    Cached per store for the whole session: the unit and the browser tests share one build.
+    """
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    key = (str(store),)
+    if key in _SITES:
+        return _SITES[key]
+    repo = Path(__file__).resolve().parents[1]
+    workdir.mkdir(parents=True, exist_ok=True)
+    text = (repo / "mkdocs.yml").read_text(encoding="utf-8")
+    # Paths in mkdocs.yml are relative to it: point them back at the repository from the work folder.
+    text = text.replace("store: store/demo", f"store: {store}\n      node_modules: {repo / 'node_modules'}")
+    text = text.replace("docs_dir: site_src", f"docs_dir: {repo / 'site_src'}")
+    text = text.replace("site_dir: site", f"site_dir: {workdir / 'site'}")
+    cfg_path = workdir / "mkdocs.yml"
+    cfg_path.write_text(text, encoding="utf-8")
+    build(load_config(str(cfg_path)))
+    _SITES[key] = workdir / "site"
+    return _SITES[key]

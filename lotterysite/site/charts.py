@@ -8,6 +8,8 @@ reference and a compared model's rows in the browser (`assets/lotterysite.js`).
 
 from __future__ import annotations
 
+import warnings
+
 import altair as alt
 
 GRAY = "#8c8c8c"  # reference model / correct samples (paper §6.2)
@@ -190,7 +192,10 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
         panels.append(
             alt.vconcat(header, top, alt.hconcat(scatter, right, spacing=2), margin, spacing=2)
         )
-    rows = [alt.hconcat(*panels[i : i + columns], spacing=18) for i in range(0, len(panels), columns)]
+    with warnings.catch_warnings():
+        # One brush shared by every class panel is intended; Altair warns when it merges the identical params.
+        warnings.simplefilter("ignore", UserWarning)
+        rows = [alt.hconcat(*panels[i : i + columns], spacing=18) for i in range(0, len(panels), columns)]
     parts = [*rows]
     if compare:
         hists = []

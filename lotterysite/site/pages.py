@@ -41,7 +41,9 @@ def spec_dict(chart) -> dict:
     with warnings.catch_warnings():
         # A brush shared by every class panel is one selection on purpose: Altair says so when it merges them.
         warnings.simplefilter("ignore", UserWarning)
-        return chart.to_dict()
+        # Schema validation of the large concatenated specs costs seconds per build; tests/test_site.py
+        # validates every chart function instead.
+        return chart.to_dict(validate=False)
 
 
 def rel(page_uri: str, target: str) -> str:
@@ -76,7 +78,9 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     axis_fields += [("length", "length"), ("margin", "margin")]
     for compare in (False, True):
         mode = "compare" if compare else "single"
-        local = charts.local_geometry(classes=classes, compare=compare)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the shared brush, see charts.local_geometry
+            local = charts.local_geometry(classes=classes, compare=compare)
         grid = charts.sample_examination(filters=charts.local_filters(compare), compare=compare)
         specs[f"{data_dir}/specs/local-{mode}.json"] = spec_dict(alt_vconcat(local, grid))
         glob = charts.global_geometry(axes=axis_fields, compare=compare)

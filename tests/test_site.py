@@ -1,0 +1,145 @@
+"""The site generator: chart functions, the MkDocs plugin on a real fixture store, escaping, the store docs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from mkdocs.exceptions import PluginError
+
+from lotterysite.site import charts
+from lotterysite.store import TABLES, geometry_schema
+from site_store import HOSTILE, build_site, build_store
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = [(j, f"class {j}") for j in range(10)]
+AXES = [("angle_true", "true class"), ("angle_1", "b"), ("length", "length"), ("margin", "margin")]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    return build_site(root, build_store(root / "store"))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: charts.evaluation_table(variants=["clean", "corruption mean", "fog"]),
+        lambda: charts.local_geometry(classes=CLASSES, compare=False),
+        lambda: charts.local_geometry(classes=CLASSES, compare=True),
+        lambda: charts.global_geometry(axes=AXES, compare=False),
+        lambda: charts.global_geometry(axes=AXES, compare=True),
+        lambda: charts.sample_examination(filters=charts.local_filters(True), compare=True),
+        lambda: charts.margin_change_density(),
+        lambda: charts.curse_of_dimensionality(),
+        lambda: charts.correlations(),
+    ],
+)
+def test_chart_functions_compile_to_vega_lite(make):
+    spec = make().to_dict()
+    assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+    assert "datasets" not in spec or spec["datasets"] == {}
+
+
+def test_chart_functions_take_dataframes():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"study": ["random"] * 3, "dimension": [2, 8, 32], "angle_mean": [60.0, 80, 88],
+                       "angle_std": [30.0, 15, 8], "accuracy": [float("nan")] * 3})  # fmt: skip
+    spec = charts.curse_of_dimensionality(df).to_dict()
+    assert len(next(iter(spec["datasets"].values()))) == 3
+
+
+def test_interval_params_are_named_for_the_url_state():
+    spec = charts.local_geometry(classes=CLASSES, compare=True).to_dict()
+    names = {p["name"] for p in spec["params"]}
+    assert {"brush", "d_angle", "d_length", "d_margin", "outcome"} <= names
+
+
+def test_plugin_builds_every_page_and_data_file(site):
+    pages = ["index.html", "method/index.html", "store/index.html", "publish/index.html", "findings/index.html"]
+    pages += [f"views/lenet5/{k}/index.html" for k in ("evaluation", "local", "global", "samples")]
+    for p in pages:
+        assert (site / p).is_file(), p
+    for p in ("data/samples.arrow", "data/lenet5/evaluation.arrow", "data/lenet5/correct.arrow",
+              "data/lenet5/g/lenet5__dense/v0.arrow", "data/gallery.png", "data/store/models.arrow",
+              "assets/lotterysite/vega.min.js", "assets/lotterysite/vega-loader-arrow.min.js"):  # fmt: skip
+        assert (site / p).is_file(), p
+    html = (site / "views/lenet5/local/index.html").read_text()
+    cfg = json.loads(re.search(r'class="ls-config">(.*?)</script>', html).group(1))
+    assert cfg["kind"] == "local" and len(cfg["models"]) == 4 and cfg["slices"][0]["variant"] == "clean"
+    assert not list((site / "assets/lotterysite").glob("*.map")), "our assets ship no source maps"
+
+
+def test_slices_hold_one_variant_of_the_shipped_samples(site):
+    import pyarrow.ipc as ipc
+
+    table = ipc.open_file(str(site / "data/lenet5/g/lenet5__dense/v0.arrow")).read_all()
+    assert table.num_rows == 300
+    assert {"angle_true", "length", "margin", "angle_9"} <= set(table.column_names)
+
+
+def test_no_page_over_5_mb(site):
+    # What a view page can fetch: its HTML, the JavaScript, the samples and two slices.
+    js = sum(p.stat().st_size for p in (site / "assets/lotterysite").iterdir())
+    samples = (site / "data/samples.arrow").stat().st_size
+    slices = 2 * max(p.stat().st_size for p in (site / "data/lenet5/g").rglob("*.arrow"))
+    assert js + samples + slices < 5e6
+
+
+def test_hostile_names_are_escaped(tmp_path):
+    store = build_store(tmp_path / "store", hostile=True)
+    site = build_site(tmp_path, store)
+    htmls = list(site.rglob("*.html"))
+    assert htmls
+    for path in htmls:
+        text = path.read_text()
+        assert HOSTILE not in text, path
+        assert "<b>om</b>" not in text, path
+    findings = (site / "findings/index.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in findings  # the recipe name, escaped
+    local = (site / "views/lenet5/local/index.html").read_text()
+    assert "\\u003cscript\\u003e" in local  # the class name inside the JSON configuration
+
+
+def test_missing_store_is_a_plugin_error_with_a_fix(tmp_path):
+    from mkdocs.config import load_config
+
+    from lotterysite.site.plugin import LotterysitePlugin
+
+    plugin = LotterysitePlugin()
+    plugin.load_config({"store": str(tmp_path / "nowhere")})
+    cfg = load_config(str(REPO / "mkdocs.yml"))
+    with pytest.raises(PluginError, match="lotterysite precompute"):
+        plugin.on_config(cfg)
+
+
+def test_corrupt_store_file_is_a_plugin_error(tmp_path):
+    from mkdocs.config import load_config
+
+    from lotterysite.site.plugin import LotterysitePlugin
+
+    store = build_store(tmp_path / "store", gallery=False)
+    (store / "accuracy.arrow").write_bytes(b"not arrow")
+    plugin = LotterysitePlugin()
+    plugin.load_config({"store": str(store)})
+    with pytest.raises(PluginError, match="corrupt or truncated"):
+        plugin.on_config(load_config(str(REPO / "mkdocs.yml")))
+
+
+def test_store_docs_name_every_column():
+    text = (REPO / "site_src/store.md").read_text()
+    names = {n for schema in TABLES.values() for n in schema.names}
+    names |= {n for n in geometry_schema(3).names if not n.startswith("angle_") or n == "angle_true"}
+    missing = sorted(n for n in names if f"`{n}`" not in text)
+    assert not missing, f"columns not documented in site_src/store.md: {missing}"
+    for name in TABLES:
+        assert f"`{name}`" in text
+    assert "`angle_0`" in text
+
+
+def test_site_package_never_imports_torch():
+    for path in (REPO / "lotterysite/site").glob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+torch", path.read_text(), re.M), path
