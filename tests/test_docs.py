@@ -1,0 +1,72 @@
+"""The docs are tested: every command, model, data set, metric and recipe field is documented in the README."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from lotterysite.cli import main
+from lotterysite.data import list_datasets
+from lotterysite.geometry import METRICS
+from lotterysite.models import list_models
+from lotterysite.precompute import recipe as recipe_module
+from lotterysite.pruning import list_methods
+
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_opens_with_the_two_commands():
+    first = README.split("```bash", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert first[0].startswith("bash scripts/demo.sh") and first[1].startswith("bash scripts/test.sh")
+    assert README.index("```bash") < 40  # the very first lines
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in ci
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_is_documented(command):
+    assert f"`lotterysite {command}" in README
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_is_documented(name):
+    assert f"| `{name}` |" in README
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_every_data_set_is_documented(name):
+    assert f"`{name}`" in README
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_every_metric_is_documented(name):
+    assert re.search(rf"`{name}`", README)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_pruning_method_is_documented(name):
+    assert name in README.split("## Recipes", 1)[1]
+
+
+def recipe_fields():
+    from lotterysite.config import DataConfig, TrainConfig
+    from lotterysite.pruning import PruneConfig
+
+    names = set()
+    for cls in (recipe_module.CorruptionConfig, recipe_module.ShipConfig, recipe_module.CurseConfig, DataConfig,
+                TrainConfig):  # fmt: skip
+        names |= {f.name for f in dataclasses.fields(cls)}
+    names |= {f.name for f in dataclasses.fields(PruneConfig)} - {"amount", "progress"}
+    names |= {"amounts", "eval_subset", "checkpoint", "options", "seeds", "title", "batch_size"}
+    return sorted(names - {"seed", "name"})
+
+
+@pytest.mark.parametrize("field", recipe_fields())
+def test_every_recipe_field_is_documented(field):
+    table = README.split("## Recipes", 1)[1].split("## The store", 1)[0]
+    assert re.search(rf"\b{field}\b", table), field
