@@ -10,9 +10,9 @@ from torch import nn
 
 from ..config import TrainConfig
 from ._data import Data, as_imageset
-from ._registry import get_method, list_methods
+from ._registry import get_method
 from .config import PruneConfig
-from .masks import apply_masks, attach_masks, prunable_parameters, pruned_count, reshape_masks, sparsity_report
+from .masks import apply_masks, attach_masks, prunable_parameters, pruned_count, reshape_masks
 from .retrain import retrain
 
 _FIELDS = {f.name for f in dataclasses.fields(PruneConfig)} - {"method", "amount", "seed"}
@@ -63,6 +63,12 @@ def prune_model(
     if getattr(pruned, "masks", None):
         pruned.masks = {k: m.to(device) for k, m in pruned.masks.items()}
     targets = prunable_parameters(pruned, prune_classifier=cfg.prune_classifier)
+    outside = sorted(set(getattr(pruned, "masks", None) or {}) - set(targets))
+    if outside and cfg.method != "mpt":  # MPT starts from a fresh initialisation, earlier masks play no part
+        raise ValueError(
+            f"the model is already pruned in {', '.join(outside)}, which this config does not prune; "
+            "pass prune_classifier=True to keep pruning the classifier"
+        )
     masks = reshape_masks(spec.fn(pruned, targets, cfg, data=data, device=device), targets)
     if set(masks) != set(targets):
         raise RuntimeError(f"method {cfg.method!r} returned masks for {sorted(masks)}, expected {sorted(targets)}")
@@ -95,5 +101,3 @@ def _check_counts(masks: dict[str, torch.Tensor], cfg: PruneConfig) -> None:
                 f"not round({cfg.amount} * {count}) = {pruned_count(cfg.amount, count)}"
             )
 
-
-__all__ = ["prune", "prune_model", "list_methods", "sparsity_report"]

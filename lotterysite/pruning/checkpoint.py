@@ -31,14 +31,18 @@ def save_pruned(
     if config is not None:
         meta["pruning"] = asdict(config)
     meta["sparsity"] = sparsity_report(model)
-    save_checkpoint(path, model, in_channels=in_channels, image_size=image_size, options=options, masks=masks, meta=meta)
+    save_checkpoint(
+        path, model, in_channels=in_channels, image_size=image_size, options=options, masks=masks, meta=meta
+    )
 
 
 def load_pruned(path: str | os.PathLike, **expect) -> tuple[nn.Module, dict[str, Any]]:
     """`load_checkpoint` plus the masks (checked against the weights) as `model.masks`, and `model.prune_config`."""
     model, payload = load_checkpoint(path, **expect)
     if not payload["masks"]:
-        raise CheckpointError(f"{path}: field 'masks' is empty; this is a dense checkpoint, load it with load_checkpoint")
+        raise CheckpointError(
+            f"{path}: field 'masks' is empty; this is a dense checkpoint, load it with load_checkpoint"
+        )
     try:
         attach_masks(model, payload["masks"])
     except MaskError as e:

@@ -12,8 +12,8 @@ SCOPES = ("global", "layer")
 class PruneConfig:
     method: str = "magnitude"  # a registered method: see `lotterysite.pruning.list_methods()`
     amount: float = 0.5  # fraction of the prunable weights removed, in [0, 1)
-    scope: str | None = None  # "global" (one ranking over all layers) or "layer" (each layer by `amount`); None: the method's default
-    prune_classifier: bool = False  # also prune the final classifier; the paper keeps the class directions dense (§5.2)
+    scope: str | None = None  # "global": one ranking over all layers; "layer": each layer by amount; None: method's
+    prune_classifier: bool = False  # also prune the final classifier; the paper keeps the class directions dense
     seed: int = 0  # seeds random scores, MPT's initialisation and all shuffling
     batch_size: int = 128  # images per batch when `data` is an ImageSet (Taylor, MPT, retraining)
     taylor_batches: int = 16  # batches of `data` the Taylor gradient is accumulated over
@@ -32,7 +32,9 @@ class PruneConfig:
                 "e.g. amount=0.9 for 90% sparsity"
             )
         if self.scope is not None and self.scope not in SCOPES:
-            raise ValueError(f"scope {self.scope!r} is not one of {', '.join(map(repr, SCOPES))} (or None for the method's default)")
+            raise ValueError(
+                f"scope {self.scope!r} is not one of {', '.join(map(repr, SCOPES))} (or None for the method's default)"
+            )
         for name in ("batch_size", "taylor_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)}; it must be >= 1")

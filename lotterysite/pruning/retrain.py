@@ -25,7 +25,9 @@ def retrain(
     """A fine-tuned copy of the pruned `model` (left untouched) and its training history; pruned weights stay 0."""
     masks = getattr(model, "masks", None)
     if not masks:
-        raise ValueError("retrain needs a pruned model (with .masks); prune it first, or use training.train for a dense one")
+        raise ValueError(
+            "retrain needs a pruned model (with .masks); prune it first, or use training.train for a dense one"
+        )
     model = copy.deepcopy(model).to(device)
     model.masks = {k: m.to(device) for k, m in model.masks.items()}
     params = dict(model.named_parameters())
