@@ -316,6 +316,20 @@ def test_mpt_accepts_batches_and_can_prune_the_classifier(fmnist):
         prune(lenet(), "mpt", 0.3, data=[(batches[0][0] * 0.999, batches[0][1])], mpt_epochs=1, progress=False)
 
 
+def test_mpt_keeps_batch_norm_non_affine(fmnist):
+    torch.manual_seed(0)
+    model = create_model("small_vgg", num_classes=10, in_channels=1, image_size=28, width=8)
+    pruned = prune(model, "mpt", 0.5, data=list(fmnist.train.head(128).batches(64)), mpt_epochs=1, progress=False)
+    check_exact(pruned, 0.5, "layer")
+    norms = [m for m in pruned.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(bool((m.weight == 1).all() and (m.bias == 0).all()) for m in norms)
+    assert all(bool(m.running_mean.abs().sum() > 0) for m in norms)  # the statistics are learned, the affine is not
+    for name, mask in pruned.masks.items():
+        w = dict(pruned.named_parameters())[name].detach()
+        alpha = w[mask].abs()
+        assert torch.equal(alpha, alpha[:1].expand_as(alpha)), name  # one magnitude per layer: sign(w) * alpha
+
+
 # --- a pruned model is an ordinary model, and reloads exactly ------------------------------------------------
 
 
