@@ -1,4 +1,5 @@
 /* lotterysite's loader: turns each generated page's `.ls-view` container into linked Vega-Lite charts.
+ * (Its global is window.lotterysiteRuntime: window.lotterysite would be shadowed by an element with id "lotterysite".)
  *
  * Data come as Arrow files fetched here (a Vega `url` source with format "arrow" hands text to the parser in
  * Chromium), decoded with vega-loader-arrow and passed as values. The view state (models, variants, class,
@@ -7,7 +8,7 @@
  */
 (function () {
   "use strict";
-  const LS = (window.lotterysite = window.lotterysite || { views: [], latencies: [], errors: [] });
+  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || { views: [], latencies: [], errors: [] });
   const cache = new Map();
   const SHARED = ["ref", "refv", "cmp", "cmpv", "class", "sel"];
 
@@ -30,6 +31,13 @@
   }
 
   // ---- data ----
+  // Copies the string-keyed fields only: Vega tags the tuples it ingests with a symbol id, and a copy carrying
+  // it would be taken for the old tuple (a remove + insert of the same id changes nothing).
+  function fields(row) {
+    const out = {};
+    for (const k of Object.keys(row)) out[k] = row[k];
+    return out;
+  }
   function plain(row) {
     return typeof row.toJSON === "function" ? row.toJSON() : Object.assign({}, row);
   }
@@ -195,7 +203,7 @@
           if (n) delta.set(c.model_id + "\u0000" + c.variant_label, sub / (n * c.members) - all / (correct.length * c.members));
         }
       }
-      entry.rows = base.map((r) => Object.assign({}, r, { delta: delta.has(r.model_id + "\u0000" + r.variant_label) ? delta.get(r.model_id + "\u0000" + r.variant_label) : null }));
+      entry.rows = base.map((r) => Object.assign(fields(r), { delta: delta.has(r.model_id + "\u0000" + r.variant_label) ? delta.get(r.model_id + "\u0000" + r.variant_label) : null }));
       await view.data("evaluation", entry.rows).runAsync();
       entry.updated = performance.now();
     }
@@ -292,15 +300,18 @@
       }
       return [bits, n];
     }
+    function showSelection() {
+      const sel = selection();
+      if (sel) { state.sel = encodeSel(sel[0]); info.textContent = sel[1] + " samples selected (carried to the other views)"; }
+      else { delete state.sel; info.textContent = ""; }
+    }
     function onBrush(name, value) {
       entry.brushValues = Object.assign(entry.brushValues || {}, { [name]: value });
       const spec = specs[mode];
       const p = (spec.params || []).find((q) => q.name === name);
       const keys = Object.keys(value || {});
       brushes[name] = keys.length ? (p.select.encodings || []).map((_, i) => value[keys[i]]) : undefined;
-      const sel = selection();
-      if (sel) { state.sel = encodeSel(sel[0]); info.textContent = sel[1] + " samples selected (carried to the other views)"; }
-      else { delete state.sel; info.textContent = ""; }
+      showSelection();
       state[brushKey] = JSON.stringify(brushes);
       writeState(state);
       const t0 = LS.lastInput;
@@ -335,9 +346,8 @@
           entry.brushValues[name] = view.signal(name);
           view.addSignalListener(name, onBrush);
         }
-        if (Object.keys(brushes).length) {
-          const sel = selection();
-          if (sel) state.sel = encodeSel(sel[0]);
+        if (kind !== "samples" && Object.keys(brushes).length) {
+          showSelection();
           writeState(state);
         }
       } else {
@@ -348,9 +358,12 @@
     await load();
   }
 
-  async function initView(root) {
-    if (root.dataset.lsReady) return;
-    root.dataset.lsReady = "1";
+  function initView(root) {
+    // Called again for the same container (document$ and the direct call): hand back the first run.
+    if (!root.lsPromise) root.lsPromise = drawView(root);
+    return root.lsPromise;
+  }
+  async function drawView(root) {
     const cfg = JSON.parse(root.querySelector(".ls-config").textContent);
     try {
       if (cfg.kind === "static") await staticView(root, cfg);
@@ -369,7 +382,9 @@
     LS.ready = Promise.all(Array.from(document.querySelectorAll(".ls-view")).map(initView));
   }
   // mkdocs-material's instant navigation swaps the page without reloading scripts: document$ emits per page.
+  // It may have emitted the first page before this script subscribed, so initialise once directly too
+  // (initView skips containers it has seen).
   if (window.document$ && typeof window.document$.subscribe === "function") window.document$.subscribe(init);
-  else if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
 })();

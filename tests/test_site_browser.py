@@ -1,0 +1,192 @@
+"""The built site in a real browser: Debian's chromium driven by Playwright, the site served over local HTTP."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+
+from site_store import build_site, build_store
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
+PAGES = ["", "method/", "store/", "publish/", "findings/"] + [
+    f"views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples")
+]
+
+# Leaf mark items drawn by every Vega view of the page, and the page box of the first brushable unit named `param`.
+COUNT_MARKS = """() => window.lotterysiteRuntime.views.map(v => {
+  let n = 0;
+  const walk = (item) => { if (item.items) item.items.forEach(walk); else n++; };
+  walk(v.view.scenegraph().root);
+  return n;
+})"""
+BRUSH_BOX = """([index, param]) => {
+  // Scenegraph: marks {marktype, name, items: [item]}, group items {x, y, width, height, items: [mark]}.
+  const view = window.lotterysiteRuntime.views[index].view;
+  let found = null;
+  const walkMark = (mark, x, y) => {
+    if (found) return;
+    if (mark.name === param + '_brush_bg' && mark.group) {
+      found = {x: x, y: y, width: mark.group.width, height: mark.group.height};
+      return;
+    }
+    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walkMark(m, x + (g.x || 0), y + (g.y || 0))));
+  };
+  walkMark(view.scenegraph().root, 0, 0);
+  const canvas = view.container().querySelector('canvas').getBoundingClientRect();
+  const [ox, oy] = view.origin();
+  return found && {x: canvas.x + ox + found.x, y: canvas.y + oy + found.y, width: found.width, height: found.height};
+}"""
+GRID_IMAGES = """(index) => {
+  let n = 0;
+  const walkMark = (mark) => {
+    if (mark.marktype === 'image') n += mark.items.length;
+    else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(walkMark));
+  };
+  walkMark(window.lotterysiteRuntime.views[index].view.scenegraph().root);
+  return n;
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    site = build_site(root, build_store(root / "store"))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: `apt-get install chromium` (scripts/setup.sh test does)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    pg = context.new_page()
+    pg.problems = []
+    pg.on("console", lambda m: pg.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
+
+    def request(r):
+        if not r.url.startswith((server, "data:", "blob:")):
+            pg.problems.append(f"request leaving the site: {r.url}")
+
+    pg.on("request", request)
+    yield pg
+    context.close()
+
+
+def open_view(page, url):
+    page.goto(url)
+    page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=30_000)
+    page.evaluate("window.lotterysiteRuntime.ready")
+    assert page.evaluate("window.lotterysiteRuntime.errors") == []
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_cleanly_and_every_view_draws(page, server, path):
+    open_view(page, server + path)
+    counts = page.evaluate(COUNT_MARKS)
+    if path.startswith("views/") or path == "findings/":
+        assert counts and all(n > 10 for n in counts), counts
+    shot(page, path.strip("/").replace("/", "_") or "index")
+    assert page.problems == []
+
+
+def test_brush_updates_linked_views_and_url_round_trips(page, server):
+    open_view(page, server + "views/lenet5/local/#cmp=lenet5/magnitude/0.8")
+    before = page.evaluate(GRID_IMAGES, 0)
+    assert before == 48  # the grid shows the 48 lowest-margin samples while nothing is brushed
+    box = page.evaluate(BRUSH_BOX, [0, "brush"])
+    assert box, "no brushable scatter found"
+    page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.6, steps=5)
+    page.mouse.up()
+    page.wait_for_function("location.hash.includes('sel=')")
+    after = page.evaluate(GRID_IMAGES, 0)
+    assert 0 < after < before, (before, after)
+    shot(page, "local_brushed")
+    state = parse_qs(page.evaluate("location.hash.slice(1)"))
+    assert state["cmp"] == ["lenet5/magnitude/0.8"] and "b_local" in state and "sel" in state
+    selected = page.inner_text(".ls-info")
+
+    # A shared link reopens the same view: same models, same brush, same selection.
+    fresh = page.context.browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+    open_view(fresh, page.url)
+    assert fresh.evaluate(GRID_IMAGES, 0) == after
+    assert fresh.inner_text(".ls-info") == selected
+    assert fresh.eval_on_selector_all("select", "els => els.map(e => e.value)")[2] == "lenet5/magnitude/0.8"
+
+    # Another variant from the picker swaps the view's data in place.
+    first = "() => window.lotterysiteRuntime.views[0].view.data('pairs')[0].ref_length"
+    before_swap = fresh.evaluate(first)
+    fresh.locator("select").nth(1).select_option(index=1)
+    fresh.wait_for_function(f"({first})() !== {before_swap}")
+    assert "refv=v1.arrow" in fresh.url
+    fresh.context.close()
+
+    # The evaluation table turns the selection into subset-minus-overall bars.
+    link = server + "views/lenet5/evaluation/#" + page.evaluate("location.hash.slice(1)")
+    open_view(page, link)
+    deltas = page.evaluate("window.lotterysiteRuntime.views[0].view.data('evaluation').filter(r => r.delta != null).length")
+    assert deltas > 0
+    shot(page, "evaluation_subset")
+    assert page.problems == []
+
+
+def test_global_axis_brush_filters_the_lines(page, server):
+    open_view(page, server + "views/lenet5/global/#class=2")
+    lines_before = page.evaluate(GRID_IMAGES, 0)
+    box = page.evaluate(BRUSH_BOX, [0, "ax0"])
+    assert box, "no brushable axis"
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.4, steps=5)
+    page.mouse.up()
+    page.wait_for_function("location.hash.includes('b_global')")
+    assert page.evaluate(GRID_IMAGES, 0) < lines_before
+    shot(page, "global_brushed")
+    assert page.problems == []
+
+
+def test_instant_navigation_and_dark_palette(page, server):
+    open_view(page, server)
+    page.locator("label[for='__palette_1']").first.click()
+    page.click("nav >> text=Local geometry")
+    page.wait_for_function(
+        "document.querySelector('.ls-view') && window.lotterysiteRuntime.views.length > 0"
+        " && window.lotterysiteRuntime.views.every(v => v.view)", timeout=30_000
+    )
+    page.evaluate("window.lotterysiteRuntime.ready")
+    assert page.evaluate("document.body.getAttribute('data-md-color-scheme')") == "slate"
+    assert all(n > 10 for n in page.evaluate(COUNT_MARKS))
+    shot(page, "local_dark_instant")
+    assert page.problems == []
