@@ -229,12 +229,3 @@ in trained models, against the dimension (paper §5.4).
 {gallery_md}
 """
     return Page(uri, "Findings", md), specs
-
-
-def views_index(store: Store) -> Page:
-    lines = ["# Views\n", "The linked views, one set per architecture of this store.\n"]
-    for arch in store.archs:
-        lines.append(f"\n## {escape(arch)}\n")
-        for kind, title in VIEWS:
-            lines.append(f"- [{escape(title)}]({slug(arch)}/{kind}.md)")
-    return Page("views/index.md", "Views", "\n".join(lines) + "\n")
