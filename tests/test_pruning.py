@@ -119,6 +119,7 @@ def test_prunable_layers_leave_the_classifier_dense_by_default():
 # --- exact sparsity, every method -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("amount", [0.0, 0.37, 0.9])
 @pytest.mark.parametrize("method,scope", SCORED)
 def test_sparsity_is_exact(dense, fmnist, method, scope, amount):
@@ -136,12 +137,14 @@ def test_sparsity_is_exact(dense, fmnist, method, scope, amount):
         assert torch.equal(p, before[name] if mask is None else before[name] * mask), name
 
 
+@pytest.mark.slow
 def test_mpt_sparsity_is_exact_per_layer(mpt_model):
     report = check_exact(mpt_model, 0.5, "layer")
     assert set(report["layers"]) == {"body.1.weight", "body.4.weight", "body.8.weight", "body.10.weight"}
     assert mpt_model.prune_config.scope == "layer"
 
 
+@pytest.mark.slow
 def test_prune_classifier_option(dense, fmnist):
     model, _ = dense
     pruned = prune(model, "magnitude", 0.5, scope="layer", prune_classifier=True)
@@ -167,6 +170,7 @@ def test_constant_weights_still_prune_exactly():
     check_exact(prune(model, "magnitude", 0.61, scope="layer"), 0.61, "layer")
 
 
+@pytest.mark.slow
 def test_pruning_a_pruned_model_keeps_its_zeros(dense):
     model, _ = dense
     first = prune(model, "magnitude", 0.5, scope="layer")
@@ -182,6 +186,7 @@ def test_pruning_a_pruned_model_keeps_its_zeros(dense):
 # --- which weights each method removes ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_magnitude_removes_exactly_the_smallest(dense):
     model, _ = dense
     weights = {k: p.detach().double().numpy().ravel() for k, p in prunable_parameters(model).items()}
@@ -260,6 +265,7 @@ def test_taylor_scores_match_a_hand_computation():
     assert np.array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_taylor_reads_only_taylor_batches(dense, fmnist):
     model, _ = dense
     few = prune(model, "taylor", 0.5, data=fmnist.train, taylor_batches=2, batch_size=64, progress=False)
@@ -269,6 +275,7 @@ def test_taylor_reads_only_taylor_batches(dense, fmnist):
     assert not all(torch.equal(few.masks[k], more.masks[k]) for k in few.masks)
 
 
+@pytest.mark.slow
 def test_random_is_reproducible_by_seed_and_differs_across_seeds(dense):
     model, _ = dense
     a, b, c = (prune(model, "random", 0.5, seed=s) for s in (3, 3, 4))
@@ -284,11 +291,13 @@ def test_random_is_reproducible_by_seed_and_differs_across_seeds(dense):
 # --- MPT ------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mpt_random_subnetwork_is_accurate(mpt_model, fmnist):
     accuracy = evaluate(mpt_model, fmnist.test)  # the full 10k test set
     assert accuracy >= 0.80, accuracy
 
 
+@pytest.mark.slow
 def test_mpt_weights_are_binarised_random_init(mpt_model):
     init = lenet()
     reinitialise(init, torch.Generator().manual_seed(mpt_model.prune_config.seed))
@@ -342,6 +351,7 @@ def pruned_models(dense, fmnist, mpt_model):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", [f"{m}-{s}" for m, s in SCORED] + ["mpt-layer"])
 def test_pruned_checkpoint_reloads_to_identical_outputs(pruned_models, fmnist, tmp_path, key):
     model = pruned_models[key]
@@ -375,6 +385,7 @@ def test_every_kind_of_model_prunes_exactly_and_keeps_the_contract(arch, method,
         assert torch.equal(pruned(x), pruned.classifier(pruned.forward_features(x)))
 
 
+@pytest.mark.slow
 def test_an_earlier_classifier_mask_is_not_silently_dropped(dense):
     model, _ = dense
     first = prune(model, "magnitude", 0.5, prune_classifier=True)
@@ -383,6 +394,7 @@ def test_an_earlier_classifier_mask_is_not_silently_dropped(dense):
     check_exact(prune(first, "magnitude", 0.6, prune_classifier=True), 0.6, "global")
 
 
+@pytest.mark.slow
 def test_masks_that_do_not_fit_are_refused(dense, tmp_path):
     model, _ = dense
     save_checkpoint(tmp_path / "dense.pt", model, in_channels=1, image_size=28)
@@ -397,6 +409,7 @@ def test_masks_that_do_not_fit_are_refused(dense, tmp_path):
         save_pruned(tmp_path / "x.pt", model, in_channels=1, image_size=28)
 
 
+@pytest.mark.slow
 def test_report_table_names_every_layer(pruned_models):
     table = format_report(sparsity_report(pruned_models["magnitude-layer"]))
     assert "body.8.weight" in table and "70.00%" in table.splitlines()[-1]
@@ -405,6 +418,7 @@ def test_report_table_names_every_layer(pruned_models):
 # --- retraining ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_magnitude_90_with_retraining_comes_back_to_dense(dense, fmnist):
     model, dense_acc = dense
     pruned = prune(model, "magnitude", 0.9, scope="global")
@@ -422,6 +436,7 @@ def test_magnitude_90_with_retraining_comes_back_to_dense(dense, fmnist):
     assert not torch.equal(moved, before["body.8.weight"][pruned.masks["body.8.weight"]])  # survivors did train
 
 
+@pytest.mark.slow
 def test_retrain_option_of_prune(dense, fmnist):
     model, _ = dense
     pruned = prune(model, "taylor", 0.6, scope="layer", data=fmnist.train.head(512), taylor_batches=2,
