@@ -48,7 +48,7 @@ class Biprop(nn.Module):
     def __init__(self, weight: torch.Tensor, n_pruned: int, generator: torch.Generator):
         super().__init__()
         scores = torch.empty_like(weight, device="cpu")
-        # Scores start Kaiming-uniform like the weights they rank (biprop's choice): no layer starts favoured.
+        # Scores start Kaiming-uniform (a = sqrt(5)), as in biprop; only their order within the layer matters.
         bound = 1.0 / math.sqrt(max(1, weight[0].numel()))
         scores.uniform_(-bound, bound, generator=generator)
         self.scores = nn.Parameter(scores.to(weight.device))
