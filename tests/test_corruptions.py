@@ -23,6 +23,15 @@ CIFAR10C_FILES = {
     "shot_noise", "snow", "spatter", "speckle_noise", "zoom_blur"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Many small batched ops: on a 2-core CI box intra-op threads cost more than they give (3-10× here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _load(prefix: str, mode: str, size: int | None = None) -> np.ndarray:
     arrays = []
     for f in sorted(DATA.glob(f"{prefix}_*")):
@@ -158,7 +167,7 @@ FALLING_IN_REFERENCE = {("cifar", "elastic_transform")}
 
 @pytest.mark.parametrize("table", ["cifar", "imagenet"])
 def test_severity_means_something(table, cifar, imagenet_u8):
-    x = cifar if table == "cifar" else _tensor(imagenet_u8[:3])
+    x = cifar if table == "cifar" else _tensor(imagenet_u8[:6])
     for name in NAMES:
         change = [(corrupt(x, name, s, params=table) - x).abs().mean().item() for s in range(1, 6)]
         if (table, name) in FALLING_IN_REFERENCE:
@@ -178,8 +187,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_peer_fidelity_deterministic(name, imagenet_u8):
     from imagecorruptions import corrupt as peer
 
-    # PSNR is per image, so 10 images check as much as 20; the peer's zoom blur is slow, 4 images for it
-    images = imagenet_u8[:10] if name != "zoom_blur" else imagenet_u8[:4]
+    images = imagenet_u8 if name != "zoom_blur" else imagenet_u8[:8]  # the peer's zoom blur is slow
     x = _tensor(images)
     for s in range(1, 6):
         ours = _u8(corrupt(x, name, s, params="imagenet"))
