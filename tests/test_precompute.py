@@ -101,7 +101,7 @@ def test_aggregates_use_the_full_evaluation_set(tiny):
     clean = next(r for r in acc if r["model_id"] == "lenet5/dense" and r["variant"] == "clean" and r["class_id"] == -1)
     assert clean["n"] == 150  # not the shipped subset
     # The same number from the checkpoint, evaluated directly.
-    model, _ = load_checkpoint(store / ".work/models/lenet5__dense.pt")
+    model, _ = load_checkpoint(next((store / ".work/models").glob("lenet5__dense-*.pt")))
     test = load_dataset("fashion_mnist").test.head(150)
     with torch.no_grad():
         direct = (model(test.float_images()).argmax(1) == test.labels).sum().item()
@@ -165,10 +165,15 @@ def test_rerun_resumes_without_recomputing(tiny):
     after = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()}
     assert after == before
     # One model's results lost: only that model is evaluated again.
-    (work / "results/lenet5__random__0.5.npz").unlink()
+    lost = next(work.glob("results/lenet5__random__0.5-*.npz"))
+    lost.unlink()
     result = precompute(recipe, store=store, device="cpu", progress=False)
     assert result.reused["evaluate"] == 7
-    assert (work / "results/lenet5__random__0.5.npz").exists()
+    assert lost.exists()
+    # A changed setting recomputes what it shapes and only that: here the magnitude sweep's retraining.
+    changed = parse_recipe(TINY.replace("retrain_epochs = 1", "retrain_epochs = 2"), recipe.path)
+    result = precompute(changed, store=store, device="cpu", progress=False)
+    assert result.reused["evaluate"] == 6
 
 
 def test_corrupt_arrow_file_is_a_clear_error_and_precompute_repairs_it(tiny):
@@ -193,10 +198,13 @@ def test_kill_9_then_resume(tmp_path):
     cmd = [sys.executable, "-m", "lotterysite.cli", "precompute", str(recipe_path), "--store", str(store), "--device", "cpu"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    first = store / ".work/results/lenet5__dense.npz"
-    while not first.exists() and time.time() < deadline and proc.poll() is None:
+    def first_results():
+        return next((store / ".work/results").glob("lenet5__dense-*.npz"), None)
+
+    while first_results() is None and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert first.exists(), "precompute never finished its first model"
+    first = first_results()
+    assert first is not None, "precompute never finished its first model"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     stamp = first.stat().st_mtime_ns
@@ -334,7 +342,7 @@ enabled = false
     assert m["dataset"]["image_size"] == 32 and m["dataset"]["channels"] == 3
     assert m["corruption_source"] == str(c10c) and m["gallery"] is None
     # The shipped shot_noise rows are the folder's images, measured: same predictions as a direct forward pass.
-    model, _ = load_checkpoint(store / ".work/models/lenet5__dense.pt")
+    model, _ = load_checkpoint(next((store / ".work/models").glob("lenet5__dense-*.pt")))
     images = load_cifar10c(c10c, "shot_noise", 3)
     with torch.no_grad():
         direct = model(images.float_images()).argmax(1)

@@ -53,6 +53,7 @@ class PruneSweep:
     amounts: tuple[float, ...]  # fractions of prunable weights removed, one model each
     options: dict[str, Any] = field(default_factory=dict)  # other PruneConfig fields (scope, taylor_batches, ...)
     retrain_epochs: int = 0  # > 0: also ship a retrained copy of every pruned model
+    train_subset: int | None = None  # training images Taylor, MPT and retraining see (first N; None: all)
 
     def config(self, amount: float, seed: int, *, retrain: bool, progress: bool = True) -> PruneConfig:
         return PruneConfig(
@@ -247,9 +248,10 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         retrain_epochs = r.get("retrain_epochs", int, 0)
         if retrain_epochs < 0:
             r.fail("retrain_epochs", f"must be >= 0, got {retrain_epochs}")
+        train_subset = _positive(r, "train_subset", r.get("train_subset", int, None), allow_none=True)
         allowed = set(_fields(PruneConfig)) - {"method", "amount", "seed", "retrain_epochs", "progress"}
         r.done(allowed=allowed)
-        sweep = PruneSweep(method, amounts, dict(r.table), retrain_epochs)
+        sweep = PruneSweep(method, amounts, dict(r.table), retrain_epochs, train_subset)
         try:
             sweep.config(amounts[0], seeds[0], retrain=True)
         except (TypeError, ValueError) as e:

@@ -12,6 +12,7 @@ Every file is written atomically, so an interrupted run (Ctrl-C, kill -9) leaves
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import time
@@ -57,6 +58,11 @@ class ModelEntry:
     amount: float
     retrained: bool
     seed: int
+    fingerprint: str = ""  # hash of every recipe setting that shapes this model: work files are named by it
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -79,17 +85,21 @@ class PrecomputeResult:
 def plan_models(recipe: Recipe) -> list[ModelEntry]:
     """Every model the recipe asks for, dense first, in a stable order."""
     many = len(recipe.seeds) > 1
+    data = asdict(recipe.data)
     out = []
     for seed in recipe.seeds:
         for a in recipe.architectures:
             arch = a.model.arch
             mid = model_id(arch, "dense", 0.0, retrained=False, seed=seed, many_seeds=many)
-            out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed))
+            dense_fp = _fingerprint(data, asdict(a), seed)
+            out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed, dense_fp))
             for sweep in recipe.pruning:
                 for amount in sweep.amounts:
+                    pruned_fp = _fingerprint(dense_fp, sweep.method, amount, sweep.options, sweep.train_subset)
                     for retrained in (False, True) if sweep.retrain_epochs else (False,):
                         mid = model_id(arch, sweep.method, amount, retrained=retrained, seed=seed, many_seeds=many)
-                        out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed))
+                        fp = _fingerprint(pruned_fp, sweep.retrain_epochs) if retrained else pruned_fp
+                        out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp))
     return out
 
 
@@ -137,8 +147,11 @@ class _Runner:
         return data, eval_set, variants
 
     def corruption_path(self, name: str, severity: int) -> Path:
-        c = self.recipe.corruptions
-        return self.work / "corruptions" / f"{c.params}-seed{c.seed}" / f"{name}-{severity}.npy"
+        # Everything that determines the images is in the path, so a changed recipe never reuses stale ones.
+        c, r = self.recipe.corruptions, self.recipe
+        n = r.eval_subset if r.eval_subset is not None else "all"
+        folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}"
+        return self.work / "corruptions" / folder / f"{name}-{severity}.npy"
 
     def generate_corruptions(self, eval_set: ImageSet, variants: list[tuple[str, int]]) -> None:
         from ..corruptions import corrupt
@@ -173,7 +186,7 @@ class _Runner:
 
     # -- 2. models -------------------------------------------------------------------------------------------
     def checkpoint_path(self, entry: ModelEntry) -> Path:
-        return self.work / "models" / f"{entry.key}.pt"
+        return self.work / "models" / f"{entry.key}-{entry.fingerprint}.pt"
 
     def dense_model(self, entry: ModelEntry, data: DataSplits):
         arch_cfg = next(a for a in self.recipe.architectures if a.model.arch == entry.arch)
@@ -203,31 +216,34 @@ class _Runner:
         sweep = next(s for s in self.recipe.pruning if s.method == entry.method)
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
-            base_entry = ModelEntry(**{**asdict(entry), "retrained": False,
-                                       "model_id": entry.model_id.replace("+retrain", ""),
-                                       "key": model_key(entry.model_id.replace("+retrain", ""))})  # fmt: skip
+            base_id = entry.model_id.replace("+retrain", "")
+            base_entry = next(e for e in plan_models(self.recipe) if e.model_id == base_id)
             base = cache.get(base_entry.key) or self.pruned_model(base_entry, dense, data, cache)
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
             from ..config import TrainConfig
 
             train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=entry.seed)
-            model, _ = retrain(base, data.train, train_cfg, device=self.device, progress=self.progress)
+            model, _ = retrain(base, data.train.head(sweep.train_subset), train_cfg, device=self.device,
+                               progress=self.progress)  # fmt: skip
             model.prune_config = cfg
         else:
             cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=self.progress)
-            model = prune_model(dense, cfg, data=data.train, device=self.device)
+            model = prune_model(dense, cfg, data=data.train.head(sweep.train_subset), device=self.device)
         save_pruned(path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id})
         return model
 
     # -- 3. evaluate -----------------------------------------------------------------------------------------
     def results_path(self, entry: ModelEntry) -> Path:
-        return self.work / "results" / f"{entry.key}.npz"
+        c = self.recipe.corruptions
+        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed)
+        return self.work / "results" / f"{entry.key}-{fp}.npz"
 
     def evaluate(self, model, eval_set: ImageSet, variants) -> agg.ModelResults:
         parts = []
         for name, severity in variants:
             images = self.variant_set(eval_set, name, severity)
-            g, _ = measure_model(model, images.batches(self.recipe.batch_size, device=self.device), device=self.device)
+            batches = images.batches(self.recipe.batch_size, device=self.device)
+            g, _ = measure_model(model, batches, device=self.device)
             parts.append(g)
         stack = lambda attr, dtype: np.stack([getattr(g, attr).numpy() for g in parts]).astype(dtype)  # noqa: E731
         return agg.ModelResults(
@@ -249,13 +265,15 @@ class _Runner:
 
         atomic_write(path, write)
 
-    def load_results(self, path: Path, variants) -> tuple[agg.ModelResults, dict] | None:
+    def load_results(self, path: Path, variants, labels: np.ndarray) -> tuple[agg.ModelResults, dict] | None:
         try:
             with np.load(path, allow_pickle=False) as z:
                 stored = [tuple(v) for v in json.loads(str(z["variants"]))]
                 if stored != [tuple(v) for v in variants]:
                     return None  # the recipe's variants changed: this model is evaluated again
                 arrays = {k: z[k] for k in ("labels", "pred", "margin", "length", "angle", "prob_true", "loss", "degenerate")}
+                if not np.array_equal(arrays["labels"], labels):
+                    return None  # another evaluation set: evaluate again
                 extra = json.loads(str(z["extra"]))
         except (OSError, ValueError, KeyError, EOFError) as e:
             tqdm.write(f"warning: {path} is unreadable ({e}); evaluating that model again")
@@ -271,7 +289,7 @@ class _Runner:
         for entry in self.bar(entries, desc="models", unit="model"):
             path = self.results_path(entry)
             if self.done(path):
-                loaded = self.load_results(path, variants)
+                loaded = self.load_results(path, variants, eval_set.labels.numpy())
                 if loaded is not None:
                     self.reuse("evaluate")
                     out[entry.model_id] = (entry, *loaded)
