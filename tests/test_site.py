@@ -28,6 +28,8 @@ def site(tmp_path_factory):
     "make",
     [
         lambda: charts.evaluation_table(variants=["clean", "corruption mean", "fog"]),
+        # More variants than one row of columns: several faceted chunks share the `model` selection.
+        lambda: charts.evaluation_table(variants=["clean", "corruption mean", *[f"c{i}" for i in range(19)]]),
         lambda: charts.local_geometry(classes=CLASSES, compare=False),
         lambda: charts.local_geometry(classes=CLASSES, compare=True),
         lambda: charts.global_geometry(axes=AXES, compare=False),

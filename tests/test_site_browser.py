@@ -182,7 +182,7 @@ def test_instant_navigation_and_dark_palette(page, server):
     page.locator("label[for='__palette_1']").first.click()
     page.click("nav >> text=Local geometry")
     page.wait_for_function(
-        "document.querySelector('.ls-view') && window.lotterysiteRuntime.views.length > 0"
+        "document.querySelector('.ls-view') && window.lotterysiteRuntime && window.lotterysiteRuntime.views.length > 0"
         " && window.lotterysiteRuntime.views.every(v => v.view)", timeout=30_000
     )
     page.evaluate("window.lotterysiteRuntime.ready")

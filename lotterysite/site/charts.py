@@ -27,57 +27,68 @@ def _data(data, name: str):
     return alt.Data(name=name) if data is None else data
 
 
-def evaluation_table(data=None, *, variants: list[str], columns: int = 7) -> alt.VConcatChart:
+def evaluation_table(data=None, *, variants: list[str], columns: int = 7, methods: int = 5) -> alt.FacetChart:
     """Evaluation table: accuracy per method × amount, small multiples per corruption, methods ranked (Fig. 4 ①⑤).
 
     Rows: model_id, method_label, amount, amount_label, variant_label, rank (1 = best method of this variant),
     first (one row per cell, carries its label), accuracy, delta (subset minus overall accuracy, or null).
     Clicking a bar selects its model (param `model`) and highlights it in every cell; `delta` draws green/red bars.
+
+    One wrapped facet over the variants, with the ranked methods stacked as bands inside each small multiple
+    (a method's band is [rank - 1, rank] on a reversed y scale, its bars grow up from the band's floor): a single
+    view, so the `model` selection is defined once and works in every cell.
     """
     model = alt.selection_point(name="model", fields=["model_id"], on="click", clear="dblclick")
+    band = 0.8  # share of a band the bars may fill; the rest separates the methods
+    y_scale = alt.Scale(domain=[0, methods], reverse=True, nice=False)
     base = alt.Chart().encode(
-        x=alt.X("amount:O", title=None, axis=alt.Axis(labelAngle=0, labelExpr=AMOUNT_LABEL)),
+        x=alt.X("amount:O", title=None, axis=alt.Axis(labelAngle=0, labelExpr=AMOUNT_LABEL, labelFontSize=8)),
     )
-    bars = base.mark_bar(size=12).encode(
-        y=alt.Y("accuracy:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=3)),
-        color=alt.condition(model, alt.value("#4c78a8"), alt.value("#d0d0d0")),
-        tooltip=[
-            alt.Tooltip("model_id:N", title="model"),
-            alt.Tooltip("variant_label:N", title="data"),
-            alt.Tooltip("accuracy:Q", format=".1%"),
-            alt.Tooltip("delta:Q", title="subset − overall", format="+.1%"),
-        ],
+    bars = (
+        base.transform_calculate(top=f"datum.rank - {band} * datum.accuracy")
+        .mark_bar(size=8)
+        .encode(
+            y=alt.Y("rank:Q", title=None, scale=y_scale, axis=None),
+            y2="top:Q",
+            color=alt.condition(model, alt.value("#4c78a8"), alt.value("#d0d0d0")),
+            tooltip=[
+                alt.Tooltip("model_id:N", title="model"),
+                alt.Tooltip("variant_label:N", title="data"),
+                alt.Tooltip("accuracy:Q", format=".1%"),
+                alt.Tooltip("delta:Q", title="subset − overall", format="+.1%"),
+            ],
+        )
     )
     delta = (
-        base.mark_bar(size=5)
-        .transform_filter("isValid(datum.delta)")
-        .transform_calculate(top="datum.accuracy + datum.delta")
+        base.transform_filter("isValid(datum.delta)")
+        .transform_calculate(
+            top=f"datum.rank - {band} * datum.accuracy",
+            tip=f"datum.rank - {band} * clamp(datum.accuracy + datum.delta, 0, 1)",
+        )
+        .mark_bar(size=4)
         .encode(
-            y="accuracy:Q",
-            y2="top:Q",
+            y=alt.Y("top:Q", scale=y_scale, axis=None),
+            y2="tip:Q",
             color=alt.condition("datum.delta >= 0", alt.value(GREEN), alt.value(RED)),
         )
     )
     label = (
         alt.Chart()
-        .mark_text(align="left", baseline="top", dx=2, dy=2, fontSize=10, color="#555")
+        .mark_text(align="left", baseline="top", dx=2, fontSize=9, color="#555")
         .transform_filter("datum.first")
-        .encode(text="method_label:N", x=alt.value(0), y=alt.value(0))
+        .transform_calculate(label_y=f"datum.rank - {band} - 0.18")
+        .encode(text="method_label:N", x=alt.value(0), y=alt.Y("label_y:Q", scale=y_scale, axis=None))
     )
-    cells = alt.layer(bars, delta, label).properties(height=60).add_params(model)
-    charts = []
-    for start in range(0, len(variants), columns):
-        chunk = variants[start : start + columns]
-        charts.append(
-            alt.layer(cells, data=_data(data, "evaluation"))
-            .transform_filter(alt.FieldOneOfPredicate(field="variant_label", oneOf=chunk))
-            .facet(
-                row=alt.Row("rank:O", header=alt.Header(labels=False, title=None)),
-                column=alt.Column("variant_label:N", sort=chunk, title=None, header=alt.Header(labelFontWeight="bold")),
-                spacing={"row": 4, "column": 10},
-            )
+    return (
+        alt.layer(bars, delta, label, data=_data(data, "evaluation"))
+        .properties(height=44 * methods, width=130)
+        .add_params(model)
+        .facet(
+            facet=alt.Facet("variant_label:N", sort=variants, title=None, header=alt.Header(labelFontWeight="bold")),
+            columns=columns,
+            spacing=10,
         )
-    return alt.vconcat(*charts, spacing=20)
+    )
 
 
 def _outcome_filter():
@@ -99,10 +110,10 @@ def _density(field_names: list[str], colors: list[str], *, vertical: bool, size:
     return out.properties(width=size) if vertical else out.properties(height=size)
 
 
-def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, columns: int = 5) -> alt.VConcatChart:
+def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, columns: int = 4) -> alt.VConcatChart:
     """Local geometry: per class, angle to the true class vs length with marginal densities and a margin density.
 
-    Rows (one per sample): sample_id, label, class_name, image, ref_correct (0/1), ref_angle_true, ref_length,
+    Rows (one per sample): sample_id, label, class_name, image, ref_correct (0/1), ref_class_accuracy (full-data accuracy of the class), ref_angle_true, ref_length,
     ref_margin, and with `compare` the cmp_* twins plus d_angle, d_length, d_margin (compared minus reference) and
     outcome (one of OUTCOMES). Single model: gray correct, red incorrect (Fig. 4 ③). Compare: reference gray,
     compared yellow, trajectories coloured by outcome (Fig. 4 ④, Fig. 7), filtered by the outcome radio and the
@@ -121,11 +132,12 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
     panels = []
     for class_id, _name in classes:
         flt = f"datum.label == {class_id}"
-        acc = "ref_correct"
+        # Class accuracy on the full evaluation set (a per-row constant from accuracy.arrow), n = shipped samples.
+        acc = "ref_class_accuracy"
         header = (
             alt.Chart()
             .transform_filter(flt)
-            .transform_aggregate(ref=f"mean({acc})", cmp="mean(cmp_correct)" if compare else f"mean({acc})",
+            .transform_aggregate(ref=f"mean({acc})", cmp="mean(cmp_class_accuracy)" if compare else f"mean({acc})",
                                  n="count()", groupby=["class_name"])  # fmt: skip
             .transform_calculate(
                 text="datum.class_name + '  ' + format(datum.ref, '.1%')"

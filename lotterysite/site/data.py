@@ -166,6 +166,11 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
                                  "the other models' files; rebuild the store with one recipe")  # fmt: skip
             part = table.filter(pc.and_(pc.equal(variant, v), pc.equal(table["severity"], s))).sort_by("sample_id")
             part = part.select(wanted)
+            # The class accuracy the local view shows comes from the full evaluation set, never the shipped subset.
+            full = class_accuracy(store, m["model_id"], v, s)
+            label_np = part["label"].to_numpy(zero_copy_only=False)
+            part = part.append_column("class_accuracy", pa.array(
+                [full.get(int(c), float("nan")) for c in label_np], pa.float32()))  # fmt: skip
             files[f"{base}/{m['model_key']}/{by_key[(v, s)]['file']}"] = arrow_bytes(part)
             correct = part["correct"].to_numpy(zero_copy_only=False).astype(np.int16)
             if len(correct) != len(ids):
@@ -185,6 +190,15 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
     files[f"{slug(arch)}/correct.arrow"] = arrow_bytes(correct)
     files[f"{slug(arch)}/evaluation.arrow"] = arrow_bytes(evaluation_rows(store, arch))
     return ArchData(files, slices or [], columns)
+
+
+def class_accuracy(store: Store, model_id: str, variant: str, severity: int) -> dict[int, float]:
+    """Per-class accuracy of one model on one variant, from accuracy.arrow (the full evaluation set)."""
+    cache = store.__dict__.setdefault("_class_accuracy", {})
+    if not cache:
+        for r in store.accuracy.filter(pc.greater_equal(store.accuracy["class_id"], 0)).to_pylist():
+            cache.setdefault((r["model_id"], r["variant"], r["severity"]), {})[r["class_id"]] = r["accuracy"]
+    return cache.get((model_id, variant, severity), {})
 
 
 def axis_classes(store: Store, arch: str, max_axes: int) -> list[int]:

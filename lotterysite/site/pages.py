@@ -90,7 +90,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             charts.sample_examination(filters=["datum.selected"], compare=compare, limit=120)
         )
     variants = _variants(store)
-    specs[f"{data_dir}/specs/evaluation.json"] = spec_dict(charts.evaluation_table(variants=variants))
+    n_methods = len({method_label(m) for m in store.manifest["models"] if m["arch"] == arch})
+    specs[f"{data_dir}/specs/evaluation.json"] = spec_dict(charts.evaluation_table(variants=variants, methods=n_methods))
 
     pages = []
     common = {

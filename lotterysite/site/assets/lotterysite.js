@@ -221,6 +221,7 @@
       const o = {
         sample_id: r.sample_id, label: r.label, class_name: names[r.label], image: s.thumbnail, pie: !!s.pie,
         robustness: r.robustness, ref_correct: r.correct ? 1 : 0, ref_outcome: r.correct ? "correct" : "incorrect",
+        ref_class_accuracy: r.class_accuracy,
         ref_pred_name: names[r.pred], selected: sel ? !!sel[i] : true, index: i,
       };
       for (const f of cfg.axes) o["ref_" + f] = r[f];
@@ -229,6 +230,7 @@
         if (!c) continue;
         for (const f of cfg.axes) o["cmp_" + f] = c[f];
         o.cmp_correct = c.correct ? 1 : 0;
+        o.cmp_class_accuracy = c.class_accuracy;
         o.cmp_pred_name = names[c.pred];
         o.d_angle = c.angle_true - r.angle_true;
         o.d_length = c.length - r.length;
