@@ -8,13 +8,13 @@ pruned models (empty for dense ones); `meta` holds the configs that produced it.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .fileio import atomic_write
 from .models import create_model
 
 FORMAT = "lotterysite-checkpoint/1"
@@ -22,21 +22,6 @@ FORMAT = "lotterysite-checkpoint/1"
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be used; the message names the file, the field and the fix."""
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call `write(tmp_path)` then rename onto `path`: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary keeps the final suffix: writers such as PIL pick the format from it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(

@@ -174,6 +174,10 @@ def test_rerun_resumes_without_recomputing(tiny):
     changed = parse_recipe(TINY.replace("retrain_epochs = 1", "retrain_epochs = 2"), recipe.path)
     result = precompute(changed, store=store, device="cpu", progress=False)
     assert result.reused["evaluate"] == 6
+    # --force recomputes everything.
+    result = precompute(recipe, store=store, device="cpu", progress=False, force=True)
+    assert result.reused == {}
+    assert all(p.stat().st_mtime_ns > before[p] for p in before if p.suffix in (".pt", ".npz") and p.exists())
 
 
 def test_corrupt_arrow_file_is_a_clear_error_and_precompute_repairs_it(tiny):

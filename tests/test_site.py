@@ -11,6 +11,7 @@ from mkdocs.exceptions import PluginError
 
 from lotterysite.site import charts
 from lotterysite.store import TABLES, geometry_schema
+from lotterysite.store.schema import outcomes_schema
 from site_store import HOSTILE, build_site, build_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,6 +139,8 @@ def test_store_docs_name_every_column():
     text = (REPO / "site_src/store.md").read_text()
     names = {n for schema in TABLES.values() for n in schema.names}
     names |= {n for n in geometry_schema(3).names if not n.startswith("angle_") or n == "angle_true"}
+    names |= {n for n in outcomes_schema(["fog"]).names if not n.startswith("c_")}
+    assert "`c_<corruption>`" in text and "`outcomes.arrow`" in text
     missing = sorted(n for n in names if f"`{n}`" not in text)
     assert not missing, f"columns not documented in site_src/store.md: {missing}"
     for name in TABLES:

@@ -25,7 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..fileio import atomic_write
 from ..config import to_dict
 from ..data import DataError, ImageSet, load_cifar10c, load_dataset
 from ..data._registry import DataSplits

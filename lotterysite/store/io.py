@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ..fileio import atomic_write
 from .schema import SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
@@ -19,20 +19,6 @@ MANIFEST = "manifest.json"
 
 class StoreError(ValueError):
     """A store file is missing, corrupt or of another schema; the message names the file and the fix."""
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_table(columns: Mapping[str, Any], schema: pa.Schema, *, where: str = "") -> pa.Table:
@@ -75,7 +61,7 @@ def write_table(path: str | os.PathLike, table: pa.Table, *, metadata: Mapping[s
         with pa.OSFile(tmp, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
 
-    _atomic(path, write)
+    atomic_write(path, write)
     return table.num_rows
 
 
@@ -114,7 +100,7 @@ def file_digest(path: Path) -> str:
 def write_manifest(root: str | os.PathLike, manifest: dict) -> None:
     root = Path(root)
     body = json.dumps({"schema_version": SCHEMA_VERSION, **manifest}, indent=2, sort_keys=True, default=str)
-    _atomic(root / MANIFEST, lambda tmp: Path(tmp).write_text(body + "\n", encoding="utf-8"))
+    atomic_write(root / MANIFEST, lambda tmp: Path(tmp).write_text(body + "\n", encoding="utf-8"))
 
 
 def read_manifest(root: str | os.PathLike) -> dict:
