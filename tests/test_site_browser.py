@@ -190,3 +190,53 @@ def test_instant_navigation_and_dark_palette(page, server):
     assert all(n > 10 for n in page.evaluate(COUNT_MARKS))
     shot(page, "local_dark_instant")
     assert page.problems == []
+
+
+FIRST_IMAGE_POINT = """(index) => {
+  // Page coordinates of the centre of the first image mark item (a sample thumbnail in the grid).
+  const view = window.lotterysiteRuntime.views[index].view;
+  let found = null;
+  const walkMark = (mark, x, y) => {
+    if (found) return;
+    if (mark.marktype === 'image' && mark.items.length) {
+      const it = mark.items[0];
+      found = {x: x + it.x + (it.width || 0) / 2, y: y + it.y + (it.height || 0) / 2};
+      return;
+    }
+    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walkMark(m, x + (g.x || 0), y + (g.y || 0))));
+  };
+  walkMark(view.scenegraph().root, 0, 0);
+  const canvas = view.container().querySelector('canvas').getBoundingClientRect();
+  const [ox, oy] = view.origin();
+  return found && {x: canvas.x + ox + found.x, y: canvas.y + oy + found.y};
+}"""
+
+
+def test_tooltip_shows_the_sample_thumbnail(page, server):
+    open_view(page, server + "views/lenet5/local/")
+    point = page.evaluate(FIRST_IMAGE_POINT, 0)
+    assert point, "no thumbnail drawn in the sample grid"
+    # The grid lies below the fold: scroll it into the viewport (the mouse only hovers what is on screen).
+    page.evaluate("(y) => window.scrollTo(0, y - 400)", point["y"])
+    point = page.evaluate(FIRST_IMAGE_POINT, 0)
+    page.mouse.move(point["x"] - 4, point["y"] - 4)
+    page.mouse.move(point["x"], point["y"], steps=3)
+    tooltip = page.locator("#vg-tooltip-element img")
+    tooltip.wait_for(state="visible", timeout=5_000)
+    assert tooltip.get_attribute("src").startswith("data:image/png;base64,")
+    assert page.locator("#vg-tooltip-element").inner_text().strip()  # and the sample's fields beside it
+    assert page.problems == []
+
+
+def test_download_gives_the_views_rows_as_csv(page, server):
+    open_view(page, server + "views/lenet5/local/")
+    rows = page.evaluate("window.lotterysiteRuntime.views[0].view.data('pairs').length")
+    with page.expect_download() as info:
+        page.click("text=Download data (CSV)")
+    download = info.value
+    assert download.suggested_filename.endswith(".csv")
+    lines = Path(download.path()).read_text().strip().splitlines()
+    header = lines[0].split(",")
+    assert "sample_id" in header and "ref_margin" in header
+    assert len(lines) - 1 == rows > 100
+
