@@ -112,8 +112,10 @@ def margin_change_density(
     if finite.size == 0:
         return rows
     lo, hi = np.quantile(finite, [trim, 1 - trim])
-    if hi <= lo:
-        hi = lo + 1e-6
+    if hi - lo < 1e-3:
+        # A model whose margins barely move (e.g. one that predicts a constant class): widen the bins to a
+        # readable range, or a histogram over a 1e-6-wide interval reports densities in the millions.
+        lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     groups = {"all": list(range(rel.shape[0]))}
