@@ -98,3 +98,11 @@ def test_choose_shipped_keeps_exemplars_and_stratifies():
     # The limit wins over per_class; exemplars are kept first.
     small = agg.choose_shipped(labels, keep, per_class=10, limit=11, seed=0)
     assert len(small) <= 11 and set(keep) <= set(small.tolist())
+
+
+def test_margin_change_of_a_model_whose_margins_do_not_move_stays_readable():
+    res = make_results(3)
+    res.margin[:] = 0.7  # every corrupted margin equals the clean one: all changes are exactly 0
+    rows = agg.margin_change_density("m", res, bins=10)
+    xs = np.array(rows["x"][:10])
+    assert xs.max() - xs.min() > 0.5 and max(rows["density"]) < 10
