@@ -55,8 +55,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated/foreign files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first}); re-create it") from None
+        # torch's own message suggests weights_only=False, which would run code from the file: never pass it on.
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: truncated, not a torch file, or it holds "
+            "objects other than tensors); re-create it with `lotterysite train` or lotterysite.checkpoint.save_checkpoint"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: field 'format' is not {FORMAT!r}; this is not a lotterysite checkpoint (a bare state_dict? "

@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..fileio import atomic_write
-from ..config import to_dict
+from ..config import TrainConfig
 from ..data import DataError, ImageSet, load_cifar10c, load_dataset
 from ..data._registry import DataSplits
 from ..geometry import measure_model
@@ -201,7 +201,7 @@ class _Runner:
         else:
             torch.manual_seed(entry.seed)
             model = create_model(entry.arch, num_classes=data.train.num_classes, **shape, **arch_cfg.model.options)
-            train_cfg = arch_cfg.train.__class__(**{**asdict(arch_cfg.train), "seed": entry.seed})
+            train_cfg = replace(arch_cfg.train, seed=entry.seed)
             train(model, data.train, train_cfg, device=self.device, progress=self.progress, desc=entry.model_id)
         save_checkpoint(path, model, **shape, options=arch_cfg.model.options,
                         meta={**self.meta, "model_id": entry.model_id})  # fmt: skip
@@ -221,8 +221,6 @@ class _Runner:
             base_entry = next(e for e in plan_models(self.recipe) if e.model_id == base_id)
             base = cache.get(base_entry.key) or self.pruned_model(base_entry, dense, data, cache)
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
-            from ..config import TrainConfig
-
             train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=entry.seed)
             model, _ = retrain(base, data.train.head(sweep.train_subset), train_cfg, device=self.device,
                                progress=self.progress)  # fmt: skip
@@ -516,4 +514,4 @@ def precompute(
     return runner.result
 
 
-__all__ = ["ModelEntry", "PrecomputeResult", "plan_models", "precompute", "to_dict"]
+__all__ = ["ModelEntry", "PrecomputeResult", "plan_models", "precompute"]

@@ -150,6 +150,7 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
     wanted = list(SLICE_COLUMNS) + [f"angle_{j}" for j in max_axes_classes]
     id_array = pa.array(ids, pa.int32())
     base = f"{slug(arch)}/g"
+    class_acc = class_accuracies(store)
     for k, m in enumerate(store.models_of(arch)):
         table = read_table(store.root / "geometry" / f"{m['model_key']}.arrow", geometry_schema(ncls))
         table = table.filter(pc.is_in(table["sample_id"], id_array))
@@ -167,7 +168,7 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
             part = table.filter(pc.and_(pc.equal(variant, v), pc.equal(table["severity"], s))).sort_by("sample_id")
             part = part.select(wanted)
             # The class accuracy the local view shows comes from the full evaluation set, never the shipped subset.
-            full = class_accuracy(store, m["model_id"], v, s)
+            full = class_acc.get((m["model_id"], v, s), {})
             label_np = part["label"].to_numpy(zero_copy_only=False)
             part = part.append_column("class_accuracy", pa.array(
                 [full.get(int(c), float("nan")) for c in label_np], pa.float32()))  # fmt: skip
@@ -192,13 +193,12 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
     return ArchData(files, slices or [], columns)
 
 
-def class_accuracy(store: Store, model_id: str, variant: str, severity: int) -> dict[int, float]:
-    """Per-class accuracy of one model on one variant, from accuracy.arrow (the full evaluation set)."""
-    cache = store.__dict__.setdefault("_class_accuracy", {})
-    if not cache:
-        for r in store.accuracy.filter(pc.greater_equal(store.accuracy["class_id"], 0)).to_pylist():
-            cache.setdefault((r["model_id"], r["variant"], r["severity"]), {})[r["class_id"]] = r["accuracy"]
-    return cache.get((model_id, variant, severity), {})
+def class_accuracies(store: Store) -> dict[tuple[str, str, int], dict[int, float]]:
+    """(model_id, variant, severity) -> class -> accuracy, from accuracy.arrow (the full evaluation set)."""
+    out: dict[tuple[str, str, int], dict[int, float]] = {}
+    for r in store.accuracy.filter(pc.greater_equal(store.accuracy["class_id"], 0)).to_pylist():
+        out.setdefault((r["model_id"], r["variant"], r["severity"]), {})[r["class_id"]] = r["accuracy"]
+    return out
 
 
 def axis_classes(store: Store, arch: str, max_axes: int) -> list[int]:
