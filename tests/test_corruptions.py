@@ -302,3 +302,44 @@ def test_gallery_writes_one_png(cifar, tmp_path):
     path = gallery(cifar[:2], tmp_path / "gallery.png", names=("fog", "pixelate"))
     with Image.open(path) as im:
         assert im.format == "PNG" and im.width > 2 * 6 * 96 and im.height > 2 * 96
+
+
+def _sequential_glass_shuffle(offsets: np.ndarray, h: int, w: int, d: int) -> np.ndarray:
+    """The reference's loop, literally, on a map of positions (what our parallel map must equal)."""
+    out = []
+    for image in offsets:
+        perm = np.arange(h * w).reshape(h, w)
+        for dydx in image:
+            for i in range(h - d, d, -1):
+                for j in range(w - d, d, -1):
+                    perm[i, j] = perm[i + dydx[0, i, j], j + dydx[1, i, j]]
+        out.append(perm.reshape(-1))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("h, w, d, iterations", [(32, 32, 1, 2), (32, 20, 4, 2), (17, 23, 3, 3), (40, 40, 2, 1)])
+def test_glass_shuffle_map_equals_the_sequential_loop(h, w, d, iterations):
+    gen = torch.Generator().manual_seed(h * w + d)
+    offsets = _ops.glass_shuffle_offsets(3, h, w, d, iterations, gen, "cpu")
+    ours = _ops.glass_shuffle_map(3, h, w, d, iterations, gen, "cpu", offsets=offsets)
+    np.testing.assert_array_equal(ours.numpy(), _sequential_glass_shuffle(offsets.long().numpy(), h, w, d))
+
+
+def test_glass_shuffle_displacement_matches_peer():
+    """Mean and spread of how far pixels travel, against the peer's own numba shuffle on a position-coded image."""
+    from imagecorruptions.corruptions import _shuffle_pixels_njit_glass_blur as peer_shuffle
+
+    h = w = 64
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    for s in range(1, 6):
+        _, d, iterations = parameters("glass_blur", s, "imagenet")
+        theirs = []
+        for seed in range(8):
+            coded = np.stack([rows, cols, np.zeros_like(rows)], -1).astype(np.uint8)
+            moved = peer_shuffle(h, w, coded, (0, d, iterations), seed)
+            theirs.append(np.hypot(moved[..., 0] - rows, moved[..., 1] - cols))
+        perm = _ops.glass_shuffle_map(8, h, w, d, iterations, torch.Generator().manual_seed(s), "cpu").numpy()
+        ours = np.hypot(perm // w - rows.reshape(-1), perm % w - cols.reshape(-1))
+        theirs = np.stack(theirs)
+        assert abs(ours.mean() - theirs.mean()) < 0.03 * theirs.mean(), (s, ours.mean(), theirs.mean())
+        assert abs(ours.std() - theirs.std()) < 0.03 * theirs.std(), (s, ours.std(), theirs.std())

@@ -50,42 +50,15 @@ def gaussian_blur(x, p, table, gen):
     return _ops.gaussian(x, p).clamp(0, 1)
 
 
-@functools.lru_cache(maxsize=1)
-def _glass_shuffle_kernel():
-    # numba ships with the peer package we depend on; compiled lazily so importing us costs nothing.
-    import numba
-
-    @numba.njit(cache=True)
-    def shuffle(perm, seeds, max_delta, iterations):
-        n, h, w = perm.shape
-        for k in range(n):
-            np.random.seed(seeds[k])
-            for _ in range(iterations):
-                for i in range(h - max_delta, max_delta, -1):
-                    for j in range(w - max_delta, max_delta, -1):
-                        dx = np.random.randint(-max_delta, max_delta)
-                        dy = np.random.randint(-max_delta, max_delta)
-                        # The reference writes `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on an H×W×3 array:
-                        # the right side holds views, so it copies x[h', w'] into x[h, w] and leaves x[h', w']
-                        # as it was. Both published datasets were made with that copy, so we copy too.
-                        perm[k, i, j] = perm[k, i + dy, j + dx]
-        return perm
-
-    return shuffle
-
-
 def glass_blur(x, p, table, gen):
     sigma, max_delta, iterations = p
     n, c, h, w = x.shape
     # The reference quantises to uint8 (truncating) between the blur and the shuffle.
     blurred = torch.floor(_ops.gaussian(x, sigma) * 255 + 1e-4) / 255
-    # The local shuffle is a chain of sequential pixel moves (a pixel can travel several steps), so it is computed
-    # exactly, as a map of source positions per image, then applied to all channels with one gather.
-    seeds = torch.randint(0, 2**31 - 1, (n,), generator=gen, device=x.device).cpu().numpy()
-    perm = np.broadcast_to(np.arange(h * w).reshape(1, h, w), (n, h, w)).copy()
-    perm = _glass_shuffle_kernel()(perm, seeds, int(max_delta), int(iterations))
-    index = torch.from_numpy(perm.reshape(n, 1, h * w)).to(x.device).expand(n, c, h * w)
-    shuffled = blurred.reshape(n, c, h * w).gather(2, index).reshape(n, c, h, w)
+    # The reference's sequential pixel moves, computed exactly as one map of source positions per image (see
+    # _ops.glass_shuffle_map), then applied to all channels with one gather.
+    index = _ops.glass_shuffle_map(n, h, w, int(max_delta), int(iterations), gen, x.device)
+    shuffled = blurred.reshape(n, c, h * w).gather(2, index[:, None].expand(n, c, h * w)).reshape(n, c, h, w)
     return _ops.gaussian(shuffled, sigma).clamp(0, 1)
 
 

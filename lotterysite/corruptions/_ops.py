@@ -263,3 +263,53 @@ def hsv_saturation(x: torch.Tensor, factor: float, offset: float) -> torch.Tenso
     red[:, 1:] = 1
     grey = v * (1 - s_new * red)
     return torch.where(s > 0, coloured, grey)
+
+
+def glass_shuffle_offsets(n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator,
+                          device) -> torch.Tensor:
+    """The reference's random moves: (dy, dx) in [-max_delta, max_delta) per pixel and pass, n×iterations×2×H×W."""
+    # int8 halves the generator's memory traffic next to int64; the moves are tiny.
+    return torch.randint(-max_delta, max_delta, (n, iterations, 2, h, w), generator=gen, device=device,
+                         dtype=torch.int8)
+
+
+def glass_shuffle_map(n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator, device,
+                      offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """Flat source index per output pixel (n×H·W) of the glass-blur shuffle, computed in parallel, exactly.
+
+    The reference visits rows H-d..d+1 and, in each, columns W-d..d+1 (d = max_delta), both descending, and copies
+    x[i + dy, j + dx] into x[i, j] (a copy, not a swap: see glass_blur). A pixel's source is therefore either
+    untouched when it is read (outside the visited window, or visited later, i.e. earlier in raster order: the
+    original value) or already written (later in raster order: whatever it received). So each pass is a forest of
+    pointer chains that only run forward in raster order; pointer doubling resolves every chain in at most
+    ceil(log2(H·W)) gathers, with no sequential step. The result equals the sequential loop for the same offsets
+    (tests/test_corruptions.py checks that against a literal port of the loop).
+    """
+    if offsets is None:
+        offsets = glass_shuffle_offsets(n, h, w, max_delta, iterations, gen, device)
+    d = max_delta
+    rows = torch.arange(h, device=device).view(h, 1)
+    cols = torch.arange(w, device=device).view(1, w)
+    flat = (rows * w + cols).expand(h, w)
+    visited = (rows > d) & (rows <= h - d) & (cols > d) & (cols <= w - d)
+    perm = flat.reshape(1, h * w).expand(n, h * w)
+    steps = max(1, math.ceil(math.log2(h * w)))
+    for k in range(iterations):
+        dy, dx = offsets[:, k, 0].long(), offsets[:, k, 1].long()
+        sy, sx = rows + dy, cols + dx  # always inside the image for visited pixels
+        src = torch.where(visited, sy * w + sx, flat).reshape(n, h * w)
+        # Did the source already receive its value this pass? It was visited, and before (higher raster index).
+        src_visited = (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
+        chained = (visited & src_visited & ((dy > 0) | ((dy == 0) & (dx > 0)))).reshape(n, h * w)
+        # jump[p]: follow the chain one link; a pixel whose source is final points at itself.
+        jump = torch.where(chained, src, flat.reshape(1, h * w))
+        # ceil(log2(H·W)) doublings resolve any chain; real chains are short (a link continues with probability
+        # under 1/2), so stop as soon as a doubling changes nothing: 4-6 gathers instead of 16 at 224 px.
+        for _ in range(steps):
+            longer = jump.gather(1, jump)
+            if torch.equal(longer, jump):
+                break
+            jump = longer
+        # The chain ends at a pixel whose source had not been written yet: that source's value at pass start.
+        perm = perm.gather(1, src.gather(1, jump))
+    return perm
