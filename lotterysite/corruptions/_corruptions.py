@@ -6,7 +6,6 @@ device. Colour corruptions (see COLOUR) get C = 3; the rest work channel by chan
 """
 
 import functools
-import io
 import math
 from importlib import resources
 
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import _ops
+from . import _jpeg, _ops
 
 # Corruptions that mix channels or add colour; grey input runs through them as replicated RGB.
 COLOUR = frozenset({"brightness", "saturate", "jpeg_compression", "frost", "spatter", "snow"})
@@ -204,16 +203,8 @@ def saturate(x, p, table, gen):
 
 
 def jpeg_compression(x, p, table, gen):
-    # PIL's libjpeg at its defaults (4:2:0 chroma), the encoder both generators used; per image, fast C.
-    u8 = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = np.empty_like(u8)
-    for k, image in enumerate(u8):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, "JPEG", quality=int(p))
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            out[k] = np.asarray(decoded)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
+    # PIL's libjpeg at its defaults (4:2:0 chroma), the encoder both generators used, redone in torch on x's device.
+    return _jpeg.jpeg(x, int(p))
 
 
 def pixelate(x, p, table, gen):
