@@ -373,3 +373,56 @@ def test_jpeg_matches_pil_at_every_quality_of_the_tables(table, cifar, imagenet_
             worst = min(_psnr(o, r) for o, r in zip(ours, ref))
             assert worst >= 35, f"quality {quality}, {images.shape[1]} px: worst PSNR {worst:.1f} dB against PIL"
             assert (ours == ref).mean() > 0.6, f"quality {quality}: only {(ours == ref).mean():.0%} pixels exact"
+
+
+def _spatter_layers(size: int, severity: int, count: int = 6) -> np.ndarray:
+    """The reference's liquid layers (ImageNet table), drawn with numpy as it draws them."""
+    from skimage.filters import gaussian as sk_gaussian
+
+    loc, scale, sigma, threshold, _, _ = parameters("spatter", severity, "imagenet")
+    rng = np.random.default_rng(severity)
+    layers = np.stack([sk_gaussian(rng.normal(size=(size, size), loc=loc, scale=scale), sigma=sigma)
+                       for _ in range(count)])
+    layers[layers < threshold] = 0
+    return (layers * 255).astype(np.uint8)
+
+
+def _cv2_liquid_texture(liquid: np.ndarray) -> np.ndarray:
+    """The reference's cv2 texture steps, verbatim, on one uint8 layer."""
+    import cv2
+
+    dist = 255 - cv2.Canny(liquid, 50, 150)
+    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+    dist = cv2.equalizeHist(dist)
+    dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]))
+    dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+    m = liquid * dist
+    return m / m.max()
+
+
+@pytest.mark.parametrize("size", [32, 224])
+def test_spatter_texture_against_cv2(size):
+    """Canny and equalizeHist are integer-exact; the texture differs only through the distance transform.
+
+    cv2's DIST_L2 with a 5×5 mask is a chamfer approximation (up to 0.37 px off the true distance, measured);
+    ours is the exact distance, so the texture is compared by mean and mean absolute difference.
+    """
+    import cv2
+
+    for s in (1, 2, 3):
+        liquid = _spatter_layers(size, s)
+        x = torch.from_numpy(liquid).float()[:, None]
+        edges = _ops.canny(x, 50, 150)[:, 0].numpy()
+        reference_edges = np.stack([cv2.Canny(a, 50, 150) > 0 for a in liquid])
+        np.testing.assert_array_equal(edges, reference_edges)
+        levels = np.stack([cv2.blur(np.minimum(cv2.distanceTransform(255 - 255 * e.astype(np.uint8),
+                                                                     cv2.DIST_L2, 5), 20), (3, 3))
+                           for e in reference_edges]).astype(np.uint8)
+        equalised = _ops.equalize_hist(torch.from_numpy(levels).float()[:, None])[:, 0].numpy()
+        np.testing.assert_array_equal(equalised, np.stack([cv2.equalizeHist(a) for a in levels]))
+        ours = _ops.liquid_texture(x / 255 + 1e-6)[:, 0].numpy()  # +1e-6: the same uint8 levels after floor
+        theirs = np.stack([_cv2_liquid_texture(a) for a in liquid])
+        assert abs(ours.mean() - theirs.mean()) < 0.03 * theirs.mean(), (s, ours.mean(), theirs.mean())
+        assert np.abs(ours - theirs).mean() < 0.05 * theirs.mean(), (s, np.abs(ours - theirs).mean())

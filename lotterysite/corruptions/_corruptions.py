@@ -149,30 +149,6 @@ def fog(x, p, table, gen):
     return ((x + p[0] * plasma) * max_val / (max_val + p[0])).clamp(0, 1)
 
 
-def _liquid_texture(layer: np.ndarray) -> np.ndarray:
-    """Canny edges → distance → equalised emboss, verbatim cv2 calls of the reference, one image at a time.
-
-    These are integer image-processing steps (hysteresis, histogram equalisation) with no batched torch
-    equivalent that matches them; they act on one small single-channel layer per image.
-    """
-    import cv2
-
-    out = np.empty(layer.shape, np.float32)
-    ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
-    for k, liquid in enumerate(layer):
-        liquid = (liquid * 255).astype(np.uint8)
-        dist = 255 - cv2.Canny(liquid, 50, 150)
-        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
-        dist = cv2.equalizeHist(dist)
-        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
-        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-        m = liquid * dist
-        out[k] = m / max(float(m.max()), 1e-12)
-    return out
-
-
 def spatter(x, p, table, gen):
     loc, scale, sigma, threshold, intensity, mud = p
     n, _, h, w = x.shape
@@ -180,7 +156,7 @@ def spatter(x, p, table, gen):
     layer = _ops.gaussian(layer, sigma)
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
     if mud == 0:
-        m = torch.from_numpy(_liquid_texture(layer[:, 0].cpu().numpy()))[:, None].to(x.device) * intensity
+        m = _ops.liquid_texture(layer) * intensity
         colour = torch.tensor([175, 238, 238], dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255  # water
         return (x + m * colour).clamp(0, 1)
     m = _ops.gaussian((layer > threshold).to(x.dtype), intensity)

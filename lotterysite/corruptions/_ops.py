@@ -313,3 +313,108 @@ def glass_shuffle_map(n: int, h: int, w: int, max_delta: int, iterations: int, g
         # The chain ends at a pixel whose source had not been written yet: that source's value at pass start.
         perm = perm.gather(1, src.gather(1, jump))
     return perm
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int, fill: float = 0.0) -> torch.Tensor:
+    """x[..., i + dy, j + dx] at (i, j), `fill` outside the image."""
+    h, w = x.shape[-2:]
+    out = torch.full_like(x, fill)
+    out[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
+        x[..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+    return out
+
+
+def canny(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """cv2.Canny(u8, low, high) (3×3 Sobel, L1 gradient) on N×1×H×W integer-valued floats; bool edges.
+
+    Sobel with replicated borders, cv2's integer sector test for non-maximum suppression (tan 22.5° as 13573/2^15,
+    zero magnitude outside the image), then hysteresis: weak pixels 8-connected to a strong one, grown by 3×3
+    dilation until nothing changes.
+    """
+    smooth, diff = np.array([1.0, 2.0, 1.0]), np.array([-1.0, 0.0, 1.0])
+    gx = filter_separable(x, smooth, diff, "replicate")
+    gy = filter_separable(x, diff, smooth, "replicate")
+    mag = gx.abs() + gy.abs()
+    ax, ay = gx.abs(), gy.abs() * 32768
+    tg22 = ax * 13573
+    horizontal = ay < tg22
+    vertical = ~horizontal & (ay > tg22 + ax * 65536)
+    s = torch.where((gx < 0) != (gy < 0), -1, 1)  # cv2: (dx ^ dy) < 0 ? -1 : 1
+    keep_h = (mag > _shift(mag, 0, -1)) & (mag >= _shift(mag, 0, 1))
+    keep_v = (mag > _shift(mag, -1, 0)) & (mag >= _shift(mag, 1, 0))
+    keep_d = torch.where(s > 0, (mag > _shift(mag, -1, -1)) & (mag > _shift(mag, 1, 1)),
+                         (mag > _shift(mag, -1, 1)) & (mag > _shift(mag, 1, -1)))
+    peak = torch.where(horizontal, keep_h, torch.where(vertical, keep_v, keep_d)) & (mag > low)
+    weak = peak.to(x.dtype)
+    edges = (peak & (mag > high)).to(x.dtype)
+    # Each round grows every edge by one pixel into weak candidates; edges are short, so a handful of rounds do.
+    # One host sync per round tells when to stop.
+    while True:
+        grown = torch.maximum(edges, F.max_pool2d(edges, 3, 1, 1) * weak)
+        if torch.equal(grown, edges):
+            return edges > 0
+        edges = grown
+
+
+def distance_to(mask: torch.Tensor, cap: int) -> torch.Tensor:
+    """Euclidean distance of every pixel to the nearest True pixel of N×1×H×W `mask`, capped at `cap`.
+
+    Exact below the cap (cv2.distanceTransform(DIST_L2, 5), used by the reference, is a 5×5 chamfer approximation
+    of the same distance, within a few per cent): row distances by running maxima of edge positions, then the
+    minimum over vertical offsets |k| <= cap of k² + row distance², both batched.
+    """
+    h, w = mask.shape[-2:]
+    far = float(cap + 1)
+    cols = torch.arange(w, device=mask.device, dtype=torch.float32).expand_as(mask)
+    left = torch.where(mask, cols, torch.full_like(cols, -1e9)).cummax(-1).values
+    right = torch.where(mask, cols, torch.full_like(cols, 1e9)).flip(-1).cummin(-1).values.flip(-1)
+    row = torch.minimum(cols - left, right - cols).clamp(max=far)
+    sq = row * row
+    best = sq.clone()
+    for k in range(1, min(cap, h - 1) + 1):
+        best = torch.minimum(best, _shift(sq, k, 0, far * far) + k * k)
+        best = torch.minimum(best, _shift(sq, -k, 0, far * far) + k * k)
+    return best.sqrt().clamp(max=float(cap))
+
+
+def equalize_hist(x: torch.Tensor) -> torch.Tensor:
+    """cv2.equalizeHist per image on N×1×H×W integer-valued floats in 0..255."""
+    n = x.shape[0]
+    flat = x.reshape(n, -1).long()
+    hist = torch.zeros(n, 256, dtype=torch.float32, device=x.device).scatter_add_(
+        1, flat, torch.ones_like(flat, dtype=torch.float32))
+    cdf = hist.cumsum(1)
+    first = (hist > 0).float().argmax(1, keepdim=True)  # lowest level present
+    below = hist.gather(1, first)
+    total = float(flat.shape[1])
+    # cv2: lut[first] = 0, lut[v] = saturate_cast<uchar>((cdf[v] - hist[first]) * 255 / (total - hist[first]));
+    # an image of one level keeps it.
+    scale = 255.0 / (total - below).clamp_min(1)
+    lut = torch.round((cdf - below) * scale).clamp(0, 255)
+    lut = torch.where(below == total, torch.arange(256, device=x.device, dtype=torch.float32).expand(n, 256)
+                      .gather(1, first).expand(n, 256), lut)
+    return lut.gather(1, flat).reshape(x.shape)
+
+
+def liquid_texture(layer: torch.Tensor) -> torch.Tensor:
+    """The reference's water-spatter texture on N×1×H×W, batched on the layer's device, normalised to max 1.
+
+    cv2 steps in the reference, one image at a time: uint8 layer → Canny edges → distance to them, truncated at
+    20 → 3×3 blur → uint8 → equalizeHist → emboss (filter2D, saturated to uint8) → 3×3 blur (rounded) → texture
+    × layer. Each has its torch counterpart here, integer-exact except the distance (see distance_to).
+    """
+    # np.uint8(float) wraps values above 255 (a layer slightly over 1), as the reference's astype does.
+    liquid = torch.floor(layer * 255).remainder(256)
+    edges = canny(liquid, 50, 150)
+    dist = distance_to(edges, 20)
+    box = np.full(3, 1 / 3)
+    dist = torch.floor(filter_separable(dist, box, box, "reflect101") + 1e-4)  # float blur, then astype(uint8)
+    dist = equalize_hist(dist)
+    emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
+    dist = pad(dist, 1, 1, "reflect101")
+    h, w = layer.shape[-2:]
+    embossed = sum(float(emboss[i, j]) * dist[..., i:i + h, j:j + w] for i in range(3) for j in range(3))
+    dist = embossed.clamp(0, 255)
+    dist = torch.round(filter_separable(dist, np.ones(3), np.ones(3), "reflect101") / 9)  # uint8 box blur rounds
+    m = liquid * dist
+    return m / m.reshape(len(m), -1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
