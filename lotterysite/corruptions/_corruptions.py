@@ -108,8 +108,8 @@ def _frost_photo(index: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
-def _frost_scaled(index: int, table: str, h: int, w: int) -> torch.Tensor:
-    photo = _frost_photo(index)[None]
+def _frost_scaled(index: int, table: str, h: int, w: int, device: torch.device) -> torch.Tensor:
+    photo = _frost_photo(index)[None].to(device)
     fh, fw = photo.shape[-2:]
     if table == "cifar":
         # make_cifar_c.py: cv2.resize(fx=fy=0.2), bilinear. Larger-than-CIFAR images would not fit the
@@ -129,15 +129,21 @@ def frost(x, p, table, gen):
     n, _, h, w = x.shape
     # make_cifar_c.py draws randint(5): CIFAR-10-C never used the sixth photograph.
     count = 5 if table == "cifar" else 6
-    which = torch.randint(0, count, (n,), generator=gen, device=x.device).tolist()
-    u = torch.rand((n, 2), generator=gen, device=x.device).tolist()
-    crops = []
-    for k in range(n):
-        photo = _frost_scaled(which[k], table, h, w)
-        top = int(u[k][0] * max(photo.shape[1] - h, 1))
-        left = int(u[k][1] * max(photo.shape[2] - w, 1))
-        crops.append(photo[:, top:top + h, left:left + w])
-    overlay = torch.stack(crops).to(x.device, x.dtype)
+    which = torch.randint(0, count, (n,), generator=gen, device=x.device)
+    u = torch.rand((n, 2), generator=gen, device=x.device, dtype=torch.float64)
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    overlay = torch.empty((n, 3, h, w), dtype=x.dtype, device=x.device)
+    # One indexed crop per photograph (scaled once per device and size, then cached), not one per image.
+    for k in range(count):
+        chosen = (which == k).nonzero().squeeze(1)
+        if len(chosen) == 0:
+            continue
+        photo = _frost_scaled(k, table, h, w, x.device)
+        top = (u[chosen, 0] * max(photo.shape[1] - h, 1)).long()
+        left = (u[chosen, 1] * max(photo.shape[2] - w, 1)).long()
+        crops = photo[:, (top[:, None] + rows)[:, :, None], (left[:, None] + cols)[:, None, :]]  # 3×m×h×w
+        overlay[chosen] = crops.transpose(0, 1).to(x.dtype)
     return (p[0] * x + p[1] * overlay).clamp(0, 1)
 
 
