@@ -146,6 +146,11 @@ AUTO = "auto"  # measure_model's default for autocast and channels_last: on for 
 ACCURATE_AUTOCAST = torch.float16
 
 
+def _is_channels_last(model: nn.Module) -> bool:
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    return bool(weights) and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
 @torch.no_grad()
 def measure_model(
     model: nn.Module,
@@ -160,7 +165,9 @@ def measure_model(
     autocast: the dtype the forward pass to the features runs in (None: float32). The default, "auto", is
     float16 on CUDA (accurate to 1e-3, see ACCURATE_AUTOCAST; bfloat16 is not) and float32 elsewhere.
     channels_last: NHWC memory for convolutions; "auto" turns it on for CUDA, where cuDNN's tensor-core kernels
-    want it. The final layer and every metric always run in float32 from float32 features.
+    want it. The model is converted for the call and back, unless it already is channels_last: a caller that
+    measures one model many times converts it once, `model.to(memory_format=torch.channels_last)`.
+    The final layer and every metric always run in float32 from float32 features.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -169,7 +176,9 @@ def measure_model(
     if dtype is not None and dtype not in (torch.float16, torch.bfloat16):
         raise GeometryError(f"autocast={dtype!r}: use torch.float16, torch.bfloat16 or None (float32)")
     model.eval().to(device)
-    if nhwc:
+    # A model already in channels_last (converted once by a caller that measures it many times) is left so.
+    convert = nhwc and not _is_channels_last(model)
+    if convert:
         model.to(memory_format=torch.channels_last)
     head = classifier_of(model)
     parts, all_labels = [], []
@@ -189,7 +198,7 @@ def measure_model(
             parts.append(measure(feats, head.weight.float(), head.bias, y).to("cpu"))
             all_labels.append(y.cpu())
     finally:
-        if nhwc:
+        if convert:
             model.to(memory_format=torch.contiguous_format)
     if not parts:
         raise GeometryError("no batches to measure: the evaluation set is empty")

@@ -426,3 +426,47 @@ def test_spatter_texture_against_cv2(size):
         theirs = np.stack([_cv2_liquid_texture(a) for a in liquid])
         assert abs(ours.mean() - theirs.mean()) < 0.03 * theirs.mean(), (s, ours.mean(), theirs.mean())
         assert np.abs(ours - theirs).mean() < 0.05 * theirs.mean(), (s, np.abs(ours - theirs).mean())
+
+
+def cuda(test):
+    """A CUDA test: `pytest -m cuda` selects it; without CUDA it skips."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")(test))
+
+
+def test_motion_blur_batched_path_equals_the_per_image_one(cifar):
+    """The gather formulation CUDA runs gives the CPU's per-image slice sums, here on the CPU."""
+    gen = torch.Generator().manual_seed(0)
+    x = cifar[:16, :, :, :24].contiguous()  # not square: the shifts' two bounds differ
+    for radius, sigma in ((6, 1), (15, 8), (20, 15), (40, 30)):
+        angles = torch.rand(len(x), generator=gen) * 180 - 90
+        angles[:4] = torch.tensor([0.0, 45.0, -45.0, 90.0])
+        per_image = _ops.motion_blur(x, radius, sigma, angles, batched=False)
+        batched = _ops.motion_blur(x, radius, sigma, angles, batched=True)
+        torch.testing.assert_close(batched, per_image, rtol=0, atol=1e-6)
+
+
+@cuda
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_runs_on_the_device_and_matches_the_cpu(name, imagenet_u8):
+    """Every corruption stays on the GPU; deterministic ones equal the CPU's to a level, random ones are in
+    distribution with it (their draws come from the device's generator)."""
+    x = _tensor(imagenet_u8[:8])
+    for s in (1, 3, 5):
+        cpu = corrupt(x, name, s, params="imagenet")
+        gpu = corrupt(x.cuda(), name, s, params="imagenet")
+        assert gpu.device.type == "cuda" and gpu.shape == x.shape
+        gpu = gpu.cpu()
+        if name in DETERMINISTIC:
+            # float32 on another device can land a value on the other side of a 1/255 truncation step.
+            assert (gpu - cpu).abs().max() <= 1 / 255 + 1e-6 and (gpu != cpu).float().mean() < 0.01
+        else:
+            change_cpu, change_gpu = (cpu - x).abs().mean(), (gpu - x).abs().mean()
+            assert abs(change_gpu - change_cpu) <= 0.1 * change_cpu + 2e-3, (s, change_cpu, change_gpu)
+
+
+@cuda
+def test_glass_shuffle_map_on_cuda_equals_the_cpu_for_the_same_moves():
+    offsets = _ops.glass_shuffle_offsets(4, 64, 48, 3, 2, torch.Generator().manual_seed(0), "cpu")
+    cpu = _ops.glass_shuffle_map(4, 64, 48, 3, 2, None, "cpu", offsets=offsets)
+    gpu = _ops.glass_shuffle_map(4, 64, 48, 3, 2, None, "cuda", offsets=offsets.cuda())
+    assert torch.equal(gpu.cpu(), cpu)
