@@ -68,7 +68,7 @@ def main():
           f"{args.peer_images} per corruption × severity; torch threads {args.threads}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"load {os.getloadavg()[0]:.1f}")
-    corrupt(x[:2], "glass_blur", 1, params="imagenet")  # numba compile, once
+    corrupt(x[:2], "glass_blur", 1, params="imagenet")  # warm-up
     cuda = torch.cuda.is_available()
     if cuda:
         xc = x.cuda()
