@@ -31,11 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/corruptions.py: the real crops and the timing
 
-from corruptions import real_crops  # noqa: E402
+from corruptions import real_crops
 
-from lotterysite.corruptions import NAMES, corrupt  # noqa: E402
-from lotterysite.geometry import measure_model  # noqa: E402
-from lotterysite.models import create_model  # noqa: E402
+from lotterysite.corruptions import NAMES, corrupt
+from lotterysite.geometry import measure_model
+from lotterysite.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

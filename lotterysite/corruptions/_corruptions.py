@@ -6,7 +6,6 @@ device. Colour corruptions (see COLOUR) get C = 3; the rest work channel by chan
 """
 
 import functools
-import math
 from importlib import resources
 
 import numpy as np

@@ -127,7 +127,7 @@ def _quantise_blocks(plane: torch.Tensor, table: np.ndarray) -> torch.Tensor:
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     """Encode and decode N×3×H×W float images in [0, 1] as PIL's JPEG at `quality` (4:2:0); float out, /255 steps."""
-    n, _, h, w = x.shape
+    h, w = x.shape[-2:]
     rgb = torch.round(x * 255).to(torch.int32)
     # libjpeg pads to whole MCUs (16×16 at 4:2:0) by repeating the last column and row.
     ph, pw = -h % 16, -w % 16
