@@ -51,13 +51,13 @@ def quant_table(base: tuple[int, ...], quality: int) -> np.ndarray:
     return np.clip(table, 1, 255).reshape(8, 8)
 
 
-@functools.lru_cache(maxsize=None)
-def _dct_matrix(device: torch.device) -> torch.Tensor:
+@functools.cache
+def _dct_matrix(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """The orthonormal 8-point DCT-II; the JPEG DCT is this matrix applied to rows and columns."""
     k = np.arange(8)
     d = np.cos((2 * k[None, :] + 1) * k[:, None] * np.pi / 16) * np.sqrt(2 / 8)
     d[0] /= np.sqrt(2)
-    return torch.as_tensor(d, dtype=torch.float32, device=device)
+    return torch.as_tensor(d, dtype=dtype, device=device)
 
 
 def _rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:
@@ -116,9 +116,13 @@ def _quantise_blocks(plane: torch.Tensor, table: np.ndarray) -> torch.Tensor:
     plane: int32 N×H×W with H, W multiples of 8; returns int32 samples in 0..255 as jidctint.c's range limit.
     """
     n, h, w = plane.shape
-    d = _dct_matrix(plane.device)
-    q = torch.as_tensor(table, dtype=torch.float32, device=plane.device)
-    blocks = (plane.float() - 128).reshape(n, h // 8, 8, w // 8, 8)
+    # On CUDA a float32 matmul runs in TF32 (10-bit mantissa) whenever the process has asked for it, e.g.
+    # torch.set_float32_matmul_precision("high") for training; that would move coefficients across quantisation
+    # boundaries. float64 is never downcast, and 8×8 transforms cost nothing on a GPU. The CPU never downcasts.
+    dtype = torch.float32 if plane.device.type == "cpu" else torch.float64
+    d = _dct_matrix(plane.device, dtype)
+    q = torch.as_tensor(table, dtype=dtype, device=plane.device)
+    blocks = (plane.to(dtype) - 128).reshape(n, h // 8, 8, w // 8, 8)
     coef = torch.einsum("ui,nbicj,vj->nbucv", d, blocks, d)
     level = torch.sign(coef) * torch.floor(coef.abs() / q[None, None, :, None, :] + 0.5)
     pixels = torch.einsum("ui,nbucv,vj->nbicj", d, level * q[None, None, :, None, :], d)
