@@ -395,11 +395,12 @@ def distance_to(mask: torch.Tensor, cap: int) -> torch.Tensor:
     left = torch.where(mask, cols, torch.full_like(cols, -1e9)).cummax(-1).values
     right = torch.where(mask, cols, torch.full_like(cols, 1e9)).flip(-1).cummin(-1).values.flip(-1)
     row = torch.minimum(cols - left, right - cols).clamp(max=far)
-    sq = row * row
-    best = sq.clone()
-    for k in range(1, min(cap, h - 1) + 1):
-        best = torch.minimum(best, _shift(sq, k, 0, far * far) + k * k)
-        best = torch.minimum(best, _shift(sq, -k, 0, far * far) + k * k)
+    reach = min(cap, h - 1)
+    sq = F.pad(row * row, (0, 0, reach, reach), value=far * far)  # rows beyond the image: no edge within the cap
+    best = sq[..., reach:reach + h, :].clone()
+    for k in range(1, reach + 1):
+        best = torch.minimum(best, sq[..., reach + k:reach + k + h, :] + k * k)
+        best = torch.minimum(best, sq[..., reach - k:reach - k + h, :] + k * k)
     return best.sqrt().clamp(max=float(cap))
 
 
