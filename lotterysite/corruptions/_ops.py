@@ -304,7 +304,9 @@ def glass_shuffle_map(n: int, h: int, w: int, max_delta: int, iterations: int, g
     """Flat source index per output pixel (n×H·W) of the glass-blur shuffle, computed in parallel, exactly.
 
     The reference visits rows H-d..d+1 and, in each, columns W-d..d+1 (d = max_delta), both descending, and copies
-    x[i + dy, j + dx] into x[i, j] (a copy, not a swap: see glass_blur). A pixel's source is therefore either
+    x[i + dy, j + dx] into x[i, j]. A copy, not a swap: it writes `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on an
+    H×W×3 array, where the right side holds views, so x[h', w'] keeps its value; both published datasets were made
+    that way (tests/test_corruptions.py checks the displacements against the peer's own loop). A source is either
     untouched when it is read (outside the visited window, or visited later, i.e. earlier in raster order: the
     original value) or already written (later in raster order: whatever it received). So each pass is a forest of
     pointer chains that only run forward in raster order; pointer doubling resolves every chain in at most
