@@ -36,7 +36,7 @@ def bench(name, model, images, device, batch_size=1000):
             model(x)
 
     def geometry():
-        measure_model(model, batches, device=device, amp=False)
+        measure_model(model, batches, device=device, autocast=None, channels_last=False)
 
     forward()  # warm-up
     base = median_time(forward)

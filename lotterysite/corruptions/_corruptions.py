@@ -6,8 +6,6 @@ device. Colour corruptions (see COLOUR) get C = 3; the rest work channel by chan
 """
 
 import functools
-import io
-import math
 from importlib import resources
 
 import numpy as np
@@ -15,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import _ops
+from . import _jpeg, _ops
 
 # Corruptions that mix channels or add colour; grey input runs through them as replicated RGB.
 COLOUR = frozenset({"brightness", "saturate", "jpeg_compression", "frost", "spatter", "snow"})
@@ -50,42 +48,15 @@ def gaussian_blur(x, p, table, gen):
     return _ops.gaussian(x, p).clamp(0, 1)
 
 
-@functools.lru_cache(maxsize=1)
-def _glass_shuffle_kernel():
-    # numba ships with the peer package we depend on; compiled lazily so importing us costs nothing.
-    import numba
-
-    @numba.njit(cache=True)
-    def shuffle(perm, seeds, max_delta, iterations):
-        n, h, w = perm.shape
-        for k in range(n):
-            np.random.seed(seeds[k])
-            for _ in range(iterations):
-                for i in range(h - max_delta, max_delta, -1):
-                    for j in range(w - max_delta, max_delta, -1):
-                        dx = np.random.randint(-max_delta, max_delta)
-                        dy = np.random.randint(-max_delta, max_delta)
-                        # The reference writes `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on an H×W×3 array:
-                        # the right side holds views, so it copies x[h', w'] into x[h, w] and leaves x[h', w']
-                        # as it was. Both published datasets were made with that copy, so we copy too.
-                        perm[k, i, j] = perm[k, i + dy, j + dx]
-        return perm
-
-    return shuffle
-
-
 def glass_blur(x, p, table, gen):
     sigma, max_delta, iterations = p
     n, c, h, w = x.shape
     # The reference quantises to uint8 (truncating) between the blur and the shuffle.
     blurred = torch.floor(_ops.gaussian(x, sigma) * 255 + 1e-4) / 255
-    # The local shuffle is a chain of sequential pixel moves (a pixel can travel several steps), so it is computed
-    # exactly, as a map of source positions per image, then applied to all channels with one gather.
-    seeds = torch.randint(0, 2**31 - 1, (n,), generator=gen, device=x.device).cpu().numpy()
-    perm = np.broadcast_to(np.arange(h * w).reshape(1, h, w), (n, h, w)).copy()
-    perm = _glass_shuffle_kernel()(perm, seeds, int(max_delta), int(iterations))
-    index = torch.from_numpy(perm.reshape(n, 1, h * w)).to(x.device).expand(n, c, h * w)
-    shuffled = blurred.reshape(n, c, h * w).gather(2, index).reshape(n, c, h, w)
+    # The reference's sequential pixel moves, computed exactly as one map of source positions per image (see
+    # _ops.glass_shuffle_map), then applied to all channels with one gather.
+    index = _ops.glass_shuffle_map(n, h, w, int(max_delta), int(iterations), gen, x.device)
+    shuffled = blurred.reshape(n, c, h * w).gather(2, index[:, None].expand(n, c, h * w)).reshape(n, c, h, w)
     return _ops.gaussian(shuffled, sigma).clamp(0, 1)
 
 
@@ -136,8 +107,8 @@ def _frost_photo(index: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
-def _frost_scaled(index: int, table: str, h: int, w: int) -> torch.Tensor:
-    photo = _frost_photo(index)[None]
+def _frost_scaled(index: int, table: str, h: int, w: int, device: torch.device) -> torch.Tensor:
+    photo = _frost_photo(index)[None].to(device)
     fh, fw = photo.shape[-2:]
     if table == "cifar":
         # make_cifar_c.py: cv2.resize(fx=fy=0.2), bilinear. Larger-than-CIFAR images would not fit the
@@ -157,15 +128,21 @@ def frost(x, p, table, gen):
     n, _, h, w = x.shape
     # make_cifar_c.py draws randint(5): CIFAR-10-C never used the sixth photograph.
     count = 5 if table == "cifar" else 6
-    which = torch.randint(0, count, (n,), generator=gen, device=x.device).tolist()
-    u = torch.rand((n, 2), generator=gen, device=x.device).tolist()
-    crops = []
-    for k in range(n):
-        photo = _frost_scaled(which[k], table, h, w)
-        top = int(u[k][0] * max(photo.shape[1] - h, 1))
-        left = int(u[k][1] * max(photo.shape[2] - w, 1))
-        crops.append(photo[:, top:top + h, left:left + w])
-    overlay = torch.stack(crops).to(x.device, x.dtype)
+    which = torch.randint(0, count, (n,), generator=gen, device=x.device)
+    u = torch.rand((n, 2), generator=gen, device=x.device, dtype=torch.float64)
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    overlay = torch.empty((n, 3, h, w), dtype=x.dtype, device=x.device)
+    # One indexed crop per photograph (scaled once per device and size, then cached), not one per image.
+    for k in range(count):
+        chosen = (which == k).nonzero().squeeze(1)
+        if len(chosen) == 0:
+            continue
+        photo = _frost_scaled(k, table, h, w, x.device)
+        top = (u[chosen, 0] * max(photo.shape[1] - h, 1)).long()
+        left = (u[chosen, 1] * max(photo.shape[2] - w, 1)).long()
+        crops = photo[:, (top[:, None] + rows)[:, :, None], (left[:, None] + cols)[:, None, :]]  # 3×m×h×w
+        overlay[chosen] = crops.transpose(0, 1).to(x.dtype)
     return (p[0] * x + p[1] * overlay).clamp(0, 1)
 
 
@@ -177,30 +154,6 @@ def fog(x, p, table, gen):
     return ((x + p[0] * plasma) * max_val / (max_val + p[0])).clamp(0, 1)
 
 
-def _liquid_texture(layer: np.ndarray) -> np.ndarray:
-    """Canny edges → distance → equalised emboss, verbatim cv2 calls of the reference, one image at a time.
-
-    These are integer image-processing steps (hysteresis, histogram equalisation) with no batched torch
-    equivalent that matches them; they act on one small single-channel layer per image.
-    """
-    import cv2
-
-    out = np.empty(layer.shape, np.float32)
-    ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
-    for k, liquid in enumerate(layer):
-        liquid = (liquid * 255).astype(np.uint8)
-        dist = 255 - cv2.Canny(liquid, 50, 150)
-        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
-        dist = cv2.equalizeHist(dist)
-        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
-        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-        m = liquid * dist
-        out[k] = m / max(float(m.max()), 1e-12)
-    return out
-
-
 def spatter(x, p, table, gen):
     loc, scale, sigma, threshold, intensity, mud = p
     n, _, h, w = x.shape
@@ -208,7 +161,7 @@ def spatter(x, p, table, gen):
     layer = _ops.gaussian(layer, sigma)
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
     if mud == 0:
-        m = torch.from_numpy(_liquid_texture(layer[:, 0].cpu().numpy()))[:, None].to(x.device) * intensity
+        m = _ops.liquid_texture(layer) * intensity
         colour = torch.tensor([175, 238, 238], dtype=x.dtype, device=x.device).view(1, 3, 1, 1) / 255  # water
         return (x + m * colour).clamp(0, 1)
     m = _ops.gaussian((layer > threshold).to(x.dtype), intensity)
@@ -231,16 +184,8 @@ def saturate(x, p, table, gen):
 
 
 def jpeg_compression(x, p, table, gen):
-    # PIL's libjpeg at its defaults (4:2:0 chroma), the encoder both generators used; per image, fast C.
-    u8 = torch.round(x * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = np.empty_like(u8)
-    for k, image in enumerate(u8):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, "JPEG", quality=int(p))
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            out[k] = np.asarray(decoded)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
+    # PIL's libjpeg at its defaults (4:2:0 chroma), the encoder both generators used, redone in torch on x's device.
+    return _jpeg.jpeg(x, int(p))
 
 
 def pixelate(x, p, table, gen):

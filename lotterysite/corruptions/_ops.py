@@ -120,28 +120,54 @@ def filter2d(x: torch.Tensor, kernel: np.ndarray, mode: str = "reflect101") -> t
     return out[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
 
 
-def motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
+def _motion_shifts(width: int, angle: float) -> list[tuple[int, int]]:
+    """The (dy, dx) of each tap of the reference's motion kernel at `angle` degrees."""
+    py, px = width * math.sin(math.radians(angle)), width * math.cos(math.radians(angle))
+    hyp = math.hypot(py, px)
+    return [(-math.ceil(i * py / hyp - 0.5), -math.ceil(i * px / hyp - 0.5)) for i in range(width)]
+
+
+def motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor, batched: bool | None = None
+                ) -> torch.Tensor:
     """The peer's numpy port of ImageMagick's MotionBlurImage, one angle (degrees) per image.
 
-    A one-sided Gaussian-weighted sum of copies shifted along the angle, edges replicated. The shifts differ per
-    image, so each image is a sum of slices of one replicate-padded tensor: cheap and exact.
+    A one-sided Gaussian-weighted sum of copies shifted along the angle, edges replicated; a tap whose shift
+    leaves the image ends the sum, as in the reference (shifts only grow along the kernel, so that is a mask).
+    batched (default: on any device but the CPU) gathers every image's tap at once, `width` gathers in all; the
+    CPU path adds per-image slices in numpy instead, which is faster there. Both give the same sums.
     """
     n, c, h, w = x.shape
     width = int(radius * 2 + 1)
     kernel = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
     kernel /= kernel.sum()
     xp = pad(x, width, width, "replicate")
+    if batched is None:
+        batched = x.device.type != "cpu"
+    if batched:
+        # Shifts computed on the device in float64, as math.* computes them on the host.
+        rad = torch.deg2rad(angles.to(torch.float64))
+        py, px = width * torch.sin(rad), width * torch.cos(rad)
+        hyp = torch.hypot(py, px)
+        i = torch.arange(width, device=x.device, dtype=torch.float64)
+        dy = -torch.ceil(i[None] * (py / hyp)[:, None] - 0.5).long()  # n×width
+        dx = -torch.ceil(i[None] * (px / hyp)[:, None] - 0.5).long()
+        weight = torch.as_tensor(kernel, dtype=x.dtype, device=x.device)[None] * ((dy.abs() < h) & (dx.abs() < w))
+        hp, wp = xp.shape[-2:]
+        flat = xp.reshape(n, c, hp * wp)
+        base = (torch.arange(h, device=x.device)[:, None] * wp + torch.arange(w, device=x.device)[None]).view(-1)
+        out = torch.zeros(n, c, h * w, dtype=x.dtype, device=x.device)
+        for t in range(width):
+            start = ((width - dy[:, t].clamp(-h + 1, h - 1)) * wp + width - dx[:, t].clamp(-w + 1, w - 1))
+            index = (start[:, None] + base[None]).unsqueeze(1).expand(n, c, h * w)
+            out += weight[:, t].view(n, 1, 1) * flat.gather(2, index)
+        return out.reshape(n, c, h, w)
     out_t = out = torch.zeros_like(x)
     if x.device.type == "cpu":
         # Thousands of per-image slice adds: numpy runs them single-threaded, where torch's thread pool costs
         # more than the work on a busy CPU. Same memory, no copies.
         xp, out = xp.numpy(), out_t.numpy()
     for j, angle in enumerate(angles.tolist()):
-        py, px = width * math.sin(math.radians(angle)), width * math.cos(math.radians(angle))
-        hyp = math.hypot(py, px)
-        for i in range(width):
-            dy = -math.ceil(i * py / hyp - 0.5)
-            dx = -math.ceil(i * px / hyp - 0.5)
+        for i, (dy, dx) in enumerate(_motion_shifts(width, angle)):
             if abs(dy) >= h or abs(dx) >= w:
                 break  # the simulated motion left the image, as in the reference
             out[j] += float(kernel[i]) * xp[j, :, width - dy:width - dy + h, width - dx:width - dx + w]
@@ -263,3 +289,161 @@ def hsv_saturation(x: torch.Tensor, factor: float, offset: float) -> torch.Tenso
     red[:, 1:] = 1
     grey = v * (1 - s_new * red)
     return torch.where(s > 0, coloured, grey)
+
+
+def glass_shuffle_offsets(n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator,
+                          device) -> torch.Tensor:
+    """The reference's random moves: (dy, dx) in [-max_delta, max_delta) per pixel and pass, n×iterations×2×H×W."""
+    # int8 halves the generator's memory traffic next to int64; the moves are tiny.
+    return torch.randint(-max_delta, max_delta, (n, iterations, 2, h, w), generator=gen, device=device,
+                         dtype=torch.int8)
+
+
+def glass_shuffle_map(n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator, device,
+                      offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """Flat source index per output pixel (n×H·W) of the glass-blur shuffle, computed in parallel, exactly.
+
+    The reference visits rows H-d..d+1 and, in each, columns W-d..d+1 (d = max_delta), both descending, and copies
+    x[i + dy, j + dx] into x[i, j]. A copy, not a swap: it writes `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on an
+    H×W×3 array, where the right side holds views, so x[h', w'] keeps its value; both published datasets were made
+    that way (tests/test_corruptions.py checks the displacements against the peer's own loop). A source is either
+    untouched when it is read (outside the visited window, or visited later, i.e. earlier in raster order: the
+    original value) or already written (later in raster order: whatever it received). So each pass is a forest of
+    pointer chains that only run forward in raster order; pointer doubling resolves every chain in at most
+    ceil(log2(H·W)) gathers, with no sequential step. The result equals the sequential loop for the same offsets
+    (tests/test_corruptions.py checks that against a literal port of the loop).
+    """
+    if offsets is None:
+        offsets = glass_shuffle_offsets(n, h, w, max_delta, iterations, gen, device)
+    d = max_delta
+    rows = torch.arange(h, device=device).view(h, 1)
+    cols = torch.arange(w, device=device).view(1, w)
+    flat = (rows * w + cols).expand(h, w)
+    visited = (rows > d) & (rows <= h - d) & (cols > d) & (cols <= w - d)
+    perm = flat.reshape(1, h * w).expand(n, h * w)
+    steps = max(1, math.ceil(math.log2(h * w)))
+    for k in range(iterations):
+        dy, dx = offsets[:, k, 0].long(), offsets[:, k, 1].long()
+        sy, sx = rows + dy, cols + dx  # always inside the image for visited pixels
+        src = torch.where(visited, sy * w + sx, flat).reshape(n, h * w)
+        # Did the source already receive its value this pass? It was visited, and before (higher raster index).
+        src_visited = (sy > d) & (sy <= h - d) & (sx > d) & (sx <= w - d)
+        chained = (visited & src_visited & ((dy > 0) | ((dy == 0) & (dx > 0)))).reshape(n, h * w)
+        # jump[p]: follow the chain one link; a pixel whose source is final points at itself.
+        jump = torch.where(chained, src, flat.reshape(1, h * w))
+        # ceil(log2(H·W)) doublings resolve any chain; real chains are short (a link continues with probability
+        # under 1/2), so stop as soon as a doubling changes nothing: 4-6 gathers instead of 16 at 224 px.
+        for _ in range(steps):
+            longer = jump.gather(1, jump)
+            if torch.equal(longer, jump):
+                break
+            jump = longer
+        # The chain ends at a pixel whose source had not been written yet: that source's value at pass start.
+        perm = perm.gather(1, src.gather(1, jump))
+    return perm
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int, fill: float = 0.0) -> torch.Tensor:
+    """x[..., i + dy, j + dx] at (i, j), `fill` outside the image."""
+    h, w = x.shape[-2:]
+    out = torch.full_like(x, fill)
+    out[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
+        x[..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+    return out
+
+
+def canny(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """cv2.Canny(u8, low, high) (3×3 Sobel, L1 gradient) on N×1×H×W integer-valued floats; bool edges.
+
+    Sobel with replicated borders, cv2's integer sector test for non-maximum suppression (tan 22.5° as 13573/2^15,
+    zero magnitude outside the image), then hysteresis: weak pixels 8-connected to a strong one, grown by 3×3
+    dilation until nothing changes.
+    """
+    smooth, diff = np.array([1.0, 2.0, 1.0]), np.array([-1.0, 0.0, 1.0])
+    gx = filter_separable(x, smooth, diff, "replicate")
+    gy = filter_separable(x, diff, smooth, "replicate")
+    mag = gx.abs() + gy.abs()
+    ax, ay = gx.abs(), gy.abs() * 32768
+    tg22 = ax * 13573
+    horizontal = ay < tg22
+    vertical = ~horizontal & (ay > tg22 + ax * 65536)
+    s = torch.where((gx < 0) != (gy < 0), -1, 1)  # cv2: (dx ^ dy) < 0 ? -1 : 1
+    keep_h = (mag > _shift(mag, 0, -1)) & (mag >= _shift(mag, 0, 1))
+    keep_v = (mag > _shift(mag, -1, 0)) & (mag >= _shift(mag, 1, 0))
+    keep_d = torch.where(s > 0, (mag > _shift(mag, -1, -1)) & (mag > _shift(mag, 1, 1)),
+                         (mag > _shift(mag, -1, 1)) & (mag > _shift(mag, 1, -1)))
+    peak = torch.where(horizontal, keep_h, torch.where(vertical, keep_v, keep_d)) & (mag > low)
+    weak = peak.to(x.dtype)
+    edges = (peak & (mag > high)).to(x.dtype)
+    # Each round grows every edge by one pixel into weak candidates; edges are short, so a handful of rounds do.
+    # One host sync per round tells when to stop.
+    while True:
+        grown = torch.maximum(edges, F.max_pool2d(edges, 3, 1, 1) * weak)
+        if torch.equal(grown, edges):
+            return edges > 0
+        edges = grown
+
+
+def distance_to(mask: torch.Tensor, cap: int) -> torch.Tensor:
+    """Euclidean distance of every pixel to the nearest True pixel of N×1×H×W `mask`, capped at `cap`.
+
+    Exact below the cap (cv2.distanceTransform(DIST_L2, 5), used by the reference, is a 5×5 chamfer approximation
+    of the same distance, within a few per cent): row distances by running maxima of edge positions, then the
+    minimum over vertical offsets |k| <= cap of k² + row distance², both batched.
+    """
+    h, w = mask.shape[-2:]
+    far = float(cap + 1)
+    cols = torch.arange(w, device=mask.device, dtype=torch.float32).expand_as(mask)
+    left = torch.where(mask, cols, torch.full_like(cols, -1e9)).cummax(-1).values
+    right = torch.where(mask, cols, torch.full_like(cols, 1e9)).flip(-1).cummin(-1).values.flip(-1)
+    row = torch.minimum(cols - left, right - cols).clamp(max=far)
+    reach = min(cap, h - 1)
+    sq = F.pad(row * row, (0, 0, reach, reach), value=far * far)  # rows beyond the image: no edge within the cap
+    best = sq[..., reach:reach + h, :].clone()
+    for k in range(1, reach + 1):
+        best = torch.minimum(best, sq[..., reach + k:reach + k + h, :] + k * k)
+        best = torch.minimum(best, sq[..., reach - k:reach - k + h, :] + k * k)
+    return best.sqrt().clamp(max=float(cap))
+
+
+def equalize_hist(x: torch.Tensor) -> torch.Tensor:
+    """cv2.equalizeHist per image on N×1×H×W integer-valued floats in 0..255."""
+    n = x.shape[0]
+    flat = x.reshape(n, -1).long()
+    hist = torch.zeros(n, 256, dtype=torch.float32, device=x.device).scatter_add_(
+        1, flat, torch.ones_like(flat, dtype=torch.float32))
+    cdf = hist.cumsum(1)
+    first = (hist > 0).float().argmax(1, keepdim=True)  # lowest level present
+    below = hist.gather(1, first)
+    total = float(flat.shape[1])
+    # cv2: lut[first] = 0, lut[v] = saturate_cast<uchar>((cdf[v] - hist[first]) * 255 / (total - hist[first]));
+    # an image of one level keeps it.
+    scale = 255.0 / (total - below).clamp_min(1)
+    lut = torch.round((cdf - below) * scale).clamp(0, 255)
+    lut = torch.where(below == total, torch.arange(256, device=x.device, dtype=torch.float32).expand(n, 256)
+                      .gather(1, first).expand(n, 256), lut)
+    return lut.gather(1, flat).reshape(x.shape)
+
+
+def liquid_texture(layer: torch.Tensor) -> torch.Tensor:
+    """The reference's water-spatter texture on N×1×H×W, batched on the layer's device, normalised to max 1.
+
+    cv2 steps in the reference, one image at a time: uint8 layer → Canny edges → distance to them, truncated at
+    20 → 3×3 blur → uint8 → equalizeHist → emboss (filter2D, saturated to uint8) → 3×3 blur (rounded) → texture
+    × layer. Each has its torch counterpart here, integer-exact except the distance (see distance_to).
+    """
+    # np.uint8(float) wraps values above 255 (a layer slightly over 1), as the reference's astype does.
+    liquid = torch.floor(layer * 255).remainder(256)
+    edges = canny(liquid, 50, 150)
+    dist = distance_to(edges, 20)
+    box = np.full(3, 1 / 3)
+    dist = torch.floor(filter_separable(dist, box, box, "reflect101") + 1e-4)  # float blur, then astype(uint8)
+    dist = equalize_hist(dist)
+    emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
+    dist = pad(dist, 1, 1, "reflect101")
+    h, w = layer.shape[-2:]
+    embossed = sum(float(emboss[i, j]) * dist[..., i:i + h, j:j + w] for i in range(3) for j in range(3))
+    dist = embossed.clamp(0, 255)
+    dist = torch.round(filter_separable(dist, np.ones(3), np.ones(3), "reflect101") / 9)  # uint8 box blur rounds
+    m = liquid * dist
+    return m / m.reshape(len(m), -1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
