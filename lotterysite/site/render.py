@@ -164,6 +164,15 @@ def index_page(store: data.Store, sections: list[tuple[str, list[str]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_folder(folder: Path) -> None:
+    """Refuse to replace a folder that `lotterysite render` did not write."""
+    if folder.exists() and not (folder / MARKER).is_file():
+        raise RenderError(
+            f"{folder} exists and was not written by `lotterysite render` (no {MARKER} in it); "
+            "move it away or pass another --folder: render replaces its folder as a whole"
+        )
+
+
 def write(rendered: Rendered, folder: str | os.PathLike) -> list[tuple[str, int]]:
     """Write `rendered` as `folder`, replacing what a previous render wrote there; returns [(path, bytes)].
 
@@ -171,11 +180,7 @@ def write(rendered: Rendered, folder: str | os.PathLike) -> list[tuple[str, int]
     folder or the new one, never a half-written mix. A folder lotterysite did not write is never replaced.
     """
     folder = Path(folder)
-    if folder.exists() and not (folder / MARKER).is_file():
-        raise RenderError(
-            f"{folder} exists and was not written by `lotterysite render` (no {MARKER} in it); "
-            "move it away or pass another --folder: render replaces its folder as a whole"
-        )
+    check_folder(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     umask = os.umask(0)
@@ -213,6 +218,7 @@ def render_store(store: str | os.PathLike, docs_dir: str | os.PathLike, *, folde
     if not folder or Path(folder).name != folder or folder.startswith("."):
         raise RenderError(f"--folder {folder!r}: give a plain folder name such as 'lotterysite'")
     target = Path(docs_dir) / folder
+    check_folder(target)  # before the minutes of rendering
     return target, write(render(data.load_store(store), options), target)
 
 
