@@ -151,11 +151,10 @@ def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes):
     Then build with any static site builder that reads Markdown, e.g. `mkdocs build` or `zensical build`;
     no plugin and no Node needed. Hand-written pages in DOCS_DIR are never touched.
     """
-    from .site.render import SiteOptions, render_store, report
+    from .site.render import SiteOptions, render_store
 
-    target, written = render_store(store, docs_dir, folder=folder,
-                                   options=SiteOptions(max_samples, max_axes, max_classes))  # fmt: skip
-    click.echo(report(target, written))
+    options = SiteOptions(max_samples, max_axes, max_classes)
+    click.echo(render_store(store, docs_dir, folder=folder, options=options).report())
 
 
 if __name__ == "__main__":

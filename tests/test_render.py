@@ -58,7 +58,8 @@ def test_render_writes_its_folder_only_and_says_what(docs):
     assert sorted(p.name for p in docs.iterdir()) == ["index.md", "lotterysite"]
     assert (docs / "index.md").read_text() == HAND_WRITTEN
     out = docs / "lotterysite"
-    pages = {"index.md", "findings.md", "store.md"} | {f"views/lenet5/{k}.md" for k in ("evaluation", "local", "global", "samples")}
+    pages = {"index.md", "findings/index.md", "store/index.md"}
+    pages |= {f"views/lenet5/{k}/index.md" for k in ("evaluation", "local", "global", "samples")}
     assert pages <= {str(p.relative_to(out)) for p in out.rglob("*.md")}
     for page in pages:
         assert f"page  {page}" in output
@@ -71,13 +72,13 @@ def test_render_writes_its_folder_only_and_says_what(docs):
 
 def test_pages_reference_the_loader_and_files_that_exist(docs):
     out = docs[0] / "lotterysite"
-    for page in ["findings.md"] + [f"views/lenet5/{k}.md" for k in ("evaluation", "local", "global", "samples")]:
-        text = (out / page).read_text()
-        # Directory URLs: views/lenet5/local.md is served as views/lenet5/local/index.html.
-        url_dir = (out / page).with_suffix("")
+    for page in ["findings"] + [f"views/lenet5/{k}" for k in ("evaluation", "local", "global", "samples")]:
+        text = (out / page / "index.md").read_text()
+        # The page's folder is its URL's folder, with or without directory URLs: relative paths resolve from it.
+        url_dir = out / page
         src = re.search(r'<script src="([^"]+loader\.js)"></script>', text).group(1)
         assert (url_dir / src).resolve() == (out / "assets/loader.js").resolve(), page
-        for cfg in re.findall(r'class="ls-config">(.*?)</script>', text):
+        for cfg in re.findall(r'class="ls-config" hidden>(.*?)</div>', text):
             cfg = json.loads(cfg)
             for key in ("spec", "samples", "evaluation", "correct"):
                 if key in cfg:
@@ -151,11 +152,15 @@ def test_a_changed_vendored_file_is_an_error(tmp_path, monkeypatch):
         render.vendor_files()
 
 
-def _build(builder: str, docs: Path, workdir: Path) -> Path:
+def _build(builder: str, docs: Path, workdir: Path, site_url: str) -> Path:
     """Build `docs` (copied) with `builder` and a mkdocs.yml without the plugin; returns the site folder."""
     shutil.copytree(docs, workdir / "docs")
-    (workdir / "mkdocs.yml").write_text(PLAIN_MKDOCS_YML)
-    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict"] if builder == "mkdocs" else [shutil.which("zensical") or "zensical", "build"]
+    # Material's instant navigation follows only links under site_url: the address the site is served from.
+    (workdir / "mkdocs.yml").write_text(PLAIN_MKDOCS_YML.replace("\ntheme:", f"\nsite_url: {site_url}\ntheme:"))
+    if builder == "mkdocs":
+        cmd = [sys.executable, "-m", "mkdocs", "build", "--strict"]
+    else:
+        cmd = [shutil.which("zensical") or "zensical", "build"]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return workdir / "site"
@@ -165,8 +170,10 @@ def _build(builder: str, docs: Path, workdir: Path) -> Path:
 def built(request, docs, tmp_path_factory, serve):
     if request.param == "zensical" and not shutil.which("zensical"):
         pytest.skip("zensical not installed: `pip install -e .[test]` (scripts/setup.sh test does)")
-    site = _build(request.param, docs[0], tmp_path_factory.mktemp(request.param))
-    return request.param, site, serve(site)
+    workdir = tmp_path_factory.mktemp(request.param)
+    (workdir / "site").mkdir()
+    base = serve(workdir / "site")  # served from before the build, so that site_url can name it
+    return request.param, _build(request.param, docs[0], workdir, base), base
 
 
 def test_builders_without_the_plugin_publish_every_rendered_page(built):
@@ -209,11 +216,13 @@ def test_instant_navigation_from_a_hand_written_page(built, new_page):
     page = new_page(base)
     page.goto(base)
     assert page.evaluate("window.lotterysiteRuntime === undefined")
+    page.evaluate("window.sameDocument = true")  # survives instant navigation, not a page load
     page.click("article >> text=the results")
     page.wait_for_url(base + "lotterysite/")
     page.click("article >> text=Local geometry")
     page.wait_for_url(base + "lotterysite/views/lenet5/local/")
     assert all(n > 10 for n in _draws(page)), builder
+    assert page.evaluate("window.sameDocument === true"), f"{builder} reloaded the page: no instant navigation"
     # Instant navigation kept the page: the loader ran once, the Vega scripts are not loaded twice.
     assert page.evaluate("document.querySelectorAll('script[src$=\"vega.min.js\"]').length") == 1
     page.go_back()

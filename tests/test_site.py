@@ -70,7 +70,7 @@ def test_plugin_builds_every_page_and_data_file(site):
               "assets/lotterysite/vega.min.js", "assets/lotterysite/vega-loader-arrow.min.js"):  # fmt: skip
         assert (site / p).is_file(), p
     html = (site / "views/lenet5/local/index.html").read_text()
-    cfg = json.loads(re.search(r'class="ls-config">(.*?)</script>', html).group(1))
+    cfg = json.loads(re.search(r'class="ls-config" hidden>(.*?)</div>', html).group(1))
     assert cfg["kind"] == "local" and len(cfg["models"]) == 4 and cfg["slices"][0]["variant"] == "clean"
     assert not list((site / "assets/lotterysite").glob("*.map")), "our assets ship no source maps"
 
