@@ -24,8 +24,10 @@ def _check_arch(ctx, param, name: str) -> str:
     from .models import is_model, list_models
 
     if not is_model(name):
-        raise click.ClickException(f"--arch {name}: unknown architecture; known architectures: "
-                                   f"{', '.join(list_models())} (or tv:<name> for a torchvision model)")  # fmt: skip
+        raise click.ClickException(
+            f"--arch {name}: unknown architecture; known architectures: "
+            f"{', '.join(list_models())} (or tv:<name> for a torchvision model)"
+        )
     if name.startswith("tv:"):
         import torchvision
 
@@ -73,13 +75,23 @@ def datasets_cmd():
 @main.command("train")
 @click.option("--data", "data_name", default="fashion_mnist", show_default=True, help="Data set registry name.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding the data set.")
-@click.option("--arch", default="lenet5", show_default=True, callback=_check_arch,
-              help="Architecture registry name (`lotterysite models` lists them).")
+@click.option(
+    "--arch",
+    default="lenet5",
+    show_default=True,
+    callback=_check_arch,
+    help="Architecture registry name (`lotterysite models` lists them).",
+)
 @click.option("--epochs", type=click.IntRange(min=0), default=4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("runs/dense.pt"), show_default=True,
-              help="Checkpoint to write (atomically).")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("runs/dense.pt"),
+    show_default=True,
+    help="Checkpoint to write (atomically).",
+)
 def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
     """Train a dense model, save its checkpoint and print its geometry summary on the test split."""
     from .config import DataConfig, ModelConfig, TrainConfig
@@ -111,7 +123,9 @@ def measure_cmd(checkpoint, data_name, data_root, device):
 
 @main.command("precompute")
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Store folder [default: store/<recipe name>].")
+@click.option(
+    "--store", type=click.Path(file_okay=False, path_type=Path), help="Store folder [default: store/<recipe name>]."
+)
 @click.option("--force", is_flag=True, help="Recompute everything instead of resuming finished work.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def precompute_cmd(recipe, store, force, device):
@@ -137,14 +151,33 @@ def info_cmd(store):
 @main.command("render")
 @click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("docs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--folder", default="lotterysite", show_default=True,
-              help="Sub-folder of DOCS_DIR to write; replaced as a whole on every run.")
-@click.option("--max-samples", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Shipped samples served per view (keeps pages under 5 MB).")
-@click.option("--max-axes", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Class-angle axes of the parallel coordinates; more classes are ranked.")
-@click.option("--max-classes", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Class panels of the local geometry view.")
+@click.option(
+    "--folder",
+    default="lotterysite",
+    show_default=True,
+    help="Sub-folder of DOCS_DIR to write; replaced as a whole on every run.",
+)
+@click.option(
+    "--max-samples",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Shipped samples served per view (keeps pages under 5 MB).",
+)
+@click.option(
+    "--max-axes",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Class-angle axes of the parallel coordinates; more classes are ranked.",
+)
+@click.option(
+    "--max-classes",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Class panels of the local geometry view.",
+)
 def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes):
     """Write the site's pages, chart specs, data and JavaScript for STORE into DOCS_DIR/lotterysite/.
 

@@ -49,7 +49,10 @@ def test_only_user_errors_are_one_line(monkeypatch, tmp_path):
 
     monkeypatch.setattr(render, "render_store", user_error)
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 1 and result.output == "Error: store/x/manifest.json: missing rerun `lotterysite precompute RECIPE`\n"
+    assert (
+        result.exit_code == 1
+        and result.output == "Error: store/x/manifest.json: missing rerun `lotterysite precompute RECIPE`\n"
+    )
 
     def bug(*a, **k):
         raise KeyError("models")

@@ -64,8 +64,15 @@ def test_render_writes_its_folder_only_and_says_what(docs):
     for page in pages:
         assert f"page  {page}" in output
     assert "chart specs" in output and "data files" in output
-    for name in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-loader-arrow.min.js",
-                 "lotterysite.js", "lotterysite.css", "loader.js"):  # fmt: skip
+    for name in (
+        "vega.min.js",
+        "vega-lite.min.js",
+        "vega-embed.min.js",
+        "vega-loader-arrow.min.js",
+        "lotterysite.js",
+        "lotterysite.css",
+        "loader.js",
+    ):
         assert (out / "assets" / name).is_file(), name
     assert (out / "data/samples.arrow").is_file() and (out / "data/gallery.png").is_file()
 
@@ -86,7 +93,10 @@ def test_pages_reference_the_loader_and_files_that_exist(docs):
             for path in list(cfg.get("specs", {}).values()) + list(cfg.get("datasets", {}).values()):
                 assert (url_dir / path).resolve().is_file(), (page, path)
     loader = (out / "assets/loader.js").read_text()
-    assert '["vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-loader-arrow.min.js", "lotterysite.js"]' in loader
+    assert (
+        '["vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-loader-arrow.min.js", "lotterysite.js"]'
+        in loader
+    )
 
 
 def test_render_again_replaces_the_folder_as_a_whole(tmp_path):
@@ -97,7 +107,11 @@ def test_render_again_replaces_the_folder_as_a_whole(tmp_path):
     written = render.write(render.Rendered(files={"index.md": "# new", "data/x.arrow": b"x"}), target)
     assert (target / "index.md").read_text() == "# new" and not (target / "old").exists()
     assert sorted(p.name for p in docs.iterdir()) == ["lotterysite"], "no temporary folder left behind"
-    assert json.loads((target / render.MARKER).read_text())["files"] == [p for p, _ in written] == ["data/x.arrow", "index.md"]
+    assert (
+        json.loads((target / render.MARKER).read_text())["files"]
+        == [p for p, _ in written]
+        == ["data/x.arrow", "index.md"]
+    )
     assert target.stat().st_mode & 0o777 != 0o700, "mkdtemp's private mode would hide the pages from a web server"
 
 
@@ -188,11 +202,15 @@ def test_builders_without_the_plugin_publish_every_rendered_page(built):
 
 
 def _draws(page) -> list[int]:
-    page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready"
-                           " && document.querySelector('.ls-view')", timeout=30_000)  # fmt: skip
+    page.wait_for_function(
+        "window.lotterysiteRuntime && window.lotterysiteRuntime.ready && document.querySelector('.ls-view')",
+        timeout=30_000,
+    )
     page.evaluate("window.lotterysiteRuntime.ready")
-    page.wait_for_function("window.lotterysiteRuntime.views.length > 0 && window.lotterysiteRuntime.views.every(v => v.view)",
-                           timeout=30_000)  # fmt: skip
+    page.wait_for_function(
+        "window.lotterysiteRuntime.views.length > 0 && window.lotterysiteRuntime.views.every(v => v.view)",
+        timeout=30_000,
+    )
     page.evaluate("window.lotterysiteRuntime.ready")
     assert page.evaluate("window.lotterysiteRuntime.errors") == []
     return page.evaluate(MARKS)
@@ -242,15 +260,18 @@ def test_wheel_builds_a_site_without_node(tmp_path, store, serve, new_page):
     shutil.copytree(REPO / "lotterysite", src / "lotterysite", ignore=shutil.ignore_patterns("__pycache__"))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     run = dict(capture_output=True, text=True, env=env, timeout=600)
-    r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"),
-                        str(src)], **run)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(src)],
+        **run,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     wheel = next((tmp_path / "dist").glob("lotterysite-*.whl"))
     # The test environment already holds torch, mkdocs and the rest; the venv adds only the wheel on top.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp_path / "venv")], check=True, **run)
     python = tmp_path / "venv/bin/python"
-    r = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
-                       **run)  # fmt: skip
+    r = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)], **run
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
     project = tmp_path / "project"

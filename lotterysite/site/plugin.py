@@ -30,8 +30,10 @@ class LotterysiteConfig(Config):
     max_samples = c.Type(int, default=2000)  # shipped samples served per view (keeps pages under 5 MB)
     max_axes = c.Type(int, default=10)  # class-angle axes of the parallel coordinates; more are ranked
     max_classes = c.Type(int, default=10)  # class panels of the local geometry view
-    node_modules = c.Deprecated(message="the pinned JavaScript now ships inside the lotterysite package; "
-                                "remove `node_modules` from the plugin's options")  # fmt: skip
+    node_modules = c.Deprecated(
+        message="the pinned JavaScript now ships inside the lotterysite package; "
+        "remove `node_modules` from the plugin's options"
+    )
 
 
 class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
@@ -40,8 +42,8 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
         self.store_path = (base / self.config.store).resolve()
         try:
             store = data.load_store(self.store_path)
-            self.rendered = render(store, SiteOptions(self.config.max_samples, self.config.max_axes,
-                                                      self.config.max_classes), assets=ASSETS, standalone=False)  # fmt: skip
+            options = SiteOptions(self.config.max_samples, self.config.max_axes, self.config.max_classes)
+            self.rendered = render(store, options, assets=ASSETS, standalone=False)
         except LotterysiteError as e:
             raise PluginError(f"lotterysite (store {self.store_path}): {e}") from None
         # On every page, as before `render` existed: hand-written pages may embed views too.
