@@ -99,6 +99,15 @@ def test_pages_reference_the_loader_and_files_that_exist(docs):
     )
 
 
+def test_index_page_escapes_the_store_names(hostile):
+    from types import SimpleNamespace
+
+    store = SimpleNamespace(manifest={"recipe": {"name": hostile}, "dataset": {"name": hostile}, "models": [{}]})
+    text = render.index_page(store, [(f"Views — {hostile}", ["views/x/local/index.md"]), ("Findings", [])])
+    assert hostile not in text and "&lt;script&gt;" in text
+    assert "- [Local geometry](views/x/local/index.md)" in text
+
+
 def test_render_again_replaces_the_folder_as_a_whole(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -50,10 +50,6 @@ class Rendered:
     scripts: list[str] = field(default_factory=list)  # JavaScript paths, in load order
     styles: list[str] = field(default_factory=list)
 
-    @property
-    def pages(self) -> list[str]:
-        return [p for p in self.files if p.endswith(".md")]
-
 
 def vendor_manifest() -> list[dict]:
     """The pinned packages in load order: name, version, license, file, sha256 (vendor/manifest.json)."""
