@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from site_store import build_site, build_store  # noqa: E402
-from test_site_browser import ARGS, BRUSH_BOX, CHROMIUM  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, build_site, build_store  # noqa: E402
+from test_site_browser import BRUSH_BOX  # noqa: E402
 
 BRUSHES = {"local": "brush", "global": "ax0", "evaluation": None, "samples": None}
 
@@ -82,7 +82,7 @@ def main():
     print(f"store {store}\n{'page':36s} {'bytes':>10s} {'first chart':>12s} {'brush->update':>14s}")
     worst = {"bytes": 0, "first_ms": 0.0, "brush_ms": 0.0}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for path, brush in pages:
             r = measure(browser, base + path, brush, args.drags)
             brush_text = f"{r['brush_ms']:.0f} ms" if r["brush_ms"] is not None else "-"

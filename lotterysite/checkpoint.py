@@ -14,13 +14,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import LotterysiteError
 from .fileio import atomic_write
 from .models import create_model
 
 FORMAT = "lotterysite-checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LotterysiteError, ValueError):
     """A checkpoint cannot be used; the message names the file, the field and the fix."""
 
 

@@ -7,10 +7,34 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .errors import LotterysiteError
 
 
-def _fail(e: Exception) -> click.ClickException:
-    return click.ClickException(str(e))
+class _Group(click.Group):
+    """Prints a LotterysiteError (the user's to fix) as one line; any other exception keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LotterysiteError as e:
+            raise click.ClickException(" ".join(str(e).split())) from None
+
+
+def _check_arch(ctx, param, name: str) -> str:
+    from .models import is_model, list_models
+
+    if not is_model(name):
+        raise click.ClickException(
+            f"--arch {name}: unknown architecture; known architectures: "
+            f"{', '.join(list_models())} (or tv:<name> for a torchvision model)"
+        )
+    if name.startswith("tv:"):
+        import torchvision
+
+        known = torchvision.models.list_models(module=torchvision.models)
+        if name[3:] not in known:
+            raise click.ClickException(f"--arch {name}: unknown torchvision model; known: {', '.join(known)}")
+    return name
 
 
 def _device(name: str):
@@ -23,7 +47,7 @@ def _device(name: str):
     return torch.device(name)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lotterysite")
 def main():
     """See how pruning changes a network: geometry of the logit layer's latent space, as a static site."""
@@ -51,27 +75,35 @@ def datasets_cmd():
 @main.command("train")
 @click.option("--data", "data_name", default="fashion_mnist", show_default=True, help="Data set registry name.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding the data set.")
-@click.option("--arch", default="lenet5", show_default=True, help="Architecture registry name.")
+@click.option(
+    "--arch",
+    default="lenet5",
+    show_default=True,
+    callback=_check_arch,
+    help="Architecture registry name (`lotterysite models` lists them).",
+)
 @click.option("--epochs", type=click.IntRange(min=0), default=4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("runs/dense.pt"), show_default=True,
-              help="Checkpoint to write (atomically).")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("runs/dense.pt"),
+    show_default=True,
+    help="Checkpoint to write (atomically).",
+)
 def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
     """Train a dense model, save its checkpoint and print its geometry summary on the test split."""
     from .config import DataConfig, ModelConfig, TrainConfig
-    from .pipeline import train_dense
+    from .train_measure import train_dense
 
-    try:
-        result = train_dense(
-            DataConfig(name=data_name, root=str(data_root) if data_root else None),
-            ModelConfig(arch=arch),
-            TrainConfig(epochs=epochs, seed=seed),
-            out=out,
-            device=_device(device),
-        )
-    except (ValueError, OSError) as e:
-        raise _fail(e) from None
+    result = train_dense(
+        DataConfig(name=data_name, root=str(data_root) if data_root else None),
+        ModelConfig(arch=arch),
+        TrainConfig(epochs=epochs, seed=seed),
+        out=out,
+        device=_device(device),
+    )
     click.echo(result.report)
 
 
@@ -83,18 +115,17 @@ def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
 def measure_cmd(checkpoint, data_name, data_root, device):
     """Print accuracy, angle, length and margin per class of CHECKPOINT on the test split."""
     from .config import DataConfig
-    from .pipeline import measure_checkpoint
+    from .train_measure import measure_checkpoint
 
-    try:
-        click.echo(measure_checkpoint(checkpoint, DataConfig(name=data_name, root=str(data_root) if data_root else None),
-                                      device=_device(device)))  # fmt: skip
-    except (ValueError, OSError) as e:
-        raise _fail(e) from None
+    data_cfg = DataConfig(name=data_name, root=str(data_root) if data_root else None)
+    click.echo(measure_checkpoint(checkpoint, data_cfg, device=_device(device)))
 
 
 @main.command("precompute")
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Store folder [default: store/<recipe name>].")
+@click.option(
+    "--store", type=click.Path(file_okay=False, path_type=Path), help="Store folder [default: store/<recipe name>]."
+)
 @click.option("--force", is_flag=True, help="Recompute everything instead of resuming finished work.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def precompute_cmd(recipe, store, force, device):
@@ -104,11 +135,7 @@ def precompute_cmd(recipe, store, force, device):
     """
     from .precompute import load_recipe, precompute
 
-    try:
-        parsed = load_recipe(recipe)
-        result = precompute(parsed, store=store, force=force, device=_device(device))
-    except (ValueError, OSError) as e:
-        raise _fail(e) from None
+    result = precompute(load_recipe(recipe), store=store, force=force, device=_device(device))
     click.echo(result.report())
 
 
@@ -118,10 +145,49 @@ def info_cmd(store):
     """Print what the store STORE holds, checking every file."""
     from .store.info import describe
 
-    try:
-        click.echo(describe(store))
-    except ValueError as e:
-        raise _fail(e) from None
+    click.echo(describe(store))
+
+
+@main.command("render")
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("docs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--folder",
+    default="lotterysite",
+    show_default=True,
+    help="Sub-folder of DOCS_DIR to write; replaced as a whole on every run.",
+)
+@click.option(
+    "--max-samples",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Shipped samples served per view (keeps pages under 5 MB).",
+)
+@click.option(
+    "--max-axes",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Class-angle axes of the parallel coordinates; more classes are ranked.",
+)
+@click.option(
+    "--max-classes",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Class panels of the local geometry view.",
+)
+def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes):
+    """Write the site's pages, chart specs, data and JavaScript for STORE into DOCS_DIR/lotterysite/.
+
+    Then build with any static site builder that reads Markdown, e.g. `mkdocs build` or `zensical build`;
+    no plugin and no Node needed. Hand-written pages in DOCS_DIR are never touched.
+    """
+    from .site.render import SiteOptions, render_store
+
+    options = SiteOptions(max_samples, max_axes, max_classes)
+    click.echo(render_store(store, docs_dir, folder=folder, options=options).report())
 
 
 if __name__ == "__main__":

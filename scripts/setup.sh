@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything lotterysite needs on a fresh Debian-like machine, offline-safe: system packages from apt,
-# Python packages from PyPI (torch pinned in pyproject.toml), the site's JavaScript from npm's lockfile.
-# Usage: scripts/setup.sh [test]   ("test" adds pytest, Playwright and Debian's chromium)
+# Python packages from PyPI (torch pinned in pyproject.toml). The site's JavaScript ships inside the package
+# (lotterysite/site/vendor/, refreshed by scripts/update-js.sh): no Node needed.
+# Usage: scripts/setup.sh [test]   ("test" adds pytest, Playwright, Zensical, ruff, build and Debian's chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_tests=${1:-}
@@ -25,7 +26,3 @@ extras=""
 $PY -m pip install -q --disable-pip-version-check -e ".${extras}"
 # foolbox ships 20 real CIFAR-10 test images; we read them by path and need none of its dependencies.
 $PY -m pip install -q --disable-pip-version-check --no-deps "foolbox==3.3.4"
-
-if [ -f package-lock.json ]; then
-  npm ci --silent --no-audit --no-fund
-fi

@@ -35,3 +35,41 @@ def test_errors_are_one_line_with_the_fix(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     result = runner.invoke(main, ["measure", str(bad)])
     assert result.exit_code == 1 and "bad.pt: not a readable checkpoint" in result.output
+
+
+def test_only_user_errors_are_one_line(monkeypatch, tmp_path):
+    from lotterysite.errors import LotterysiteError
+    from lotterysite.site import render
+
+    (tmp_path / "store").mkdir()
+    args = ["render", str(tmp_path / "store"), str(tmp_path)]
+
+    def user_error(*a, **k):
+        raise LotterysiteError("store/x/manifest.json: missing\nrerun `lotterysite precompute RECIPE`")
+
+    monkeypatch.setattr(render, "render_store", user_error)
+    result = CliRunner().invoke(main, args)
+    assert (
+        result.exit_code == 1
+        and result.output == "Error: store/x/manifest.json: missing rerun `lotterysite precompute RECIPE`\n"
+    )
+
+    def bug(*a, **k):
+        raise KeyError("models")
+
+    monkeypatch.setattr(render, "render_store", bug)
+    result = CliRunner().invoke(main, args)
+    # An internal bug is not dressed up as a user error: the exception, and with it the traceback, gets through.
+    assert isinstance(result.exception, KeyError) and "Error:" not in result.output
+
+
+def test_every_user_error_class_is_a_lotterysite_error():
+    from lotterysite.checkpoint import CheckpointError
+    from lotterysite.data import DataError
+    from lotterysite.errors import LotterysiteError
+    from lotterysite.precompute import RecipeError
+    from lotterysite.site.render import RenderError
+    from lotterysite.store import StoreError
+
+    for cls in (CheckpointError, DataError, RecipeError, RenderError, StoreError):
+        assert issubclass(cls, LotterysiteError), cls

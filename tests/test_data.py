@@ -19,11 +19,6 @@ from lotterysite.data import (
 from lotterysite.data.idx import read_idx
 
 
-@pytest.fixture(scope="module")
-def fmnist():
-    return load_dataset("fashion_mnist")
-
-
 def test_fashion_mnist_is_the_real_data_set(fmnist):
     assert len(fmnist.train) == 60000 and len(fmnist.test) == 10000
     assert fmnist.test.images.shape == (10000, 1, 28, 28) and fmnist.test.images.dtype == torch.uint8

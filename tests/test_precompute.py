@@ -22,58 +22,20 @@ from lotterysite.precompute import RecipeError, load_recipe, parse_recipe, plan_
 from lotterysite.store import read_manifest, read_table
 from lotterysite.store.info import describe
 
-TINY = """
-name = "tiny"
-[data]
-name = "fashion_mnist"
-train_subset = 2000
-eval_subset = 150
-[[architectures]]
-arch = "lenet5"
-[architectures.train]
-epochs = 1
-[[pruning]]
-method = "magnitude"
-amounts = [0.5, 0.9]
-retrain_epochs = 1
-[[pruning]]
-method = "random"
-amounts = [0.5]
-[[pruning]]
-method = "taylor"
-amounts = [0.5]
-taylor_batches = 2
-[[pruning]]
-method = "mpt"
-amounts = [0.5]
-mpt_epochs = 1
-[corruptions]
-names = ["fog", "gaussian_noise"]
-severities = [1, 3]
-[ship]
-samples_per_class = 4
-severities = [3]
-[curse]
-widths = [4, 16]
-random_dims = [2, 512]
-random_samples = 500
-train_subset = 500
-"""
-
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_recipe):
     folder = tmp_path_factory.mktemp("tiny")
     recipe_path = folder / "tiny.toml"
-    recipe_path.write_text(TINY)
+    recipe_path.write_text(tiny_recipe)
     recipe = load_recipe(recipe_path)
     store = folder / "store"
     result = precompute(recipe, store=store, device="cpu", progress=False)
     return recipe, store, result
 
 
-def test_plan_lists_every_model():
-    recipe = parse_recipe(TINY)
+def test_plan_lists_every_model(tiny_recipe):
+    recipe = parse_recipe(tiny_recipe)
     ids = [e.model_id for e in plan_models(recipe)]
     assert ids == [
         "lenet5/dense", "lenet5/magnitude/0.5", "lenet5/magnitude+retrain/0.5", "lenet5/magnitude/0.9",
@@ -156,7 +118,7 @@ def test_store_reads_in_pandas_and_duckdb(tiny):
     assert len(best) == 1
 
 
-def test_rerun_resumes_without_recomputing(tiny):
+def test_rerun_resumes_without_recomputing(tiny, tiny_recipe):
     recipe, store, _ = tiny
     work = store / ".work"
     before = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()}
@@ -171,7 +133,7 @@ def test_rerun_resumes_without_recomputing(tiny):
     assert result.reused["evaluate"] == 7
     assert lost.exists()
     # A changed setting recomputes what it shapes and only that: here the magnitude sweep's retraining.
-    changed = parse_recipe(TINY.replace("retrain_epochs = 1", "retrain_epochs = 2"), recipe.path)
+    changed = parse_recipe(tiny_recipe.replace("retrain_epochs = 1", "retrain_epochs = 2"), recipe.path)
     result = precompute(changed, store=store, device="cpu", progress=False)
     assert result.reused["evaluate"] == 6
     # --force recomputes everything.
@@ -195,9 +157,9 @@ def test_corrupt_arrow_file_is_a_clear_error_and_precompute_repairs_it(tiny):
     assert sorted(p for p in (store / ".work").rglob("*") if p.is_file()) == work_files  # nothing deleted
 
 
-def test_kill_9_then_resume(tmp_path):
+def test_kill_9_then_resume(tmp_path, tiny_recipe):
     recipe_path = tmp_path / "tiny.toml"
-    recipe_path.write_text(TINY.replace("[curse]", "[curse]\nenabled = false"))
+    recipe_path.write_text(tiny_recipe.replace("[curse]", "[curse]\nenabled = false"))
     store = tmp_path / "store"
     cmd = [sys.executable, "-m", "lotterysite.cli", "precompute", str(recipe_path), "--store", str(store), "--device", "cpu"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -237,25 +199,25 @@ def test_kill_9_then_resume(tmp_path):
         (lambda t: t.replace("taylor_batches = 2", "taylor_batches = 0"), r"pruning\[2\]'?: taylor_batches is 0"),
     ],
 )
-def test_broken_recipes_name_file_and_field(tmp_path, edit, message):
+def test_broken_recipes_name_file_and_field(tmp_path, tiny_recipe, edit, message):
     path = tmp_path / "tiny.toml"
-    path.write_text(edit(TINY))
+    path.write_text(edit(tiny_recipe))
     with pytest.raises(RecipeError, match=message):
         load_recipe(path)
     result = CliRunner().invoke(main, ["precompute", str(path)])
     assert result.exit_code == 1 and result.output.strip().count("\n") == 0
 
 
-def test_missing_recipe_and_missing_data(tmp_path):
+def test_missing_recipe_and_missing_data(tmp_path, tiny_recipe):
     result = CliRunner().invoke(main, ["precompute", str(tmp_path / "nope.toml")])
     assert result.exit_code == 1 and "recipe not found" in result.output
     path = tmp_path / "r.toml"
-    path.write_text(TINY.replace('name = "fashion_mnist"', f'name = "mnist"\nroot = "{tmp_path / "nowhere"}"'))
+    path.write_text(tiny_recipe.replace('name = "fashion_mnist"', f'name = "mnist"\nroot = "{tmp_path / "nowhere"}"'))
     result = CliRunner().invoke(main, ["precompute", str(path), "--store", str(tmp_path / "s")])
     assert result.exit_code == 1 and "data set 'mnist' not found" in result.output
 
 
-def test_checkpoint_of_another_architecture_or_class_count(tmp_path):
+def test_checkpoint_of_another_architecture_or_class_count(tmp_path, tiny_recipe):
     vgg = tmp_path / "vgg.pt"
     torch.manual_seed(0)
     save_checkpoint(vgg, create_model("small_vgg", num_classes=10, in_channels=1, image_size=28), in_channels=1, image_size=28)
@@ -264,7 +226,7 @@ def test_checkpoint_of_another_architecture_or_class_count(tmp_path):
     for ckpt, message in ((vgg, "field 'arch' is 'small_vgg', expected 'lenet5'"),
                           (lenet100, "field 'num_classes' is 100, but the data set has 10 classes")):  # fmt: skip
         path = tmp_path / "r.toml"
-        path.write_text(TINY.replace('arch = "lenet5"', f'arch = "lenet5"\ncheckpoint = "{ckpt}"'))
+        path.write_text(tiny_recipe.replace('arch = "lenet5"', f'arch = "lenet5"\ncheckpoint = "{ckpt}"'))
         result = CliRunner().invoke(main, ["precompute", str(path), "--store", str(tmp_path / "s")])
         assert result.exit_code == 1, result.output
         error = result.output.strip().splitlines()[-1]

@@ -7,7 +7,6 @@ from torch import nn
 
 from lotterysite.checkpoint import CheckpointError, save_checkpoint
 from lotterysite.config import TrainConfig
-from lotterysite.data import load_dataset
 from lotterysite.models import Classifier, create_model
 from lotterysite.pruning import (
     MaskError,
@@ -29,11 +28,6 @@ from lotterysite.training import evaluate, train
 
 SCORED = [("random", "global"), ("random", "layer"), ("magnitude", "global"), ("magnitude", "layer"),
           ("taylor", "global"), ("taylor", "layer")]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def fmnist():
-    return load_dataset("fashion_mnist")
 
 
 def lenet(seed=0, **kw):

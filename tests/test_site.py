@@ -12,7 +12,6 @@ from mkdocs.exceptions import PluginError
 from lotterysite.site import charts
 from lotterysite.store import TABLES, geometry_schema
 from lotterysite.store.schema import outcomes_schema
-from site_store import HOSTILE, build_site, build_store
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = [(j, f"class {j}") for j in range(10)]
@@ -20,9 +19,9 @@ AXES = [("angle_true", "true class"), ("angle_1", "b"), ("length", "length"), ("
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, make_store, make_site):
     root = tmp_path_factory.mktemp("site")
-    return build_site(root, build_store(root / "store"))
+    return make_site(root, make_store(root / "store"))
 
 
 @pytest.mark.parametrize(
@@ -71,7 +70,7 @@ def test_plugin_builds_every_page_and_data_file(site):
               "assets/lotterysite/vega.min.js", "assets/lotterysite/vega-loader-arrow.min.js"):  # fmt: skip
         assert (site / p).is_file(), p
     html = (site / "views/lenet5/local/index.html").read_text()
-    cfg = json.loads(re.search(r'class="ls-config">(.*?)</script>', html).group(1))
+    cfg = json.loads(re.search(r'class="ls-config" hidden>(.*?)</div>', html).group(1))
     assert cfg["kind"] == "local" and len(cfg["models"]) == 4 and cfg["slices"][0]["variant"] == "clean"
     assert not list((site / "assets/lotterysite").glob("*.map")), "our assets ship no source maps"
 
@@ -95,14 +94,14 @@ def test_no_page_over_5_mb(site):
     assert js + samples + slices < 5e6
 
 
-def test_hostile_names_are_escaped(tmp_path):
-    store = build_store(tmp_path / "store", hostile=True)
-    site = build_site(tmp_path, store)
+def test_hostile_names_are_escaped(tmp_path, make_store, make_site, hostile):
+    store = make_store(tmp_path / "store", hostile=True)
+    site = make_site(tmp_path, store)
     htmls = list(site.rglob("*.html"))
     assert htmls
     for path in htmls:
         text = path.read_text()
-        assert HOSTILE not in text, path
+        assert hostile not in text, path
         assert "<b>om</b>" not in text, path
     findings = (site / "findings/index.html").read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in findings  # the recipe name, escaped
@@ -122,12 +121,12 @@ def test_missing_store_is_a_plugin_error_with_a_fix(tmp_path):
         plugin.on_config(cfg)
 
 
-def test_corrupt_store_file_is_a_plugin_error(tmp_path):
+def test_corrupt_store_file_is_a_plugin_error(tmp_path, make_store):
     from mkdocs.config import load_config
 
     from lotterysite.site.plugin import LotterysitePlugin
 
-    store = build_store(tmp_path / "store", gallery=False)
+    store = make_store(tmp_path / "store", gallery=False)
     (store / "accuracy.arrow").write_bytes(b"not arrow")
     plugin = LotterysitePlugin()
     plugin.load_config({"store": str(store)})

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
 
-from site_store import build_site, build_store
-
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
 PAGES = ["", "method/", "store/", "publish/", "findings/"] + [
     f"views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples")
@@ -56,46 +49,14 @@ GRID_IMAGES = """(index) => {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, make_store, make_site, serve):
     root = tmp_path_factory.mktemp("site")
-    site = build_site(root, build_store(root / "store"))
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}/"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not found: `apt-get install chromium` (scripts/setup.sh test does)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+    return serve(make_site(root, make_store(root / "store")))
 
 
 @pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
-    pg = context.new_page()
-    pg.problems = []
-    pg.on("console", lambda m: pg.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
-
-    def request(r):
-        if not r.url.startswith((server, "data:", "blob:")):
-            pg.problems.append(f"request leaving the site: {r.url}")
-
-    pg.on("request", request)
-    yield pg
-    context.close()
+def page(new_page, server):
+    return new_page(server)
 
 
 def open_view(page, url):

@@ -5,14 +5,8 @@ import torch
 
 from lotterysite.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lotterysite.config import TrainConfig
-from lotterysite.data import load_dataset
 from lotterysite.models import create_model
 from lotterysite.training import augment_batch, evaluate, train
-
-
-@pytest.fixture(scope="module")
-def fmnist():
-    return load_dataset("fashion_mnist")
 
 
 def lenet(seed=0, **kw):

@@ -11,8 +11,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ..errors import LotterysiteError
 
-class DataError(ValueError):
+
+class DataError(LotterysiteError, ValueError):
     """A data set could not be read; the message names the path and the fix."""
 
 

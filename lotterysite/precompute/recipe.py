@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig, ModelConfig, TrainConfig
+from ..errors import LotterysiteError
 from ..pruning import PruneConfig, list_methods
 
 
-class RecipeError(ValueError):
+class RecipeError(LotterysiteError, ValueError):
     """A recipe that cannot run; the message names the file, the field and the fix."""
 
 

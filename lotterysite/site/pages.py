@@ -1,6 +1,7 @@
 """The generated pages: per architecture the four linked views, plus the findings page.
 
-A page is Markdown holding a container and its configuration as inert JSON (`<script type="application/json">`);
+A page is Markdown holding a container and its configuration as inert JSON text in a hidden `<div>` (not a
+`<script type="application/json">`: Material's instant navigation re-runs every inline script, stripped of its type);
 `assets/lotterysite.js` turns it into charts. Every user-supplied string (class, model, recipe names) reaches
 HTML only through `html.escape` or as JSON with `<`, `>` and `&` escaped, and the loader sets it as text.
 """
@@ -55,7 +56,7 @@ def rel(page_uri: str, target: str) -> str:
 def _container(config: dict, intro: str) -> str:
     return (
         f"{intro}\n\n<div class=\"ls-view\" data-ls-view=\"{escape(config['kind'])}\">"
-        f"<script type=\"application/json\" class=\"ls-config\">{to_json(config)}</script></div>\n"
+        f"<div class=\"ls-config\" hidden>{to_json(config)}</div></div>\n"
     )
 
 
@@ -190,7 +191,7 @@ def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
     def chart(name, data_name, file):
         cfg = {"kind": "static", "spec": rel(uri, f"data/specs/{name}.json"),
                "datasets": {data_name: rel(uri, f"data/{file}")}}  # fmt: skip
-        return f"<div class=\"ls-view\" data-ls-view=\"static\"><script type=\"application/json\" class=\"ls-config\">{to_json(cfg)}</script></div>"
+        return f"<div class=\"ls-view\" data-ls-view=\"static\"><div class=\"ls-config\" hidden>{to_json(cfg)}</div></div>"
 
     gallery_md = (
         f"<img class=\"ls-gallery\" src=\"{rel(uri, 'data/gallery.png')}\" alt=\"every corruption at every severity\">"

@@ -1,15 +1,14 @@
-"""The `lotterysite` MkDocs plugin: turns a store into the site's generated pages, data files and charts.
+"""The `lotterysite` MkDocs plugin: a thin wrapper around `render`, serving its files to MkDocs without writing them.
 
     plugins:
       - lotterysite:
           store: store/demo
 
-Hooks stay short and hand off to `data` (what the browser fetches) and `pages` (what it shows).
+`lotterysite render STORE DOCS_DIR` writes the same pages as files for builders without plugins (Zensical).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mkdocs.config import config_options as c
@@ -19,27 +18,22 @@ from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.nav import Section
 
-from ..store import StoreError
-from . import data, pages
+from ..errors import LotterysiteError
+from . import data
+from .render import SiteOptions, render
 
-# The UMD builds, in load order: vega-lite and vega-embed expect the global `vega`; vega-loader-arrow registers
-# vega.format.arrow. Copied from node_modules (pinned by package-lock.json) at build time, never committed.
-VENDOR = (
-    "vega/build/vega.min.js",
-    "vega-lite/build/vega-lite.min.js",
-    "vega-embed/build/vega-embed.min.js",
-    "vega-loader-arrow/build/vega-loader-arrow.min.js",
-)
-ASSETS = Path(__file__).parent / "assets"
-OWN = ("lotterysite.js", "lotterysite.css")
+ASSETS = "assets/lotterysite"  # where the JavaScript and CSS land in the built site
 
 
 class LotterysiteConfig(Config):
     store = c.Type(str, default="store/demo")  # the store folder, relative to mkdocs.yml
-    node_modules = c.Type(str, default="node_modules")  # where `npm ci` put the pinned JavaScript
     max_samples = c.Type(int, default=2000)  # shipped samples served per view (keeps pages under 5 MB)
     max_axes = c.Type(int, default=10)  # class-angle axes of the parallel coordinates; more are ranked
     max_classes = c.Type(int, default=10)  # class panels of the local geometry view
+    node_modules = c.Deprecated(
+        message="the pinned JavaScript now ships inside the lotterysite package; "
+        "remove `node_modules` from the plugin's options"
+    )
 
 
 class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
@@ -47,62 +41,26 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
         base = Path(config.config_file_path or ".").parent
         self.store_path = (base / self.config.store).resolve()
         try:
-            self.store = data.load_store(self.store_path)
-        except StoreError as e:
-            raise PluginError(f"lotterysite: cannot read the store {self.store_path}: {e}") from None
-        self.node_modules = (base / self.config.node_modules).resolve()
-        missing = [p for p in VENDOR if not (self.node_modules / p).exists()]
-        if missing:
-            raise PluginError(
-                f"lotterysite: {self.node_modules / missing[0]} not found; run `npm ci` in {base} "
-                "(scripts/setup.sh does) to install the pinned Vega packages"
-            )
-        config.extra_javascript.extend(f"assets/lotterysite/{Path(p).name}" for p in VENDOR)
-        config.extra_javascript.append("assets/lotterysite/lotterysite.js")
-        config.extra_css.append("assets/lotterysite/lotterysite.css")
+            store = data.load_store(self.store_path)
+            options = SiteOptions(self.config.max_samples, self.config.max_axes, self.config.max_classes)
+            self.rendered = render(store, options, assets=ASSETS, standalone=False)
+        except LotterysiteError as e:
+            raise PluginError(f"lotterysite (store {self.store_path}): {e}") from None
+        # On every page, as before `render` existed: hand-written pages may embed views too.
+        config.extra_javascript.extend(self.rendered.scripts)
+        config.extra_css.extend(self.rendered.styles)
         return config
 
     def on_files(self, files: Files, config) -> Files:
-        try:
-            generated, self.sections = build(self.store, self.config)
-        except StoreError as e:
-            raise PluginError(f"lotterysite: the store {self.store_path} is inconsistent: {e}") from None
-        for uri, content in generated.items():
-            files.append(File.generated(config, uri, content=content))
-        for p in VENDOR:
-            files.append(File.generated(config, f"assets/lotterysite/{Path(p).name}", abs_src_path=str(self.node_modules / p)))
-        for name in OWN:
-            files.append(File.generated(config, f"assets/lotterysite/{name}", abs_src_path=str(ASSETS / name)))
-        gallery = self.store_path / "gallery.png"
-        if gallery.exists():
-            files.append(File.generated(config, "data/gallery.png", abs_src_path=str(gallery)))
+        for uri, content in self.rendered.files.items():
+            if isinstance(content, Path):
+                files.append(File.generated(config, uri, abs_src_path=str(content)))
+            else:
+                files.append(File.generated(config, uri, content=content))
         return files
 
     def on_nav(self, nav, config, files: Files):
-        return add_sections(nav, files, self.sections)
-
-
-def build(store: data.Store, cfg: LotterysiteConfig) -> tuple[dict[str, bytes | str], list[tuple[str, list[str]]]]:
-    """Every generated file {site path: content} and the nav sections [(title, [page uris])]."""
-    out: dict[str, bytes | str] = {}
-    ids = data.shipped_ids(store, cfg.max_samples)
-    out["data/samples.arrow"] = data.arrow_bytes(data.samples_table(store, ids))
-    sections = []
-    for arch in store.archs:
-        axes = data.axis_classes(store, arch, cfg.max_axes)
-        shown = data.axis_classes(store, arch, cfg.max_classes)
-        arch_data = data.geometry_slices(store, arch, ids, axes)
-        out.update({f"data/{k}": v for k, v in arch_data.files.items()})
-        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown)
-        out.update({k: json.dumps(v, separators=(",", ":")) for k, v in specs.items()})
-        out.update({p.src_uri: p.markdown for p in arch_pages})
-        sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
-    findings, specs = pages.findings_page(store, gallery=(store.root / "gallery.png").exists())
-    out[findings.src_uri] = findings.markdown
-    out.update({k: json.dumps(v, separators=(",", ":")) for k, v in specs.items()})
-    out.update({f"data/{k}": v for k, v in data.findings_tables(store).items()})
-    sections.append(("Findings", [findings.src_uri]))
-    return out, sections
+        return add_sections(nav, files, self.rendered.sections)
 
 
 def add_sections(nav, files: Files, sections):

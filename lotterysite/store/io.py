@@ -11,13 +11,14 @@ from typing import Any, Mapping
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ..errors import LotterysiteError
 from ..fileio import atomic_write
 from .schema import SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
 
 
-class StoreError(ValueError):
+class StoreError(LotterysiteError, ValueError):
     """A store file is missing, corrupt or of another schema; the message names the file and the fix."""
 
 

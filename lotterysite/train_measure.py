@@ -1,4 +1,5 @@
-"""Library functions behind the CLI commands: each runs one job end to end."""
+"""`lotterysite train` and `lotterysite measure` end to end, one model at a time (the whole study, many models at
+once, is `lotterysite.precompute`)."""
 
 from __future__ import annotations
 

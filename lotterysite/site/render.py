@@ -1,0 +1,270 @@
+"""Render a store into the ordinary files a static site needs: Markdown pages, chart specs, data slices, the pinned
+JavaScript and CSS, and one small loader script the pages reference.
+
+Data flow one way: store -> rendered files -> builder. `lotterysite render STORE DOCS_DIR` writes them into a
+folder of DOCS_DIR that any builder reading Markdown (MkDocs, Zensical) turns into the site; the MkDocs plugin
+hands the same files to MkDocs without writing them. The JavaScript comes from package data (`vendor/`, pinned by
+package-lock.json through scripts/update-js.sh), so neither step needs Node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+from ..errors import LotterysiteError
+from . import data, pages
+
+HERE = Path(__file__).parent
+VENDOR = HERE / "vendor"
+ASSETS = HERE / "assets"
+OWN_SCRIPT = "lotterysite.js"
+OWN_STYLE = "lotterysite.css"
+LOADER = "loader.js"
+MARKER = ".lotterysite-render.json"  # in the generated folder: what wrote it (hidden files are not published)
+
+
+class RenderError(LotterysiteError):
+    """The generated folder cannot be written, or the installed package is incomplete."""
+
+
+@dataclass(frozen=True)
+class SiteOptions:
+    max_samples: int = 2000  # shipped samples served per view (keeps pages under 5 MB)
+    max_axes: int = 10  # class-angle axes of the parallel coordinates; more are ranked
+    max_classes: int = 10  # class panels of the local geometry view
+
+
+@dataclass
+class Rendered:
+    """Every generated file, by its path inside the generated tree."""
+
+    files: dict[str, str | bytes | Path] = field(default_factory=dict)  # content, or a file to copy
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)  # nav: (title, [page paths])
+    scripts: list[str] = field(default_factory=list)  # JavaScript paths, in load order
+    styles: list[str] = field(default_factory=list)
+
+
+def vendor_manifest() -> list[dict]:
+    """The pinned packages in load order: name, version, license, file, sha256 (vendor/manifest.json)."""
+    path = VENDOR / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["packages"]
+    except (OSError, ValueError, KeyError) as e:
+        raise RenderError(f"{path}: {e}; reinstall lotterysite (the wheel ships the pinned JavaScript)") from None
+
+
+def vendor_files() -> list[Path]:
+    """The vendored UMD builds in load order, each checked against its SHA-256 in the manifest."""
+    out = []
+    for pkg in vendor_manifest():
+        path = VENDOR / pkg["file"]
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as e:
+            raise RenderError(f"{path}: {e.strerror}; reinstall lotterysite") from None
+        if digest != pkg["sha256"]:
+            raise RenderError(
+                f"{path}: SHA-256 {digest} differs from {pkg['sha256']} in vendor/manifest.json; "
+                "reinstall lotterysite, or run scripts/update-js.sh if you changed the JavaScript on purpose"
+            )
+        out.append(path)
+    return out
+
+
+def render(
+    store: data.Store, options: SiteOptions | None = None, *, assets: str = "assets", standalone: bool = True
+) -> Rendered:
+    """Every file of the site generated from `store`, with the JavaScript and CSS under `assets`.
+
+    `standalone` adds what a builder without the plugin needs: a script tag for the loader on every generated page,
+    the loader itself, an index page linking every generated page, and the store's documentation.
+    """
+    options = options or SiteOptions()
+    out = Rendered()
+    ids = data.shipped_ids(store, options.max_samples)
+    out.files["data/samples.arrow"] = data.arrow_bytes(data.samples_table(store, ids))
+    generated: list[pages.Page] = []
+    for arch in store.archs:
+        axes = data.axis_classes(store, arch, options.max_axes)
+        shown = data.axis_classes(store, arch, options.max_classes)
+        arch_data = data.geometry_slices(store, arch, ids, axes)
+        out.files.update({f"data/{k}": v for k, v in arch_data.files.items()})
+        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown)
+        out.files.update({k: _spec_json(v) for k, v in specs.items()})
+        generated += arch_pages
+        out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
+    gallery = store.root / "gallery.png"
+    findings, specs = pages.findings_page(store, gallery=gallery.exists())
+    out.files.update({k: _spec_json(v) for k, v in specs.items()})
+    out.files.update({f"data/{k}": v for k, v in data.findings_tables(store).items()})
+    if gallery.exists():
+        out.files["data/gallery.png"] = gallery
+    generated.append(findings)
+    out.sections.append(("Findings", [findings.src_uri]))
+
+    for path in vendor_files():
+        out.files[f"{assets}/{path.name}"] = path
+        out.scripts.append(f"{assets}/{path.name}")
+    for name in (OWN_SCRIPT, OWN_STYLE):
+        out.files[f"{assets}/{name}"] = ASSETS / name
+    out.scripts.append(f"{assets}/{OWN_SCRIPT}")
+    out.styles.append(f"{assets}/{OWN_STYLE}")
+
+    if standalone:
+        loader = f"{assets}/{LOADER}"
+        out.files[loader] = loader_js([p.rsplit("/", 1)[1] for p in out.scripts], OWN_STYLE)
+        for page in generated:
+            page.markdown += f'\n<script src="{escape(pages.rel(page.src_uri, loader))}"></script>\n'
+            page.src_uri = as_index(page.src_uri)
+        out.sections = [(title, [as_index(u) for u in uris]) for title, uris in out.sections]
+        out.files["store/index.md"] = (HERE / "store.md").read_text(encoding="utf-8")
+        out.files["index.md"] = index_page(store, out.sections)
+        out.sections.insert(0, ("Overview", ["index.md", "store/index.md"]))
+    out.files.update({p.src_uri: p.markdown for p in generated})
+    return out
+
+
+def as_index(uri: str) -> str:
+    """`a/b.md` -> `a/b/index.md`. The page's URLs are relative to the page's address (`a/b/`); written as
+    `a/b/index.md` the source file sits in that folder too, so they stay right whether a builder leaves raw HTML
+    alone (MkDocs) or resolves it against the source file (Zensical), with or without directory URLs."""
+    return uri if uri.endswith("index.md") else f"{uri[: -len('.md')]}/index.md"
+
+
+def _spec_json(spec: dict) -> str:
+    return json.dumps(spec, separators=(",", ":"))
+
+
+def loader_js(scripts: list[str], style: str) -> str:
+    """The one script the generated pages reference: loads the others once per tab, from its own folder."""
+    return (
+        (ASSETS / LOADER)
+        .read_text(encoding="utf-8")
+        .replace("/*SCRIPTS*/[]", json.dumps(scripts))
+        .replace('/*STYLE*/""', json.dumps(style))
+    )
+
+
+def index_page(store: data.Store, sections: list[tuple[str, list[str]]]) -> str:
+    """The generated folder's home: every generated page, linked in view order."""
+    recipe = escape(str(store.manifest.get("recipe", {}).get("name", "")))
+    dataset = escape(str(store.manifest.get("dataset", {}).get("name", "")))
+    titles = {kind: title for kind, title in pages.VIEWS}
+    lines = [
+        "# Results",
+        "",
+        f"Generated by `lotterysite render` from the store of recipe <code>{recipe}</code>: "
+        f"{len(store.manifest.get('models', []))} models on {dataset}.",
+        "",
+        "- [Findings](findings/index.md): Table 1, relative margin change, the curse of dimensionality, the gallery",
+        "- [The store](store/index.md): the files behind these pages, column by column",
+    ]
+    for title, uris in sections:
+        if title == "Findings":
+            continue
+        lines += ["", f"## {escape(title)}", ""]
+        for uri in uris:
+            kind = uri.removesuffix("/index.md").rsplit("/", 1)[-1]
+            lines.append(f"- [{titles.get(kind, kind)}]({uri})")
+    return "\n".join(lines) + "\n"
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse to replace a folder that `lotterysite render` did not write."""
+    if folder.exists() and not (folder / MARKER).is_file():
+        raise RenderError(
+            f"{folder} exists and was not written by `lotterysite render` (no {MARKER} in it); "
+            "move it away or pass another --folder: render replaces its folder as a whole"
+        )
+
+
+def write(rendered: Rendered, folder: str | os.PathLike) -> list[tuple[str, int]]:
+    """Write `rendered` as `folder`, replacing what a previous render wrote there; returns [(path, bytes)].
+
+    The files go to a hidden sibling first, then two renames swap it in: a builder watching DOCS_DIR sees the old
+    folder or the new one, never a half-written mix. A folder lotterysite did not write is never replaced.
+    """
+    folder = Path(folder)
+    check_folder(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the pages from a web server serving DOCS_DIR
+    written = []
+    try:
+        for rel, content in sorted(rendered.files.items()):
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                shutil.copyfile(content, path)
+            elif isinstance(content, str):
+                path.write_text(content, encoding="utf-8")
+            else:
+                path.write_bytes(content)
+            written.append((rel, path.stat().st_size))
+        (tmp / MARKER).write_text(json.dumps({"files": [p for p, _ in written]}, indent=1) + "\n", encoding="utf-8")
+        old = None
+        if folder.exists():
+            old = folder.parent / f"{tmp.name[:-4]}.old"
+            folder.rename(old)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return written
+
+
+@dataclass
+class Written:
+    """What `lotterysite render` wrote: the folder, every file with its size, the pages in nav order."""
+
+    folder: Path
+    files: list[tuple[str, int]]
+    sections: list[tuple[str, list[str]]]
+
+    def report(self) -> str:
+        """Every page, the other files counted by kind, and the `nav` entries for a mkdocs.yml that lists its nav."""
+        total = sum(n for _, n in self.files)
+        lines = [f"wrote {self.folder}/ ({len(self.files)} files, {total / 1e6:.1f} MB):"]
+        lines += [f"  page  {p}" for p, _ in self.files if p.endswith(".md")]
+        kinds = {"data": "data files", "spec": "chart specs", "asset": "JavaScript and CSS"}
+        counts = dict.fromkeys(kinds, 0)
+        for p, _ in self.files:
+            if not p.endswith(".md"):
+                counts["spec" if "/specs/" in p else "data" if p.startswith("data/") else "asset"] += 1
+        lines += [f"  {counts[k]} {kinds[k]}" for k in kinds]
+        lines += [
+            "Build with `mkdocs build` or `zensical build` (no plugin needed); the pages start at "
+            f"{self.folder.name}/index.md. A mkdocs.yml without `nav` lists them by itself; one with `nav` needs:",
+            "  - Results:",
+        ]
+        for title, uris in self.sections:
+            lines.append(f"    - {json.dumps(title, ensure_ascii=False)}:")
+            lines += [f"      - {self.folder.name}/{u}" for u in uris]
+        return "\n".join(lines)
+
+
+def render_store(
+    store: str | os.PathLike,
+    docs_dir: str | os.PathLike,
+    *,
+    folder: str = "lotterysite",
+    options: SiteOptions | None = None,
+) -> Written:
+    """`lotterysite render`: read the store, write its pages into DOCS_DIR/`folder`, replacing an earlier render."""
+    if not folder or Path(folder).name != folder or folder.startswith("."):
+        raise RenderError(f"--folder {folder!r}: give a plain folder name such as 'lotterysite'")
+    target = Path(docs_dir) / folder
+    check_folder(target)  # before the minutes of rendering
+    rendered = render(data.load_store(store), options)
+    return Written(target, write(rendered, target), rendered.sections)

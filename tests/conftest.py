@@ -1,0 +1,269 @@
+"""Fixtures shared by the test modules: the real Fashion-MNIST, the tiny recipe, the site store and its built site,
+Chromium and a local HTTP server for the browser tests."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_METHOD = 'rand"<b>om</b>'
+
+# precompute end to end in seconds: every pruning method, two corruptions, a few shipped samples.
+TINY_RECIPE = """
+name = "tiny"
+[data]
+name = "fashion_mnist"
+train_subset = 2000
+eval_subset = 150
+[[architectures]]
+arch = "lenet5"
+[architectures.train]
+epochs = 1
+[[pruning]]
+method = "magnitude"
+amounts = [0.5, 0.9]
+retrain_epochs = 1
+[[pruning]]
+method = "random"
+amounts = [0.5]
+[[pruning]]
+method = "taylor"
+amounts = [0.5]
+taylor_batches = 2
+[[pruning]]
+method = "mpt"
+amounts = [0.5]
+mpt_epochs = 1
+[corruptions]
+names = ["fog", "gaussian_noise"]
+severities = [1, 3]
+[ship]
+samples_per_class = 4
+severities = [3]
+[curse]
+widths = [4, 16]
+random_dims = [2, 512]
+random_samples = 500
+train_subset = 500
+"""
+
+# The site store: a small but real store written by `lotterysite precompute` itself. LeNet-5 trained one epoch on a
+# subset, magnitude and random pruning, eight corruptions at two severities (more columns than one row of the
+# evaluation table holds), the geometry of every shipped sample. The site therefore reads exactly what precompute
+# writes.
+SITE_RECIPE = """
+name = "site-fixture"
+[data]
+name = "fashion_mnist"
+train_subset = 6000
+eval_subset = 400
+[[architectures]]
+arch = "lenet5"
+[architectures.train]
+epochs = 1
+[[pruning]]
+method = "magnitude"
+amounts = [0.5, 0.8]
+[[pruning]]
+method = "random"
+amounts = [0.3]
+[corruptions]
+names = ["gaussian_noise", "brightness", "fog", "contrast", "pixelate", "shot_noise", "defocus_blur", "saturate"]
+severities = [1, 3]
+[ship]
+samples_per_class = 30
+severities = [1, 3]
+[curse]
+widths = [4, 16]
+random_dims = [2, 8, 32, 128, 512]
+random_samples = 2000
+train_subset = 1000
+"""
+
+
+@pytest.fixture(scope="session")
+def fmnist():
+    """The real Fashion-MNIST (Debian's dataset-fashion-mnist), both splits."""
+    from lotterysite.data import load_dataset
+
+    return load_dataset("fashion_mnist")
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe() -> str:
+    """TOML text of a recipe precompute runs in seconds on 2 cores."""
+    return TINY_RECIPE
+
+
+@pytest.fixture(scope="session")
+def hostile() -> str:
+    """The HTML `make_store(..., hostile=True)` puts into a class name and the recipe name."""
+    return HOSTILE
+
+
+@functools.lru_cache(maxsize=1)
+def _precomputed() -> Path:
+    """Run the recipe once per test session (about 15 s on 2 idle cores)."""
+    from lotterysite.precompute import parse_recipe, precompute
+
+    root = Path(tempfile.mkdtemp(prefix="lotterysite-site-store-"))
+    precompute(parse_recipe(SITE_RECIPE, "site-fixture.toml"), store=root / "store", device="cpu", progress=False)
+    shutil.rmtree(root / "store" / ".work")  # what a published store ships: no checkpoints
+    return root / "store"
+
+
+def _rewrite_names(root: Path) -> None:
+    """Put HTML into the first class name, the random method's name and the recipe name, in every file."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lotterysite.store import read_table, write_manifest, write_table
+
+    manifest = json.loads((root / "manifest.json").read_text())
+
+    def swap(text: str) -> str:
+        return text.replace("random", HOSTILE_METHOD)
+
+    for name in manifest["files"]:
+        table = read_table(root / name)
+        columns = []
+        for field, column in zip(table.schema, table.columns, strict=True):
+            kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+            if pa.types.is_string(kind) and field.name in ("model_id", "method"):
+                plain = pa.array([None if v is None else swap(v) for v in column.cast(pa.string()).to_pylist()])
+                column = plain.dictionary_encode().cast(field.type) if pa.types.is_dictionary(field.type) else plain
+            if field.name == "class_name":
+                column = pc.if_else(pc.equal(column.cast(pa.string()), manifest["dataset"]["classes"][0]), HOSTILE,
+                                    column.cast(pa.string())).dictionary_encode().cast(field.type)  # fmt: skip
+            columns.append(column)
+        meta = {k.decode().removeprefix("lotterysite."): v.decode() for k, v in (table.schema.metadata or {}).items()
+                if k != b"lotterysite.schema_version"}  # fmt: skip
+        write_table(root / name, pa.Table.from_arrays(columns, schema=table.schema.remove_metadata()), metadata=meta)
+    manifest["dataset"]["classes"][0] = HOSTILE
+    manifest["recipe"]["name"] = f"fixture {HOSTILE}"
+    for m in manifest["models"]:
+        m["method"] = swap(m["method"])
+        m["model_id"] = swap(m["model_id"])
+    manifest["methods"] = [swap(m) for m in manifest["methods"]]
+    manifest.pop("schema_version")
+    write_manifest(root, manifest)
+
+
+def build_store(root: str | Path, *, hostile: bool = False, gallery: bool = True) -> Path:
+    """Copy the session's precomputed store to `root`; `hostile` puts HTML in a class, a method and the recipe."""
+    root = Path(root)
+    shutil.copytree(_precomputed(), root)
+    if hostile:
+        _rewrite_names(root)
+    if not gallery:
+        (root / "gallery.png").unlink()
+    return root
+
+
+_SITES: dict[tuple, Path] = {}
+
+
+def build_site(workdir: Path, store: Path) -> Path:
+    """Build the site for `store` with the repository's mkdocs.yml and site_src/; returns the site folder.
+
+    Cached per store for the whole session: the unit and the browser tests share one build.
+    """
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    key = (str(store),)
+    if key in _SITES:
+        return _SITES[key]
+    repo = Path(__file__).resolve().parents[1]
+    workdir.mkdir(parents=True, exist_ok=True)
+    text = (repo / "mkdocs.yml").read_text(encoding="utf-8")
+    # Paths in mkdocs.yml are relative to it: point them back at the repository from the work folder.
+    text = text.replace("store: store/demo", f"store: {store}")
+    text = text.replace("docs_dir: site_src", f"docs_dir: {repo / 'site_src'}")
+    text = text.replace("site_dir: site", f"site_dir: {workdir / 'site'}")
+    cfg_path = workdir / "mkdocs.yml"
+    cfg_path.write_text(text, encoding="utf-8")
+    build(load_config(str(cfg_path)))
+    _SITES[key] = workdir / "site"
+    return _SITES[key]
+
+
+@pytest.fixture(scope="session")
+def make_store():
+    """`make_store(root, hostile=False, gallery=True)`: a copy of the session's site store (see `build_store`)."""
+    return build_store
+
+
+@pytest.fixture(scope="session")
+def make_site():
+    """`make_site(workdir, store)`: the plugin-built site of `store` (see `build_site`)."""
+    return build_site
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """`serve(folder)`: the base URL of a local HTTP server for `folder`, running until the session ends."""
+    servers = []
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    def start(folder: Path) -> str:
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_port}/"
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright; skips when either is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: `apt-get install chromium` (scripts/setup.sh test does)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """`new_page(base_url)`: a fresh page recording in `page.problems` console errors, page errors and any request
+    leaving `base_url`."""
+    contexts = []
+
+    def make(base_url: str):
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        contexts.append(context)
+        pg = context.new_page()
+        pg.problems = []
+        pg.on("console", lambda m: pg.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
+
+        def request(r):
+            if not r.url.startswith((base_url, "data:", "blob:")):
+                pg.problems.append(f"request leaving the site: {r.url}")
+
+        pg.on("request", request)
+        return pg
+
+    yield make
+    for context in contexts:
+        context.close()

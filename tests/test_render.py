@@ -1,0 +1,304 @@
+"""`lotterysite render`: the generated folder, its atomic replacement, the vendored JavaScript, and the site built
+from rendered pages by MkDocs and Zensical without the plugin, and by a wheel installed without Node."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lotterysite.cli import main
+from lotterysite.site import render
+
+REPO = Path(__file__).resolve().parents[1]
+HAND_WRITTEN = "# My study\n\nWritten by hand: [the results](lotterysite/index.md).\n"
+# A mkdocs.yml that knows nothing of lotterysite: the rendered pages must be enough.
+PLAIN_MKDOCS_YML = """site_name: my study
+theme:
+  name: material
+  font: false
+  features:
+    - navigation.instant
+"""
+VIEWS = [f"lotterysite/views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples")]
+MARKS = """() => window.lotterysiteRuntime.views.map(v => {
+  let n = 0;
+  const walk = (item) => { if (item.items) item.items.forEach(walk); else n++; };
+  walk(v.view.scenegraph().root);
+  return n;
+})"""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, make_store):
+    return make_store(tmp_path_factory.mktemp("render") / "store")
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory, store):
+    """A researcher's docs folder with one hand-written page, after `lotterysite render STORE DOCS_DIR`."""
+    project = tmp_path_factory.mktemp("project")
+    (project / "docs").mkdir()
+    (project / "docs/index.md").write_text(HAND_WRITTEN)
+    result = CliRunner().invoke(main, ["render", str(store), str(project / "docs")])
+    assert result.exit_code == 0, result.output
+    return project / "docs", result.output
+
+
+def test_render_writes_its_folder_only_and_says_what(docs):
+    docs, output = docs
+    assert sorted(p.name for p in docs.iterdir()) == ["index.md", "lotterysite"]
+    assert (docs / "index.md").read_text() == HAND_WRITTEN
+    out = docs / "lotterysite"
+    pages = {"index.md", "findings/index.md", "store/index.md"}
+    pages |= {f"views/lenet5/{k}/index.md" for k in ("evaluation", "local", "global", "samples")}
+    assert pages <= {str(p.relative_to(out)) for p in out.rglob("*.md")}
+    for page in pages:
+        assert f"page  {page}" in output
+    assert "chart specs" in output and "data files" in output
+    for name in (
+        "vega.min.js",
+        "vega-lite.min.js",
+        "vega-embed.min.js",
+        "vega-loader-arrow.min.js",
+        "lotterysite.js",
+        "lotterysite.css",
+        "loader.js",
+    ):
+        assert (out / "assets" / name).is_file(), name
+    assert (out / "data/samples.arrow").is_file() and (out / "data/gallery.png").is_file()
+
+
+def test_pages_reference_the_loader_and_files_that_exist(docs):
+    out = docs[0] / "lotterysite"
+    for page in ["findings"] + [f"views/lenet5/{k}" for k in ("evaluation", "local", "global", "samples")]:
+        text = (out / page / "index.md").read_text()
+        # The page's folder is its URL's folder, with or without directory URLs: relative paths resolve from it.
+        url_dir = out / page
+        src = re.search(r'<script src="([^"]+loader\.js)"></script>', text).group(1)
+        assert (url_dir / src).resolve() == (out / "assets/loader.js").resolve(), page
+        for cfg in re.findall(r'class="ls-config" hidden>(.*?)</div>', text):
+            cfg = json.loads(cfg)
+            for key in ("spec", "samples", "evaluation", "correct"):
+                if key in cfg:
+                    assert (url_dir / cfg[key]).resolve().is_file(), (page, key)
+            for path in list(cfg.get("specs", {}).values()) + list(cfg.get("datasets", {}).values()):
+                assert (url_dir / path).resolve().is_file(), (page, path)
+    loader = (out / "assets/loader.js").read_text()
+    assert (
+        '["vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-loader-arrow.min.js", "lotterysite.js"]'
+        in loader
+    )
+
+
+def test_index_page_escapes_the_store_names(hostile):
+    from types import SimpleNamespace
+
+    store = SimpleNamespace(manifest={"recipe": {"name": hostile}, "dataset": {"name": hostile}, "models": [{}]})
+    text = render.index_page(store, [(f"Views — {hostile}", ["views/x/local/index.md"]), ("Findings", [])])
+    assert hostile not in text and "&lt;script&gt;" in text
+    assert "- [Local geometry](views/x/local/index.md)" in text
+
+
+def test_render_again_replaces_the_folder_as_a_whole(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    target = docs / "lotterysite"
+    render.write(render.Rendered(files={"index.md": "# old", "old/stale.md": "gone"}), target)
+    written = render.write(render.Rendered(files={"index.md": "# new", "data/x.arrow": b"x"}), target)
+    assert (target / "index.md").read_text() == "# new" and not (target / "old").exists()
+    assert sorted(p.name for p in docs.iterdir()) == ["lotterysite"], "no temporary folder left behind"
+    assert (
+        json.loads((target / render.MARKER).read_text())["files"]
+        == [p for p, _ in written]
+        == ["data/x.arrow", "index.md"]
+    )
+    assert target.stat().st_mode & 0o777 != 0o700, "mkdtemp's private mode would hide the pages from a web server"
+
+
+def test_a_failed_render_keeps_the_previous_folder(tmp_path):
+    target = tmp_path / "docs/lotterysite"
+    render.write(render.Rendered(files={"index.md": "# old"}), target)
+    with pytest.raises(TypeError):
+        render.write(render.Rendered(files={"index.md": "# new", "bad.md": 42}), target)
+    assert (target / "index.md").read_text() == "# old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["lotterysite"]
+
+
+def test_a_folder_render_did_not_write_is_never_replaced(tmp_path, store):
+    docs = tmp_path / "docs"
+    (docs / "lotterysite").mkdir(parents=True)
+    (docs / "lotterysite/notes.md").write_text("mine")
+    result = CliRunner().invoke(main, ["render", str(store), str(docs)])
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0
+    assert "was not written by `lotterysite render`" in result.output and "--folder" in result.output
+    assert (docs / "lotterysite/notes.md").read_text() == "mine"
+    assert sorted(p.name for p in docs.iterdir()) == ["lotterysite"]
+
+
+def test_a_missing_store_is_one_line_with_the_fix(tmp_path):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "docs").mkdir()
+    result = CliRunner().invoke(main, ["render", str(tmp_path / "store"), str(tmp_path / "docs")])
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert "lotterysite precompute" in result.output
+    assert list((tmp_path / "docs").iterdir()) == []
+
+
+def test_vendored_javascript_matches_its_manifest_and_the_lockfile():
+    packages = render.vendor_manifest()
+    assert [p["name"] for p in packages] == ["vega", "vega-lite", "vega-embed", "vega-loader-arrow"]
+    lock = json.loads((REPO / "package-lock.json").read_text())["packages"]
+    for p in packages:
+        for file, digest in ((p["file"], p["sha256"]), (p["license_file"], p["license_sha256"])):
+            assert hashlib.sha256((render.VENDOR / file).read_bytes()).hexdigest() == digest, file
+        assert p["version"] == lock[f"node_modules/{p['name']}"]["version"], p["name"]
+        assert p["license"] == "BSD-3-Clause" and "Copyright" in (render.VENDOR / p["license_file"]).read_text()
+    shipped = {p.name for p in render.VENDOR.iterdir()}
+    assert shipped == {"manifest.json"} | {p["file"] for p in packages} | {p["license_file"] for p in packages}
+
+
+def test_a_changed_vendored_file_is_an_error(tmp_path, monkeypatch):
+    vendor = tmp_path / "vendor"
+    shutil.copytree(render.VENDOR, vendor)
+    (vendor / "vega.min.js").write_text("/* not vega */")
+    monkeypatch.setattr(render, "VENDOR", vendor)
+    with pytest.raises(render.RenderError, match="vega.min.js: SHA-256 .* differs .* reinstall lotterysite"):
+        render.vendor_files()
+
+
+def _build(builder: str, docs: Path, workdir: Path, site_url: str) -> Path:
+    """Build `docs` (copied) with `builder` and a mkdocs.yml without the plugin; returns the site folder."""
+    shutil.copytree(docs, workdir / "docs")
+    # Material's instant navigation follows only links under site_url: the address the site is served from.
+    (workdir / "mkdocs.yml").write_text(PLAIN_MKDOCS_YML.replace("\ntheme:", f"\nsite_url: {site_url}\ntheme:"))
+    if builder == "mkdocs":
+        cmd = [sys.executable, "-m", "mkdocs", "build", "--strict"]
+    else:
+        cmd = [shutil.which("zensical") or "zensical", "build"]
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workdir / "site"
+
+
+@pytest.fixture(scope="module", params=["mkdocs", "zensical"])
+def built(request, docs, tmp_path_factory, serve):
+    if request.param == "zensical" and not shutil.which("zensical"):
+        pytest.skip("zensical not installed: `pip install -e .[test]` (scripts/setup.sh test does)")
+    workdir = tmp_path_factory.mktemp(request.param)
+    (workdir / "site").mkdir()
+    base = serve(workdir / "site")  # served from before the build, so that site_url can name it
+    return request.param, _build(request.param, docs[0], workdir, base), base
+
+
+def test_builders_without_the_plugin_publish_every_rendered_page(built):
+    _, site, _ = built
+    for page in VIEWS + ["lotterysite/", "lotterysite/findings/", "lotterysite/store/", ""]:
+        assert (site / page / "index.html").is_file(), page
+    for name in ("vega.min.js", "loader.js", "lotterysite.js", "lotterysite.css"):
+        assert (site / "lotterysite/assets" / name).is_file(), name
+    assert (site / "lotterysite/data/lenet5/evaluation.arrow").is_file()
+    html = (site / "lotterysite/views/lenet5/local/index.html").read_text()
+    assert 'class="ls-config"' in html and "loader.js" in html
+
+
+def _draws(page) -> list[int]:
+    page.wait_for_function(
+        "window.lotterysiteRuntime && window.lotterysiteRuntime.ready && document.querySelector('.ls-view')",
+        timeout=30_000,
+    )
+    page.evaluate("window.lotterysiteRuntime.ready")
+    page.wait_for_function(
+        "window.lotterysiteRuntime.views.length > 0 && window.lotterysiteRuntime.views.every(v => v.view)",
+        timeout=30_000,
+    )
+    page.evaluate("window.lotterysiteRuntime.ready")
+    assert page.evaluate("window.lotterysiteRuntime.errors") == []
+    return page.evaluate(MARKS)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", VIEWS + ["lotterysite/findings/"])
+def test_rendered_pages_draw_in_chromium(built, new_page, path):
+    _, _, base = built
+    page = new_page(base)
+    page.goto(base + path)
+    counts = _draws(page)
+    assert counts and all(n > 10 for n in counts), counts
+    assert page.problems == []
+
+
+@pytest.mark.browser
+def test_instant_navigation_from_a_hand_written_page(built, new_page):
+    """The first page has no lotterysite script; the builder's instant navigation runs the view page's loader."""
+    builder, _, base = built
+    page = new_page(base)
+    page.goto(base)
+    assert page.evaluate("window.lotterysiteRuntime === undefined")
+    page.evaluate("window.sameDocument = true")  # survives instant navigation, not a page load
+    page.click("article >> text=the results")
+    page.wait_for_url(base + "lotterysite/")
+    page.click("article >> text=Local geometry")
+    page.wait_for_url(base + "lotterysite/views/lenet5/local/")
+    assert all(n > 10 for n in _draws(page)), builder
+    assert page.evaluate("window.sameDocument === true"), f"{builder} reloaded the page: no instant navigation"
+    # Instant navigation kept the page: the loader ran once, the Vega scripts are not loaded twice.
+    assert page.evaluate("document.querySelectorAll('script[src$=\"vega.min.js\"]').length") == 1
+    page.go_back()
+    page.click("article >> text=Global geometry")
+    page.wait_for_url(base + "lotterysite/views/lenet5/global/")
+    assert all(n > 10 for n in _draws(page))
+    assert page.problems == []
+
+
+@pytest.mark.slow
+def test_wheel_builds_a_site_without_node(tmp_path, store, serve, new_page):
+    """Wheel -> fresh virtual environment -> a folder with only mkdocs.yml and a store -> `mkdocs build` -> Chromium."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "lotterysite", src / "lotterysite", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    run = dict(capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(src)],
+        **run,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    wheel = next((tmp_path / "dist").glob("lotterysite-*.whl"))
+    # The test environment already holds torch, mkdocs and the rest; the venv adds only the wheel on top.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp_path / "venv")], check=True, **run)
+    python = tmp_path / "venv/bin/python"
+    r = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)], **run
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    project = tmp_path / "project"
+    (project / "docs").mkdir(parents=True)
+    (project / "docs/index.md").write_text("# My study\n")
+    shutil.copytree(store, project / "store")
+    (project / "mkdocs.yml").write_text(PLAIN_MKDOCS_YML + "plugins:\n  - lotterysite:\n      store: store\n")
+    r = subprocess.run([python, "-c", "import lotterysite; print(lotterysite.__file__)"], cwd=project, **run)
+    assert r.stdout.strip().startswith(str(tmp_path / "venv")), r.stdout + r.stderr  # the wheel, not the checkout
+    r = subprocess.run([python, "-m", "mkdocs", "build"], cwd=project, **run)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["docs", "mkdocs.yml", "site", "store"]  # no node_modules
+    site = project / "site"
+    assert (site / "assets/lotterysite/vega.min.js").read_bytes() == (render.VENDOR / "vega.min.js").read_bytes()
+
+    base = serve(site)
+    for path in ("views/lenet5/local/", "findings/"):
+        page = new_page(base)
+        page.goto(base + path)
+        assert all(n > 10 for n in _draws(page)), path
+        assert page.problems == []
