@@ -54,7 +54,7 @@ def _precomputed() -> Path:
 
     root = Path(tempfile.mkdtemp(prefix="lotterysite-site-store-"))
     precompute(parse_recipe(RECIPE, "site-fixture.toml"), store=root / "store", device="cpu", progress=False)
-    shutil.rmtree(root / "store" / ".work")  # what a published store ships: no checkpoints
+    shutil.rmtree(root / "store.work")  # what a published store ships: no checkpoints (they live beside it)
     return root / "store"
 
 
@@ -102,7 +102,12 @@ def build_store(root: str | Path, *, hostile: bool = False, gallery: bool = True
     if hostile:
         _rewrite_names(root)
     if not gallery:
+        from lotterysite.store import read_manifest, write_manifest
+
         (root / "gallery.png").unlink()
+        manifest = read_manifest(root)
+        del manifest["files"]["gallery.png"]
+        write_manifest(root, {**manifest, "gallery": None})
     return root
 
 

@@ -120,18 +120,18 @@ DATASETS: dict[str, DatasetSpec] = {
 # read, so any other file is refused unless the recipe says `trust_pickles = true`.
 OFFICIAL_MD5 = {
     "cifar10": {
+        "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
         "data_batch_1": "c99cafc152244af753f735de768cd75f",
         "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
         "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
         "data_batch_4": "634d18415352ddfa80567beed471001a",
         "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
         "test_batch": "40351d587109b95175f43aff81a1287e",
-        "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
     },
     "cifar100": {
+        "meta": "7973b15100ade9c7d40fb424638fde48",
         "train": "16019d7e3df5f24257cddd939b257f8d",
         "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
-        "meta": "7973b15100ade9c7d40fb424638fde48",
     },
 }
 
@@ -149,7 +149,7 @@ def _check_pickles(folder: Path, name: str) -> None:
             raise DataError(
                 f"{path}: MD5 {h.hexdigest()} is not the official archive's ({expected}); a pickle can run code when "
                 "read, so it is not opened: re-extract the official archive, or set `trust_pickles = true` in the "
-                "recipe's [data] table if you trust this file"
+                "recipe's [data] table (trust_pickles=True in Python) if you trust this file"
             )
 
 
