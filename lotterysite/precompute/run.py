@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..data import DATASETS, DataError, ImageSet, load_cifar10c, load_dataset
 from ..data._registry import DataSplits
