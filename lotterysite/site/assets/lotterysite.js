@@ -89,8 +89,8 @@
   function download(name, rows) {
     const cols = Object.keys(rows[0] || {}).filter((k) => k !== "image" && k !== "thumbnail");
     // OWASP CSV injection rule: a text cell starting with = + - @ (or tab / carriage return) would run as a
-    // spreadsheet formula, so it gets a leading apostrophe; numbers are left as they are.
-    const guard = (v) => (typeof v !== "number" && /^[=+\-@\t\r]/.test(String(v)) ? "'" + String(v) : String(v));
+    // spreadsheet formula, so it gets a leading apostrophe; numbers (and BigInts) are left as they are.
+    const guard = (v) => (typeof v === "string" && /^[=+\-@\t\r]/.test(v) ? "'" + v : String(v));
     const quote = (v) => {
       if (v == null) return "";
       const s = guard(v);
