@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .errors import LotterysiteError
+
+# What the user must fix is printed as one line; anything else is a bug and keeps its traceback.
+USER_ERRORS = (LotterysiteError, ValueError, OSError)
 
 
 def _fail(e: Exception) -> click.ClickException:
@@ -62,6 +66,9 @@ def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
     from .config import DataConfig, ModelConfig, TrainConfig
     from .pipeline import train_dense
 
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise click.ClickException(f"--out {out}: exists and is not a regular file; refusing to replace it, "
+                                   "give a new path or a regular file")  # fmt: skip
     try:
         result = train_dense(
             DataConfig(name=data_name, root=str(data_root) if data_root else None),
@@ -70,7 +77,7 @@ def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
             out=out,
             device=_device(device),
         )
-    except (ValueError, OSError) as e:
+    except USER_ERRORS as e:
         raise _fail(e) from None
     click.echo(result.report)
 
@@ -88,7 +95,7 @@ def measure_cmd(checkpoint, data_name, data_root, device):
     try:
         click.echo(measure_checkpoint(checkpoint, DataConfig(name=data_name, root=str(data_root) if data_root else None),
                                       device=_device(device)))  # fmt: skip
-    except (ValueError, OSError) as e:
+    except USER_ERRORS as e:
         raise _fail(e) from None
 
 
@@ -97,17 +104,19 @@ def measure_cmd(checkpoint, data_name, data_root, device):
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Store folder [default: store/<recipe name>].")
 @click.option("--force", is_flag=True, help="Recompute everything instead of resuming finished work.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def precompute_cmd(recipe, store, force, device):
+@click.option("--wait", is_flag=True, help="If another run holds the store, wait for it instead of exiting.")
+def precompute_cmd(recipe, store, force, device, wait):
     """Run the experiment RECIPE describes (train, prune, corrupt, measure) and write its Arrow store.
 
-    Resumes where an interrupted run stopped; --force recomputes.
+    Resumes where an interrupted run stopped; --force recomputes. The new store replaces the old one only when
+    whole; one run per store at a time.
     """
     from .precompute import load_recipe, precompute
 
     try:
         parsed = load_recipe(recipe)
-        result = precompute(parsed, store=store, force=force, device=_device(device))
-    except (ValueError, OSError) as e:
+        result = precompute(parsed, store=store, force=force, device=_device(device), wait=wait)
+    except USER_ERRORS as e:
         raise _fail(e) from None
     click.echo(result.report())
 
@@ -120,7 +129,7 @@ def info_cmd(store):
 
     try:
         click.echo(describe(store))
-    except ValueError as e:
+    except USER_ERRORS as e:
         raise _fail(e) from None
 
 

@@ -1,12 +1,16 @@
 """`precompute`: run what a recipe describes and write the store.
 
-Stages, each resumable (finished work lives in <store>/.work and is reused unless `force`):
+Stages, each resumable (finished work lives in <store>.work beside the store and is reused unless `force`):
   1. data        the evaluation set, and every corrupted variant (generated once, cached as uint8 .npy)
   2. models      dense (trained or loaded) and every pruned / retrained model, as checkpoints
   3. evaluate    every model on every variant: per-sample prediction and geometry, full evaluation set
   4. curse       the §5.4 study
   5. store       aggregates on the full data, the shipped samples' rows, thumbnails, gallery, manifest
-Every file is written atomically, so an interrupted run (Ctrl-C, kill -9) leaves only whole files behind.
+Every file is written atomically, so an interrupted run (Ctrl-C, kill -9) leaves only whole files behind; the
+store is written beside the old one and switched in whole (`store.publish`), one run per store at a time (its lock).
+Work files are named by a fingerprint of everything that shapes them: the recipe settings, the content of every
+input file (data set, checkpoints, CIFAR-10-C folder) and the lotterysite version. A damaged work file is
+reported, deleted and computed again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import base64
 import hashlib
 import io
 import json
+import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -25,15 +31,16 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..fileio import atomic_write
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
-from ..data import DataError, ImageSet, load_cifar10c, load_dataset
+from ..data import DATASETS, DataError, ImageSet, load_cifar10c, load_dataset
 from ..data._registry import DataSplits
+from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
 from ..store import geometry_schema, to_table, write_manifest, write_table
+from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
     ACCURACY,
     CORRELATIONS,
@@ -47,7 +54,7 @@ from ..store.schema import (
 from ..training import train
 from . import aggregate as agg
 from .curse import random_vector_angles, width_sweep
-from .recipe import Recipe, model_id, model_key, shipped_rows
+from .recipe import Recipe, check_against_data, model_id, model_key, shipped_rows
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,32 @@ class ModelEntry:
 
 
 def _fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    # The code version is in every fingerprint: a new lotterysite never reuses work made by an older one.
+    return hashlib.sha256(json.dumps([__version__, parts], sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def data_folder(name: str, root: str | None) -> Path | None:
+    """The folder `load_dataset(name, root)` reads: `root`, or the first of the data set's default folders."""
+    if root is not None:
+        return Path(root).expanduser()
+    spec = DATASETS.get(name)
+    return next((Path(r) for r in spec.roots if Path(r).is_dir()), None) if spec else None
+
+
+def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
+    """Content digests of every file the recipe reads: the data set's folder, each checkpoint, the CIFAR-10-C
+    files used. They go into the fingerprints, so replacing a file at the same path recomputes what it shapes."""
+    out = {}
+    folder = data_folder(recipe.data.name, recipe.data.root)
+    out["data"] = digests.tree(folder) if folder is not None and folder.is_dir() else ""
+    for a in recipe.architectures:
+        if a.checkpoint:
+            out[f"checkpoint:{a.model.arch}"] = digests.digest(a.checkpoint) if Path(a.checkpoint).is_file() else ""
+    c = recipe.corruptions
+    if c.source != "generate":
+        files = [Path(c.source) / f"{n}.npy" for n in c.names] + [Path(c.source) / "labels.npy"]
+        out["cifar10c"] = _fingerprint([digests.digest(f) if f.is_file() else "" for f in files])
+    return out
 
 
 @dataclass
@@ -83,16 +115,18 @@ class PrecomputeResult:
         return "\n".join(lines)
 
 
-def plan_models(recipe: Recipe) -> list[ModelEntry]:
-    """Every model the recipe asks for, dense first, in a stable order."""
+def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[ModelEntry]:
+    """Every model the recipe asks for, dense first, in a stable order; `inputs` (from `input_digests`) go into
+    the fingerprints."""
     many = len(recipe.seeds) > 1
-    data = asdict(recipe.data)
+    inputs = inputs or {}
+    data = [asdict(recipe.data), inputs.get("data", "")]
     out = []
     for seed in recipe.seeds:
         for a in recipe.architectures:
             arch = a.model.arch
             mid = model_id(arch, "dense", 0.0, retrained=False, seed=seed, many_seeds=many)
-            dense_fp = _fingerprint(data, asdict(a), seed)
+            dense_fp = _fingerprint(data, asdict(a), seed, inputs.get(f"checkpoint:{arch}", ""))
             out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed, dense_fp))
             for sweep in recipe.pruning:
                 for amount in sweep.amounts:
@@ -107,9 +141,14 @@ def plan_models(recipe: Recipe) -> list[ModelEntry]:
 class _Runner:
     def __init__(self, recipe: Recipe, store: Path, *, force: bool, device: torch.device, progress: bool):
         self.recipe, self.store, self.force, self.device, self.progress = recipe, store, force, device, progress
-        self.work = store / ".work"
+        self.work = work_dir(store)
         self.result = PrecomputeResult(store, 0, 0)
         self.meta = {"recipe": recipe.name, "config": recipe.to_dict()}
+        self.run_id = new_run_id()
+        # --force digests every input again instead of trusting the (size, mtime) cache.
+        self.digests = DigestCache(self.work / "digests.json", trust=not force)
+        self.inputs: dict[str, str] = {}
+        self.entries: list[ModelEntry] = []
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def bar(self, iterable, **kw):
@@ -127,15 +166,29 @@ class _Runner:
     def reuse(self, stage: str):
         self.result.reused[stage] = self.result.reused.get(stage, 0) + 1
 
+    def discard(self, path: Path, why: str) -> None:
+        """A damaged work file: say so, delete it, and let the caller compute it again."""
+        print(f"warning: {path} is damaged ({why}); deleting it and computing it again", file=sys.stderr)
+        path.unlink(missing_ok=True)
+
     # -- 1. data ---------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[DataSplits, ImageSet, list[tuple[str, int]]]:
         r = self.recipe
-        splits = load_dataset(r.data.name, r.data.root)
+        splits = load_dataset(r.data.name, r.data.root, trust_pickles=r.data.trust_pickles)
+        # Every check that needs the data runs now, before a single model trains.
+        check_against_data(r, splits.train, splits.test)
         data = DataSplits(splits.train.head(r.data.train_subset), splits.test.head(r.data.test_subset))
         eval_set = data.test.head(r.eval_subset)
-        for a in r.architectures:
+        for i, a in enumerate(r.architectures):
             if a.checkpoint:  # fail on a wrong checkpoint now, not after an hour of corruptions
-                load_checkpoint(a.checkpoint, arch=a.model.arch, num_classes=data.train.num_classes)
+                try:
+                    load_checkpoint(a.checkpoint, arch=a.model.arch, num_classes=data.train.num_classes,
+                                    in_channels=data.train.in_channels, image_size=data.train.image_size)  # fmt: skip
+                except CheckpointError as e:
+                    raise CheckpointError(f"{r.path}: field 'architectures[{i}].checkpoint': {e}") from None
+        self.inputs = input_digests(r, self.digests)
+        self.digests.save()
+        self.entries = plan_models(r, self.inputs)
         variants = [("clean", 0)] + [(n, s) for n in r.corruptions.names for s in r.corruptions.severities]
         if r.corruptions.source != "generate":
             if data.test.num_classes != 10 or data.test.image_size != 32:
@@ -151,14 +204,31 @@ class _Runner:
         # Everything that determines the images is in the path, so a changed recipe never reuses stale ones.
         c, r = self.recipe.corruptions, self.recipe
         n = r.eval_subset if r.eval_subset is not None else "all"
-        folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}"
+        fp = _fingerprint(asdict(r.data), self.inputs.get("data", ""))
+        folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}-{fp}"
         return self.work / "corruptions" / folder / f"{name}-{severity}.npy"
+
+    def cached_corruption(self, path: Path, shape: tuple) -> bool:
+        """Whether a whole cached corruption is at `path` (a truncated or foreign file is discarded)."""
+        if not self.done(path):
+            return False
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            ok = array.shape == shape and array.dtype == np.uint8
+            why = f"shape {array.shape} {array.dtype}, expected {shape} uint8"
+            del array
+        except Exception as e:  # numpy raises several types for truncated files
+            ok, why = False, f"{type(e).__name__}: {e}"
+        if not ok:
+            self.discard(path, why)
+        return ok
 
     def generate_corruptions(self, eval_set: ImageSet, variants: list[tuple[str, int]]) -> None:
         from ..corruptions import corrupt
 
         c = self.recipe.corruptions
-        todo = [(n, s) for n, s in variants if not self.done(self.corruption_path(n, s))]
+        shape = tuple(eval_set.images.shape)
+        todo = [(n, s) for n, s in variants if not self.cached_corruption(self.corruption_path(n, s), shape)]
         for _ in range(len(variants) - len(todo)):
             self.reuse("data")
         chunk = 1000
@@ -169,8 +239,9 @@ class _Runner:
                 # The generator is seeded per chunk start too, so a chunk's draws don't depend on chunk order.
                 y = corrupt(x, name, severity, seed=c.seed * 100_003 + start, params=c.params)
                 parts.append((y * 255).round().to(torch.uint8).cpu())
-            array = torch.cat(parts).numpy()
-            atomic_write(self.corruption_path(name, severity), lambda tmp, a=array: np.save(open(tmp, "wb"), a))
+            buf = io.BytesIO()
+            np.save(buf, torch.cat(parts).numpy())
+            write_bytes(self.corruption_path(name, severity), buf.getvalue())
 
     def variant_set(self, eval_set: ImageSet, name: str, severity: int) -> ImageSet:
         if name == "clean":
@@ -179,7 +250,11 @@ class _Runner:
         if c.source != "generate":
             return load_cifar10c(c.source, name, severity).head(len(eval_set))
         path = self.corruption_path(name, severity)
-        array = np.load(path, allow_pickle=False)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except Exception as e:  # damaged since the data stage checked it
+            path.unlink(missing_ok=True)
+            raise DataError(f"{path}: damaged ({type(e).__name__}: {e}); deleted it, rerun to generate it again") from None
         if array.shape != tuple(eval_set.images.shape):
             raise DataError(f"{path}: cached corruption has shape {array.shape}, expected {tuple(eval_set.images.shape)};"
                             " delete it or rerun with --force")  # fmt: skip
@@ -194,8 +269,12 @@ class _Runner:
         path = self.checkpoint_path(entry)
         shape = dict(in_channels=data.train.in_channels, image_size=data.train.image_size)
         if self.done(path):
-            self.reuse("models")
-            return load_checkpoint(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+            try:
+                model = load_checkpoint(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+                self.reuse("models")
+                return model
+            except CheckpointError as e:
+                self.discard(path, str(e).removeprefix(f"{path}: "))
         if arch_cfg.checkpoint:
             model, _ = load_checkpoint(arch_cfg.checkpoint, arch=entry.arch, num_classes=data.train.num_classes)
         else:
@@ -212,13 +291,17 @@ class _Runner:
         arch_cfg = next(a for a in self.recipe.architectures if a.model.arch == entry.arch)
         shape = dict(in_channels=data.train.in_channels, image_size=data.train.image_size)
         if self.done(path):
-            self.reuse("models")
-            return load_pruned(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+            try:
+                model = load_pruned(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+                self.reuse("models")
+                return model
+            except CheckpointError as e:
+                self.discard(path, str(e).removeprefix(f"{path}: "))
         sweep = next(s for s in self.recipe.pruning if s.method == entry.method)
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
             base_id = entry.model_id.replace("+retrain", "")
-            base_entry = next(e for e in plan_models(self.recipe) if e.model_id == base_id)
+            base_entry = next(e for e in self.entries if e.model_id == base_id)
             base = cache.get(base_entry.key) or self.pruned_model(base_entry, dense, data, cache)
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
             train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=entry.seed)
@@ -234,7 +317,8 @@ class _Runner:
     # -- 3. evaluate -----------------------------------------------------------------------------------------
     def results_path(self, entry: ModelEntry) -> Path:
         c = self.recipe.corruptions
-        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed)
+        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed,
+                          self.inputs.get("cifar10c", ""))  # fmt: skip
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
     def evaluate(self, model, eval_set: ImageSet, variants) -> agg.ModelResults:
@@ -258,11 +342,9 @@ class _Runner:
         )
 
     def save_results(self, path: Path, res: agg.ModelResults, extra: dict) -> None:
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez(f, variants=np.array(json.dumps(res.variants)), extra=np.array(json.dumps(extra)), **res.arrays())
-
-        atomic_write(path, write)
+        buf = io.BytesIO()
+        np.savez(buf, variants=np.array(json.dumps(res.variants)), extra=np.array(json.dumps(extra)), **res.arrays())
+        write_bytes(path, buf.getvalue())
 
     def load_results(self, path: Path, variants, labels: np.ndarray) -> tuple[agg.ModelResults, dict] | None:
         try:
@@ -274,13 +356,13 @@ class _Runner:
                 if not np.array_equal(arrays["labels"], labels):
                     return None  # another evaluation set: evaluate again
                 extra = json.loads(str(z["extra"]))
-        except (OSError, ValueError, KeyError, EOFError) as e:
-            tqdm.write(f"warning: {path} is unreadable ({e}); evaluating that model again")
+        except Exception as e:  # zipfile, numpy and json raise many types for a truncated file
+            self.discard(path, f"{type(e).__name__}: {e}")
             return None
         return agg.ModelResults(variants=stored, **arrays), extra
 
     def models_and_results(self, data: DataSplits, eval_set: ImageSet, variants) -> dict[str, tuple]:
-        entries = plan_models(self.recipe)
+        entries = self.entries
         out: dict[str, tuple] = {}
         dense_cache: dict[tuple[str, int], object] = {}
         pruned_cache: dict[str, object] = {}
@@ -323,22 +405,38 @@ class _Runner:
         if not c.enabled:
             return None
         path = self.work / "curse.json"
-        key = json.dumps(asdict(c), sort_keys=True)
+        key = _fingerprint(asdict(c), asdict(self.recipe.data), self.inputs.get("data", ""), self.recipe.seeds[0])
         if self.done(path):
-            cached = json.loads(path.read_text())
-            if cached.get("config") == key:
-                self.reuse("curse")
-                return cached["rows"]
+            try:
+                cached = json.loads(path.read_text(encoding="utf-8"))
+                if cached.get("config") == key:
+                    rows = cached["rows"]
+                    if sorted(rows) != sorted(CURSE.names):
+                        raise ValueError(f"columns {sorted(rows)}")
+                    self.reuse("curse")
+                    return rows
+            except Exception as e:  # truncated or foreign JSON
+                self.discard(path, f"{type(e).__name__}: {e}")
         rows = random_vector_angles(c.random_dims, c.random_samples, seed=self.recipe.seeds[0])
         sweep = width_sweep(c.arch, c.widths, data, eval_set, epochs=c.epochs, train_subset=c.train_subset,
                             seed=self.recipe.seeds[0], device=self.device, progress=self.progress)  # fmt: skip
         for k in rows:
             rows[k] += sweep[k]
-        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({"config": key, "rows": rows})))
+        write_bytes(path, json.dumps({"config": key, "rows": rows}).encode())
         return rows
 
     # -- 5. store --------------------------------------------------------------------------------------------
     def write_store(self, results: dict, eval_set: ImageSet, variants, curse_rows) -> None:
+        """Write the whole new store beside the old one, then switch it in; on any failure the old one stays."""
+        staging = staging_dir(self.store, self.run_id)
+        try:
+            self.write_store_files(staging, results, eval_set, variants, curse_rows)
+            publish(staging, self.store)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def write_store_files(self, root: Path, results: dict, eval_set: ImageSet, variants, curse_rows) -> None:
         r = self.recipe
         classes = eval_set.classes
         C = len(classes)
@@ -346,7 +444,8 @@ class _Runner:
         files: dict[str, int] = {}
 
         def put(name: str, columns: dict, schema) -> None:
-            files[name] = write_table(self.store / name, to_table(columns, schema, where=name), metadata=self.meta)
+            files[name] = write_table(root / name, to_table(columns, schema, where=name),
+                                      metadata={**self.meta, "run_id": self.run_id})  # fmt: skip
 
         entries = [e for e, _, _ in results.values()]
         # models.arrow
@@ -458,13 +557,16 @@ class _Runner:
 
             picks = [int(np.flatnonzero(labels == c)[0]) for c in range(min(C, 3)) if (labels == c).any()]
             images = eval_set.images[picks].float().div(255)
-            if not self.done(self.store / "gallery.png"):
-                atomic_write(self.store / "gallery.png", lambda tmp: gallery(
-                    images, Path(tmp), names=r.corruptions.names, params=r.corruptions.params, seed=r.corruptions.seed,
-                ))  # fmt: skip
+            c = r.corruptions
+            cached = self.work / f"gallery-{_fingerprint(self.inputs.get('data', ''), picks, c.names, c.params, c.seed)}.png"
+            if not self.done(cached):
+                atomic_write(cached, lambda tmp: gallery(images, Path(tmp), names=c.names, params=c.params, seed=c.seed))
+            write_bytes(root / "gallery.png", cached.read_bytes())
             gallery_file = "gallery.png"
+            files["gallery.png"] = None
 
         manifest = {
+            "run_id": self.run_id,
             "lotterysite_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "recipe": {"name": r.name, "title": r.title, "path": r.path, "config": r.to_dict()},
@@ -481,9 +583,9 @@ class _Runner:
             "shipped_severities": list(r.ship.severities),
             "corruption_source": r.corruptions.source,
             "gallery": gallery_file,
-            "files": {name: {"rows": rows, "bytes": (self.store / name).stat().st_size} for name, rows in sorted(files.items())},
+            "files": {name: {"rows": rows} for name, rows in sorted(files.items())},  # sizes, digests: write_manifest
         }  # fmt: skip
-        write_manifest(self.store, manifest)
+        write_manifest(root, manifest)
 
 
 def _thumbnail(image: torch.Tensor) -> str:
@@ -498,17 +600,24 @@ def _thumbnail(image: torch.Tensor) -> str:
 
 
 def precompute(
-    recipe: Recipe, *, store: str | Path | None = None, force: bool = False, device=None, progress: bool = True
+    recipe: Recipe, *, store: str | Path | None = None, force: bool = False, device=None, progress: bool = True,
+    wait: bool = False,
 ) -> PrecomputeResult:
-    """Run `recipe` end to end and write its store (default `store/<recipe name>`); resumes finished work."""
+    """Run `recipe` end to end and write its store (default `store/<recipe name>`); resumes finished work.
+
+    One run per store: a second is refused naming the holder, or waits for it with `wait`.
+    """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     store = Path(store) if store is not None else Path("store") / recipe.name
-    runner = _Runner(recipe, store, force=force, device=device, progress=progress)
-    start = time.perf_counter()
-    data, eval_set, variants = runner.timed("data", runner.load_data)
-    results = runner.models_and_results(data, eval_set, variants)
-    curse_rows = runner.timed("curse", runner.curse, data, eval_set)
-    runner.timed("store", runner.write_store, results, eval_set, variants, curse_rows)
+    with store_lock(store, wait=wait):
+        recover(store)
+        remove_temporaries(work_dir(store))  # what writers killed mid-write left behind
+        runner = _Runner(recipe, store, force=force, device=device, progress=progress)
+        start = time.perf_counter()
+        data, eval_set, variants = runner.timed("data", runner.load_data)
+        results = runner.models_and_results(data, eval_set, variants)
+        curse_rows = runner.timed("curse", runner.curse, data, eval_set)
+        runner.timed("store", runner.write_store, results, eval_set, variants, curse_rows)
     runner.result.models = len(results)
     runner.result.timings["total"] = time.perf_counter() - start
     return runner.result

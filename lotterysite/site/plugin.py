@@ -73,8 +73,8 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
             files.append(File.generated(config, f"assets/lotterysite/{Path(p).name}", abs_src_path=str(self.node_modules / p)))
         for name in OWN:
             files.append(File.generated(config, f"assets/lotterysite/{name}", abs_src_path=str(ASSETS / name)))
-        gallery = self.store_path / "gallery.png"
-        if gallery.exists():
+        gallery = data.gallery_file(self.store)
+        if gallery is not None:
             files.append(File.generated(config, "data/gallery.png", abs_src_path=str(gallery)))
         return files
 
@@ -97,7 +97,7 @@ def build(store: data.Store, cfg: LotterysiteConfig) -> tuple[dict[str, bytes | 
         out.update({k: json.dumps(v, separators=(",", ":")) for k, v in specs.items()})
         out.update({p.src_uri: p.markdown for p in arch_pages})
         sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
-    findings, specs = pages.findings_page(store, gallery=(store.root / "gallery.png").exists())
+    findings, specs = pages.findings_page(store, gallery=data.gallery_file(store) is not None)
     out[findings.src_uri] = findings.markdown
     out.update({k: json.dumps(v, separators=(",", ":")) for k, v in specs.items()})
     out.update({f"data/{k}": v for k, v in data.findings_tables(store).items()})
