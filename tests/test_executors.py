@@ -112,3 +112,17 @@ def test_slurm_failure_names_unit_and_log(tmp_path):
     with pytest.raises(ExecutorError, match=r"unit d failed \(log: .*\): .*exploded"):
         run_plan(plan(out), partial(write_unit, str(out), DEPS, fail="d"), executor="slurm",
                  slurm=SlurmOptions(cluster="local", time_min=5), log_dir=tmp_path / "logs")  # fmt: skip
+
+
+def test_slurm_killed_job_is_reported_and_a_rerun_finishes(tmp_path):
+    pytest.importorskip("submitit")
+    out = tmp_path / "out"
+    out.mkdir()
+    fn = partial(write_unit, str(out), DEPS, kill_once="c")
+    options = SlurmOptions(cluster="local", time_min=5)
+    with pytest.raises(ExecutorError, match="unit c failed"):
+        run_plan(plan(out), fn, executor="slurm", slurm=options, log_dir=tmp_path / "logs")
+    assert not (out / "c.json").exists()  # nothing half-written, nothing after it ran
+    done = {u for u in DEPS if (out / f"{u}.json").exists()}
+    report = run_plan(plan(out, done=done), fn, executor="slurm", slurm=options, log_dir=tmp_path / "logs")
+    assert "c" in report.ran and (out / "e.json").exists()

@@ -216,7 +216,7 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 3)])
 
 
-@pytest.mark.parametrize("pattern", ["results/lenet5__dense-*.npz", "corruptions/*/fog-1.npy", "curse.json",
+@pytest.mark.parametrize("pattern", ["results/lenet5__dense-*.npz", "corruptions/*/fog-1.npy", "curse-*.json",
                                      "models/lenet5__random__0.5-*.pt", "models/lenet5__dense-*.pt"])  # fmt: skip
 def test_a_damaged_work_file_is_reported_deleted_and_recomputed(store, pattern, capfd):
     before = read_table(store / "models.arrow").to_pylist()

@@ -28,6 +28,10 @@ EXECUTORS = ("local", "ray", "slurm")
 class ExecutorError(LotterysiteError):
     """A unit failed on a worker, or the executor cannot run; the message names the unit and where its log is."""
 
+    def __init__(self, message: str, cause_type: str = ""):
+        super().__init__(message)
+        self.cause_type = cause_type  # class name of the worker's exception (e.g. a damaged work file's)
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -52,6 +56,7 @@ class SlurmOptions:
 class RunReport:
     ran: list[str] = field(default_factory=list)  # units executed in this run
     skipped: list[str] = field(default_factory=list)  # units whose file already existed
+    durations: dict[str, float] = field(default_factory=dict)  # seconds per unit, where `fn` returns them
 
 
 def levels(units: Sequence[Unit]) -> list[list[Unit]]:
@@ -82,8 +87,15 @@ def levels(units: Sequence[Unit]) -> list[list[Unit]]:
 
 
 def pending(units: Sequence[Unit]) -> list[Unit]:
-    """Units still to run, in dependency order (a done unit's dependants may still be pending)."""
-    return [u for level in levels(units) for u in level if not u.done]
+    """Units still to run, in dependency order: the given order when it is one (precompute's plan puts a model's
+    evaluation right after the model, while the model is still in memory), else level by level."""
+    flat = [u for level in levels(units) for u in level]  # also checks ids, unknown dependencies and cycles
+    seen: set[str] = set()
+    for u in units:
+        if any(d not in seen for d in u.deps):
+            return [u for u in flat if not u.done]
+        seen.add(u.id)
+    return [u for u in units if not u.done]
 
 
 def run_plan(
@@ -100,13 +112,14 @@ def run_plan(
     todo = pending(units)
     report = RunReport(skipped=[u.id for u in units if u.done])
     progress = bar(len(todo)) if bar else None
+    out = report.durations
     try:
         if executor == "local":
-            _run_local(todo, fn, progress)
+            _run_local(todo, fn, progress, out)
         elif executor == "ray":
-            _run_ray(todo, fn, progress, address=ray_address)
+            _run_ray(todo, fn, progress, out, address=ray_address)
         elif executor == "slurm":
-            _run_slurm(todo, fn, progress, slurm or SlurmOptions(), Path(log_dir or "."))
+            _run_slurm(todo, fn, progress, out, slurm or SlurmOptions(), Path(log_dir or "."))
         else:
             raise ExecutorError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     finally:
@@ -116,7 +129,9 @@ def run_plan(
     return report
 
 
-def _tick(progress, unit: Unit) -> None:
+def _tick(progress, unit: Unit, out: dict, value) -> None:
+    if isinstance(value, (int, float)):
+        out[unit.id] = float(value)
     if progress is not None:
         if hasattr(progress, "set_postfix_str"):
             progress.set_postfix_str(unit.id, refresh=False)
@@ -131,20 +146,18 @@ def _last_error_line(text: str) -> str:
 
 
 # -- local ---------------------------------------------------------------------------------------------------
-def _run_local(todo: Iterable[Unit], fn, progress) -> None:
+def _run_local(todo: Iterable[Unit], fn, progress, out: dict) -> None:
     for unit in todo:
-        fn(unit.id)
-        _tick(progress, unit)
+        _tick(progress, unit, out, fn(unit.id))
 
 
 # -- ray -----------------------------------------------------------------------------------------------------
 def _ray_unit(fn, unit_id: str, *deps):
     # `deps` are the dependencies' results: Ray starts this task only once they exist, which is all they are for.
-    fn(unit_id)
-    return unit_id
+    return fn(unit_id)
 
 
-def _run_ray(todo: Sequence[Unit], fn, progress, *, address: str | None) -> None:
+def _run_ray(todo: Sequence[Unit], fn, progress, out: dict, *, address: str | None) -> None:
     try:
         import ray
     except ImportError:
@@ -171,19 +184,20 @@ def _run_ray(todo: Sequence[Unit], fn, progress, *, address: str | None) -> None
         ready, waiting = ray.wait(waiting, num_returns=1)
         unit = unit_of[ready[0]]
         try:
-            ray.get(ready[0])
+            value = ray.get(ready[0])
         except Exception as e:  # noqa: BLE001 - a worker's error, re-raised with the unit named
             for ref in waiting:
                 ray.cancel(ref, force=False)
             cause = getattr(e, "cause", None) or e
             if isinstance(cause, LotterysiteError):
-                raise ExecutorError(f"unit {unit.id}: {cause}") from None
-            raise ExecutorError(f"unit {unit.id} failed on its Ray worker: {_last_error_line(str(e))}") from e
-        _tick(progress, unit)
+                raise ExecutorError(f"unit {unit.id}: {cause}", type(cause).__name__) from None
+            raise ExecutorError(f"unit {unit.id} failed on its Ray worker: {_last_error_line(str(e))}",
+                                type(cause).__name__) from e  # fmt: skip
+        _tick(progress, unit, out, value)
 
 
 # -- slurm (submitit) ----------------------------------------------------------------------------------------
-def _run_slurm(todo: Sequence[Unit], fn, progress, options: SlurmOptions, log_dir: Path) -> None:
+def _run_slurm(todo: Sequence[Unit], fn, progress, out: dict, options: SlurmOptions, log_dir: Path) -> None:
     try:
         import submitit
     except ImportError:
@@ -205,13 +219,14 @@ def _run_slurm(todo: Sequence[Unit], fn, progress, options: SlurmOptions, log_di
             for job in [j for j in remaining if j.done()]:
                 unit = remaining.pop(job)
                 try:
-                    job.result()
+                    value = job.result()
                 except Exception as e:  # noqa: BLE001 - a job's error, reported with the unit and its log
                     for other in remaining:
                         other.cancel(check=False)
                     last = _last_error_line(str(e)) or type(e).__name__
-                    raise ExecutorError(f"unit {unit.id} failed (log: {job.paths.stderr}): {last}") from None
-                _tick(progress, unit)
+                    cause_type = last.split(":", 1)[0].rsplit(".", 1)[-1]
+                    raise ExecutorError(f"unit {unit.id} failed (log: {job.paths.stderr}): {last}", cause_type) from None
+                _tick(progress, unit, out, value)
             if remaining:
                 time.sleep(0.2)
 

@@ -21,7 +21,10 @@ import io
 import json
 import shutil
 import sys
+import socket
 import time
+import zipfile
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +42,8 @@ from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
-from ..store import geometry_schema, to_table, write_manifest, write_table
+from ..store import geometry_schema, read_manifest, to_table, write_manifest, write_table
+from ..errors import LotterysiteError
 from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
     ACCURACY,
@@ -53,6 +57,7 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
+from .executors import EXECUTORS, SlurmOptions, Unit, run_plan
 from .curse import random_vector_angles, width_sweep
 from .recipe import Recipe, check_against_data, model_id, model_key, shipped_rows
 
@@ -67,11 +72,23 @@ class ModelEntry:
     retrained: bool
     seed: int
     fingerprint: str = ""  # hash of every recipe setting that shapes this model: work files are named by it
+    parent: str | None = None  # model_id it derives from: dense for a pruned model, the pruned one for a retrained
 
 
 def _fingerprint(*parts) -> str:
     # The code version is in every fingerprint: a new lotterysite never reuses work made by an older one.
     return hashlib.sha256(json.dumps([__version__, parts], sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class DamagedWork(LotterysiteError):
+    """A finished work file turned out damaged or stale when read; it is deleted, and the plan runs again."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path} is damaged ({why}); deleting it and computing it again")
+        self.path, self.why = path, why
+
+    def __reduce__(self):  # crosses process boundaries (Ray) with its two arguments
+        return DamagedWork, (self.path, self.why)
 
 
 def data_folder(name: str, root: str | None) -> Path | None:
@@ -128,13 +145,17 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
             mid = model_id(arch, "dense", 0.0, retrained=False, seed=seed, many_seeds=many)
             dense_fp = _fingerprint(data, asdict(a), seed, inputs.get(f"checkpoint:{arch}", ""))
             out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed, dense_fp))
+            dense_id = mid
             for sweep in recipe.pruning:
                 for amount in sweep.amounts:
                     pruned_fp = _fingerprint(dense_fp, sweep.method, amount, sweep.options, sweep.train_subset)
+                    parent = dense_id
                     for retrained in (False, True) if sweep.retrain_epochs else (False,):
                         mid = model_id(arch, sweep.method, amount, retrained=retrained, seed=seed, many_seeds=many)
                         fp = _fingerprint(pruned_fp, sweep.retrain_epochs) if retrained else pruned_fp
-                        out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp))
+                        out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp,
+                                              parent=parent))  # fmt: skip
+                        parent = mid  # the retrained copy retrains this very pruned model
     return out
 
 
@@ -149,6 +170,8 @@ class _Runner:
         self.digests = DigestCache(self.work / "digests.json", trust=not force)
         self.inputs: dict[str, str] = {}
         self.entries: list[ModelEntry] = []
+        self.prepared = None
+        self.models: OrderedDict[str, object] = OrderedDict()
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def bar(self, iterable, **kw):
@@ -186,8 +209,9 @@ class _Runner:
                                     in_channels=data.train.in_channels, image_size=data.train.image_size)  # fmt: skip
                 except CheckpointError as e:
                     raise CheckpointError(f"{r.path}: field 'architectures[{i}].checkpoint': {e}") from None
-        self.inputs = input_digests(r, self.digests)
-        self.digests.save()
+        if not self.inputs:  # a worker is handed the driver's digests instead of reading every input again
+            self.inputs = input_digests(r, self.digests)
+            self.digests.save()
         self.entries = plan_models(r, self.inputs)
         variants = [("clean", 0)] + [(n, s) for n in r.corruptions.names for s in r.corruptions.severities]
         if r.corruptions.source != "generate":
@@ -196,9 +220,13 @@ class _Runner:
                     f"{r.path}: field 'corruptions.source' is a CIFAR-10-C folder, but data set {r.data.name!r} is "
                     "not CIFAR-10; use source = \"generate\" or data.name = \"cifar10\""
                 )
-        else:
-            self.generate_corruptions(eval_set, variants[1:])
         return data, eval_set, variants
+
+    def prepare(self):
+        """The data, evaluation set and variants, loaded once per process (every unit of a worker shares them)."""
+        if self.prepared is None:
+            self.prepared = self.load_data()
+        return self.prepared
 
     def corruption_path(self, name: str, severity: int) -> Path:
         # Everything that determines the images is in the path, so a changed recipe never reuses stale ones.
@@ -207,6 +235,19 @@ class _Runner:
         fp = _fingerprint(asdict(r.data), self.inputs.get("data", ""))
         folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}-{fp}"
         return self.work / "corruptions" / folder / f"{name}-{severity}.npy"
+
+    def intact(self, path: Path) -> bool:
+        """Whether a finished checkpoint or results file (both zip archives) is whole, judged by its directory
+        alone (no tensor is read); a truncated one is reported and deleted, so its unit runs again."""
+        if not self.done(path):
+            return False
+        try:
+            with zipfile.ZipFile(path) as z:
+                z.infolist()
+            return True
+        except (OSError, zipfile.BadZipFile, ValueError) as e:
+            self.discard(path, f"{type(e).__name__}: {e}")
+            return False
 
     def cached_corruption(self, path: Path, shape: tuple) -> bool:
         """Whether a whole cached corruption is at `path` (a truncated or foreign file is discarded)."""
@@ -223,12 +264,12 @@ class _Runner:
             self.discard(path, why)
         return ok
 
-    def generate_corruptions(self, eval_set: ImageSet, variants: list[tuple[str, int]]) -> None:
+    def generate_corruptions(self, eval_set: ImageSet, variants: list[tuple[str, int]], *, always: bool = False) -> None:
         from ..corruptions import corrupt
 
         c = self.recipe.corruptions
         shape = tuple(eval_set.images.shape)
-        todo = [(n, s) for n, s in variants if not self.cached_corruption(self.corruption_path(n, s), shape)]
+        todo = [(n, s) for n, s in variants if always or not self.cached_corruption(self.corruption_path(n, s), shape)]
         for _ in range(len(variants) - len(todo)):
             self.reuse("data")
         chunk = 1000
@@ -286,7 +327,8 @@ class _Runner:
                         meta={**self.meta, "model_id": entry.model_id})  # fmt: skip
         return model
 
-    def pruned_model(self, entry: ModelEntry, dense, data: DataSplits, cache: dict):
+    def pruned_model(self, entry: ModelEntry, parent, data: DataSplits):
+        """Prune `parent` (the dense model), or retrain it (the pruned model) for a `+retrain` entry."""
         path = self.checkpoint_path(entry)
         arch_cfg = next(a for a in self.recipe.architectures if a.model.arch == entry.arch)
         shape = dict(in_channels=data.train.in_channels, image_size=data.train.image_size)
@@ -300,25 +342,44 @@ class _Runner:
         sweep = next(s for s in self.recipe.pruning if s.method == entry.method)
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
-            base_id = entry.model_id.replace("+retrain", "")
-            base_entry = next(e for e in self.entries if e.model_id == base_id)
-            base = cache.get(base_entry.key) or self.pruned_model(base_entry, dense, data, cache)
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
             train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=entry.seed)
-            model, _ = retrain(base, data.train.head(sweep.train_subset), train_cfg, device=self.device,
+            model, _ = retrain(parent, data.train.head(sweep.train_subset), train_cfg, device=self.device,
                                progress=self.progress)  # fmt: skip
             model.prune_config = cfg
         else:
             cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=self.progress)
-            model = prune_model(dense, cfg, data=data.train.head(sweep.train_subset), device=self.device)
+            model = prune_model(parent, cfg, data=data.train.head(sweep.train_subset), device=self.device)
         save_pruned(path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id})
+        return model
+
+    def model(self, entry: ModelEntry, data: DataSplits):
+        """The model of `entry`: from this process's cache, else its checkpoint (a damaged one is DamagedWork)."""
+        if entry.model_id in self.models:
+            self.models.move_to_end(entry.model_id)
+            return self.models[entry.model_id]
+        path = self.checkpoint_path(entry)
+        load = load_checkpoint if entry.method == "dense" else load_pruned
+        try:
+            model = load(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+        except CheckpointError as e:
+            path.unlink(missing_ok=True)
+            raise DamagedWork(path, str(e).removeprefix(f"{path}: ")) from None
+        return self.remember(entry, model)
+
+    def remember(self, entry: ModelEntry, model):
+        # A few models stay in memory: a dense model is pruned right after it is trained, a pruned one evaluated
+        # and retrained right after it is made (the local executor runs units in that order).
+        self.models[entry.model_id] = model
+        while len(self.models) > 3:
+            self.models.popitem(last=False)
         return model
 
     # -- 3. evaluate -----------------------------------------------------------------------------------------
     def results_path(self, entry: ModelEntry) -> Path:
         c = self.recipe.corruptions
-        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed,
-                          self.inputs.get("cifar10c", ""))  # fmt: skip
+        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed, c.names,
+                          c.severities, self.inputs.get("cifar10c", ""))  # fmt: skip
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
     def evaluate(self, model, eval_set: ImageSet, variants) -> agg.ModelResults:
@@ -361,71 +422,76 @@ class _Runner:
             return None
         return agg.ModelResults(variants=stored, **arrays), extra
 
-    def models_and_results(self, data: DataSplits, eval_set: ImageSet, variants) -> dict[str, tuple]:
-        entries = self.entries
-        out: dict[str, tuple] = {}
-        dense_cache: dict[tuple[str, int], object] = {}
-        pruned_cache: dict[str, object] = {}
-        model_time = eval_time = 0.0
-        for entry in self.bar(entries, desc="models", unit="model"):
+    def evaluate_unit(self, entry: ModelEntry, data: DataSplits, eval_set: ImageSet, variants) -> None:
+        model = self.model(entry, data)
+        res = self.evaluate(model, eval_set, variants)
+        report = sparsity_report(model)
+        self.save_results(self.results_path(entry), res, {"sparsity": report["sparsity"], "prunable": report["count"]})
+
+    def all_results(self, eval_set: ImageSet, variants) -> dict[str, tuple]:
+        """Every model's results, read back from the work files the evaluate units wrote."""
+        out = {}
+        for entry in self.entries:
             path = self.results_path(entry)
-            if self.done(path):
-                loaded = self.load_results(path, variants, eval_set.labels.numpy())
-                if loaded is not None:
-                    self.reuse("evaluate")
-                    out[entry.model_id] = (entry, *loaded)
-                    continue
-            t0 = time.perf_counter()
-            if entry.method == "dense":
-                model = self.dense_model(entry, data)
-                dense_cache[(entry.arch, entry.seed)] = model
-            else:
-                dense = dense_cache.get((entry.arch, entry.seed))
-                if dense is None:
-                    dense_entry = next(e for e in entries if e.method == "dense" and e.arch == entry.arch and e.seed == entry.seed)
-                    dense = dense_cache[(entry.arch, entry.seed)] = self.dense_model(dense_entry, data)
-                model = self.pruned_model(entry, dense, data, pruned_cache)
-                if not entry.retrained:
-                    pruned_cache[entry.key] = model
-            t1 = time.perf_counter()
-            res = self.evaluate(model, eval_set, variants)
-            eval_time += time.perf_counter() - t1
-            model_time += t1 - t0
-            report = sparsity_report(model)
-            extra = {"sparsity": report["sparsity"], "prunable": report["count"]}
-            self.save_results(path, res, extra)
-            out[entry.model_id] = (entry, res, extra)
-        self.result.timings["models"] = model_time
-        self.result.timings["evaluate"] = eval_time
+            loaded = self.load_results(path, variants, eval_set.labels.numpy()) if path.exists() else None
+            if loaded is None:
+                path.unlink(missing_ok=True)
+                raise DamagedWork(path, "missing, unreadable or made for other data")
+            out[entry.model_id] = (entry, *loaded)
         return out
 
     # -- 4. curse --------------------------------------------------------------------------------------------
-    def curse(self, data: DataSplits, eval_set: ImageSet) -> dict[str, list] | None:
+    def curse_path(self) -> Path:
         c = self.recipe.curse
-        if not c.enabled:
-            return None
-        path = self.work / "curse.json"
         key = _fingerprint(asdict(c), asdict(self.recipe.data), self.inputs.get("data", ""), self.recipe.seeds[0])
-        if self.done(path):
-            try:
-                cached = json.loads(path.read_text(encoding="utf-8"))
-                if cached.get("config") == key:
-                    rows = cached["rows"]
-                    if sorted(rows) != sorted(CURSE.names):
-                        raise ValueError(f"columns {sorted(rows)}")
-                    self.reuse("curse")
-                    return rows
-            except Exception as e:  # truncated or foreign JSON
-                self.discard(path, f"{type(e).__name__}: {e}")
+        return self.work / f"curse-{key}.json"
+
+    def curse_rows(self) -> dict[str, list] | None:
+        """The finished study's rows, or None (a damaged file is reported and deleted)."""
+        path = self.curse_path()
+        if not path.exists():
+            return None
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+            if sorted(rows) != sorted(CURSE.names):
+                raise ValueError(f"columns {sorted(rows)}")
+            return rows
+        except Exception as e:  # truncated or foreign JSON
+            self.discard(path, f"{type(e).__name__}: {e}")
+            return None
+
+    def curse(self, data: DataSplits, eval_set: ImageSet) -> dict[str, list]:
+        c = self.recipe.curse
         rows = random_vector_angles(c.random_dims, c.random_samples, seed=self.recipe.seeds[0])
         sweep = width_sweep(c.arch, c.widths, data, eval_set, epochs=c.epochs, train_subset=c.train_subset,
                             seed=self.recipe.seeds[0], device=self.device, progress=self.progress)  # fmt: skip
         for k in rows:
             rows[k] += sweep[k]
-        write_bytes(path, json.dumps({"config": key, "rows": rows}).encode())
+        write_bytes(self.curse_path(), json.dumps({"rows": rows}).encode())
         return rows
 
     # -- 5. store --------------------------------------------------------------------------------------------
+    def store_key(self) -> str:
+        """What the store is made from: every work file it reads (named by fingerprints) and the whole recipe."""
+        files = [self.results_path(e).name for e in self.entries]
+        if self.recipe.curse.enabled:
+            files.append(self.curse_path().name)
+        config = {k: v for k, v in self.recipe.to_dict().items() if k != "path"}  # the same recipe read elsewhere
+        return _fingerprint(files, config)
+
+    def store_current(self, units: list[Unit]) -> bool:
+        """Whether the published store was made from exactly this plan's work (a rerun then publishes nothing)."""
+        if self.force or any(not u.done for u in units):
+            return False
+        try:
+            from ..store.io import verify_store
+
+            manifest = json.loads((self.store / "manifest.json").read_text(encoding="utf-8"))
+            verify_store(self.store)
+        except Exception:  # missing, damaged or altered: publish it again
+            return False
+        return isinstance(manifest, dict) and manifest.get("inputs_key") == self.store_key()
+
     def write_store(self, results: dict, eval_set: ImageSet, variants, curse_rows) -> None:
         """Write the whole new store beside the old one, then switch it in; on any failure the old one stays."""
         staging = staging_dir(self.store, self.run_id)
@@ -567,6 +633,7 @@ class _Runner:
 
         manifest = {
             "run_id": self.run_id,
+            "inputs_key": self.store_key(),
             "lotterysite_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "recipe": {"name": r.name, "title": r.title, "path": r.path, "config": r.to_dict()},
@@ -599,28 +666,210 @@ def _thumbnail(image: torch.Tensor) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+# -- the plan: the study as units of work ----------------------------------------------------------------------
+STAGE = {"corruptions": "data", "dense": "models", "pruned": "models", "retrained": "models",
+         "evaluate": "evaluate", "curse": "curse", "store": "store"}  # fmt: skip
+
+
+def _runner_plan(runner: _Runner) -> list[Unit]:
+    """Every unit of the study in an order that runs each after its dependencies, a model's evaluation right after
+    the model (what the local executor keeps in memory). `done` says whose file exists already."""
+    data, eval_set, variants = runner.prepare()
+    units: list[Unit] = []
+    corruption_ids = []
+    if runner.recipe.corruptions.source == "generate":
+        shape = tuple(eval_set.images.shape)
+        for name, severity in variants[1:]:
+            path = runner.corruption_path(name, severity)
+            units.append(Unit(f"corruption/{name}-{severity}", "corruptions", (), str(path), gpu=True,
+                              done=runner.cached_corruption(path, shape)))  # fmt: skip
+            corruption_ids.append(units[-1].id)
+    by_id = {e.model_id: e for e in runner.entries}
+    children: dict[str, list[str]] = {}
+    for e in runner.entries:
+        if e.parent:
+            children.setdefault(e.parent, []).append(e.model_id)
+    evaluated = {e.model_id: runner.intact(runner.results_path(e)) for e in runner.entries}
+    damaged = {e.model_id for e in runner.entries if runner.done(runner.checkpoint_path(e))}
+    have = {e.model_id for e in runner.entries if runner.intact(runner.checkpoint_path(e))}
+    damaged -= have
+
+    def model_done(mid: str) -> bool:
+        # A model whose checkpoint the user removed is still done when nothing needs it any more: its results exist
+        # and so do all its derived models'. A damaged one is made again.
+        if mid in have:
+            return True
+        return mid not in damaged and evaluated[mid] and all(model_done(c) for c in children.get(mid, ()))
+
+    for e in runner.entries:
+        kind = "dense" if e.method == "dense" else "retrained" if e.retrained else "pruned"
+        deps = (f"model/{e.parent}",) if e.parent else ()
+        units.append(Unit(f"model/{e.model_id}", kind, deps, str(runner.checkpoint_path(e)), gpu=True,
+                          done=model_done(e.model_id)))  # fmt: skip
+        units.append(Unit(f"evaluate/{e.model_id}", "evaluate", (f"model/{e.model_id}", *corruption_ids),
+                          str(runner.results_path(e)), gpu=True, done=evaluated[e.model_id]))  # fmt: skip
+    store_deps = [u.id for u in units if u.kind == "evaluate"]
+    if runner.recipe.curse.enabled:
+        done = runner.done(runner.curse_path()) and runner.curse_rows() is not None
+        units.append(Unit("curse", "curse", (), str(runner.curse_path()), gpu=True, done=done))
+        store_deps.append("curse")
+    manifest = runner.store / "manifest.json"
+    units.append(Unit("store", "store", tuple(store_deps), str(manifest), done=runner.store_current(units)))
+    return units
+
+
+class UnitTask:
+    """`task(unit_id)` runs one unit of a study, in this process or on any worker that sees the store.
+
+    Picklable (Ray and submitit ship it to their workers); a worker builds its runner once and keeps it for every
+    unit it runs, with the driver's digests, run id and plan, so all workers agree on every fingerprint.
+    """
+
+    def __init__(self, recipe: Recipe, store: Path, *, run_id: str, inputs: dict[str, str], plan_id: str,
+                 device: str | None, force: bool, progress: bool):  # fmt: skip
+        self.recipe, self.store, self.run_id, self.inputs, self.plan_id = recipe, Path(store), run_id, inputs, plan_id
+        self.device, self.force, self.progress = device, force, progress
+        self.runner: _Runner | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "runner": None}  # a runner holds data and models: each worker builds its own
+
+    def get_runner(self) -> _Runner:
+        if self.runner is None:
+            # Chosen on the worker: the driver never initialises CUDA, a GPU worker uses its card.
+            device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            runner = _Runner(self.recipe, self.store, force=self.force, device=device, progress=self.progress)
+            runner.run_id, runner.inputs = self.run_id, dict(self.inputs)
+            self.runner = runner
+        return self.runner
+
+    def check_store_visible(self) -> None:
+        plan_file = work_dir(self.store) / "plan.json"
+        try:
+            seen = json.loads(plan_file.read_text(encoding="utf-8")).get("plan_id")
+        except (OSError, ValueError):
+            seen = None
+        if seen != self.plan_id:
+            raise LotterysiteError(
+                f"{plan_file}: not found (or another run's) on worker {socket.gethostname()}: this worker cannot see "
+                "the store; put the store on a filesystem every worker sees (a shared NFS/Lustre/GPFS path)"
+            )
+
+    def __call__(self, unit_id: str) -> float:
+        start = time.perf_counter()
+        self.check_store_visible()
+        runner = self.get_runner()
+        data, eval_set, variants = runner.prepare()
+        kind, _, name = unit_id.partition("/")
+        entries = {e.model_id: e for e in runner.entries}
+        if kind == "corruption":
+            corruption, _, severity = name.rpartition("-")
+            runner.generate_corruptions(eval_set, [(corruption, int(severity))], always=True)
+        elif kind == "model":
+            entry = entries[name]
+            if entry.method == "dense":
+                model = runner.dense_model(entry, data)
+            else:
+                model = runner.pruned_model(entry, runner.model(entries[entry.parent], data), data)
+            runner.remember(entry, model)
+        elif kind == "evaluate":
+            runner.evaluate_unit(entries[name], data, eval_set, variants)
+        elif unit_id == "curse":
+            runner.curse(data, eval_set)
+        elif unit_id == "store":
+            curse_rows = runner.curse_rows() if self.recipe.curse.enabled else None
+            if self.recipe.curse.enabled and curse_rows is None:
+                raise DamagedWork(runner.curse_path(), "missing or unreadable")
+            runner.write_store(runner.all_results(eval_set, variants), eval_set, variants, curse_rows)
+        else:
+            raise ValueError(f"unknown unit {unit_id!r}")
+        return time.perf_counter() - start
+
+
+def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False) -> list[Unit]:
+    """The units of `recipe`'s study, their dependencies and which are done (what `precompute --plan` prints)."""
+    store = Path(store) if store is not None else Path("store") / recipe.name
+    return _runner_plan(_Runner(recipe, store, force=force, device=torch.device("cpu"), progress=False))
+
+
 def precompute(
     recipe: Recipe, *, store: str | Path | None = None, force: bool = False, device=None, progress: bool = True,
-    wait: bool = False,
+    wait: bool = False, executor: str = "local", ray_address: str | None = None, slurm: SlurmOptions | None = None,
 ) -> PrecomputeResult:
     """Run `recipe` end to end and write its store (default `store/<recipe name>`); resumes finished work.
 
-    One run per store: a second is refused naming the holder, or waits for it with `wait`.
+    The study is planned as units (`plan`) that `executor` runs: "local" in this process, "ray" as Ray tasks,
+    "slurm" as submitit job arrays. One run per store: a second is refused naming the holder, or waits with `wait`.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if executor not in EXECUTORS:
+        raise LotterysiteError(f"executor {executor!r} is unknown; choose one of {', '.join(EXECUTORS)}")
     store = Path(store) if store is not None else Path("store") / recipe.name
+    start = time.perf_counter()
     with store_lock(store, wait=wait):
         recover(store)
         remove_temporaries(work_dir(store))  # what writers killed mid-write left behind
-        runner = _Runner(recipe, store, force=force, device=device, progress=progress)
-        start = time.perf_counter()
-        data, eval_set, variants = runner.timed("data", runner.load_data)
-        results = runner.models_and_results(data, eval_set, variants)
-        curse_rows = runner.timed("curse", runner.curse, data, eval_set)
-        runner.timed("store", runner.write_store, results, eval_set, variants, curse_rows)
-    runner.result.models = len(results)
-    runner.result.timings["total"] = time.perf_counter() - start
-    return runner.result
+        # The driver plans on the CPU; units pick their device where they run.
+        runner = _Runner(recipe, store, force=force, device=torch.device("cpu"), progress=progress)
+        t0 = time.perf_counter()
+        runner.prepare()
+        prepare_time = time.perf_counter() - t0
+        result = runner.result
+        for attempt in range(3):
+            units = _runner_plan(runner)
+            plan_id = _fingerprint(runner.run_id, attempt, [(u.id, u.output) for u in units])
+            if any(not u.done for u in units):  # workers check they see this file (nothing to run: no rewrite)
+                write_bytes(work_dir(store) / "plan.json", json.dumps({
+                    "plan_id": plan_id, "run_id": runner.run_id, "executor": executor,
+                    "units": [{"id": u.id, "kind": u.kind, "deps": list(u.deps), "output": u.output, "done": u.done}
+                              for u in units],
+                }, indent=1).encode())  # fmt: skip
+            for u in units:
+                if u.done and u.kind != "store":
+                    runner.reuse(STAGE[u.kind])
+            local = executor == "local"
+            task = UnitTask(recipe, store, run_id=runner.run_id, inputs=runner.inputs, plan_id=plan_id,
+                            device=None if device is None else str(device), force=force,
+                            progress=progress and local)  # fmt: skip
+            if local:
+                task.runner = runner  # the local executor shares the driver's data and model cache
+                runner.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            try:
+                report = run_plan(units, task, executor=executor, ray_address=ray_address, slurm=slurm,
+                                  log_dir=work_dir(store) / "logs",
+                                  bar=lambda n: tqdm(total=n, desc="units", unit="unit", dynamic_ncols=True,
+                                                     disable=not progress))  # fmt: skip
+                break
+            except LotterysiteError as e:
+                damaged = isinstance(e, DamagedWork) or getattr(e, "cause_type", "") == "DamagedWork"
+                if not damaged or attempt == 2:
+                    raise
+                # A finished file turned out damaged when read: it is gone now, so the next plan recomputes it.
+                print(f"warning: {e}", file=sys.stderr)
+                runner.models.clear()
+                runner.result.reused.clear()
+        for stage in ("data", "models", "evaluate", "curse", "store"):
+            result.timings[stage] = sum(t for uid, t in report.durations.items() if STAGE[_kind(units, uid)] == stage)
+        result.timings["data"] += prepare_time
+    result.models = len(runner.entries)
+    if not result.shipped:  # the store was current: nothing was published
+        result.shipped = read_manifest(store).get("dataset", {}).get("n_shipped", 0)
+    result.timings["total"] = time.perf_counter() - start
+    return result
 
 
-__all__ = ["ModelEntry", "PrecomputeResult", "plan_models", "precompute"]
+def _kind(units: list[Unit], unit_id: str) -> str:
+    return next(u.kind for u in units if u.id == unit_id)
+
+
+def format_plan(units: list[Unit]) -> str:
+    """The plan as text: one line per unit with its state and what it waits for."""
+    lines = []
+    done = sum(u.done for u in units)
+    lines.append(f"{len(units)} units, {done} done, {len(units) - done} to run")
+    for u in units:
+        deps = ", ".join(u.deps[:3]) + (f" (+{len(u.deps) - 3})" if len(u.deps) > 3 else "")
+        lines.append(f"  [{'done' if u.done else 'todo'}] {u.id:<48} {u.kind:<11} after: {deps or '-'}")
+    return "\n".join(lines)
+
+
+__all__ = ["DamagedWork", "ModelEntry", "PrecomputeResult", "UnitTask", "format_plan", "plan", "plan_models", "precompute"]
