@@ -196,6 +196,11 @@ class _Runner:
                     f"{r.path}: field 'corruptions.source' is a CIFAR-10-C folder, but data set {r.data.name!r} is "
                     "not CIFAR-10; use source = \"generate\" or data.name = \"cifar10\""
                 )
+            for n in [*r.corruptions.names, "labels"]:  # every file there now, not after the models have trained
+                f = Path(r.corruptions.source) / f"{n}.npy"
+                if not f.is_file():
+                    raise DataError(f"{r.path}: field 'corruptions.source': {f} not found; the folder must hold "
+                                    "<corruption>.npy for every name in corruptions.names, and labels.npy")  # fmt: skip
         else:
             self.generate_corruptions(eval_set, variants[1:])
         return data, eval_set, variants
