@@ -177,6 +177,17 @@ def test_a_store_mixed_from_two_runs_is_refused_even_with_fresh_digests(store, t
         describe(store)
 
 
+def test_a_store_path_that_is_a_file_or_link_is_refused_before_work(tmp_path):
+    (tmp_path / "r.toml").write_text(SMALL)
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    result = CliRunner().invoke(main, ["precompute", str(tmp_path / "r.toml"), "--store", str(tmp_path / "link")])
+    assert result.exit_code == 1 and "link: exists and is not a store folder" in result.output
+    with pytest.raises(StoreError, match="file: exists and is not a store folder"):
+        precompute(load_recipe(tmp_path / "r.toml"), store=tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "elsewhere").exists()
+
+
 def test_manifest_that_is_a_list_is_one_line(store):
     (store / "manifest.json").write_text("[1, 2]")
     result = CliRunner().invoke(main, ["info", str(store)])

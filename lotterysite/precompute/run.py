@@ -39,7 +39,7 @@ from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
-from ..store import geometry_schema, to_table, write_manifest, write_table
+from ..store import StoreError, geometry_schema, to_table, write_manifest, write_table
 from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
     ACCURACY,
@@ -614,6 +614,9 @@ def precompute(
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     store = Path(store) if store is not None else Path("store") / recipe.name
+    if store.is_symlink() or (store.exists() and not store.is_dir()):
+        raise StoreError(f"{store}: exists and is not a store folder (a file or a link); it is switched by rename, "
+                        "so give --store a folder path")  # fmt: skip
     with store_lock(store, wait=wait):
         recover(store)
         remove_temporaries(work_dir(store))  # what writers killed mid-write left behind
