@@ -42,7 +42,7 @@ from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
-from ..store import geometry_schema, read_manifest, to_table, write_manifest, write_table
+from ..store import StoreError, geometry_schema, read_manifest, to_table, write_manifest, write_table
 from ..errors import LotterysiteError
 from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
@@ -220,6 +220,11 @@ class _Runner:
                     f"{r.path}: field 'corruptions.source' is a CIFAR-10-C folder, but data set {r.data.name!r} is "
                     "not CIFAR-10; use source = \"generate\" or data.name = \"cifar10\""
                 )
+            for n in [*r.corruptions.names, "labels"]:  # every file there now, not after the models have trained
+                f = Path(r.corruptions.source) / f"{n}.npy"
+                if not f.is_file():
+                    raise DataError(f"{r.path}: field 'corruptions.source': {f} not found; the folder must hold "
+                                    "<corruption>.npy for every name in corruptions.names, and labels.npy")  # fmt: skip
         return data, eval_set, variants
 
     def prepare(self):
@@ -804,6 +809,9 @@ def precompute(
     if executor not in EXECUTORS:
         raise LotterysiteError(f"executor {executor!r} is unknown; choose one of {', '.join(EXECUTORS)}")
     store = Path(store) if store is not None else Path("store") / recipe.name
+    if store.is_symlink() or (store.exists() and not store.is_dir()):
+        raise StoreError(f"{store}: exists and is not a store folder (a file or a link); it is switched by rename, "
+                        "so give --store a folder path")  # fmt: skip
     start = time.perf_counter()
     with store_lock(store, wait=wait):
         recover(store)

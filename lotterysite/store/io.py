@@ -104,6 +104,11 @@ def write_manifest(root: str | os.PathLike, manifest: dict) -> None:
 
 def read_manifest(root: str | os.PathLike) -> dict:
     path = Path(root) / MANIFEST
+    aside = sorted(Path(root).parent.glob(f".{Path(root).name}.previous-*"))
+    if not path.exists() and aside:
+        raise StoreError(f"{root} not found: a run was interrupted while switching in a new store and left the "
+                         f"previous one at {aside[-1]}; rerun `lotterysite precompute RECIPE` (it restores it first) "
+                         "or rename it back")  # fmt: skip
     if not path.exists():
         raise StoreError(f"{path} not found: {root} is not a lotterysite store; run `lotterysite precompute RECIPE`")
     try:
