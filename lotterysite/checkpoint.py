@@ -7,6 +7,7 @@ pruned models (empty for dense ones); `meta` holds the configs that produced it.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import LotterysiteError
-from .fileio import atomic_write
+from .fileio import write_bytes
 from .models import create_model
 
 FORMAT = "lotterysite-checkpoint/1"
@@ -46,7 +47,15 @@ def save_checkpoint(
         "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
         "meta": meta or {},
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    # Serialised in memory first: torch reports a full disk without the path or the errno.
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    write_bytes(path, buf.getvalue())
+
+
+# Every field a checkpoint must have, and its type: a hand-made checkpoint missing one is named, not a KeyError.
+FIELDS = {"arch": str, "num_classes": int, "in_channels": int, "image_size": int, "options": dict,
+          "state_dict": dict, "masks": dict, "meta": dict}  # fmt: skip
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -66,14 +75,33 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"{path}: field 'format' is not {FORMAT!r}; this is not a lotterysite checkpoint (a bare state_dict? "
             "save it with lotterysite.checkpoint.save_checkpoint)"
         )
+    for name, kind in FIELDS.items():
+        if name not in payload:
+            raise CheckpointError(f"{path}: field {name!r} is missing; save checkpoints with "
+                                  "lotterysite.checkpoint.save_checkpoint, which writes every field")  # fmt: skip
+        value = payload[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise CheckpointError(f"{path}: field {name!r} is {type(value).__name__}, expected {kind.__name__}")
     return payload
 
 
 def load_checkpoint(
-    path: str | os.PathLike, *, arch: str | None = None, num_classes: int | None = None
+    path: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    image_size: int | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model stored at `path`; `arch` / `num_classes`, when given, must match the checkpoint's."""
+    """Rebuild the model stored at `path`; `arch`, `num_classes`, `in_channels`, `image_size`, when given, must
+    match the checkpoint's."""
     payload = read_checkpoint(path)
+    for name, want, what in (("in_channels", in_channels, "channels"), ("image_size", image_size, "pixels a side")):
+        if want is not None and payload[name] != want:
+            raise CheckpointError(
+                f"{path}: field {name!r} is {payload[name]}, but the data set's images have {want} {what}; "
+                "use a checkpoint trained on this data set"
+            )
     if arch is not None and payload["arch"] != arch:
         raise CheckpointError(f"{path}: field 'arch' is {payload['arch']!r}, expected {arch!r}; use a checkpoint of {arch}")
     if num_classes is not None and payload["num_classes"] != num_classes:
@@ -81,13 +109,16 @@ def load_checkpoint(
             f"{path}: field 'num_classes' is {payload['num_classes']}, but the data set has {num_classes} classes; "
             "use a checkpoint trained on this data set"
         )
-    model = create_model(
-        payload["arch"],
-        num_classes=payload["num_classes"],
-        in_channels=payload["in_channels"],
-        image_size=payload["image_size"],
-        **payload["options"],
-    )
+    try:
+        model = create_model(
+            payload["arch"],
+            num_classes=payload["num_classes"],
+            in_channels=payload["in_channels"],
+            image_size=payload["image_size"],
+            **payload["options"],
+        )
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: fields 'arch' / 'options' do not build a model ({e})") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:

@@ -97,6 +97,9 @@ def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
     from .config import DataConfig, ModelConfig, TrainConfig
     from .train_measure import train_dense
 
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise click.ClickException(f"--out {out}: exists and is not a regular file; refusing to replace it, "
+                                   "give a new path or a regular file")  # fmt: skip
     result = train_dense(
         DataConfig(name=data_name, root=str(data_root) if data_root else None),
         ModelConfig(arch=arch),
@@ -128,14 +131,38 @@ def measure_cmd(checkpoint, data_name, data_root, device):
 )
 @click.option("--force", is_flag=True, help="Recompute everything instead of resuming finished work.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def precompute_cmd(recipe, store, force, device):
+@click.option("--wait", is_flag=True, help="If another run holds the store, wait for it instead of exiting.")
+@click.option("--plan", "show_plan", is_flag=True, help="Print the units of work, their dependencies and which are done; run nothing.")
+@click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), default="local", show_default=True,
+              help="Where units run: this process, Ray tasks, or Slurm job arrays (submitit; local subprocesses without Slurm).")
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="Ray cluster to join [default: $RAY_ADDRESS, else a local one].")
+@click.option("--slurm-partition", help="Slurm partition of the job arrays.")
+@click.option("--slurm-gpus-per-task", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--slurm-time", type=click.IntRange(min=1), default=240, show_default=True, help="Minutes per job.")
+@click.option("--slurm-max-parallel", type=click.IntRange(min=1), default=64, show_default=True, help="Running jobs per array.")
+def precompute_cmd(recipe, store, force, device, wait, show_plan, executor, ray_address, slurm_partition,
+                   slurm_gpus_per_task, slurm_time, slurm_max_parallel):  # fmt: skip
     """Run the experiment RECIPE describes (train, prune, corrupt, measure) and write its Arrow store.
 
-    Resumes where an interrupted run stopped; --force recomputes.
+    The study is a plan of units (each model, its evaluation, the corruptions, the store), each writing one file:
+    finished units are skipped, so an interrupted run resumes; --force recomputes. The new store replaces the old
+    one only when whole; one run per store at a time. With --executor ray or slurm the store must be on a
+    filesystem every worker sees.
     """
     from .precompute import load_recipe, precompute
+    from .precompute.executors import SlurmOptions
+    from .precompute.run import format_plan, plan
 
-    result = precompute(load_recipe(recipe), store=store, force=force, device=_device(device))
+    parsed = load_recipe(recipe)
+    if show_plan:
+        click.echo(format_plan(plan(parsed, store=store, force=force)))
+        return
+    # Ray and Slurm workers choose their own device ("auto"): the driver never initialises CUDA for them.
+    dev = None if executor != "local" and device == "auto" else _device(device)
+    slurm = SlurmOptions(partition=slurm_partition, gpus_per_task=slurm_gpus_per_task, time_min=slurm_time,
+                         max_parallel=slurm_max_parallel)  # fmt: skip
+    result = precompute(parsed, store=store, force=force, device=dev, wait=wait, executor=executor,
+                        ray_address=ray_address, slurm=slurm)  # fmt: skip
     click.echo(result.report())
 
 

@@ -15,6 +15,7 @@ class DataConfig:
     root: str | None = None  # folder holding the files; None searches the data set's default folders
     train_subset: int | None = None  # first N training images only (None: all)
     test_subset: int | None = None  # first N test images only (None: all)
+    trust_pickles: bool = False  # read CIFAR pickles whose MD5 is not the official archive's (they can run code)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from .training import train
 
 
 def load_data(cfg: DataConfig) -> DataSplits:
-    splits = load_dataset(cfg.name, cfg.root)
+    splits = load_dataset(cfg.name, cfg.root, trust_pickles=cfg.trust_pickles)
     return DataSplits(splits.train.head(cfg.train_subset), splits.test.head(cfg.test_subset))
 
 
@@ -71,6 +71,7 @@ def train_dense(
 
 def measure_checkpoint(path: Path, data_cfg: DataConfig, *, device) -> str:
     data = load_data(data_cfg)
-    model, payload = load_checkpoint(path, num_classes=data.test.num_classes)
+    model, payload = load_checkpoint(path, num_classes=data.test.num_classes, in_channels=data.test.in_channels,
+                                     image_size=data.test.image_size)
     accuracy, table = geometry_report(model, data, device)
     return f"{payload['arch']} ({path}) on {data_cfg.name}: test accuracy {accuracy:.2%}\n{table}"

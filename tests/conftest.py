@@ -119,7 +119,7 @@ def _precomputed() -> Path:
 
     root = Path(tempfile.mkdtemp(prefix="lotterysite-site-store-"))
     precompute(parse_recipe(SITE_RECIPE, "site-fixture.toml"), store=root / "store", device="cpu", progress=False)
-    shutil.rmtree(root / "store" / ".work")  # what a published store ships: no checkpoints
+    shutil.rmtree(root / "store.work")  # what a published store ships: no checkpoints (they live beside it)
     return root / "store"
 
 
@@ -136,6 +136,8 @@ def _rewrite_names(root: Path) -> None:
         return text.replace("random", HOSTILE_METHOD)
 
     for name in manifest["files"]:
+        if not name.endswith(".arrow"):
+            continue  # gallery.png
         table = read_table(root / name)
         columns = []
         for field, column in zip(table.schema, table.columns, strict=True):
@@ -167,7 +169,12 @@ def build_store(root: str | Path, *, hostile: bool = False, gallery: bool = True
     if hostile:
         _rewrite_names(root)
     if not gallery:
+        from lotterysite.store import read_manifest, write_manifest
+
         (root / "gallery.png").unlink()
+        manifest = read_manifest(root)
+        del manifest["files"]["gallery.png"]
+        write_manifest(root, {**manifest, "gallery": None})
     return root
 
 

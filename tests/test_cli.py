@@ -1,5 +1,7 @@
 """The Click layer, through CliRunner."""
 
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from lotterysite.cli import main
@@ -73,3 +75,22 @@ def test_every_user_error_class_is_a_lotterysite_error():
 
     for cls in (CheckpointError, DataError, RecipeError, RenderError, StoreError):
         assert issubclass(cls, LotterysiteError), cls
+
+
+def test_train_out_refuses_a_device_node_or_folder(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--epochs", "0", "--out", "/dev/null"])
+    assert result.exit_code == 1 and "--out /dev/null: exists and is not a regular file" in result.output
+    assert Path("/dev/null").is_char_device()
+    result = CliRunner().invoke(main, ["train", "--epochs", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.output
+
+
+def test_measure_refuses_a_checkpoint_for_other_images(tmp_path):
+    from lotterysite.checkpoint import save_checkpoint
+    from lotterysite.models import create_model
+
+    rgb = tmp_path / "rgb.pt"
+    save_checkpoint(rgb, create_model("lenet5", num_classes=10, in_channels=3, image_size=28), in_channels=3, image_size=28)
+    result = CliRunner().invoke(main, ["measure", str(rgb), "--device", "cpu"])
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0
+    assert "rgb.pt: field 'in_channels' is 3, but the data set's images have 1 channels" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,18 +116,60 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+# MD5 of every pickle in the official python archives (the values torchvision checks). A pickle can run code when
+# read, so any other file is refused unless the recipe says `trust_pickles = true`.
+OFFICIAL_MD5 = {
+    "cifar10": {
+        "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+        "data_batch_1": "c99cafc152244af753f735de768cd75f",
+        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+        "data_batch_4": "634d18415352ddfa80567beed471001a",
+        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+        "test_batch": "40351d587109b95175f43aff81a1287e",
+    },
+    "cifar100": {
+        "meta": "7973b15100ade9c7d40fb424638fde48",
+        "train": "16019d7e3df5f24257cddd939b257f8d",
+        "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+    },
+}
+
+
+def _check_pickles(folder: Path, name: str) -> None:
+    for file, expected in OFFICIAL_MD5.get(name, {}).items():
+        path = folder / file
+        if not path.is_file():
+            continue  # the reader names a missing file
+        h = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != expected:
+            raise DataError(
+                f"{path}: MD5 {h.hexdigest()} is not the official archive's ({expected}); a pickle can run code when "
+                "read, so it is not opened: re-extract the official archive, or set `trust_pickles = true` in the "
+                "recipe's [data] table (trust_pickles=True in Python) if you trust this file"
+            )
+
+
 def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None) -> DataSplits:
-    """Read data set `name` from `root`, or from the first of its default folders that exists."""
+def load_dataset(name: str, root: str | os.PathLike | None = None, *, trust_pickles: bool = False) -> DataSplits:
+    """Read data set `name` from `root`, or from the first of its default folders that exists.
+
+    Pickled data (CIFAR) is read only when each file's MD5 is the official archive's, or with `trust_pickles`.
+    """
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; known data sets: {', '.join(list_datasets())}")
     spec = DATASETS[name]
     candidates = [Path(root).expanduser()] if root is not None else [Path(r) for r in spec.roots]
     for folder in candidates:
         if folder.is_dir():
+            if not trust_pickles:
+                _check_pickles(folder, name)
             try:
                 return spec.reader(folder, name)
             except FileNotFoundError as e:

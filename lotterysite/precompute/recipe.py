@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,8 @@ from typing import Any
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import LotterysiteError
 from ..pruning import PruneConfig, list_methods
+
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds both accept 0 .. 2**32 - 1
 
 
 class RecipeError(LotterysiteError, ValueError):
@@ -149,6 +153,8 @@ class _Reader:
             value = float(value)
         if not isinstance(value, kinds):
             self.fail(key, f"must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(key, f"must be a finite number, got {value!r}")
         return value
 
     def get_list(self, key: str, kind, default=dataclasses.MISSING) -> tuple:
@@ -161,18 +167,45 @@ class _Reader:
                 v = float(v)
             if isinstance(v, bool) or not isinstance(v, kind):
                 self.fail(f"{key}[{i}]", f"must be {getattr(kind, '__name__', kind)}, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                self.fail(f"{key}[{i}]", f"must be a finite number, got {v!r}")
+            if v in out:
+                self.fail(f"{key}[{i}]", f"repeats {v!r}; list each value once")
             out.append(v)
         return tuple(out)
 
-    def config(self, cls, **fixed):
-        """Build dataclass `cls` from every remaining field of the table (all of them must be fields of `cls`)."""
-        known = _fields(cls)
-        self.done(allowed=set(known) - set(fixed))
-        values = {**self.table, **fixed}
+    def typed(self, cls, limits: dict, **fixed):
+        """Build dataclass `cls` from the table, every field read with its declared type (strict booleans,
+        integers that are integers, finite floats) and checked against `limits[name]` = (low, high)."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name in fixed:
+                continue
+            kind = _KINDS.get(str(f.type))
+            if kind is None:
+                continue  # a field the recipe does not set (dicts, ...): left to the caller
+            default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
+            if kind == "list":
+                value = self.get_list(f.name, int, default)
+            else:
+                value = self.get(f.name, kind, default)
+            if value is not None and f.name in limits:
+                for v in value if isinstance(value, tuple) else (value,):
+                    self.check(f.name, v, *limits[f.name])
+            values[f.name] = value
+        self.done()
         try:
-            return cls(**values)
+            return cls(**values, **fixed)
         except (TypeError, ValueError) as e:
             raise RecipeError(f"{self.path}: table {self.where!r}: {e}") from None
+
+    def check(self, key: str, value, low=None, high=None, low_open: bool = False):
+        if low is not None and (value <= low if low_open else value < low):
+            self.fail(key, f"must be {'>' if low_open else '>='} {low}, got {value}")
+        if high is not None and value > high:
+            self.fail(key, f"must be <= {high}, got {value}")
+        return value
+
 
     def done(self, allowed: set[str] = frozenset()):
         for key in self.table:
@@ -183,18 +216,42 @@ class _Reader:
                 self.fail(key, f"is not a recipe field{hint}")
 
 
-def _positive(r: _Reader, key: str, value, *, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if value < 1:
-        r.fail(key, f"must be >= 1, got {value}")
-    return value
+# Declared field types (the annotations, as strings) -> what the TOML value must be.
+_KINDS = {"int": int, "int | None": int, "float": float, "bool": bool, "str": str, "str | None": str,
+          "tuple[int, ...]": "list"}  # fmt: skip
+_SEED = (0, SEED_MAX)
+_POSITIVE = (1, None)
+_TRAIN_LIMITS = {"epochs": (0, None), "batch_size": _POSITIVE, "lr": (0, None, True), "momentum": (0, 1),
+                 "weight_decay": (0, None), "warmup_steps": (0, None), "seed": _SEED}  # fmt: skip
 
+
+def _factory_options(arch: str) -> set[str] | None:
+    """Keyword options a registered architecture's factory takes (None: any, e.g. torchvision's)."""
+    from ..models import _registry
+
+    factory = _registry._MODELS.get(arch)
+    if factory is None:
+        return None
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params} - {"num_classes", "in_channels", "image_size"}
+
+
+def _resolve(recipe_path: str, value: str) -> str:
+    """A path in a recipe is relative to the recipe's folder, not to where the command runs."""
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else Path(recipe_path).parent / p)
 
 def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
-    """Parse and validate recipe TOML text; every error is one line naming `path` and the field."""
+    """Parse and validate recipe TOML text; every error is one line naming `path` and the field.
+
+    Everything that can be checked without the data is checked here (types, ranges, duplicates, names); what
+    needs the data (subsets, model shapes) is `check_against_data`, run before any work.
+    """
     from ..corruptions import NAMES
-    from ..models import is_model
+    from ..data import list_datasets
+    from ..models import is_model, list_models
 
     try:
         doc = tomllib.loads(text)
@@ -206,14 +263,23 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         top.fail("name", f"must be letters, digits, '-' or '_' (it names a folder), got {name!r}")
     title = top.get("title", str, name)
     seeds = top.get_list("seeds", int, (0,))
-    if not seeds or len(set(seeds)) != len(seeds):
-        top.fail("seeds", f"must be a non-empty list of distinct integers, got {list(seeds)}")
-    batch_size = _positive(top, "batch_size", top.get("batch_size", int, 512))
+    if not seeds:
+        top.fail("seeds", "must be a non-empty list of distinct integers, got []")
+    for j, seed in enumerate(seeds):
+        top.check(f"seeds[{j}]", seed, *_SEED)
+    batch_size = top.check("batch_size", top.get("batch_size", int, 512), *_POSITIVE)
 
     data_r = _Reader(path, "data", top.get("data", dict))
     eval_subset = data_r.get("eval_subset", int, None)
-    _positive(data_r, "eval_subset", eval_subset, allow_none=True)
-    data = data_r.config(DataConfig)
+    if eval_subset is not None:
+        data_r.check("eval_subset", eval_subset, *_POSITIVE)
+    data = data_r.typed(DataConfig, {"train_subset": _POSITIVE, "test_subset": _POSITIVE})
+    if data.name not in list_datasets():
+        data_r.fail("name", f"is {data.name!r}, not a known data set; known: {', '.join(list_datasets())}")
+    if data.root is not None:
+        data = dataclasses.replace(data, root=_resolve(path, data.root))
+    if eval_subset is not None and data.test_subset is not None and eval_subset > data.test_subset:
+        data_r.fail("eval_subset", f"is {eval_subset}, more than test_subset = {data.test_subset}")
 
     archs = []
     arch_tables = top.get("architectures", list)
@@ -223,18 +289,27 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         r = _Reader(path, f"architectures[{i}]", table)
         arch = r.get("arch", str)
         if not is_model(arch):
-            from ..models import list_models
-
             r.fail("arch", f"is {arch!r}, not a known architecture; known: {', '.join(list_models())}, tv:<name>")
         options = r.get("options", dict, {})
+        allowed = _factory_options(arch)
+        for key, value in options.items():
+            if allowed is not None and key not in allowed:
+                r.fail(f"options.{key}", f"is not an option of {arch}; its options: {', '.join(sorted(allowed)) or 'none'}")
+            if not isinstance(value, (int, float, str, bool)):
+                r.fail(f"options.{key}", f"must be a number, string or boolean, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                r.fail(f"options.{key}", f"must be a finite number, got {value!r}")
         checkpoint = r.get("checkpoint", str, None)
-        train = _Reader(path, f"architectures[{i}].train", r.get("train", dict, {})).config(TrainConfig)
+        if checkpoint is not None:
+            checkpoint = _resolve(path, checkpoint)
+        train = _Reader(path, f"architectures[{i}].train", r.get("train", dict, {})).typed(TrainConfig, _TRAIN_LIMITS)
         r.done()
         archs.append(ArchConfig(ModelConfig(arch=arch, options=options), train, checkpoint))
     if len({a.model.arch for a in archs}) != len(archs):
         top.fail("architectures", "lists an architecture twice; give each [[architectures]] a different arch")
 
     sweeps = []
+    prune_kinds = {f.name: _KINDS.get(str(f.type)) for f in dataclasses.fields(PruneConfig)}
     for i, table in enumerate(top.get("pruning", list, [])):
         r = _Reader(path, f"pruning[{i}]", table)
         method = r.get("method", str)
@@ -246,13 +321,19 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         for j, a in enumerate(amounts):
             if not 0.0 < a < 1.0:
                 r.fail(f"amounts[{j}]", f"is {a}, outside (0, 1): an amount is the fraction of weights removed")
-        retrain_epochs = r.get("retrain_epochs", int, 0)
-        if retrain_epochs < 0:
-            r.fail("retrain_epochs", f"must be >= 0, got {retrain_epochs}")
-        train_subset = _positive(r, "train_subset", r.get("train_subset", int, None), allow_none=True)
+        retrain_epochs = r.check("retrain_epochs", r.get("retrain_epochs", int, 0), 0)
+        train_subset = r.get("train_subset", int, None)
+        if train_subset is not None:
+            r.check("train_subset", train_subset, *_POSITIVE)
         allowed = set(_fields(PruneConfig)) - {"method", "amount", "seed", "retrain_epochs", "progress"}
         r.done(allowed=allowed)
-        sweep = PruneSweep(method, amounts, dict(r.table), retrain_epochs, train_subset)
+        options = {}
+        for key in list(r.table):
+            value = r.get(key, prune_kinds[key] or object)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                r.fail(key, f"must be >= 0, got {value}")
+            options[key] = value
+        sweep = PruneSweep(method, amounts, options, retrain_epochs, train_subset)
         try:
             sweep.config(amounts[0], seeds[0], retrain=True)
         except (TypeError, ValueError) as e:
@@ -272,18 +353,20 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
             close = difflib.get_close_matches(str(n), NAMES, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(NAMES)}"
             c.fail(f"names[{j}]", f"is {n!r}, not a CIFAR-10-C corruption{hint}")
+        if n in names[:j]:
+            c.fail(f"names[{j}]", f"repeats {n!r}; list each corruption once")
     severities = c.get_list("severities", int, (1, 2, 3, 4, 5))
-    for j, s in enumerate(severities):
-        if not 1 <= s <= 5:
-            c.fail(f"severities[{j}]", f"is {s}, outside 1-5")
+    for j, sev in enumerate(severities):
+        if not 1 <= sev <= 5:
+            c.fail(f"severities[{j}]", f"is {sev}, outside 1-5")
     source = c.get("source", str, "generate")
     if source != "generate":
-        folder = (Path(path).parent / source) if not Path(source).is_absolute() else Path(source)
-        source = str(folder)
+        source = _resolve(path, source)
     params = c.get("params", str, "cifar")
     if params not in ("cifar", "imagenet"):
         c.fail("params", f"is {params!r}; use 'cifar' or 'imagenet'")
-    corruptions = CorruptionConfig(tuple(names), tuple(sorted(set(severities))), source, params, c.get("seed", int, 0))
+    corruptions = CorruptionConfig(tuple(names), tuple(sorted(severities)), source, params,
+                                   c.check("seed", c.get("seed", int, 0), *_SEED))  # fmt: skip
     c.done()
 
     s = _Reader(path, "ship", top.get("ship", dict, {}))
@@ -292,20 +375,24 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         if v not in corruptions.severities:
             s.fail(f"severities[{j}]", f"is {v}, which is not evaluated (corruptions.severities = {list(corruptions.severities)})")
     ship = ShipConfig(
-        samples_per_class=_positive(s, "samples_per_class", s.get("samples_per_class", int, 50)),
-        severities=tuple(sorted(set(ship_sev))),
-        max_rows_per_model=_positive(s, "max_rows_per_model", s.get("max_rows_per_model", int, 10_000)),
-        seed=s.get("seed", int, 0),
+        samples_per_class=s.check("samples_per_class", s.get("samples_per_class", int, 50), *_POSITIVE),
+        severities=tuple(sorted(ship_sev)),
+        max_rows_per_model=s.check("max_rows_per_model", s.get("max_rows_per_model", int, 10_000), *_POSITIVE),
+        seed=s.check("seed", s.get("seed", int, 0), *_SEED),
         thumbnails=s.get("thumbnails", bool, True),
     )
     s.done()
 
     k = _Reader(path, "curse", top.get("curse", dict, {}))
-    curse = k.config(CurseConfig)
-    curse = dataclasses.replace(curse, random_dims=tuple(curse.random_dims), widths=tuple(curse.widths))
+    curse = k.typed(CurseConfig, {"random_dims": _POSITIVE, "random_samples": (2, None), "widths": _POSITIVE,
+                                  "epochs": (0, None), "train_subset": _POSITIVE})  # fmt: skip
+    if not is_model(curse.arch) or curse.arch.startswith("tv:"):
+        k.fail("arch", f"is {curse.arch!r}, not a registered architecture; known: {', '.join(list_models())}")
+    if "feature_dim" not in (_factory_options(curse.arch) or set()):
+        k.fail("arch", f"is {curse.arch!r}, which has no feature_dim option to sweep; use lenet5")
     for key in ("random_dims", "widths"):
-        if any((not isinstance(v, int)) or v < 1 for v in getattr(curse, key)):
-            k.fail(key, f"must list positive integers, got {list(getattr(curse, key))}")
+        if not getattr(curse, key):
+            k.fail(key, "must list at least one value")
     top.done()
 
     return Recipe(
@@ -322,6 +409,45 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         batch_size=batch_size,
         path=path,
     )
+
+
+def check_against_data(recipe: Recipe, train, test) -> None:
+    """The checks that need the data set (its sizes and image shape), run before any work: subsets no larger
+    than the data, every architecture buildable with its options. `train` / `test` are the full ImageSets."""
+    import torch
+
+    from ..models import create_model
+
+    p, d = recipe.path, recipe.data
+
+    def fail(field: str, message: str):
+        raise RecipeError(f"{p}: field {field!r} {message}")
+
+    for key, n, have in (("data.train_subset", d.train_subset, len(train)), ("data.test_subset", d.test_subset, len(test))):
+        if n is not None and n > have:
+            fail(key, f"is {n}, but {d.name} has only {have} images in that split")
+    n_train = min(len(train), d.train_subset or len(train))
+    n_test = min(len(test), d.test_subset or len(test))
+    if recipe.eval_subset is not None and recipe.eval_subset > n_test:
+        fail("data.eval_subset", f"is {recipe.eval_subset}, but only {n_test} test images are used")
+    for i, sweep in enumerate(recipe.pruning):
+        if sweep.train_subset is not None and sweep.train_subset > n_train:
+            fail(f"pruning[{i}].train_subset", f"is {sweep.train_subset}, but only {n_train} training images are used")
+    default_curse = CurseConfig().train_subset  # the default clamps silently; a value the recipe sets must fit
+    c = recipe.curse
+    if c.enabled and c.train_subset is not None and c.train_subset != default_curse and c.train_subset > n_train:
+        fail("curse.train_subset", f"is {c.train_subset}, but only {n_train} training images are used")
+    shape = dict(num_classes=train.num_classes, in_channels=train.in_channels, image_size=train.image_size)
+    builds = [(f"architectures[{i}].options", a.model.arch, a.model.options) for i, a in enumerate(recipe.architectures)]
+    if c.enabled:
+        builds += [("curse.widths", c.arch, {"feature_dim": w}) for w in c.widths]
+    for field_name, arch, options in builds:
+        try:
+            with torch.device("meta"):  # shapes only: no memory, no time
+                create_model(arch, **shape, **options)
+        except Exception as e:  # noqa: BLE001 - factories raise many types for a bad option
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            fail(field_name, f"does not build {arch} for {train.image_size}-px, {train.in_channels}-channel images ({first})")
 
 
 def load_recipe(path: str | Path) -> Recipe:

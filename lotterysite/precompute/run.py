@@ -1,12 +1,16 @@
 """`precompute`: run what a recipe describes and write the store.
 
-Stages, each resumable (finished work lives in <store>/.work and is reused unless `force`):
+Stages, each resumable (finished work lives in <store>.work beside the store and is reused unless `force`):
   1. data        the evaluation set, and every corrupted variant (generated once, cached as uint8 .npy)
   2. models      dense (trained or loaded) and every pruned / retrained model, as checkpoints
   3. evaluate    every model on every variant: per-sample prediction and geometry, full evaluation set
   4. curse       the §5.4 study
   5. store       aggregates on the full data, the shipped samples' rows, thumbnails, gallery, manifest
-Every file is written atomically, so an interrupted run (Ctrl-C, kill -9) leaves only whole files behind.
+Every file is written atomically, so an interrupted run (Ctrl-C, kill -9) leaves only whole files behind; the
+store is written beside the old one and switched in whole (`store.publish`), one run per store at a time (its lock).
+Work files are named by a fingerprint of everything that shapes them: the recipe settings, the content of every
+input file (data set, checkpoints, CIFAR-10-C folder) and the lotterysite version. A damaged work file is
+reported, deleted and computed again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ import base64
 import hashlib
 import io
 import json
+import shutil
+import sys
+import socket
 import time
+import zipfile
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,15 +34,17 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..fileio import atomic_write
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
-from ..data import DataError, ImageSet, load_cifar10c, load_dataset
+from ..data import DATASETS, DataError, ImageSet, load_cifar10c, load_dataset
 from ..data._registry import DataSplits
+from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
-from ..store import geometry_schema, to_table, write_manifest, write_table
+from ..store import StoreError, geometry_schema, read_manifest, to_table, write_manifest, write_table
+from ..errors import LotterysiteError
+from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
     ACCURACY,
     CORRELATIONS,
@@ -46,8 +57,9 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
+from .executors import EXECUTORS, SlurmOptions, Unit, run_plan
 from .curse import random_vector_angles, width_sweep
-from .recipe import Recipe, model_id, model_key, shipped_rows
+from .recipe import Recipe, check_against_data, model_id, model_key, shipped_rows
 
 
 @dataclass(frozen=True)
@@ -60,10 +72,47 @@ class ModelEntry:
     retrained: bool
     seed: int
     fingerprint: str = ""  # hash of every recipe setting that shapes this model: work files are named by it
+    parent: str | None = None  # model_id it derives from: dense for a pruned model, the pruned one for a retrained
 
 
 def _fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    # The code version is in every fingerprint: a new lotterysite never reuses work made by an older one.
+    return hashlib.sha256(json.dumps([__version__, parts], sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class DamagedWork(LotterysiteError):
+    """A finished work file turned out damaged or stale when read; it is deleted, and the plan runs again."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path} is damaged ({why}); deleting it and computing it again")
+        self.path, self.why = path, why
+
+    def __reduce__(self):  # crosses process boundaries (Ray) with its two arguments
+        return DamagedWork, (self.path, self.why)
+
+
+def data_folder(name: str, root: str | None) -> Path | None:
+    """The folder `load_dataset(name, root)` reads: `root`, or the first of the data set's default folders."""
+    if root is not None:
+        return Path(root).expanduser()
+    spec = DATASETS.get(name)
+    return next((Path(r) for r in spec.roots if Path(r).is_dir()), None) if spec else None
+
+
+def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
+    """Content digests of every file the recipe reads: the data set's folder, each checkpoint, the CIFAR-10-C
+    files used. They go into the fingerprints, so replacing a file at the same path recomputes what it shapes."""
+    out = {}
+    folder = data_folder(recipe.data.name, recipe.data.root)
+    out["data"] = digests.tree(folder) if folder is not None and folder.is_dir() else ""
+    for a in recipe.architectures:
+        if a.checkpoint:
+            out[f"checkpoint:{a.model.arch}"] = digests.digest(a.checkpoint) if Path(a.checkpoint).is_file() else ""
+    c = recipe.corruptions
+    if c.source != "generate":
+        files = [Path(c.source) / f"{n}.npy" for n in c.names] + [Path(c.source) / "labels.npy"]
+        out["cifar10c"] = _fingerprint([digests.digest(f) if f.is_file() else "" for f in files])
+    return out
 
 
 @dataclass
@@ -83,33 +132,46 @@ class PrecomputeResult:
         return "\n".join(lines)
 
 
-def plan_models(recipe: Recipe) -> list[ModelEntry]:
-    """Every model the recipe asks for, dense first, in a stable order."""
+def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[ModelEntry]:
+    """Every model the recipe asks for, dense first, in a stable order; `inputs` (from `input_digests`) go into
+    the fingerprints."""
     many = len(recipe.seeds) > 1
-    data = asdict(recipe.data)
+    inputs = inputs or {}
+    data = [asdict(recipe.data), inputs.get("data", "")]
     out = []
     for seed in recipe.seeds:
         for a in recipe.architectures:
             arch = a.model.arch
             mid = model_id(arch, "dense", 0.0, retrained=False, seed=seed, many_seeds=many)
-            dense_fp = _fingerprint(data, asdict(a), seed)
+            dense_fp = _fingerprint(data, asdict(a), seed, inputs.get(f"checkpoint:{arch}", ""))
             out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed, dense_fp))
+            dense_id = mid
             for sweep in recipe.pruning:
                 for amount in sweep.amounts:
                     pruned_fp = _fingerprint(dense_fp, sweep.method, amount, sweep.options, sweep.train_subset)
+                    parent = dense_id
                     for retrained in (False, True) if sweep.retrain_epochs else (False,):
                         mid = model_id(arch, sweep.method, amount, retrained=retrained, seed=seed, many_seeds=many)
                         fp = _fingerprint(pruned_fp, sweep.retrain_epochs) if retrained else pruned_fp
-                        out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp))
+                        out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp,
+                                              parent=parent))  # fmt: skip
+                        parent = mid  # the retrained copy retrains this very pruned model
     return out
 
 
 class _Runner:
     def __init__(self, recipe: Recipe, store: Path, *, force: bool, device: torch.device, progress: bool):
         self.recipe, self.store, self.force, self.device, self.progress = recipe, store, force, device, progress
-        self.work = store / ".work"
+        self.work = work_dir(store)
         self.result = PrecomputeResult(store, 0, 0)
         self.meta = {"recipe": recipe.name, "config": recipe.to_dict()}
+        self.run_id = new_run_id()
+        # --force digests every input again instead of trusting the (size, mtime) cache.
+        self.digests = DigestCache(self.work / "digests.json", trust=not force)
+        self.inputs: dict[str, str] = {}
+        self.entries: list[ModelEntry] = []
+        self.prepared = None
+        self.models: OrderedDict[str, object] = OrderedDict()
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def bar(self, iterable, **kw):
@@ -127,15 +189,30 @@ class _Runner:
     def reuse(self, stage: str):
         self.result.reused[stage] = self.result.reused.get(stage, 0) + 1
 
+    def discard(self, path: Path, why: str) -> None:
+        """A damaged work file: say so, delete it, and let the caller compute it again."""
+        print(f"warning: {path} is damaged ({why}); deleting it and computing it again", file=sys.stderr)
+        path.unlink(missing_ok=True)
+
     # -- 1. data ---------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[DataSplits, ImageSet, list[tuple[str, int]]]:
         r = self.recipe
-        splits = load_dataset(r.data.name, r.data.root)
+        splits = load_dataset(r.data.name, r.data.root, trust_pickles=r.data.trust_pickles)
+        # Every check that needs the data runs now, before a single model trains.
+        check_against_data(r, splits.train, splits.test)
         data = DataSplits(splits.train.head(r.data.train_subset), splits.test.head(r.data.test_subset))
         eval_set = data.test.head(r.eval_subset)
-        for a in r.architectures:
+        for i, a in enumerate(r.architectures):
             if a.checkpoint:  # fail on a wrong checkpoint now, not after an hour of corruptions
-                load_checkpoint(a.checkpoint, arch=a.model.arch, num_classes=data.train.num_classes)
+                try:
+                    load_checkpoint(a.checkpoint, arch=a.model.arch, num_classes=data.train.num_classes,
+                                    in_channels=data.train.in_channels, image_size=data.train.image_size)  # fmt: skip
+                except CheckpointError as e:
+                    raise CheckpointError(f"{r.path}: field 'architectures[{i}].checkpoint': {e}") from None
+        if not self.inputs:  # a worker is handed the driver's digests instead of reading every input again
+            self.inputs = input_digests(r, self.digests)
+            self.digests.save()
+        self.entries = plan_models(r, self.inputs)
         variants = [("clean", 0)] + [(n, s) for n in r.corruptions.names for s in r.corruptions.severities]
         if r.corruptions.source != "generate":
             if data.test.num_classes != 10 or data.test.image_size != 32:
@@ -143,22 +220,61 @@ class _Runner:
                     f"{r.path}: field 'corruptions.source' is a CIFAR-10-C folder, but data set {r.data.name!r} is "
                     "not CIFAR-10; use source = \"generate\" or data.name = \"cifar10\""
                 )
-        else:
-            self.generate_corruptions(eval_set, variants[1:])
+            for n in [*r.corruptions.names, "labels"]:  # every file there now, not after the models have trained
+                f = Path(r.corruptions.source) / f"{n}.npy"
+                if not f.is_file():
+                    raise DataError(f"{r.path}: field 'corruptions.source': {f} not found; the folder must hold "
+                                    "<corruption>.npy for every name in corruptions.names, and labels.npy")  # fmt: skip
         return data, eval_set, variants
+
+    def prepare(self):
+        """The data, evaluation set and variants, loaded once per process (every unit of a worker shares them)."""
+        if self.prepared is None:
+            self.prepared = self.load_data()
+        return self.prepared
 
     def corruption_path(self, name: str, severity: int) -> Path:
         # Everything that determines the images is in the path, so a changed recipe never reuses stale ones.
         c, r = self.recipe.corruptions, self.recipe
         n = r.eval_subset if r.eval_subset is not None else "all"
-        folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}"
+        fp = _fingerprint(asdict(r.data), self.inputs.get("data", ""))
+        folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}-{fp}"
         return self.work / "corruptions" / folder / f"{name}-{severity}.npy"
 
-    def generate_corruptions(self, eval_set: ImageSet, variants: list[tuple[str, int]]) -> None:
+    def intact(self, path: Path) -> bool:
+        """Whether a finished checkpoint or results file (both zip archives) is whole, judged by its directory
+        alone (no tensor is read); a truncated one is reported and deleted, so its unit runs again."""
+        if not self.done(path):
+            return False
+        try:
+            with zipfile.ZipFile(path) as z:
+                z.infolist()
+            return True
+        except (OSError, zipfile.BadZipFile, ValueError) as e:
+            self.discard(path, f"{type(e).__name__}: {e}")
+            return False
+
+    def cached_corruption(self, path: Path, shape: tuple) -> bool:
+        """Whether a whole cached corruption is at `path` (a truncated or foreign file is discarded)."""
+        if not self.done(path):
+            return False
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            ok = array.shape == shape and array.dtype == np.uint8
+            why = f"shape {array.shape} {array.dtype}, expected {shape} uint8"
+            del array
+        except Exception as e:  # numpy raises several types for truncated files
+            ok, why = False, f"{type(e).__name__}: {e}"
+        if not ok:
+            self.discard(path, why)
+        return ok
+
+    def generate_corruptions(self, eval_set: ImageSet, variants: list[tuple[str, int]], *, always: bool = False) -> None:
         from ..corruptions import corrupt
 
         c = self.recipe.corruptions
-        todo = [(n, s) for n, s in variants if not self.done(self.corruption_path(n, s))]
+        shape = tuple(eval_set.images.shape)
+        todo = [(n, s) for n, s in variants if always or not self.cached_corruption(self.corruption_path(n, s), shape)]
         for _ in range(len(variants) - len(todo)):
             self.reuse("data")
         chunk = 1000
@@ -169,8 +285,9 @@ class _Runner:
                 # The generator is seeded per chunk start too, so a chunk's draws don't depend on chunk order.
                 y = corrupt(x, name, severity, seed=c.seed * 100_003 + start, params=c.params)
                 parts.append((y * 255).round().to(torch.uint8).cpu())
-            array = torch.cat(parts).numpy()
-            atomic_write(self.corruption_path(name, severity), lambda tmp, a=array: np.save(open(tmp, "wb"), a))
+            buf = io.BytesIO()
+            np.save(buf, torch.cat(parts).numpy())
+            write_bytes(self.corruption_path(name, severity), buf.getvalue())
 
     def variant_set(self, eval_set: ImageSet, name: str, severity: int) -> ImageSet:
         if name == "clean":
@@ -179,7 +296,11 @@ class _Runner:
         if c.source != "generate":
             return load_cifar10c(c.source, name, severity).head(len(eval_set))
         path = self.corruption_path(name, severity)
-        array = np.load(path, allow_pickle=False)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except Exception as e:  # damaged since the data stage checked it
+            path.unlink(missing_ok=True)
+            raise DataError(f"{path}: damaged ({type(e).__name__}: {e}); deleted it, rerun to generate it again") from None
         if array.shape != tuple(eval_set.images.shape):
             raise DataError(f"{path}: cached corruption has shape {array.shape}, expected {tuple(eval_set.images.shape)};"
                             " delete it or rerun with --force")  # fmt: skip
@@ -194,8 +315,12 @@ class _Runner:
         path = self.checkpoint_path(entry)
         shape = dict(in_channels=data.train.in_channels, image_size=data.train.image_size)
         if self.done(path):
-            self.reuse("models")
-            return load_checkpoint(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+            try:
+                model = load_checkpoint(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+                self.reuse("models")
+                return model
+            except CheckpointError as e:
+                self.discard(path, str(e).removeprefix(f"{path}: "))
         if arch_cfg.checkpoint:
             model, _ = load_checkpoint(arch_cfg.checkpoint, arch=entry.arch, num_classes=data.train.num_classes)
         else:
@@ -207,34 +332,59 @@ class _Runner:
                         meta={**self.meta, "model_id": entry.model_id})  # fmt: skip
         return model
 
-    def pruned_model(self, entry: ModelEntry, dense, data: DataSplits, cache: dict):
+    def pruned_model(self, entry: ModelEntry, parent, data: DataSplits):
+        """Prune `parent` (the dense model), or retrain it (the pruned model) for a `+retrain` entry."""
         path = self.checkpoint_path(entry)
         arch_cfg = next(a for a in self.recipe.architectures if a.model.arch == entry.arch)
         shape = dict(in_channels=data.train.in_channels, image_size=data.train.image_size)
         if self.done(path):
-            self.reuse("models")
-            return load_pruned(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+            try:
+                model = load_pruned(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+                self.reuse("models")
+                return model
+            except CheckpointError as e:
+                self.discard(path, str(e).removeprefix(f"{path}: "))
         sweep = next(s for s in self.recipe.pruning if s.method == entry.method)
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
-            base_id = entry.model_id.replace("+retrain", "")
-            base_entry = next(e for e in plan_models(self.recipe) if e.model_id == base_id)
-            base = cache.get(base_entry.key) or self.pruned_model(base_entry, dense, data, cache)
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
             train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=entry.seed)
-            model, _ = retrain(base, data.train.head(sweep.train_subset), train_cfg, device=self.device,
+            model, _ = retrain(parent, data.train.head(sweep.train_subset), train_cfg, device=self.device,
                                progress=self.progress)  # fmt: skip
             model.prune_config = cfg
         else:
             cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=self.progress)
-            model = prune_model(dense, cfg, data=data.train.head(sweep.train_subset), device=self.device)
+            model = prune_model(parent, cfg, data=data.train.head(sweep.train_subset), device=self.device)
         save_pruned(path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id})
+        return model
+
+    def model(self, entry: ModelEntry, data: DataSplits):
+        """The model of `entry`: from this process's cache, else its checkpoint (a damaged one is DamagedWork)."""
+        if entry.model_id in self.models:
+            self.models.move_to_end(entry.model_id)
+            return self.models[entry.model_id]
+        path = self.checkpoint_path(entry)
+        load = load_checkpoint if entry.method == "dense" else load_pruned
+        try:
+            model = load(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
+        except CheckpointError as e:
+            path.unlink(missing_ok=True)
+            raise DamagedWork(path, str(e).removeprefix(f"{path}: ")) from None
+        return self.remember(entry, model)
+
+    def remember(self, entry: ModelEntry, model):
+        # A few models stay in memory: a dense model is pruned right after it is trained, a pruned one evaluated
+        # and retrained right after it is made (the local executor runs units in that order).
+        self.models[entry.model_id] = model
+        while len(self.models) > 3:
+            self.models.popitem(last=False)
         return model
 
     # -- 3. evaluate -----------------------------------------------------------------------------------------
     def results_path(self, entry: ModelEntry) -> Path:
         c = self.recipe.corruptions
-        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed)
+        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed, c.names,
+                          c.severities, self.inputs.get("cifar10c", ""))  # fmt: skip
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
     def evaluate(self, model, eval_set: ImageSet, variants) -> agg.ModelResults:
@@ -258,11 +408,9 @@ class _Runner:
         )
 
     def save_results(self, path: Path, res: agg.ModelResults, extra: dict) -> None:
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez(f, variants=np.array(json.dumps(res.variants)), extra=np.array(json.dumps(extra)), **res.arrays())
-
-        atomic_write(path, write)
+        buf = io.BytesIO()
+        np.savez(buf, variants=np.array(json.dumps(res.variants)), extra=np.array(json.dumps(extra)), **res.arrays())
+        write_bytes(path, buf.getvalue())
 
     def load_results(self, path: Path, variants, labels: np.ndarray) -> tuple[agg.ModelResults, dict] | None:
         try:
@@ -274,71 +422,92 @@ class _Runner:
                 if not np.array_equal(arrays["labels"], labels):
                     return None  # another evaluation set: evaluate again
                 extra = json.loads(str(z["extra"]))
-        except (OSError, ValueError, KeyError, EOFError) as e:
-            tqdm.write(f"warning: {path} is unreadable ({e}); evaluating that model again")
+        except Exception as e:  # zipfile, numpy and json raise many types for a truncated file
+            self.discard(path, f"{type(e).__name__}: {e}")
             return None
         return agg.ModelResults(variants=stored, **arrays), extra
 
-    def models_and_results(self, data: DataSplits, eval_set: ImageSet, variants) -> dict[str, tuple]:
-        entries = plan_models(self.recipe)
-        out: dict[str, tuple] = {}
-        dense_cache: dict[tuple[str, int], object] = {}
-        pruned_cache: dict[str, object] = {}
-        model_time = eval_time = 0.0
-        for entry in self.bar(entries, desc="models", unit="model"):
+    def evaluate_unit(self, entry: ModelEntry, data: DataSplits, eval_set: ImageSet, variants) -> None:
+        model = self.model(entry, data)
+        res = self.evaluate(model, eval_set, variants)
+        report = sparsity_report(model)
+        self.save_results(self.results_path(entry), res, {"sparsity": report["sparsity"], "prunable": report["count"]})
+
+    def all_results(self, eval_set: ImageSet, variants) -> dict[str, tuple]:
+        """Every model's results, read back from the work files the evaluate units wrote."""
+        out = {}
+        for entry in self.entries:
             path = self.results_path(entry)
-            if self.done(path):
-                loaded = self.load_results(path, variants, eval_set.labels.numpy())
-                if loaded is not None:
-                    self.reuse("evaluate")
-                    out[entry.model_id] = (entry, *loaded)
-                    continue
-            t0 = time.perf_counter()
-            if entry.method == "dense":
-                model = self.dense_model(entry, data)
-                dense_cache[(entry.arch, entry.seed)] = model
-            else:
-                dense = dense_cache.get((entry.arch, entry.seed))
-                if dense is None:
-                    dense_entry = next(e for e in entries if e.method == "dense" and e.arch == entry.arch and e.seed == entry.seed)
-                    dense = dense_cache[(entry.arch, entry.seed)] = self.dense_model(dense_entry, data)
-                model = self.pruned_model(entry, dense, data, pruned_cache)
-                if not entry.retrained:
-                    pruned_cache[entry.key] = model
-            t1 = time.perf_counter()
-            res = self.evaluate(model, eval_set, variants)
-            eval_time += time.perf_counter() - t1
-            model_time += t1 - t0
-            report = sparsity_report(model)
-            extra = {"sparsity": report["sparsity"], "prunable": report["count"]}
-            self.save_results(path, res, extra)
-            out[entry.model_id] = (entry, res, extra)
-        self.result.timings["models"] = model_time
-        self.result.timings["evaluate"] = eval_time
+            loaded = self.load_results(path, variants, eval_set.labels.numpy()) if path.exists() else None
+            if loaded is None:
+                path.unlink(missing_ok=True)
+                raise DamagedWork(path, "missing, unreadable or made for other data")
+            out[entry.model_id] = (entry, *loaded)
         return out
 
     # -- 4. curse --------------------------------------------------------------------------------------------
-    def curse(self, data: DataSplits, eval_set: ImageSet) -> dict[str, list] | None:
+    def curse_path(self) -> Path:
         c = self.recipe.curse
-        if not c.enabled:
+        key = _fingerprint(asdict(c), asdict(self.recipe.data), self.inputs.get("data", ""), self.recipe.seeds[0])
+        return self.work / f"curse-{key}.json"
+
+    def curse_rows(self) -> dict[str, list] | None:
+        """The finished study's rows, or None (a damaged file is reported and deleted)."""
+        path = self.curse_path()
+        if not path.exists():
             return None
-        path = self.work / "curse.json"
-        key = json.dumps(asdict(c), sort_keys=True)
-        if self.done(path):
-            cached = json.loads(path.read_text())
-            if cached.get("config") == key:
-                self.reuse("curse")
-                return cached["rows"]
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+            if sorted(rows) != sorted(CURSE.names):
+                raise ValueError(f"columns {sorted(rows)}")
+            return rows
+        except Exception as e:  # truncated or foreign JSON
+            self.discard(path, f"{type(e).__name__}: {e}")
+            return None
+
+    def curse(self, data: DataSplits, eval_set: ImageSet) -> dict[str, list]:
+        c = self.recipe.curse
         rows = random_vector_angles(c.random_dims, c.random_samples, seed=self.recipe.seeds[0])
         sweep = width_sweep(c.arch, c.widths, data, eval_set, epochs=c.epochs, train_subset=c.train_subset,
                             seed=self.recipe.seeds[0], device=self.device, progress=self.progress)  # fmt: skip
         for k in rows:
             rows[k] += sweep[k]
-        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({"config": key, "rows": rows})))
+        write_bytes(self.curse_path(), json.dumps({"rows": rows}).encode())
         return rows
 
     # -- 5. store --------------------------------------------------------------------------------------------
+    def store_key(self) -> str:
+        """What the store is made from: every work file it reads (named by fingerprints) and the whole recipe."""
+        files = [self.results_path(e).name for e in self.entries]
+        if self.recipe.curse.enabled:
+            files.append(self.curse_path().name)
+        config = {k: v for k, v in self.recipe.to_dict().items() if k != "path"}  # the same recipe read elsewhere
+        return _fingerprint(files, config)
+
+    def store_current(self, units: list[Unit]) -> bool:
+        """Whether the published store was made from exactly this plan's work (a rerun then publishes nothing)."""
+        if self.force or any(not u.done for u in units):
+            return False
+        try:
+            from ..store.io import verify_store
+
+            manifest = json.loads((self.store / "manifest.json").read_text(encoding="utf-8"))
+            verify_store(self.store)
+        except Exception:  # missing, damaged or altered: publish it again
+            return False
+        return isinstance(manifest, dict) and manifest.get("inputs_key") == self.store_key()
+
     def write_store(self, results: dict, eval_set: ImageSet, variants, curse_rows) -> None:
+        """Write the whole new store beside the old one, then switch it in; on any failure the old one stays."""
+        staging = staging_dir(self.store, self.run_id)
+        try:
+            self.write_store_files(staging, results, eval_set, variants, curse_rows)
+            publish(staging, self.store)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def write_store_files(self, root: Path, results: dict, eval_set: ImageSet, variants, curse_rows) -> None:
         r = self.recipe
         classes = eval_set.classes
         C = len(classes)
@@ -346,7 +515,8 @@ class _Runner:
         files: dict[str, int] = {}
 
         def put(name: str, columns: dict, schema) -> None:
-            files[name] = write_table(self.store / name, to_table(columns, schema, where=name), metadata=self.meta)
+            files[name] = write_table(root / name, to_table(columns, schema, where=name),
+                                      metadata={**self.meta, "run_id": self.run_id})  # fmt: skip
 
         entries = [e for e, _, _ in results.values()]
         # models.arrow
@@ -458,13 +628,17 @@ class _Runner:
 
             picks = [int(np.flatnonzero(labels == c)[0]) for c in range(min(C, 3)) if (labels == c).any()]
             images = eval_set.images[picks].float().div(255)
-            if not self.done(self.store / "gallery.png"):
-                atomic_write(self.store / "gallery.png", lambda tmp: gallery(
-                    images, Path(tmp), names=r.corruptions.names, params=r.corruptions.params, seed=r.corruptions.seed,
-                ))  # fmt: skip
+            c = r.corruptions
+            cached = self.work / f"gallery-{_fingerprint(self.inputs.get('data', ''), picks, c.names, c.params, c.seed)}.png"
+            if not self.done(cached):
+                atomic_write(cached, lambda tmp: gallery(images, Path(tmp), names=c.names, params=c.params, seed=c.seed))
+            write_bytes(root / "gallery.png", cached.read_bytes())
             gallery_file = "gallery.png"
+            files["gallery.png"] = None
 
         manifest = {
+            "run_id": self.run_id,
+            "inputs_key": self.store_key(),
             "lotterysite_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "recipe": {"name": r.name, "title": r.title, "path": r.path, "config": r.to_dict()},
@@ -481,9 +655,9 @@ class _Runner:
             "shipped_severities": list(r.ship.severities),
             "corruption_source": r.corruptions.source,
             "gallery": gallery_file,
-            "files": {name: {"rows": rows, "bytes": (self.store / name).stat().st_size} for name, rows in sorted(files.items())},
+            "files": {name: {"rows": rows} for name, rows in sorted(files.items())},  # sizes, digests: write_manifest
         }  # fmt: skip
-        write_manifest(self.store, manifest)
+        write_manifest(root, manifest)
 
 
 def _thumbnail(image: torch.Tensor) -> str:
@@ -497,21 +671,213 @@ def _thumbnail(image: torch.Tensor) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def precompute(
-    recipe: Recipe, *, store: str | Path | None = None, force: bool = False, device=None, progress: bool = True
-) -> PrecomputeResult:
-    """Run `recipe` end to end and write its store (default `store/<recipe name>`); resumes finished work."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+# -- the plan: the study as units of work ----------------------------------------------------------------------
+STAGE = {"corruptions": "data", "dense": "models", "pruned": "models", "retrained": "models",
+         "evaluate": "evaluate", "curse": "curse", "store": "store"}  # fmt: skip
+
+
+def _runner_plan(runner: _Runner) -> list[Unit]:
+    """Every unit of the study in an order that runs each after its dependencies, a model's evaluation right after
+    the model (what the local executor keeps in memory). `done` says whose file exists already."""
+    data, eval_set, variants = runner.prepare()
+    units: list[Unit] = []
+    corruption_ids = []
+    if runner.recipe.corruptions.source == "generate":
+        shape = tuple(eval_set.images.shape)
+        for name, severity in variants[1:]:
+            path = runner.corruption_path(name, severity)
+            units.append(Unit(f"corruption/{name}-{severity}", "corruptions", (), str(path), gpu=True,
+                              done=runner.cached_corruption(path, shape)))  # fmt: skip
+            corruption_ids.append(units[-1].id)
+    by_id = {e.model_id: e for e in runner.entries}
+    children: dict[str, list[str]] = {}
+    for e in runner.entries:
+        if e.parent:
+            children.setdefault(e.parent, []).append(e.model_id)
+    evaluated = {e.model_id: runner.intact(runner.results_path(e)) for e in runner.entries}
+    damaged = {e.model_id for e in runner.entries if runner.done(runner.checkpoint_path(e))}
+    have = {e.model_id for e in runner.entries if runner.intact(runner.checkpoint_path(e))}
+    damaged -= have
+
+    def model_done(mid: str) -> bool:
+        # A model whose checkpoint the user removed is still done when nothing needs it any more: its results exist
+        # and so do all its derived models'. A damaged one is made again.
+        if mid in have:
+            return True
+        return mid not in damaged and evaluated[mid] and all(model_done(c) for c in children.get(mid, ()))
+
+    for e in runner.entries:
+        kind = "dense" if e.method == "dense" else "retrained" if e.retrained else "pruned"
+        deps = (f"model/{e.parent}",) if e.parent else ()
+        units.append(Unit(f"model/{e.model_id}", kind, deps, str(runner.checkpoint_path(e)), gpu=True,
+                          done=model_done(e.model_id)))  # fmt: skip
+        units.append(Unit(f"evaluate/{e.model_id}", "evaluate", (f"model/{e.model_id}", *corruption_ids),
+                          str(runner.results_path(e)), gpu=True, done=evaluated[e.model_id]))  # fmt: skip
+    store_deps = [u.id for u in units if u.kind == "evaluate"]
+    if runner.recipe.curse.enabled:
+        done = runner.done(runner.curse_path()) and runner.curse_rows() is not None
+        units.append(Unit("curse", "curse", (), str(runner.curse_path()), gpu=True, done=done))
+        store_deps.append("curse")
+    manifest = runner.store / "manifest.json"
+    units.append(Unit("store", "store", tuple(store_deps), str(manifest), done=runner.store_current(units)))
+    return units
+
+
+class UnitTask:
+    """`task(unit_id)` runs one unit of a study, in this process or on any worker that sees the store.
+
+    Picklable (Ray and submitit ship it to their workers); a worker builds its runner once and keeps it for every
+    unit it runs, with the driver's digests, run id and plan, so all workers agree on every fingerprint.
+    """
+
+    def __init__(self, recipe: Recipe, store: Path, *, run_id: str, inputs: dict[str, str], plan_id: str,
+                 device: str | None, force: bool, progress: bool):  # fmt: skip
+        self.recipe, self.store, self.run_id, self.inputs, self.plan_id = recipe, Path(store), run_id, inputs, plan_id
+        self.device, self.force, self.progress = device, force, progress
+        self.runner: _Runner | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "runner": None}  # a runner holds data and models: each worker builds its own
+
+    def get_runner(self) -> _Runner:
+        if self.runner is None:
+            # Chosen on the worker: the driver never initialises CUDA, a GPU worker uses its card.
+            device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            runner = _Runner(self.recipe, self.store, force=self.force, device=device, progress=self.progress)
+            runner.run_id, runner.inputs = self.run_id, dict(self.inputs)
+            self.runner = runner
+        return self.runner
+
+    def check_store_visible(self) -> None:
+        plan_file = work_dir(self.store) / "plan.json"
+        try:
+            seen = json.loads(plan_file.read_text(encoding="utf-8")).get("plan_id")
+        except (OSError, ValueError):
+            seen = None
+        if seen != self.plan_id:
+            raise LotterysiteError(
+                f"{plan_file}: not found (or another run's) on worker {socket.gethostname()}: this worker cannot see "
+                "the store; put the store on a filesystem every worker sees (a shared NFS/Lustre/GPFS path)"
+            )
+
+    def __call__(self, unit_id: str) -> float:
+        start = time.perf_counter()
+        self.check_store_visible()
+        runner = self.get_runner()
+        data, eval_set, variants = runner.prepare()
+        kind, _, name = unit_id.partition("/")
+        entries = {e.model_id: e for e in runner.entries}
+        if kind == "corruption":
+            corruption, _, severity = name.rpartition("-")
+            runner.generate_corruptions(eval_set, [(corruption, int(severity))], always=True)
+        elif kind == "model":
+            entry = entries[name]
+            if entry.method == "dense":
+                model = runner.dense_model(entry, data)
+            else:
+                model = runner.pruned_model(entry, runner.model(entries[entry.parent], data), data)
+            runner.remember(entry, model)
+        elif kind == "evaluate":
+            runner.evaluate_unit(entries[name], data, eval_set, variants)
+        elif unit_id == "curse":
+            runner.curse(data, eval_set)
+        elif unit_id == "store":
+            curse_rows = runner.curse_rows() if self.recipe.curse.enabled else None
+            if self.recipe.curse.enabled and curse_rows is None:
+                raise DamagedWork(runner.curse_path(), "missing or unreadable")
+            runner.write_store(runner.all_results(eval_set, variants), eval_set, variants, curse_rows)
+        else:
+            raise ValueError(f"unknown unit {unit_id!r}")
+        return time.perf_counter() - start
+
+
+def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False) -> list[Unit]:
+    """The units of `recipe`'s study, their dependencies and which are done (what `precompute --plan` prints)."""
     store = Path(store) if store is not None else Path("store") / recipe.name
-    runner = _Runner(recipe, store, force=force, device=device, progress=progress)
+    return _runner_plan(_Runner(recipe, store, force=force, device=torch.device("cpu"), progress=False))
+
+
+def precompute(
+    recipe: Recipe, *, store: str | Path | None = None, force: bool = False, device=None, progress: bool = True,
+    wait: bool = False, executor: str = "local", ray_address: str | None = None, slurm: SlurmOptions | None = None,
+) -> PrecomputeResult:
+    """Run `recipe` end to end and write its store (default `store/<recipe name>`); resumes finished work.
+
+    The study is planned as units (`plan`) that `executor` runs: "local" in this process, "ray" as Ray tasks,
+    "slurm" as submitit job arrays. One run per store: a second is refused naming the holder, or waits with `wait`.
+    """
+    if executor not in EXECUTORS:
+        raise LotterysiteError(f"executor {executor!r} is unknown; choose one of {', '.join(EXECUTORS)}")
+    store = Path(store) if store is not None else Path("store") / recipe.name
+    if store.is_symlink() or (store.exists() and not store.is_dir()):
+        raise StoreError(f"{store}: exists and is not a store folder (a file or a link); it is switched by rename, "
+                        "so give --store a folder path")  # fmt: skip
     start = time.perf_counter()
-    data, eval_set, variants = runner.timed("data", runner.load_data)
-    results = runner.models_and_results(data, eval_set, variants)
-    curse_rows = runner.timed("curse", runner.curse, data, eval_set)
-    runner.timed("store", runner.write_store, results, eval_set, variants, curse_rows)
-    runner.result.models = len(results)
-    runner.result.timings["total"] = time.perf_counter() - start
-    return runner.result
+    with store_lock(store, wait=wait):
+        recover(store)
+        remove_temporaries(work_dir(store))  # what writers killed mid-write left behind
+        # The driver plans on the CPU; units pick their device where they run.
+        runner = _Runner(recipe, store, force=force, device=torch.device("cpu"), progress=progress)
+        t0 = time.perf_counter()
+        runner.prepare()
+        prepare_time = time.perf_counter() - t0
+        result = runner.result
+        for attempt in range(3):
+            units = _runner_plan(runner)
+            plan_id = _fingerprint(runner.run_id, attempt, [(u.id, u.output) for u in units])
+            if any(not u.done for u in units):  # workers check they see this file (nothing to run: no rewrite)
+                write_bytes(work_dir(store) / "plan.json", json.dumps({
+                    "plan_id": plan_id, "run_id": runner.run_id, "executor": executor,
+                    "units": [{"id": u.id, "kind": u.kind, "deps": list(u.deps), "output": u.output, "done": u.done}
+                              for u in units],
+                }, indent=1).encode())  # fmt: skip
+            for u in units:
+                if u.done and u.kind != "store":
+                    runner.reuse(STAGE[u.kind])
+            local = executor == "local"
+            task = UnitTask(recipe, store, run_id=runner.run_id, inputs=runner.inputs, plan_id=plan_id,
+                            device=None if device is None else str(device), force=force,
+                            progress=progress and local)  # fmt: skip
+            if local:
+                task.runner = runner  # the local executor shares the driver's data and model cache
+                runner.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            try:
+                report = run_plan(units, task, executor=executor, ray_address=ray_address, slurm=slurm,
+                                  log_dir=work_dir(store) / "logs",
+                                  bar=lambda n: tqdm(total=n, desc="units", unit="unit", dynamic_ncols=True,
+                                                     disable=not progress))  # fmt: skip
+                break
+            except LotterysiteError as e:
+                damaged = isinstance(e, DamagedWork) or getattr(e, "cause_type", "") == "DamagedWork"
+                if not damaged or attempt == 2:
+                    raise
+                # A finished file turned out damaged when read: it is gone now, so the next plan recomputes it.
+                print(f"warning: {e}", file=sys.stderr)
+                runner.models.clear()
+                runner.result.reused.clear()
+        for stage in ("data", "models", "evaluate", "curse", "store"):
+            result.timings[stage] = sum(t for uid, t in report.durations.items() if STAGE[_kind(units, uid)] == stage)
+        result.timings["data"] += prepare_time
+    result.models = len(runner.entries)
+    if not result.shipped:  # the store was current: nothing was published
+        result.shipped = read_manifest(store).get("dataset", {}).get("n_shipped", 0)
+    result.timings["total"] = time.perf_counter() - start
+    return result
 
 
-__all__ = ["ModelEntry", "PrecomputeResult", "plan_models", "precompute"]
+def _kind(units: list[Unit], unit_id: str) -> str:
+    return next(u.kind for u in units if u.id == unit_id)
+
+
+def format_plan(units: list[Unit]) -> str:
+    """The plan as text: one line per unit with its state and what it waits for."""
+    lines = []
+    done = sum(u.done for u in units)
+    lines.append(f"{len(units)} units, {done} done, {len(units) - done} to run")
+    for u in units:
+        deps = ", ".join(u.deps[:3]) + (f" (+{len(u.deps) - 3})" if len(u.deps) > 3 else "")
+        lines.append(f"  [{'done' if u.done else 'todo'}] {u.id:<48} {u.kind:<11} after: {deps or '-'}")
+    return "\n".join(lines)
+
+
+__all__ = ["DamagedWork", "ModelEntry", "PrecomputeResult", "UnitTask", "format_plan", "plan", "plan_models", "precompute"]

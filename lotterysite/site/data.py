@@ -17,10 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from ..store import TABLES, StoreError, geometry_schema, read_manifest, read_table
+from ..store import TABLES, StoreError, geometry_schema, read_table, verify_store
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
+OPTIONAL_TABLES = ("curse.arrow",)  # stages a recipe can switch off; the page leaves their figure out
+THUMBNAIL = re.compile(r"^data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]*$")  # never a URL readers would fetch
 SMALL_TABLES = ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
                 "curse.arrow")  # fmt: skip
 
@@ -53,8 +55,17 @@ class Store:
 def load_store(root: str | Path) -> Store:
     """Read and validate every store file the site needs; a StoreError names the file and the fix."""
     root = Path(root)
-    manifest = read_manifest(root)
-    tables = {name: read_table(root / name, schema) for name, schema in TABLES.items()}
+    manifest = verify_store(root)  # every file whole, unaltered, from one run, inside the store
+    files = manifest["files"]
+    tables = {name: read_table(root / name, schema) for name, schema in TABLES.items()
+              if name in files or name not in OPTIONAL_TABLES}  # fmt: skip
+    for name in tables:
+        if name not in files:
+            raise StoreError(f"{root / name}: not listed in the manifest; rerun `lotterysite precompute RECIPE`")
+    for i, thumb in enumerate(tables["samples.arrow"].column("thumbnail").to_pylist()):
+        if thumb and not THUMBNAIL.match(thumb):
+            raise StoreError(f"{root}/samples.arrow: row {i}: field 'thumbnail' is not a data:image/png, jpeg or "
+                             "webp URI; a store never points readers at outside addresses")  # fmt: skip
     classes = list(manifest.get("dataset", {}).get("classes") or [])
     if not classes:
         raise StoreError(f"{root / 'manifest.json'}: dataset.classes is empty; rerun `lotterysite precompute RECIPE`")
@@ -62,11 +73,19 @@ def load_store(root: str | Path) -> Store:
     for key in models.column("model_key").to_pylist():
         if not SAFE_KEY.match(key):
             raise StoreError(f"{root}/models.arrow: model_key {key!r} is not file-name-safe (letters, digits, '._-')")
-        if not (root / "geometry" / f"{key}.arrow").exists():
+        if f"geometry/{key}.arrow" not in files:
             raise StoreError(
                 f"{root}/geometry/{key}.arrow not found (listed in models.arrow); rerun `lotterysite precompute RECIPE`"
             )
     return Store(root, manifest, classes, models, tables["accuracy.arrow"], tables)
+
+
+def gallery_file(store: Store) -> Path | None:
+    """The store's gallery.png when it is one of its verified files (a regular file inside the store, listed
+    with its digest); None otherwise, so a link to a private file is never copied into the public site."""
+    if "gallery.png" not in store.manifest["files"]:
+        return None
+    return store.root / "gallery.png"  # verify_store has checked it: regular, inside, unaltered
 
 
 def arrow_bytes(table: pa.Table) -> bytes:
@@ -224,14 +243,15 @@ def axis_classes(store: Store, arch: str, max_axes: int) -> list[int]:
 
 def findings_tables(store: Store) -> dict[str, bytes]:
     """The findings page's data and the store's small tables, as downloadable Arrow files."""
-    out = {f"store/{name}": arrow_bytes(store.tables[name]) for name in SMALL_TABLES}
+    out = {f"store/{name}": arrow_bytes(store.tables[name]) for name in SMALL_TABLES if name in store.tables}
     mc = store.tables["margin_change.arrow"]
     out["margin_change.arrow"] = arrow_bytes(pa.table({
         "model_id": mc["model_id"].cast(pa.string()), "variant": mc["variant"].cast(pa.string()),
         "x": mc["x"], "density": mc["density"]}))  # fmt: skip
-    curse = store.tables["curse.arrow"]
-    out["curse.arrow"] = arrow_bytes(pa.table({"study": curse["study"].cast(pa.string()),
-                                               **{k: curse[k] for k in curse.column_names if k != "study"}}))  # fmt: skip
+    if "curse.arrow" in store.tables:
+        curse = store.tables["curse.arrow"]
+        out["curse.arrow"] = arrow_bytes(pa.table({"study": curse["study"].cast(pa.string()),
+                                                   **{k: curse[k] for k in curse.column_names if k != "study"}}))  # fmt: skip
     corr = store.tables["correlations.arrow"]
     out["correlations.arrow"] = arrow_bytes(pa.table({k: corr[k].cast(pa.string()) if pa.types.is_dictionary(corr[k].type) else corr[k]
                                                       for k in corr.column_names}))  # fmt: skip

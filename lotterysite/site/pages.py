@@ -166,7 +166,6 @@ def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
     uri = "findings.md"
     specs = {
         "data/specs/margin_change.json": spec_dict(charts.margin_change_density()),
-        "data/specs/curse.json": spec_dict(charts.curse_of_dimensionality()),
         "data/specs/correlations.json": spec_dict(charts.correlations()),
     }
     corr = store.tables["correlations.arrow"].to_pylist()
@@ -193,6 +192,11 @@ def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
                "datasets": {data_name: rel(uri, f"data/{file}")}}  # fmt: skip
         return f"<div class=\"ls-view\" data-ls-view=\"static\"><div class=\"ls-config\" hidden>{to_json(cfg)}</div></div>"
 
+    if "curse.arrow" in store.tables:
+        specs["data/specs/curse.json"] = spec_dict(charts.curse_of_dimensionality())
+        curse_md = chart("curse", "curse", "curse.arrow")
+    else:  # the recipe switched the study off ([curse] enabled = false)
+        curse_md = "<p><em>This store has no curse.arrow: its recipe switched the study off.</em></p>"
     gallery_md = (
         f"<img class=\"ls-gallery\" src=\"{rel(uri, 'data/gallery.png')}\" alt=\"every corruption at every severity\">"
         if gallery
@@ -224,7 +228,7 @@ over every corruption and severity ("all") and per corruption. Click a legend en
 Mean ± standard deviation of the angle between random vectors, and between samples and their class direction
 in trained models, against the dimension (paper §5.4).
 
-{chart("curse", "curse", "curse.arrow")}
+{curse_md}
 
 ## Corruption gallery
 

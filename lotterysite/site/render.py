@@ -100,11 +100,12 @@ def render(
         out.files.update({k: _spec_json(v) for k, v in specs.items()})
         generated += arch_pages
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
-    gallery = store.root / "gallery.png"
-    findings, specs = pages.findings_page(store, gallery=gallery.exists())
+    # Only a verified regular file inside the store: a link to a private file never reaches the public site.
+    gallery = data.gallery_file(store)
+    findings, specs = pages.findings_page(store, gallery=gallery is not None)
     out.files.update({k: _spec_json(v) for k, v in specs.items()})
     out.files.update({f"data/{k}": v for k, v in data.findings_tables(store).items()})
-    if gallery.exists():
+    if gallery is not None:
         out.files["data/gallery.png"] = gallery
     generated.append(findings)
     out.sections.append(("Findings", [findings.src_uri]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import StoreError, read_manifest, read_table
+from .io import StoreError, read_table, verify_store
 from .schema import TABLES, geometry_schema, outcomes_schema
 
 
@@ -20,10 +20,19 @@ def expected_schema(name: str, manifest: dict):
 
 def describe(root: str | Path) -> str:
     root = Path(root)
-    m = read_manifest(root)
+    m = verify_store(root)  # sizes, digests and run of every file
+    try:
+        return _describe(root, m)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise StoreError(f"{root / 'manifest.json'}: a field is missing or malformed ({type(e).__name__}: {e}); "
+                         "rerun `lotterysite precompute RECIPE`") from None
+
+
+def _describe(root: Path, m: dict) -> str:
     d = m["dataset"]
     lines = [
-        f"store {root} (schema {m['schema_version']}, lotterysite {m.get('lotterysite_version')}, created {m.get('created')})",
+        f"store {root} (schema {m['schema_version']}, lotterysite {m.get('lotterysite_version')}, created {m.get('created')}, "
+        f"run {m['run_id']})",
         f"recipe   {m['recipe']['name']}: {m['recipe'].get('title', '')}",
         f"data     {d['name']}: {len(d['classes'])} classes, {d['n_eval']} evaluation samples, {d['n_shipped']} shipped",
         f"models   {len(m['models'])} ({', '.join(m['architectures'])}; methods {', '.join(m['methods'])})",
@@ -33,6 +42,10 @@ def describe(root: str | Path) -> str:
     ]
     total = 0
     for name, info in m["files"].items():
+        if not name.endswith(".arrow"):
+            total += info["bytes"]
+            lines.append(f"  {name:<48} {'':>8}      {info['bytes'] / 1024:>9.1f} KiB")
+            continue
         table = read_table(root / name, expected_schema(name, m))
         if table.num_rows != info["rows"]:
             raise StoreError(f"{root / name}: holds {table.num_rows} rows, the manifest says {info['rows']}; "

@@ -88,8 +88,15 @@
   }
   function download(name, rows) {
     const cols = Object.keys(rows[0] || {}).filter((k) => k !== "image" && k !== "thumbnail");
-    const quote = (v) => (v == null ? "" : /[",\n]/.test(String(v)) ? '"' + String(v).replace(/"/g, '""') + '"' : String(v));
-    const csv = [cols.join(","), ...rows.map((r) => cols.map((c) => quote(r[c])).join(","))].join("\n");
+    // OWASP CSV injection rule: a text cell starting with = + - @ (or tab / carriage return) would run as a
+    // spreadsheet formula, so it gets a leading apostrophe; numbers (and BigInts) are left as they are.
+    const guard = (v) => (typeof v === "string" && /^[=+\-@\t\r]/.test(v) ? "'" + v : String(v));
+    const quote = (v) => {
+      if (v == null) return "";
+      const s = guard(v);
+      return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+    };
+    const csv = [cols.map(quote).join(","), ...rows.map((r) => cols.map((c) => quote(r[c])).join(","))].join("\n");
     const a = el("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: name });
     document.body.appendChild(a);
     a.click();
