@@ -240,3 +240,91 @@ def test_download_gives_the_views_rows_as_csv(page, server):
     assert "sample_id" in header and "ref_margin" in header
     assert len(lines) - 1 == rows > 100
 
+
+
+# ---- every control, changed in place, shows what a fresh load of the page's own link shows ----
+
+# What a view shows: every text its charts draw (titles, class headers with accuracies, axis labels, captions),
+# its number of drawn items and its controls' values. Computed here, not by the loader, so that it judges it.
+SHOWN = """() => window.lotterysiteRuntime.views.map(v => {
+  const texts = [];
+  let marks = 0;
+  const walk = (item) => {
+    if (item.items) { item.items.forEach(walk); return; }
+    marks++;
+    if (item.text != null) texts.push([].concat(item.text).join(' '));
+  };
+  if (v.view) walk(v.view.scenegraph().root);
+  return {texts: texts.sort(), marks,
+          controls: Array.from(v.root.querySelectorAll('select')).map(s => s.value),
+          info: Array.from(v.root.querySelectorAll('.ls-info')).map(e => e.textContent)};
+})"""
+SETTLE = """() => window.lotterysiteRuntime.settled ? window.lotterysiteRuntime.settled()
+  : new Promise(r => setTimeout(r, 2500))"""
+# (control locator, option value) applied one after the other; each change is compared with a fresh load.
+M05, M08, R03 = "lenet5/magnitude/0.5", "lenet5/magnitude/0.8", "lenet5/random/0.3"
+CONTROLS = {
+    "evaluation": ("", [(".ls-controls select >> nth=0", M08), (".ls-controls select >> nth=1", "class:3"),
+                        (".ls-controls select >> nth=0", R03)]),
+    "local": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=0", M08),
+                              (".ls-controls select >> nth=1", "v3.arrow"), (".ls-controls select >> nth=3", "v2.arrow"),
+                              (".ls-traj select", "newly wrong"), (".ls-controls select >> nth=2", "")]),
+    "global": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=4", "6"),
+                               (".ls-controls select >> nth=0", M08), (".ls-controls select >> nth=1", "v3.arrow"),
+                               (".ls-controls select >> nth=3", "v2.arrow"), (".ls-controls select >> nth=2", "")]),
+    "samples": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=0", M08),
+                                (".ls-controls select >> nth=1", "v3.arrow"), (".ls-controls select >> nth=3", "v2.arrow")]),
+}
+
+
+def fresh_view(browser, url, viewport=(1500, 1000)):
+    """What a reader who opens `url` in a new tab sees, and the problems that tab logged."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    pg = context.new_page()
+    problems = []
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.goto(url)
+    pg.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=30_000)
+    pg.evaluate("window.lotterysiteRuntime.ready")
+    pg.evaluate(SETTLE)
+    shown = pg.evaluate(SHOWN)
+    errors = pg.evaluate("window.lotterysiteRuntime.errors")
+    context.close()
+    return shown, problems + errors
+
+
+@pytest.mark.parametrize("kind", list(CONTROLS))
+def test_every_control_in_place_shows_what_its_link_shows(page, server, browser, kind):
+    start, steps = CONTROLS[kind]
+    open_view(page, server + f"views/lenet5/{kind}/{start}")
+    for locator, value in steps:
+        page.locator(locator).select_option(value)
+        page.evaluate(SETTLE)
+        here = page.evaluate(SHOWN)
+        there, problems = fresh_view(browser, page.url)
+        assert not problems, (locator, value, problems)
+        assert here == there, f"{kind}: after {locator} = {value!r} the view differs from a fresh load of {page.url}"
+    assert page.problems == [] and page.evaluate("window.lotterysiteRuntime.errors") == []
+
+
+SLOW_FETCH = """(() => {
+  // The compared model's slices arrive late (a slow network): a newer choice made meanwhile must win.
+  const fetch0 = window.fetch;
+  window.fetch = (url, ...rest) => String(url).includes('lenet5__magnitude__0.5/')
+    ? new Promise(r => setTimeout(r, 1500)).then(() => fetch0(url, ...rest)) : fetch0(url, ...rest);
+})()"""
+
+
+def test_a_slow_older_load_never_overwrites_a_newer_choice(page, server, browser):
+    page.add_init_script(SLOW_FETCH)
+    open_view(page, server + "views/lenet5/local/")
+    page.locator(".ls-controls select >> nth=2").select_option(M05)  # slow
+    page.locator(".ls-controls select >> nth=2").select_option(R03)  # fast, chosen last
+    page.wait_for_timeout(2000)  # past the slow answer
+    page.evaluate(SETTLE)
+    here = page.evaluate(SHOWN)
+    assert f"cmp={R03.replace('/', '%2F')}" in page.url
+    there, problems = fresh_view(browser, page.url)
+    assert not problems and here == there
+    assert page.problems == []

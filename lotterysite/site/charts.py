@@ -19,6 +19,7 @@ GREEN = "#2ca02c"
 PURPLE = "#9467bd"
 OUTCOMES = ["both wrong", "newly wrong", "newly right", "both right"]  # Fig. 4 ④ (c)-(f)
 OUTCOME_COLORS = [PURPLE, RED, GREEN, GRAY]
+CORRECTNESS = ["correct", "incorrect"]  # a single model's prediction, Fig. 4 ③
 AMOUNT_LABEL = "datum.value == 0 ? 'dense' : format(datum.value, '.0%')"
 METRIC_DIFFS = (("d_angle", "Δ angle (°)"), ("d_length", "Δ length"), ("d_margin", "Δ margin"))
 
@@ -110,27 +111,30 @@ def _density(field_names: list[str], colors: list[str], *, vertical: bool, size:
     return out.properties(width=size) if vertical else out.properties(height=size)
 
 
+def panel_brush(class_id: int) -> str:
+    """Name of the brush on one class panel of the local view (each panel selects within its own class)."""
+    return f"brush_{class_id}"
+
+
 def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, columns: int = 4) -> alt.VConcatChart:
     """Local geometry: per class, angle to the true class vs length with marginal densities and a margin density.
 
     Rows (one per sample): sample_id, label, class_name, image, ref_correct (0/1), ref_class_accuracy (full-data accuracy of the class), ref_angle_true, ref_length,
     ref_margin, and with `compare` the cmp_* twins plus d_angle, d_length, d_margin (compared minus reference) and
     outcome (one of OUTCOMES). Single model: gray correct, red incorrect (Fig. 4 ③). Compare: reference gray,
-    compared yellow, trajectories coloured by outcome (Fig. 4 ④, Fig. 7), filtered by the outcome radio and the
-    metric-difference ranges `d_angle`, `d_length`, `d_margin`. Brush `brush` (length × angle) selects samples.
+    compared yellow, trajectories coloured by outcome (Fig. 4 ④, Fig. 7), filtered by the outcome param and the
+    metric-difference ranges `d_angle`, `d_length`, `d_margin`. Each class panel has its own brush (length × angle,
+    `panel_brush(class_id)`) that selects samples of that class only; the panels are one concat named "ls_panels"
+    (the loader sets its columns to the page width).
     """
-    brush = alt.selection_interval(name="brush", encodings=["x", "y"])
-    params = [brush]
+    params = []
     diffs = []
-    keep = [brush]
     if compare:
-        outcome = alt.param(
-            name="outcome", value="all", bind=alt.binding_radio(options=["all", *OUTCOMES], name="trajectories ")
-        )
+        params.append(alt.param(name="outcome", value="all"))  # set by the page's trajectory control
         diffs = [alt.selection_interval(name=name, encodings=["x"]) for name, _ in METRIC_DIFFS]
-        params.append(outcome)
     panels = []
     for class_id, _name in classes:
+        brush = alt.selection_interval(name=panel_brush(class_id), encodings=["x", "y"])
         flt = f"datum.label == {class_id}"
         # Class accuracy on the full evaluation set (a per-row constant from accuracy.arrow), n = shipped samples.
         acc = "ref_class_accuracy"
@@ -184,7 +188,7 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
                 .encode(
                     x=x,
                     y=y,
-                    color=alt.Color("ref_outcome:N", scale=alt.Scale(domain=["correct", "incorrect"], range=[GRAY, RED]),
+                    color=alt.Color("ref_outcome:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]),
                                     legend=alt.Legend(orient="bottom", title=None)),  # fmt: skip
                     opacity=alt.condition(brush, alt.value(0.8), alt.value(0.15)),
                     tooltip=tooltip,
@@ -204,11 +208,7 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
         panels.append(
             alt.vconcat(header, top, alt.hconcat(scatter, right, spacing=2), margin, spacing=2)
         )
-    with warnings.catch_warnings():
-        # One brush shared by every class panel is intended; Altair warns when it merges the identical params.
-        warnings.simplefilter("ignore", UserWarning)
-        rows = [alt.hconcat(*panels[i : i + columns], spacing=18) for i in range(0, len(panels), columns)]
-    parts = [*rows]
+    parts = [alt.concat(*panels, columns=columns, spacing=18).properties(name="ls_panels")]
     if compare:
         hists = []
         for (name, title), sel in zip(METRIC_DIFFS, diffs):
@@ -220,12 +220,19 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
                 .properties(width=220, height=70)
             )
         parts.insert(0, alt.hconcat(*hists, title="metric difference (compared − reference): drag to select"))
-    return alt.vconcat(*parts, data=_data(data, "pairs"), spacing=14).add_params(*[p for p in params if p is not brush])
+    out = alt.vconcat(*parts, data=_data(data, "pairs"), spacing=14)
+    return out.add_params(*params) if params else out
 
 
-def local_filters(compare: bool) -> list:
-    """The predicates that define the selected samples in the local view (used by the sample grid)."""
-    out = [{"param": "brush"}]
+def local_filters(compare: bool, class_ids: list[int]) -> list:
+    """The predicates that define the selected samples in the local view (used by the sample grid).
+
+    A sample is selected by the brush of its own class panel; while no panel is brushed, every sample is.
+    """
+    stores = [f"data('{panel_brush(j)}_store')" for j in class_ids]
+    any_brush = " || ".join(f"length({s})" for s in stores) or "false"
+    own = " || ".join(f"(datum.label == {j} && vlSelectionTest('{panel_brush(j)}_store', datum))" for j in class_ids)
+    out = [f"!({any_brush})" + (f" || {own}" if own else "")]
     if compare:
         out += [{"param": name} for name, _ in METRIC_DIFFS] + [_outcome_filter()]
     return out

@@ -81,7 +81,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the shared brush, see charts.local_geometry
             local = charts.local_geometry(classes=classes, compare=compare)
-        grid = charts.sample_examination(filters=charts.local_filters(compare), compare=compare)
+        grid = charts.sample_examination(filters=charts.local_filters(compare, shown_classes), compare=compare)
         specs[f"{data_dir}/specs/local-{mode}.json"] = spec_dict(alt_vconcat(local, grid))
         glob = charts.global_geometry(axes=axis_fields, compare=compare)
         grid = charts.sample_examination(filters=charts.global_filters(len(axis_fields)), compare=compare)
@@ -99,6 +99,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         "classes": store.classes,
         "models": _model_options(store, arch),
         "slices": data.slices,
+        "outcomes": charts.OUTCOMES,
+        "correctness": charts.CORRECTNESS,
     }
     intros = {
         "evaluation": (
@@ -143,6 +145,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
             cfg["axes"] = [f for f, _ in axis_fields]
             cfg["axis_classes"] = axes
+            cfg["panel_brushes"] = {charts.panel_brush(j): j for j in shown_classes} if kind == "local" else {}
         heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intros[kind])))
     return pages, specs
