@@ -35,7 +35,7 @@ def site(tmp_path_factory):
         lambda: charts.local_geometry(classes=CLASSES, compare=True),
         lambda: charts.global_geometry(axes=AXES, compare=False),
         lambda: charts.global_geometry(axes=AXES, compare=True),
-        lambda: charts.sample_examination(filters=charts.local_filters(True), compare=True),
+        lambda: charts.sample_examination(filters=charts.local_filters(True, [0, 3]), compare=True),
         lambda: charts.margin_change_density(),
         lambda: charts.curse_of_dimensionality(),
         lambda: charts.correlations(),
@@ -58,7 +58,7 @@ def test_chart_functions_take_dataframes():
 def test_interval_params_are_named_for_the_url_state():
     spec = charts.local_geometry(classes=CLASSES, compare=True).to_dict()
     names = {p["name"] for p in spec["params"]}
-    assert {"brush", "d_angle", "d_length", "d_margin", "outcome"} <= names
+    assert {"brush_0", "brush_9", "d_angle", "d_length", "d_margin", "outcome"} <= names
 
 
 def test_plugin_builds_every_page_and_data_file(site):

@@ -84,6 +84,12 @@ def amount_label(amount: float) -> str:
     return "dense" if amount == 0 else f"{amount * 100:g}%"
 
 
+def model_label(row: dict) -> str:
+    """"magnitude+retrain 50%", or "dense" alone (never "dense dense")."""
+    amount = amount_label(row["amount"])
+    return amount if row["method"] == "dense" or amount == method_label(row) else f"{method_label(row)} {amount}"
+
+
 def variant_labels(store: Store) -> list[str]:
     """Columns of the evaluation table: clean, the mean over corruptions, then each corruption."""
     corruptions = list(store.manifest.get("corruptions") or [])
@@ -100,8 +106,9 @@ def evaluation_rows(store: Store, arch: str) -> pa.Table:
         if m is None:
             continue
         label = "corruption mean" if r["variant"] == "corruption_mean" else r["variant"]
-        rows.append(dict(model_id=r["model_id"], method_label=method_label(m), amount=float(m["amount"]),
-                         amount_label=amount_label(m["amount"]), variant_label=label, accuracy=float(r["accuracy"])))  # fmt: skip
+        rows.append(dict(model_id=r["model_id"], model_label=model_label(m), method_label=method_label(m),
+                         amount=float(m["amount"]), amount_label=amount_label(m["amount"]), variant_label=label,
+                         accuracy=float(r["accuracy"])))  # fmt: skip
     best: dict[tuple[str, str], float] = {}
     for r in rows:
         key = (r["variant_label"], r["method_label"])
@@ -113,10 +120,13 @@ def evaluation_rows(store: Store, arch: str) -> pa.Table:
         cell = (r["variant_label"], r["method_label"])
         r["first"] = cell not in seen
         seen.add(cell)
+        r["order"] = r["rank"] * 1000 + r["amount"] * 100  # ranked methods top-down, each by amount
+        r["subset_accuracy"] = None
         r["delta"] = None
-    schema = pa.schema([("model_id", pa.string()), ("method_label", pa.string()), ("amount", pa.float32()),
-                        ("amount_label", pa.string()), ("variant_label", pa.string()), ("accuracy", pa.float32()),
-                        ("rank", pa.int32()), ("first", pa.bool_()), ("delta", pa.float32())])  # fmt: skip
+    schema = pa.schema([("model_id", pa.string()), ("model_label", pa.string()), ("method_label", pa.string()),
+                        ("amount", pa.float32()), ("amount_label", pa.string()), ("variant_label", pa.string()),
+                        ("accuracy", pa.float32()), ("rank", pa.int32()), ("first", pa.bool_()),
+                        ("order", pa.float32()), ("subset_accuracy", pa.float32()), ("delta", pa.float32())])  # fmt: skip
     return pa.Table.from_pylist(rows, schema=schema)
 
 

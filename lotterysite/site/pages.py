@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 
 from . import charts
-from .data import ArchData, Store, amount_label, method_label, slug
+from .data import ArchData, Store, model_label, slug
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -62,7 +62,7 @@ def _container(config: dict, intro: str) -> str:
 def _model_options(store: Store, arch: str) -> list[dict]:
     return [
         {"id": m["model_id"], "key": m["model_key"],
-         "label": f"{method_label(m)} {amount_label(m['amount'])} — clean {m['clean_accuracy']:.1%}"}
+         "label": f"{model_label(m)} — clean {m['clean_accuracy']:.1%}"}
         for m in store.models_of(arch)
     ]  # fmt: skip
 
@@ -74,7 +74,11 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     data_dir = f"data/{a}"
     specs: dict[str, dict] = {}
     classes = [(j, store.classes[j]) for j in shown_classes]
-    axis_fields = [("angle_true", "true class")] + [(f"angle_{j}", store.classes[j]) for j in axes]
+    # One angle axis per class (the true class's own axis among them, marked on the page); a "true class" axis
+    # only when the classes had to be ranked down to max_axes and the chosen class may have none.
+    axis_fields = [(f"angle_{j}", store.classes[j]) for j in axes]
+    if len(axes) < len(store.classes):
+        axis_fields.insert(0, ("angle_true", "true class"))
     axis_fields += [("length", "length"), ("margin", "margin")]
     for compare in (False, True):
         mode = "compare" if compare else "single"
@@ -90,8 +94,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             charts.sample_examination(filters=["datum.selected"], compare=compare, limit=120)
         )
     variants = _variants(store)
-    n_methods = len({method_label(m) for m in store.manifest["models"] if m["arch"] == arch})
-    specs[f"{data_dir}/specs/evaluation.json"] = spec_dict(charts.evaluation_table(variants=variants, methods=n_methods))
+    specs[f"{data_dir}/specs/evaluation.json"] = spec_dict(charts.evaluation_table(variants=variants))
 
     pages = []
     common = {
@@ -101,6 +104,12 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         "slices": data.slices,
         "outcomes": charts.OUTCOMES,
         "correctness": charts.CORRECTNESS,
+        # How the loader fits the charts to the page width: concats/facets by name -> [item px, most columns],
+        # units by name prefix -> [least px, most px, count, px besides, param given the width], params ->
+        # [item px, least, most] (the param gets the number of items that fit).
+        "reflow": {"ls_panels": [272, len(shown_classes)], "ls_eval": [290, len(variants)]},
+        "shrink": {"ls_axis_": [34, 84, len(axis_fields), 90, "aw"]},
+        "fit_params": {"gridcols": [charts.GRID_STEP, 3, 12]},
     }
     intros = {
         "evaluation": (
@@ -146,6 +155,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             cfg["axes"] = [f for f, _ in axis_fields]
             cfg["axis_classes"] = axes
             cfg["panel_brushes"] = {charts.panel_brush(j): j for j in shown_classes} if kind == "local" else {}
+            cfg["extents"] = {"local": charts.panel_extents(shown_classes), "global": charts.global_extents(axis_fields)}.get(kind, {})
         heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intros[kind])))
     return pages, specs

@@ -184,6 +184,18 @@
       p.value = value;
     }
   }
+  // An axis range shared by a chart and its densities: the param, and the extent of every density estimated on it
+  // (its output field is named "v_<param>", see charts._density).
+  function setExtent(spec, name, range) {
+    setParam(spec, name, range);
+    const walk = (node) => {
+      if (Array.isArray(node)) { node.forEach(walk); return; }
+      if (!node || typeof node !== "object") return;
+      if (node.density != null && Array.isArray(node.as) && node.as[0] === "v_" + name) node.extent = range;
+      for (const k of Object.keys(node)) if (k !== "datasets") walk(node[k]);
+    };
+    walk(spec);
+  }
   function brushNames(spec) {
     return (spec.params || []).filter((p) => p.select && p.select.type === "interval").map((p) => p.name);
   }
@@ -193,6 +205,7 @@
   function fitToWidth(spec, cfg, width) {
     const reflow = cfg.reflow || {};
     const shrink = cfg.shrink || {};
+    const widths = {};
     const walk = (node) => {
       if (Array.isArray(node)) { node.forEach(walk); return; }
       if (!node || typeof node !== "object") return;
@@ -200,12 +213,15 @@
         const [item, most] = reflow[node.name];
         node.columns = Math.max(1, Math.min(most, Math.floor(width / item)));
       }
-      if (typeof node.name === "string") for (const [prefix, [lo, hi, count, extra]] of Object.entries(shrink)) {
-        if (node.name.startsWith(prefix)) node.width = Math.max(lo, Math.min(hi, Math.floor((width - extra) / count)));
+      if (typeof node.name === "string") for (const [prefix, [lo, hi, count, extra, param]] of Object.entries(shrink)) {
+        if (!node.name.startsWith(prefix)) continue;
+        node.width = Math.max(lo, Math.min(hi, Math.floor((width - extra) / count)));
+        if (param) widths[param] = node.width;
       }
       for (const k of Object.keys(node)) if (k !== "datasets" && k !== "data") walk(node[k]);
     };
     walk(spec);
+    for (const [name, w] of Object.entries(widths)) setParam(spec, name, w);
     for (const [name, [item, least, most]] of Object.entries(cfg.fit_params || {})) {
       setParam(spec, name, Math.max(least, Math.min(most, Math.floor(width / item))));
     }
@@ -430,6 +446,7 @@
     const cmpById = cmp ? new Map(cmp.map((r) => [r.sample_id, r])) : null;
     const names = cfg.classes;
     const [wrong, newlyWrong, newlyRight, right] = cfg.outcomes;
+    const metrics = [...new Set(["angle_true", "length", "margin", ...cfg.axes])];
     const rows = [];
     for (const r of ref) {
       const [s, i] = byId.get(r.sample_id) || [null, -1];
@@ -440,11 +457,11 @@
         ref_class_accuracy: r.class_accuracy,
         ref_pred_name: names[r.pred], selected: sel ? !!sel[i] : true, index: i,
       };
-      for (const f of cfg.axes) o["ref_" + f] = r[f];
+      for (const f of metrics) o["ref_" + f] = r[f];
       if (cmpById) {
         const c = cmpById.get(r.sample_id);
         if (!c) continue;
-        for (const f of cfg.axes) o["cmp_" + f] = c[f];
+        for (const f of metrics) o["cmp_" + f] = c[f];
         o.cmp_correct = c.correct ? 1 : 0;
         o.cmp_class_accuracy = c.class_accuracy;
         o.cmp_pred_name = names[c.pred];
@@ -571,19 +588,21 @@
     entry.target.addEventListener("pointerup", (e) => { LS.lastInput = e.timeStamp; }, true);
 
     function extents(rows) {
-      // Shared axis ranges of the parallel coordinates (e.g. one angle scale for every class axis), over both models.
+      // Axis ranges the charts share (one angle scale for every class axis; a panel's scatter and densities),
+      // over both models, padded: cfg.extents is {param: [fields, class or null for the page's class]}.
       const out = {};
-      for (const [param, fieldsOf] of Object.entries(cfg.extents || {})) {
+      for (const [param, [fieldsOf, cls]] of Object.entries(cfg.extents || {})) {
+        const want = String(cls == null ? state.class : cls);
         let lo = Infinity, hi = -Infinity;
         for (const r of rows) {
-          if (String(r.label) !== String(state.class)) continue;
+          if (String(r.label) !== want) continue;
           for (const f of fieldsOf) for (const w of ["ref_", "cmp_"]) {
             const x = r[w + f];
             if (x != null && Number.isFinite(x)) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
           }
         }
         if (!(hi >= lo)) { lo = 0; hi = 1; }
-        const pad = (hi - lo) * 0.03 || 0.5;
+        const pad = (hi - lo) * 0.04 || 0.5;
         out[param] = [lo - pad, hi + pad];
       }
       return out;
@@ -610,7 +629,7 @@
         restoreBrushes(spec, saved);
         setParam(spec, "cls", Number(snap.class));
         setParam(spec, "outcome", snap.traj || "all");
-        for (const [name, ext] of Object.entries(extents(rows))) setParam(spec, name, ext);
+        for (const [name, ext] of Object.entries(extents(rows))) setExtent(spec, name, ext);
         entry.mode = want;
         entry.rows = rows;
         entry.brushValues = {};
