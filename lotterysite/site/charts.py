@@ -268,8 +268,8 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
                 .add_params(sel)
                 .properties(width=200, height=60)
             )
-        parts.insert(0, alt.hconcat(*hists, title=alt.TitleParams(
-            "metric difference (compared − reference): drag to select", anchor="start")))  # fmt: skip
+        parts.insert(0, alt.concat(*hists, columns=len(hists), title=alt.TitleParams(
+            "compared − reference: drag to select", anchor="start")).properties(name="ls_hists"))  # fmt: skip
     out = alt.vconcat(*parts, data=_data(data, "pairs"), spacing=14)
     return out.add_params(*params)
 
@@ -371,19 +371,20 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
         label = (
             alt.Chart()
             .transform_aggregate(n="count()")
+            # Narrow axes (a phone) turn their names up so that they do not run into each other.
             .mark_text(baseline="bottom", fontSize=11, limit=axis_width + 20,
                        text=alt.ExprRef(f"{name} + ({own} ? ' (true)' : '')"),
-                       fontWeight=alt.ExprRef(f"{own} ? 'bold' : 'normal'"))
+                       fontWeight=alt.ExprRef(f"{own} ? 'bold' : 'normal'"),
+                       angle=alt.ExprRef("aw < 60 ? 300 : 0"), align=alt.ExprRef("aw < 60 ? 'left' : 'center'"))
             .encode(x=alt.value(alt.ExprRef("aw / 2")), y=alt.value(-6))
         )  # fmt: skip
         layers.append(label)
         units.append(alt.layer(*layers).properties(width=axis_width, height=height, name=f"ls_axis_{k}",
                                                    view=alt.ViewBackground(stroke=None)))  # fmt: skip
     return (
+        # Flush: the units abut, so each sample's line runs on unbroken from one axis to the next.
         alt.hconcat(*units, spacing=0, data=_data(data, "pairs"))
-        .properties(bounds="flush", title=alt.TitleParams(
-            "reference gray, compared yellow; drag on an axis to brush it (lines outside every brush are dimmed)",
-            anchor="start", fontSize=11, fontWeight="normal", offset=18))  # fmt: skip
+        .properties(bounds="flush")
         .transform_filter("datum.label == cls")
         .add_params(*params)
     )
@@ -461,7 +462,7 @@ def sample_examination(data=None, *, filters: list, compare: bool, columns: int 
     ]
     title = (
         chart.transform_filter("datum.rank == 1")
-        .transform_calculate(text=f"'showing ' + min(datum.total, {limit}) + ' of ' + datum.total + ' samples, lowest reference margin first'")
+        .transform_calculate(text=f"'showing ' + min(datum.total, {limit}) + ' of ' + datum.total + ', lowest margin first'")
         .mark_text(align="left", baseline="bottom", fontWeight="bold", x=0, y=-34)
         .encode(text="text:N")
     )  # fmt: skip

@@ -93,7 +93,7 @@ def build(store: data.Store, cfg: LotterysiteConfig) -> tuple[dict[str, bytes | 
         shown = data.axis_classes(store, arch, cfg.max_classes)
         arch_data = data.geometry_slices(store, arch, ids, axes)
         out.update({f"data/{k}": v for k, v in arch_data.files.items()})
-        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown)
+        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, data.shipped_summary(store, ids))
         out.update({k: json.dumps(v, separators=(",", ":")) for k, v in specs.items()})
         out.update({p.src_uri: p.markdown for p in arch_pages})
         sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))

@@ -120,7 +120,7 @@
   function scheme() {
     return document.body.getAttribute("data-md-color-scheme") || "default";
   }
-  function themeConfig() {
+  function themeConfig(width) {
     const dark = scheme() === "slate";
     const css = getComputedStyle(document.body);
     const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
@@ -133,7 +133,10 @@
       dark,
       config: {
         background: bg,
-        axis, legend: { labelColor: fg, titleColor: fg }, header: { labelColor: fg, titleColor: fg },
+        axis, header: { labelColor: fg, titleColor: fg },
+        // Legends stack (one per line) and wrap their entries on a narrow page instead of widening the chart.
+        legend: Object.assign({ labelColor: fg, titleColor: fg, layout: { top: { direction: "vertical", anchor: "start" } } },
+          width < 700 ? { columns: width < 480 ? 1 : 2 } : {}),
         title: { color: fg, subtitleColor: fg2 }, text: { color: fg }, view: { stroke: grid },
         style: { "guide-label": { fill: fg }, "guide-title": { fill: fg }, "group-title": { fill: fg } },
       },
@@ -227,26 +230,36 @@
     }
   }
 
-  async function embed(entry, spec, datasets) {
-    spec = JSON.parse(JSON.stringify(spec));
-    spec.datasets = Object.assign({}, spec.datasets || {}, datasets);
-    fitToWidth(spec, entry.cfg, entry.root.clientWidth || window.innerWidth);
-    const theme = themeConfig();
+  async function embed(entry, spec0, datasets) {
+    const room = entry.root.clientWidth || window.innerWidth;
+    const theme = themeConfig(room);
     const target = entry.target;
     // Hold the height while the new view draws, so the page does not jump.
     target.style.minHeight = target.offsetHeight + "px";
-    if (entry.view) entry.view.finalize();
-    entry.view = null;
-    const result = await vegaEmbed(target, spec, {
-      renderer: "canvas",
-      config: theme.config,
-      actions: false, // the toolbar below the chart exports; vega-embed's menu covered titles and legends
-      logger: logger(entry),
-      tooltip: { theme: theme.dark ? "dark" : "light" },
-    });
+    let width = room;
+    let result = null;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const spec = JSON.parse(JSON.stringify(spec0));
+      spec.datasets = Object.assign({}, spec.datasets || {}, datasets);
+      fitToWidth(spec, entry.cfg, width);
+      if (entry.view) entry.view.finalize();
+      entry.view = null;
+      result = await vegaEmbed(target, spec, {
+        renderer: "canvas",
+        config: theme.config,
+        actions: false, // the toolbar below the chart exports; vega-embed's menu covered titles and legends
+        logger: logger(entry),
+        tooltip: { theme: theme.dark ? "dark" : "light" },
+      });
+      entry.view = result.view;
+      // Axis labels and legends are not in the estimate: when the chart came out wider than the page, fit again.
+      const drawn = result.view.container().querySelector("canvas");
+      const over = drawn ? drawn.getBoundingClientRect().width - room : 0;
+      if (over <= 1) break;
+      width -= over + 8;
+    }
     target.style.minHeight = "";
     if (LS.firstRender == null) LS.firstRender = performance.now();
-    entry.view = result.view;
     entry.scheme = scheme();
     entry.width = entry.root.clientWidth;
     return result.view;
@@ -528,9 +541,12 @@
       a.addEventListener("click", () => { a.href = href + location.hash; });
       nav.append(a, " ");
     }
-    root.append(controls);
-    if (traj) root.append(traj);
-    root.append(info, nav, entry.error, entry.target, entry.summary);
+    const sh = cfg.shipped || {};
+    const shipped = el("p", { class: "ls-shipped" }, sh.served ? `${sh.served} samples served (of ${sh.evaluated} evaluated): ` +
+      `${Math.min(...sh.per_class)}–${Math.max(...sh.per_class)} per class, ${sh.exemplars} pruning-identified exemplars.` : "");
+    root.append(controls, info, nav, shipped);
+    if (traj) root.append(traj); // right above the chart, whose first row is the metric-difference histograms
+    root.append(entry.error, entry.target, entry.summary);
     const table = el("div");
     root.appendChild(table);
     toolbar(root, entry, kind + ".csv");
