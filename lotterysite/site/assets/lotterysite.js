@@ -271,9 +271,11 @@
   function newEntry(kind, root, cfg) {
     const entry = { kind, root, cfg, rows: [], view: null, shown: null };
     entry.error = el("p", { class: "ls-error", role: "alert", hidden: "" });
-    entry.target = el("div", { class: "ls-chart", role: "figure", tabindex: "0" });
+    // vega-embed owns the chart's element (its role and aria attributes): the figure around it carries ours.
+    entry.target = el("div", { class: "ls-chart" });
     entry.summary = el("p", { class: "ls-summary", id: "ls-summary-" + (LS.views.length + 1) });
-    entry.target.setAttribute("aria-describedby", entry.summary.id);
+    entry.figure = el("figure", { class: "ls-figure", role: "figure", tabindex: "0", "aria-describedby": entry.summary.id });
+    entry.figure.appendChild(entry.target);
     let token = 0;
     let chain = Promise.resolve();
     entry.settled = chain;
@@ -302,24 +304,8 @@
       if (LS.views.every((v, i) => v.settled === pending[i])) return;
     }
   };
-  // What a view shows, for tests and for readers' bug reports: the state it drew, a digest of its rows, its texts.
-  LS.snapshot = () => LS.views.map((v) => {
-    const texts = [];
-    let marks = 0;
-    const walk = (item) => {
-      if (item.items) { item.items.forEach(walk); return; }
-      marks++;
-      if (item.text != null) texts.push([].concat(item.text).join(" "));
-    };
-    if (v.view) walk(v.view.scenegraph().root);
-    let h = 2166136261;
-    const text = JSON.stringify((v.rows || []).map((r) => Object.keys(r).filter((k) => k !== "image").map((k) => r[k])));
-    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
-    return { kind: v.kind, shown: v.shown, rows: (v.rows || []).length, digest: h, marks, texts: texts.sort(), info: v.info ? v.info.textContent : "" };
-  });
-
   function describe(entry, label, summary) {
-    entry.target.setAttribute("aria-label", label);
+    entry.figure.setAttribute("aria-label", label);
     entry.summary.textContent = summary;
   }
   function tableOf(caption, header, rows) {
@@ -344,7 +330,7 @@
   // ---- views ----
   async function staticView(root, cfg) {
     const entry = newEntry("static", root, cfg);
-    root.append(entry.error, entry.target, entry.summary);
+    root.append(entry.error, entry.figure, entry.summary);
     toolbar(root, entry, Object.keys(cfg.datasets || { data: 0 })[0] + ".csv");
     entry.refresh = () => entry.queue(async () => {
       const spec = await (await fetch(cfg.spec)).json();
@@ -382,7 +368,7 @@
       update();
     });
     controls.append(refSelect, select("subset", subsets, subset, (v) => { subset = v; update(); }));
-    root.append(controls, info, entry.error, entry.target, entry.summary);
+    root.append(controls, info, entry.error, entry.figure, entry.summary);
     const table = el("div");
     root.appendChild(table);
     toolbar(root, entry, "evaluation.csv");
@@ -546,7 +532,7 @@
       `${Math.min(...sh.per_class)}–${Math.max(...sh.per_class)} per class, ${sh.exemplars} pruning-identified exemplars.` : "");
     root.append(controls, info, nav, shipped);
     if (traj) root.append(traj); // right above the chart, whose first row is the metric-difference histograms
-    root.append(entry.error, entry.target, entry.summary);
+    root.append(entry.error, entry.figure, entry.summary);
     const table = el("div");
     root.appendChild(table);
     toolbar(root, entry, kind + ".csv");
