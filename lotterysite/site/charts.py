@@ -94,9 +94,10 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
     )
 
 
-def _legend(title: str) -> alt.Legend:
-    # One legend definition per meaning: Vega-Lite merges the legends of a field shared by several charts.
-    return alt.Legend(orient="top", title=title, direction="horizontal")
+def _legend(title: str | None) -> alt.Legend:
+    # One legend definition per meaning: Vega-Lite merges the legends of a field shared by several charts. The
+    # offset leaves room above the charts for the sample grid's "showing n of m" line.
+    return alt.Legend(orient="top", title=title, direction="horizontal", offset=28)
 
 
 def _outcome_filter():
@@ -447,13 +448,13 @@ def sample_examination(data=None, *, filters: list, compare: bool, columns: int 
     dash_legend = chart.transform_filter("datum.rank == 1").mark_rule(strokeWidth=2).encode(
         x=alt.value(0), x2=alt.value(0), y=alt.value(0), y2=alt.value(0),
         strokeDash=alt.StrokeDash("robust:N", scale=alt.Scale(domain=robust, range=[[1, 0], [4, 3]]),
-                                  legend=alt.Legend(orient="top", title="robustness", direction="horizontal")),
+                                  legend=_legend("robustness")),
     )  # fmt: skip
     pie = (
         chart.transform_filter("datum.pie")
         .mark_point(shape="diamond", filled=True, size=70, color=PIE_COLOR, xOffset=GRID_STEP * 0.36, yOffset=-GRID_STEP * 0.36)
         .encode(x=x, y=y, shape=alt.Shape("pie_mark:N", scale=alt.Scale(range=["diamond"]),
-                                            legend=alt.Legend(orient="top", title=None)))
+                                            legend=_legend(None)))
     )  # fmt: skip
     image = chart.mark_image(width=44, height=44, yOffset=-8).encode(x=x, y=y, url="image:N", tooltip=tooltip)
     caption = [
@@ -463,7 +464,7 @@ def sample_examination(data=None, *, filters: list, compare: bool, columns: int 
     title = (
         chart.transform_filter("datum.rank == 1")
         .transform_calculate(text=f"'showing ' + min(datum.total, {limit}) + ' of ' + datum.total + ', lowest margin first'")
-        .mark_text(align="left", baseline="bottom", fontWeight="bold", x=0, y=-34)
+        .mark_text(align="left", baseline="bottom", fontWeight="bold", x=0, y=-10)
         .encode(text="text:N")
     )  # fmt: skip
     return (
