@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import CHROMIUM, CHROMIUM_ARGS, build_site, build_store  # noqa: E402
 from test_site_browser import BRUSH_BOX  # noqa: E402
 
-BRUSHES = {"local": "brush", "global": "ax0", "evaluation": None, "samples": None}
+BRUSHES = {"local": "brush_0", "global": "ax0", "evaluation": None, "samples": None}
 
 
 def drag(page, box, k):

@@ -34,7 +34,7 @@ def site(tmp_path_factory, make_store, make_site):
         lambda: charts.local_geometry(classes=CLASSES, compare=True),
         lambda: charts.global_geometry(axes=AXES, compare=False),
         lambda: charts.global_geometry(axes=AXES, compare=True),
-        lambda: charts.sample_examination(filters=charts.local_filters(True), compare=True),
+        lambda: charts.sample_examination(filters=charts.local_filters(True, [0, 3]), compare=True),
         lambda: charts.margin_change_density(),
         lambda: charts.curse_of_dimensionality(),
         lambda: charts.correlations(),
@@ -57,7 +57,7 @@ def test_chart_functions_take_dataframes():
 def test_interval_params_are_named_for_the_url_state():
     spec = charts.local_geometry(classes=CLASSES, compare=True).to_dict()
     names = {p["name"] for p in spec["params"]}
-    assert {"brush", "d_angle", "d_length", "d_margin", "outcome"} <= names
+    assert {"brush_0", "brush_9", "d_angle", "d_length", "d_margin", "outcome"} <= names
 
 
 def test_plugin_builds_every_page_and_data_file(site):
@@ -150,3 +150,43 @@ def test_store_docs_name_every_column():
 def test_site_package_never_imports_torch():
     for path in (REPO / "lotterysite/site").glob("*.py"):
         assert not re.search(r"^\s*(import|from)\s+torch", path.read_text(), re.M), path
+
+
+def test_site_serves_every_class_and_exemplar_and_reads_variants_from_the_manifest(tmp_path):
+    from lotterysite.site import data
+
+    store = data.load_store(build_store(tmp_path / "store", gallery=False))
+    labels = store.tables["samples.arrow"].column("label").to_numpy()
+    pies = set(store.tables["samples.arrow"].filter(store.tables["samples.arrow"]["pie"]).column("sample_id").to_pylist())
+    ids = data.shipped_ids(store, len(pies) + 40)  # far fewer than stored: a cut is needed
+    summary = data.shipped_summary(store, ids)
+    assert pies <= set(ids.tolist()), "an exemplar was dropped"
+    assert all(n > 0 for n in summary["per_class"]), summary
+    assert summary["served"] == len(ids) and summary["stored"] == len(labels)
+    assert len(data.shipped_ids(store, 10_000)) == len(labels)  # no cut when everything fits
+
+    ids = data.shipped_ids(store, 10_000)
+    arch = store.archs[0]
+    got = data.geometry_slices(store, arch, ids, [0, 1])
+    manifest = store.manifest
+    expected = 1 + len(manifest["corruptions"]) * len(manifest["shipped_severities"])
+    assert [s["variant"] for s in got.slices][0] == "clean" and len(got.slices) == expected
+    # Subset accuracy counts every evaluated severity, from outcomes.arrow.
+    fog = [c for c in got.correct_columns if c["variant_label"] == "fog"]
+    assert fog and all(c["members"] == len(manifest["severities"]) for c in fog)
+    mean = [c for c in got.correct_columns if c["variant_label"] == "corruption mean"][0]
+    assert mean["members"] == len(manifest["severities"]) * len(manifest["corruptions"])
+
+
+def test_page_config_carries_outcome_labels_and_effective_numbers(site):
+    html = (site / "views/lenet5/local/index.html").read_text()
+    cfg = json.loads(re.search(r'class="ls-config">(.*?)</script>', html).group(1))
+    assert cfg["outcomes"] == charts.OUTCOMES and cfg["correctness"] == charts.CORRECTNESS
+    assert cfg["shipped"]["served"] == sum(cfg["shipped"]["per_class"]) > 0
+    js = (REPO / "lotterysite/site/assets/lotterysite.js").read_text()
+    for label in [*charts.OUTCOMES, *charts.CORRECTNESS]:
+        assert f'"{label}"' not in js, f"{label!r} retyped in lotterysite.js: take it from the page config"
+    glob = (site / "views/lenet5/global/index.html").read_text()
+    cfg = json.loads(re.search(r'class="ls-config">(.*?)</script>', glob).group(1))
+    # One axis per class angle (the true class's own among them), then length and margin: no duplicate.
+    assert cfg["axes"] == [f"angle_{j}" for j in range(10)] + ["length", "margin"]

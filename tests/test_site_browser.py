@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -85,7 +86,7 @@ def test_brush_updates_linked_views_and_url_round_trips(page, server):
     open_view(page, server + "views/lenet5/local/#cmp=lenet5/magnitude/0.8")
     before = page.evaluate(GRID_IMAGES, 0)
     assert before == 48  # the grid shows the 48 lowest-margin samples while nothing is brushed
-    box = page.evaluate(BRUSH_BOX, [0, "brush"])
+    box = page.evaluate(BRUSH_BOX, [0, "brush_0"])
     assert box, "no brushable scatter found"
     page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05)
     page.mouse.down()
@@ -110,7 +111,8 @@ def test_brush_updates_linked_views_and_url_round_trips(page, server):
     first = "() => window.lotterysiteRuntime.views[0].view.data('pairs')[0].ref_length"
     before_swap = fresh.evaluate(first)
     fresh.locator("select").nth(1).select_option(index=1)
-    fresh.wait_for_function(f"({first})() !== {before_swap}")
+    fresh.evaluate("window.lotterysiteRuntime.settled()")
+    assert fresh.evaluate(first) != before_swap
     assert "refv=v1.arrow" in fresh.url
     fresh.context.close()
 
@@ -201,3 +203,297 @@ def test_download_gives_the_views_rows_as_csv(page, server):
     assert "sample_id" in header and "ref_margin" in header
     assert len(lines) - 1 == rows > 100
 
+
+
+# ---- every control, changed in place, shows what a fresh load of the page's own link shows ----
+
+# What a view shows: every text its charts draw (titles, class headers with accuracies, axis labels, captions),
+# its number of drawn items and its controls' values. Computed here, not by the loader, so that it judges it.
+SHOWN = """() => window.lotterysiteRuntime.views.map(v => {
+  const texts = [];
+  let marks = 0;
+  const walk = (item) => {
+    if (item.items) { item.items.forEach(walk); return; }
+    marks++;
+    if (item.text != null) texts.push([].concat(item.text).join(' '));
+  };
+  if (v.view) walk(v.view.scenegraph().root);
+  return {texts: texts.sort(), marks,
+          controls: Array.from(v.root.querySelectorAll('select')).map(s => s.value),
+          info: Array.from(v.root.querySelectorAll('.ls-info')).map(e => e.textContent)};
+})"""
+SETTLE = """() => window.lotterysiteRuntime.settled ? window.lotterysiteRuntime.settled()
+  : new Promise(r => setTimeout(r, 2500))"""
+# (control locator, option value) applied one after the other; each change is compared with a fresh load.
+M05, M08, R03 = "lenet5/magnitude/0.5", "lenet5/magnitude/0.8", "lenet5/random/0.3"
+CONTROLS = {
+    "evaluation": ("", [(".ls-controls select >> nth=0", M08), (".ls-controls select >> nth=1", "class:3"),
+                        (".ls-controls select >> nth=0", R03)]),
+    "local": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=0", M08),
+                              (".ls-controls select >> nth=1", "v3.arrow"), (".ls-controls select >> nth=3", "v2.arrow"),
+                              (".ls-traj select", "newly wrong"), (".ls-controls select >> nth=2", "")]),
+    "global": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=4", "6"),
+                               (".ls-controls select >> nth=0", M08), (".ls-controls select >> nth=1", "v3.arrow"),
+                               (".ls-controls select >> nth=3", "v2.arrow"), (".ls-controls select >> nth=2", "")]),
+    "samples": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=0", M08),
+                                (".ls-controls select >> nth=1", "v3.arrow"), (".ls-controls select >> nth=3", "v2.arrow")]),
+}
+
+
+def fresh_view(browser, url, viewport=(1500, 1000)):
+    """What a reader who opens `url` in a new tab sees, and the problems that tab logged."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    pg = context.new_page()
+    problems = []
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.goto(url)
+    pg.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=30_000)
+    pg.evaluate("window.lotterysiteRuntime.ready")
+    pg.evaluate(SETTLE)
+    shown = pg.evaluate(SHOWN)
+    errors = pg.evaluate("window.lotterysiteRuntime.errors")
+    context.close()
+    return shown, problems + errors
+
+
+@pytest.mark.parametrize("kind", list(CONTROLS))
+def test_every_control_in_place_shows_what_its_link_shows(page, server, browser, kind):
+    start, steps = CONTROLS[kind]
+    open_view(page, server + f"views/lenet5/{kind}/{start}")
+    for locator, value in steps:
+        page.locator(locator).select_option(value)
+        page.evaluate(SETTLE)
+        here = page.evaluate(SHOWN)
+        there, problems = fresh_view(browser, page.url)
+        assert not problems, (locator, value, problems)
+        assert here == there, f"{kind}: after {locator} = {value!r} the view differs from a fresh load of {page.url}"
+    assert page.problems == [] and page.evaluate("window.lotterysiteRuntime.errors") == []
+
+
+SLOW_FETCH = """(() => {
+  // The compared model's slices arrive late (a slow network): a newer choice made meanwhile must win.
+  const fetch0 = window.fetch;
+  window.fetch = (url, ...rest) => String(url).includes('lenet5__magnitude__0.5/')
+    ? new Promise(r => setTimeout(r, 1500)).then(() => fetch0(url, ...rest)) : fetch0(url, ...rest);
+})()"""
+
+
+def test_a_slow_older_load_never_overwrites_a_newer_choice(page, server, browser):
+    page.add_init_script(SLOW_FETCH)
+    open_view(page, server + "views/lenet5/local/")
+    page.locator(".ls-controls select >> nth=2").select_option(M05)  # slow
+    page.locator(".ls-controls select >> nth=2").select_option(R03)  # fast, chosen last
+    page.wait_for_timeout(2000)  # past the slow answer
+    page.evaluate(SETTLE)
+    here = page.evaluate(SHOWN)
+    assert f"cmp={R03.replace('/', '%2F')}" in page.url
+    there, problems = fresh_view(browser, page.url)
+    assert not problems and here == there
+    assert page.problems == []
+
+
+def drag_in(page, box, fx=(0.05, 0.6), fy=(0.05, 0.7)):
+    page.mouse.move(box["x"] + box["width"] * fx[0], box["y"] + box["height"] * fy[0])
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * fx[1], box["y"] + box["height"] * fy[1], steps=5)
+    page.mouse.up()
+
+
+GRID_LABELS = """(index) => {
+  // The classes of the samples the grid shows (the image marks' rows).
+  const out = [];
+  const walkMark = (mark) => {
+    if (mark.marktype === 'image') mark.items.forEach(i => out.push(i.datum.label));
+    else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(walkMark));
+  };
+  walkMark(window.lotterysiteRuntime.views[index].view.scenegraph().root);
+  return out;
+}"""
+
+
+def test_a_local_brush_selects_within_its_own_class_panel(page, server):
+    open_view(page, server + "views/lenet5/local/")
+    box = page.evaluate(BRUSH_BOX, [0, "brush_3"])  # the Dress panel
+    page.evaluate("(y) => window.scrollTo(0, y - 200)", box["y"])
+    box = page.evaluate(BRUSH_BOX, [0, "brush_3"])
+    drag_in(page, box, (0.05, 0.95), (0.05, 0.95))  # most of the panel
+    page.wait_for_function("location.hash.includes('sel=')")
+    labels = page.evaluate(GRID_LABELS, 0)
+    assert labels and set(labels) == {3}, labels
+    n = int(page.inner_text(".ls-info").split()[0])
+    inside = page.evaluate("""() => {
+      const v = window.lotterysiteRuntime.views[0], b = v.view.signal('brush_3');
+      const [fx, fy] = Object.keys(b);
+      const within = (x, r) => x >= Math.min(...r) && x <= Math.max(...r);
+      return v.rows.filter(r => r.label === 3 && within(r[fx], b[fx]) && within(r[fy], b[fy])).length;
+    }""")
+    assert 0 < n == inside
+    assert page.problems == []
+
+
+def test_a_class_change_clears_the_global_brushes(page, server):
+    open_view(page, server + "views/lenet5/global/#class=2")
+    box = page.evaluate(BRUSH_BOX, [0, "ax0"])
+    drag_in(page, box, (0.5, 0.5), (0.02, 0.4))
+    page.wait_for_function("location.hash.includes('b_global')")
+    assert "selected" in page.inner_text(".ls-info")
+    page.locator(".ls-controls select >> nth=4").select_option("7")  # the class
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert "b_global" not in page.url and "sel=" not in page.url
+    assert "selected" not in page.inner_text(".ls-info")
+    assert set(page.evaluate(GRID_LABELS, 0)) == {7}
+    assert page.evaluate("window.lotterysiteRuntime.views[0].view.data('ax0_store').length") == 0
+    assert page.problems == []
+
+
+def test_global_view_shares_one_angle_scale_and_draws_lines_through_the_axes(page, server):
+    open_view(page, server + "views/lenet5/global/#class=4&cmp=lenet5/magnitude/0.8")
+    axes = page.evaluate("window.lotterysiteRuntime.views[0].cfg.axes")
+    domains = page.evaluate("""(n) => Array.from({length: n}, (_, k) =>
+        window.lotterysiteRuntime.views[0].view.scale('ls_axis_' + k + '_y').domain())""", len(axes))
+    angle = [d for f, d in zip(axes, domains) if f.startswith("angle")]
+    assert len(angle) == 10 and all(d == angle[0] for d in angle), domains  # one scale, one axis per class
+    assert domains[-2] != angle[0] and domains[-1] != angle[0]  # length and margin on their own
+    rows = page.evaluate("window.lotterysiteRuntime.views[0].rows.filter(r => r.label === 4)")
+    values = [r[f"{w}_{f}"] for r in rows for w in ("ref", "cmp") for f in axes if f.startswith("angle")]
+    assert angle[0][0] <= min(values) and max(values) <= angle[0][1]  # nothing outside its axis
+    # A line per sample and model through every axis: two half-segments per axis, one less at either end.
+    rules = page.evaluate("""() => {
+      let n = 0;
+      const walk = (mark) => {
+        if (mark.marktype === 'rule' && String(mark.name).startsWith('ls_axis_')) n += mark.items.length;
+        else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(walk));
+      };
+      walk(window.lotterysiteRuntime.views[0].view.scenegraph().root);
+      return n;
+    }""")
+    assert rules == len(rows) * 2 * (2 * len(axes) - 2), (rules, len(rows), len(axes))
+    names = page.evaluate("""() => {
+      const out = [];
+      const walk = (mark) => {
+        if (mark.marktype === 'text' && String(mark.name).startsWith('ls_axis_')) mark.items.forEach(i => out.push(i.text));
+        else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(walk));
+      };
+      walk(window.lotterysiteRuntime.views[0].view.scenegraph().root);
+      return out;
+    }""")
+    assert len(names) == len(axes) and "Coat (true)" in names and "Coat" not in names  # its own axis once, marked
+    assert page.evaluate("window.lotterysiteRuntime.warnings") == []  # no "Infinite extent" and the like
+    assert page.problems == []
+
+
+CAPTIONS = """(index) => {
+  // Page boxes of the grid's caption texts (text marks inside the image grid).
+  const out = [];
+  const walk = (mark, x, y) => {
+    if (mark.marktype === 'text' && mark.items.length > 5) mark.items.forEach(i => i.bounds && out.push([x + i.bounds.x1, y + i.bounds.y1, x + i.bounds.x2, y + i.bounds.y2, i.text]));
+    else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walk(m, x + (g.x || 0), y + (g.y || 0))));
+  };
+  walk(window.lotterysiteRuntime.views[index].view.scenegraph().root, 0, 0);
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_sample_captions_never_overlap(browser, server, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    pg = context.new_page()
+    open_view(pg, server + "views/lenet5/samples/#cmp=lenet5/magnitude/0.8")
+    boxes = pg.evaluate(CAPTIONS, 0)
+    assert len(boxes) >= 2 * 48
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap = min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5
+            assert not overlap, (a, b)
+    shown = re.search(r"showing (\d+) of (\d+)", " ".join(pg.evaluate(SHOWN)[0]["texts"]))
+    assert shown and int(shown[1]) == min(120, int(shown[2])) and int(shown[1]) * 2 <= len(boxes)
+    context.close()
+
+
+def test_palette_toggle_rethemes_every_chart_without_a_reload(page, server):
+    open_view(page, server + "views/lenet5/local/#cmp=lenet5/magnitude/0.5")
+    page.evaluate("window.notReloaded = true")
+    light = page.evaluate("window.lotterysiteRuntime.views[0].view.background()")
+    page.locator("label[for='__palette_1']").first.click()
+    page.wait_for_function("window.lotterysiteRuntime.views.every(v => v.scheme === 'slate')", timeout=30_000)
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert page.evaluate("window.notReloaded") is True
+    page_bg = page.evaluate("getComputedStyle(document.body).getPropertyValue('--md-default-bg-color').trim()")
+    fg = page.evaluate("getComputedStyle(document.body).getPropertyValue('--md-default-fg-color').trim()")
+    dark = page.evaluate("window.lotterysiteRuntime.views[0].view.background()")
+    assert dark == page_bg and dark != light
+    # The chart's canvas is painted with the page's colour (no white box), its labels in the page's text colour.
+    corner = page.evaluate("""() => { const c = document.querySelector('.ls-chart canvas');
+        return Array.from(c.getContext('2d').getImageData(2, 2, 1, 1).data); }""")
+    assert sum(corner[:3]) < 3 * 80, corner
+    fills = page.evaluate("""() => { const out = new Set();
+        const walk = (item) => { if (item.items) item.items.forEach(walk); else if (item.text != null && item.fill) out.add(item.fill); };
+        walk(window.lotterysiteRuntime.views[0].view.scenegraph().root); return Array.from(out); }""")
+    assert fg in fills, (fg, fills)  # axis labels and titles in the page's text colour
+    shot(page, "local_dark_toggled")
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("kind", ["evaluation", "local", "global", "samples"])
+def test_no_chart_wider_than_a_phone(browser, server, kind):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    open_view(pg, server + f"views/lenet5/{kind}/#cmp=lenet5/magnitude/0.5")
+    page_width = pg.evaluate("document.documentElement.clientWidth")
+    rights = pg.evaluate("Array.from(document.querySelectorAll('.ls-view canvas')).map(c => c.getBoundingClientRect().right)")
+    assert rights and max(rights) <= page_width, (rights, page_width)
+    assert pg.evaluate("document.documentElement.scrollWidth") <= page_width
+    shot(pg, f"{kind}_390")
+    assert not errors
+    context.close()
+
+
+def test_charts_are_labelled_and_a_model_is_chosen_by_keyboard(page, server):
+    for kind in ("local", "global", "samples", "evaluation"):
+        open_view(page, server + f"views/lenet5/{kind}/")
+        assert page.locator(".vega-actions").count() == 0  # no "…" menu over titles and legends
+        for chart in page.locator(".ls-figure").all():
+            assert chart.get_attribute("role") == "figure" and chart.get_attribute("aria-label")
+            summary = page.locator("#" + chart.get_attribute("aria-describedby"))
+            assert "samples" in summary.inner_text() or "models" in summary.inner_text()
+        assert page.locator(".ls-table table tbody tr").count() > 0  # the data table behind the chart
+    # The evaluation page: Tab to the model menu, pick a model with the arrow keys, no mouse.
+    page.keyboard.press("Tab")
+    for _ in range(60):
+        if page.evaluate("document.activeElement.closest('.ls-control') && document.activeElement.tagName") == "SELECT":
+            break
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.tagName") == "SELECT"
+    page.keyboard.press("ArrowDown")
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    chosen = page.evaluate("document.activeElement.value")
+    assert chosen and f"ref={chosen.replace('/', '%2F')}" in page.url
+    store = page.evaluate("window.lotterysiteRuntime.views[0].view.data('model_store')")
+    assert store and store[0]["values"] == [chosen]
+    label = page.evaluate("(id) => window.lotterysiteRuntime.views[0].cfg.models.find(m => m.id === id).label", chosen)
+    assert page.inner_text(".ls-info") == "Reference model for the geometry views: " + label
+    assert page.problems == []
+
+
+def test_copy_link_says_it_copied(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
+    pg = context.new_page()
+    open_view(pg, server + "views/lenet5/local/#cmp=lenet5/magnitude/0.5")
+    pg.click("text=Copy link to this view")
+    pg.wait_for_function("document.querySelector('.ls-status').textContent.length > 0")
+    assert pg.inner_text(".ls-status") == "Link copied"
+    assert pg.evaluate("navigator.clipboard.readText()") == pg.url
+    context.close()
+
+
+def test_a_failing_load_is_shown_on_the_page(page, server):
+    page.route("**/lenet5__random__0.3/v0.arrow", lambda route: route.fulfill(status=404, body="gone"))
+    open_view(page, server + "views/lenet5/local/")
+    page.locator(".ls-controls select >> nth=2").select_option(R03)
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    error = page.locator(".ls-view .ls-error")
+    assert error.is_visible() and "HTTP 404" in error.inner_text()
+    assert page.evaluate("window.lotterysiteRuntime.errors")

@@ -8,7 +8,7 @@ reference and a compared model's rows in the browser (`assets/lotterysite.js`).
 
 from __future__ import annotations
 
-import warnings
+import json
 
 import altair as alt
 
@@ -19,6 +19,7 @@ GREEN = "#2ca02c"
 PURPLE = "#9467bd"
 OUTCOMES = ["both wrong", "newly wrong", "newly right", "both right"]  # Fig. 4 ④ (c)-(f)
 OUTCOME_COLORS = [PURPLE, RED, GREEN, GRAY]
+CORRECTNESS = ["correct", "incorrect"]  # a single model's prediction, Fig. 4 ③
 AMOUNT_LABEL = "datum.value == 0 ? 'dense' : format(datum.value, '.0%')"
 METRIC_DIFFS = (("d_angle", "Δ angle (°)"), ("d_length", "Δ length"), ("d_margin", "Δ margin"))
 
@@ -27,111 +28,161 @@ def _data(data, name: str):
     return alt.Data(name=name) if data is None else data
 
 
-def evaluation_table(data=None, *, variants: list[str], columns: int = 7, methods: int = 5) -> alt.FacetChart:
-    """Evaluation table: accuracy per method × amount, small multiples per corruption, methods ranked (Fig. 4 ①⑤).
+EVAL_DELTA_ZERO = 1.44  # where the subset − overall bars start, on the accuracy axis (right of every 100 % bar)
+EVAL_DELTA_SCALE = 0.8  # a 10-point difference is 0.08 of the accuracy axis
+EVAL_DOMAIN = [0, 1.62]
 
-    Rows: model_id, method_label, amount, amount_label, variant_label, rank (1 = best method of this variant),
-    first (one row per cell, carries its label), accuracy, delta (subset minus overall accuracy, or null).
-    Clicking a bar selects its model (param `model`) and highlights it in every cell; `delta` draws green/red bars.
 
-    One wrapped facet over the variants, with the ranked methods stacked as bands inside each small multiple
-    (a method's band is [rank - 1, rank] on a reversed y scale, its bars grow up from the band's floor): a single
-    view, so the `model` selection is defined once and works in every cell.
+def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt.FacetChart:
+    """Evaluation table: accuracy per model, small multiples per data set, methods ranked (Fig. 4 ①⑤).
+
+    Rows: model_id, model_label ("magnitude 50%"), method_label, amount, amount_label, variant_label, rank (1 = best
+    method of this variant), order (rank, then amount: the rows' order in a cell), accuracy, subset_accuracy and
+    delta (subset minus overall accuracy; null without a subset). One horizontal bar per model on a shared 0-100 %
+    axis with gridlines and the value printed; the subset − overall difference is its own diverging bar on the
+    right of each cell (green above, red below the model's accuracy). Clicking a bar selects its model (param
+    `model`) everywhere. The facet is named "ls_eval" (the loader sets its columns to the page width).
     """
     model = alt.selection_point(name="model", fields=["model_id"], on="click", clear="dblclick")
-    band = 0.8  # share of a band the bars may fill; the rest separates the methods
-    y_scale = alt.Scale(domain=[0, methods], reverse=True, nice=False)
-    base = alt.Chart().encode(
-        x=alt.X("amount:O", title=None, axis=alt.Axis(labelAngle=0, labelExpr=AMOUNT_LABEL, labelFontSize=8)),
+    x_scale = alt.Scale(domain=EVAL_DOMAIN, nice=False)
+    y = alt.Y("model_label:N", title=None, sort=alt.EncodingSortField("order", op="min"),
+              axis=alt.Axis(labelLimit=110, labelFontSize=10, ticks=False, domain=False))  # fmt: skip
+    tooltip = [
+        alt.Tooltip("model_id:N", title="model"),
+        alt.Tooltip("variant_label:N", title="data"),
+        alt.Tooltip("accuracy:Q", format=".1%"),
+        alt.Tooltip("subset_text:N", title="subset"),
+    ]
+    base = alt.Chart()
+    bars = base.mark_bar(height={"band": 0.75}).encode(
+        x=alt.X("accuracy:Q", scale=x_scale, title=None,
+                axis=alt.Axis(values=[0, 0.25, 0.5, 0.75, 1], format=".0%", grid=True, labelFontSize=9,
+                              domain=False)),
+        y=y,
+        color=alt.condition(model, alt.value("#4c78a8"), alt.value("#a9b4c2")),
+        tooltip=tooltip,
+    ).add_params(model)  # fmt: skip
+    values = base.mark_text(align="left", dx=2, fontSize=9).encode(
+        x=alt.X("accuracy:Q", scale=x_scale), y=y, text=alt.Text("accuracy:Q", format=".1%"), tooltip=tooltip
     )
-    bars = (
-        base.transform_calculate(top=f"datum.rank - {band} * datum.accuracy")
-        .mark_bar(size=8)
-        .encode(
-            y=alt.Y("rank:Q", title=None, scale=y_scale, axis=None),
-            y2="top:Q",
-            color=alt.condition(model, alt.value("#4c78a8"), alt.value("#d0d0d0")),
-            tooltip=[
-                alt.Tooltip("model_id:N", title="model"),
-                alt.Tooltip("variant_label:N", title="data"),
-                alt.Tooltip("accuracy:Q", format=".1%"),
-                alt.Tooltip("delta:Q", title="subset − overall", format="+.1%"),
-            ],
-        )
+    # Every layer reads the same rows (no per-layer filter): rows without a subset draw zero-width bars.
+    zero = base.mark_rule(strokeDash=[2, 2]).encode(
+        x=alt.X("d0:Q", scale=x_scale), opacity=alt.condition("isValid(datum.delta)", alt.value(0.6), alt.value(0))
     )
-    delta = (
-        base.transform_filter("isValid(datum.delta)")
-        .transform_calculate(
-            top=f"datum.rank - {band} * datum.accuracy",
-            tip=f"datum.rank - {band} * clamp(datum.accuracy + datum.delta, 0, 1)",
-        )
-        .mark_bar(size=4)
-        .encode(
-            y=alt.Y("top:Q", scale=y_scale, axis=None),
-            y2="tip:Q",
-            color=alt.condition("datum.delta >= 0", alt.value(GREEN), alt.value(RED)),
-        )
+    delta = base.mark_bar(height={"band": 0.75}).encode(
+        x=alt.X("d0:Q", scale=x_scale),
+        x2="d1:Q",
+        y=y,
+        color=alt.condition("datum.delta >= 0", alt.value(GREEN), alt.value(RED)),
+        tooltip=tooltip,
     )
-    label = (
-        alt.Chart()
-        .mark_text(align="left", baseline="top", dx=2, fontSize=9, color="#555")
-        .transform_filter("datum.first")
-        .transform_calculate(label_y=f"datum.rank - {band} - 0.18")
-        .encode(text="method_label:N", x=alt.value(0), y=alt.Y("label_y:Q", scale=y_scale, axis=None))
+    layers = alt.layer(bars, values, zero, delta, data=_data(data, "evaluation")).transform_calculate(
+        subset_text="isValid(datum.delta) ? format(datum.subset_accuracy, '.1%') + ' (' + "
+        "format(datum.delta, '+.1%') + ' from all)' : 'no subset chosen'",
+        d0=f"{EVAL_DELTA_ZERO}",
+        d1=f"{EVAL_DELTA_ZERO} + (isValid(datum.delta) ? {EVAL_DELTA_SCALE} * clamp(datum.delta, -0.2, 0.2) : 0)",
     )
     return (
-        alt.layer(bars, delta, label, data=_data(data, "evaluation"))
-        .properties(height=44 * methods, width=130)
-        .add_params(model)
+        layers.properties(width=150, height=alt.Step(12))
         .facet(
             facet=alt.Facet("variant_label:N", sort=variants, title=None, header=alt.Header(labelFontWeight="bold")),
             columns=columns,
-            spacing=10,
+            spacing={"row": 14, "column": 18},
         )
+        .resolve_scale(y="independent")
+        .properties(name="ls_eval")
     )
+
+
+def _legend(title: str | None) -> alt.Legend:
+    # One legend definition per meaning: Vega-Lite merges the legends of a field shared by several charts. The
+    # offset leaves room above the charts for the sample grid's "showing n of m" line.
+    return alt.Legend(orient="top", title=title, direction="horizontal", offset=28)
 
 
 def _outcome_filter():
     return "outcome == 'all' || datum.outcome == outcome"
 
 
-def _density(field_names: list[str], colors: list[str], *, vertical: bool, size: int):
-    # One layer per field with a fixed colour: a shared colour scale would merge with the scatter's legend.
+def _density(field_names: list[str], colors: list[str], *, vertical: bool, size: int, extent: tuple[str, list[float]],
+             axis=None):  # fmt: skip
+    """Densities of `field_names` (one layer each, a fixed colour: a shared colour scale would merge with the
+    scatter's legend) over the range held by param extent[0] (its value extent[1]), on that range's scale, so that
+    they line up with the chart they border and fall to zero inside it.
+
+    The density's output field is named "v_<param>": the site's loader sets the estimate's extent of each such
+    transform with the param (Vega-Lite's density takes numbers only).
+    """
+    param, value = extent
     layers = []
+    scale = alt.Scale(domain=alt.ExprRef(param), nice=False, zero=False)
+    out_field = f"v_{param}"
     for name, color in zip(field_names, colors):
-        chart = alt.Chart().transform_density(name, as_=["value", "density"])
+        chart = alt.Chart().transform_density(name, as_=[out_field, "density"], extent=value)
         if vertical:
             layers.append(chart.mark_area(opacity=0.5, color=color, orient="horizontal").encode(
-                y=alt.Y("value:Q", axis=None, scale=alt.Scale(zero=False)), x=alt.X("density:Q", axis=None)))  # fmt: skip
+                y=alt.Y(f"{out_field}:Q", axis=None, scale=scale), x=alt.X("density:Q", axis=None)))  # fmt: skip
         else:
-            layers.append(chart.mark_area(opacity=0.5, color=color).encode(x=alt.X("value:Q", axis=None, scale=alt.Scale(zero=False)),
-                                       y=alt.Y("density:Q", axis=None)))  # fmt: skip
+            layers.append(chart.mark_area(opacity=0.5, color=color).encode(
+                x=alt.X(f"{out_field}:Q", axis=axis, scale=scale), y=alt.Y("density:Q", axis=None)))  # fmt: skip
     out = alt.layer(*layers)
     return out.properties(width=size) if vertical else out.properties(height=size)
+
+
+def panel_brush(class_id: int) -> str:
+    """Name of the brush on one class panel of the local view (each panel selects within its own class)."""
+    return f"brush_{class_id}"
+
+
+def panel_extents(class_ids: list[int]) -> dict[str, tuple[list[str], int]]:
+    """The local view's axis ranges: {param: (fields, class)}, one per class and metric, over both models.
+
+    The loader sets each from the rows it draws (padded), so a panel's scatter and its densities share one scale.
+    """
+    return {f"ext_{j}_{m}": ([f], j) for j in class_ids for m, f in (("length", "length"), ("angle", "angle_true"),
+                                                                          ("margin", "margin"))}  # fmt: skip
+
+
+def _extent_values(data, params: dict[str, tuple[list[str], int | None]], cls: int | None = None) -> dict:
+    """Initial values of extent params: from a DataFrame in a notebook, placeholders for the site's loader."""
+    out = {}
+    for name, (fields, class_id) in params.items():
+        lo, hi = 0.0, 1.0
+        if data is not None and hasattr(data, "columns"):
+            rows = data[data["label"] == (cls if class_id is None else class_id)]
+            cols = [c for f in fields for c in (f"ref_{f}", f"cmp_{f}") if c in rows.columns]
+            if len(rows) and cols:
+                lo, hi = float(rows[cols].min().min()), float(rows[cols].max().max())
+                pad = (hi - lo) * 0.03 or 0.5
+                lo, hi = lo - pad, hi + pad
+        out[name] = [lo, hi]
+    return out
 
 
 def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, columns: int = 4) -> alt.VConcatChart:
     """Local geometry: per class, angle to the true class vs length with marginal densities and a margin density.
 
-    Rows (one per sample): sample_id, label, class_name, image, ref_correct (0/1), ref_class_accuracy (full-data accuracy of the class), ref_angle_true, ref_length,
-    ref_margin, and with `compare` the cmp_* twins plus d_angle, d_length, d_margin (compared minus reference) and
-    outcome (one of OUTCOMES). Single model: gray correct, red incorrect (Fig. 4 ③). Compare: reference gray,
-    compared yellow, trajectories coloured by outcome (Fig. 4 ④, Fig. 7), filtered by the outcome radio and the
-    metric-difference ranges `d_angle`, `d_length`, `d_margin`. Brush `brush` (length × angle) selects samples.
+    Rows (one per sample): sample_id, label, class_name, image, ref_correct (0/1), ref_outcome (CORRECTNESS),
+    ref_class_accuracy (full-data accuracy of the class), ref_angle_true, ref_length, ref_margin, and with `compare`
+    the cmp_* twins plus d_angle, d_length, d_margin (compared minus reference) and outcome (one of OUTCOMES).
+    Single model: gray correct, red incorrect (Fig. 4 ③). Compare: reference gray, compared yellow, trajectories
+    coloured by outcome (Fig. 4 ④, Fig. 7), filtered by the `outcome` param (the page's trajectory control) and
+    the metric-difference ranges `d_angle`, `d_length`, `d_margin`. Each class panel has its own brush (length ×
+    angle, `panel_brush(class_id)`) that selects samples of that class only. A panel's scatter and densities share
+    the ranges of `panel_extents`. The panels are one concat named "ls_panels" (the loader fits its columns).
     """
-    brush = alt.selection_interval(name="brush", encodings=["x", "y"])
-    params = [brush]
+    extents = _extent_values(data, panel_extents([j for j, _ in classes]))
+    params = [alt.param(name=k, value=v) for k, v in extents.items()]
     diffs = []
-    keep = [brush]
     if compare:
-        outcome = alt.param(
-            name="outcome", value="all", bind=alt.binding_radio(options=["all", *OUTCOMES], name="trajectories ")
-        )
+        params.append(alt.param(name="outcome", value="all"))  # set by the page's trajectory control
         diffs = [alt.selection_interval(name=name, encodings=["x"]) for name, _ in METRIC_DIFFS]
-        params.append(outcome)
     panels = []
     for class_id, _name in classes:
+        brush = alt.selection_interval(name=panel_brush(class_id), encodings=["x", "y"])
         flt = f"datum.label == {class_id}"
+        ext = {m: (f"ext_{class_id}_{m}", extents[f"ext_{class_id}_{m}"]) for m in ("length", "angle", "margin")}
+        dom = {m: alt.ExprRef(param) for m, (param, _) in ext.items()}
         # Class accuracy on the full evaluation set (a per-row constant from accuracy.arrow), n = shipped samples.
         acc = "ref_class_accuracy"
         header = (
@@ -144,12 +195,12 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
                 + (" + ' → ' + format(datum.cmp, '.1%')" if compare else "")
                 + " + '  (n=' + datum.n + ')'"
             )
-            .mark_text(align="left", x=0, y=8, fontWeight="bold")
+            .mark_text(align="left", baseline="middle", x=0, y=8, fontWeight="bold", limit=206)
             .encode(text="text:N")
             .properties(height=16, width=170)
         )
-        x = alt.X("ref_length:Q", title="length", scale=alt.Scale(zero=False))
-        y = alt.Y("ref_angle_true:Q", title="angle to true class (°)", scale=alt.Scale(zero=False))
+        x = alt.X("ref_length:Q", title="length", scale=alt.Scale(domain=dom["length"], nice=False))
+        y = alt.Y("ref_angle_true:Q", title="angle to true class (°)", scale=alt.Scale(domain=dom["angle"], nice=False))
         tooltip = [alt.Tooltip("image:N"), "sample_id:Q", "class_name:N", alt.Tooltip("ref_pred_name:N", title="ref pred"),
                    alt.Tooltip("ref_angle_true:Q", format=".1f"), alt.Tooltip("ref_length:Q", format=".2f"),
                    alt.Tooltip("ref_margin:Q", format=".2f")]  # fmt: skip
@@ -161,16 +212,16 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
             traj = (
                 base.transform_filter(_outcome_filter())
                 .transform_filter(brush)
-                .mark_rule(opacity=0.6, strokeWidth=1)
+                .mark_rule(opacity=0.6, strokeWidth=1, clip=True)
                 .encode(x=x, y=y, x2="cmp_length:Q", y2="cmp_angle_true:Q",
                         color=alt.Color("outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS),
-                                        legend=alt.Legend(orient="bottom", title=None)))  # fmt: skip
+                                        legend=_legend("outcome")))  # fmt: skip
             )
             for d in diffs:
                 traj = traj.transform_filter(d)
-            ref = base.mark_circle(size=12, color=GRAY, opacity=0.7).encode(x=x, y=y, tooltip=tooltip)
+            ref = base.mark_circle(size=12, color=GRAY, opacity=0.7, clip=True).encode(x=x, y=y, tooltip=tooltip)
             ref = ref.add_params(brush)
-            cmp_ = base.mark_circle(size=12, color=YELLOW, opacity=0.8).encode(
+            cmp_ = base.mark_circle(size=12, color=YELLOW, opacity=0.8, clip=True).encode(
                 x="cmp_length:Q", y="cmp_angle_true:Q", tooltip=tooltip
             )
             scatter = alt.layer(ref, cmp_, traj)
@@ -180,12 +231,12 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
             scatter = (
                 alt.Chart()
                 .transform_filter(flt)
-                .mark_circle(size=14)
+                .mark_circle(size=14, clip=True)
                 .encode(
                     x=x,
                     y=y,
-                    color=alt.Color("ref_outcome:N", scale=alt.Scale(domain=["correct", "incorrect"], range=[GRAY, RED]),
-                                    legend=alt.Legend(orient="bottom", title=None)),  # fmt: skip
+                    color=alt.Color("ref_outcome:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]),
+                                    legend=_legend("prediction")),  # fmt: skip
                     opacity=alt.condition(brush, alt.value(0.8), alt.value(0.15)),
                     tooltip=tooltip,
                 )
@@ -194,21 +245,20 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
             fields = (["ref_length"], ["ref_angle_true"], ["ref_margin"])
             colors = [GRAY]
         scatter = scatter.properties(width=170, height=170)
-        top = _density(fields[0], colors, vertical=False, size=36).transform_filter(flt).properties(width=170)
-        right = _density(fields[1], colors, vertical=True, size=36).transform_filter(flt).properties(height=170)
+        top = _density(fields[0], colors, vertical=False, size=30, extent=ext["length"]).transform_filter(flt)
+        right = _density(fields[1], colors, vertical=True, size=30, extent=ext["angle"]).transform_filter(flt)
+        margin_axis = alt.Axis(title="margin (density)", labelFontSize=9, titleFontSize=10, tickCount=4)
         margin = (
-            _density(fields[2], colors, vertical=False, size=40)
+            _density(fields[2], colors, vertical=False, size=30, extent=ext["margin"], axis=margin_axis)
             .transform_filter(flt)
-            .properties(width=170, title=alt.TitleParams("margin density", fontSize=10, orient="bottom"))
+            .properties(width=170)
         )
-        panels.append(
-            alt.vconcat(header, top, alt.hconcat(scatter, right, spacing=2), margin, spacing=2)
-        )
-    with warnings.catch_warnings():
-        # One brush shared by every class panel is intended; Altair warns when it merges the identical params.
-        warnings.simplefilter("ignore", UserWarning)
-        rows = [alt.hconcat(*panels[i : i + columns], spacing=18) for i in range(0, len(panels), columns)]
-    parts = [*rows]
+        # Flush bounds: the densities line up with the scatter's plot area, not with its axis labels.
+        inner = alt.vconcat(
+            header, top.properties(width=170), alt.hconcat(scatter, right.properties(height=170), spacing=2), spacing=2
+        ).properties(bounds="flush")
+        panels.append(alt.vconcat(inner, margin, spacing=6))
+    parts = [alt.concat(*panels, columns=columns, spacing=18).properties(name="ls_panels")]
     if compare:
         hists = []
         for (name, title), sel in zip(METRIC_DIFFS, diffs):
@@ -217,124 +267,211 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
                 .mark_bar(color=YELLOW)
                 .encode(x=alt.X(f"{name}:Q", bin=alt.Bin(maxbins=40), title=title), y=alt.Y("count():Q", title=None))
                 .add_params(sel)
-                .properties(width=220, height=70)
+                .properties(width=200, height=60)
             )
-        parts.insert(0, alt.hconcat(*hists, title="metric difference (compared − reference): drag to select"))
-    return alt.vconcat(*parts, data=_data(data, "pairs"), spacing=14).add_params(*[p for p in params if p is not brush])
+        parts.insert(0, alt.concat(*hists, columns=len(hists), title=alt.TitleParams(
+            "compared − reference: drag to select", anchor="start")).properties(name="ls_hists"))  # fmt: skip
+    out = alt.vconcat(*parts, data=_data(data, "pairs"), spacing=14)
+    return out.add_params(*params)
 
 
-def local_filters(compare: bool) -> list:
-    """The predicates that define the selected samples in the local view (used by the sample grid)."""
-    out = [{"param": "brush"}]
+def local_filters(compare: bool, class_ids: list[int]) -> list:
+    """The predicates that define the selected samples in the local view (used by the sample grid).
+
+    A sample is selected by the brush of its own class panel; while no panel is brushed, every sample is.
+    """
+    stores = [f"data('{panel_brush(j)}_store')" for j in class_ids]
+    any_brush = " || ".join(f"length({s})" for s in stores) or "false"
+    own = " || ".join(f"(datum.label == {j} && vlSelectionTest('{panel_brush(j)}_store', datum))" for j in class_ids)
+    out = [f"!({any_brush})" + (f" || {own}" if own else "")]
     if compare:
         out += [{"param": name} for name, _ in METRIC_DIFFS] + [_outcome_filter()]
     return out
 
 
-def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool) -> alt.VConcatChart:
+def axis_extent(field: str) -> str:
+    """The param holding an axis's range in the global view: one for every angle axis, one each for length, margin."""
+    return "ext_angle" if field.startswith("angle") else f"ext_{field}"
+
+
+def global_extents(axes: list[tuple[str, str]]) -> dict[str, tuple[list[str], None]]:
+    """The global view's axis ranges: {param: (fields, None)}; None = the page's current class."""
+    out: dict[str, tuple[list[str], None]] = {}
+    for field, _ in axes:
+        out.setdefault(axis_extent(field), ([], None))[0].append(field)
+    return out
+
+
+def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, axis_width: int = 76,
+                    height: int = 260, cls: int = 0) -> alt.HConcatChart:  # fmt: skip
     """Global geometry: parallel coordinates over n + 2 axes (angle to each class, length, margin) for one class.
 
-    Rows as for `local_geometry`, plus ref_<axis> (and cmp_<axis>) for every axis field, e.g. ref_angle_3.
-    `axes` is [(field suffix, axis title)]; param `cls` (set by the page) picks the class. Every axis is brushable
-    (params ax0, ax1, ...) and carries the density of the reference (gray) and compared (yellow) values on top
-    (Figs. 5, 8, 9). Lines are drawn for the samples inside every brush.
+    Rows as for `local_geometry`, plus ref_<axis> (and cmp_<axis>) for every axis field, e.g. ref_angle_3; `axes`
+    is [(field, title)]. As in Fig. 5: every angle axis shares one scale (param `ext_angle`), length and margin have
+    their own (`ext_length`, `ext_margin`); a line per sample runs through the axes, reference gray and compared
+    yellow; each axis carries the densities of both. Every axis is brushable (params ax0, ax1, ...); lines outside
+    the brushes are dimmed, not removed. Param `cls` (set by the page) picks the class; its own axis is marked.
+    Each axis is a unit named "ls_axis_<k>" whose width the loader fits to the page.
     """
-    cls = alt.param(name="cls", value=0)
+    extents = _extent_values(data, global_extents(axes), cls)
+    params = [alt.param(name="cls", value=cls)] + [alt.param(name=k, value=v) for k, v in extents.items()]
     brushes = [alt.selection_interval(name=f"ax{k}", encodings=["y"]) for k in range(len(axes))]
-    columns = []
-    which = ["ref", "cmp"] if compare else ["ref"]
-    colors = [GRAY, YELLOW][: len(which)]
-    for (field, title), brush in zip(axes, brushes):
-        density = _density([f"{w}_{field}" for w in which], colors, vertical=False, size=40).properties(width=60)
-        strip = (
+    inside = brushes[0]
+    for b in brushes[1:]:
+        inside = inside & b
+    which = [("ref", GRAY), ("cmp", YELLOW)] if compare else [("ref", GRAY)]
+
+    def at(k: int, w: str) -> str:
+        # Axis k's value of a row, as a position on axis `here`'s scale: (v - lo_k) / (hi_k - lo_k) on the shared height.
+        e = axis_extent(axes[k][0])
+        return f"(datum.{w}_{axes[k][0]} - {e}[0]) / ({e}[1] - {e}[0])"
+
+    # Positions inside a unit come from param `aw` (the unit's width; Vega's `width` signal is the whole view's):
+    # the axis at aw / 2, the lines to the next axis leave at aw. The loader fits both to the page.
+    params.append(alt.param(name="aw", value=axis_width))
+    units = []
+    for k, ((field, title), brush) in enumerate(zip(axes, brushes)):
+        e = axis_extent(field)
+        scale = alt.Scale(domain=alt.ExprRef(e), nice=False, zero=False)
+        is_angle = field.startswith("angle")
+        axis = alt.Axis(offset=alt.ExprRef("-aw / 2"), labels=k == 0 or not is_angle, title=None, tickCount=5,
+                        labelFontSize=9, grid=False, zindex=1,
+                        labelExpr="datum.label + '°'" if is_angle else "datum.label")  # fmt: skip
+        to_here = f"{e}[0] + ({e}[1] - {e}[0]) * "
+        calc = {}
+        for w, _ in which:
+            if k > 0:
+                calc[f"{w}_in"] = to_here + f"({at(k - 1, w)} + {at(k, w)}) / 2"
+            if k < len(axes) - 1:
+                calc[f"{w}_out"] = to_here + f"({at(k, w)} + {at(k + 1, w)}) / 2"
+        base = alt.Chart().transform_calculate(**calc) if calc else alt.Chart()
+        layers = []
+        for w, color in which:
+            layers.append(
+                alt.Chart()
+                .transform_density(f"{w}_{field}", as_=[f"v_{e}", "density"], extent=extents[e])
+                .mark_area(orient="horizontal", color=color, opacity=0.35)
+                .encode(y=alt.Y(f"v_{e}:Q", scale=scale, axis=axis),
+                        x=alt.X("density:Q", axis=None, scale=alt.Scale(range=[alt.ExprRef("aw / 2"), alt.ExprRef("aw * 0.95")])))
+            )  # fmt: skip
+        for w, color in which:
+            opacity = alt.condition(inside, alt.value(0.55), alt.value(0.06))
+            for half, (x0, x1) in (("in", ("0", "aw / 2")), ("out", ("aw / 2", "aw"))):
+                if f"{w}_{half}" not in calc:
+                    continue
+                layers.append(base.mark_rule(color=color, strokeWidth=1).encode(
+                    x=alt.value(alt.ExprRef(x0)), x2=alt.value(alt.ExprRef(x1)),
+                    y=alt.Y(f"{w}_{field}:Q", scale=scale, axis=axis), y2=f"{w}_{half}:Q", opacity=opacity,
+                    tooltip=[alt.Tooltip("image:N"), "sample_id:Q", alt.Tooltip(f"{w}_{field}:Q", format=".2f")]))  # fmt: skip
+        # The brush lives on an invisible layer spanning the unit: an axis is brushable on both its sides.
+        layers.append(
+            alt.Chart().mark_tick(opacity=0).encode(y=alt.Y(f"ref_{field}:Q", scale=scale, axis=axis)).add_params(brush)
+        )
+        name = json.dumps(title)
+        own = f"{json.dumps(field)} == 'angle_' + cls"
+        label = (
             alt.Chart()
-            .mark_tick(color=GRAY, opacity=0.6, thickness=1)
-            .encode(y=alt.Y(f"ref_{field}:Q", title=None, scale=alt.Scale(zero=False)),
-                    tooltip=[alt.Tooltip("image:N"), "sample_id:Q", alt.Tooltip(f"ref_{field}:Q", format=".2f")])  # fmt: skip
-            .add_params(brush)
-            .properties(width=60, height=220)
-        )
-        if compare:
-            strip = alt.layer(
-                strip,
-                alt.Chart().mark_tick(color=YELLOW, opacity=0.6, thickness=1, xOffset=8).encode(y=f"cmp_{field}:Q"),
-            )
-        columns.append(alt.vconcat(density, strip, spacing=2, title=alt.TitleParams(title, fontSize=11, anchor="middle")))
-    fold = [f"{w}_{f}" for w in which for f, _ in axes]
-    lines = alt.Chart()
-    for brush in brushes:
-        lines = lines.transform_filter(brush)
-    order = [f for f, _ in axes]
-    lines = (
-        lines.transform_fold(fold, as_=["key", "value"])
-        .transform_calculate(which="slice(datum.key, 0, 3)", axis="slice(datum.key, 4)", line="datum.sample_id + '-' + slice(datum.key, 0, 3)")
-        .transform_joinaggregate(lo="min(value)", hi="max(value)", groupby=["axis"])
-        .transform_calculate(norm="(datum.value - datum.lo) / max(1e-9, datum.hi - datum.lo)")
-        .mark_line(opacity=0.35, strokeWidth=1)
-        .encode(
-            x=alt.X("axis:N", sort=order, title=None, axis=alt.Axis(labelExpr=_axis_label_expr(axes), labelAngle=0)),
-            y=alt.Y("norm:Q", title="normalised per axis", axis=alt.Axis(format=".1f")),
-            detail="line:N",
-            color=alt.Color("which:N", scale=alt.Scale(domain=["ref", "cmp"], range=[GRAY, YELLOW]),
-                            legend=alt.Legend(orient="bottom", title=None, labelExpr="datum.label == 'ref' ? 'reference' : 'compared'")),  # fmt: skip
-        )
-        .properties(width=64 * len(axes), height=220)
-    )
+            .transform_aggregate(n="count()")
+            # Narrow axes (a phone) turn their names up so that they do not run into each other.
+            .mark_text(baseline="bottom", fontSize=11, limit=axis_width + 20,
+                       text=alt.ExprRef(f"{name} + ({own} ? ' (true)' : '')"),
+                       fontWeight=alt.ExprRef(f"{own} ? 'bold' : 'normal'"),
+                       angle=alt.ExprRef("aw < 60 ? 300 : 0"), align=alt.ExprRef("aw < 60 ? 'left' : 'center'"))
+            .encode(x=alt.value(alt.ExprRef("aw / 2")), y=alt.value(-6))
+        )  # fmt: skip
+        layers.append(label)
+        units.append(alt.layer(*layers).properties(width=axis_width, height=height, name=f"ls_axis_{k}",
+                                                   view=alt.ViewBackground(stroke=None)))  # fmt: skip
     return (
-        alt.vconcat(alt.hconcat(*columns, spacing=4), lines, data=_data(data, "pairs"), spacing=16)
+        # Flush: the units abut, so each sample's line runs on unbroken from one axis to the next.
+        alt.hconcat(*units, spacing=0, data=_data(data, "pairs"))
+        .properties(bounds="flush")
         .transform_filter("datum.label == cls")
-        .add_params(cls)
+        .add_params(*params)
     )
-
-
-def _axis_label_expr(axes: list[tuple[str, str]]) -> str:
-    # Titles are user class names: pass them as a JSON lookup, never spliced into an expression unquoted.
-    import json
-
-    mapping = json.dumps({f: t for f, t in axes})
-    return f"{mapping}[datum.value]"
 
 
 def global_filters(n_axes: int) -> list:
+    """The predicates that define the selected samples in the global view: inside every axis brush, of the class."""
     return [{"param": f"ax{k}"} for k in range(n_axes)] + ["datum.label == cls"]
 
 
-def sample_examination(data=None, *, filters: list, compare: bool, columns: int = 12, limit: int = 48) -> alt.Chart:
+GRID_STEP = 86  # px per thumbnail tile of the sample grids (caption lines are limited to fit)
+PIE_COLOR = "#1f77b4"
+
+
+def sample_examination(data=None, *, filters: list, compare: bool, columns: int = 10, limit: int = 48) -> alt.LayerChart:
     """Sample examination (R4): thumbnails of the selected samples with label, predictions and metrics.
 
     Rows as for `local_geometry`, plus pie (a pruning-identified exemplar) and robustness (eq. 7, of the
     reference model). `filters` are the predicates of the other views' selections; the first `limit` samples
-    that pass, ordered by margin (most at risk first), are shown. PIEs are framed in red, non-robust samples
-    (robustness 0) in orange.
+    that pass, ordered by margin (most at risk first), are shown, and the title says how many passed. A frame's
+    colour is the prediction (single model: correct gray / incorrect red; compare: the outcome colours of the
+    trajectories), a dashed frame marks a sample no corruption left correctly classified (robustness 0), a blue
+    diamond a pruning-identified exemplar (PIE). Param `gridcols` (the loader fits it to the page) sets the columns.
     """
     chart = alt.Chart(_data(data, "pairs"))
     for f in filters:
         chart = chart.transform_filter(f)
     chart = (
-        chart.transform_window(rank="row_number()", sort=[alt.SortField("ref_margin", order="ascending")])
+        chart.transform_joinaggregate(total="count()")
+        .transform_window(rank="row_number()", sort=[alt.SortField("ref_margin", order="ascending")])
         .transform_filter(f"datum.rank <= {limit}")
         .transform_calculate(
-            col=f"(datum.rank - 1) % {columns}",
-            row=f"floor((datum.rank - 1) / {columns})",
-            frame="datum.pie ? 'PIE' : datum.robustness == 0 ? 'not robust' : 'other'",
-            caption="datum.class_name + ' → ' + datum.ref_pred_name" + (" + ' / ' + datum.cmp_pred_name" if compare else ""),
+            col="(datum.rank - 1) % gridcols",
+            row="floor((datum.rank - 1) / gridcols)",
+            robust="datum.robustness == 0 ? 'never correct under corruption' : 'correct under some corruption'",
+            pie_mark="datum.pie ? 'pruning-identified exemplar (PIE)' : null",
+            line1="datum.class_name",
+            line2="'→ ' + datum.ref_pred_name" + (" + ' / ' + datum.cmp_pred_name" if compare else ""),
         )
     )
-    x = alt.X("col:O", axis=None, scale=alt.Scale(domain=list(range(columns))))
-    y = alt.Y("row:O", axis=None)
+    gridcols = alt.param(name="gridcols", value=columns)
+    x = alt.X("col:O", axis=None, scale=alt.Scale(domain=alt.ExprRef("sequence(0, gridcols)"), paddingInner=0.08))
+    y = alt.Y("row:O", axis=None, scale=alt.Scale(paddingInner=0.08))
     tooltip = [alt.Tooltip("image:N"), "sample_id:Q", "class_name:N", alt.Tooltip("ref_pred_name:N", title="ref pred"),
                alt.Tooltip("ref_angle_true:Q", format=".1f"), alt.Tooltip("ref_length:Q", format=".2f"),
                alt.Tooltip("ref_margin:Q", format=".2f"), "robustness:Q", "pie:N"]  # fmt: skip
     if compare:
         tooltip += [alt.Tooltip("cmp_pred_name:N", title="cmp pred"), "outcome:N"]
-    frame = chart.mark_rect(filled=False, strokeWidth=3).encode(
-        x=x, y=y,
-        stroke=alt.Stroke("frame:N", scale=alt.Scale(domain=["PIE", "not robust", "other"], range=[RED, "#ff7f0e", "#bbbbbb"]),
-                          legend=alt.Legend(orient="top", title=None)),
+        stroke = alt.Stroke("outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS), legend=_legend("outcome"))
+    else:
+        stroke = alt.Stroke("ref_outcome:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("prediction"))
+    robust = ["correct under some corruption", "never correct under corruption"]
+    # Vega-Lite has no dash channel for rects: dashed and solid frames are two layers, the legend comes from a
+    # zero-length rule that encodes the same meaning.
+    frames = [
+        chart.transform_filter(f"datum.robust == '{kind}'").mark_rect(filled=False, strokeWidth=2.5, strokeDash=dash)
+        .encode(x=x, y=y, stroke=stroke)
+        for kind, dash in zip(robust, ([1, 0], [4, 3]))
+    ]
+    dash_legend = chart.transform_filter("datum.rank == 1").mark_rule(strokeWidth=2).encode(
+        x=alt.value(0), x2=alt.value(0), y=alt.value(0), y2=alt.value(0),
+        strokeDash=alt.StrokeDash("robust:N", scale=alt.Scale(domain=robust, range=[[1, 0], [4, 3]]),
+                                  legend=_legend("robustness")),
     )  # fmt: skip
-    image = chart.mark_image(width=44, height=44).encode(x=x, y=y, url="image:N", tooltip=tooltip)
-    caption = chart.mark_text(dy=30, fontSize=8).encode(x=x, y=y, text="caption:N")
-    return alt.layer(frame, image, caption).properties(width=62 * columns, height=alt.Step(72), title="selected samples, lowest reference margin first")
+    pie = (
+        chart.transform_filter("datum.pie")
+        .mark_point(shape="diamond", filled=True, size=70, color=PIE_COLOR, xOffset=GRID_STEP * 0.36, yOffset=-GRID_STEP * 0.36)
+        .encode(x=x, y=y, shape=alt.Shape("pie_mark:N", scale=alt.Scale(range=["diamond"]),
+                                            legend=_legend(None)))
+    )  # fmt: skip
+    image = chart.mark_image(width=44, height=44, yOffset=-8).encode(x=x, y=y, url="image:N", tooltip=tooltip)
+    caption = [
+        chart.mark_text(dy=dy, fontSize=9, limit=GRID_STEP - 8).encode(x=x, y=y, text=f"{field}:N")
+        for field, dy in (("line1", 22), ("line2", 33))
+    ]
+    title = (
+        chart.transform_filter("datum.rank == 1")
+        .transform_calculate(text=f"'showing ' + min(datum.total, {limit}) + ' of ' + datum.total + ', lowest margin first'")
+        .mark_text(align="left", baseline="bottom", fontWeight="bold", x=0, y=-10)
+        .encode(text="text:N")
+    )  # fmt: skip
+    return (
+        alt.layer(*frames, dash_legend, image, *caption, pie, title)
+        .properties(width=alt.Step(GRID_STEP), height=alt.Step(GRID_STEP))
+        .add_params(gridcols)
+    )
 
 
 MARGIN_CHANGE_RANGE = (-2.0, 3.0)  # x range of Fig. 10: 0 unchanged, 1 margin gone, > 1 flipped to wrong

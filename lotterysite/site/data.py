@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from ..store import TABLES, StoreError, geometry_schema, read_table, verify_store
+from ..store.schema import outcomes_schema
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
@@ -62,6 +63,9 @@ def load_store(root: str | Path) -> Store:
     for name in tables:
         if name not in files:
             raise StoreError(f"{root / name}: not listed in the manifest; rerun `lotterysite precompute RECIPE`")
+    # Per-sample correctness over every evaluated severity: the evaluation table's subset accuracy.
+    corruptions = list(manifest.get("corruptions") or [])
+    tables["outcomes.arrow"] = read_table(root / "outcomes.arrow", outcomes_schema(corruptions))
     for i, thumb in enumerate(tables["samples.arrow"].column("thumbnail").to_pylist()):
         if thumb and not THUMBNAIL.match(thumb):
             raise StoreError(f"{root}/samples.arrow: row {i}: field 'thumbnail' is not a data:image/png, jpeg or "
@@ -103,6 +107,12 @@ def amount_label(amount: float) -> str:
     return "dense" if amount == 0 else f"{amount * 100:g}%"
 
 
+def model_label(row: dict) -> str:
+    """"magnitude+retrain 50%", or "dense" alone (never "dense dense")."""
+    amount = amount_label(row["amount"])
+    return amount if row["method"] == "dense" or amount == method_label(row) else f"{method_label(row)} {amount}"
+
+
 def variant_labels(store: Store) -> list[str]:
     """Columns of the evaluation table: clean, the mean over corruptions, then each corruption."""
     corruptions = list(store.manifest.get("corruptions") or [])
@@ -119,8 +129,9 @@ def evaluation_rows(store: Store, arch: str) -> pa.Table:
         if m is None:
             continue
         label = "corruption mean" if r["variant"] == "corruption_mean" else r["variant"]
-        rows.append(dict(model_id=r["model_id"], method_label=method_label(m), amount=float(m["amount"]),
-                         amount_label=amount_label(m["amount"]), variant_label=label, accuracy=float(r["accuracy"])))  # fmt: skip
+        rows.append(dict(model_id=r["model_id"], model_label=model_label(m), method_label=method_label(m),
+                         amount=float(m["amount"]), amount_label=amount_label(m["amount"]), variant_label=label,
+                         accuracy=float(r["accuracy"])))  # fmt: skip
     best: dict[tuple[str, str], float] = {}
     for r in rows:
         key = (r["variant_label"], r["method_label"])
@@ -132,16 +143,47 @@ def evaluation_rows(store: Store, arch: str) -> pa.Table:
         cell = (r["variant_label"], r["method_label"])
         r["first"] = cell not in seen
         seen.add(cell)
+        r["order"] = r["rank"] * 1000 + r["amount"] * 100  # ranked methods top-down, each by amount
+        r["subset_accuracy"] = None
         r["delta"] = None
-    schema = pa.schema([("model_id", pa.string()), ("method_label", pa.string()), ("amount", pa.float32()),
-                        ("amount_label", pa.string()), ("variant_label", pa.string()), ("accuracy", pa.float32()),
-                        ("rank", pa.int32()), ("first", pa.bool_()), ("delta", pa.float32())])  # fmt: skip
+    schema = pa.schema([("model_id", pa.string()), ("model_label", pa.string()), ("method_label", pa.string()),
+                        ("amount", pa.float32()), ("amount_label", pa.string()), ("variant_label", pa.string()),
+                        ("accuracy", pa.float32()), ("rank", pa.int32()), ("first", pa.bool_()),
+                        ("order", pa.float32()), ("subset_accuracy", pa.float32()), ("delta", pa.float32())])  # fmt: skip
     return pa.Table.from_pylist(rows, schema=schema)
 
 
 def shipped_ids(store: Store, max_samples: int) -> np.ndarray:
-    ids = store.tables["samples.arrow"].column("sample_id").to_numpy()
-    return np.sort(ids)[:max_samples]
+    """The samples the site serves: all the store shipped, or when more than `max_samples`, every exemplar (PIE)
+    and then the same share of every class (never a whole class dropped, never an exemplar). Sorted ids."""
+    t = store.tables["samples.arrow"]
+    ids = t.column("sample_id").to_numpy()
+    if len(ids) <= max_samples:
+        return np.sort(ids)
+    labels = t.column("label").to_numpy()
+    pie = t.column("pie").to_numpy(zero_copy_only=False).astype(bool)
+    keep = list(ids[pie])
+    rest = ~pie
+    classes = np.unique(labels)
+    if len(keep) + len(classes) > max_samples:
+        raise StoreError(f"{store.root}/samples.arrow: {len(keep)} exemplars and {len(classes)} classes do not fit in "
+                         f"max_samples = {max_samples}; raise the site's max_samples in mkdocs.yml")  # fmt: skip
+    share = (max_samples - len(keep)) / rest.sum()
+    for c in classes:
+        pool = np.sort(ids[rest & (labels == c)])
+        keep += list(pool[: max(1, int(share * len(pool)))])
+    return np.sort(np.array(keep[:max_samples], dtype=ids.dtype))
+
+
+def shipped_summary(store: Store, ids: np.ndarray) -> dict:
+    """The effective numbers behind every view: samples served, per class, exemplars, and what the store holds."""
+    t = store.tables["samples.arrow"]
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(ids, pa.int32())))
+    labels = t.column("label").to_numpy()
+    per_class = [int((labels == j).sum()) for j in range(len(store.classes))]
+    return {"served": len(ids), "per_class": per_class, "exemplars": int(pc.sum(t["pie"]).as_py() or 0),
+            "stored": store.tables["samples.arrow"].num_rows,
+            "evaluated": int(store.manifest.get("dataset", {}).get("n_eval") or 0)}  # fmt: skip
 
 
 def samples_table(store: Store, ids: np.ndarray) -> pa.Table:
@@ -163,27 +205,26 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
     """Split every model's geometry into per-variant slices; count correct predictions per sample for subset accuracy."""
     ncls = len(store.classes)
     files: dict[str, bytes] = {}
-    slices: list[dict] | None = None
     counts: dict[str, np.ndarray] = {}
     columns: list[dict] = []
     wanted = list(SLICE_COLUMNS) + [f"angle_{j}" for j in max_axes_classes]
     id_array = pa.array(ids, pa.int32())
     base = f"{slug(arch)}/g"
     class_acc = class_accuracies(store)
+    # The variants come from the manifest (what precompute shipped), never from scanning a geometry file.
+    keys = shipped_variants(store)
+    slices = [{"label": v if s == 0 else f"{v} (severity {s})", "variant": v, "severity": s, "file": f"v{i}.arrow"}
+              for i, (v, s) in enumerate(keys)]  # fmt: skip
+    by_key = {(s["variant"], s["severity"]): s for s in slices}
     for k, m in enumerate(store.models_of(arch)):
         table = read_table(store.root / "geometry" / f"{m['model_key']}.arrow", geometry_schema(ncls))
         table = table.filter(pc.is_in(table["sample_id"], id_array))
         variant = table["variant"].cast(pa.string())
-        keys = sorted(set(zip(variant.to_pylist(), table["severity"].to_pylist())), key=lambda v: (v[0] != "clean", v))
-        if slices is None:
-            slices = [{"label": v if s == 0 else f"{v} (severity {s})", "variant": v, "severity": s, "file": f"v{i}.arrow"}
-                      for i, (v, s) in enumerate(keys)]  # fmt: skip
-        by_key = {(s["variant"], s["severity"]): s for s in slices}
-        group_correct: dict[str, list[np.ndarray]] = {}
+        found = set(zip(variant.to_pylist(), table["severity"].to_pylist()))
+        if found != set(keys):
+            raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow holds variants {sorted(found)}, the manifest "
+                             f"ships {keys}; rebuild the store with one recipe")  # fmt: skip
         for v, s in keys:
-            if (v, s) not in by_key:
-                raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow: variant {v!r} severity {s} is not in "
-                                 "the other models' files; rebuild the store with one recipe")  # fmt: skip
             part = table.filter(pc.and_(pc.equal(variant, v), pc.equal(table["severity"], s))).sort_by("sample_id")
             part = part.select(wanted)
             # The class accuracy the local view shows comes from the full evaluation set, never the shipped subset.
@@ -192,24 +233,46 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
             part = part.append_column("class_accuracy", pa.array(
                 [full.get(int(c), float("nan")) for c in label_np], pa.float32()))  # fmt: skip
             files[f"{base}/{m['model_key']}/{by_key[(v, s)]['file']}"] = arrow_bytes(part)
-            correct = part["correct"].to_numpy(zero_copy_only=False).astype(np.int16)
-            if len(correct) != len(ids):
-                raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow: {len(correct)} rows for {v!r} "
+            if part.num_rows != len(ids):
+                raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow: {part.num_rows} rows for {v!r} "
                                  f"severity {s}, expected one per shipped sample ({len(ids)})")  # fmt: skip
-            group = "clean" if v == "clean" else v
-            group_correct.setdefault(group, []).append(correct)
-            if v != "clean":
-                group_correct.setdefault("corruption mean", []).append(correct)
-        for group, parts in group_correct.items():
+        for group, (column, members) in _outcome_counts(store, m["model_id"], ids).items():
             col = f"c{len(columns)}"
-            counts[col] = np.sum(parts, axis=0).astype(np.int16)
-            columns.append({"column": col, "model_id": m["model_id"], "variant_label": group, "members": len(parts)})
+            counts[col] = column
+            columns.append({"column": col, "model_id": m["model_id"], "variant_label": group, "members": members})
     labels = samples_table(store, ids)["label"]
     correct = pa.table({"sample_id": pa.array(ids, pa.int32()), "label": labels,
                         **{k: pa.array(v, pa.int16()) for k, v in counts.items()}})  # fmt: skip
     files[f"{slug(arch)}/correct.arrow"] = arrow_bytes(correct)
     files[f"{slug(arch)}/evaluation.arrow"] = arrow_bytes(evaluation_rows(store, arch))
-    return ArchData(files, slices or [], columns)
+    return ArchData(files, slices, columns)
+
+
+def shipped_variants(store: Store) -> list[tuple[str, int]]:
+    """(variant, severity) of every geometry slice, from the manifest: clean, then each corruption at each shipped
+    severity, by name."""
+    severities = store.manifest.get("shipped_severities") or []
+    return [("clean", 0)] + [(c, int(s)) for c in sorted(store.manifest.get("corruptions") or []) for s in severities]
+
+
+def _outcome_counts(store: Store, model_id: str, ids: np.ndarray) -> dict[str, tuple[np.ndarray, int]]:
+    """Per served sample, its correct predictions per evaluation-table column, from outcomes.arrow (every evaluated
+    severity, not only the shipped ones): {column: (counts aligned with `ids`, predictions per sample)}."""
+    t = store.tables["outcomes.arrow"]
+    t = t.filter(pc.equal(t["model_id"].cast(pa.string()), model_id))
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(ids, pa.int32()))).sort_by("sample_id")
+    if t.num_rows != len(ids):
+        raise StoreError(f"{store.root}/outcomes.arrow: {t.num_rows} rows for {model_id!r}, expected one per served "
+                         f"sample ({len(ids)}); rerun `lotterysite precompute RECIPE`")  # fmt: skip
+    n_sev = len(store.manifest.get("severities") or [])
+    out = {"clean": (t["correct_clean"].to_numpy(zero_copy_only=False).astype(np.int16), 1)}
+    corruptions = list(store.manifest.get("corruptions") or [])
+    for c in corruptions:
+        out[c] = (t[f"c_{c}"].to_numpy(zero_copy_only=False).astype(np.int16), n_sev)
+    if corruptions:
+        out["corruption mean"] = (np.sum([out[c][0] for c in corruptions], axis=0).astype(np.int16),
+                                  n_sev * len(corruptions))  # fmt: skip
+    return out
 
 
 def class_accuracies(store: Store) -> dict[tuple[str, str, int], dict[int, float]]:

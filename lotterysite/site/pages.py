@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html import escape
 
 from . import charts
-from .data import ArchData, Store, amount_label, method_label, slug
+from .data import ArchData, Store, model_label, slug
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -63,26 +63,31 @@ def _container(config: dict, intro: str) -> str:
 def _model_options(store: Store, arch: str) -> list[dict]:
     return [
         {"id": m["model_id"], "key": m["model_key"],
-         "label": f"{method_label(m)} {amount_label(m['amount'])} — clean {m['clean_accuracy']:.1%}"}
+         "label": f"{model_label(m)} — clean {m['clean_accuracy']:.1%}"}
         for m in store.models_of(arch)
     ]  # fmt: skip
 
 
-def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_classes: list[int]) -> tuple[list[Page], dict]:
+def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
+               shipped: dict | None = None) -> tuple[list[Page], dict]:  # fmt: skip
     """The four view pages of one architecture, and their specs as {site path: spec dict}."""
     a = slug(arch)
     base = f"views/{a}"
     data_dir = f"data/{a}"
     specs: dict[str, dict] = {}
     classes = [(j, store.classes[j]) for j in shown_classes]
-    axis_fields = [("angle_true", "true class")] + [(f"angle_{j}", store.classes[j]) for j in axes]
+    # One angle axis per class (the true class's own axis among them, marked on the page); a "true class" axis
+    # only when the classes had to be ranked down to max_axes and the chosen class may have none.
+    axis_fields = [(f"angle_{j}", store.classes[j]) for j in axes]
+    if len(axes) < len(store.classes):
+        axis_fields.insert(0, ("angle_true", "true class"))
     axis_fields += [("length", "length"), ("margin", "margin")]
     for compare in (False, True):
         mode = "compare" if compare else "single"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the shared brush, see charts.local_geometry
             local = charts.local_geometry(classes=classes, compare=compare)
-        grid = charts.sample_examination(filters=charts.local_filters(compare), compare=compare)
+        grid = charts.sample_examination(filters=charts.local_filters(compare, shown_classes), compare=compare)
         specs[f"{data_dir}/specs/local-{mode}.json"] = spec_dict(alt_vconcat(local, grid))
         glob = charts.global_geometry(axes=axis_fields, compare=compare)
         grid = charts.sample_examination(filters=charts.global_filters(len(axis_fields)), compare=compare)
@@ -91,8 +96,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             charts.sample_examination(filters=["datum.selected"], compare=compare, limit=120)
         )
     variants = _variants(store)
-    n_methods = len({method_label(m) for m in store.manifest["models"] if m["arch"] == arch})
-    specs[f"{data_dir}/specs/evaluation.json"] = spec_dict(charts.evaluation_table(variants=variants, methods=n_methods))
+    specs[f"{data_dir}/specs/evaluation.json"] = spec_dict(charts.evaluation_table(variants=variants))
 
     pages = []
     common = {
@@ -100,6 +104,15 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         "classes": store.classes,
         "models": _model_options(store, arch),
         "slices": data.slices,
+        "shipped": shipped or {},
+        "outcomes": charts.OUTCOMES,
+        "correctness": charts.CORRECTNESS,
+        # How the loader fits the charts to the page width: concats/facets by name -> [item px, most columns],
+        # units by name prefix -> [least px, most px, count, px besides, param given the width], params ->
+        # [item px, least, most] (the param gets the number of items that fit).
+        "reflow": {"ls_panels": [272, len(shown_classes)], "ls_eval": [290, len(variants)], "ls_hists": [250, 3]},
+        "shrink": {"ls_axis_": [20, 84, len(axis_fields), 90, "aw"]},
+        "fit_params": {"gridcols": [charts.GRID_STEP, 3, 12]},
     }
     intros = {
         "evaluation": (
@@ -107,27 +120,33 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             "mean (**R1**, paper Fig. 4 ①⑤). Each column is a data set; within a column the pruning methods are "
             "ranked top-down by their best accuracy, each cell's bars are its pruning amounts. Click a bar to select "
             "that model everywhere (double-click clears); it becomes the reference model of the geometry views. "
-            "When samples are selected in another view, or a class is chosen below, green/red bars show the subset's "
-            "accuracy minus the accuracy on all shipped samples."
+            "When samples are selected in another view, or a class is chosen below, the green/red bars right of the "
+            "dashed line show the subset's accuracy (over every evaluated severity) minus the model's accuracy, "
+            "clamped at ±20 points; the values are in the tooltip and the data table. A model can also be chosen "
+            "with the \"reference model\" menu."
         ),
         "local": (
             "Per class, the angle to the true class direction against the length of the feature vector, with the "
             "density of each on the margins and the margin's density below (**R2**, Fig. 4 ③): gray correct, red "
             "incorrect. Choose a second model, or the same model on a corruption, to compare (**R3**, Fig. 4 ④, "
             "Fig. 7): reference gray, compared yellow, a trajectory per sample coloured by outcome. Drag on the "
-            "metric-difference histograms to keep the samples whose Δangle, Δlength or Δmargin lies in a range; "
-            "drag on a scatter to select samples. The selection travels to the other views and the link."
+            "metric-difference histograms to keep the samples whose Δangle, Δlength or Δmargin lies in a range, pick "
+            "a trajectory outcome above them, drag on a class's scatter to select samples of that class. The "
+            "selection travels to the other views and the link."
         ),
         "global": (
-            "Parallel coordinates over n + 2 axes for one class: the angle to every class direction, the length "
-            "and the margin (**R2/R3**, Figs. 5, 8, 9). Drag on any axis to brush it; the lines show the samples "
-            "inside every brush, reference gray and compared yellow, and each axis carries both densities on top."
+            "Parallel coordinates over n + 2 axes for one class: the angle to every class direction (one shared "
+            "scale, so the axes compare: a low line is close to that class), the length and the margin on their own "
+            "axes (**R2/R3**, Figs. 5, 8, 9). The class's own axis is marked \"(true)\". A line per sample, reference "
+            "gray and compared yellow; each axis carries both densities. Drag along an axis to brush it: lines "
+            "outside every brush are dimmed; a new class clears the brushes."
         ),
         "samples": (
             "The samples currently selected in the local or global geometry view (carried in the link), with "
-            "their label, both models' predictions and their metrics (**R4**). Red frames mark pruning-identified "
-            "exemplars (the pruned models' modal prediction differs from the dense model's), dashed frames samples "
-            "no corruption left correctly classified."
+            "their label, both models' predictions and their metrics (**R4**). A frame's colour is the prediction "
+            "(gray correct, red incorrect; when comparing, the outcome colours of the local view), a dashed frame "
+            "marks a sample no corruption left correctly classified, a blue diamond a pruning-identified exemplar "
+            "(the pruned models' modal prediction differs from the dense model's)."
         ),
     }
     for kind, title in VIEWS:
@@ -144,6 +163,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
             cfg["axes"] = [f for f, _ in axis_fields]
             cfg["axis_classes"] = axes
+            cfg["panel_brushes"] = {charts.panel_brush(j): j for j in shown_classes} if kind == "local" else {}
+            cfg["extents"] = {"local": charts.panel_extents(shown_classes), "global": charts.global_extents(axis_fields)}.get(kind, {})
         heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intros[kind])))
     return pages, specs

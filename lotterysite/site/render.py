@@ -96,7 +96,7 @@ def render(
         shown = data.axis_classes(store, arch, options.max_classes)
         arch_data = data.geometry_slices(store, arch, ids, axes)
         out.files.update({f"data/{k}": v for k, v in arch_data.files.items()})
-        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown)
+        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, data.shipped_summary(store, ids))
         out.files.update({k: _spec_json(v) for k, v in specs.items()})
         generated += arch_pages
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))

@@ -8,7 +8,7 @@
  */
 (function () {
   "use strict";
-  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || { views: [], latencies: [], errors: [] });
+  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || { views: [], latencies: [], errors: [], warnings: [] });
   const cache = new Map();
   const SHARED = ["ref", "refv", "cmp", "cmpv", "class", "sel"];
 
@@ -102,33 +102,88 @@
     a.click();
     a.remove();
   }
-  function toolbar(root, getRows, name) {
+  // ---- errors: a view that fails says so on the page instead of silently keeping stale charts ----
+  function fail(entry, e) {
+    const msg = e && e.message ? e.message : String(e);
+    LS.errors.push(msg);
+    entry.error.textContent = "This view failed and may not match its controls (" + msg + "). Reload the page to redraw it.";
+    entry.error.hidden = false;
+    console.error(e);
+  }
+  // Vega logs dataflow errors instead of throwing them: a logger routes them to the view's error element.
+  function logger(entry) {
+    const base = vega.logger(vega.Warn);
+    const out = {
+      level(l) { if (l === undefined) return base.level(); base.level(l); return out; },
+      error(...a) { fail(entry, a.find((x) => x instanceof Error) || new Error(a.map(String).join(" "))); return out; },
+      warn(...a) { LS.warnings.push(a.map(String).join(" ")); base.warn(...a); return out; },
+      info(...a) { base.info(...a); return out; },
+      debug(...a) { base.debug(...a); return out; },
+    };
+    return out;
+  }
+
+  // ---- theme: the charts take the page's palette (mkdocs-material sets data-md-color-scheme on <body>) ----
+  function scheme() {
+    return document.body.getAttribute("data-md-color-scheme") || "default";
+  }
+  function themeConfig(width) {
+    const dark = scheme() === "slate";
+    const css = getComputedStyle(document.body);
+    const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+    const bg = v("--md-default-bg-color", dark ? "#1e2129" : "#ffffff");
+    const fg = v("--md-default-fg-color", dark ? "#e2e4e9" : "#222222");
+    const fg2 = v("--md-default-fg-color--light", dark ? "#a9acb5" : "#666666");
+    const grid = dark ? "#3a3f4b" : "#e3e3e3";
+    const axis = { labelColor: fg, titleColor: fg, domainColor: fg2, tickColor: fg2, gridColor: grid };
+    return {
+      dark,
+      config: {
+        background: bg,
+        axis, header: { labelColor: fg, titleColor: fg },
+        // Legends stack (one per line) and wrap their entries on a narrow page instead of widening the chart.
+        legend: Object.assign({ labelColor: fg, titleColor: fg, layout: { top: { direction: "vertical", anchor: "start" } } },
+          width < 700 ? { columns: width < 480 ? 1 : 2 } : {}),
+        title: { color: fg, subtitleColor: fg2 }, text: { color: fg }, view: { stroke: grid },
+        style: { "guide-label": { fill: fg }, "guide-title": { fill: fg }, "group-title": { fill: fg } },
+      },
+    };
+  }
+
+  // ---- toolbar: data, picture, link (with feedback) ----
+  function toolbar(root, entry, name) {
     const bar = el("div", { class: "ls-toolbar" });
     const dl = el("button", { type: "button", class: "md-button ls-download" }, "Download data (CSV)");
-    dl.addEventListener("click", () => download(name, getRows()));
+    dl.addEventListener("click", () => download(name, entry.rows || []));
+    const png = el("button", { type: "button", class: "md-button ls-png" }, "Save chart (PNG)");
+    png.addEventListener("click", async () => {
+      if (!entry.view) return;
+      const a = el("a", { href: await entry.view.toImageURL("png", 2), download: name.replace(/\.csv$/, ".png") });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+    });
     const link = el("button", { type: "button", class: "md-button ls-link" }, "Copy link to this view");
-    link.addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText(location.href));
-    bar.append(dl, link);
+    const status = el("span", { class: "ls-status", role: "status", "aria-live": "polite" });
+    link.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(location.href);
+        status.textContent = "Link copied";
+      } catch (e) {
+        status.textContent = "Could not copy: the link is in the address bar";
+      }
+      clearTimeout(status.timer);
+      status.timer = setTimeout(() => { status.textContent = ""; }, 4000);
+    });
+    bar.append(dl, png, link, status);
     root.appendChild(bar);
     return bar;
   }
 
-  async function embed(target, spec, datasets, entry) {
-    spec = JSON.parse(JSON.stringify(spec));
-    spec.datasets = Object.assign({}, spec.datasets || {}, datasets);
-    const dark = document.body.getAttribute("data-md-color-scheme") === "slate";
-    const result = await vegaEmbed(target, spec, {
-      renderer: "canvas",
-      theme: dark ? "dark" : undefined,
-      actions: { export: true, source: false, compiled: false, editor: false },
-    });
-    if (LS.firstRender == null) LS.firstRender = performance.now();
-    entry.view = result.view;
-    return result.view;
-  }
-
-  function setInitial(spec, name, value) {
-    for (const p of spec.params || []) if (p.name === name) p.value = value;
+  // ---- specs: the loader fills in what depends on the page (state, width) before embedding ----
+  function setParam(spec, name, value) {
+    for (const p of spec.params || []) if (p.name === name) { p.value = value; return true; }
+    return false;
   }
   function restoreBrushes(spec, saved) {
     for (const p of spec.params || []) {
@@ -139,81 +194,256 @@
       p.value = value;
     }
   }
+  // An axis range shared by a chart and its densities: the param, and the extent of every density estimated on it
+  // (its output field is named "v_<param>", see charts._density).
+  function setExtent(spec, name, range) {
+    setParam(spec, name, range);
+    const walk = (node) => {
+      if (Array.isArray(node)) { node.forEach(walk); return; }
+      if (!node || typeof node !== "object") return;
+      if (node.density != null && Array.isArray(node.as) && node.as[0] === "v_" + name) node.extent = range;
+      for (const k of Object.keys(node)) if (k !== "datasets") walk(node[k]);
+    };
+    walk(spec);
+  }
   function brushNames(spec) {
     return (spec.params || []).filter((p) => p.select && p.select.type === "interval").map((p) => p.name);
   }
+  // Fit to the page: a concat/facet named in cfg.reflow gets as many columns as fit (item width in px), a param
+  // named in cfg.fit_params gets the number of items of that width that fit, units named in cfg.shrink get a width
+  // between their minimum and maximum so that their count fits.
+  function fitToWidth(spec, cfg, width) {
+    const reflow = cfg.reflow || {};
+    const shrink = cfg.shrink || {};
+    const widths = {};
+    const walk = (node) => {
+      if (Array.isArray(node)) { node.forEach(walk); return; }
+      if (!node || typeof node !== "object") return;
+      if (node.name in reflow && node.columns != null) {
+        const [item, most] = reflow[node.name];
+        node.columns = Math.max(1, Math.min(most, Math.floor(width / item)));
+      }
+      if (typeof node.name === "string") for (const [prefix, [lo, hi, count, extra, param]] of Object.entries(shrink)) {
+        if (!node.name.startsWith(prefix)) continue;
+        node.width = Math.max(lo, Math.min(hi, Math.floor((width - extra) / count)));
+        if (param) widths[param] = node.width;
+      }
+      for (const k of Object.keys(node)) if (k !== "datasets" && k !== "data") walk(node[k]);
+    };
+    walk(spec);
+    for (const [name, w] of Object.entries(widths)) setParam(spec, name, w);
+    for (const [name, [item, least, most]] of Object.entries(cfg.fit_params || {})) {
+      setParam(spec, name, Math.max(least, Math.min(most, Math.floor(width / item))));
+    }
+  }
+
+  async function embed(entry, spec0, datasets) {
+    const room = entry.root.clientWidth || window.innerWidth;
+    const theme = themeConfig(room);
+    const target = entry.target;
+    // Hold the height while the new view draws, so the page does not jump.
+    target.style.minHeight = target.offsetHeight + "px";
+    let width = room;
+    let result = null;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const spec = JSON.parse(JSON.stringify(spec0));
+      spec.datasets = Object.assign({}, spec.datasets || {}, datasets);
+      fitToWidth(spec, entry.cfg, width);
+      if (entry.view) entry.view.finalize();
+      entry.view = null;
+      result = await vegaEmbed(target, spec, {
+        renderer: "canvas",
+        config: theme.config,
+        actions: false, // the toolbar below the chart exports; vega-embed's menu covered titles and legends
+        logger: logger(entry),
+        tooltip: { theme: theme.dark ? "dark" : "light" },
+      });
+      entry.view = result.view;
+      // Axis labels and legends are not in the estimate: when the chart came out wider than the page, fit again.
+      const drawn = result.view.container().querySelector("canvas");
+      const over = drawn ? drawn.getBoundingClientRect().width - room : 0;
+      if (over <= 1) break;
+      width -= over + 8;
+    }
+    target.style.minHeight = "";
+    if (LS.firstRender == null) LS.firstRender = performance.now();
+    entry.scheme = scheme();
+    entry.width = entry.root.clientWidth;
+    return result.view;
+  }
+
+  // Every view redraws through one queue: a load fetches its data at once, but draws only after the loads before
+  // it, and not at all when a newer choice came meanwhile. A draw embeds a fresh view: swapping data into a live
+  // Vega-Lite view leaves interval brushes bound to the old scales (TypeErrors, stale charts).
+  function newEntry(kind, root, cfg) {
+    const entry = { kind, root, cfg, rows: [], view: null, shown: null };
+    entry.error = el("p", { class: "ls-error", role: "alert", hidden: "" });
+    // vega-embed owns the chart's element (its role and aria attributes): the figure around it carries ours.
+    entry.target = el("div", { class: "ls-chart" });
+    entry.summary = el("p", { class: "ls-summary", id: "ls-summary-" + (LS.views.length + 1) });
+    entry.figure = el("figure", { class: "ls-figure", role: "figure", tabindex: "0", "aria-describedby": entry.summary.id });
+    entry.figure.appendChild(entry.target);
+    let token = 0;
+    let chain = Promise.resolve();
+    entry.settled = chain;
+    entry.queue = (prepare, draw) => {
+      const mine = ++token;
+      const data = prepare();
+      data.catch(() => {}); // reported when its turn comes
+      chain = chain.then(async () => {
+        if (mine !== token) return;
+        const got = await data;
+        if (mine !== token) return;
+        entry.error.hidden = true;
+        await draw(got);
+      }).catch((e) => fail(entry, e));
+      entry.settled = chain;
+      return chain;
+    };
+    LS.views.push(entry);
+    return entry;
+  }
+  LS.settled = async () => {
+    // Wait until no view has work queued (a draw may queue another).
+    for (;;) {
+      const pending = LS.views.map((v) => v.settled);
+      await Promise.all(pending);
+      if (LS.views.every((v, i) => v.settled === pending[i])) return;
+    }
+  };
+  function describe(entry, label, summary) {
+    entry.figure.setAttribute("aria-label", label);
+    entry.summary.textContent = summary;
+  }
+  function tableOf(caption, header, rows) {
+    const details = el("details", { class: "ls-table" });
+    details.appendChild(el("summary", {}, caption));
+    const table = el("table");
+    const head = el("tr");
+    for (const h of header) head.appendChild(el("th", { scope: "col" }, h));
+    table.appendChild(el("thead")).appendChild(head);
+    const body = el("tbody");
+    for (const r of rows) {
+      const tr = el("tr");
+      r.forEach((c, i) => tr.appendChild(el(i ? "td" : "th", i ? {} : { scope: "row" }, c)));
+      body.appendChild(tr);
+    }
+    table.appendChild(body);
+    details.appendChild(table);
+    return details;
+  }
+  const pct = (x) => (x == null || Number.isNaN(x) ? "—" : (100 * x).toFixed(1) + " %");
 
   // ---- views ----
   async function staticView(root, cfg) {
-    const spec = await (await fetch(cfg.spec)).json();
-    const datasets = {};
-    for (const [name, url] of Object.entries(cfg.datasets || {})) datasets[name] = await fetchRows(url);
-    const entry = { kind: "static", root };
-    LS.views.push(entry);
-    const target = el("div", { class: "ls-chart" });
-    root.appendChild(target);
-    await embed(target, spec, datasets, entry);
-    const first = Object.keys(datasets)[0];
-    toolbar(root, () => datasets[first], first + ".csv");
+    const entry = newEntry("static", root, cfg);
+    root.append(entry.error, entry.figure, entry.summary);
+    toolbar(root, entry, Object.keys(cfg.datasets || { data: 0 })[0] + ".csv");
+    entry.refresh = () => entry.queue(async () => {
+      const spec = await (await fetch(cfg.spec)).json();
+      const datasets = {};
+      for (const [name, url] of Object.entries(cfg.datasets || {})) datasets[name] = await fetchRows(url);
+      return [spec, datasets];
+    }, async ([spec, datasets]) => {
+      const first = Object.keys(datasets)[0];
+      entry.rows = datasets[first] || [];
+      await embed(entry, spec, datasets);
+      entry.shown = {};
+      describe(entry, cfg.title || "chart", (cfg.title ? cfg.title + ": " : "") + entry.rows.length + " rows; download them as CSV below.");
+    });
+    await entry.refresh();
   }
 
   async function evaluationView(root, cfg) {
     const state = readState();
+    const models = new Map(cfg.models.map((m) => [m.id, m]));
+    if (state.ref && !models.has(state.ref)) delete state.ref;
     const [spec, base, correct, samples] = await Promise.all([
       fetch(cfg.spec).then((r) => r.json()), fetchRows(cfg.evaluation), fetchRows(cfg.correct), fetchRows(cfg.samples),
     ]);
-    const entry = { kind: "evaluation", root, rows: base };
-    LS.views.push(entry);
-    const info = el("p", { class: "ls-info" });
+    const entry = newEntry("evaluation", root, cfg);
+    const info = (entry.info = el("p", { class: "ls-info", "aria-live": "polite" }));
     const controls = el("div", { class: "ls-controls" });
     const sel = decodeSel(state.sel, samples.length);
     const nsel = sel ? sel.reduce((a, b) => a + b, 0) : 0;
     const subsets = [["", "no subset"]];
     if (nsel) subsets.push(["sel", `samples selected in the geometry views (${nsel})`]);
     cfg.classes.forEach((c, j) => subsets.push(["class:" + j, "class: " + c]));
-    let subset = state.subset || (nsel ? "sel" : "");
-    controls.appendChild(select("subset", subsets, subset, (v) => { subset = v; update(); }));
-    root.append(controls, info);
-    const target = el("div", { class: "ls-chart" });
-    root.appendChild(target);
-    if (state.ref) setInitial(spec, "model", [{ model_id: state.ref }]);
-    const view = await embed(target, spec, { evaluation: base }, entry);
-    view.addSignalListener("model", (_, value) => {
-      const id = value && value.model_id ? [].concat(value.model_id)[0] : null;
-      const s = readState();
-      if (id) s.ref = id; else delete s.ref;
-      writeState(Object.assign(s, { subset }));
-      info.textContent = id ? "reference model for the geometry views: " + id : "";
+    let subset = subsets.some(([v]) => v === state.subset) ? state.subset : nsel ? "sel" : "";
+    const refSelect = select("reference model", [["", "— none —"], ...cfg.models.map((m) => [m.id, m.label])], state.ref || "", (v) => {
+      if (v) state.ref = v; else delete state.ref;
+      update();
     });
-    toolbar(root, () => entry.rows, "evaluation.csv");
+    controls.append(refSelect, select("subset", subsets, subset, (v) => { subset = v; update(); }));
+    root.append(controls, info, entry.error, entry.figure, entry.summary);
+    const table = el("div");
+    root.appendChild(table);
+    toolbar(root, entry, "evaluation.csv");
+    const showRef = () => {
+      info.textContent = state.ref ? "Reference model for the geometry views: " + models.get(state.ref).label
+        : "Click a bar (or choose above) to pick the reference model for the geometry views.";
+    };
 
-    async function update() {
-      const s = readState();
-      s.subset = subset;
-      writeState(s);
+    function rowsFor(subsetValue) {
       let mask = null;
-      if (subset === "sel" && sel) mask = sel;
-      else if (subset.startsWith("class:")) {
-        const j = Number(subset.slice(6));
+      if (subsetValue === "sel" && sel) mask = sel;
+      else if (subsetValue.startsWith("class:")) {
+        const j = Number(subsetValue.slice(6));
         mask = Uint8Array.from(correct, (r) => (r.label === j ? 1 : 0));
       }
-      const delta = new Map();
+      const sub = new Map();
       if (mask) {
         const n = mask.reduce((a, b) => a + b, 0);
         for (const c of cfg.correct_columns) {
-          let all = 0, sub = 0;
-          for (let i = 0; i < correct.length; i++) {
-            const v = correct[i][c.column];
-            all += v;
-            if (mask[i]) sub += v;
-          }
-          if (n) delta.set(c.model_id + "\u0000" + c.variant_label, sub / (n * c.members) - all / (correct.length * c.members));
+          let hits = 0;
+          for (let i = 0; i < correct.length; i++) if (mask[i]) hits += correct[i][c.column];
+          if (n) sub.set(c.model_id + "\u0000" + c.variant_label, hits / (n * c.members));
         }
+        entry.subsetSize = n;
       }
-      entry.rows = base.map((r) => Object.assign(fields(r), { delta: delta.has(r.model_id + "\u0000" + r.variant_label) ? delta.get(r.model_id + "\u0000" + r.variant_label) : null }));
-      await view.data("evaluation", entry.rows).runAsync();
-      entry.updated = performance.now();
+      return base.map((r) => {
+        const s = sub.get(r.model_id + "\u0000" + r.variant_label);
+        return Object.assign(fields(r), { subset_accuracy: s == null ? null : s, delta: s == null ? null : s - r.accuracy });
+      });
     }
+    function update() {
+      const s = readState();
+      if (state.ref) s.ref = state.ref; else delete s.ref;
+      s.subset = subset;
+      writeState(s);
+      const ref = state.ref;
+      return entry.queue(async () => rowsFor(subset), async (rows) => {
+        entry.rows = rows;
+        const spec2 = JSON.parse(JSON.stringify(spec));
+        if (ref) setParam(spec2, "model", [{ model_id: ref }]);
+        const view = await embed(entry, spec2, { evaluation: rows });
+        view.addSignalListener("model", (_, value) => {
+          const id = value && value.model_id ? [].concat(value.model_id)[0] : null;
+          const st = readState();
+          if (id) { st.ref = id; state.ref = id; } else { delete st.ref; delete state.ref; }
+          writeState(Object.assign(st, { subset }));
+          refSelect.querySelector("select").value = id || "";
+          showRef();
+        });
+        entry.shown = { ref: ref || null, subset };
+        showRef();
+        const variants = [...new Set(rows.map((r) => r.variant_label))];
+        const byModel = new Map();
+        for (const r of rows) {
+          if (!byModel.has(r.model_id)) byModel.set(r.model_id, {});
+          byModel.get(r.model_id)[r.variant_label] = r;
+        }
+        const cell = (r) => (r ? pct(r.accuracy) + (r.delta == null ? "" : ` (subset ${pct(r.subset_accuracy)})`) : "—");
+        table.replaceChildren(tableOf("Data table: accuracy per model and data set", ["model", ...variants],
+          [...byModel].map(([id, vs]) => [models.has(id) ? models.get(id).label : id, ...variants.map((v) => cell(vs[v]))])));
+        const best = rows.filter((r) => r.variant_label === variants[0]).sort((a, b) => b.accuracy - a.accuracy)[0];
+        describe(entry, "Evaluation table: accuracy of " + byModel.size + " models on " + variants.length + " data sets",
+          `${byModel.size} models on ${variants.length} data sets; best on ${variants[0]}: ` +
+          (best ? `${models.has(best.model_id) ? models.get(best.model_id).label : best.model_id}` : "—") +
+          (subset ? `. Subset: ${entry.subsetSize || 0} samples.` : "."));
+      });
+    }
+    entry.refresh = update;
     await update();
   }
 
@@ -221,28 +451,30 @@
     const byId = new Map(samples.map((s, i) => [s.sample_id, [s, i]]));
     const cmpById = cmp ? new Map(cmp.map((r) => [r.sample_id, r])) : null;
     const names = cfg.classes;
+    const [wrong, newlyWrong, newlyRight, right] = cfg.outcomes;
+    const metrics = [...new Set(["angle_true", "length", "margin", ...cfg.axes])];
     const rows = [];
     for (const r of ref) {
       const [s, i] = byId.get(r.sample_id) || [null, -1];
       if (!s) continue;
       const o = {
         sample_id: r.sample_id, label: r.label, class_name: names[r.label], image: s.thumbnail, pie: !!s.pie,
-        robustness: r.robustness, ref_correct: r.correct ? 1 : 0, ref_outcome: r.correct ? "correct" : "incorrect",
+        robustness: r.robustness, ref_correct: r.correct ? 1 : 0, ref_outcome: r.correct ? cfg.correctness[0] : cfg.correctness[1],
         ref_class_accuracy: r.class_accuracy,
         ref_pred_name: names[r.pred], selected: sel ? !!sel[i] : true, index: i,
       };
-      for (const f of cfg.axes) o["ref_" + f] = r[f];
+      for (const f of metrics) o["ref_" + f] = r[f];
       if (cmpById) {
         const c = cmpById.get(r.sample_id);
         if (!c) continue;
-        for (const f of cfg.axes) o["cmp_" + f] = c[f];
+        for (const f of metrics) o["cmp_" + f] = c[f];
         o.cmp_correct = c.correct ? 1 : 0;
         o.cmp_class_accuracy = c.class_accuracy;
         o.cmp_pred_name = names[c.pred];
         o.d_angle = c.angle_true - r.angle_true;
         o.d_length = c.length - r.length;
         o.d_margin = c.margin - r.margin;
-        o.outcome = r.correct ? (c.correct ? "both right" : "newly wrong") : c.correct ? "newly right" : "both wrong";
+        o.outcome = r.correct ? (c.correct ? right : newlyWrong) : c.correct ? newlyRight : wrong;
       }
       rows.push(o);
     }
@@ -254,116 +486,205 @@
     const state = readState();
     const models = cfg.models;
     const byId = new Map(models.map((m) => [m.id, m]));
+    const slices = new Map(cfg.slices.map((s) => [s.file, s]));
     if (!byId.has(state.ref)) state.ref = models[0].id;
     if (state.cmp && !byId.has(state.cmp)) delete state.cmp;
-    state.refv = state.refv || cfg.slices[0].file;
-    state.cmpv = state.cmpv || cfg.slices[0].file;
-    if (state.class == null) state.class = String(cfg.axis_classes[0] || 0);
+    if (!slices.has(state.refv)) state.refv = cfg.slices[0].file;
+    if (!slices.has(state.cmpv)) state.cmpv = cfg.slices[0].file;
+    if (state.class == null || !cfg.classes[Number(state.class)]) state.class = String(cfg.axis_classes[0] || 0);
+    if (state.traj && !cfg.outcomes.includes(state.traj)) delete state.traj;
     const brushKey = "b_" + kind;
     let brushes = {};
     try { brushes = JSON.parse(state[brushKey] || "{}"); } catch (e) { brushes = {}; }
-    const entry = { kind, root, rows: [] };
-    LS.views.push(entry);
+    const entry = newEntry(kind, root, cfg);
+    entry.brushValues = {};
 
     const controls = el("div", { class: "ls-controls" });
     const modelOpts = models.map((m) => [m.id, m.label]);
     const sliceOpts = cfg.slices.map((s) => [s.file, s.label]);
-    const changed = (key) => (v) => { state[key] = v; if (key === "class") delete brushes.none; load(); };
-    controls.append(
-      select("reference", modelOpts, state.ref, changed("ref")),
-      select("on", sliceOpts, state.refv, changed("refv")),
-      select("compare with", [["", "— none —"], ...modelOpts], state.cmp || "", changed("cmp")),
-      select("on", sliceOpts, state.cmpv, changed("cmpv")),
-    );
+    const changed = (key) => (v) => {
+      if (v === "") delete state[key]; else state[key] = v;
+      if (key === "class") { brushes = {}; delete state[brushKey]; }
+      load();
+    };
+    const refGroup = el("fieldset", { class: "ls-group ls-ref" });
+    refGroup.append(el("legend", {}, "reference"), select("model", modelOpts, state.ref, changed("ref")),
+      select("on", sliceOpts, state.refv, changed("refv")));
+    const cmpGroup = el("fieldset", { class: "ls-group ls-cmp" });
+    cmpGroup.append(el("legend", {}, "compare with"), select("model", [["", "— none —"], ...modelOpts], state.cmp || "", changed("cmp")),
+      select("on", sliceOpts, state.cmpv, changed("cmpv")));
+    controls.append(refGroup, cmpGroup);
     if (kind === "global") controls.append(select("class", cfg.classes.map((c, j) => [j, c]), state.class, changed("class")));
-    const info = el("p", { class: "ls-info" });
+    let traj = null;
+    if (kind === "local") {
+      traj = select("trajectories", [["all", "all"], ...cfg.outcomes.map((o) => [o, o])], state.traj || "all", (v) => {
+        if (v === "all") delete state.traj; else state.traj = v;
+        writeState(state);
+        if (entry.view && entry.mode === "compare") {
+          entry.view.signal("outcome", v);
+          entry.view.runAsync().then(() => { showSelection(); writeState(state); entry.shown = shownState(); });
+        } else load();
+      });
+      traj.classList.add("ls-traj");
+    }
+    const info = (entry.info = el("p", { class: "ls-info", "aria-live": "polite" }));
     const nav = el("p", { class: "ls-links" });
     for (const [k, href] of Object.entries(cfg.links)) if (k !== kind) {
       const a = el("a", { href }, "→ " + k + " view");
       a.addEventListener("click", () => { a.href = href + location.hash; });
       nav.append(a, " ");
     }
-    root.append(controls, info, nav);
-    const target = el("div", { class: "ls-chart" });
-    root.appendChild(target);
-    toolbar(root, () => entry.rows, kind + ".csv");
+    const sh = cfg.shipped || {};
+    const shipped = el("p", { class: "ls-shipped" }, sh.served ? `${sh.served} samples served (of ${sh.evaluated} evaluated): ` +
+      `${Math.min(...sh.per_class)}–${Math.max(...sh.per_class)} per class, ${sh.exemplars} pruning-identified exemplars.` : "");
+    root.append(controls, info, nav, shipped);
+    if (traj) root.append(traj); // right above the chart, whose first row is the metric-difference histograms
+    root.append(entry.error, entry.figure, entry.summary);
+    const table = el("div");
+    root.appendChild(table);
+    toolbar(root, entry, kind + ".csv");
     const specs = {};
-    let mode = null, view = null;
+    const shownState = () => {
+      const s = Object.assign({}, state);
+      delete s.sel; // derived from the brushes
+      return s;
+    };
 
     function selection() {
-      // Recompute the selected samples from the brushes, as Vega-Lite's filters do (inclusive ranges).
-      const active = Object.entries(entry.brushValues || {}).filter(([, v]) => v && Object.keys(v).length);
-      const outcome = view && mode === "compare" && kind === "local" ? view.signal("outcome") : "all";
+      // Recompute the selected samples from the brushes, as the charts' filters do (inclusive ranges): a panel's
+      // brush selects within its class (a union over brushed panels), every other brush narrows the selection.
+      const active = Object.entries(entry.brushValues).filter(([, v]) => v && Object.keys(v).length);
+      const outcome = entry.mode === "compare" && kind === "local" ? state.traj || "all" : "all";
       if (!active.length && outcome === "all") return null;
+      const panels = active.filter(([name]) => name in cfg.panel_brushes);
+      const others = active.filter(([name]) => !(name in cfg.panel_brushes));
+      const inside = (r, v) => Object.entries(v).every(([f, range]) => {
+        const x = r[f], lo = Math.min(range[0], range[1]), hi = Math.max(range[0], range[1]);
+        return x >= lo && x <= hi;
+      });
       const bits = new Uint8Array(entry.samples.length);
       let n = 0;
       for (const r of entry.rows) {
         if (kind === "global" && String(r.label) !== String(state.class)) continue;
         if (outcome !== "all" && r.outcome !== outcome) continue;
-        let ok = true;
-        for (const [, v] of active) for (const [f, range] of Object.entries(v)) {
-          const x = r[f], lo = Math.min(range[0], range[1]), hi = Math.max(range[0], range[1]);
-          if (!(x >= lo && x <= hi)) ok = false;
-        }
-        if (ok) { bits[r.index] = 1; n++; }
+        if (panels.length && !panels.some(([name, v]) => cfg.panel_brushes[name] === r.label && inside(r, v))) continue;
+        if (!others.every(([, v]) => inside(r, v))) continue;
+        bits[r.index] = 1;
+        n++;
       }
       return [bits, n];
     }
     function showSelection() {
+      if (kind === "samples") return;
       const sel = selection();
       if (sel) { state.sel = encodeSel(sel[0]); info.textContent = sel[1] + " samples selected (carried to the other views)"; }
-      else { delete state.sel; info.textContent = ""; }
+      else { delete state.sel; info.textContent = "Drag on a chart to select samples."; }
     }
     function onBrush(name, value) {
-      entry.brushValues = Object.assign(entry.brushValues || {}, { [name]: value });
-      const spec = specs[mode];
-      const p = (spec.params || []).find((q) => q.name === name);
+      entry.brushValues[name] = value;
+      const p = (specs[entry.mode].params || []).find((q) => q.name === name);
       const keys = Object.keys(value || {});
       brushes[name] = keys.length ? (p.select.encodings || []).map((_, i) => value[keys[i]]) : undefined;
+      if (!keys.length) delete brushes[name];
       showSelection();
-      state[brushKey] = JSON.stringify(brushes);
+      if (Object.keys(brushes).length) state[brushKey] = JSON.stringify(brushes); else delete state[brushKey];
       writeState(state);
+      entry.shown = shownState();
       const t0 = LS.lastInput;
       requestAnimationFrame(() => { if (t0 != null) LS.latencies.push(performance.now() - t0); LS.lastInput = null; });
     }
-    target.addEventListener("pointermove", (e) => { if (e.buttons) LS.lastInput = e.timeStamp; }, true);
-    target.addEventListener("pointerup", (e) => { LS.lastInput = e.timeStamp; }, true);
+    entry.target.addEventListener("pointermove", (e) => { if (e.buttons) LS.lastInput = e.timeStamp; }, true);
+    entry.target.addEventListener("pointerup", (e) => { LS.lastInput = e.timeStamp; }, true);
 
-    async function load() {
+    function extents(rows) {
+      // Axis ranges the charts share (one angle scale for every class axis; a panel's scatter and densities),
+      // over both models, padded: cfg.extents is {param: [fields, class or null for the page's class]}.
+      const out = {};
+      for (const [param, [fieldsOf, cls]] of Object.entries(cfg.extents || {})) {
+        const want = String(cls == null ? state.class : cls);
+        let lo = Infinity, hi = -Infinity;
+        for (const r of rows) {
+          if (String(r.label) !== want) continue;
+          for (const f of fieldsOf) for (const w of ["ref_", "cmp_"]) {
+            const x = r[w + f];
+            if (x != null && Number.isFinite(x)) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+          }
+        }
+        if (!(hi >= lo)) { lo = 0; hi = 1; }
+        const pad = (hi - lo) * 0.04 || 0.5;
+        out[param] = [lo - pad, hi + pad];
+      }
+      return out;
+    }
+
+    function load() {
       writeState(state);
       const want = state.cmp ? "compare" : "single";
-      const [samples, ref, cmp] = await Promise.all([
-        fetchRows(cfg.samples),
-        fetchRows(`${cfg.slice_base}/${byId.get(state.ref).key}/${state.refv}`),
-        state.cmp ? fetchRows(`${cfg.slice_base}/${byId.get(state.cmp).key}/${state.cmpv}`) : null,
-      ]);
-      entry.samples = samples;
-      const sel = kind === "samples" ? decodeSel(state.sel, samples.length) : null;
-      entry.rows = buildPairs(cfg, samples, ref, cmp, sel);
-      if (kind === "samples") info.textContent = sel ? entry.rows.filter((r) => r.selected).length + " selected samples" : "No samples selected: brush in the local or global geometry view first. Showing the lowest-margin samples.";
-      if (!specs[want]) specs[want] = await fetch(cfg.specs[want]).then((r) => r.json());
-      if (want !== mode || kind === "global") {
+      const snap = JSON.parse(JSON.stringify(state));
+      const saved = JSON.parse(JSON.stringify(brushes));
+      return entry.queue(async () => {
+        const [samples, ref, cmp] = await Promise.all([
+          fetchRows(cfg.samples),
+          fetchRows(`${cfg.slice_base}/${byId.get(snap.ref).key}/${snap.refv}`),
+          snap.cmp ? fetchRows(`${cfg.slice_base}/${byId.get(snap.cmp).key}/${snap.cmpv}`) : null,
+        ]);
+        if (!specs[want]) specs[want] = await fetch(cfg.specs[want]).then((r) => r.json());
+        return [samples, ref, cmp];
+      }, async ([samples, ref, cmp]) => {
+        entry.samples = samples;
+        const sel = kind === "samples" ? decodeSel(snap.sel, samples.length) : null;
+        const rows = buildPairs(cfg, samples, ref, cmp, sel);
         const spec = JSON.parse(JSON.stringify(specs[want]));
-        restoreBrushes(spec, brushes);
-        if (kind === "global") setInitial(spec, "cls", Number(state.class));
-        if (view) view.finalize();
-        target.textContent = "";
-        mode = want;
+        restoreBrushes(spec, saved);
+        setParam(spec, "cls", Number(snap.class));
+        setParam(spec, "outcome", snap.traj || "all");
+        for (const [name, ext] of Object.entries(extents(rows))) setExtent(spec, name, ext);
+        entry.mode = want;
+        entry.rows = rows;
         entry.brushValues = {};
-        view = await embed(target, spec, { pairs: entry.rows }, entry);
+        const view = await embed(entry, spec, { pairs: rows });
         for (const name of brushNames(spec)) {
-          entry.brushValues[name] = view.signal(name);
+          const v = view.signal(name);
+          if (v && Object.keys(v).length) entry.brushValues[name] = v;
           view.addSignalListener(name, onBrush);
         }
-        if (kind !== "samples" && Object.keys(brushes).length) {
+        if (traj) traj.hidden = want !== "compare";
+        if (kind === "samples") {
+          const n = sel ? rows.filter((r) => r.selected).length : 0;
+          info.textContent = sel ? `${n} selected samples` : "No samples selected: brush in the local or global geometry view first. Showing the lowest-margin samples.";
+        } else {
           showSelection();
           writeState(state);
         }
-      } else {
-        await view.data("pairs", entry.rows).runAsync();
-      }
-      entry.updated = performance.now();
+        entry.shown = shownState();
+        summarize(rows, cmp != null);
+      });
     }
+
+    function summarize(rows, compare) {
+      const refM = byId.get(state.ref), refS = slices.get(state.refv);
+      const cmpM = compare ? byId.get(state.cmp) : null, cmpS = compare ? slices.get(state.cmpv) : null;
+      const what = `${refM.label.split(" — ")[0]} on ${refS.label}` + (compare ? ` vs ${cmpM.label.split(" — ")[0]} on ${cmpS.label}` : "");
+      const titles = { local: "Local geometry", global: "Global geometry", samples: "Sample examination" };
+      const mean = (rs, f) => rs.reduce((a, r) => a + r[f], 0) / (rs.length || 1);
+      const header = ["class", "samples", "ref accuracy", "ref mean angle (°)", "ref mean length", "ref mean margin"]
+        .concat(compare ? ["cmp accuracy", "cmp mean angle (°)", "cmp mean length", "cmp mean margin"] : []);
+      const body = [];
+      cfg.classes.forEach((name, j) => {
+        const rs = rows.filter((r) => r.label === j);
+        if (!rs.length) return;
+        const line = [name, String(rs.length), pct(rs[0].ref_class_accuracy), mean(rs, "ref_angle_true").toFixed(1),
+          mean(rs, "ref_length").toFixed(2), mean(rs, "ref_margin").toFixed(2)];
+        if (compare) line.push(pct(rs[0].cmp_class_accuracy), mean(rs, "cmp_angle_true").toFixed(1),
+          mean(rs, "cmp_length").toFixed(2), mean(rs, "cmp_margin").toFixed(2));
+        body.push(line);
+      });
+      const scope = kind === "global" ? `, class ${cfg.classes[Number(state.class)]}` : "";
+      describe(entry, `${titles[kind]}: ${what}${scope}`, `${titles[kind]} of ${what}${scope}: ${rows.length} samples ` +
+        `in ${body.length} classes. ${info.textContent}`);
+      table.replaceChildren(tableOf("Data table: per-class summary", header, body));
+    }
+    entry.refresh = load;
     await load();
   }
 
@@ -380,15 +701,28 @@
       else await geometryView(root, cfg);
     } catch (e) {
       LS.errors.push(String(e));
-      root.appendChild(el("p", { class: "ls-error" }, "This view could not be drawn: " + e.message));
+      root.appendChild(el("p", { class: "ls-error", role: "alert" }, "This view could not be drawn: " + e.message));
       console.error(e);
     }
   }
 
+  // Redraw every view when the palette changes (no reload) or the page width changes their layout.
+  function redraw(test) {
+    for (const v of LS.views) if (v.refresh && v.view && test(v)) v.refresh();
+    LS.ready = LS.settled();
+  }
+  new MutationObserver(() => redraw((v) => v.scheme !== scheme()))
+    .observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => redraw((v) => Math.abs(v.root.clientWidth - v.width) > 40), 250);
+  });
+
   function init() {
     for (const v of LS.views) if (v.view && !document.body.contains(v.root)) v.view.finalize();
     LS.views = LS.views.filter((v) => document.body.contains(v.root));
-    LS.ready = Promise.all(Array.from(document.querySelectorAll(".ls-view")).map(initView));
+    LS.ready = Promise.all(Array.from(document.querySelectorAll(".ls-view")).map(initView)).then(() => LS.settled());
   }
   // mkdocs-material's instant navigation swaps the page without reloading scripts: document$ emits per page.
   // It may have emitted the first page before this script subscribed, so initialise once directly too
