@@ -310,7 +310,9 @@ class _Runner:
             eval_time += time.perf_counter() - t1
             model_time += t1 - t0
             report = sparsity_report(model)
-            extra = {"sparsity": report["sparsity"], "prunable": report["count"]}
+            cfg = getattr(model, "prune_config", None)
+            extra = {"sparsity": report["sparsity"], "prunable": report["count"],
+                     "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0)}  # fmt: skip
             self.save_results(path, res, extra)
             out[entry.model_id] = (entry, res, extra)
         self.result.timings["models"] = model_time
@@ -349,32 +351,49 @@ class _Runner:
             files[name] = write_table(self.store / name, to_table(columns, schema, where=name), metadata=self.meta)
 
         entries = [e for e, _, _ in results.values()]
-        # models.arrow
-        cols = {k: [] for k in MODELS.names}
-        for entry, res, extra in results.values():
-            correct = res.correct
-            for k, v in (
-                ("model_id", entry.model_id), ("model_key", entry.key), ("arch", entry.arch), ("method", entry.method),
-                ("retrained", entry.retrained), ("amount", entry.amount), ("sparsity", extra["sparsity"]),
-                ("prunable", extra["prunable"]), ("seed", entry.seed), ("clean_accuracy", correct[0].mean()),
-                ("corrupted_accuracy", correct[1:].mean() if len(variants) > 1 else float("nan")),
-            ):  # fmt: skip
-                cols[k].append(v)
-        put("models.arrow", cols, MODELS)
-
-        # accuracy.arrow, correlations.arrow, margin_change.arrow: full evaluation set
+        # accuracy.arrow, correlations.arrow, margin_change.arrow: full evaluation set, with bootstrap intervals
+        # from one set of resampled evaluation sets shared by every model
+        weights = agg.BOOTSTRAP.weights(len(labels))
         acc = {k: [] for k in ACCURACY.names}
         cor = {k: [] for k in CORRELATIONS.names}
         mch = {k: [] for k in MARGIN_CHANGE.names}
+        overall: dict[str, dict] = {}  # model_id -> {variant: (accuracy, lo, hi)} over all classes
         for entry, res, _ in results.values():
-            for k, v in agg.accuracy_rows(entry.model_id, res, C).items():
+            rows = agg.accuracy_rows(entry.model_id, res, C, weights, agg.BOOTSTRAP)
+            for k, v in rows.items():
                 acc[k] += v
+            overall[entry.model_id] = {
+                v: (a, lo, hi) for v, c, a, lo, hi in
+                zip(rows["variant"], rows["class_id"], rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])
+                if c == -1
+            }  # fmt: skip
             if len(variants) > 1:
                 ra, rl, rm = agg.correlations(res)
-                for k, v in zip(CORRELATIONS.names, (entry.model_id, entry.arch, entry.method, entry.amount, len(labels), ra, rl, rm)):
-                    cor[k].append(v)
+                row = {"model_id": entry.model_id, "arch": entry.arch, "method": entry.method, "amount": entry.amount,
+                       "n": len(labels), "rc_angle": ra, "rc_length": rl, "rc_margin": rm,
+                       **agg.correlation_intervals(res, weights, agg.BOOTSTRAP)}  # fmt: skip
+                for k in CORRELATIONS.names:
+                    cor[k].append(row[k])
                 for k, v in agg.margin_change_density(entry.model_id, res).items():
                     mch[k] += v
+
+        # models.arrow
+        nan3 = (float("nan"),) * 3
+        cols = {k: [] for k in MODELS.names}
+        for entry, res, extra in results.values():
+            clean = overall[entry.model_id]["clean"]
+            corrupted = overall[entry.model_id].get("corruption_mean", nan3)
+            for k, v in (
+                ("model_id", entry.model_id), ("model_key", entry.key), ("arch", entry.arch), ("method", entry.method),
+                ("retrained", entry.retrained), ("amount", entry.amount), ("sparsity", extra["sparsity"]),
+                ("prunable", extra["prunable"]), ("seed", entry.seed),
+                ("bn_recalibration_batches", extra.get("bn_recalibration_batches", 0)),
+                ("clean_accuracy", clean[0]), ("clean_accuracy_lo", clean[1]), ("clean_accuracy_hi", clean[2]),
+                ("corrupted_accuracy", corrupted[0]), ("corrupted_accuracy_lo", corrupted[1]),
+                ("corrupted_accuracy_hi", corrupted[2]),
+            ):  # fmt: skip
+                cols[k].append(v)
+        put("models.arrow", cols, MODELS)
         put("accuracy.arrow", acc, ACCURACY)
         put("correlations.arrow", cor, CORRELATIONS)
         put("margin_change.arrow", mch, MARGIN_CHANGE)
@@ -480,6 +499,7 @@ class _Runner:
             "severities": list(r.corruptions.severities),
             "shipped_severities": list(r.ship.severities),
             "corruption_source": r.corruptions.source,
+            "bootstrap": agg.BOOTSTRAP.as_dict(),
             "gallery": gallery_file,
             "files": {name: {"rows": rows, "bytes": (self.store / name).stat().st_size} for name, rows in sorted(files.items())},
         }  # fmt: skip
