@@ -168,3 +168,16 @@ def test_correlation_interval_of_a_constant_is_nan():
     res.pred[1:] = res.labels  # every corrupted prediction right: robustness constant
     out = agg.correlation_intervals(res, agg.Bootstrap(resamples=50).weights(len(res.labels)))
     assert all(np.isnan(v) for v in out.values())
+
+
+def test_margin_change_spread_is_the_trimmed_mean_absolute_change():
+    res = make_results(N=200)
+    boot = agg.Bootstrap(resamples=200)
+    value, lo, hi = agg.margin_change_spread(res, boot.weights(200), boot)
+    rel = agg.relative_margin_change(res).ravel()
+    a, b = np.quantile(rel, [0.005, 0.995])
+    assert value == pytest.approx(np.abs(rel[(rel >= a) & (rel <= b)]).mean(), rel=1e-6)
+    assert lo < value < hi
+    calm = make_results(N=200)
+    calm.margin[1:] = calm.margin[0] * 0.9  # every corrupted margin 10% smaller: |change| = 0.1 everywhere
+    assert agg.margin_change_spread(calm, boot.weights(200), boot)[0] == pytest.approx(0.1, rel=1e-4)

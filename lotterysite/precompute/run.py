@@ -95,6 +95,8 @@ def plan_models(recipe: Recipe) -> list[ModelEntry]:
             dense_fp = _fingerprint(data, asdict(a), seed)
             out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed, dense_fp))
             for sweep in recipe.pruning:
+                if sweep.archs is not None and arch not in sweep.archs:
+                    continue
                 for amount in sweep.amounts:
                     pruned_fp = _fingerprint(dense_fp, sweep.method, amount, sweep.options, sweep.train_subset)
                     for retrained in (False, True) if sweep.retrain_epochs else (False,):
@@ -372,6 +374,9 @@ class _Runner:
                 row = {"model_id": entry.model_id, "arch": entry.arch, "method": entry.method, "amount": entry.amount,
                        "n": len(labels), "rc_angle": ra, "rc_length": rl, "rc_margin": rm,
                        **agg.correlation_intervals(res, weights, agg.BOOTSTRAP)}  # fmt: skip
+                row["mc_abs_mean"], row["mc_abs_mean_lo"], row["mc_abs_mean_hi"] = agg.margin_change_spread(
+                    res, weights, agg.BOOTSTRAP
+                )
                 for k in CORRELATIONS.names:
                     cor[k].append(row[k])
                 for k, v in agg.margin_change_density(entry.model_id, res).items():

@@ -44,6 +44,7 @@ class LotterysiteConfig(Config):
 
 class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
     def on_config(self, config):
+        self.home = None  # the home page's generated headline and summary, set in on_files
         base = Path(config.config_file_path or ".").parent
         self.store_path = (base / self.config.store).resolve()
         try:
@@ -67,6 +68,11 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
             generated, self.sections = build(self.store, self.config)
         except StoreError as e:
             raise PluginError(f"lotterysite: the store {self.store_path} is inconsistent: {e}") from None
+        # The home page's headline and summary go into the author's index.md (at pages.HOME_MARKER), or make it.
+        self.home = generated.pop(pages.HOME_URI)
+        if files.get_file_from_path(pages.HOME_URI) is None:
+            generated[pages.HOME_URI] = pages.insert_home("# Findings at a glance\n", self.home)
+            self.home = None
         for uri, content in generated.items():
             files.append(File.generated(config, uri, content=content))
         for p in VENDOR:
@@ -77,6 +83,11 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
         if gallery.exists():
             files.append(File.generated(config, "data/gallery.png", abs_src_path=str(gallery)))
         return files
+
+    def on_page_markdown(self, markdown, page, config, files):
+        if self.home is not None and page.file.src_uri == pages.HOME_URI:
+            return pages.insert_home(markdown, self.home)
+        return markdown
 
     def on_nav(self, nav, config, files: Files):
         return add_sections(nav, files, self.sections)
@@ -97,6 +108,10 @@ def build(store: data.Store, cfg: LotterysiteConfig) -> tuple[dict[str, bytes | 
         out.update({k: json.dumps(v, separators=(",", ":")) for k, v in specs.items()})
         out.update({p.src_uri: p.markdown for p in arch_pages})
         sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
+    home, specs, files = pages.home_page(store)
+    out[pages.HOME_URI] = home
+    out.update({k: json.dumps(v, separators=(",", ":")) for k, v in specs.items()})
+    out.update(files)
     findings, specs = pages.findings_page(store, gallery=(store.root / "gallery.png").exists())
     out[findings.src_uri] = findings.markdown
     out.update({k: json.dumps(v, separators=(",", ":")) for k, v in specs.items()})

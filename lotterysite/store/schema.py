@@ -78,6 +78,9 @@ CORRELATIONS = pa.schema(
         ("rc_length_hi", pa.float32()),
         ("rc_margin_lo", pa.float32()),
         ("rc_margin_hi", pa.float32()),
+        ("mc_abs_mean", pa.float32()),  # mean |relative margin change| over every corrupted variant, 0.5% tails trimmed
+        ("mc_abs_mean_lo", pa.float32()),  # its bootstrap interval
+        ("mc_abs_mean_hi", pa.float32()),
     ]
 )
 
