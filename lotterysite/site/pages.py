@@ -175,7 +175,7 @@ def home_page(store: Store) -> tuple[str, dict, dict]:
     uri = "index.md"
     methods = findings.method_labels(store)
     specs = {"data/specs/headline.json": spec_dict(charts.headline(methods=methods))}
-    views = {arch: rel(uri, f"views/{slug(arch)}/local/") for arch in store.archs}
+    views = {arch: rel(uri, f"views/{slug(arch)}/local") + "/" for arch in store.archs}
     files = {"data/headline.arrow": findings.headline_table(store, views)}
     n = findings.n_eval(store)
     md = (
