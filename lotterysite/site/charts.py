@@ -142,7 +142,8 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
             .transform_calculate(
                 text="datum.class_name + '  ' + format(datum.ref, '.1%')"
                 + (" + ' → ' + format(datum.cmp, '.1%')" if compare else "")
-                + " + '  (n=' + datum.n + ')'"
+                # The accuracy is over every evaluation image of the class; the dots are the shipped subset.
+                + " + '  (all eval. images; ' + datum.n + ' shown)'"
             )
             .mark_text(align="left", x=0, y=8, fontWeight="bold")
             .encode(text="text:N")

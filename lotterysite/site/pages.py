@@ -102,7 +102,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     }
     intros = {
         "evaluation": (
-            "Accuracy of every model on clean data, on each corruption (mean over its severities) and on their "
+            f"Accuracy, over all {findings.n_eval(store)} evaluation images, of every model on clean data, on each "
+            "corruption (mean over its severities) and on their "
             "mean (**R1**, paper Fig. 4 ①⑤). Each column is a data set; within a column the pruning methods are "
             "ranked top-down by their best accuracy, each cell's bars are its pruning amounts. Click a bar to select "
             "that model everywhere (double-click clears); it becomes the reference model of the geometry views. "
