@@ -411,8 +411,8 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
     )  # fmt: skip
     per = (
         chart().transform_filter("datum.variant != 'all'")
-        .properties(width=150, height=80)
-        .facet(facet=alt.Facet("variant:N", title=None, header=alt.Header(labelFontSize=11)), columns=5)
+        .properties(width=140, height=80)
+        .facet(facet=alt.Facet("variant:N", title=None, header=alt.Header(labelFontSize=11)), columns=4)
         .resolve_scale(y="independent")
     )
     # Variable params live at the top level; add_params would try to push them into the facet and fail.

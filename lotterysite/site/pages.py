@@ -211,7 +211,7 @@ def _table1_html(store: Store) -> str:
             if r["models"] == 1 and r.get(f"{k}_lo") is not None:
                 extra = f"[{_fmt_r(r[f'{k}_lo'])}, {_fmt_r(r[f'{k}_hi'])}]"
             else:
-                extra = f"{_fmt_r(r.get(f'{k}_min'))} … {_fmt_r(r.get(f'{k}_max'))} over amounts"
+                extra = f"range {_fmt_r(r.get(f'{k}_min'))} … {_fmt_r(r.get(f'{k}_max'))}"
             cells.append(f"<td>{_fmt_r(r[k])}<br><small>{extra}</small></td>")
         amounts = ", ".join(amount_label(a) for a in r["amounts"])
         rows.append(f"<tr><td>{escape(r['arch'])}</td><td>{escape(r['method'])}</td><td>{amounts}</td>{''.join(cells)}</tr>")
@@ -254,7 +254,8 @@ def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
     n = findings.n_eval(store)
     boot = store.manifest.get("bootstrap") or {}
     gallery_md = (
-        f"<img class=\"ls-gallery\" src=\"{rel(uri, 'data/gallery.png')}\" alt=\"every corruption at every severity\">"
+        f"<div class=\"ls-gallery-wrap\"><img class=\"ls-gallery\" src=\"{rel(uri, 'data/gallery.png')}\" "
+        "alt=\"every corruption at every severity\"></div>"
         if gallery
         else "<p><em>This store has no gallery.png.</em></p>"
     )
