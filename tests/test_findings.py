@@ -109,3 +109,26 @@ def test_headline_rows_start_every_method_at_dense(stores):
     rand = next(t for t in table if t["model_id"] == RAND and t["data"] == "corruption mean")
     assert rand["accuracy"] == pytest.approx(0.70) and rand["lo"] == pytest.approx(0.68) and rand["n"] == 400
     assert rand["href"] == "views/lenet5/local/#ref=lenet5%2Frandom%2F0.3"
+
+
+def test_new_chart_functions_compile_to_vega_lite():
+    from lotterysite.site import charts
+
+    head = charts.headline(methods=["magnitude", "mpt"]).to_dict()
+    assert head["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+    assert head["spec"]["layer"][2]["encoding"]["href"]["field"] == "href"  # the click-through
+    pair = charts.margin_change_pair(models=[("a", "A"), ("b", "B")], a="a", b="b").to_dict()
+    assert [(p["name"], p["value"], p["bind"]["input"]) for p in pair["params"]] == [
+        ("mc_a", "a", "select"), ("mc_b", "b", "select")]  # fmt: skip
+    curse = charts.curse_of_dimensionality().to_dict()
+    assert curse["resolve"]["scale"]["y"] == "shared"  # one angle scale across the panels
+
+
+def test_chart_functions_take_dataframes_in_a_notebook(stores):
+    pd = pytest.importorskip("pandas")
+    from lotterysite.site import charts
+
+    rows = ipc.open_file(findings.headline_table(stores["a"], {"lenet5": "x/"})).read_all().to_pandas()
+    spec = charts.headline(rows, methods=findings.method_labels(stores["a"])).to_dict()
+    assert len(next(iter(spec["datasets"].values()))) == len(rows)
+    assert isinstance(rows, pd.DataFrame)
