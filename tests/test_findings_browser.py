@@ -129,7 +129,7 @@ def test_fig10_picker_defaults_to_dense_and_closest_mpt_and_switches(page, serve
     assert selects.count() == 2 and selects.nth(1).locator("option").count() == 4
     selects.nth(1).select_option(MAG5)
     page.wait_for_function(f"{view}.signal('mc_b') === {MAG5!r}")
-    page.evaluate(f"{view}.runAsync()")
+    page.evaluate(f"{view}.runAsync().then(() => 0)")
     assert page.evaluate(DRAWN_MODELS, index) == sorted([DENSE, MAG5])
     shot(page, "findings-b")
     assert page.problems == []
@@ -144,7 +144,7 @@ def test_table1_sits_beside_the_papers_values(page, servers):
     assert paper["VGG16"] == ["-0.8107", "+0.5783", "+0.8234"] and set(paper) == {"ResNet18", "VGG16", "AlexNet"}
     assert rows[0][3].startswith("-0.50") and "[-0.55, -0.45]" in rows[0][3]
     details = page.locator("details.ls-details")
-    details.locator("summary").click()
+    details.locator("summary").first.click()
     assert details.locator("table.ls-per-model tbody tr").count() == 4
     assert "400 evaluation images" in page.inner_text("article")
     shot(page, "findings-a")
