@@ -53,10 +53,10 @@ def main():
 
 def regime_report(store: Path) -> str:
     """Clean accuracies (95 % bootstrap intervals) of dense, magnitude 50 % without retraining and MPT >= 50 %."""
-    import pyarrow.ipc as ipc
+    from pyarrow import ipc
 
     rows = ipc.open_file(str(store / "models.arrow")).read_all().to_pylist()
-    fmt = lambda m: f"{m['clean_accuracy']:.1%} [{m['clean_accuracy_lo']:.1%}, {m['clean_accuracy_hi']:.1%}]"  # noqa: E731
+    fmt = lambda m: f"{m['clean_accuracy']:.1%} [{m['clean_accuracy_lo']:.1%}, {m['clean_accuracy_hi']:.1%}]"
     lines, magnitude_ok, mpt_ok = ["regime (clean accuracy on the evaluation images):"], True, False
     for arch in dict.fromkeys(r["arch"] for r in rows):
         dense = next(r for r in rows if r["arch"] == arch and r["method"] == "dense")

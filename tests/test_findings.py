@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-import pyarrow.ipc as ipc
 import pytest
-
 from findings_store import acc, derive_store, model_numbers
+from pyarrow import ipc
+
 from lotterysite.site import data, findings
 
 DENSE, MAG5, MAG8, RAND = "lenet5/dense", "lenet5/magnitude/0.5", "lenet5/magnitude/0.8", "lenet5/random/0.3"

@@ -9,7 +9,6 @@ import re
 import threading
 
 import pytest
-
 from findings_store import derive_store
 from site_store import build_site
 from test_findings import DENSE, MAG5, RAND, STORE_A, STORE_B

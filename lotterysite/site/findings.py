@@ -31,11 +31,11 @@ class Value:
     def ok(self) -> bool:
         return all(math.isfinite(x) for x in (self.v, self.lo, self.hi))
 
-    def above(self, other: "Value") -> bool:
+    def above(self, other: Value) -> bool:
         """Higher beyond the uncertainty: the intervals do not overlap."""
         return self.ok() and other.ok() and self.lo > other.hi
 
-    def overlaps(self, other: "Value") -> bool:
+    def overlaps(self, other: Value) -> bool:
         return not (self.above(other) or other.above(self))
 
     def pct(self) -> str:
@@ -46,7 +46,7 @@ class Value:
 
 
 def _value(row: dict, name: str) -> Value:
-    get = lambda k: float("nan") if row.get(k) is None else float(row[k])  # noqa: E731
+    get = lambda k: float("nan") if row.get(k) is None else float(row[k])
     return Value(get(name), get(f"{name}_lo"), get(f"{name}_hi"))
 
 
@@ -206,10 +206,12 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
     level = float(boot.get("level", 0.95))
     e = escape
     out = [
-        f"Every accuracy here is measured on **{n} evaluation images** (and each of their "
-        f"{len(store.manifest.get('corruptions') or [])} corruptions × {len(store.manifest.get('severities') or [])} "
-        f"severities); brackets give the {level:.0%} bootstrap interval over those images. A difference is claimed "
-        "only where two intervals do not overlap."
+        (
+            f"Every accuracy here is measured on **{n} evaluation images** (and each of their "
+            f"{len(store.manifest.get('corruptions') or [])} corruptions × {len(store.manifest.get('severities') or [])} "
+            f"severities); brackets give the {level:.0%} bootstrap interval over those images. A difference is "
+            "claimed only where two intervals do not overlap."
+        )
     ]
     items = []
     for arch in store.archs:
@@ -317,8 +319,9 @@ def method_labels(store: Store) -> list[str]:
 def headline_table(store: Store, views: dict[str, str]) -> bytes:
     """The headline chart's rows: every model on clean data and on the corruption mean, dense repeated at 0 for every
     method so each line starts there; `views` maps an architecture to the URL of the view that opens a model."""
-    import pyarrow as pa
     from urllib.parse import quote
+
+    import pyarrow as pa
 
     from .data import arrow_bytes
 

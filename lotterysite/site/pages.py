@@ -8,6 +8,7 @@ HTML only through `html.escape` or as JSON with `<`, `>` and `&` escaped, and th
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 import warnings
 from dataclasses import dataclass
@@ -200,7 +201,7 @@ def insert_home(markdown: str, fragment: str) -> str:
 
 
 def _fmt_r(v) -> str:
-    return "n/a" if v is None or v != v else f"{v:+.2f}"
+    return "n/a" if v is None or math.isnan(v) else f"{v:+.2f}"
 
 
 def _table1_html(store: Store) -> str:
@@ -230,7 +231,8 @@ def _per_model_html(store: Store) -> str:
         cells = "".join(
             f"<td>{_fmt_r(r[k])} [{_fmt_r(r[f'{k}_lo'])}, {_fmt_r(r[f'{k}_hi'])}]</td>" for k, _ in findings.METRICS
         )
-        spread = f"{r['mc_abs_mean']:.2f} [{r['mc_abs_mean_lo']:.2f}, {r['mc_abs_mean_hi']:.2f}]" if r["mc_abs_mean"] == r["mc_abs_mean"] else "n/a"
+        m = r["mc_abs_mean"]
+        spread = "n/a" if m is None or math.isnan(m) else f"{m:.2f} [{r['mc_abs_mean_lo']:.2f}, {r['mc_abs_mean_hi']:.2f}]"
         rows.append(f"<tr><td>{escape(r['model_id'])}</td>{cells}<td>{spread}</td></tr>")
     return (
         "<table class=\"ls-per-model\"><thead><tr><th>model</th><th>rc-angle</th><th>rc-length</th><th>rc-margin</th>"
