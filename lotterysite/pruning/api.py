@@ -14,13 +14,7 @@ from ._data import Data, as_imageset
 from ._registry import get_method
 from .batchnorm import has_batch_norm, recalibrate_batch_norm
 from .config import PruneConfig
-from .masks import (
-    apply_masks,
-    attach_masks,
-    prunable_parameters,
-    pruned_count,
-    reshape_masks,
-)
+from .masks import apply_masks, attach_masks, prunable_parameters, pruned_count, reshape_masks
 from .retrain import retrain
 
 _FIELDS = {f.name for f in dataclasses.fields(PruneConfig)} - {"method", "amount", "seed"}
