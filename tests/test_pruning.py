@@ -493,9 +493,8 @@ def test_bn_recalibration_brings_small_vgg_magnitude_50_back(fmnist):
     assert fresh_acc > stale_acc + 0.1, (dense_acc, stale_acc, fresh_acc)
 
 
-def test_bn_recalibration_is_recorded_and_skipped_without_batch_norm(dense, tmp_path):
-    model, _ = dense
-    pruned = prune(model, "magnitude", 0.5)  # LeNet-5 has no batch norm: nothing to recalibrate, no warning
+def test_bn_recalibration_is_recorded_and_skipped_without_batch_norm(tmp_path):
+    pruned = prune(lenet(), "magnitude", 0.5)  # LeNet-5 has no batch norm: nothing to recalibrate, no warning
     assert pruned.prune_config.bn_recalibration_batches == 0
     vgg = create_model("small_vgg", num_classes=10, in_channels=1, image_size=28, width=4)
     with pytest.warns(UserWarning, match="bn_recalibration_batches=0"):
