@@ -355,7 +355,7 @@ def headline(data=None, *, methods: list[str]) -> alt.FacetChart:
               axis=alt.Axis(format=".0%", values=[0, 0.25, 0.5, 0.75, 1]))  # fmt: skip
     y = alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
     color = alt.Color("method:N", title="method", scale=alt.Scale(domain=methods),
-                      legend=alt.Legend(orient="bottom", columns=min(len(methods), 6)))  # fmt: skip
+                      legend=alt.Legend(orient="bottom", columns=min(len(methods), 6), symbolOpacity=1))  # fmt: skip
     fade = alt.condition(pick, alt.value(1), alt.value(0.12))
     base = alt.Chart().encode(x=x, color=color, detail="seed:N")
     band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
