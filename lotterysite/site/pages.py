@@ -294,7 +294,7 @@ are the last rows.
 The paper compares a dense VGG16 with an MPT model **of the same clean accuracy**: the MPT model's relative margin
 change (m<sub>clean</sub> − m<sub>corrupted</sub>) / m<sub>clean</sub> is more concentrated, i.e. its margins move
 less under corruption. Here the defaults are the dense model and the MPT model closest to it in clean accuracy;
-pick any two models with the selects. Densities are over every sample and corrupted version, each model's 0.5 %
+pick any two models with the two selects under the charts. Densities are over every sample and corrupted version, each model's 0.5 %
 smallest and largest values trimmed as in the paper; the pooled chart first, then one panel per corruption.
 
 {_static(uri, "data/specs/margin_change.json", {"margin_change": "data/margin_change.arrow"}, "ls-fig10")}
