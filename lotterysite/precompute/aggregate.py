@@ -95,9 +95,13 @@ def accuracy_rows(
         # Per class: resampled correct counts per variant (V x B) and resampled class sizes (B); every row below is
         # a sum of these, so one matrix product per class serves all ~V x (C + 1) rows.
         cf = correct.astype(np.float32)
-        k_b = {c: cf[:, m] @ weights[:, m].T for c, m in class_masks[1:]}
-        n_b = {c: weights[:, m].sum(1) for c, m in class_masks[1:]}
-        k_b[-1], n_b[-1] = cf @ weights.T, weights.sum(1)
+        # Contiguous operands: a transposed, column-gathered weights slice sends numpy's matmul down a ~20x slower
+        # path (0.3 s instead of 0.015 s per model at 96 variants x 500 samples x 1000 resamples).
+        w_t = np.ascontiguousarray(weights.T)
+        idx = {c: np.flatnonzero(m) for c, m in class_masks[1:]}
+        k_b = {c: np.ascontiguousarray(cf[:, i]) @ w_t[i] for c, i in idx.items()}
+        n_b = {c: w_t[i].sum(0) for c, i in idx.items()}
+        k_b[-1], n_b[-1] = cf @ w_t, weights.sum(1)
         resampled = []
 
     def add(variant: str, severity: int, rows_idx: list[int]):
