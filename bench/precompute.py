@@ -2,7 +2,10 @@
 
 Runs `precompute/demo.toml` from scratch into a temporary store (nothing reused) and prints the time of every
 stage; as a machine-independent yardstick it also prints the total over one dense LeNet-5 training epoch on the
-full Fashion-MNIST measured in the same process.
+full Fashion-MNIST measured in the same process. Then it checks the regime the demo is sized for (README, "The demo
+study") on the store it wrote: magnitude without retraining within 3 points of dense at 50 % on every
+architecture, and MPT within 3 points of dense at some amount >= 50 % on at least one. `--regime STORE` runs only
+that check, on an existing store.
 """
 
 import argparse
@@ -24,7 +27,11 @@ ROOT = Path(__file__).parents[1]
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("recipe", nargs="?", default=str(ROOT / "precompute" / "demo.toml"))
+    parser.add_argument("--regime", metavar="STORE", help="only check the regime targets on this store")
     args = parser.parse_args()
+    if args.regime:
+        print(regime_report(Path(args.regime)))
+        return
     device = default_device()
     data = load_dataset("fashion_mnist")
     torch.manual_seed(0)
@@ -35,11 +42,39 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         result = precompute(load_recipe(args.recipe), store=Path(tmp) / "store", device=device, progress=False)
+        regime = regime_report(Path(tmp) / "store")
     print(f"device {device}, torch threads {torch.get_num_threads()}")
     print(result.report())
     total = result.timings["total"]
     print(f"target <= 300 s: {'met' if total <= 300 else 'MISSED'}")
     print(f"ratio total / one LeNet-5 epoch on 60k images ({epoch:.1f} s): {total / epoch:.1f}x")
+    print(regime)
+
+
+def regime_report(store: Path) -> str:
+    """Clean accuracies (95 % bootstrap intervals) of dense, magnitude 50 % without retraining and MPT >= 50 %."""
+    from pyarrow import ipc
+
+    rows = ipc.open_file(str(store / "models.arrow")).read_all().to_pylist()
+    fmt = lambda m: f"{m['clean_accuracy']:.1%} [{m['clean_accuracy_lo']:.1%}, {m['clean_accuracy_hi']:.1%}]"
+    lines, magnitude_ok, mpt_ok = ["regime (clean accuracy on the evaluation images):"], True, False
+    for arch in dict.fromkeys(r["arch"] for r in rows):
+        dense = next(r for r in rows if r["arch"] == arch and r["method"] == "dense")
+        lines.append(f"  {arch}: dense {fmt(dense)}")
+        mag = [r for r in rows if r["arch"] == arch and r["method"] == "magnitude" and not r["retrained"]
+               and abs(r["amount"] - 0.5) < 1e-6]  # fmt: skip
+        for r in mag:
+            gap = dense["clean_accuracy"] - r["clean_accuracy"]
+            magnitude_ok &= gap <= 0.03
+            lines.append(f"    magnitude 50 %, no retraining: {fmt(r)}, {gap * 100:+.1f} points below dense")
+        magnitude_ok &= bool(mag)
+        for r in sorted((r for r in rows if r["arch"] == arch and r["method"] == "mpt"), key=lambda r: r["amount"]):
+            gap = dense["clean_accuracy"] - r["clean_accuracy"]
+            mpt_ok |= r["amount"] >= 0.5 and gap <= 0.03
+            lines.append(f"    mpt {r['amount']:.0%}: {fmt(r)}, {gap * 100:+.1f} points below dense")
+    lines.append(f"magnitude 50 % within 3 points of dense on every architecture: {'met' if magnitude_ok else 'MISSED'}")
+    lines.append(f"MPT >= 50 % within 3 points of dense on some architecture: {'met' if mpt_ok else 'MISSED'}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

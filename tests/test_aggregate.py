@@ -106,3 +106,78 @@ def test_margin_change_of_a_model_whose_margins_do_not_move_stays_readable():
     rows = agg.margin_change_density("m", res, bins=10)
     xs = np.array(rows["x"][:10])
     assert xs.max() - xs.min() > 0.5 and max(rows["density"]) < 10
+
+
+def test_bootstrap_weights_are_resamples_with_replacement():
+    boot = agg.Bootstrap(resamples=200, seed=3)
+    w = boot.weights(50)
+    assert w.shape == (200, 50) and (w.sum(1) == 50).all() and (w >= 0).all()
+    assert np.array_equal(w, agg.Bootstrap(resamples=200, seed=3).weights(50))  # the seed fixes the resamples
+    assert not np.array_equal(w, agg.Bootstrap(resamples=200, seed=4).weights(50))
+
+
+def test_accuracy_intervals_match_a_loop_over_resamples():
+    res = make_results(N=80)
+    boot = agg.Bootstrap(resamples=300, seed=1)
+    w = boot.weights(80)
+    rows = agg.accuracy_rows("m", res, 3, w, boot)
+    table = {(v, s, c): (a, lo, hi) for v, s, c, a, lo, hi in zip(
+        rows["variant"], rows["severity"], rows["class_id"], rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])}
+    correct = res.correct
+    # The same resamples by hand: indices drawn as Bootstrap.weights draws them.
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, 80, size=(300, 80))
+    for key, values in {
+        ("clean", 0, -1): [correct[0, i].mean() for i in idx],
+        ("snow", 0, -1): [correct[3:5][:, i].mean() for i in idx],
+        ("fog", 1, 2): [correct[1, i][res.labels[i] == 2].mean() for i in idx],
+    }.items():
+        lo, hi = np.quantile(values, [0.025, 0.975])
+        assert table[key][1] == pytest.approx(lo, abs=1e-6) and table[key][2] == pytest.approx(hi, abs=1e-6), key
+        assert table[key][1] <= table[key][0] <= table[key][2]
+
+
+def test_accuracy_interval_narrows_with_more_samples():
+    def width(n):
+        rows = agg.accuracy_rows("m", make_results(N=n), 3, agg.Bootstrap().weights(n))
+        return rows["accuracy_hi"][0] - rows["accuracy_lo"][0]
+
+    # Binomial: 1.96 * sqrt(p (1 - p) / n) each side, so 16x the samples quarter the width.
+    assert width(1600) < 0.35 * width(100)
+    assert width(1600) == pytest.approx(2 * 1.96 * np.sqrt(0.5 * 0.5 / 1600) * 1.0, rel=0.25)
+
+
+def test_correlation_intervals_match_pearson_on_each_resample():
+    res = make_results(N=120)
+    res.margin[0, :3] = np.nan  # non-finite pairs are left out, as in the point estimate
+    boot = agg.Bootstrap(resamples=200, seed=2)
+    w = boot.weights(120)
+    out = agg.correlation_intervals(res, w, boot)
+    rob = agg.robustness(res).astype(float)
+    idx = np.random.default_rng(2).integers(0, 120, size=(200, 120))
+    for name, x in (("rc_angle", res.angle_true[0]), ("rc_margin", res.margin[0])):
+        values = [agg.pearson(x[i], rob[i]) for i in idx]
+        lo, hi = np.quantile(values, [0.025, 0.975])
+        assert out[f"{name}_lo"] == pytest.approx(lo, abs=1e-6) and out[f"{name}_hi"] == pytest.approx(hi, abs=1e-6)
+    r = agg.correlations(res)
+    assert out["rc_angle_lo"] <= r[0] <= out["rc_angle_hi"]
+
+
+def test_correlation_interval_of_a_constant_is_nan():
+    res = make_results()
+    res.pred[1:] = res.labels  # every corrupted prediction right: robustness constant
+    out = agg.correlation_intervals(res, agg.Bootstrap(resamples=50).weights(len(res.labels)))
+    assert all(np.isnan(v) for v in out.values())
+
+
+def test_margin_change_spread_is_the_trimmed_mean_absolute_change():
+    res = make_results(N=200)
+    boot = agg.Bootstrap(resamples=200)
+    value, lo, hi = agg.margin_change_spread(res, boot.weights(200), boot)
+    rel = agg.relative_margin_change(res).ravel()
+    a, b = np.quantile(rel, [0.005, 0.995])
+    assert value == pytest.approx(np.abs(rel[(rel >= a) & (rel <= b)]).mean(), rel=1e-6)
+    assert lo < value < hi
+    calm = make_results(N=200)
+    calm.margin[1:] = calm.margin[0] * 0.9  # every corrupted margin 10% smaller: |change| = 0.1 everywhere
+    assert agg.margin_change_spread(calm, boot.weights(200), boot)[0] == pytest.approx(0.1, rel=1e-4)

@@ -447,3 +447,53 @@ def test_rounding_rule_is_pythons_round():
     pruned = prune(lenet(), "magnitude", 0.123, scope="layer")
     assert [r["pruned"] for r in sparsity_report(pruned)["layers"].values()] == [18, 295, 5904, 1240]
     assert [round(0.123 * n) for n in counts] == [18, 295, 5904, 1240]
+
+
+def test_bn_recalibration_estimates_the_batches_statistics():
+    from lotterysite.pruning.batchnorm import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5))
+    model.eval()
+    batches = [(torch.rand(8, 1, 6, 6), torch.zeros(8, dtype=torch.long)) for _ in range(3)]
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    used = recalibrate_batch_norm(model, batches, batches=2, batch_size=8, device="cpu")
+    assert used == 2 and not model.training and not model[1].training and model[1].momentum == 0.1
+    with torch.no_grad():
+        acts = torch.cat([model[0](x) for x, _ in batches[:2]])  # only the first 2 batches
+    # The plain average of the two batch means (equal batch sizes: the mean over both batches).
+    assert torch.allclose(model[1].running_mean, acts.mean((0, 2, 3)), atol=1e-5)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())  # weights untouched
+
+
+@pytest.mark.slow
+def test_bn_recalibration_brings_small_vgg_magnitude_50_back(fmnist):
+    torch.manual_seed(0)
+    vgg = create_model("small_vgg", num_classes=10, in_channels=1, image_size=28, width=8)
+    train(vgg, fmnist.train.head(12000), TrainConfig(epochs=1), progress=False)
+    test = fmnist.test.head(2000)
+    dense_acc = evaluate(vgg, test)
+    stale = prune(vgg, "magnitude", 0.5, data=fmnist.train.head(5000), bn_recalibration_batches=0)
+    fresh = prune(vgg, "magnitude", 0.5, data=fmnist.train.head(5000))
+    assert fresh.prune_config.bn_recalibration_batches == 20 and stale.prune_config.bn_recalibration_batches == 0
+    for k, v in stale.state_dict().items():  # same weights and masks; only the running statistics differ
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(v, fresh.state_dict()[k]), k
+    stale_acc, fresh_acc = evaluate(stale, test), evaluate(fresh, test)
+    # Measured on this short-trained model: dense 68 %, stale statistics 42 %, recalibrated 61 %: most of the loss
+    # was the statistics. (Trained 2 epochs on all 60k images: dense 87 %, stale 49 %, recalibrated 83 %; the demo
+    # store's numbers are in bench/RESULTS.md.)
+    assert fresh_acc - stale_acc >= 0.6 * (dense_acc - stale_acc), (dense_acc, stale_acc, fresh_acc)
+    assert fresh_acc > stale_acc + 0.1, (dense_acc, stale_acc, fresh_acc)
+
+
+def test_bn_recalibration_is_recorded_and_skipped_without_batch_norm(tmp_path):
+    pruned = prune(lenet(), "magnitude", 0.5)  # LeNet-5 has no batch norm: nothing to recalibrate, no warning
+    assert pruned.prune_config.bn_recalibration_batches == 0
+    vgg = create_model("small_vgg", num_classes=10, in_channels=1, image_size=28, width=4)
+    with pytest.warns(UserWarning, match="bn_recalibration_batches=0"):
+        prune(vgg, "random", 0.5)  # batch norm but no data: said, not silently skipped
+    saved = prune(vgg, "random", 0.5, data=[(torch.rand(16, 1, 28, 28), torch.zeros(16, dtype=torch.long))] * 3,
+                  bn_recalibration_batches=2)  # fmt: skip
+    save_pruned(tmp_path / "v.pt", saved, in_channels=1, image_size=28, options={"width": 4})
+    assert load_pruned(tmp_path / "v.pt")[0].prune_config.bn_recalibration_batches == 2

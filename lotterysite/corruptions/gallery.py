@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def gallery(images: torch.Tensor, path, *, names=None, params: str = "cifar", seed: int = 0, scale: int = 0,
-            label_width: int = 120) -> Path:
+            label_width: int = 190, font_size: int = 20) -> Path:
     """Write a PNG: one row per corruption, per image a clean column then severities 1-5; returns the path.
 
     images: N×C×H×W in [0, 1] (C = 1 or 3). scale: integer upscaling (nearest) per tile; 0 picks one that
@@ -20,7 +20,9 @@ def gallery(images: torch.Tensor, path, *, names=None, params: str = "cifar", se
     h, w = images.shape[-2:]
     scale = scale or max(1, -(-96 // min(h, w)))
     th, tw, gap = h * scale, w * scale, 4
-    header = 16
+    # Labels in a scalable font, large enough to stay readable when the page shows the wide image scaled down.
+    font = ImageFont.load_default(size=font_size)
+    header = font_size + 10
     cols = images.shape[0] * (len(SEVERITIES) + 1)
     canvas = Image.new("RGB", (label_width + cols * (tw + gap), header + len(names) * (th + gap)), "white")
     draw = ImageDraw.Draw(canvas)
@@ -34,11 +36,11 @@ def gallery(images: torch.Tensor, path, *, names=None, params: str = "cifar", se
 
     for k in range(images.shape[0]):
         base = k * (len(SEVERITIES) + 1)
-        draw.text((label_width + base * (tw + gap), 2), "clean", fill="black")
+        draw.text((label_width + base * (tw + gap), 4), "clean", fill="black", font=font)
         for s in SEVERITIES:
-            draw.text((label_width + (base + s) * (tw + gap), 2), f"severity {s}", fill="black")
+            draw.text((label_width + (base + s) * (tw + gap), 4), f"sev. {s}", fill="black", font=font)
     for row, name in enumerate(names):
-        draw.text((4, header + row * (th + gap) + th // 2 - 6), name, fill="black")
+        draw.text((6, header + row * (th + gap) + th // 2), name, fill="black", font=font, anchor="lm")
         for s in SEVERITIES:
             out = corrupt(images, name, s, seed=seed, params=params)
             for k in range(images.shape[0]):

@@ -59,6 +59,7 @@ class PruneSweep:
     options: dict[str, Any] = field(default_factory=dict)  # other PruneConfig fields (scope, taylor_batches, ...)
     retrain_epochs: int = 0  # > 0: also ship a retrained copy of every pruned model
     train_subset: int | None = None  # training images Taylor, MPT and retraining see (first N; None: all)
+    archs: tuple[str, ...] | None = None  # the architectures this sweep prunes (None: every one)
 
     def config(self, amount: float, seed: int, *, retrain: bool, progress: bool = True) -> PruneConfig:
         return PruneConfig(
@@ -325,6 +326,11 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         train_subset = r.get("train_subset", int, None)
         if train_subset is not None:
             r.check("train_subset", train_subset, *_POSITIVE)
+        only = r.get_list("archs", str, None)
+        known = [a.model.arch for a in archs]
+        for j, a in enumerate(only or ()):
+            if a not in known:
+                r.fail(f"archs[{j}]", f"is {a!r}, not an architecture of this recipe; its architectures: {', '.join(known)}")
         allowed = set(_fields(PruneConfig)) - {"method", "amount", "seed", "retrain_epochs", "progress"}
         r.done(allowed=allowed)
         options = {}
@@ -333,7 +339,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 r.fail(key, f"must be >= 0, got {value}")
             options[key] = value
-        sweep = PruneSweep(method, amounts, options, retrain_epochs, train_subset)
+        sweep = PruneSweep(method, amounts, options, retrain_epochs, train_subset, only)
         try:
             sweep.config(amounts[0], seeds[0], retrain=True)
         except (TypeError, ValueError) as e:

@@ -147,6 +147,8 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
             out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed, dense_fp))
             dense_id = mid
             for sweep in recipe.pruning:
+                if sweep.archs is not None and arch not in sweep.archs:
+                    continue
                 for amount in sweep.amounts:
                     pruned_fp = _fingerprint(dense_fp, sweep.method, amount, sweep.options, sweep.train_subset)
                     parent = dense_id
@@ -344,7 +346,7 @@ class _Runner:
                 return model
             except CheckpointError as e:
                 self.discard(path, str(e).removeprefix(f"{path}: "))
-        sweep = next(s for s in self.recipe.pruning if s.method == entry.method)
+        sweep = self.sweep_of(entry)
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
@@ -357,6 +359,11 @@ class _Runner:
             model = prune_model(parent, cfg, data=data.train.head(sweep.train_subset), device=self.device)
         save_pruned(path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id})
         return model
+
+    def sweep_of(self, entry: ModelEntry):
+        """The [[pruning]] table that made `entry` (a method may have one table per set of architectures)."""
+        return next(s for s in self.recipe.pruning if s.method == entry.method and entry.amount in s.amounts
+                    and (s.archs is None or entry.arch in s.archs))  # fmt: skip
 
     def model(self, entry: ModelEntry, data: DataSplits):
         """The model of `entry`: from this process's cache, else its checkpoint (a damaged one is DamagedWork)."""
@@ -431,7 +438,10 @@ class _Runner:
         model = self.model(entry, data)
         res = self.evaluate(model, eval_set, variants)
         report = sparsity_report(model)
-        self.save_results(self.results_path(entry), res, {"sparsity": report["sparsity"], "prunable": report["count"]})
+        cfg = getattr(model, "prune_config", None)
+        extra = {"sparsity": report["sparsity"], "prunable": report["count"],
+                 "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0)}  # fmt: skip
+        self.save_results(self.results_path(entry), res, extra)
 
     def all_results(self, eval_set: ImageSet, variants) -> dict[str, tuple]:
         """Every model's results, read back from the work files the evaluate units wrote."""
@@ -519,32 +529,52 @@ class _Runner:
                                       metadata={**self.meta, "run_id": self.run_id})  # fmt: skip
 
         entries = [e for e, _, _ in results.values()]
-        # models.arrow
-        cols = {k: [] for k in MODELS.names}
-        for entry, res, extra in results.values():
-            correct = res.correct
-            for k, v in (
-                ("model_id", entry.model_id), ("model_key", entry.key), ("arch", entry.arch), ("method", entry.method),
-                ("retrained", entry.retrained), ("amount", entry.amount), ("sparsity", extra["sparsity"]),
-                ("prunable", extra["prunable"]), ("seed", entry.seed), ("clean_accuracy", correct[0].mean()),
-                ("corrupted_accuracy", correct[1:].mean() if len(variants) > 1 else float("nan")),
-            ):  # fmt: skip
-                cols[k].append(v)
-        put("models.arrow", cols, MODELS)
-
-        # accuracy.arrow, correlations.arrow, margin_change.arrow: full evaluation set
+        # accuracy.arrow, correlations.arrow, margin_change.arrow: full evaluation set, with bootstrap intervals
+        # from one set of resampled evaluation sets shared by every model
+        weights = agg.BOOTSTRAP.weights(len(labels))
         acc = {k: [] for k in ACCURACY.names}
         cor = {k: [] for k in CORRELATIONS.names}
         mch = {k: [] for k in MARGIN_CHANGE.names}
+        overall: dict[str, dict] = {}  # model_id -> {variant: (accuracy, lo, hi)} over all classes
         for entry, res, _ in results.values():
-            for k, v in agg.accuracy_rows(entry.model_id, res, C).items():
+            rows = agg.accuracy_rows(entry.model_id, res, C, weights, agg.BOOTSTRAP)
+            for k, v in rows.items():
                 acc[k] += v
+            overall[entry.model_id] = {
+                v: (a, lo, hi) for v, c, a, lo, hi in
+                zip(rows["variant"], rows["class_id"], rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])
+                if c == -1
+            }  # fmt: skip
             if len(variants) > 1:
                 ra, rl, rm = agg.correlations(res)
-                for k, v in zip(CORRELATIONS.names, (entry.model_id, entry.arch, entry.method, entry.amount, len(labels), ra, rl, rm)):
-                    cor[k].append(v)
+                row = {"model_id": entry.model_id, "arch": entry.arch, "method": entry.method, "amount": entry.amount,
+                       "n": len(labels), "rc_angle": ra, "rc_length": rl, "rc_margin": rm,
+                       **agg.correlation_intervals(res, weights, agg.BOOTSTRAP)}  # fmt: skip
+                row["mc_abs_mean"], row["mc_abs_mean_lo"], row["mc_abs_mean_hi"] = agg.margin_change_spread(
+                    res, weights, agg.BOOTSTRAP
+                )
+                for k in CORRELATIONS.names:
+                    cor[k].append(row[k])
                 for k, v in agg.margin_change_density(entry.model_id, res).items():
                     mch[k] += v
+
+        # models.arrow
+        nan3 = (float("nan"),) * 3
+        cols = {k: [] for k in MODELS.names}
+        for entry, res, extra in results.values():
+            clean = overall[entry.model_id]["clean"]
+            corrupted = overall[entry.model_id].get("corruption_mean", nan3)
+            for k, v in (
+                ("model_id", entry.model_id), ("model_key", entry.key), ("arch", entry.arch), ("method", entry.method),
+                ("retrained", entry.retrained), ("amount", entry.amount), ("sparsity", extra["sparsity"]),
+                ("prunable", extra["prunable"]), ("seed", entry.seed),
+                ("bn_recalibration_batches", extra.get("bn_recalibration_batches", 0)),
+                ("clean_accuracy", clean[0]), ("clean_accuracy_lo", clean[1]), ("clean_accuracy_hi", clean[2]),
+                ("corrupted_accuracy", corrupted[0]), ("corrupted_accuracy_lo", corrupted[1]),
+                ("corrupted_accuracy_hi", corrupted[2]),
+            ):  # fmt: skip
+                cols[k].append(v)
+        put("models.arrow", cols, MODELS)
         put("accuracy.arrow", acc, ACCURACY)
         put("correlations.arrow", cor, CORRELATIONS)
         put("margin_change.arrow", mch, MARGIN_CHANGE)
@@ -654,6 +684,7 @@ class _Runner:
             "severities": list(r.corruptions.severities),
             "shipped_severities": list(r.ship.severities),
             "corruption_source": r.corruptions.source,
+            "bootstrap": agg.BOOTSTRAP.as_dict(),
             "gallery": gallery_file,
             "files": {name: {"rows": rows} for name, rows in sorted(files.items())},  # sizes, digests: write_manifest
         }  # fmt: skip

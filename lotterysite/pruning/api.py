@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 
 import torch
 from torch import nn
@@ -11,6 +12,7 @@ from torch import nn
 from ..config import TrainConfig
 from ._data import Data, as_imageset
 from ._registry import get_method
+from .batchnorm import has_batch_norm, recalibrate_batch_norm
 from .config import PruneConfig
 from .masks import apply_masks, attach_masks, prunable_parameters, pruned_count, reshape_masks
 from .retrain import retrain
@@ -30,8 +32,9 @@ def prune(
 ) -> nn.Module:
     """A pruned copy of `model` (left untouched) with `round(amount * count)` prunable weights removed.
 
-    `data` (an ImageSet or an iterable of (images, labels) batches) feeds Taylor, MPT and retraining; `options` are
-    the other `PruneConfig` fields (scope, prune_classifier, taylor_batches, mpt_epochs, ...).
+    `data` (an ImageSet or an iterable of (images, labels) batches) feeds Taylor, MPT, retraining and the
+    batch-norm recalibration that follows pruning (`bn_recalibration_batches`, on by default for models with batch
+    norm); `options` are the other `PruneConfig` fields (scope, prune_classifier, taylor_batches, mpt_epochs, ...).
     """
     unknown = sorted(set(options) - _FIELDS)
     if unknown:
@@ -75,8 +78,9 @@ def prune_model(
     _check_counts(masks, cfg)
     apply_masks(pruned, masks)
     attach_masks(pruned, masks)
-    pruned.prune_config = cfg
     pruned.eval()
+    cfg = dataclasses.replace(cfg, bn_recalibration_batches=_recalibrate(pruned, cfg, data, device))
+    pruned.prune_config = cfg  # records the batches batch norm was recalibrated on (0: not recalibrated)
     if cfg.retrain_epochs:
         train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=cfg.seed)
         history = getattr(pruned, "history", None)
@@ -87,6 +91,22 @@ def prune_model(
         if history is not None:
             pruned.history = history
     return pruned
+
+
+def _recalibrate(model: nn.Module, cfg: PruneConfig, data: Data | None, device) -> int:
+    if not cfg.bn_recalibration_batches or not has_batch_norm(model):
+        return 0
+    if data is None:
+        warnings.warn(
+            f"{cfg.method} pruning of a model with batch norm without data=: its running statistics stay the dense "
+            "model's, which can cost most of its accuracy; pass data= the training ImageSet to recalibrate them, "
+            "or bn_recalibration_batches=0 to silence this",
+            stacklevel=3,
+        )
+        return 0
+    return recalibrate_batch_norm(
+        model, data, batches=cfg.bn_recalibration_batches, batch_size=cfg.batch_size, device=device
+    )
 
 
 def _check_counts(masks: dict[str, torch.Tensor], cfg: PruneConfig) -> None:

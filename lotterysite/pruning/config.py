@@ -20,6 +20,8 @@ class PruneConfig:
     mpt_epochs: int = 10  # passes over `data` while learning MPT scores
     mpt_lr: float = 0.1  # peak learning rate of the scores (SGD with Nesterov momentum, cosine-annealed, as in biprop)
     mpt_weight_decay: float = 5e-4  # L2 on the scores
+    bn_recalibration_batches: int = 20  # re-estimate batch-norm statistics on this many training batches after
+    # pruning (weights untouched); 0: keep the dense model's statistics. Models without batch norm ignore it.
     retrain_epochs: int = 0  # fine-tune the surviving weights this many epochs after pruning (0: no retraining)
     retrain_lr: float = 1e-3  # peak AdamW learning rate of retraining, cosine-annealed
     progress: bool = True  # tqdm bars for Taylor accumulation, MPT training and retraining
@@ -38,7 +40,7 @@ class PruneConfig:
         for name in ("batch_size", "taylor_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)}; it must be >= 1")
-        for name in ("mpt_epochs", "retrain_epochs"):
+        for name in ("mpt_epochs", "retrain_epochs", "bn_recalibration_batches"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} is {getattr(self, name)}; it must be >= 0")
         for name in ("mpt_lr", "retrain_lr"):

@@ -193,7 +193,8 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
             .transform_calculate(
                 text="datum.class_name + '  ' + format(datum.ref, '.1%')"
                 + (" + ' → ' + format(datum.cmp, '.1%')" if compare else "")
-                + " + '  (n=' + datum.n + ')'"
+                # The accuracy is over every evaluation image of the class; the dots are the shipped subset.
+                + " + '  (all eval. images; ' + datum.n + ' shown)'"
             )
             .mark_text(align="left", baseline="middle", x=0, y=8, fontWeight="bold", limit=206)
             .encode(text="text:N")
@@ -475,6 +476,86 @@ def sample_examination(data=None, *, filters: list, compare: bool, columns: int 
 
 
 MARGIN_CHANGE_RANGE = (-2.0, 3.0)  # x range of Fig. 10: 0 unchanged, 1 margin gone, > 1 flipped to wrong
+PAIR_COLORS = ["#1f77b4", "#ff7f0e"]  # the paper's Fig. 10: blue the dense model, orange the MPT model
+
+
+def headline(data=None, *, methods: list[str]) -> alt.FacetChart:
+    """The finding at a glance: accuracy against the fraction of weights pruned, one line per method (dense at 0
+    starts every line), clean and the corruption mean side by side, one row per architecture, bootstrap intervals
+    as bands. Clicking a point opens that model in the views (`href`); clicking a legend entry isolates a method.
+
+    Rows: model_id, arch, method (label, e.g. "magnitude+retrain"), amount, data ("clean" / "corruption mean"),
+    accuracy, lo, hi, seed, href.
+    """
+    pick = alt.selection_point(name="hl_method", fields=["method"], bind="legend")
+    x = alt.X("amount:Q", title="fraction of weights pruned", scale=alt.Scale(domain=[0, 1], nice=False),
+              axis=alt.Axis(format=".0%", values=[0, 0.25, 0.5, 0.75, 1]))  # fmt: skip
+    y = alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%"))
+    color = alt.Color("method:N", title="method", scale=alt.Scale(domain=methods),
+                      legend=alt.Legend(orient="bottom", columns=min(len(methods), 6), symbolOpacity=1))  # fmt: skip
+    fade = alt.condition(pick, alt.value(1), alt.value(0.12))
+    base = alt.Chart().encode(x=x, color=color, detail="seed:N")
+    band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+    line = base.mark_line(strokeWidth=2).encode(y=y, opacity=fade)
+    dots = base.mark_point(filled=True, size=55, cursor="pointer").encode(
+        y=y, opacity=fade, href="href:N",
+        tooltip=[alt.Tooltip("model_id:N", title="model"), alt.Tooltip("data:N"),
+                 alt.Tooltip("accuracy:Q", format=".1%"), alt.Tooltip("lo:Q", title="interval from", format=".1%"),
+                 alt.Tooltip("hi:Q", title="interval to", format=".1%"), alt.Tooltip("n:Q", title="evaluation images")],
+    )  # fmt: skip
+    return (
+        alt.layer(band, line, dots, data=_data(data, "headline"))
+        .add_params(pick)
+        .properties(width=280, height=200)
+        .facet(row=alt.Row("arch:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+               column=alt.Column("data:N", title=None, sort=["clean", "corruption mean"],
+                                 header=alt.Header(labelFontSize=13)))  # fmt: skip
+    )
+
+
+def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: str) -> alt.VConcatChart:
+    """Fig. 10 as the paper draws it: the relative margin change (m_clean − m_corrupted) / m_clean of two models,
+    0.5 % tails trimmed per model, over every corruption pooled, then per corruption for the same two models.
+
+    Rows as for `margin_change_density`. `models` is [(model_id, label)] for the two selects (params mc_a and mc_b,
+    defaults `a` and `b`); blue is model A, orange model B.
+    """
+    ids = [m for m, _ in models]
+    labels = [label for _, label in models]
+    pa_ = alt.param(name="mc_a", value=a, bind=alt.binding_select(options=ids, labels=labels, name="model A (blue) "))
+    pb_ = alt.param(name="mc_b", value=b, bind=alt.binding_select(options=ids, labels=labels, name="model B (orange) "))
+    lo, hi = MARGIN_CHANGE_RANGE
+
+    def chart():
+        return (
+            alt.Chart(_data(data, "margin_change"))
+            .transform_filter("datum.model_id == mc_a || datum.model_id == mc_b")
+            .transform_filter(f"datum.x >= {lo} && datum.x <= {hi}")
+            # The same model in both selects is drawn once, as A.
+            .transform_calculate(which="datum.model_id == mc_a ? 'A' : 'B'")
+            .mark_line(interpolate="monotone")
+            .encode(
+                x=alt.X("x:Q", title="relative margin change", scale=alt.Scale(domain=[lo, hi])),
+                y=alt.Y("density:Q", title="density"),
+                color=alt.Color("which:N", scale=alt.Scale(domain=["A", "B"], range=PAIR_COLORS), legend=None),
+                tooltip=["model_id:N", alt.Tooltip("x:Q", format=".2f"), alt.Tooltip("density:Q", format=".2f")],
+            )
+        )
+
+    pooled = (
+        chart().transform_filter("datum.variant == 'all'")
+        .properties(width=520, height=200, title="all corruptions and severities pooled")
+    )  # fmt: skip
+    per = (
+        chart().transform_filter("datum.variant != 'all'")
+        .properties(width=140, height=80)
+        .facet(facet=alt.Facet("variant:N", title=None, header=alt.Header(labelFontSize=11)), columns=4)
+        .resolve_scale(y="independent")
+    )
+    # Variable params live at the top level; add_params would try to push them into the facet and fail.
+    out = alt.vconcat(pooled, per, spacing=20)
+    out.params = [pa_.param, pb_.param]
+    return out
 
 
 def margin_change_density(data=None) -> alt.FacetChart:
@@ -507,20 +588,26 @@ def margin_change_density(data=None) -> alt.FacetChart:
 def curse_of_dimensionality(data=None) -> alt.FacetChart:
     """The curse of dimensionality (Fig. 3): mean ± std of angles vs dimension, random vectors and trained models.
 
-    Rows: study ("random" or an architecture), dimension, angle_mean, angle_std, accuracy.
+    Rows: study ("random" or an architecture), dimension, angle_mean, angle_std, accuracy. The panels share one
+    angle scale (the paper's point is that both approach 90°); the log dimension axis labels powers of 4 only, so
+    neighbouring labels never run together.
     """
     base = alt.Chart().transform_calculate(lo="datum.angle_mean - datum.angle_std", hi="datum.angle_mean + datum.angle_std")
-    x = alt.X("dimension:Q", scale=alt.Scale(type="log"), title="dimension")
-    band = base.mark_errorbar(ticks=True).encode(x=x, y=alt.Y("lo:Q", title="angle (°)", scale=alt.Scale(zero=False)), y2="hi:Q")
+    x = alt.X("dimension:Q", scale=alt.Scale(type="log", base=2), title="dimension",
+              axis=alt.Axis(values=[2 ** k for k in range(0, 17, 2)], format="~s", labelOverlap="greedy"))  # fmt: skip
+    band = base.mark_errorbar(ticks=True).encode(
+        x=x, y=alt.Y("lo:Q", title="angle (°)", scale=alt.Scale(domain=[0, 120]), axis=alt.Axis(values=[0, 30, 60, 90, 120])), y2="hi:Q"
+    )  # fmt: skip
+    rule = alt.Chart().mark_rule(strokeDash=[4, 3], color=GRAY).encode(y=alt.datum(90))
     line = base.mark_line(point=True).encode(
         x=x, y="angle_mean:Q", tooltip=["study:N", "dimension:Q", alt.Tooltip("angle_mean:Q", format=".1f"),
                                         alt.Tooltip("angle_std:Q", format=".1f"), alt.Tooltip("accuracy:Q", format=".1%")]
     )  # fmt: skip
     return (
-        alt.layer(band, line, data=_data(data, "curse"))
+        alt.layer(rule, band, line, data=_data(data, "curse"))
         .properties(width=300, height=180)
-        .facet(facet=alt.Facet("study:N", title=None), columns=2)
-        .resolve_scale(x="independent", y="independent")
+        .facet(facet=alt.Facet("study:N", title=None, header=alt.Header(labelFontSize=12)), columns=2)
+        .resolve_scale(x="independent", y="shared")
     )
 
 

@@ -9,13 +9,14 @@ HTML only through `html.escape` or as JSON with `<`, `>` and `&` escaped, and th
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 import warnings
 from dataclasses import dataclass
 from html import escape
 
-from . import charts
-from .data import ArchData, Store, model_label, slug
+from . import charts, findings
+from .data import ArchData, Store, amount_label, model_label, slug
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -116,7 +117,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     }
     intros = {
         "evaluation": (
-            "Accuracy of every model on clean data, on each corruption (mean over its severities) and on their "
+            f"Accuracy, over all {findings.n_eval(store)} evaluation images, of every model on clean data, on each "
+            "corruption (mean over its severities) and on their "
             "mean (**R1**, paper Fig. 4 ①⑤). Each column is a data set; within a column the pruning methods are "
             "ranked top-down by their best accuracy, each cell's bars are its pruning amounts. Click a bar to select "
             "that model everywhere (double-click clears); it becomes the reference model of the geometry views. "
@@ -182,72 +184,152 @@ def _variants(store: Store) -> list[str]:
     return variant_labels(store)
 
 
-def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
-    """Table 1, the relative margin change densities (Fig. 10), the curse of dimensionality (Fig. 3), the gallery."""
-    uri = "findings.md"
-    specs = {
-        "data/specs/margin_change.json": spec_dict(charts.margin_change_density()),
-        "data/specs/correlations.json": spec_dict(charts.correlations()),
-    }
-    corr = store.tables["correlations.arrow"].to_pylist()
+HOME_URI = "index.md"
+HOME_MARKER = "<!-- lotterysite:headline -->"  # where site_src/index.md takes the generated headline and summary
+
+
+def _static(uri: str, spec: str, datasets: dict[str, str], css: str = "") -> str:
+    cfg = {"kind": "static", "spec": rel(uri, spec), "datasets": {k: rel(uri, v) for k, v in datasets.items()}}
+    # The config in a hidden div, not a <script>: Material's instant navigation re-runs inline scripts.
+    return (f"<div class=\"ls-view {css}\" data-ls-view=\"static\"><div class=\"ls-config\" "
+            f"hidden>{to_json(cfg)}</div></div>")  # fmt: skip
+
+
+def home_page(store: Store) -> tuple[str, dict, dict]:
+    """The home page's headline chart and summary (Markdown for `HOME_MARKER`), its spec and its data file."""
+    uri = "index.md"
+    methods = findings.method_labels(store)
+    specs = {"data/specs/headline.json": spec_dict(charts.headline(methods=methods))}
+    views = {arch: rel(uri, f"views/{slug(arch)}/local") + "/" for arch in store.archs}
+    files = {"data/headline.arrow": findings.headline_table(store, views)}
+    n = findings.n_eval(store)
+    md = (
+        "## What this study found\n\n"
+        f"Accuracy against the fraction of weights pruned, per architecture, on clean images and averaged over every "
+        f"corruption; bands are 95 % bootstrap intervals over the {n} evaluation images. Click a point to open that "
+        "model in the views; click a legend entry to isolate a method.\n\n"
+        + _static(uri, "data/specs/headline.json", {"headline": "data/headline.arrow"}, "ls-headline")
+        + "\n\n" + findings.summary(store) + "\n"
+    )
+    return md, specs, files
+
+
+def insert_home(markdown: str, fragment: str) -> str:
+    """Put the generated fragment at HOME_MARKER, or right under the page's first heading when there is none."""
+    if HOME_MARKER in markdown:
+        return markdown.replace(HOME_MARKER, fragment, 1)
+    lines = markdown.split("\n")
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
+    return "\n".join(lines[:at] + ["", fragment, ""] + lines[at:])
+
+
+def _fmt_r(v) -> str:
+    return "n/a" if v is None or math.isnan(v) else f"{v:+.2f}"
+
+
+def _table1_html(store: Store) -> str:
     rows = []
-    by_arch: dict[str, list[dict]] = {}
-    for r in corr:
-        by_arch.setdefault(r["arch"], []).append(r)
-    for arch, rs in by_arch.items():
-        dense = [r for r in rs if r["method"] == "dense"] or rs
-        mean = {k: sum(r[k] for r in dense) / len(dense) for k in ("rc_angle", "rc_length", "rc_margin")}
-        rows.append(
-            f"<tr><td>{escape(arch)}</td>"
-            + "".join(f"<td>{mean[k]:.4f}</td>" for k in ("rc_angle", "rc_length", "rc_margin"))
-            + f"<td>{len(dense)}</td></tr>"
-        )
-    recipe = escape(str(store.manifest.get("recipe", {}).get("name", "")))
-    table = (
-        "<table class=\"ls-table1\"><thead><tr><th>architecture</th><th>rc-angle</th><th>rc-length</th>"
-        "<th>rc-margin</th><th>dense models</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    for r in findings.table1(store):
+        cells = []
+        for k, _ in findings.METRICS:
+            if r["models"] == 1 and r.get(f"{k}_lo") is not None:
+                extra = f"[{_fmt_r(r[f'{k}_lo'])}, {_fmt_r(r[f'{k}_hi'])}]"
+            else:
+                extra = f"range {_fmt_r(r.get(f'{k}_min'))} … {_fmt_r(r.get(f'{k}_max'))}"
+            cells.append(f"<td>{_fmt_r(r[k])}<br><small>{extra}</small></td>")
+        amounts = ", ".join(amount_label(a) for a in r["amounts"])
+        rows.append(f"<tr><td>{escape(r['arch'])}</td><td>{escape(r['method'])}</td><td>{amounts}</td>{''.join(cells)}</tr>")
+    for name, *vals in findings.PAPER_TABLE1:
+        rows.append(f"<tr class=\"ls-paper\"><td>{name}</td><td>dense (paper, CIFAR-10)</td><td>dense</td>"
+                    + "".join(f"<td>{v:+.4f}</td>" for v in vals) + "</tr>")  # fmt: skip
+    return (
+        "<table class=\"ls-table1\"><thead><tr><th>architecture</th><th>method</th><th>amounts</th><th>rc-angle</th>"
+        "<th>rc-length</th><th>rc-margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
-    def chart(name, data_name, file):
-        cfg = {"kind": "static", "spec": rel(uri, f"data/specs/{name}.json"),
-               "datasets": {data_name: rel(uri, f"data/{file}")}}  # fmt: skip
-        return f"<div class=\"ls-view\" data-ls-view=\"static\"><div class=\"ls-config\" hidden>{to_json(cfg)}</div></div>"
 
+def _per_model_html(store: Store) -> str:
+    rows = []
+    for r in store.tables["correlations.arrow"].to_pylist():
+        cells = "".join(
+            f"<td>{_fmt_r(r[k])} [{_fmt_r(r[f'{k}_lo'])}, {_fmt_r(r[f'{k}_hi'])}]</td>" for k, _ in findings.METRICS
+        )
+        m = r["mc_abs_mean"]
+        spread = "n/a" if m is None or math.isnan(m) else f"{m:.2f} [{r['mc_abs_mean_lo']:.2f}, {r['mc_abs_mean_hi']:.2f}]"
+        rows.append(f"<tr><td>{escape(r['model_id'])}</td>{cells}<td>{spread}</td></tr>")
+    return (
+        "<table class=\"ls-per-model\"><thead><tr><th>model</th><th>rc-angle</th><th>rc-length</th><th>rc-margin</th>"
+        "<th>mean |rel. margin change|</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
+    """Table 1 by architecture x method beside the paper's, the Fig. 10 two-model comparison, Fig. 3, the gallery."""
+    uri = "findings.md"
+    options = findings.model_options(store)
+    pair = findings.default_pair(store)
+    specs = {
+        "data/specs/margin_change.json": spec_dict(
+            charts.margin_change_pair(models=options, a=pair[0], b=pair[1]) if options else charts.margin_change_density()
+        ),
+        "data/specs/correlations.json": spec_dict(charts.correlations()),
+    }
+    recipe = escape(str(store.manifest.get("recipe", {}).get("name", "")))
+    n = findings.n_eval(store)
+    boot = store.manifest.get("bootstrap") or {}
     if "curse.arrow" in store.tables:
         specs["data/specs/curse.json"] = spec_dict(charts.curse_of_dimensionality())
-        curse_md = chart("curse", "curse", "curse.arrow")
+        curse_md = _static(uri, "data/specs/curse.json", {"curse": "data/curse.arrow"})
     else:  # the recipe switched the study off ([curse] enabled = false)
         curse_md = "<p><em>This store has no curse.arrow: its recipe switched the study off.</em></p>"
     gallery_md = (
-        f"<img class=\"ls-gallery\" src=\"{rel(uri, 'data/gallery.png')}\" alt=\"every corruption at every severity\">"
+        f"<div class=\"ls-gallery-wrap\"><img class=\"ls-gallery\" src=\"{rel(uri, 'data/gallery.png')}\" "
+        "alt=\"every corruption at every severity\"></div>"
         if gallery
         else "<p><em>This store has no gallery.png.</em></p>"
     )
     md = f"""# Findings
 
-Store: recipe <code>{recipe}</code>, {len(store.manifest.get('models', []))} models.
+Store: recipe <code>{recipe}</code>, {len(store.manifest.get('models', []))} models. Every number on this page is
+computed over the **{n} evaluation images** (and all their corrupted versions); intervals in brackets are
+{float(boot.get('level', 0.95)):.0%} bootstrap intervals over those images ({boot.get('resamples', '?')} resamples,
+seed {boot.get('seed', '?')}).
 
 ## Table 1: robustness and geometry
 
 Pearson correlation, over the evaluation set, of each sample's robustness (eq. 7: its correct predictions over
-every corrupted version) with its clean angle to the true class, length and margin (paper §5.3). The table
-averages the dense models of each architecture; the chart shows every model.
+every corrupted version) with its clean angle to the true class, length and margin (paper §5.3). One row per
+architecture and method: the mean r over the method's pruning amounts (below it, the smallest and largest r over
+those amounts); the dense row is a single model, with its interval. The paper's values (dense models on CIFAR-10)
+are the last rows.
 
-{table}
+{_table1_html(store)}
 
-{chart("correlations", "correlations", "correlations.arrow")}
+<details class="ls-details"><summary>Every model's correlations, with intervals</summary>
+
+<p><a href="{rel(uri, 'data/store/correlations.arrow')}" download>Download correlations.arrow</a> (Arrow IPC: pandas
+<code>read_feather</code>, DuckDB, pyarrow).</p>
+
+{_per_model_html(store)}
+
+{_static(uri, "data/specs/correlations.json", {"correlations": "data/correlations.arrow"})}
+
+</details>
 
 ## Relative margin change (Fig. 10)
 
-Density of (m<sub>clean</sub> − m<sub>corrupted</sub>) / m<sub>clean</sub> per model, 0.5 % tails trimmed per model,
-over every corruption and severity ("all") and per corruption. Click a legend entry to isolate a model.
+The paper compares a dense VGG16 with an MPT model **of the same clean accuracy**: the MPT model's relative margin
+change (m<sub>clean</sub> − m<sub>corrupted</sub>) / m<sub>clean</sub> is more concentrated, i.e. its margins move
+less under corruption. Here the defaults are the dense model and the MPT model closest to it in clean accuracy;
+pick any two models with the two selects under the charts. Densities are over every sample and corrupted version, each model's 0.5 %
+smallest and largest values trimmed as in the paper; the pooled chart first, then one panel per corruption.
 
-{chart("margin_change", "margin_change", "margin_change.arrow")}
+{_static(uri, "data/specs/margin_change.json", {"margin_change": "data/margin_change.arrow"}, "ls-fig10")}
 
 ## The curse of dimensionality (Fig. 3)
 
 Mean ± standard deviation of the angle between random vectors, and between samples and their class direction
-in trained models, against the dimension (paper §5.4).
+in trained models, against the dimension (paper §5.4). Both approach 90° (dashed) as the dimension grows.
 
 {curse_md}
 

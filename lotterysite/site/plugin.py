@@ -19,7 +19,7 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.nav import Section
 
 from ..errors import LotterysiteError
-from . import data
+from . import data, pages
 from .render import SiteOptions, render
 
 ASSETS = "assets/lotterysite"  # where the JavaScript and CSS land in the built site
@@ -38,6 +38,7 @@ class LotterysiteConfig(Config):
 
 class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
     def on_config(self, config):
+        self.home = None  # the home page's generated headline and summary, set in on_files
         base = Path(config.config_file_path or ".").parent
         self.store_path = (base / self.config.store).resolve()
         try:
@@ -57,7 +58,18 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
                 files.append(File.generated(config, uri, abs_src_path=str(content)))
             else:
                 files.append(File.generated(config, uri, content=content))
+        # The home page's headline and summary go into the author's index.md (at pages.HOME_MARKER), or make it.
+        self.home = self.rendered.home
+        if files.get_file_from_path(pages.HOME_URI) is None:
+            files.append(File.generated(config, pages.HOME_URI,
+                                        content=pages.insert_home("# Findings at a glance\n", self.home)))  # fmt: skip
+            self.home = None
         return files
+
+    def on_page_markdown(self, markdown, page, config, files):
+        if self.home is not None and page.file.src_uri == pages.HOME_URI:
+            return pages.insert_home(markdown, self.home)
+        return markdown
 
     def on_nav(self, nav, config, files: Files):
         return add_sections(nav, files, self.rendered.sections)

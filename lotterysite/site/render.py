@@ -49,6 +49,7 @@ class Rendered:
     sections: list[tuple[str, list[str]]] = field(default_factory=list)  # nav: (title, [page paths])
     scripts: list[str] = field(default_factory=list)  # JavaScript paths, in load order
     styles: list[str] = field(default_factory=list)
+    home: str = ""  # the home page's headline chart and summary (Markdown, placed at pages.HOME_MARKER)
 
 
 def vendor_manifest() -> list[dict]:
@@ -109,6 +110,10 @@ def render(
         out.files["data/gallery.png"] = gallery
     generated.append(findings)
     out.sections.append(("Findings", [findings.src_uri]))
+    home, specs, files = pages.home_page(store)
+    out.files.update({k: _spec_json(v) for k, v in specs.items()})
+    out.files.update(files)
+    out.home = home
 
     for path in vendor_files():
         out.files[f"{assets}/{path.name}"] = path
@@ -126,7 +131,8 @@ def render(
             page.src_uri = as_index(page.src_uri)
         out.sections = [(title, [as_index(u) for u in uris]) for title, uris in out.sections]
         out.files["store/index.md"] = (HERE / "store.md").read_text(encoding="utf-8")
-        out.files["index.md"] = index_page(store, out.sections)
+        index = pages.insert_home(index_page(store, out.sections), out.home)
+        out.files["index.md"] = index + f'\n<script src="{escape(pages.rel("index.md", loader))}"></script>\n'
         out.sections.insert(0, ("Overview", ["index.md", "store/index.md"]))
     out.files.update({p.src_uri: p.markdown for p in generated})
     return out

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 STR = pa.dictionary(pa.int32(), pa.string())
 
@@ -38,8 +38,13 @@ MODELS = pa.schema(
         ("sparsity", pa.float32()),  # fraction of prunable weights removed by the mask (exact count / total)
         ("prunable", pa.int32()),  # number of prunable weights
         ("seed", pa.int32()),
+        ("bn_recalibration_batches", pa.int16()),  # training batches batch norm was recalibrated on after pruning
         ("clean_accuracy", pa.float32()),  # on the full clean evaluation set
+        ("clean_accuracy_lo", pa.float32()),  # bootstrap interval over evaluation samples (manifest "bootstrap")
+        ("clean_accuracy_hi", pa.float32()),
         ("corrupted_accuracy", pa.float32()),  # mean over every corruption x severity evaluated
+        ("corrupted_accuracy_lo", pa.float32()),
+        ("corrupted_accuracy_hi", pa.float32()),
     ]
 )
 
@@ -52,6 +57,8 @@ ACCURACY = pa.schema(
         ("n", pa.int32()),  # samples counted
         ("correct", pa.int32()),  # correctly predicted among them
         ("accuracy", pa.float32()),  # correct / n
+        ("accuracy_lo", pa.float32()),  # bootstrap interval over evaluation samples (manifest "bootstrap")
+        ("accuracy_hi", pa.float32()),
     ]
 )
 
@@ -65,6 +72,15 @@ CORRELATIONS = pa.schema(
         ("rc_angle", pa.float32()),  # Pearson r of per-sample robustness (eq. 7) with the clean angle to the true class
         ("rc_length", pa.float32()),  # ... with the clean length
         ("rc_margin", pa.float32()),  # ... with the clean margin
+        ("rc_angle_lo", pa.float32()),  # bootstrap intervals over evaluation samples (manifest "bootstrap")
+        ("rc_angle_hi", pa.float32()),
+        ("rc_length_lo", pa.float32()),
+        ("rc_length_hi", pa.float32()),
+        ("rc_margin_lo", pa.float32()),
+        ("rc_margin_hi", pa.float32()),
+        ("mc_abs_mean", pa.float32()),  # mean |relative margin change| over every corrupted variant, 0.5% tails trimmed
+        ("mc_abs_mean_lo", pa.float32()),  # its bootstrap interval
+        ("mc_abs_mean_hi", pa.float32()),
     ]
 )
 
