@@ -274,3 +274,77 @@ def new_page(browser):
     yield make
     for context in contexts:
         context.close()
+
+
+# -- browser helpers, as fixtures ------------------------------------------------------------------------------
+SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"  # look at them: the tests' pages end up here
+
+
+def _open_view(page, url):
+    page.goto(url)
+    page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=30_000)
+    page.evaluate("window.lotterysiteRuntime.ready")
+    assert page.evaluate("window.lotterysiteRuntime.errors") == []
+
+
+def _shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="session")
+def open_view():
+    """`open_view(page, url)`: load a page and wait until every view on it has drawn without an error."""
+    return _open_view
+
+
+@pytest.fixture(scope="session")
+def shot():
+    """`shot(page, name)`: a full-page screenshot under build/screenshots/."""
+    return _shot
+
+
+# -- stores whose findings differ (the home page's words must follow the data) ----------------------------------
+def _rewrite_rows(path: Path, changes: dict[str, dict[str, object]], key: str = "model_id") -> None:
+    """changes: {model_id: {column: value}} applied to the rows of that model; every other value kept."""
+    import pyarrow as pa
+
+    from lotterysite.store import read_table, write_table
+
+    table = read_table(path)
+    rows = table.to_pylist()
+    for row in rows:
+        row.update(changes.get(row[key], {}))
+    meta = {k.decode().removeprefix("lotterysite."): v.decode() for k, v in (table.schema.metadata or {}).items()
+            if k != b"lotterysite.schema_version"}  # fmt: skip
+    write_table(path, pa.Table.from_pylist(rows, schema=table.schema.remove_metadata()), metadata=meta)
+
+
+def derive_store(root: str | Path, *, models: dict | None = None, correlations: dict | None = None,
+                 relabel: dict[str, str] | None = None) -> Path:  # fmt: skip
+    """The site fixture store at `root` with `models` / `correlations` ({model_id: {column: value}}) overwritten
+    and `relabel` ({model_id: new method}) applied to models.arrow, correlations.arrow and the manifest (the fixture
+    has no MPT model: relabelling its random model "mpt" gives Fig. 10 a pair without training one more model)."""
+    from lotterysite.store import write_manifest
+
+    root = build_store(root)
+    models = {k: dict(v) for k, v in (models or {}).items()}
+    correlations = {k: dict(v) for k, v in (correlations or {}).items()}
+    for model_id, method in (relabel or {}).items():
+        models.setdefault(model_id, {})["method"] = method
+        correlations.setdefault(model_id, {})["method"] = method
+    _rewrite_rows(root / "models.arrow", models)
+    _rewrite_rows(root / "correlations.arrow", correlations)
+    manifest = json.loads((root / "manifest.json").read_text())
+    for m in manifest["models"]:
+        m["method"] = (relabel or {}).get(m["model_id"], m["method"])
+    manifest["methods"] = list(dict.fromkeys(m["method"] for m in manifest["models"]))
+    manifest.pop("schema_version")
+    write_manifest(root, manifest)
+    return root
+
+
+@pytest.fixture(scope="session")
+def make_derived_store():
+    """`make_derived_store(root, models=..., correlations=..., relabel=...)`: see `derive_store`."""
+    return derive_store

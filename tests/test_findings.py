@@ -5,12 +5,23 @@ from __future__ import annotations
 import re
 
 import pytest
-from findings_store import acc, derive_store, model_numbers
 from pyarrow import ipc
 
 from lotterysite.site import data, findings
 
 DENSE, MAG5, MAG8, RAND = "lenet5/dense", "lenet5/magnitude/0.5", "lenet5/magnitude/0.8", "lenet5/random/0.3"
+
+
+def acc(v: float, half: float = 0.02) -> dict:
+    return {"v": v, "lo": v - half, "hi": v + half}
+
+
+def model_numbers(clean: dict | None = None, corrupted: dict | None = None) -> dict:
+    out = {}
+    for name, a in (("clean_accuracy", clean), ("corrupted_accuracy", corrupted)):
+        if a is not None:
+            out[name], out[f"{name}_lo"], out[f"{name}_hi"] = a["v"], a["lo"], a["hi"]
+    return out
 
 
 def r(v, lo, hi):
@@ -48,9 +59,9 @@ STORE_B = dict(
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
+def stores(tmp_path_factory, make_derived_store):
     root = tmp_path_factory.mktemp("findings")
-    return {k: data.load_store(derive_store(root / k, **spec)) for k, spec in (("a", STORE_A), ("b", STORE_B))}
+    return {k: data.load_store(make_derived_store(root / k, **spec)) for k, spec in (("a", STORE_A), ("b", STORE_B))}
 
 
 def text(html: str) -> str:
@@ -78,9 +89,9 @@ def test_summary_follows_store_b(stores):
     assert "0.30 [0.25, 0.35] vs 0.50 [0.45, 0.55]" in s
 
 
-def test_fig10_needs_equally_accurate_models(tmp_path):
+def test_fig10_needs_equally_accurate_models(tmp_path, make_derived_store):
     spec = dict(STORE_B, models={**STORE_B["models"], RAND: model_numbers(acc(0.60), acc(0.50))})
-    s = text(findings.summary(data.load_store(derive_store(tmp_path / "c", **spec))))
+    s = text(findings.summary(data.load_store(make_derived_store(tmp_path / "c", **spec))))
     assert "is not as accurate as dense, so the paper's comparison of equally accurate models cannot be made" in s
     assert "margins move less" not in s
 
@@ -132,3 +143,130 @@ def test_chart_functions_take_dataframes_in_a_notebook(stores):
     spec = charts.headline(rows, methods=findings.method_labels(stores["a"])).to_dict()
     assert len(next(iter(spec["datasets"].values()))) == len(rows)
     assert isinstance(rows, pd.DataFrame)
+
+
+# -- in Chromium: the home chart and its click-through, the summary on two stores, the Fig. 10 picker, Table 1 --
+
+# The first plotted point with a link (a pruned model, not dense at 0), in page coordinates.
+HEADLINE_POINT = """(index) => {
+  const view = window.lotterysiteRuntime.views[index].view;
+  let found = null;
+  const walk = (mark, x, y) => {
+    if (found) return;
+    if (mark.marktype === 'symbol') {
+      for (const it of mark.items) if (it.href && it.datum && it.datum.amount > 0) {
+        found = {x: x + it.x, y: y + it.y, href: it.href, id: it.datum.model_id}; return;
+      }
+    }
+    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walk(m, x + (g.x || 0), y + (g.y || 0))));
+  };
+  walk(view.scenegraph().root, 0, 0);
+  const canvas = view.container().querySelector('canvas').getBoundingClientRect();
+  const [ox, oy] = view.origin();
+  const pad = view.padding();  // origin() leaves out the padding
+  return found && {x: canvas.x + ox + (pad.left || 0) + found.x, y: canvas.y + oy + (pad.top || 0) + found.y,
+                   href: found.href, id: found.id};
+}"""
+# Model ids of the lines Fig. 10 draws.
+DRAWN_MODELS = """(index) => {
+  const ids = new Set();
+  const walk = (mark) => {
+    if (mark.marktype === 'line') mark.items.forEach(it => it.datum && ids.add(it.datum.model_id));
+    else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(walk));
+  };
+  walk(window.lotterysiteRuntime.views[index].view.scenegraph().root);
+  return Array.from(ids).sort();
+}"""
+
+
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, make_site, make_derived_store, serve):
+    out = {}
+    for name, spec in (("a", STORE_A), ("b", STORE_B)):
+        root = tmp_path_factory.mktemp(f"site-{name}")
+        out[name] = serve(make_site(root, make_derived_store(root / "store", **spec)))
+    return out
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.problems = []
+    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
+    pg.on("console", lambda m: pg.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    yield pg
+    context.close()
+
+
+def summary_text(page) -> str:
+    return re.sub(r"\s+", " ", page.inner_text("article"))
+
+
+@pytest.mark.browser
+def test_headline_chart_comes_first_and_a_click_opens_the_model(page, servers, open_view, shot):
+    open_view(page, servers["a"])
+    # The chart is the first thing of the page: before the summary and before the page's own introduction.
+    order = page.evaluate("""() => Array.from(document.querySelectorAll('article .ls-headline, article .ls-summary, article h2'))
+                             .map(e => e.classList.contains('ls-headline') ? 'chart' : e.classList.contains('ls-summary') ? 'summary' : e.textContent)""")
+    assert order[:3] == ["What this study found", "chart", "summary"], order
+    shot(page, "home-a")
+    point = page.evaluate(HEADLINE_POINT, 0)
+    assert point and point["href"].endswith("#ref=" + point["id"].replace("/", "%2F")), point
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_url(re.compile(r".*/views/lenet5/local/#ref="), timeout=20_000)
+    page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=30_000)
+    page.evaluate("window.lotterysiteRuntime.ready")
+    reference = page.locator("label.ls-control", has_text="reference").locator("select").first.input_value()
+    assert reference == point["id"]
+    assert page.problems == []
+
+
+@pytest.mark.browser
+def test_summary_follows_the_data_on_two_stores(page, servers, open_view, shot):
+    open_view(page, servers["a"])
+    a = summary_text(page)
+    open_view(page, servers["b"])
+    b = summary_text(page)
+    shot(page, "home-b")
+    assert "keeps dense's clean accuracy to the highest sparsity, 50 % of the weights pruned" in a
+    assert "keeps dense's clean accuracy to the highest sparsity, 80 % of the weights pruned" in b
+    assert "the largest gain is random at 30 %" in a and "+10.0 points" in a
+    assert "no pruned model beats dense beyond the intervals" in b and "largest gain" not in b
+    assert "no MPT model in this study" in a and "MPT's margins move less under corruption" in b
+    assert "400 evaluation images" in a and "400 evaluation images" in b
+
+
+@pytest.mark.browser
+def test_fig10_picker_defaults_to_dense_and_closest_mpt_and_switches(page, servers, open_view, shot):
+    open_view(page, servers["b"] + "findings/")
+    index = page.evaluate("window.lotterysiteRuntime.views.findIndex(v => v.root.classList.contains('ls-fig10'))")
+    view = f"window.lotterysiteRuntime.views[{index}].view"
+    assert page.evaluate(f"[{view}.signal('mc_a'), {view}.signal('mc_b')]") == [DENSE, RAND]
+    assert page.evaluate(DRAWN_MODELS, index) == sorted([DENSE, RAND])
+    selects = page.locator(".ls-fig10 select")
+    assert selects.count() == 2 and selects.nth(1).locator("option").count() == 4
+    selects.nth(1).select_option(MAG5)
+    page.wait_for_function(f"{view}.signal('mc_b') === {MAG5!r}")
+    page.evaluate(f"{view}.runAsync().then(() => 0)")
+    assert page.evaluate(DRAWN_MODELS, index) == sorted([DENSE, MAG5])
+    shot(page, "findings-b")
+    assert page.problems == []
+
+
+@pytest.mark.browser
+def test_table1_sits_beside_the_papers_values(page, servers, open_view, shot):
+    open_view(page, servers["a"] + "findings/")
+    rows = page.eval_on_selector_all("table.ls-table1 tbody tr", "rs => rs.map(r => Array.from(r.cells).map(c => c.innerText))")
+    ours = [(r[0], r[1]) for r in rows if "paper" not in r[1]]
+    assert ours == [("lenet5", "dense"), ("lenet5", "magnitude"), ("lenet5", "random")]
+    paper = {r[0]: r[3:6] for r in rows if "paper" in r[1]}
+    assert paper["VGG16"] == ["-0.8107", "+0.5783", "+0.8234"] and set(paper) == {"ResNet18", "VGG16", "AlexNet"}
+    assert rows[0][3].startswith("-0.50") and "[-0.55, -0.45]" in rows[0][3]
+    details = page.locator("details.ls-details")
+    details.locator("summary").first.click()
+    assert details.locator("table.ls-per-model tbody tr").count() == 4
+    assert "400 evaluation images" in page.inner_text("article")
+    shot(page, "findings-a")

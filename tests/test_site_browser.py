@@ -9,7 +9,6 @@ from urllib.parse import parse_qs
 import pytest
 
 pytestmark = pytest.mark.browser
-SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
 PAGES = ["", "method/", "store/", "publish/", "findings/"] + [
     f"views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples")
 ]
@@ -60,20 +59,12 @@ def page(new_page, server):
     return new_page(server)
 
 
-def open_view(page, url):
-    page.goto(url)
-    page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=30_000)
-    page.evaluate("window.lotterysiteRuntime.ready")
-    assert page.evaluate("window.lotterysiteRuntime.errors") == []
 
 
-def shot(page, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_page_loads_cleanly_and_every_view_draws(page, server, path):
+def test_page_loads_cleanly_and_every_view_draws(page, server, path, open_view, shot):
     open_view(page, server + path)
     counts = page.evaluate(COUNT_MARKS)
     if path.startswith("views/") or path == "findings/":
@@ -82,7 +73,7 @@ def test_page_loads_cleanly_and_every_view_draws(page, server, path):
     assert page.problems == []
 
 
-def test_brush_updates_linked_views_and_url_round_trips(page, server):
+def test_brush_updates_linked_views_and_url_round_trips(page, server, open_view, shot):
     open_view(page, server + "views/lenet5/local/#cmp=lenet5/magnitude/0.8")
     before = page.evaluate(GRID_IMAGES, 0)
     assert before == 48  # the grid shows the 48 lowest-margin samples while nothing is brushed
@@ -125,7 +116,7 @@ def test_brush_updates_linked_views_and_url_round_trips(page, server):
     assert page.problems == []
 
 
-def test_global_axis_brush_filters_the_lines(page, server):
+def test_global_axis_brush_filters_the_lines(page, server, open_view, shot):
     open_view(page, server + "views/lenet5/global/#class=2")
     lines_before = page.evaluate(GRID_IMAGES, 0)
     box = page.evaluate(BRUSH_BOX, [0, "ax0"])
@@ -140,7 +131,7 @@ def test_global_axis_brush_filters_the_lines(page, server):
     assert page.problems == []
 
 
-def test_instant_navigation_and_dark_palette(page, server):
+def test_instant_navigation_and_dark_palette(page, server, open_view, shot):
     open_view(page, server)
     page.locator("label[for='__palette_1']").first.click()
     page.click("nav >> text=Local geometry")
@@ -175,7 +166,7 @@ FIRST_IMAGE_POINT = """(index) => {
 }"""
 
 
-def test_tooltip_shows_the_sample_thumbnail(page, server):
+def test_tooltip_shows_the_sample_thumbnail(page, server, open_view):
     open_view(page, server + "views/lenet5/local/")
     point = page.evaluate(FIRST_IMAGE_POINT, 0)
     assert point, "no thumbnail drawn in the sample grid"
@@ -191,7 +182,7 @@ def test_tooltip_shows_the_sample_thumbnail(page, server):
     assert page.problems == []
 
 
-def test_download_gives_the_views_rows_as_csv(page, server):
+def test_download_gives_the_views_rows_as_csv(page, server, open_view):
     open_view(page, server + "views/lenet5/local/")
     rows = page.evaluate("window.lotterysiteRuntime.views[0].view.data('pairs').length")
     with page.expect_download() as info:
@@ -258,7 +249,7 @@ def fresh_view(browser, url, viewport=(1500, 1000)):
 
 
 @pytest.mark.parametrize("kind", list(CONTROLS))
-def test_every_control_in_place_shows_what_its_link_shows(page, server, browser, kind):
+def test_every_control_in_place_shows_what_its_link_shows(page, server, browser, kind, open_view):
     start, steps = CONTROLS[kind]
     open_view(page, server + f"views/lenet5/{kind}/{start}")
     for locator, value in steps:
@@ -279,7 +270,7 @@ SLOW_FETCH = """(() => {
 })()"""
 
 
-def test_a_slow_older_load_never_overwrites_a_newer_choice(page, server, browser):
+def test_a_slow_older_load_never_overwrites_a_newer_choice(page, server, browser, open_view):
     page.add_init_script(SLOW_FETCH)
     open_view(page, server + "views/lenet5/local/")
     page.locator(".ls-controls select >> nth=2").select_option(M05)  # slow
@@ -312,7 +303,7 @@ GRID_LABELS = """(index) => {
 }"""
 
 
-def test_a_local_brush_selects_within_its_own_class_panel(page, server):
+def test_a_local_brush_selects_within_its_own_class_panel(page, server, open_view):
     open_view(page, server + "views/lenet5/local/")
     box = page.evaluate(BRUSH_BOX, [0, "brush_3"])  # the Dress panel
     page.evaluate("(y) => window.scrollTo(0, y - 200)", box["y"])
@@ -332,7 +323,7 @@ def test_a_local_brush_selects_within_its_own_class_panel(page, server):
     assert page.problems == []
 
 
-def test_a_class_change_clears_the_global_brushes(page, server):
+def test_a_class_change_clears_the_global_brushes(page, server, open_view):
     open_view(page, server + "views/lenet5/global/#class=2")
     box = page.evaluate(BRUSH_BOX, [0, "ax0"])
     drag_in(page, box, (0.5, 0.5), (0.02, 0.4))
@@ -347,7 +338,7 @@ def test_a_class_change_clears_the_global_brushes(page, server):
     assert page.problems == []
 
 
-def test_global_view_shares_one_angle_scale_and_draws_lines_through_the_axes(page, server):
+def test_global_view_shares_one_angle_scale_and_draws_lines_through_the_axes(page, server, open_view):
     open_view(page, server + "views/lenet5/global/#class=4&cmp=lenet5/magnitude/0.8")
     axes = page.evaluate("window.lotterysiteRuntime.views[0].cfg.axes")
     domains = page.evaluate("""(n) => Array.from({length: n}, (_, k) =>
@@ -396,7 +387,7 @@ CAPTIONS = """(index) => {
 
 
 @pytest.mark.parametrize("width", [1400, 390])
-def test_sample_captions_never_overlap(browser, server, width):
+def test_sample_captions_never_overlap(browser, server, width, open_view):
     context = browser.new_context(viewport={"width": width, "height": 900})
     pg = context.new_page()
     open_view(pg, server + "views/lenet5/samples/#cmp=lenet5/magnitude/0.8")
@@ -411,7 +402,7 @@ def test_sample_captions_never_overlap(browser, server, width):
     context.close()
 
 
-def test_palette_toggle_rethemes_every_chart_without_a_reload(page, server):
+def test_palette_toggle_rethemes_every_chart_without_a_reload(page, server, open_view, shot):
     open_view(page, server + "views/lenet5/local/#cmp=lenet5/magnitude/0.5")
     page.evaluate("window.notReloaded = true")
     light = page.evaluate("window.lotterysiteRuntime.views[0].view.background()")
@@ -436,7 +427,7 @@ def test_palette_toggle_rethemes_every_chart_without_a_reload(page, server):
 
 
 @pytest.mark.parametrize("kind", ["evaluation", "local", "global", "samples"])
-def test_no_chart_wider_than_a_phone(browser, server, kind):
+def test_no_chart_wider_than_a_phone(browser, server, kind, open_view, shot):
     context = browser.new_context(viewport={"width": 390, "height": 844})
     pg = context.new_page()
     errors = []
@@ -451,7 +442,7 @@ def test_no_chart_wider_than_a_phone(browser, server, kind):
     context.close()
 
 
-def test_charts_are_labelled_and_a_model_is_chosen_by_keyboard(page, server):
+def test_charts_are_labelled_and_a_model_is_chosen_by_keyboard(page, server, open_view):
     for kind in ("local", "global", "samples", "evaluation"):
         open_view(page, server + f"views/lenet5/{kind}/")
         assert page.locator(".vega-actions").count() == 0  # no "…" menu over titles and legends
@@ -478,7 +469,7 @@ def test_charts_are_labelled_and_a_model_is_chosen_by_keyboard(page, server):
     assert page.problems == []
 
 
-def test_copy_link_says_it_copied(browser, server):
+def test_copy_link_says_it_copied(browser, server, open_view):
     context = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
     pg = context.new_page()
     open_view(pg, server + "views/lenet5/local/#cmp=lenet5/magnitude/0.5")
@@ -489,7 +480,7 @@ def test_copy_link_says_it_copied(browser, server):
     context.close()
 
 
-def test_a_failing_load_is_shown_on_the_page(page, server):
+def test_a_failing_load_is_shown_on_the_page(page, server, open_view):
     page.route("**/lenet5__random__0.3/v0.arrow", lambda route: route.fulfill(status=404, body="gone"))
     open_view(page, server + "views/lenet5/local/")
     page.locator(".ls-controls select >> nth=2").select_option(R03)
