@@ -529,74 +529,21 @@ class _Runner:
                                       metadata={**self.meta, "run_id": self.run_id})  # fmt: skip
 
         entries = [e for e, _, _ in results.values()]
-        # accuracy.arrow, correlations.arrow, margin_change.arrow: full evaluation set, with bootstrap intervals
-        # from one set of resampled evaluation sets shared by every model
+        # Aggregates on the full evaluation set, with bootstrap intervals from one set of resampled evaluation sets
+        # shared by every model. One builder per table, each returning its columns by name.
         weights = agg.BOOTSTRAP.weights(len(labels))
-        acc = {k: [] for k in ACCURACY.names}
-        cor = {k: [] for k in CORRELATIONS.names}
-        mch = {k: [] for k in MARGIN_CHANGE.names}
-        overall: dict[str, dict] = {}  # model_id -> {variant: (accuracy, lo, hi)} over all classes
-        for entry, res, _ in results.values():
-            rows = agg.accuracy_rows(entry.model_id, res, C, weights, agg.BOOTSTRAP)
-            for k, v in rows.items():
-                acc[k] += v
-            overall[entry.model_id] = {
-                v: (a, lo, hi) for v, c, a, lo, hi in
-                zip(rows["variant"], rows["class_id"], rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])
-                if c == -1
-            }  # fmt: skip
-            if len(variants) > 1:
-                ra, rl, rm = agg.correlations(res)
-                row = {"model_id": entry.model_id, "arch": entry.arch, "method": entry.method, "amount": entry.amount,
-                       "n": len(labels), "rc_angle": ra, "rc_length": rl, "rc_margin": rm,
-                       **agg.correlation_intervals(res, weights, agg.BOOTSTRAP)}  # fmt: skip
-                row["mc_abs_mean"], row["mc_abs_mean_lo"], row["mc_abs_mean_hi"] = agg.margin_change_spread(
-                    res, weights, agg.BOOTSTRAP
-                )
-                for k in CORRELATIONS.names:
-                    cor[k].append(row[k])
-                for k, v in agg.margin_change_density(entry.model_id, res).items():
-                    mch[k] += v
-
-        # models.arrow
-        nan3 = (float("nan"),) * 3
-        cols = {k: [] for k in MODELS.names}
-        for entry, res, extra in results.values():
-            clean = overall[entry.model_id]["clean"]
-            corrupted = overall[entry.model_id].get("corruption_mean", nan3)
-            for k, v in (
-                ("model_id", entry.model_id), ("model_key", entry.key), ("arch", entry.arch), ("method", entry.method),
-                ("retrained", entry.retrained), ("amount", entry.amount), ("sparsity", extra["sparsity"]),
-                ("prunable", extra["prunable"]), ("seed", entry.seed),
-                ("bn_recalibration_batches", extra.get("bn_recalibration_batches", 0)),
-                ("clean_accuracy", clean[0]), ("clean_accuracy_lo", clean[1]), ("clean_accuracy_hi", clean[2]),
-                ("corrupted_accuracy", corrupted[0]), ("corrupted_accuracy_lo", corrupted[1]),
-                ("corrupted_accuracy_hi", corrupted[2]),
-            ):  # fmt: skip
-                cols[k].append(v)
-        put("models.arrow", cols, MODELS)
+        acc, overall = accuracy_table(results, C, weights)
+        put("models.arrow", models_table(results, overall), MODELS)
         put("accuracy.arrow", acc, ACCURACY)
-        put("correlations.arrow", cor, CORRELATIONS)
-        put("margin_change.arrow", mch, MARGIN_CHANGE)
-
-        # exemplars.arrow: per architecture, over every seed
-        exm = {k: [] for k in EXEMPLARS.names}
-        pie_ids = []
-        for arch in dict.fromkeys(e.arch for e in entries):
-            dense = [res.pred[0] for e, res, _ in results.values() if e.arch == arch and e.method == "dense"]
-            pruned = [res.pred[0] for e, res, _ in results.values() if e.arch == arch and e.method != "dense"]
-            if not dense or not pruned:
-                continue
-            idx, dpred, ppred, agree = agg.pruning_identified_exemplars(np.stack(dense), np.stack(pruned))
-            pie_ids.append(idx)
-            for k, v in zip(EXEMPLARS.names, ([arch] * len(idx), idx, labels[idx], dpred, ppred, agree)):
-                exm[k] += list(v)
+        put("correlations.arrow", correlations_table(results, weights, corrupted=len(variants) > 1), CORRELATIONS)
+        put("margin_change.arrow", margin_change_table(results, corrupted=len(variants) > 1), MARGIN_CHANGE)
+        exm = exemplars_table(results, labels)
         put("exemplars.arrow", exm, EXEMPLARS)
 
         # The shipped samples: every exemplar, then a class-stratified draw, within the per-model row limit.
         per_sample_rows = shipped_rows(r, 1)
         limit = max(C, r.ship.max_rows_per_model // per_sample_rows)
-        keep = np.concatenate(pie_ids) if pie_ids else np.array([], dtype=np.int64)
+        keep = np.asarray(exm["sample_id"], dtype=np.int64)
         shipped = agg.choose_shipped(labels, keep, per_class=r.ship.samples_per_class, limit=limit, seed=r.ship.seed)
         self.result.shipped = len(shipped)
         pie_set = set(keep.tolist())
@@ -605,49 +552,12 @@ class _Runner:
             "thumbnail": [_thumbnail(eval_set.images[i]) if r.ship.thumbnails else "" for i in shipped],
             "pie": [int(i) in pie_set for i in shipped],
         }, SAMPLES)  # fmt: skip
-
-        # outcomes.arrow: per shipped sample and model, correctness on clean and per corruption (for subset accuracy)
         names = list(r.corruptions.names)
-        oschema = outcomes_schema(names)
-        out = {k: [] for k in oschema.names}
-        for entry, res, _ in results.values():
-            correct = res.correct[:, shipped]
-            out["model_id"] += [entry.model_id] * len(shipped)
-            out["sample_id"] += shipped.tolist()
-            out["correct_clean"] += correct[0].tolist()
-            out["robustness"] += correct[1:].sum(0).tolist()
-            for n in names:
-                rows = [v for v, (vn, _) in enumerate(res.variants) if vn == n]
-                out[f"c_{n}"] += correct[rows].sum(0).tolist()
-        put("outcomes.arrow", out, oschema)
-
-        # geometry/<model_key>.arrow: shipped samples x (clean + corruptions at the shipped severities)
-        gschema = geometry_schema(C)
+        put("outcomes.arrow", outcomes_table(results, shipped, names), outcomes_schema(names))
         ship_variants = [v for v, (n, s) in enumerate(variants) if n == "clean" or s in r.ship.severities]
         for entry, res, _ in self.bar(list(results.values()), desc="store", unit="model"):
-            rob = agg.robustness(res)[shipped]
-            rel = np.vstack([np.zeros((1, res.margin.shape[1]), np.float32), agg.relative_margin_change(res)])
-            angle_true = res.angle_true
-            g = {k: [] for k in gschema.names}
-            for v in ship_variants:
-                name, severity = variants[v]
-                n = len(shipped)
-                g["model_id"] += [entry.model_id] * n
-                g["sample_id"].append(shipped)
-                g["variant"] += [name] * n
-                g["severity"].append(np.full(n, severity))
-                g["label"].append(labels[shipped])
-                g["pred"].append(res.pred[v, shipped])
-                g["correct"].append(res.correct[v, shipped])
-                for k in ("prob_true", "loss", "length", "margin", "degenerate"):
-                    g[k].append(getattr(res, k)[v, shipped])
-                g["angle_true"].append(angle_true[v, shipped])
-                g["rel_margin_change"].append(rel[v, shipped])
-                g["robustness"].append(rob)
-                for j in range(C):
-                    g[f"angle_{j}"].append(res.angle[v, shipped, j])
-            g = {k: (np.concatenate(v) if v and isinstance(v[0], np.ndarray) else v) for k, v in g.items()}
-            put(f"geometry/{entry.key}.arrow", g, gschema)
+            put(f"geometry/{entry.key}.arrow", geometry_table(entry, res, shipped, labels, ship_variants, C),
+                geometry_schema(C))
 
         if curse_rows is not None:
             put("curse.arrow", curse_rows, CURSE)
@@ -691,6 +601,128 @@ class _Runner:
         write_manifest(root, manifest)
 
 
+# -- the store's tables: one builder each, returning {column name: values} (never built by position) -------------
+def accuracy_table(results: dict, C: int, weights) -> tuple[dict, dict]:
+    """accuracy.arrow's columns, and per model {variant: (accuracy, lo, hi)} over all classes (for models.arrow)."""
+    acc = {k: [] for k in ACCURACY.names}
+    overall: dict[str, dict] = {}
+    for entry, res, _ in results.values():
+        rows = agg.accuracy_rows(entry.model_id, res, C, weights, agg.BOOTSTRAP)
+        for k, v in rows.items():
+            acc[k] += v
+        overall[entry.model_id] = {
+            v: (a, lo, hi) for v, c, a, lo, hi in
+            zip(rows["variant"], rows["class_id"], rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])
+            if c == -1
+        }  # fmt: skip
+    return acc, overall
+
+
+def models_table(results: dict, overall: dict) -> dict:
+    nan3 = (float("nan"),) * 3
+    cols = {k: [] for k in MODELS.names}
+    for entry, _, extra in results.values():
+        clean = overall[entry.model_id]["clean"]
+        corrupted = overall[entry.model_id].get("corruption_mean", nan3)
+        row = {
+            "model_id": entry.model_id, "model_key": entry.key, "arch": entry.arch, "method": entry.method,
+            "retrained": entry.retrained, "amount": entry.amount, "sparsity": extra["sparsity"],
+            "prunable": extra["prunable"], "seed": entry.seed,
+            "bn_recalibration_batches": extra.get("bn_recalibration_batches", 0),
+            "clean_accuracy": clean[0], "clean_accuracy_lo": clean[1], "clean_accuracy_hi": clean[2],
+            "corrupted_accuracy": corrupted[0], "corrupted_accuracy_lo": corrupted[1],
+            "corrupted_accuracy_hi": corrupted[2],
+        }  # fmt: skip
+        for k in MODELS.names:
+            cols[k].append(row[k])
+    return cols
+
+
+def correlations_table(results: dict, weights, *, corrupted: bool) -> dict:
+    """Table 1 per model (needs corrupted variants: robustness counts them), with intervals."""
+    cor = {k: [] for k in CORRELATIONS.names}
+    if not corrupted:
+        return cor
+    for entry, res, _ in results.values():
+        ra, rl, rm = agg.correlations(res)
+        row = {"model_id": entry.model_id, "arch": entry.arch, "method": entry.method, "amount": entry.amount,
+               "n": res.labels.shape[0], "rc_angle": ra, "rc_length": rl, "rc_margin": rm,
+               **agg.correlation_intervals(res, weights, agg.BOOTSTRAP)}  # fmt: skip
+        row["mc_abs_mean"], row["mc_abs_mean_lo"], row["mc_abs_mean_hi"] = agg.margin_change_spread(
+            res, weights, agg.BOOTSTRAP
+        )
+        for k in CORRELATIONS.names:
+            cor[k].append(row[k])
+    return cor
+
+
+def margin_change_table(results: dict, *, corrupted: bool) -> dict:
+    mch = {k: [] for k in MARGIN_CHANGE.names}
+    if corrupted:
+        for entry, res, _ in results.values():
+            for k, v in agg.margin_change_density(entry.model_id, res).items():
+                mch[k] += v
+    return mch
+
+
+def exemplars_table(results: dict, labels: np.ndarray) -> dict:
+    """Pruning-identified exemplars per architecture, over every seed."""
+    exm = {k: [] for k in EXEMPLARS.names}
+    for arch in dict.fromkeys(e.arch for e, _, _ in results.values()):
+        dense = [res.pred[0] for e, res, _ in results.values() if e.arch == arch and e.method == "dense"]
+        pruned = [res.pred[0] for e, res, _ in results.values() if e.arch == arch and e.method != "dense"]
+        if not dense or not pruned:
+            continue
+        idx, dpred, ppred, agree = agg.pruning_identified_exemplars(np.stack(dense), np.stack(pruned))
+        row = {"arch": [arch] * len(idx), "sample_id": idx, "label": labels[idx], "dense_pred": dpred,
+               "pruned_pred": ppred, "pruned_agreement": agree}  # fmt: skip
+        for k in EXEMPLARS.names:
+            exm[k] += list(row[k])
+    return exm
+
+
+def outcomes_table(results: dict, shipped: np.ndarray, names: list[str]) -> dict:
+    """Per shipped sample and model: correct on clean, and how many severities of each corruption it survives."""
+    out = {k: [] for k in outcomes_schema(names).names}
+    for entry, res, _ in results.values():
+        correct = res.correct[:, shipped]
+        out["model_id"] += [entry.model_id] * len(shipped)
+        out["sample_id"] += shipped.tolist()
+        out["correct_clean"] += correct[0].tolist()
+        out["robustness"] += correct[1:].sum(0).tolist()
+        for n in names:
+            rows = [v for v, (vn, _) in enumerate(res.variants) if vn == n]
+            out[f"c_{n}"] += correct[rows].sum(0).tolist()
+    return out
+
+
+def geometry_table(entry: ModelEntry, res, shipped: np.ndarray, labels: np.ndarray, ship_variants: list[int],
+                   C: int) -> dict:  # fmt: skip
+    """One model's per-sample rows: shipped samples x (clean + corruptions at the shipped severities)."""
+    rob = agg.robustness(res)[shipped]
+    rel = np.vstack([np.zeros((1, res.margin.shape[1]), np.float32), agg.relative_margin_change(res)])
+    angle_true = res.angle_true
+    g = {k: [] for k in geometry_schema(C).names}
+    n = len(shipped)
+    for v in ship_variants:
+        name, severity = res.variants[v]
+        g["model_id"] += [entry.model_id] * n
+        g["sample_id"].append(shipped)
+        g["variant"] += [name] * n
+        g["severity"].append(np.full(n, severity))
+        g["label"].append(labels[shipped])
+        g["pred"].append(res.pred[v, shipped])
+        g["correct"].append(res.correct[v, shipped])
+        for k in ("prob_true", "loss", "length", "margin", "degenerate"):
+            g[k].append(getattr(res, k)[v, shipped])
+        g["angle_true"].append(angle_true[v, shipped])
+        g["rel_margin_change"].append(rel[v, shipped])
+        g["robustness"].append(rob)
+        for j in range(C):
+            g[f"angle_{j}"].append(res.angle[v, shipped, j])
+    return {k: (np.concatenate(v) if v and isinstance(v[0], np.ndarray) else v) for k, v in g.items()}
+
+
 def _thumbnail(image: torch.Tensor) -> str:
     """A PNG data URI of one uint8 C x H x W image: small (a few hundred bytes at 28 px), usable as a Vega URL."""
     from PIL import Image
@@ -720,7 +752,6 @@ def _runner_plan(runner: _Runner) -> list[Unit]:
             units.append(Unit(f"corruption/{name}-{severity}", "corruptions", (), str(path), gpu=True,
                               done=runner.cached_corruption(path, shape)))  # fmt: skip
             corruption_ids.append(units[-1].id)
-    by_id = {e.model_id: e for e in runner.entries}
     children: dict[str, list[str]] = {}
     for e in runner.entries:
         if e.parent:
