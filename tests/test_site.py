@@ -152,10 +152,10 @@ def test_site_package_never_imports_torch():
         assert not re.search(r"^\s*(import|from)\s+torch", path.read_text(), re.M), path
 
 
-def test_site_serves_every_class_and_exemplar_and_reads_variants_from_the_manifest(tmp_path):
+def test_site_serves_every_class_and_exemplar_and_reads_variants_from_the_manifest(tmp_path, make_store):
     from lotterysite.site import data
 
-    store = data.load_store(build_store(tmp_path / "store", gallery=False))
+    store = data.load_store(make_store(tmp_path / "store", gallery=False))
     labels = store.tables["samples.arrow"].column("label").to_numpy()
     pies = set(store.tables["samples.arrow"].filter(store.tables["samples.arrow"]["pie"]).column("sample_id").to_pylist())
     ids = data.shipped_ids(store, len(pies) + 40)  # far fewer than stored: a cut is needed
