@@ -34,7 +34,7 @@ def real_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
     for k in range(count):
         photo = photos[k % len(photos)]
         top, left = rng.integers(0, photo.shape[0] - size + 1), rng.integers(0, photo.shape[1] - size + 1)
-        crop = photo[top:top + size, left:left + size]
+        crop = photo[top : top + size, left : left + size]
         out[k] = crop[:, ::-1] if rng.random() < 0.5 else crop
     return out
 
@@ -42,7 +42,7 @@ def real_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
 def time_ours(x: torch.Tensor, name: str, severity: int, batch: int) -> float:
     start = time.perf_counter()
     for i in range(0, len(x), batch):
-        corrupt(x[i:i + batch], name, severity, params="imagenet")
+        corrupt(x[i : i + batch], name, severity, params="imagenet")
     if x.is_cuda:
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / len(x)
@@ -64,16 +64,20 @@ def main():
     images = real_crops(args.images, args.size)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     source = "CIFAR-10 samples, repeated with flips" if args.size == 32 else "ImageNet samples"
-    print(f"{args.images} real {args.size}-px crops of foolbox's 20 {source}; peer timed on "
-          f"{args.peer_images} per corruption × severity; torch threads {args.threads}; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.images} real {args.size}-px crops of foolbox's 20 {source}; peer timed on "
+        f"{args.peer_images} per corruption × severity; torch threads {args.threads}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
     corrupt(x[:2], "glass_blur", 1, params="imagenet")  # warm-up
     cuda = torch.cuda.is_available()
     if cuda:
         xc = x.cuda()
         corrupt(xc[:2], "gaussian_noise", 1, params="imagenet")
-    print(f"{'corruption':18s} {'ours img/s':>11s} {'peer img/s':>11s} {'ratio':>7s}" + ("  cuda img/s" if cuda else ""))
+    print(
+        f"{'corruption':18s} {'ours img/s':>11s} {'peer img/s':>11s} {'ratio':>7s}" + ("  cuda img/s" if cuda else "")
+    )
     total_ours = total_peer = total_cuda = 0.0
     for name in NAMES:
         ours = sum(time_ours(x, name, s, args.batch) for s in range(1, 6)) / 5
@@ -81,7 +85,7 @@ def main():
         peer(images[0], 1, name)  # warm-up: the peer's numba kernels (glass blur) compile on first use
         start = time.perf_counter()
         for s in range(1, 6):
-            for image in images[:args.peer_images]:
+            for image in images[: args.peer_images]:
                 peer(image, s, name)
         theirs = (time.perf_counter() - start) / (5 * args.peer_images)
         total_ours, total_peer = total_ours + ours, total_peer + theirs
@@ -91,8 +95,10 @@ def main():
             total_cuda += on_gpu
             line += f" {1 / on_gpu:11.1f}"
         print(line, flush=True)
-    print(f"{'all 19 × 5':18s} {19 / total_ours:11.1f} {19 / total_peer:11.1f} {total_peer / total_ours:6.1f}×"
-          + (f" {19 / total_cuda:11.1f}" if cuda else ""))
+    print(
+        f"{'all 19 × 5':18s} {19 / total_ours:11.1f} {19 / total_peer:11.1f} {total_peer / total_ours:6.1f}×"
+        + (f" {19 / total_cuda:11.1f}" if cuda else "")
+    )
     print("overall ratio = total peer seconds per image over all 95 corruption × severity pairs / ours")
 
 

@@ -51,12 +51,20 @@ def main():
     fmnist = load_dataset("fashion_mnist").test
     torch.manual_seed(0)
     bench("lenet5, Fashion-MNIST", create_model("lenet5", num_classes=10, in_channels=1, image_size=28), fmnist, device)
-    bench("small_resnet, Fashion-MNIST (2k)", create_model("small_resnet", num_classes=10, in_channels=1, image_size=28),
-          fmnist.head(2000), device)  # fmt: skip
+    bench(
+        "small_resnet, Fashion-MNIST (2k)",
+        create_model("small_resnet", num_classes=10, in_channels=1, image_size=28),
+        fmnist.head(2000),
+        device,
+    )
     cifar = foolbox_samples("cifar10")
     reps = cifar.subset(torch.arange(500) % 20)  # 500 real CIFAR-10 images (the 20 shipped ones, repeated)
-    bench("resnet18, CIFAR-10 (500)", create_model("resnet18", num_classes=10, in_channels=3, image_size=32), reps, device)
-    bench("alexnet, CIFAR-10 (500)", create_model("alexnet", num_classes=10, in_channels=3, image_size=32), reps, device)
+    bench(
+        "resnet18, CIFAR-10 (500)", create_model("resnet18", num_classes=10, in_channels=3, image_size=32), reps, device
+    )
+    bench(
+        "alexnet, CIFAR-10 (500)", create_model("alexnet", num_classes=10, in_channels=3, image_size=32), reps, device
+    )
 
 
 if __name__ == "__main__":

@@ -78,14 +78,16 @@ def model_flops(model: torch.nn.Module, image_size: int, device: torch.device) -
 def evaluation(args, device: torch.device) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     peak = peak_flops(name) if device.type == "cuda" else None
-    print(f"\n(a) evaluation with geometry, 32 px, {args.eval_images} images in batches of {args.batch}, "
-          f"measure_model defaults on {device.type}; peak 16-bit FLOP/s of {name!r}: "
-          f"{f'{peak / 1e12:.0f}e12' if peak else 'n/a'}")
+    print(
+        f"\n(a) evaluation with geometry, 32 px, {args.eval_images} images in batches of {args.batch}, "
+        f"measure_model defaults on {device.type}; peak 16-bit FLOP/s of {name!r}: "
+        f"{f'{peak / 1e12:.0f}e12' if peak else 'n/a'}"
+    )
     print(f"{'model':10s} {'GFLOP/img':>10s} {'img/s':>10s} {'TFLOP/s':>9s} {'utilisation':>12s} {'× floor':>8s}")
     g = torch.Generator(device=device).manual_seed(0)
     x = torch.rand(args.eval_images, 3, 32, 32, generator=g, device=device)
     y = torch.randint(0, 10, (args.eval_images,), generator=g, device=device)
-    batches = [(x[i:i + args.batch], y[i:i + args.batch]) for i in range(0, len(x), args.batch)]
+    batches = [(x[i : i + args.batch], y[i : i + args.batch]) for i in range(0, len(x), args.batch)]
     for arch in ("vgg16", "resnet18"):
         torch.manual_seed(0)
         model = create_model(arch, num_classes=10, in_channels=3, image_size=32).to(device)
@@ -110,7 +112,7 @@ def _time_corrupt(x: torch.Tensor, name: str, severity: int, batch: int) -> floa
     _sync(x.device)
     start = time.perf_counter()
     for i in range(0, len(x), batch):
-        corrupt(x[i:i + batch], name, severity, params="imagenet")
+        corrupt(x[i : i + batch], name, severity, params="imagenet")
     _sync(x.device)
     return (time.perf_counter() - start) / len(x)
 
@@ -122,9 +124,11 @@ def corruptions(args, device: torch.device) -> None:
         count, peer_count = (args.images_32, args.peer_32) if size == 32 else (args.images_224, args.peer_224)
         images = real_crops(count, size)
         x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255).to(device)
-        print(f"\n(b) corruptions at {size} px, params='imagenet' (the peer's tables): ours on {device.type}, "
-              f"{count} images in batches of {args.corrupt_batch}; peer on {peer_count} images per severity, "
-              f"1 CPU core ({os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f})")
+        print(
+            f"\n(b) corruptions at {size} px, params='imagenet' (the peer's tables): ours on {device.type}, "
+            f"{count} images in batches of {args.corrupt_batch}; peer on {peer_count} images per severity, "
+            f"1 CPU core ({os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f})"
+        )
         print(f"{'corruption':18s} {'ours img/s':>11s} {'peer img/s':>11s} {'ratio':>8s}")
         total_ours = total_peer = 0.0
         threads = torch.get_num_threads()
@@ -163,8 +167,16 @@ def sweep_models(recipe, device: torch.device, max_per_arch: int | None) -> list
                     specs.append((sweep.method, method, amount, True))
         for label, method, amount, retrained in specs[:max_per_arch]:
             model = dense if method is None else prune(dense, method, amount, progress=False)
-            models.append(("/".join([arch.model.arch, label] + ([str(amount)] if method else [])
-                                    + (["retrained"] if retrained else [])), model))
+            models.append(
+                (
+                    "/".join(
+                        [arch.model.arch, label]
+                        + ([str(amount)] if method else [])
+                        + (["retrained"] if retrained else [])
+                    ),
+                    model,
+                )
+            )
     for _, model in models:
         model.eval().to(device)
         if device.type == "cuda":
@@ -179,23 +191,25 @@ def sweep(args, device: torch.device) -> None:
     c = recipe.corruptions
     names = NAMES if c.names in ("all", ()) else c.names
     variants = [(None, 0)] + [(name, s) for name in names for s in c.severities]
-    variants = variants[:args.max_variants]
+    variants = variants[: args.max_variants]
     count = args.sweep_images or recipe.eval_subset or 10_000
     batch = args.sweep_batch or recipe.batch_size
     models = sweep_models(recipe, device, args.max_models)
     images = real_crops(count, 32, seed=1)
     x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255).to(device)
     y = torch.from_numpy(np.arange(count) % 10).to(device)
-    print(f"\n(c) evaluation sweep of {os.path.relpath(args.recipe, ROOT)}: {len(models)} untrained models × "
-          f"{len(variants)} variants (clean + corruption × severity, params={c.params!r}) × {count} images, batches "
-          f"of {batch}, on {device.type}; training excluded")
+    print(
+        f"\n(c) evaluation sweep of {os.path.relpath(args.recipe, ROOT)}: {len(models)} untrained models × "
+        f"{len(variants)} variants (clean + corruption × severity, params={c.params!r}) × {count} images, batches "
+        f"of {batch}, on {device.type}; training excluded"
+    )
     measure_model(models[0][1], [(x[:batch], y[:batch])], device=device)  # warm-up
     _sync(device)
     start = time.perf_counter()
     generate = 0.0
     for v, (name, severity) in enumerate(variants):
         for i in range(0, count, batch):
-            xb, yb = x[i:i + batch], y[i:i + batch]
+            xb, yb = x[i : i + batch], y[i : i + batch]
             if name is not None:
                 _sync(device)
                 t = time.perf_counter()
@@ -209,8 +223,10 @@ def sweep(args, device: torch.device) -> None:
     _sync(device)
     wall = time.perf_counter() - start
     evaluations = len(models) * len(variants) * count
-    print(f"wall time {wall:.1f} s ({wall / 60:.2f} min) for {evaluations} image evaluations "
-          f"({evaluations / wall:.0f} img/s); of it, generating the variants: {generate:.1f} s")
+    print(
+        f"wall time {wall:.1f} s ({wall / 60:.2f} min) for {evaluations} image evaluations "
+        f"({evaluations / wall:.0f} img/s); of it, generating the variants: {generate:.1f} s"
+    )
 
 
 def main():
@@ -244,9 +260,11 @@ def main():
     else:
         print("no CUDA device: nothing measured (bench/gpu.py --cpu-smoke runs the code paths on the CPU)")
         return
-    print(f"bench/gpu.py on {device.type}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else " (smoke: tiny sizes)")
-          + f", torch {torch.__version__}")
+    print(
+        f"bench/gpu.py on {device.type}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else " (smoke: tiny sizes)")
+        + f", torch {torch.__version__}"
+    )
     if "a" in args.sections:
         evaluation(args, device)
     if "b" in args.sections:

@@ -56,7 +56,10 @@ def regime_report(store: Path) -> str:
     from pyarrow import ipc
 
     rows = ipc.open_file(str(store / "models.arrow")).read_all().to_pylist()
-    fmt = lambda m: f"{m['clean_accuracy']:.1%} [{m['clean_accuracy_lo']:.1%}, {m['clean_accuracy_hi']:.1%}]"
+
+    def fmt(m):
+        return f"{m['clean_accuracy']:.1%} [{m['clean_accuracy_lo']:.1%}, {m['clean_accuracy_hi']:.1%}]"
+
     lines, magnitude_ok, mpt_ok = ["regime (clean accuracy on the evaluation images):"], True, False
     for arch in dict.fromkeys(r["arch"] for r in rows):
         dense = next(r for r in rows if r["arch"] == arch and r["method"] == "dense")
@@ -72,7 +75,9 @@ def regime_report(store: Path) -> str:
             gap = dense["clean_accuracy"] - r["clean_accuracy"]
             mpt_ok |= r["amount"] >= 0.5 and gap <= 0.03
             lines.append(f"    mpt {r['amount']:.0%}: {fmt(r)}, {gap * 100:+.1f} points below dense")
-    lines.append(f"magnitude 50 % within 3 points of dense on every architecture: {'met' if magnitude_ok else 'MISSED'}")
+    lines.append(
+        f"magnitude 50 % within 3 points of dense on every architecture: {'met' if magnitude_ok else 'MISSED'}"
+    )
     lines.append(f"MPT >= 50 % within 3 points of dense on some architecture: {'met' if mpt_ok else 'MISSED'}")
     return "\n".join(lines)
 

@@ -44,7 +44,9 @@ def bench_model(arch: str, images, device) -> list[tuple[str, float]]:
         ("mpt (biprop), layer, 1 epoch", "mpt", {"mpt_epochs": 1}),
     ]:
         seconds, pruned = timed(
-            lambda: prune(model, method, 0.5, data=images, device=device, progress=False, **options)
+            lambda method=method, options=options: prune(
+                model, method, 0.5, data=images, device=device, progress=False, **options
+            )
         )
         assert sparsity_report(pruned)["pruned"] > 0
         rows.append((label, seconds))

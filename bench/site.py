@@ -91,8 +91,10 @@ def main():
         browser.close()
     httpd.shutdown()
     ok = worst["bytes"] <= 5e6 and worst["first_ms"] <= 2000 and worst["brush_ms"] <= 150
-    print(f"worst: {worst['bytes'] / 1e6:.2f} MB, first chart {worst['first_ms'] / 1e3:.2f} s, "
-          f"brush {worst['brush_ms']:.0f} ms; targets (5 MB, 2 s, 150 ms) {'met' if ok else 'MISSED'}")
+    print(
+        f"worst: {worst['bytes'] / 1e6:.2f} MB, first chart {worst['first_ms'] / 1e3:.2f} s, "
+        f"brush {worst['brush_ms']:.0f} ms; targets (5 MB, 2 s, 150 ms) {'met' if ok else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         # torch's own message suggests weights_only=False, which would run code from the file: never pass it on.
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({type(e).__name__}: truncated, not a torch file, or it holds "
-            "objects other than tensors); re-create it with `lotterysite train` or lotterysite.checkpoint.save_checkpoint"
+            "objects other than tensors); re-create it with `lotterysite train` or "
+            "lotterysite.checkpoint.save_checkpoint"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
@@ -103,7 +104,9 @@ def load_checkpoint(
                 "use a checkpoint trained on this data set"
             )
     if arch is not None and payload["arch"] != arch:
-        raise CheckpointError(f"{path}: field 'arch' is {payload['arch']!r}, expected {arch!r}; use a checkpoint of {arch}")
+        raise CheckpointError(
+            f"{path}: field 'arch' is {payload['arch']!r}, expected {arch!r}; use a checkpoint of {arch}"
+        )
     if num_classes is not None and payload["num_classes"] != num_classes:
         raise CheckpointError(
             f"{path}: field 'num_classes' is {payload['num_classes']}, but the data set has {num_classes} classes; "

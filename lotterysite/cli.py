@@ -132,14 +132,28 @@ def measure_cmd(checkpoint, data_name, data_root, device):
 @click.option("--force", is_flag=True, help="Recompute everything instead of resuming finished work.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--wait", is_flag=True, help="If another run holds the store, wait for it instead of exiting.")
-@click.option("--plan", "show_plan", is_flag=True, help="Print the units of work, their dependencies and which are done; run nothing.")
-@click.option("--executor", type=click.Choice(["local", "ray", "slurm"]), default="local", show_default=True,
-              help="Where units run: this process, Ray tasks, or Slurm job arrays (submitit; local subprocesses without Slurm).")
-@click.option("--ray-address", envvar="RAY_ADDRESS", help="Ray cluster to join [default: $RAY_ADDRESS, else a local one].")
+@click.option(
+    "--plan",
+    "show_plan",
+    is_flag=True,
+    help="Print the units of work, their dependencies and which are done; run nothing.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray", "slurm"]),
+    default="local",
+    show_default=True,
+    help="Where units run: this process, Ray tasks, or Slurm job arrays (submitit; local subprocesses without Slurm).",
+)
+@click.option(
+    "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster to join [default: $RAY_ADDRESS, else a local one]."
+)
 @click.option("--slurm-partition", help="Slurm partition of the job arrays.")
 @click.option("--slurm-gpus-per-task", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--slurm-time", type=click.IntRange(min=1), default=240, show_default=True, help="Minutes per job.")
-@click.option("--slurm-max-parallel", type=click.IntRange(min=1), default=64, show_default=True, help="Running jobs per array.")
+@click.option(
+    "--slurm-max-parallel", type=click.IntRange(min=1), default=64, show_default=True, help="Running jobs per array."
+)
 def precompute_cmd(recipe, store, force, device, wait, show_plan, executor, ray_address, slurm_partition,
                    slurm_gpus_per_task, slurm_time, slurm_max_parallel):  # fmt: skip
     """Run the experiment RECIPE describes (train, prune, corrupt, measure) and write its Arrow store.

@@ -12,8 +12,8 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import LotterysiteError
 
@@ -33,7 +33,9 @@ def _size(n: int) -> str:
     return f"{n} bytes"  # pragma: no cover
 
 
-def storage_error(path: str | os.PathLike, operation: str, error: OSError, *, needed: int | None = None) -> StorageError:
+def storage_error(
+    path: str | os.PathLike, operation: str, error: OSError, *, needed: int | None = None
+) -> StorageError:
     """One line for an OSError: path, operation, the system's reason and what to do."""
     reason = error.strerror or str(error)
     message = f"{path}: cannot {operation} ({reason})"
@@ -70,7 +72,13 @@ def _check_target(path: Path) -> None:
     except OSError as e:
         raise storage_error(path, "inspect the target", e) from None
     if not stat.S_ISREG(st.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        kind = (
+            "a symbolic link"
+            if stat.S_ISLNK(st.st_mode)
+            else "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else "not a regular file"
+        )
         raise StorageError(f"{path}: exists and is {kind}; refusing to replace it, choose a new path or a regular file")
 
 

@@ -41,11 +41,11 @@ class Geometry:
         """Angle of each sample to class `labels[i]` (its true class when given the labels)."""
         return self.angle.gather(1, labels.view(-1, 1).to(self.angle.device)).squeeze(1)
 
-    def to(self, device) -> "Geometry":
+    def to(self, device) -> Geometry:
         return Geometry(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     @staticmethod
-    def cat(parts: list["Geometry"]) -> "Geometry":
+    def cat(parts: list[Geometry]) -> Geometry:
         return Geometry(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Geometry)})
 
 
@@ -69,9 +69,7 @@ def _check(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         )
 
 
-def measure(
-    features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor
-) -> Geometry:
+def measure(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor) -> Geometry:
     """Angle, length and margin (plus prediction, correctness, true-class probability, loss) of every sample.
 
     Batched; runs on the features' device in float32, or float64 when given float64.

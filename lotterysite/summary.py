@@ -11,7 +11,9 @@ def class_table(geometry: Geometry, labels: torch.Tensor, classes: tuple[str, ..
     """Per class and overall: sample count, accuracy and the means of angle-to-true-class, length and margin."""
     angle_true = geometry.angle_to(labels)
     rows = []
-    groups = [(name, labels == i) for i, name in enumerate(classes)] + [("all", torch.ones_like(labels, dtype=torch.bool))]
+    groups = [(name, labels == i) for i, name in enumerate(classes)] + [
+        ("all", torch.ones_like(labels, dtype=torch.bool))
+    ]
     for name, sel in groups:
         n = int(sel.sum())
         if n == 0:

@@ -71,7 +71,8 @@ def train_dense(
 
 def measure_checkpoint(path: Path, data_cfg: DataConfig, *, device) -> str:
     data = load_data(data_cfg)
-    model, payload = load_checkpoint(path, num_classes=data.test.num_classes, in_channels=data.test.in_channels,
-                                     image_size=data.test.image_size)
+    model, payload = load_checkpoint(
+        path, num_classes=data.test.num_classes, in_channels=data.test.in_channels, image_size=data.test.image_size
+    )
     accuracy, table = geometry_report(model, data, device)
     return f"{payload['arch']} ({path}) on {data_cfg.name}: test accuracy {accuracy:.2%}\n{table}"

@@ -33,7 +33,12 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 2, fli
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    out = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    out = padded[
+        torch.arange(n, device=x.device)[:, None, None, None],
+        torch.arange(c, device=x.device)[None, :, None, None],
+        rows,
+        cols,
+    ]
     if flip:
         flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         out = torch.where(flips[:, None, None, None], out.flip(-1), out)

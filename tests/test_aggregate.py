@@ -28,8 +28,18 @@ def make_results(seed=0, N=60, C=3, variants=(("clean", 0), ("fog", 1), ("fog", 
 def test_accuracy_rows_match_direct_counts():
     res = make_results()
     rows = agg.accuracy_rows("m", res, 3)
-    table = {(v, s, c): (n, k, a) for v, s, c, n, k, a in zip(rows["variant"], rows["severity"], rows["class_id"],
-                                                              rows["n"], rows["correct"], rows["accuracy"])}  # fmt: skip
+    table = {
+        (v, s, c): (n, k, a)
+        for v, s, c, n, k, a in zip(
+            rows["variant"],
+            rows["severity"],
+            rows["class_id"],
+            rows["n"],
+            rows["correct"],
+            rows["accuracy"],
+            strict=True,
+        )
+    }
     correct = res.pred == res.labels[None]
     assert table[("clean", 0, -1)] == (60, int(correct[0].sum()), pytest.approx(correct[0].mean()))
     sel = res.labels == 2
@@ -121,8 +131,18 @@ def test_accuracy_intervals_match_a_loop_over_resamples():
     boot = agg.Bootstrap(resamples=300, seed=1)
     w = boot.weights(80)
     rows = agg.accuracy_rows("m", res, 3, w, boot)
-    table = {(v, s, c): (a, lo, hi) for v, s, c, a, lo, hi in zip(
-        rows["variant"], rows["severity"], rows["class_id"], rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])}
+    table = {
+        (v, s, c): (a, lo, hi)
+        for v, s, c, a, lo, hi in zip(
+            rows["variant"],
+            rows["severity"],
+            rows["class_id"],
+            rows["accuracy"],
+            rows["accuracy_lo"],
+            rows["accuracy_hi"],
+            strict=True,
+        )
+    }
     correct = res.correct
     # The same resamples by hand: indices drawn as Bootstrap.weights draws them.
     rng = np.random.default_rng(1)

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), *args], capture_output=True, text=True,
-                          env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu.py"), *args], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 def test_cpu_smoke_runs_every_section():

@@ -90,7 +90,9 @@ def test_measure_refuses_a_checkpoint_for_other_images(tmp_path):
     from lotterysite.models import create_model
 
     rgb = tmp_path / "rgb.pt"
-    save_checkpoint(rgb, create_model("lenet5", num_classes=10, in_channels=3, image_size=28), in_channels=3, image_size=28)
+    save_checkpoint(
+        rgb, create_model("lenet5", num_classes=10, in_channels=3, image_size=28), in_channels=3, image_size=28
+    )
     result = CliRunner().invoke(main, ["measure", str(rgb), "--device", "cpu"])
     assert result.exit_code == 1 and result.output.strip().count("\n") == 0
     assert "rgb.pt: field 'in_channels' is 3, but the data set's images have 1 channels" in result.output

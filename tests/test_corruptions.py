@@ -13,14 +13,39 @@ from PIL import Image
 from lotterysite.corruptions import COLOUR, NAMES, _ops, corrupt, gallery, parameters
 
 DATA = Path(os.path.dirname(importlib.util.find_spec("foolbox").origin)) / "data"
-DETERMINISTIC = ("brightness", "contrast", "saturate", "jpeg_compression", "pixelate", "defocus_blur",
-                 "gaussian_blur", "zoom_blur")
+DETERMINISTIC = (
+    "brightness",
+    "contrast",
+    "saturate",
+    "jpeg_compression",
+    "pixelate",
+    "defocus_blur",
+    "gaussian_blur",
+    "zoom_blur",
+)
 RANDOM = tuple(n for n in NAMES if n not in DETERMINISTIC + ("motion_blur",))
 # The file stems of the published CIFAR-10-C release (zenodo.org/record/2535967).
 CIFAR10C_FILES = {
-    "brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_blur",
-    "gaussian_noise", "glass_blur", "impulse_noise", "jpeg_compression", "motion_blur", "pixelate", "saturate",
-    "shot_noise", "snow", "spatter", "speckle_noise", "zoom_blur"}
+    "brightness",
+    "contrast",
+    "defocus_blur",
+    "elastic_transform",
+    "fog",
+    "frost",
+    "gaussian_blur",
+    "gaussian_noise",
+    "glass_blur",
+    "impulse_noise",
+    "jpeg_compression",
+    "motion_blur",
+    "pixelate",
+    "saturate",
+    "shot_noise",
+    "snow",
+    "spatter",
+    "speckle_noise",
+    "zoom_blur",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -107,11 +132,16 @@ def _kernel_std(p):
 # How each published parameter moves the image: +1 larger changes pixels more, -1 smaller does, 0 either way
 # (a blend weight that both dims the image and adds an overlay, a zoom that enlarges but thins flakes, ...).
 DIRECTIONS = {
-    "gaussian_noise": (1,), "shot_noise": (-1,), "impulse_noise": (1,), "speckle_noise": (1,),
+    "gaussian_noise": (1,),
+    "shot_noise": (-1,),
+    "impulse_noise": (1,),
+    "speckle_noise": (1,),
     "gaussian_blur": (1,),
     "glass_blur": (0, 1, 1),  # sigma blurs, but its second pass also smooths away the shuffle's jitter
     "contrast": (-1,),
-    "brightness": (1,), "jpeg_compression": (-1,), "pixelate": (-1,),
+    "brightness": (1,),
+    "jpeg_compression": (-1,),
+    "pixelate": (-1,),
     "snow": (1, 1, 0, -1, 1, 1, -1),  # loc, scale, zoom, threshold, blur radius, blur sigma, image blend
     "frost": (0, 1),  # image weight, frost weight
     "fog": (0, 0),  # plasma weight (adds haze and rescales), wibble decay (texture)
@@ -126,8 +156,8 @@ def _coords(name, p, table):
     if name == "motion_blur":  # the radius only truncates the Gaussian weights: use the kernel's spread
         radius, sigma = p
         i = np.arange(int(radius * 2 + 1))
-        k = np.exp(-i ** 2 / (2 * sigma ** 2))
-        return (round(math.sqrt(float((k * i ** 2).sum() / k.sum())), 3),), (1,)
+        k = np.exp(-(i**2) / (2 * sigma**2))
+        return (round(math.sqrt(float((k * i**2).sum() / k.sum())), 3),), (1,)
     if name == "zoom_blur":
         return (float(p[-1]),), (1,)
     if name == "saturate":  # distance from the identity factor 1, on the side it is on, plus the offset
@@ -143,7 +173,7 @@ def ladder_steps(name, table):
     for s in range(1, 5):
         a, dirs = _coords(name, parameters(name, s, table), table)
         b, _ = _coords(name, parameters(name, s + 1, table), table)
-        moves = [(bj - aj) * d if d else (0 if bj == aj else None) for aj, bj, d in zip(a, b, dirs)]
+        moves = [(bj - aj) * d if d else (0 if bj == aj else None) for aj, bj, d in zip(a, b, dirs, strict=True)]
         if all(m is not None and m >= 0 for m in moves) and any(m > 0 for m in moves):
             steps.append(s)
     return steps
@@ -180,7 +210,7 @@ def test_severity_means_something(table, cifar, imagenet_u8):
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC)
@@ -191,7 +221,7 @@ def test_peer_fidelity_deterministic(name, imagenet_u8):
     x = _tensor(images)
     for s in range(1, 6):
         ours = _u8(corrupt(x, name, s, params="imagenet"))
-        worst = min(_psnr(o, peer(im, s, name)) for o, im in zip(ours, images))
+        worst = min(_psnr(o, peer(im, s, name)) for o, im in zip(ours, images, strict=True))
         assert worst >= 30, f"{name} severity {s}: PSNR {worst:.1f} dB against imagecorruptions"
 
 
@@ -203,7 +233,7 @@ def test_peer_fidelity_motion_blur_at_fixed_angles(imagenet_u8):
         radius, sigma = parameters("motion_blur", s, "imagenet")
         for angle in (-40.0, 0.0, 17.0):
             ours = _u8(_ops.motion_blur(x, radius, sigma, torch.full((6,), angle)).clamp(0, 1))
-            for o, im in zip(ours, imagenet_u8[:6]):
+            for o, im in zip(ours, imagenet_u8[:6], strict=True):
                 ref = np.clip(_motion_blur(im, radius=radius, sigma=sigma, angle=angle), 0, 255)
                 assert _psnr(o, np.round(ref)) >= 30
 
@@ -220,7 +250,7 @@ def test_disk_kernel_matches_peer():
 def _residual_stats(clean: np.ndarray, corrupted: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-image residual std and mean (0-255 scale), and the residual RMS over everything."""
     r = (corrupted.astype(np.float64) - clean.astype(np.float64)).reshape(len(clean), -1)
-    return r.std(1), r.mean(1), float(np.sqrt((r ** 2).mean()))
+    return r.std(1), r.mean(1), float(np.sqrt((r**2).mean()))
 
 
 def _close(ours: np.ndarray, theirs: np.ndarray, scale: float) -> bool:
@@ -370,7 +400,7 @@ def test_jpeg_matches_pil_at_every_quality_of_the_tables(table, cifar, imagenet_
             quality = parameters("jpeg_compression", s, table)
             ours = _u8(jpeg(x, quality))
             ref = np.stack([_pil_jpeg(np.ascontiguousarray(im), quality) for im in images])
-            worst = min(_psnr(o, r) for o, r in zip(ours, ref))
+            worst = min(_psnr(o, r) for o, r in zip(ours, ref, strict=True))
             assert worst >= 35, f"quality {quality}, {images.shape[1]} px: worst PSNR {worst:.1f} dB against PIL"
             assert (ours == ref).mean() > 0.6, f"quality {quality}: only {(ours == ref).mean():.0%} pixels exact"
 
@@ -381,8 +411,9 @@ def _spatter_layers(size: int, severity: int, count: int = 6) -> np.ndarray:
 
     loc, scale, sigma, threshold, _, _ = parameters("spatter", severity, "imagenet")
     rng = np.random.default_rng(severity)
-    layers = np.stack([sk_gaussian(rng.normal(size=(size, size), loc=loc, scale=scale), sigma=sigma)
-                       for _ in range(count)])
+    layers = np.stack(
+        [sk_gaussian(rng.normal(size=(size, size), loc=loc, scale=scale), sigma=sigma) for _ in range(count)]
+    )
     layers[layers < threshold] = 0
     return (layers * 255).astype(np.uint8)
 
@@ -417,9 +448,12 @@ def test_spatter_texture_against_cv2(size):
         edges = _ops.canny(x, 50, 150)[:, 0].numpy()
         reference_edges = np.stack([cv2.Canny(a, 50, 150) > 0 for a in liquid])
         np.testing.assert_array_equal(edges, reference_edges)
-        levels = np.stack([cv2.blur(np.minimum(cv2.distanceTransform(255 - 255 * e.astype(np.uint8),
-                                                                     cv2.DIST_L2, 5), 20), (3, 3))
-                           for e in reference_edges]).astype(np.uint8)
+        levels = np.stack(
+            [
+                cv2.blur(np.minimum(cv2.distanceTransform(255 - 255 * e.astype(np.uint8), cv2.DIST_L2, 5), 20), (3, 3))
+                for e in reference_edges
+            ]
+        ).astype(np.uint8)
         equalised = _ops.equalize_hist(torch.from_numpy(levels).float()[:, None])[:, 0].numpy()
         np.testing.assert_array_equal(equalised, np.stack([cv2.equalizeHist(a) for a in levels]))
         ours = _ops.liquid_texture(x / 255 + 1e-6)[:, 0].numpy()  # +1e-6: the same uint8 levels after floor

@@ -35,8 +35,8 @@ def test_batches_are_floats_in_unit_range_and_reproducible(fmnist):
     a = [y for _, y in subset.batches(64, shuffle=True, seed=3)]
     b = [y for _, y in subset.batches(64, shuffle=True, seed=3)]
     c = [y for _, y in subset.batches(64, shuffle=True, seed=4)]
-    assert all(torch.equal(p, q) for p, q in zip(a, b))
-    assert not all(torch.equal(p, q) for p, q in zip(a, c))
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(a, c, strict=True))
     x, _ = next(subset.batches(64))
     assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert sorted(torch.cat(a).tolist()) == sorted(subset.labels.tolist())

@@ -52,8 +52,10 @@ STORE_B = dict(
         MAG8: model_numbers(acc(0.81), acc(0.59)),  # keeps dense's accuracy at 80 %
         RAND: model_numbers(acc(0.79), acc(0.63)),  # corruption: intervals overlap, no claim
     },
-    correlations={DENSE: corr(angle=r(-0.02, -0.10, 0.06), spread=r(0.5, 0.45, 0.55)),
-                  RAND: corr(spread=r(0.3, 0.25, 0.35))},  # fmt: skip
+    correlations={
+        DENSE: corr(angle=r(-0.02, -0.10, 0.06), spread=r(0.5, 0.45, 0.55)),
+        RAND: corr(spread=r(0.3, 0.25, 0.35)),
+    },  # fmt: skip
     relabel={RAND: "mpt"},
 )
 
@@ -72,9 +74,15 @@ def test_summary_follows_store_a(stores):
     s = text(findings.summary(stores["a"]))
     assert "400 evaluation images" in s
     assert "lenet5 (dense: clean 80.0 % [78.0 %, 82.0 %]".replace(" %", "%") in s
-    assert "magnitude (79.0% [77.0%, 81.0%]) keeps dense's clean accuracy to the highest sparsity, 50 % of the weights pruned" in s
+    assert (
+        "magnitude (79.0% [77.0%, 81.0%]) keeps dense's clean accuracy to the highest sparsity, "
+        "50 % of the weights pruned" in s
+    )
     assert "then random 30 %" in s
-    assert "1 of 3 pruned models beat dense beyond the intervals; the largest gain is random at 30 %: 70.0% [68.0%, 72.0%] vs 60.0% [58.0%, 62.0%], +10.0 points" in s
+    assert (
+        "1 of 3 pruned models beat dense beyond the intervals; the largest gain is random at 30 %: "
+        "70.0% [68.0%, 72.0%] vs 60.0% [58.0%, 62.0%], +10.0 points" in s
+    )
     assert "no MPT model in this study" in s
     assert "-0.50 [-0.55, -0.45]" in s and "same sign, weaker than the paper's" in s
 
@@ -158,7 +166,8 @@ HEADLINE_POINT = """(index) => {
         found = {x: x + it.x, y: y + it.y, href: it.href, id: it.datum.model_id}; return;
       }
     }
-    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walk(m, x + (g.x || 0), y + (g.y || 0))));
+    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walk(m, x + (g.x || 0),
+        y + (g.y || 0))));
   };
   walk(view.scenegraph().root, 0, 0);
   const canvas = view.container().querySelector('canvas').getBoundingClientRect();
@@ -177,8 +186,6 @@ DRAWN_MODELS = """(index) => {
   walk(window.lotterysiteRuntime.views[index].view.scenegraph().root);
   return Array.from(ids).sort();
 }"""
-
-
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +216,10 @@ def summary_text(page) -> str:
 def test_headline_chart_comes_first_and_a_click_opens_the_model(page, servers, open_view, shot):
     open_view(page, servers["a"])
     # The chart is the first thing of the page: before the summary and before the page's own introduction.
-    order = page.evaluate("""() => Array.from(document.querySelectorAll('article .ls-headline, article .ls-summary, article h2'))
-                             .map(e => e.classList.contains('ls-headline') ? 'chart' : e.classList.contains('ls-summary') ? 'summary' : e.textContent)""")
+    order = page.evaluate("""() => Array.from(
+        document.querySelectorAll('article .ls-headline, article .ls-summary, article h2')
+    ).map(e => e.classList.contains('ls-headline') ? 'chart'
+             : e.classList.contains('ls-summary') ? 'summary' : e.textContent)""")
     assert order[:3] == ["What this study found", "chart", "summary"], order
     shot(page, "home-a")
     point = page.evaluate(HEADLINE_POINT, 0)
@@ -259,7 +268,9 @@ def test_fig10_picker_defaults_to_dense_and_closest_mpt_and_switches(page, serve
 @pytest.mark.browser
 def test_table1_sits_beside_the_papers_values(page, servers, open_view, shot):
     open_view(page, servers["a"] + "findings/")
-    rows = page.eval_on_selector_all("table.ls-table1 tbody tr", "rs => rs.map(r => Array.from(r.cells).map(c => c.innerText))")
+    rows = page.eval_on_selector_all(
+        "table.ls-table1 tbody tr", "rs => rs.map(r => Array.from(r.cells).map(c => c.innerText))"
+    )
     ours = [(r[0], r[1]) for r in rows if "paper" not in r[1]]
     assert ours == [("lenet5", "dense"), ("lenet5", "magnitude"), ("lenet5", "random")]
     paper = {r[0]: r[3:6] for r in rows if "paper" in r[1]}

@@ -9,7 +9,6 @@ import torch
 from lotterysite.geometry import ACCURATE_AUTOCAST, GeometryError, measure, measure_model
 
 
-
 def cuda(test):
     """A CUDA test: `pytest -m cuda` selects it; without CUDA it skips."""
     return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")(test))
@@ -144,7 +143,13 @@ def test_two_classes_margin_is_distance_to_the_single_hyperplane():
     "X, W, b, y, fragment",
     [
         (torch.zeros(3, 4), torch.zeros(2, 5), None, torch.zeros(3, dtype=torch.long), "C x m with m = 4"),
-        (torch.zeros(3, 4), torch.zeros(2, 4), torch.zeros(3), torch.zeros(3, dtype=torch.long), "bias must have C = 2"),
+        (
+            torch.zeros(3, 4),
+            torch.zeros(2, 4),
+            torch.zeros(3),
+            torch.zeros(3, dtype=torch.long),
+            "bias must have C = 2",
+        ),
         (torch.zeros(3, 4), torch.zeros(2, 4), None, torch.zeros(2, dtype=torch.long), "labels must have N = 3"),
         (torch.zeros(3, 4), torch.zeros(2, 4), None, torch.tensor([0, 1, 5]), "classifier has 2 classes"),
         (torch.zeros(4), torch.zeros(2, 4), None, torch.zeros(4, dtype=torch.long), "features must be N x m"),

@@ -162,9 +162,20 @@ def test_kill_9_then_resume(tmp_path, tiny_recipe):
     recipe_path = tmp_path / "tiny.toml"
     recipe_path.write_text(tiny_recipe.replace("[curse]", "[curse]\nenabled = false"))
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "lotterysite.cli", "precompute", str(recipe_path), "--store", str(store), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lotterysite.cli",
+        "precompute",
+        str(recipe_path),
+        "--store",
+        str(store),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
+
     def first_results():
         return next((work_dir(store) / "results").glob("lenet5__dense-*.npz"), None)
 
@@ -190,13 +201,34 @@ def test_kill_9_then_resume(tmp_path, tiny_recipe):
     "edit, message",
     [
         (lambda t: t.replace('name = "tiny"', 'name = "tiny'), r"tiny\.toml: not valid TOML"),
-        (lambda t: t.replace("eval_subset = 150", "eval_subst = 150"), r"field 'data\.eval_subst' is not a recipe field; did you mean 'eval_subset'"),
-        (lambda t: t.replace('arch = "lenet5"', 'arch = "lenet6"'), r"field 'architectures\[0\]\.arch' is 'lenet6', not a known architecture"),
-        (lambda t: t.replace('method = "random"', 'method = "randon"'), r"field 'pruning\[1\]\.method' is 'randon', not a pruning method"),
-        (lambda t: t.replace("amounts = [0.5, 0.9]", "amounts = [0.5, 1.2]"), r"field 'pruning\[0\]\.amounts\[1\]' is 1\.2, outside \(0, 1\)"),
-        (lambda t: t.replace('"fog"', '"fogg"'), r"field 'corruptions\.names\[0\]' is 'fogg', not a CIFAR-10-C corruption; did you mean 'fog'"),
-        (lambda t: t.replace("severities = [3]", "severities = [5]"), r"field 'ship\.severities\[0\]' is 5, which is not evaluated"),
-        (lambda t: t.replace("epochs = 1\n[[pruning]]", "epochs = 'one'\n[[pruning]]", 1), r"architectures\[0\]\.train"),
+        (
+            lambda t: t.replace("eval_subset = 150", "eval_subst = 150"),
+            r"field 'data\.eval_subst' is not a recipe field; did you mean 'eval_subset'",
+        ),
+        (
+            lambda t: t.replace('arch = "lenet5"', 'arch = "lenet6"'),
+            r"field 'architectures\[0\]\.arch' is 'lenet6', not a known architecture",
+        ),
+        (
+            lambda t: t.replace('method = "random"', 'method = "randon"'),
+            r"field 'pruning\[1\]\.method' is 'randon', not a pruning method",
+        ),
+        (
+            lambda t: t.replace("amounts = [0.5, 0.9]", "amounts = [0.5, 1.2]"),
+            r"field 'pruning\[0\]\.amounts\[1\]' is 1\.2, outside \(0, 1\)",
+        ),
+        (
+            lambda t: t.replace('"fog"', '"fogg"'),
+            r"field 'corruptions\.names\[0\]' is 'fogg', not a CIFAR-10-C corruption; did you mean 'fog'",
+        ),
+        (
+            lambda t: t.replace("severities = [3]", "severities = [5]"),
+            r"field 'ship\.severities\[0\]' is 5, which is not evaluated",
+        ),
+        (
+            lambda t: t.replace("epochs = 1\n[[pruning]]", "epochs = 'one'\n[[pruning]]", 1),
+            r"architectures\[0\]\.train",
+        ),
         (lambda t: t.replace("taylor_batches = 2", "taylor_batches = 0"), r"pruning\[2\]'?: taylor_batches is 0"),
     ],
 )
@@ -221,9 +253,13 @@ def test_missing_recipe_and_missing_data(tmp_path, tiny_recipe):
 def test_checkpoint_of_another_architecture_or_class_count(tmp_path, tiny_recipe):
     vgg = tmp_path / "vgg.pt"
     torch.manual_seed(0)
-    save_checkpoint(vgg, create_model("small_vgg", num_classes=10, in_channels=1, image_size=28), in_channels=1, image_size=28)
+    save_checkpoint(
+        vgg, create_model("small_vgg", num_classes=10, in_channels=1, image_size=28), in_channels=1, image_size=28
+    )
     lenet100 = tmp_path / "lenet100.pt"
-    save_checkpoint(lenet100, create_model("lenet5", num_classes=100, in_channels=1, image_size=28), in_channels=1, image_size=28)
+    save_checkpoint(
+        lenet100, create_model("lenet5", num_classes=100, in_channels=1, image_size=28), in_channels=1, image_size=28
+    )
     for ckpt, message in ((vgg, "field 'arch' is 'small_vgg', expected 'lenet5'"),
                           (lenet100, "field 'num_classes' is 100, but the data set has 10 classes")):  # fmt: skip
         path = tmp_path / "r.toml"

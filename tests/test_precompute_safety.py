@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from lotterysite.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lotterysite.cli import main
 from lotterysite.data import DataError, load_dataset
+from lotterysite.fileio import DigestCache
 from lotterysite.models import create_model
 from lotterysite.precompute import RecipeError, load_recipe, parse_recipe, plan_models, precompute
 from lotterysite.precompute import run as run_module
 from lotterysite.precompute.run import input_digests
-from lotterysite.fileio import DigestCache
 from lotterysite.store import StoreError, read_manifest, read_table, verify_store, write_manifest, write_table
 from lotterysite.store.info import describe
 from lotterysite.store.publish import store_lock, work_dir
@@ -198,7 +198,9 @@ def test_manifest_that_is_a_list_is_one_line(store):
 # -- fingerprints of content -------------------------------------------------------------------------------------
 def test_a_checkpoint_replaced_at_the_same_path_is_not_reused(tmp_path):
     """`checkpoint = "mine.pt"` (relative to the recipe's folder), then a new model saved at the same path."""
-    recipe = SMALL.replace('arch = "lenet5"', 'arch = "lenet5"\ncheckpoint = "mine.pt"').replace("[[pruning]]\nmethod = \"random\"\namounts = [0.5]\n", "")
+    recipe = SMALL.replace('arch = "lenet5"', 'arch = "lenet5"\ncheckpoint = "mine.pt"').replace(
+        '[[pruning]]\nmethod = "random"\namounts = [0.5]\n', ""
+    )
     recipe = recipe.replace("[curse]", "[curse]\nenabled = false")
     store = tmp_path / "store"
     test = load_dataset("fashion_mnist").test.head(60)
@@ -229,8 +231,12 @@ def test_fingerprints_cover_data_files_cifar10c_files_and_the_code_version(tmp_p
     c10c.mkdir()
     for name in ("fog", "labels"):
         np.save(c10c / f"{name}.npy", np.zeros(5, np.uint8))
-    recipe = parse_recipe(SMALL.replace('name = "fashion_mnist"', f'name = "fashion_mnist"\nroot = "{data}"')
-                          .replace("[corruptions]", f'[corruptions]\nsource = "{c10c}"'), str(tmp_path / "r.toml"))  # fmt: skip
+    recipe = parse_recipe(
+        SMALL.replace('name = "fashion_mnist"', f'name = "fashion_mnist"\nroot = "{data}"').replace(
+            "[corruptions]", f'[corruptions]\nsource = "{c10c}"'
+        ),
+        str(tmp_path / "r.toml"),
+    )
     digests = DigestCache()
     first = input_digests(recipe, digests)
     fps = [e.fingerprint for e in plan_models(recipe, first)]
@@ -238,9 +244,9 @@ def test_fingerprints_cover_data_files_cifar10c_files_and_the_code_version(tmp_p
     np.save(c10c / "fog.npy", np.ones(5, np.uint8))
     second = input_digests(recipe, digests)
     assert second["data"] != first["data"] and second["cifar10c"] != first["cifar10c"]
-    assert all(a != b for a, b in zip(fps, (e.fingerprint for e in plan_models(recipe, second))))
+    assert all(a != b for a, b in zip(fps, (e.fingerprint for e in plan_models(recipe, second)), strict=True))
     monkeypatch.setattr(run_module, "__version__", "99.0")
-    assert all(a != b for a, b in zip(fps, (e.fingerprint for e in plan_models(recipe, first))))
+    assert all(a != b for a, b in zip(fps, (e.fingerprint for e in plan_models(recipe, first)), strict=True))
 
 
 # -- one run per store -------------------------------------------------------------------------------------------
@@ -302,8 +308,12 @@ def test_disk_full_during_precompute_is_one_line_and_leaves_nothing_partial(tmp_
     code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             "resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000)); "
             "from lotterysite.cli import main; sys.argv = ['lotterysite'] + sys.argv[1:]; main()")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code, "precompute", str(recipe), "--store", str(store), "--device", "cpu"],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, "precompute", str(recipe), "--store", str(store), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
     assert "Traceback" not in out.stderr
@@ -320,15 +330,36 @@ HOLES = [
     (("train_subset = 300", "train_subset = 2000.5"), r"field 'data\.train_subset' must be int, got 2000\.5"),
     (("train_subset = 300", "test_subset = -1"), r"field 'data\.test_subset' must be >= 1"),
     (('name = "fashion_mnist"', 'name = "fashion_mnist"\nroot = 5'), r"field 'data\.root' must be str, got 5"),
-    (("epochs = 1\n[[pruning]]", "epochs = 1\nbatch_size = 1.5\n[[pruning]]"), r"field 'architectures\[0\]\.train\.batch_size' must be int"),
-    (("epochs = 1\n[[pruning]]", "epochs = 1\nlr = inf\n[[pruning]]"), r"field 'architectures\[0\]\.train\.lr' must be a finite number"),
-    (("epochs = 1\n[[pruning]]", "epochs = 1\nweight_decay = -3\n[[pruning]]"), r"field 'architectures\[0\]\.train\.weight_decay' must be >= 0"),
-    (("epochs = 1\n[[pruning]]", "epochs = 1\nwarmup_steps = -10\n[[pruning]]"), r"field 'architectures\[0\]\.train\.warmup_steps' must be >= 0"),
-    (("epochs = 1\n[[pruning]]", 'epochs = 1\naugment = "yes"\n[[pruning]]'), r"field 'architectures\[0\]\.train\.augment' must be bool"),
-    (("epochs = 1\n[[pruning]]", "epochs = 1\nseed = 99999999999999999\n[[pruning]]"), r"field 'architectures\[0\]\.train\.seed' must be <= 4294967295"),
+    (
+        ("epochs = 1\n[[pruning]]", "epochs = 1\nbatch_size = 1.5\n[[pruning]]"),
+        r"field 'architectures\[0\]\.train\.batch_size' must be int",
+    ),
+    (
+        ("epochs = 1\n[[pruning]]", "epochs = 1\nlr = inf\n[[pruning]]"),
+        r"field 'architectures\[0\]\.train\.lr' must be a finite number",
+    ),
+    (
+        ("epochs = 1\n[[pruning]]", "epochs = 1\nweight_decay = -3\n[[pruning]]"),
+        r"field 'architectures\[0\]\.train\.weight_decay' must be >= 0",
+    ),
+    (
+        ("epochs = 1\n[[pruning]]", "epochs = 1\nwarmup_steps = -10\n[[pruning]]"),
+        r"field 'architectures\[0\]\.train\.warmup_steps' must be >= 0",
+    ),
+    (
+        ("epochs = 1\n[[pruning]]", 'epochs = 1\naugment = "yes"\n[[pruning]]'),
+        r"field 'architectures\[0\]\.train\.augment' must be bool",
+    ),
+    (
+        ("epochs = 1\n[[pruning]]", "epochs = 1\nseed = 99999999999999999\n[[pruning]]"),
+        r"field 'architectures\[0\]\.train\.seed' must be <= 4294967295",
+    ),
     (('name = "small"', 'name = "small"\nseeds = [18446744073709551615]'), r"field 'seeds\[0\]' must be <= 4294967295"),
-    (('arch = "lenet5"', 'arch = "lenet5"\noptions = {bogus = 3}'), r"field 'architectures\[0\]\.options\.bogus' is not an option of lenet5"),
-    (("[curse]", "[curse]\nenabled = \"no\""), r"field 'curse\.enabled' must be bool, got 'no'"),
+    (
+        ('arch = "lenet5"', 'arch = "lenet5"\noptions = {bogus = 3}'),
+        r"field 'architectures\[0\]\.options\.bogus' is not an option of lenet5",
+    ),
+    (("[curse]", '[curse]\nenabled = "no"'), r"field 'curse\.enabled' must be bool, got 'no'"),
     (('names = ["fog"]', 'names = ["fog", "fog"]'), r"field 'corruptions\.names\[1\]' repeats 'fog'"),
     (("severities = [1]\n[ship]", "severities = [1, 1]\n[ship]"), r"field 'corruptions\.severities\[1\]' repeats 1"),
     (("amounts = [0.5]", "amounts = [0.5, 0.5]"), r"field 'pruning\[0\]\.amounts\[1\]' repeats 0\.5"),
@@ -338,7 +369,10 @@ HOLES = [
     (("amounts = [0.5]", "amounts = [0.5]\ntaylor_batches = 2.5"), r"field 'pruning\[0\]\.taylor_batches' must be int"),
     (("amounts = [0.5]", "amounts = [0.5]\nmpt_lr = nan"), r"field 'pruning\[0\]\.mpt_lr' must be a finite number"),
     (("amounts = [0.5]", "amounts = [0.5]\nbogus = 1"), r"field 'pruning\[0\]\.bogus' is not a recipe field"),
-    (("eval_subset = 60", "eval_subset = 60\ntest_subset = 50"), r"field 'data\.eval_subset' is 60, more than test_subset = 50"),
+    (
+        ("eval_subset = 60", "eval_subset = 60\ntest_subset = 50"),
+        r"field 'data\.eval_subset' is 60, more than test_subset = 50",
+    ),
 ]
 
 
@@ -353,11 +387,20 @@ def test_recipe_holes_are_one_line_naming_file_and_field(tmp_path, edit, message
 
 
 DATA_HOLES = [
-    (("train_subset = 300", "train_subset = 70000"), r"field 'data\.train_subset' is 70000, but fashion_mnist has only 60000"),
+    (
+        ("train_subset = 300", "train_subset = 70000"),
+        r"field 'data\.train_subset' is 70000, but fashion_mnist has only 60000",
+    ),
     (("eval_subset = 60", "eval_subset = 20000"), r"field 'data\.eval_subset' is 20000, but only 10000 test images"),
-    (("amounts = [0.5]", "amounts = [0.5]\ntrain_subset = 301"), r"field 'pruning\[0\]\.train_subset' is 301, but only 300"),
+    (
+        ("amounts = [0.5]", "amounts = [0.5]\ntrain_subset = 301"),
+        r"field 'pruning\[0\]\.train_subset' is 301, but only 300",
+    ),
     (("train_subset = 50", "train_subset = 400"), r"field 'curse\.train_subset' is 400, but only 300"),
-    (('arch = "lenet5"', 'arch = "lenet5"\noptions = {feature_dim = -3}'), r"field 'architectures\[0\]\.options' does not build lenet5"),
+    (
+        ('arch = "lenet5"', 'arch = "lenet5"\noptions = {feature_dim = -3}'),
+        r"field 'architectures\[0\]\.options' does not build lenet5",
+    ),
 ]
 
 
@@ -375,7 +418,9 @@ def test_holes_that_need_the_data_fail_before_any_model_trains(tmp_path):
 # -- checkpoints -------------------------------------------------------------------------------------------------
 def test_a_checkpoint_for_rgb_images_on_gray_data_names_the_field(tmp_path):
     ckpt = tmp_path / "rgb.pt"
-    save_checkpoint(ckpt, create_model("lenet5", num_classes=10, in_channels=3, image_size=28), in_channels=3, image_size=28)
+    save_checkpoint(
+        ckpt, create_model("lenet5", num_classes=10, in_channels=3, image_size=28), in_channels=3, image_size=28
+    )
     path = tmp_path / "r.toml"
     path.write_text(SMALL.replace('arch = "lenet5"', 'arch = "lenet5"\ncheckpoint = "rgb.pt"'))
     result = CliRunner().invoke(main, ["precompute", str(path), "--store", str(tmp_path / "s")])
@@ -455,15 +500,19 @@ def test_csv_download_guards_against_formula_injection(tmp_path):
     js = (Path(__file__).parents[1] / "lotterysite/site/assets/lotterysite.js").read_text()
     start = js.index("  function download(name, rows) {")
     end = js.index("\n  }\n", start) + 4
-    harness = js[start:end] + """
+    harness = (
+        js[start:end]
+        + """
 let written = null;
 globalThis.Blob = class { constructor(parts) { written = parts.join(""); } };
 globalThis.URL = { createObjectURL: () => "blob:" };
 globalThis.document = { body: { appendChild() {} } };
 function el() { return { click() {}, remove() {} }; }
-download("x.csv", [{ a: "=cmd|' /C calc'!A0", b: -1.5, c: "+1", d: "@SUM(A1)", e: "-2+3", f: "plain", g: "x,\\"y\\"" }]);
+download("x.csv", [{ a: "=cmd|' /C calc'!A0", b: -1.5, c: "+1", d: "@SUM(A1)", e: "-2+3", f: "plain",
+                    g: "x,\\"y\\"" }]);
 console.log(written);
 """
+    )
     (tmp_path / "h.js").write_text(harness)
     out = subprocess.run([node, str(tmp_path / "h.js")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -230,7 +230,7 @@ def taylor_by_hand(model, x, y):
     W1, b1 = model.body[0].weight.detach().numpy(), model.body[0].bias.detach().numpy()
     W2, b2 = model.classifier.weight.detach().numpy(), model.classifier.bias.detach().numpy()
     gW1, gW2 = np.zeros_like(W1), np.zeros_like(W2)
-    for xi, yi in zip(x.numpy(), y.numpy()):
+    for xi, yi in zip(x.numpy(), y.numpy(), strict=True):
         h = W1 @ xi + b1
         assert np.all(np.abs(h) > 1e-3)  # away from the ReLU kink, where the derivative is ambiguous
         r = np.maximum(h, 0)

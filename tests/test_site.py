@@ -76,9 +76,9 @@ def test_plugin_builds_every_page_and_data_file(site):
 
 
 def test_slices_hold_one_variant_of_the_shipped_samples(site):
-    import pyarrow.ipc as ipc
-
     import json
+
+    import pyarrow.ipc as ipc
 
     shipped = json.loads((site.parent / "store" / "manifest.json").read_text())["dataset"]["n_shipped"]
     table = ipc.open_file(str(site / "data/lenet5/g/lenet5__dense/v0.arrow")).read_all()
@@ -157,7 +157,9 @@ def test_site_serves_every_class_and_exemplar_and_reads_variants_from_the_manife
 
     store = data.load_store(make_store(tmp_path / "store", gallery=False))
     labels = store.tables["samples.arrow"].column("label").to_numpy()
-    pies = set(store.tables["samples.arrow"].filter(store.tables["samples.arrow"]["pie"]).column("sample_id").to_pylist())
+    pies = set(
+        store.tables["samples.arrow"].filter(store.tables["samples.arrow"]["pie"]).column("sample_id").to_pylist()
+    )
     ids = data.shipped_ids(store, len(pies) + 40)  # far fewer than stored: a cut is needed
     summary = data.shipped_summary(store, ids)
     assert pies <= set(ids.tolist()), "an exemplar was dropped"

@@ -30,7 +30,8 @@ BRUSH_BOX = """([index, param]) => {
       found = {x: x, y: y, width: mark.group.width, height: mark.group.height};
       return;
     }
-    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walkMark(m, x + (g.x || 0), y + (g.y || 0))));
+    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walkMark(m, x + (g.x || 0),
+        y + (g.y || 0))));
   };
   walkMark(view.scenegraph().root, 0, 0);
   const canvas = view.container().querySelector('canvas').getBoundingClientRect();
@@ -57,10 +58,6 @@ def server(tmp_path_factory, make_store, make_site, serve):
 @pytest.fixture
 def page(new_page, server):
     return new_page(server)
-
-
-
-
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -110,7 +107,9 @@ def test_brush_updates_linked_views_and_url_round_trips(page, server, open_view,
     # The evaluation table turns the selection into subset-minus-overall bars.
     link = server + "views/lenet5/evaluation/#" + page.evaluate("location.hash.slice(1)")
     open_view(page, link)
-    deltas = page.evaluate("window.lotterysiteRuntime.views[0].view.data('evaluation').filter(r => r.delta != null).length")
+    deltas = page.evaluate(
+        "window.lotterysiteRuntime.views[0].view.data('evaluation').filter(r => r.delta != null).length"
+    )
     assert deltas > 0
     shot(page, "evaluation_subset")
     assert page.problems == []
@@ -137,7 +136,8 @@ def test_instant_navigation_and_dark_palette(page, server, open_view, shot):
     page.click("nav >> text=Local geometry")
     page.wait_for_function(
         "document.querySelector('.ls-view') && window.lotterysiteRuntime && window.lotterysiteRuntime.views.length > 0"
-        " && window.lotterysiteRuntime.views.every(v => v.view)", timeout=30_000
+        " && window.lotterysiteRuntime.views.every(v => v.view)",
+        timeout=30_000,
     )
     page.evaluate("window.lotterysiteRuntime.ready")
     assert page.evaluate("document.body.getAttribute('data-md-color-scheme')") == "slate"
@@ -157,7 +157,8 @@ FIRST_IMAGE_POINT = """(index) => {
       found = {x: x + it.x + (it.width || 0) / 2, y: y + it.y + (it.height || 0) / 2};
       return;
     }
-    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walkMark(m, x + (g.x || 0), y + (g.y || 0))));
+    if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walkMark(m, x + (g.x || 0),
+        y + (g.y || 0))));
   };
   walkMark(view.scenegraph().root, 0, 0);
   const canvas = view.container().querySelector('canvas').getBoundingClientRect();
@@ -195,7 +196,6 @@ def test_download_gives_the_views_rows_as_csv(page, server, open_view):
     assert len(lines) - 1 == rows > 100
 
 
-
 # ---- every control, changed in place, shows what a fresh load of the page's own link shows ----
 
 # What a view shows: every text its charts draw (titles, class headers with accuracies, axis labels, captions),
@@ -218,16 +218,45 @@ SETTLE = """() => window.lotterysiteRuntime.settled ? window.lotterysiteRuntime.
 # (control locator, option value) applied one after the other; each change is compared with a fresh load.
 M05, M08, R03 = "lenet5/magnitude/0.5", "lenet5/magnitude/0.8", "lenet5/random/0.3"
 CONTROLS = {
-    "evaluation": ("", [(".ls-controls select >> nth=0", M08), (".ls-controls select >> nth=1", "class:3"),
-                        (".ls-controls select >> nth=0", R03)]),
-    "local": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=0", M08),
-                              (".ls-controls select >> nth=1", "v3.arrow"), (".ls-controls select >> nth=3", "v2.arrow"),
-                              (".ls-traj select", "newly wrong"), (".ls-controls select >> nth=2", "")]),
-    "global": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=4", "6"),
-                               (".ls-controls select >> nth=0", M08), (".ls-controls select >> nth=1", "v3.arrow"),
-                               (".ls-controls select >> nth=3", "v2.arrow"), (".ls-controls select >> nth=2", "")]),
-    "samples": (f"#cmp={M05}", [(".ls-controls select >> nth=2", R03), (".ls-controls select >> nth=0", M08),
-                                (".ls-controls select >> nth=1", "v3.arrow"), (".ls-controls select >> nth=3", "v2.arrow")]),
+    "evaluation": (
+        "",
+        [
+            (".ls-controls select >> nth=0", M08),
+            (".ls-controls select >> nth=1", "class:3"),
+            (".ls-controls select >> nth=0", R03),
+        ],
+    ),
+    "local": (
+        f"#cmp={M05}",
+        [
+            (".ls-controls select >> nth=2", R03),
+            (".ls-controls select >> nth=0", M08),
+            (".ls-controls select >> nth=1", "v3.arrow"),
+            (".ls-controls select >> nth=3", "v2.arrow"),
+            (".ls-traj select", "newly wrong"),
+            (".ls-controls select >> nth=2", ""),
+        ],
+    ),
+    "global": (
+        f"#cmp={M05}",
+        [
+            (".ls-controls select >> nth=2", R03),
+            (".ls-controls select >> nth=4", "6"),
+            (".ls-controls select >> nth=0", M08),
+            (".ls-controls select >> nth=1", "v3.arrow"),
+            (".ls-controls select >> nth=3", "v2.arrow"),
+            (".ls-controls select >> nth=2", ""),
+        ],
+    ),
+    "samples": (
+        f"#cmp={M05}",
+        [
+            (".ls-controls select >> nth=2", R03),
+            (".ls-controls select >> nth=0", M08),
+            (".ls-controls select >> nth=1", "v3.arrow"),
+            (".ls-controls select >> nth=3", "v2.arrow"),
+        ],
+    ),
 }
 
 
@@ -341,9 +370,12 @@ def test_a_class_change_clears_the_global_brushes(page, server, open_view):
 def test_global_view_shares_one_angle_scale_and_draws_lines_through_the_axes(page, server, open_view):
     open_view(page, server + "views/lenet5/global/#class=4&cmp=lenet5/magnitude/0.8")
     axes = page.evaluate("window.lotterysiteRuntime.views[0].cfg.axes")
-    domains = page.evaluate("""(n) => Array.from({length: n}, (_, k) =>
-        window.lotterysiteRuntime.views[0].view.scale('ls_axis_' + k + '_y').domain())""", len(axes))
-    angle = [d for f, d in zip(axes, domains) if f.startswith("angle")]
+    domains = page.evaluate(
+        """(n) => Array.from({length: n}, (_, k) =>
+        window.lotterysiteRuntime.views[0].view.scale('ls_axis_' + k + '_y').domain())""",
+        len(axes),
+    )
+    angle = [d for f, d in zip(axes, domains, strict=True) if f.startswith("angle")]
     assert len(angle) == 10 and all(d == angle[0] for d in angle), domains  # one scale, one axis per class
     assert domains[-2] != angle[0] and domains[-1] != angle[0]  # length and margin on their own
     rows = page.evaluate("window.lotterysiteRuntime.views[0].rows.filter(r => r.label === 4)")
@@ -363,7 +395,8 @@ def test_global_view_shares_one_angle_scale_and_draws_lines_through_the_axes(pag
     names = page.evaluate("""() => {
       const out = [];
       const walk = (mark) => {
-        if (mark.marktype === 'text' && String(mark.name).startsWith('ls_axis_')) mark.items.forEach(i => out.push(i.text));
+        if (mark.marktype === 'text' && String(mark.name).startsWith('ls_axis_')) mark.items.forEach(i =>
+            out.push(i.text));
         else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(walk));
       };
       walk(window.lotterysiteRuntime.views[0].view.scenegraph().root);
@@ -378,8 +411,10 @@ CAPTIONS = """(index) => {
   // Page boxes of the grid's caption texts (text marks inside the image grid).
   const out = [];
   const walk = (mark, x, y) => {
-    if (mark.marktype === 'text' && mark.items.length > 5) mark.items.forEach(i => i.bounds && out.push([x + i.bounds.x1, y + i.bounds.y1, x + i.bounds.x2, y + i.bounds.y2, i.text]));
-    else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walk(m, x + (g.x || 0), y + (g.y || 0))));
+    if (mark.marktype === 'text' && mark.items.length > 5) mark.items.forEach(i => i.bounds &&
+        out.push([x + i.bounds.x1, y + i.bounds.y1, x + i.bounds.x2, y + i.bounds.y2, i.text]));
+    else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(m => walk(m, x + (g.x ||
+        0), y + (g.y || 0))));
   };
   walk(window.lotterysiteRuntime.views[index].view.scenegraph().root, 0, 0);
   return out;
@@ -394,7 +429,7 @@ def test_sample_captions_never_overlap(browser, server, width, open_view):
     boxes = pg.evaluate(CAPTIONS, 0)
     assert len(boxes) >= 2 * 48
     for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
+        for b in boxes[i + 1 :]:
             overlap = min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5
             assert not overlap, (a, b)
     shown = re.search(r"showing (\d+) of (\d+)", " ".join(pg.evaluate(SHOWN)[0]["texts"]))
@@ -419,7 +454,8 @@ def test_palette_toggle_rethemes_every_chart_without_a_reload(page, server, open
         return Array.from(c.getContext('2d').getImageData(2, 2, 1, 1).data); }""")
     assert sum(corner[:3]) < 3 * 80, corner
     fills = page.evaluate("""() => { const out = new Set();
-        const walk = (item) => { if (item.items) item.items.forEach(walk); else if (item.text != null && item.fill) out.add(item.fill); };
+        const walk = (item) => { if (item.items) item.items.forEach(walk); else if (item.text != null &&
+            item.fill) out.add(item.fill); };
         walk(window.lotterysiteRuntime.views[0].view.scenegraph().root); return Array.from(out); }""")
     assert fg in fills, (fg, fills)  # axis labels and titles in the page's text colour
     shot(page, "local_dark_toggled")
@@ -434,7 +470,9 @@ def test_no_chart_wider_than_a_phone(browser, server, kind, open_view, shot):
     pg.on("pageerror", lambda e: errors.append(str(e)))
     open_view(pg, server + f"views/lenet5/{kind}/#cmp=lenet5/magnitude/0.5")
     page_width = pg.evaluate("document.documentElement.clientWidth")
-    rights = pg.evaluate("Array.from(document.querySelectorAll('.ls-view canvas')).map(c => c.getBoundingClientRect().right)")
+    rights = pg.evaluate(
+        "Array.from(document.querySelectorAll('.ls-view canvas')).map(c => c.getBoundingClientRect().right)"
+    )
     assert rights and max(rights) <= page_width, (rights, page_width)
     assert pg.evaluate("document.documentElement.scrollWidth") <= page_width
     shot(pg, f"{kind}_390")
@@ -470,7 +508,9 @@ def test_charts_are_labelled_and_a_model_is_chosen_by_keyboard(page, server, ope
 
 
 def test_copy_link_says_it_copied(browser, server, open_view):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+    )
     pg = context.new_page()
     open_view(pg, server + "views/lenet5/local/#cmp=lenet5/magnitude/0.5")
     pg.click("text=Copy link to this view")

@@ -30,9 +30,9 @@ def test_training_is_reproducible_by_seed(fmnist):
     train(a, subset, cfg, progress=False)
     train(b, subset, cfg, progress=False)
     train(c, subset, TrainConfig(epochs=1, augment=True, seed=6), progress=False)
-    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+    for pa, pb, _pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
         assert torch.equal(pa, pb)
-    assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters(), strict=True))
 
 
 def test_sgd_with_augmentation_trains(fmnist):

@@ -38,10 +38,25 @@ from .gallery import gallery
 
 # CIFAR-10-C file stems (<name>.npy), in the order of the CIFAR-10-C README: 15 benchmark + 4 extra.
 NAMES = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur",
-    "snow", "frost", "fog", "brightness", "contrast",
-    "elastic_transform", "pixelate", "jpeg_compression", "spatter", "saturate",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "speckle_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "gaussian_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+    "spatter",
+    "saturate",
 )
 SEVERITIES = (1, 2, 3, 4, 5)
 PARAMS = tuple(TABLES)
@@ -63,8 +78,9 @@ def _check_name(name):
     if name not in NAMES:
         close = difflib.get_close_matches(str(name), NAMES, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"unknown corruption {name!r}: {hint}use one of lotterysite.corruptions.NAMES "
-                         f"({', '.join(NAMES)})")
+        raise ValueError(
+            f"unknown corruption {name!r}: {hint}use one of lotterysite.corruptions.NAMES ({', '.join(NAMES)})"
+        )
 
 
 def _check_severity(severity):
@@ -74,22 +90,29 @@ def _check_severity(severity):
 
 def _check_params(params):
     if params not in TABLES:
-        raise ValueError(f"params {params!r} unknown: use 'cifar' (CIFAR-10-C tables) or 'imagenet' "
-                         "(ImageNet-C tables, as in imagecorruptions)")
+        raise ValueError(
+            f"params {params!r} unknown: use 'cifar' (CIFAR-10-C tables) or 'imagenet' "
+            "(ImageNet-C tables, as in imagecorruptions)"
+        )
 
 
 def _check_images(images):
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}: convert with "
-                        "torch.as_tensor(...).float() / 255")
+        raise TypeError(
+            f"images must be a torch.Tensor, got {type(images).__name__}: convert with "
+            "torch.as_tensor(...).float() / 255"
+        )
     if not images.is_floating_point():
         raise TypeError(f"images have dtype {images.dtype}: pass floats in [0, 1], e.g. images.float() / 255")
     if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"images have shape {tuple(images.shape)}: expected N×C×H×W with C = 1 or 3 "
-                         "(add a batch axis with images[None], move channels first with permute(0, 3, 1, 2))")
+        raise ValueError(
+            f"images have shape {tuple(images.shape)}: expected N×C×H×W with C = 1 or 3 "
+            "(add a batch axis with images[None], move channels first with permute(0, 3, 1, 2))"
+        )
     if min(images.shape[-2:]) < MIN_SIDE:
-        raise ValueError(f"images are {images.shape[-2]}×{images.shape[-1]} px: both sides must be at least "
-                         f"{MIN_SIDE} px")
+        raise ValueError(
+            f"images are {images.shape[-2]}×{images.shape[-1]} px: both sides must be at least {MIN_SIDE} px"
+        )
     if images.numel():
         lo, hi = images.min().item(), images.max().item()
         if not (0.0 <= lo and hi <= 1.0):  # also rejects NaN
@@ -103,8 +126,7 @@ def _generator(seed: int, name: str, device: torch.device) -> torch.Generator:
     return gen
 
 
-def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, params: str = "cifar"
-            ) -> torch.Tensor:
+def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, params: str = "cifar") -> torch.Tensor:
     """Corrupt a batch N×C×H×W (C = 1 or 3, floats in [0, 1]); returns the same shape, dtype and device."""
     _check_name(name)
     _check_severity(severity)
@@ -122,7 +144,7 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, pa
     # op and run several times slower. Chunks draw from the same generator in order, so the result is still a
     # function of (seed, name, batch). GPUs get the whole batch.
     step = len(x) if x.is_cuda else max(1, CPU_CHUNK // x[0].numel())
-    out = torch.cat([function(x[i:i + step].contiguous(), p, params, gen) for i in range(0, len(x), step)])
+    out = torch.cat([function(x[i : i + step].contiguous(), p, params, gen) for i in range(0, len(x), step)])
     if grey and out.shape[1] == 3:
         out = luma(out)
     # Match the reference's np.uint8(...) truncation; the epsilon keeps exact levels that float32 lands just

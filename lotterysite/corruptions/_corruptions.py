@@ -97,7 +97,7 @@ def snow(x, p, table, gen):
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _frost_photo(index: int) -> torch.Tensor:
     """The peer package's frost photograph as 3×h×w float in [0, 1] (alpha dropped like cv2.imread)."""
     ref = resources.files("imagecorruptions") / "frost" / _FROST_FILES[index]
@@ -106,7 +106,7 @@ def _frost_photo(index: int) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _frost_scaled(index: int, table: str, h: int, w: int, device: torch.device) -> torch.Tensor:
     photo = _frost_photo(index)[None].to(device)
     fh, fw = photo.shape[-2:]
@@ -114,8 +114,9 @@ def _frost_scaled(index: int, table: str, h: int, w: int, device: torch.device) 
         # make_cifar_c.py: cv2.resize(fx=fy=0.2), bilinear. Larger-than-CIFAR images would not fit the
         # 0.2-scaled photo, so they get the smallest scale that covers them.
         scale = max(0.2, h / fh, w / fw)
-        out = F.interpolate(photo, scale_factor=scale, mode="bilinear", align_corners=False,
-                            recompute_scale_factor=False)
+        out = F.interpolate(
+            photo, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False
+        )
     else:
         # Peer: scale only if the photo is too small for the image, then 1.1×, bicubic.
         scale = max(1.0, h / fh, w / fw) * 1.1
@@ -216,8 +217,11 @@ def _smooth_field(n, h, w, lo, hi, sigma, gen, device):
 
 def elastic_transform(x, p, table, gen):
     n, _, h, w = x.shape
-    yy, xx = torch.meshgrid(torch.arange(h, device=x.device, dtype=torch.float32),
-                            torch.arange(w, device=x.device, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(h, device=x.device, dtype=torch.float32),
+        torch.arange(w, device=x.device, dtype=torch.float32),
+        indexing="ij",
+    )
     if table == "cifar":
         side = min(h, w)
         alpha, sigma, jitter = (v * side for v in p)
@@ -225,8 +229,9 @@ def elastic_transform(x, p, table, gen):
         # applied by cv2.warpAffine, which samples src at M⁻¹·dst with BORDER_REFLECT_101.
         # The reference builds the (x, y) points from (h // 2, w // 2); kept as is (same for square images).
         c0, c1, sq = float(h // 2), float(w // 2), side // 3
-        src = torch.tensor([[c0 + sq, c1 + sq], [c0 + sq, c1 - sq], [c0 - sq, c1 - sq]], dtype=torch.float64,
-                           device=x.device)
+        src = torch.tensor(
+            [[c0 + sq, c1 + sq], [c0 + sq, c1 - sq], [c0 - sq, c1 - sq]], dtype=torch.float64, device=x.device
+        )
         dst = src + _uniform((n, 3, 2), -jitter, jitter, gen, x.device).double()
         ones = torch.ones(n, 3, 1, dtype=torch.float64, device=x.device)
         src_h = torch.cat([src.expand(n, 3, 2), ones], 2)  # rows [px, py, 1]
@@ -246,7 +251,27 @@ def elastic_transform(x, p, table, gen):
     return _sample(x, yy + dy, xx + dx, False, "reflection").clamp(0, 1)
 
 
-FUNCTIONS = {f.__name__: f for f in (
-    gaussian_noise, shot_noise, impulse_noise, speckle_noise, defocus_blur, glass_blur, motion_blur, zoom_blur,
-    gaussian_blur, snow, frost, fog, brightness, contrast, elastic_transform, pixelate, jpeg_compression, spatter,
-    saturate)}
+FUNCTIONS = {
+    f.__name__: f
+    for f in (
+        gaussian_noise,
+        shot_noise,
+        impulse_noise,
+        speckle_noise,
+        defocus_blur,
+        glass_blur,
+        motion_blur,
+        zoom_blur,
+        gaussian_blur,
+        snow,
+        frost,
+        fog,
+        brightness,
+        contrast,
+        elastic_transform,
+        pixelate,
+        jpeg_compression,
+        spatter,
+        saturate,
+    )
+}

@@ -19,20 +19,104 @@ import torch
 
 # libjpeg's jcparam.c std_luminance_quant_tbl / std_chrominance_quant_tbl, natural (row-major) order.
 LUMINANCE = (
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99,
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
 )
 CHROMINANCE = (
-    17, 18, 24, 47, 99, 99, 99, 99,
-    18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99,
-    47, 66, 99, 99, 99, 99, 99, 99,
+    17,
+    18,
+    24,
+    47,
+    99,
+    99,
+    99,
+    99,
+    18,
+    21,
+    26,
+    66,
+    99,
+    99,
+    99,
+    99,
+    24,
+    26,
+    56,
+    99,
+    99,
+    99,
+    99,
+    99,
+    47,
+    66,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
 ) + (99,) * 32
 
 _SCALE = 16  # libjpeg's fixed-point colour conversion: SCALEBITS
@@ -84,7 +168,7 @@ def _downsample_h2v2(c: torch.Tensor) -> torch.Tensor:
     """jcsample.c h2v2_downsample: 2×2 sums with the rounding bias alternating 1, 2 along each row."""
     n, h, w = c.shape
     s = c.reshape(n, h // 2, 2, w // 2, 2).sum((2, 4))
-    bias = torch.tensor([1, 2], dtype=c.dtype, device=c.device).repeat(w // 4 + 1)[:w // 2]
+    bias = torch.tensor([1, 2], dtype=c.dtype, device=c.device).repeat(w // 4 + 1)[: w // 2]
     return (s + bias) >> 2
 
 
@@ -143,7 +227,8 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     chroma_table = quant_table(CHROMINANCE, quality)
     # The decoder upsamples only the real chroma samples, ceil(H/2)×ceil(W/2), not the MCU padding.
     ch, cw = (h + 1) // 2, (w + 1) // 2
-    chroma = [_upsample_h2v2_fancy(_quantise_blocks(_downsample_h2v2(ycc[:, k]), chroma_table)[:, :ch, :cw])
-              for k in (1, 2)]
+    chroma = [
+        _upsample_h2v2_fancy(_quantise_blocks(_downsample_h2v2(ycc[:, k]), chroma_table)[:, :ch, :cw]) for k in (1, 2)
+    ]
     ycc = torch.stack([luma, chroma[0][:, :h, :w], chroma[1][:, :h, :w]], 1)
     return _ycc_to_rgb(ycc).to(x.dtype) / 255

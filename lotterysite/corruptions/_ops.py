@@ -82,7 +82,7 @@ def gaussian(x: torch.Tensor, sigma, mode: str = "replicate", truncate: float = 
 
 def _cv2_gaussian_kernel(ksize: int, sigma: float) -> np.ndarray:
     t = np.arange(ksize) - (ksize - 1) / 2
-    k = np.exp(-(t ** 2) / (2 * sigma ** 2))
+    k = np.exp(-(t**2) / (2 * sigma**2))
     return k / k.sum()
 
 
@@ -93,7 +93,7 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     else:
         grid, ksize = np.arange(-radius, radius + 1), 5
     xx, yy = np.meshgrid(grid, grid)
-    aliased = ((xx ** 2 + yy ** 2) <= radius ** 2).astype(np.float64)
+    aliased = ((xx**2 + yy**2) <= radius**2).astype(np.float64)
     aliased /= aliased.sum()
     k = _cv2_gaussian_kernel(ksize, alias_blur)
     t = torch.from_numpy(aliased)[None, None]
@@ -117,7 +117,7 @@ def filter2d(x: torch.Tensor, kernel: np.ndarray, mode: str = "reflect101") -> t
     k[:kh, :kw] = flipped
     k = torch.roll(k, (-(kh // 2), -(kw // 2)), (0, 1))
     out = torch.fft.irfft2(torch.fft.rfft2(xp) * torch.fft.rfft2(k), s=(ph, pw))
-    return out[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
+    return out[..., kh // 2 : kh // 2 + h, kw // 2 : kw // 2 + w]
 
 
 def _motion_shifts(width: int, angle: float) -> list[tuple[int, int]]:
@@ -127,8 +127,9 @@ def _motion_shifts(width: int, angle: float) -> list[tuple[int, int]]:
     return [(-math.ceil(i * py / hyp - 0.5), -math.ceil(i * px / hyp - 0.5)) for i in range(width)]
 
 
-def motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor, batched: bool | None = None
-                ) -> torch.Tensor:
+def motion_blur(
+    x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor, batched: bool | None = None
+) -> torch.Tensor:
     """The peer's numpy port of ImageMagick's MotionBlurImage, one angle (degrees) per image.
 
     A one-sided Gaussian-weighted sum of copies shifted along the angle, edges replicated; a tap whose shift
@@ -138,7 +139,7 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tens
     """
     n, c, h, w = x.shape
     width = int(radius * 2 + 1)
-    kernel = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
+    kernel = np.exp(-(np.arange(width) ** 2) / (2 * sigma**2))
     kernel /= kernel.sum()
     xp = pad(x, width, width, "replicate")
     if batched is None:
@@ -157,7 +158,7 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tens
         base = (torch.arange(h, device=x.device)[:, None] * wp + torch.arange(w, device=x.device)[None]).view(-1)
         out = torch.zeros(n, c, h * w, dtype=x.dtype, device=x.device)
         for t in range(width):
-            start = ((width - dy[:, t].clamp(-h + 1, h - 1)) * wp + width - dx[:, t].clamp(-w + 1, w - 1))
+            start = (width - dy[:, t].clamp(-h + 1, h - 1)) * wp + width - dx[:, t].clamp(-w + 1, w - 1)
             index = (start[:, None] + base[None]).unsqueeze(1).expand(n, c, h * w)
             out += weight[:, t].view(n, 1, 1) * flat.gather(2, index)
         return out.reshape(n, c, h, w)
@@ -170,7 +171,7 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tens
         for i, (dy, dx) in enumerate(_motion_shifts(width, angle)):
             if abs(dy) >= h or abs(dx) >= w:
                 break  # the simulated motion left the image, as in the reference
-            out[j] += float(kernel[i]) * xp[j, :, width - dy:width - dy + h, width - dx:width - dx + w]
+            out[j] += float(kernel[i]) * xp[j, :, width - dy : width - dy + h, width - dx : width - dx + w]
     return out_t
 
 
@@ -184,14 +185,14 @@ def zoom(x: torch.Tensor, factor: float, trim: str | None) -> torch.Tensor:
     h, w = x.shape[-2:]
     ch, cw = int(np.ceil(h / float(factor))), int(np.ceil(w / float(factor)))
     top, left = (h - ch) // 2, (w - cw) // 2
-    crop = x[..., top:top + ch, left:left + cw]
+    crop = x[..., top : top + ch, left : left + cw]
     size = (int(round(ch * factor)), int(round(cw * factor)))
     z = crop if size == (ch, cw) else F.interpolate(crop, size=size, mode="bilinear", align_corners=True)
     if trim == "topleft":
         return z[..., :h, :w]
     if trim == "center":
         th, tw = (z.shape[-2] - h) // 2, (z.shape[-1] - w) // 2
-        return z[..., th:th + h, tw:tw + w]
+        return z[..., th : th + h, tw : tw + w]
     return z
 
 
@@ -255,10 +256,12 @@ def box_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def nearest_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """PIL Image.resize(..., Image.NEAREST): source index floor((j + 0.5) * in / out)."""
     h, w = x.shape[-2:]
-    iy = torch.as_tensor(np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1),
-                         device=x.device)
-    ix = torch.as_tensor(np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1),
-                         device=x.device)
+    iy = torch.as_tensor(
+        np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1), device=x.device
+    )
+    ix = torch.as_tensor(
+        np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1), device=x.device
+    )
     return x.index_select(-2, iy).index_select(-1, ix)
 
 
@@ -291,16 +294,26 @@ def hsv_saturation(x: torch.Tensor, factor: float, offset: float) -> torch.Tenso
     return torch.where(s > 0, coloured, grey)
 
 
-def glass_shuffle_offsets(n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator,
-                          device) -> torch.Tensor:
+def glass_shuffle_offsets(
+    n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator, device
+) -> torch.Tensor:
     """The reference's random moves: (dy, dx) in [-max_delta, max_delta) per pixel and pass, n×iterations×2×H×W."""
     # int8 halves the generator's memory traffic next to int64; the moves are tiny.
-    return torch.randint(-max_delta, max_delta, (n, iterations, 2, h, w), generator=gen, device=device,
-                         dtype=torch.int8)
+    return torch.randint(
+        -max_delta, max_delta, (n, iterations, 2, h, w), generator=gen, device=device, dtype=torch.int8
+    )
 
 
-def glass_shuffle_map(n: int, h: int, w: int, max_delta: int, iterations: int, gen: torch.Generator, device,
-                      offsets: torch.Tensor | None = None) -> torch.Tensor:
+def glass_shuffle_map(
+    n: int,
+    h: int,
+    w: int,
+    max_delta: int,
+    iterations: int,
+    gen: torch.Generator,
+    device,
+    offsets: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Flat source index per output pixel (n×H·W) of the glass-blur shuffle, computed in parallel, exactly.
 
     The reference visits rows H-d..d+1 and, in each, columns W-d..d+1 (d = max_delta), both descending, and copies
@@ -347,8 +360,9 @@ def _shift(x: torch.Tensor, dy: int, dx: int, fill: float = 0.0) -> torch.Tensor
     """x[..., i + dy, j + dx] at (i, j), `fill` outside the image."""
     h, w = x.shape[-2:]
     out = torch.full_like(x, fill)
-    out[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
-        x[..., max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+    out[..., max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = x[
+        ..., max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
+    ]
     return out
 
 
@@ -370,8 +384,11 @@ def canny(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     s = torch.where((gx < 0) != (gy < 0), -1, 1)  # cv2: (dx ^ dy) < 0 ? -1 : 1
     keep_h = (mag > _shift(mag, 0, -1)) & (mag >= _shift(mag, 0, 1))
     keep_v = (mag > _shift(mag, -1, 0)) & (mag >= _shift(mag, 1, 0))
-    keep_d = torch.where(s > 0, (mag > _shift(mag, -1, -1)) & (mag > _shift(mag, 1, 1)),
-                         (mag > _shift(mag, -1, 1)) & (mag > _shift(mag, 1, -1)))
+    keep_d = torch.where(
+        s > 0,
+        (mag > _shift(mag, -1, -1)) & (mag > _shift(mag, 1, 1)),
+        (mag > _shift(mag, -1, 1)) & (mag > _shift(mag, 1, -1)),
+    )
     peak = torch.where(horizontal, keep_h, torch.where(vertical, keep_v, keep_d)) & (mag > low)
     weak = peak.to(x.dtype)
     edges = (peak & (mag > high)).to(x.dtype)
@@ -399,10 +416,10 @@ def distance_to(mask: torch.Tensor, cap: int) -> torch.Tensor:
     row = torch.minimum(cols - left, right - cols).clamp(max=far)
     reach = min(cap, h - 1)
     sq = F.pad(row * row, (0, 0, reach, reach), value=far * far)  # rows beyond the image: no edge within the cap
-    best = sq[..., reach:reach + h, :].clone()
+    best = sq[..., reach : reach + h, :].clone()
     for k in range(1, reach + 1):
-        best = torch.minimum(best, sq[..., reach + k:reach + k + h, :] + k * k)
-        best = torch.minimum(best, sq[..., reach - k:reach - k + h, :] + k * k)
+        best = torch.minimum(best, sq[..., reach + k : reach + k + h, :] + k * k)
+        best = torch.minimum(best, sq[..., reach - k : reach - k + h, :] + k * k)
     return best.sqrt().clamp(max=float(cap))
 
 
@@ -411,7 +428,8 @@ def equalize_hist(x: torch.Tensor) -> torch.Tensor:
     n = x.shape[0]
     flat = x.reshape(n, -1).long()
     hist = torch.zeros(n, 256, dtype=torch.float32, device=x.device).scatter_add_(
-        1, flat, torch.ones_like(flat, dtype=torch.float32))
+        1, flat, torch.ones_like(flat, dtype=torch.float32)
+    )
     cdf = hist.cumsum(1)
     first = (hist > 0).float().argmax(1, keepdim=True)  # lowest level present
     below = hist.gather(1, first)
@@ -420,8 +438,11 @@ def equalize_hist(x: torch.Tensor) -> torch.Tensor:
     # an image of one level keeps it.
     scale = 255.0 / (total - below).clamp_min(1)
     lut = torch.round((cdf - below) * scale).clamp(0, 255)
-    lut = torch.where(below == total, torch.arange(256, device=x.device, dtype=torch.float32).expand(n, 256)
-                      .gather(1, first).expand(n, 256), lut)
+    lut = torch.where(
+        below == total,
+        torch.arange(256, device=x.device, dtype=torch.float32).expand(n, 256).gather(1, first).expand(n, 256),
+        lut,
+    )
     return lut.gather(1, flat).reshape(x.shape)
 
 
@@ -442,7 +463,7 @@ def liquid_texture(layer: torch.Tensor) -> torch.Tensor:
     emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
     dist = pad(dist, 1, 1, "reflect101")
     h, w = layer.shape[-2:]
-    embossed = sum(float(emboss[i, j]) * dist[..., i:i + h, j:j + w] for i in range(3) for j in range(3))
+    embossed = sum(float(emboss[i, j]) * dist[..., i : i + h, j : j + w] for i in range(3) for j in range(3))
     dist = embossed.clamp(0, 255)
     dist = torch.round(filter_separable(dist, np.ones(3), np.ones(3), "reflect101") / 9)  # uint8 box blur rounds
     m = liquid * dist

@@ -7,8 +7,17 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 
-def gallery(images: torch.Tensor, path, *, names=None, params: str = "cifar", seed: int = 0, scale: int = 0,
-            label_width: int = 190, font_size: int = 20) -> Path:
+def gallery(
+    images: torch.Tensor,
+    path,
+    *,
+    names=None,
+    params: str = "cifar",
+    seed: int = 0,
+    scale: int = 0,
+    label_width: int = 190,
+    font_size: int = 20,
+) -> Path:
     """Write a PNG: one row per corruption, per image a clean column then severities 1-5; returns the path.
 
     images: N×C×H×W in [0, 1] (C = 1 or 3). scale: integer upscaling (nearest) per tile; 0 picks one that

@@ -4,7 +4,7 @@ Images are kept as uint8 tensors N x C x H x W and handed out as float batches i
 the corruptions operate in and the models standardise from.
 """
 
-from ._registry import DATASETS, DatasetSpec, DataSplits, load_dataset, list_datasets
+from ._registry import DATASETS, DatasetSpec, DataSplits, list_datasets, load_dataset
 from .cifar10c import cifar10c_corruptions, load_cifar10c
 from .imageset import DataError, ImageSet, foolbox_samples
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,7 +27,9 @@ class ImageSet:
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise DataError(f"{self.name}: images must be uint8 N x C x H x W, got {self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(
+                f"{self.name}: images must be uint8 N x C x H x W, got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels.shape != (self.images.shape[0],):
             raise DataError(
                 f"{self.name}: {self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}"
@@ -50,11 +52,11 @@ class ImageSet:
     def image_size(self) -> int:
         return int(self.images.shape[-1])
 
-    def subset(self, index) -> "ImageSet":
+    def subset(self, index) -> ImageSet:
         index = torch.as_tensor(index, dtype=torch.long)
         return ImageSet(self.images[index], self.labels[index], self.classes, self.name)
 
-    def head(self, n: int | None) -> "ImageSet":
+    def head(self, n: int | None) -> ImageSet:
         return self if n is None or n >= len(self) else self.subset(torch.arange(n))
 
     def float_images(self) -> torch.Tensor:
@@ -83,7 +85,9 @@ def foolbox_samples(prefix: str = "cifar10") -> ImageSet:
 
     spec = importlib.util.find_spec("foolbox")
     if spec is None or spec.origin is None:
-        raise DataError("foolbox is not installed; install its wheel without dependencies: pip install --no-deps foolbox")
+        raise DataError(
+            "foolbox is not installed; install its wheel without dependencies: pip install --no-deps foolbox"
+        )
     folder = Path(spec.origin).parent / "data"
     files = sorted(folder.glob(f"{prefix}_*.png"))
     if not files:

@@ -6,7 +6,7 @@ where the factory is defined; `lotterysite.models` imports each model module by 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

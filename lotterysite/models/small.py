@@ -98,7 +98,7 @@ class ResNet(Classifier):
             nn.ReLU(inplace=True),
         ]
         cin = widths[0]
-        for stage, (n, w) in enumerate(zip(blocks, widths)):
+        for stage, (n, w) in enumerate(zip(blocks, widths, strict=True)):
             for i in range(n):
                 layers.append(BasicBlock(cin, w, stride=2 if (i == 0 and stage > 0) else 1))
                 cin = w

@@ -37,7 +37,10 @@ class ModelResults:
         return np.take_along_axis(self.angle, self.labels[None, :, None].astype(np.int64), axis=2)[..., 0]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in ("labels", "pred", "margin", "length", "angle", "prob_true", "loss", "degenerate")}
+        return {
+            k: getattr(self, k)
+            for k in ("labels", "pred", "margin", "length", "angle", "prob_true", "loss", "degenerate")
+        }
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def accuracy_rows(
             if n == 0:
                 continue
             k = int(correct[rows_idx][:, mask].sum())
-            for key, value in zip(keys, (model_id, variant, severity, class_id, n, k, k / n)):
+            for key, value in zip(keys, (model_id, variant, severity, class_id, n, k, k / n), strict=True):
                 rows[key].append(value)
             if weights is not None:
                 with np.errstate(invalid="ignore", divide="ignore"):
@@ -179,7 +182,7 @@ def correlation_intervals(res: ModelResults, weights: np.ndarray, boot: Bootstra
     values = np.stack([pearson_resampled(m.astype(np.float64), rob, weights) for m in metrics.values()])
     lo, hi = boot.interval(values)
     out = {}
-    for k, a, b in zip(metrics, lo, hi):
+    for k, a, b in zip(metrics, lo, hi, strict=True):
         out[f"{k}_lo"], out[f"{k}_hi"] = float(a), float(b)
     return out
 
@@ -194,9 +197,7 @@ def relative_margin_change(res: ModelResults) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def margin_change_density(
-    model_id: str, res: ModelResults, *, bins: int = 40, trim: float = 0.005
-) -> dict[str, list]:
+def margin_change_density(model_id: str, res: ModelResults, *, bins: int = 40, trim: float = 0.005) -> dict[str, list]:
     """Density of the relative margin change over all corruptions ("all") and per corruption (Fig. 10).
 
     The 0.5% smallest and largest values of the model (over all corruptions) are trimmed, as in the paper; the
@@ -272,9 +273,7 @@ def pruning_identified_exemplars(dense_preds: np.ndarray, pruned_preds: np.ndarr
     return idx, dense_mode[idx], pruned_mode[idx], agreement[idx]
 
 
-def choose_shipped(
-    labels: np.ndarray, keep: np.ndarray, *, per_class: int, limit: int, seed: int
-) -> np.ndarray:
+def choose_shipped(labels: np.ndarray, keep: np.ndarray, *, per_class: int, limit: int, seed: int) -> np.ndarray:
     """The shipped samples: every index in `keep` (exemplars, up to `limit`), then a seeded class-stratified
     draw of `per_class` per class, trimmed so the total stays within `limit`. Sorted indices."""
     rng = np.random.default_rng(seed)

@@ -25,7 +25,7 @@ def random_vector_angles(dims, samples: int, seed: int = 0) -> dict[str, list]:
         b = rng.uniform(-1, 1, (samples, d))
         cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
-        for key, value in zip(rows, ("random", d, angle.mean(), angle.std(), float("nan"))):
+        for key, value in zip(rows, ("random", d, angle.mean(), angle.std(), float("nan")), strict=True):
             rows[key].append(value)
     return rows
 
@@ -38,8 +38,16 @@ def _angle_stats(model, test: ImageSet, device) -> tuple[float, float, float]:
 
 
 def width_sweep(
-    arch: str, widths, data: DataSplits, test: ImageSet, *, epochs: int, train_subset: int | None, seed: int,
-    device, progress: bool = True,
+    arch: str,
+    widths,
+    data: DataSplits,
+    test: ImageSet,
+    *,
+    epochs: int,
+    train_subset: int | None,
+    seed: int,
+    device,
+    progress: bool = True,
 ) -> dict[str, list]:
     """Angle of test samples to their class direction for `arch` trained at each penultimate width (Fig. 3,
     bottom), plus the untrained model at each width (the paper reports 88.8 +- 6.8 degrees for LeNet-5)."""
@@ -54,6 +62,6 @@ def width_sweep(
               desc=f"{arch} width {width}")  # fmt: skip
         trained = _angle_stats(model, test, device)
         for study, (mean, std, acc) in ((arch, trained), (f"{arch} (untrained)", untrained)):
-            for key, value in zip(rows, (study, width, mean, std, acc)):
+            for key, value in zip(rows, (study, width, mean, std, acc), strict=True):
                 rows[key].append(value)
     return rows

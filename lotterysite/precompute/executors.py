@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ..errors import LotterysiteError
 
@@ -214,7 +214,7 @@ def _run_slurm(todo: Sequence[Unit], fn, progress, out: dict, options: SlurmOpti
     # One array per dependency level of the pending units: a level starts when the one before has finished.
     for level in levels([Unit(u.id, u.kind, tuple(d for d in u.deps if d in ids), u.output, u.gpu) for u in todo]):
         jobs = executor.map_array(fn, [u.id for u in level])
-        remaining = dict(zip(jobs, level))
+        remaining = dict(zip(jobs, level, strict=True))
         while remaining:
             for job in [j for j in remaining if j.done()]:
                 unit = remaining.pop(job)
@@ -225,7 +225,9 @@ def _run_slurm(todo: Sequence[Unit], fn, progress, out: dict, options: SlurmOpti
                         other.cancel(check=False)
                     last = _last_error_line(str(e)) or type(e).__name__
                     cause_type = last.split(":", 1)[0].rsplit(".", 1)[-1]
-                    raise ExecutorError(f"unit {unit.id} failed (log: {job.paths.stderr}): {last}", cause_type) from None
+                    raise ExecutorError(
+                        f"unit {unit.id} failed (log: {job.paths.stderr}): {last}", cause_type
+                    ) from None
                 _tick(progress, unit, out, value)
             if remaining:
                 time.sleep(0.2)

@@ -1,26 +1,26 @@
 """Recipes: a TOML file describing a whole experiment, parsed into frozen configs with errors naming the field.
 
-    name = "demo"                      # names the store (store/<name>) and the site
-    title = "..."                      # shown on the site
-    seeds = [0]                        # one dense model (and its pruned family) per seed
+name = "demo"                      # names the store (store/<name>) and the site
+title = "..."                      # shown on the site
+seeds = [0]                        # one dense model (and its pruned family) per seed
 
-    [data]                             # DataConfig, plus:
-    name = "fashion_mnist"
-    eval_subset = 1000                 # evaluation images (first N of the test split); aggregates use all of them
+[data]                             # DataConfig, plus:
+name = "fashion_mnist"
+eval_subset = 1000                 # evaluation images (first N of the test split); aggregates use all of them
 
-    [[architectures]]                  # ModelConfig: arch, options; checkpoint = "..." loads instead of training
-    arch = "lenet5"
-    [architectures.train]              # TrainConfig fields
-    epochs = 4
+[[architectures]]                  # ModelConfig: arch, options; checkpoint = "..." loads instead of training
+arch = "lenet5"
+[architectures.train]              # TrainConfig fields
+epochs = 4
 
-    [[pruning]]                        # PruneConfig fields, with `amounts` (a list) instead of `amount`
-    method = "magnitude"
-    amounts = [0.1, 0.3, 0.5, 0.7, 0.9]
-    retrain_epochs = 1                 # > 0: ship both the pruned and the retrained model
+[[pruning]]                        # PruneConfig fields, with `amounts` (a list) instead of `amount`
+method = "magnitude"
+amounts = [0.1, 0.3, 0.5, 0.7, 0.9]
+retrain_epochs = 1                 # > 0: ship both the pruned and the retrained model
 
-    [corruptions]                      # CorruptionConfig
-    [ship]                             # ShipConfig: what per-sample data the browser gets
-    [curse]                            # CurseConfig: §5.4 study
+[corruptions]                      # CorruptionConfig
+[ship]                             # ShipConfig: what per-sample data the browser gets
+[curse]                            # CurseConfig: §5.4 study
 """
 
 from __future__ import annotations
@@ -164,7 +164,11 @@ class _Reader:
             return value
         out = []
         for i, v in enumerate(value):
-            if float in (kind if isinstance(kind, tuple) else (kind,)) and isinstance(v, int) and not isinstance(v, bool):
+            if (
+                float in (kind if isinstance(kind, tuple) else (kind,))
+                and isinstance(v, int)
+                and not isinstance(v, bool)
+            ):
                 v = float(v)
             if isinstance(v, bool) or not isinstance(v, kind):
                 self.fail(f"{key}[{i}]", f"must be {getattr(kind, '__name__', kind)}, got {v!r}")
@@ -207,13 +211,16 @@ class _Reader:
             self.fail(key, f"must be <= {high}, got {value}")
         return value
 
-
     def done(self, allowed: set[str] = frozenset()):
         for key in self.table:
             if key not in allowed:
                 options = sorted(set(allowed) | self.consumed)
                 close = difflib.get_close_matches(key, options, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else (f"; allowed: {', '.join(options)}" if options else "")
+                hint = (
+                    f"; did you mean {close[0]!r}?"
+                    if close
+                    else (f"; allowed: {', '.join(options)}" if options else "")
+                )
                 self.fail(key, f"is not a recipe field{hint}")
 
 
@@ -243,6 +250,7 @@ def _resolve(recipe_path: str, value: str) -> str:
     """A path in a recipe is relative to the recipe's folder, not to where the command runs."""
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else Path(recipe_path).parent / p)
+
 
 def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     """Parse and validate recipe TOML text; every error is one line naming `path` and the field.
@@ -295,7 +303,9 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         allowed = _factory_options(arch)
         for key, value in options.items():
             if allowed is not None and key not in allowed:
-                r.fail(f"options.{key}", f"is not an option of {arch}; its options: {', '.join(sorted(allowed)) or 'none'}")
+                r.fail(
+                    f"options.{key}", f"is not an option of {arch}; its options: {', '.join(sorted(allowed)) or 'none'}"
+                )
             if not isinstance(value, (int, float, str, bool)):
                 r.fail(f"options.{key}", f"must be a number, string or boolean, got {value!r}")
             if isinstance(value, float) and not math.isfinite(value):
@@ -330,7 +340,10 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         known = [a.model.arch for a in archs]
         for j, a in enumerate(only or ()):
             if a not in known:
-                r.fail(f"archs[{j}]", f"is {a!r}, not an architecture of this recipe; its architectures: {', '.join(known)}")
+                r.fail(
+                    f"archs[{j}]",
+                    f"is {a!r}, not an architecture of this recipe; its architectures: {', '.join(known)}",
+                )
         allowed = set(_fields(PruneConfig)) - {"method", "amount", "seed", "retrain_epochs", "progress"}
         r.done(allowed=allowed)
         options = {}
@@ -379,7 +392,10 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     ship_sev = s.get_list("severities", int, (3,))
     for j, v in enumerate(ship_sev):
         if v not in corruptions.severities:
-            s.fail(f"severities[{j}]", f"is {v}, which is not evaluated (corruptions.severities = {list(corruptions.severities)})")
+            s.fail(
+                f"severities[{j}]",
+                f"is {v}, which is not evaluated (corruptions.severities = {list(corruptions.severities)})",
+            )
     ship = ShipConfig(
         samples_per_class=s.check("samples_per_class", s.get("samples_per_class", int, 50), *_POSITIVE),
         severities=tuple(sorted(ship_sev)),
@@ -429,7 +445,10 @@ def check_against_data(recipe: Recipe, train, test) -> None:
     def fail(field: str, message: str):
         raise RecipeError(f"{p}: field {field!r} {message}")
 
-    for key, n, have in (("data.train_subset", d.train_subset, len(train)), ("data.test_subset", d.test_subset, len(test))):
+    for key, n, have in (
+        ("data.train_subset", d.train_subset, len(train)),
+        ("data.test_subset", d.test_subset, len(test)),
+    ):
         if n is not None and n > have:
             fail(key, f"is {n}, but {d.name} has only {have} images in that split")
     n_train = min(len(train), d.train_subset or len(train))
@@ -444,7 +463,9 @@ def check_against_data(recipe: Recipe, train, test) -> None:
     if c.enabled and c.train_subset is not None and c.train_subset != default_curse and c.train_subset > n_train:
         fail("curse.train_subset", f"is {c.train_subset}, but only {n_train} training images are used")
     shape = dict(num_classes=train.num_classes, in_channels=train.in_channels, image_size=train.image_size)
-    builds = [(f"architectures[{i}].options", a.model.arch, a.model.options) for i, a in enumerate(recipe.architectures)]
+    builds = [
+        (f"architectures[{i}].options", a.model.arch, a.model.options) for i, a in enumerate(recipe.architectures)
+    ]
     if c.enabled:
         builds += [("curse.widths", c.arch, {"feature_dim": w}) for w in c.widths]
     for field_name, arch, options in builds:
@@ -453,7 +474,10 @@ def check_against_data(recipe: Recipe, train, test) -> None:
                 create_model(arch, **shape, **options)
         except Exception as e:  # noqa: BLE001 - factories raise many types for a bad option
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            fail(field_name, f"does not build {arch} for {train.image_size}-px, {train.in_channels}-channel images ({first})")
+            fail(
+                field_name,
+                f"does not build {arch} for {train.image_size}-px, {train.in_channels}-channel images ({first})",
+            )
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -461,7 +485,9 @@ def load_recipe(path: str | Path) -> Recipe:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RecipeError(f"{path}: recipe not found; pass the path of a TOML recipe such as precompute/demo.toml") from None
+        raise RecipeError(
+            f"{path}: recipe not found; pass the path of a TOML recipe such as precompute/demo.toml"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
     return parse_recipe(text, str(path))
@@ -484,5 +510,3 @@ def model_key(model_id: str) -> str:
     """A file-name-safe key: letters, digits, '-', '_', '.' only."""
     out = model_id.replace("/", "__").replace("+", "-").replace(":", "-")
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in out)
-
-

@@ -20,13 +20,13 @@ import hashlib
 import io
 import json
 import shutil
-import sys
 import socket
+import sys
 import time
 import zipfile
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +38,12 @@ from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..data import DATASETS, DataError, ImageSet, load_cifar10c, load_dataset
 from ..data._registry import DataSplits
+from ..errors import LotterysiteError
 from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
 from ..store import StoreError, geometry_schema, read_manifest, to_table, write_manifest, write_table
-from ..errors import LotterysiteError
 from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
     ACCURACY,
@@ -57,8 +57,8 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
-from .executors import EXECUTORS, SlurmOptions, Unit, run_plan
 from .curse import random_vector_angles, width_sweep
+from .executors import EXECUTORS, SlurmOptions, Unit, run_plan
 from .recipe import Recipe, check_against_data, model_id, model_key, shipped_rows
 
 
@@ -220,7 +220,7 @@ class _Runner:
             if data.test.num_classes != 10 or data.test.image_size != 32:
                 raise DataError(
                     f"{r.path}: field 'corruptions.source' is a CIFAR-10-C folder, but data set {r.data.name!r} is "
-                    "not CIFAR-10; use source = \"generate\" or data.name = \"cifar10\""
+                    'not CIFAR-10; use source = "generate" or data.name = "cifar10"'
                 )
             for n in [*r.corruptions.names, "labels"]:  # every file there now, not after the models have trained
                 f = Path(r.corruptions.source) / f"{n}.npy"
@@ -271,7 +271,9 @@ class _Runner:
             self.discard(path, why)
         return ok
 
-    def generate_corruptions(self, eval_set: ImageSet, variants: list[tuple[str, int]], *, always: bool = False) -> None:
+    def generate_corruptions(
+        self, eval_set: ImageSet, variants: list[tuple[str, int]], *, always: bool = False
+    ) -> None:
         from ..corruptions import corrupt
 
         c = self.recipe.corruptions
@@ -302,10 +304,14 @@ class _Runner:
             array = np.load(path, allow_pickle=False)
         except Exception as e:  # damaged since the data stage checked it
             path.unlink(missing_ok=True)
-            raise DataError(f"{path}: damaged ({type(e).__name__}: {e}); deleted it, rerun to generate it again") from None
+            raise DataError(
+                f"{path}: damaged ({type(e).__name__}: {e}); deleted it, rerun to generate it again"
+            ) from None
         if array.shape != tuple(eval_set.images.shape):
-            raise DataError(f"{path}: cached corruption has shape {array.shape}, expected {tuple(eval_set.images.shape)};"
-                            " delete it or rerun with --force")  # fmt: skip
+            raise DataError(
+                f"{path}: cached corruption has shape {array.shape}, expected {tuple(eval_set.images.shape)};"
+                " delete it or rerun with --force"
+            )
         return ImageSet(torch.from_numpy(array), eval_set.labels, eval_set.classes, f"{name}-{severity}")
 
     # -- 2. models -------------------------------------------------------------------------------------------
@@ -350,14 +356,18 @@ class _Runner:
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
-            train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=entry.seed)
+            train_cfg = TrainConfig(
+                epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=entry.seed
+            )
             model, _ = retrain(parent, data.train.head(sweep.train_subset), train_cfg, device=self.device,
                                progress=self.progress)  # fmt: skip
             model.prune_config = cfg
         else:
             cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=self.progress)
             model = prune_model(parent, cfg, data=data.train.head(sweep.train_subset), device=self.device)
-        save_pruned(path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id})
+        save_pruned(
+            path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id}
+        )
         return model
 
     def sweep_of(self, entry: ModelEntry):
@@ -425,7 +435,9 @@ class _Runner:
                 stored = [tuple(v) for v in json.loads(str(z["variants"]))]
                 if stored != [tuple(v) for v in variants]:
                     return None  # the recipe's variants changed: this model is evaluated again
-                arrays = {k: z[k] for k in ("labels", "pred", "margin", "length", "angle", "prob_true", "loss", "degenerate")}
+                arrays = {
+                    k: z[k] for k in ("labels", "pred", "margin", "length", "angle", "prob_true", "loss", "degenerate")
+                }
                 if not np.array_equal(arrays["labels"], labels):
                     return None  # another evaluation set: evaluate again
                 extra = json.loads(str(z["extra"]))
@@ -556,8 +568,11 @@ class _Runner:
         put("outcomes.arrow", outcomes_table(results, shipped, names), outcomes_schema(names))
         ship_variants = [v for v, (n, s) in enumerate(variants) if n == "clean" or s in r.ship.severities]
         for entry, res, _ in self.bar(list(results.values()), desc="store", unit="model"):
-            put(f"geometry/{entry.key}.arrow", geometry_table(entry, res, shipped, labels, ship_variants, C),
-                geometry_schema(C))
+            put(
+                f"geometry/{entry.key}.arrow",
+                geometry_table(entry, res, shipped, labels, ship_variants, C),
+                geometry_schema(C),
+            )
 
         if curse_rows is not None:
             put("curse.arrow", curse_rows, CURSE)
@@ -569,9 +584,13 @@ class _Runner:
             picks = [int(np.flatnonzero(labels == c)[0]) for c in range(min(C, 3)) if (labels == c).any()]
             images = eval_set.images[picks].float().div(255)
             c = r.corruptions
-            cached = self.work / f"gallery-{_fingerprint(self.inputs.get('data', ''), picks, c.names, c.params, c.seed)}.png"
+            cached = (
+                self.work / f"gallery-{_fingerprint(self.inputs.get('data', ''), picks, c.names, c.params, c.seed)}.png"
+            )
             if not self.done(cached):
-                atomic_write(cached, lambda tmp: gallery(images, Path(tmp), names=c.names, params=c.params, seed=c.seed))
+                atomic_write(
+                    cached, lambda tmp: gallery(images, Path(tmp), names=c.names, params=c.params, seed=c.seed)
+                )
             write_bytes(root / "gallery.png", cached.read_bytes())
             gallery_file = "gallery.png"
             files["gallery.png"] = None
@@ -580,7 +599,7 @@ class _Runner:
             "run_id": self.run_id,
             "inputs_key": self.store_key(),
             "lotterysite_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "recipe": {"name": r.name, "title": r.title, "path": r.path, "config": r.to_dict()},
             "dataset": {
                 "name": r.data.name, "classes": list(classes), "n_eval": len(eval_set), "n_shipped": len(shipped),
@@ -611,10 +630,17 @@ def accuracy_table(results: dict, C: int, weights) -> tuple[dict, dict]:
         for k, v in rows.items():
             acc[k] += v
         overall[entry.model_id] = {
-            v: (a, lo, hi) for v, c, a, lo, hi in
-            zip(rows["variant"], rows["class_id"], rows["accuracy"], rows["accuracy_lo"], rows["accuracy_hi"])
+            v: (a, lo, hi)
+            for v, c, a, lo, hi in zip(
+                rows["variant"],
+                rows["class_id"],
+                rows["accuracy"],
+                rows["accuracy_lo"],
+                rows["accuracy_hi"],
+                strict=True,
+            )
             if c == -1
-        }  # fmt: skip
+        }
     return acc, overall
 
 
@@ -860,8 +886,16 @@ def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False
 
 
 def precompute(
-    recipe: Recipe, *, store: str | Path | None = None, force: bool = False, device=None, progress: bool = True,
-    wait: bool = False, executor: str = "local", ray_address: str | None = None, slurm: SlurmOptions | None = None,
+    recipe: Recipe,
+    *,
+    store: str | Path | None = None,
+    force: bool = False,
+    device=None,
+    progress: bool = True,
+    wait: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    slurm: SlurmOptions | None = None,
 ) -> PrecomputeResult:
     """Run `recipe` end to end and write its store (default `store/<recipe name>`); resumes finished work.
 
@@ -942,4 +976,13 @@ def format_plan(units: list[Unit]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DamagedWork", "ModelEntry", "PrecomputeResult", "UnitTask", "format_plan", "plan", "plan_models", "precompute"]
+__all__ = [
+    "DamagedWork",
+    "ModelEntry",
+    "PrecomputeResult",
+    "UnitTask",
+    "format_plan",
+    "plan",
+    "plan_models",
+    "precompute",
+]

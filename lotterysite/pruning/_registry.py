@@ -7,8 +7,8 @@ re-initialises and binarises it), `targets` maps parameter names to the prunable
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .config import SCOPES
 

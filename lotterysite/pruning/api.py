@@ -120,4 +120,3 @@ def _check_counts(masks: dict[str, torch.Tensor], cfg: PruneConfig) -> None:
                 f"method {cfg.method!r} removed {removed} of {count} weights in {', '.join(names)}, "
                 f"not round({cfg.amount} * {count}) = {pruned_count(cfg.amount, count)}"
             )
-

@@ -117,7 +117,7 @@ def _density(field_names: list[str], colors: list[str], *, vertical: bool, size:
     layers = []
     scale = alt.Scale(domain=alt.ExprRef(param), nice=False, zero=False)
     out_field = f"v_{param}"
-    for name, color in zip(field_names, colors):
+    for name, color in zip(field_names, colors, strict=True):
         chart = alt.Chart().transform_density(name, as_=[out_field, "density"], extent=value)
         if vertical:
             layers.append(chart.mark_area(opacity=0.5, color=color, orient="horizontal").encode(
@@ -188,8 +188,12 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
         header = (
             alt.Chart()
             .transform_filter(flt)
-            .transform_aggregate(ref=f"mean({acc})", cmp="mean(cmp_class_accuracy)" if compare else f"mean({acc})",
-                                 n="count()", groupby=["class_name"])  # fmt: skip
+            .transform_aggregate(
+                ref=f"mean({acc})",
+                cmp="mean(cmp_class_accuracy)" if compare else f"mean({acc})",
+                n="count()",
+                groupby=["class_name"],
+            )  # fmt: skip
             .transform_calculate(
                 text="datum.class_name + '  ' + format(datum.ref, '.1%')"
                 + (" + ' → ' + format(datum.cmp, '.1%')" if compare else "")
@@ -202,9 +206,15 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
         )
         x = alt.X("ref_length:Q", title="length", scale=alt.Scale(domain=dom["length"], nice=False))
         y = alt.Y("ref_angle_true:Q", title="angle to true class (°)", scale=alt.Scale(domain=dom["angle"], nice=False))
-        tooltip = [alt.Tooltip("image:N"), "sample_id:Q", "class_name:N", alt.Tooltip("ref_pred_name:N", title="ref pred"),
-                   alt.Tooltip("ref_angle_true:Q", format=".1f"), alt.Tooltip("ref_length:Q", format=".2f"),
-                   alt.Tooltip("ref_margin:Q", format=".2f")]  # fmt: skip
+        tooltip = [
+            alt.Tooltip("image:N"),
+            "sample_id:Q",
+            "class_name:N",
+            alt.Tooltip("ref_pred_name:N", title="ref pred"),
+            alt.Tooltip("ref_angle_true:Q", format=".1f"),
+            alt.Tooltip("ref_length:Q", format=".2f"),
+            alt.Tooltip("ref_margin:Q", format=".2f"),
+        ]
         if compare:
             tooltip += [alt.Tooltip("cmp_pred_name:N", title="cmp pred"), "outcome:N",
                         alt.Tooltip("d_angle:Q", format="+.1f"), alt.Tooltip("d_length:Q", format="+.2f"),
@@ -214,9 +224,15 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
                 base.transform_filter(_outcome_filter())
                 .transform_filter(brush)
                 .mark_rule(opacity=0.6, strokeWidth=1, clip=True)
-                .encode(x=x, y=y, x2="cmp_length:Q", y2="cmp_angle_true:Q",
-                        color=alt.Color("outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS),
-                                        legend=_legend("outcome")))  # fmt: skip
+                .encode(
+                    x=x,
+                    y=y,
+                    x2="cmp_length:Q",
+                    y2="cmp_angle_true:Q",
+                    color=alt.Color(
+                        "outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS), legend=_legend("outcome")
+                    ),
+                )  # fmt: skip
             )
             for d in diffs:
                 traj = traj.transform_filter(d)
@@ -236,8 +252,11 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
                 .encode(
                     x=x,
                     y=y,
-                    color=alt.Color("ref_outcome:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]),
-                                    legend=_legend("prediction")),  # fmt: skip
+                    color=alt.Color(
+                        "ref_outcome:N",
+                        scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]),
+                        legend=_legend("prediction"),
+                    ),  # fmt: skip
                     opacity=alt.condition(brush, alt.value(0.8), alt.value(0.15)),
                     tooltip=tooltip,
                 )
@@ -262,7 +281,7 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
     parts = [alt.concat(*panels, columns=columns, spacing=18).properties(name="ls_panels")]
     if compare:
         hists = []
-        for (name, title), sel in zip(METRIC_DIFFS, diffs):
+        for (name, title), sel in zip(METRIC_DIFFS, diffs, strict=True):
             hists.append(
                 alt.Chart()
                 .mark_bar(color=YELLOW)
@@ -323,7 +342,8 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
     which = [("ref", GRAY), ("cmp", YELLOW)] if compare else [("ref", GRAY)]
 
     def at(k: int, w: str) -> str:
-        # Axis k's value of a row, as a position on axis `here`'s scale: (v - lo_k) / (hi_k - lo_k) on the shared height.
+        # Axis k's value of a row, as a position on axis `here`'s scale: (v - lo_k) / (hi_k - lo_k) on the shared
+        # height.
         e = axis_extent(axes[k][0])
         return f"(datum.{w}_{axes[k][0]} - {e}[0]) / ({e}[1] - {e}[0])"
 
@@ -331,7 +351,7 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
     # the axis at aw / 2, the lines to the next axis leave at aw. The loader fits both to the page.
     params.append(alt.param(name="aw", value=axis_width))
     units = []
-    for k, ((field, title), brush) in enumerate(zip(axes, brushes)):
+    for k, ((field, title), brush) in enumerate(zip(axes, brushes, strict=True)):
         e = axis_extent(field)
         scale = alt.Scale(domain=alt.ExprRef(e), nice=False, zero=False)
         is_angle = field.startswith("angle")
@@ -352,18 +372,28 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
                 alt.Chart()
                 .transform_density(f"{w}_{field}", as_=[f"v_{e}", "density"], extent=extents[e])
                 .mark_area(orient="horizontal", color=color, opacity=0.35)
-                .encode(y=alt.Y(f"v_{e}:Q", scale=scale, axis=axis),
-                        x=alt.X("density:Q", axis=None, scale=alt.Scale(range=[alt.ExprRef("aw / 2"), alt.ExprRef("aw * 0.95")])))
-            )  # fmt: skip
+                .encode(
+                    y=alt.Y(f"v_{e}:Q", scale=scale, axis=axis),
+                    x=alt.X(
+                        "density:Q", axis=None, scale=alt.Scale(range=[alt.ExprRef("aw / 2"), alt.ExprRef("aw * 0.95")])
+                    ),
+                )
+            )
         for w, color in which:
             opacity = alt.condition(inside, alt.value(0.55), alt.value(0.06))
             for half, (x0, x1) in (("in", ("0", "aw / 2")), ("out", ("aw / 2", "aw"))):
                 if f"{w}_{half}" not in calc:
                     continue
-                layers.append(base.mark_rule(color=color, strokeWidth=1).encode(
-                    x=alt.value(alt.ExprRef(x0)), x2=alt.value(alt.ExprRef(x1)),
-                    y=alt.Y(f"{w}_{field}:Q", scale=scale, axis=axis), y2=f"{w}_{half}:Q", opacity=opacity,
-                    tooltip=[alt.Tooltip("image:N"), "sample_id:Q", alt.Tooltip(f"{w}_{field}:Q", format=".2f")]))  # fmt: skip
+                layers.append(
+                    base.mark_rule(color=color, strokeWidth=1).encode(
+                        x=alt.value(alt.ExprRef(x0)),
+                        x2=alt.value(alt.ExprRef(x1)),
+                        y=alt.Y(f"{w}_{field}:Q", scale=scale, axis=axis),
+                        y2=f"{w}_{half}:Q",
+                        opacity=opacity,
+                        tooltip=[alt.Tooltip("image:N"), "sample_id:Q", alt.Tooltip(f"{w}_{field}:Q", format=".2f")],
+                    )
+                )
         # The brush lives on an invisible layer spanning the unit: an axis is brushable on both its sides.
         layers.append(
             alt.Chart().mark_tick(opacity=0).encode(y=alt.Y(f"ref_{field}:Q", scale=scale, axis=axis)).add_params(brush)
@@ -401,7 +431,9 @@ GRID_STEP = 86  # px per thumbnail tile of the sample grids (caption lines are l
 PIE_COLOR = "#1f77b4"
 
 
-def sample_examination(data=None, *, filters: list, compare: bool, columns: int = 10, limit: int = 48) -> alt.LayerChart:
+def sample_examination(
+    data=None, *, filters: list, compare: bool, columns: int = 10, limit: int = 48
+) -> alt.LayerChart:
     """Sample examination (R4): thumbnails of the selected samples with label, predictions and metrics.
 
     Rows as for `local_geometry`, plus pie (a pruning-identified exemplar) and robustness (eq. 7, of the
@@ -435,16 +467,21 @@ def sample_examination(data=None, *, filters: list, compare: bool, columns: int 
                alt.Tooltip("ref_margin:Q", format=".2f"), "robustness:Q", "pie:N"]  # fmt: skip
     if compare:
         tooltip += [alt.Tooltip("cmp_pred_name:N", title="cmp pred"), "outcome:N"]
-        stroke = alt.Stroke("outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS), legend=_legend("outcome"))
+        stroke = alt.Stroke(
+            "outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS), legend=_legend("outcome")
+        )
     else:
-        stroke = alt.Stroke("ref_outcome:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("prediction"))
+        stroke = alt.Stroke(
+            "ref_outcome:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("prediction")
+        )
     robust = ["correct under some corruption", "never correct under corruption"]
     # Vega-Lite has no dash channel for rects: dashed and solid frames are two layers, the legend comes from a
     # zero-length rule that encodes the same meaning.
     frames = [
-        chart.transform_filter(f"datum.robust == '{kind}'").mark_rect(filled=False, strokeWidth=2.5, strokeDash=dash)
+        chart.transform_filter(f"datum.robust == '{kind}'")
+        .mark_rect(filled=False, strokeWidth=2.5, strokeDash=dash)
         .encode(x=x, y=y, stroke=stroke)
-        for kind, dash in zip(robust, ([1, 0], [4, 3]))
+        for kind, dash in zip(robust, ([1, 0], [4, 3]), strict=True)
     ]
     dash_legend = chart.transform_filter("datum.rank == 1").mark_rule(strokeWidth=2).encode(
         x=alt.value(0), x2=alt.value(0), y=alt.value(0), y2=alt.value(0),
@@ -453,10 +490,11 @@ def sample_examination(data=None, *, filters: list, compare: bool, columns: int 
     )  # fmt: skip
     pie = (
         chart.transform_filter("datum.pie")
-        .mark_point(shape="diamond", filled=True, size=70, color=PIE_COLOR, xOffset=GRID_STEP * 0.36, yOffset=-GRID_STEP * 0.36)
-        .encode(x=x, y=y, shape=alt.Shape("pie_mark:N", scale=alt.Scale(range=["diamond"]),
-                                            legend=_legend(None)))
-    )  # fmt: skip
+        .mark_point(
+            shape="diamond", filled=True, size=70, color=PIE_COLOR, xOffset=GRID_STEP * 0.36, yOffset=-GRID_STEP * 0.36
+        )
+        .encode(x=x, y=y, shape=alt.Shape("pie_mark:N", scale=alt.Scale(range=["diamond"]), legend=_legend(None)))
+    )
     image = chart.mark_image(width=44, height=44, yOffset=-8).encode(x=x, y=y, url="image:N", tooltip=tooltip)
     caption = [
         chart.mark_text(dy=dy, fontSize=9, limit=GRID_STEP - 8).encode(x=x, y=y, text=f"{field}:N")
@@ -464,10 +502,12 @@ def sample_examination(data=None, *, filters: list, compare: bool, columns: int 
     ]
     title = (
         chart.transform_filter("datum.rank == 1")
-        .transform_calculate(text=f"'showing ' + min(datum.total, {limit}) + ' of ' + datum.total + ', lowest margin first'")
+        .transform_calculate(
+            text=f"'showing ' + min(datum.total, {limit}) + ' of ' + datum.total + ', lowest margin first'"
+        )
         .mark_text(align="left", baseline="bottom", fontWeight="bold", x=0, y=-10)
         .encode(text="text:N")
-    )  # fmt: skip
+    )
     return (
         alt.layer(*frames, dash_legend, image, *caption, pie, title)
         .properties(width=alt.Step(GRID_STEP), height=alt.Step(GRID_STEP))
@@ -495,7 +535,9 @@ def headline(data=None, *, methods: list[str]) -> alt.FacetChart:
                       legend=alt.Legend(orient="bottom", columns=min(len(methods), 6), symbolOpacity=1))  # fmt: skip
     fade = alt.condition(pick, alt.value(1), alt.value(0.12))
     base = alt.Chart().encode(x=x, color=color, detail="seed:N")
-    band = base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+    band = base.mark_area(opacity=0.15).encode(
+        y="lo:Q", y2="hi:Q", opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03))
+    )
     line = base.mark_line(strokeWidth=2).encode(y=y, opacity=fade)
     dots = base.mark_point(filled=True, size=55, cursor="pointer").encode(
         y=y, opacity=fade, href="href:N",
@@ -507,9 +549,12 @@ def headline(data=None, *, methods: list[str]) -> alt.FacetChart:
         alt.layer(band, line, dots, data=_data(data, "headline"))
         .add_params(pick)
         .properties(width=280, height=200)
-        .facet(row=alt.Row("arch:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
-               column=alt.Column("data:N", title=None, sort=["clean", "corruption mean"],
-                                 header=alt.Header(labelFontSize=13)))  # fmt: skip
+        .facet(
+            row=alt.Row("arch:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+            column=alt.Column(
+                "data:N", title=None, sort=["clean", "corruption mean"], header=alt.Header(labelFontSize=13)
+            ),
+        )  # fmt: skip
     )
 
 
@@ -547,7 +592,8 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
         .properties(width=520, height=200, title="all corruptions and severities pooled")
     )  # fmt: skip
     per = (
-        chart().transform_filter("datum.variant != 'all'")
+        chart()
+        .transform_filter("datum.variant != 'all'")
         .properties(width=140, height=80)
         .facet(facet=alt.Facet("variant:N", title=None, header=alt.Header(labelFontSize=11)), columns=4)
         .resolve_scale(y="independent")
@@ -592,17 +638,30 @@ def curse_of_dimensionality(data=None) -> alt.FacetChart:
     angle scale (the paper's point is that both approach 90°); the log dimension axis labels powers of 4 only, so
     neighbouring labels never run together.
     """
-    base = alt.Chart().transform_calculate(lo="datum.angle_mean - datum.angle_std", hi="datum.angle_mean + datum.angle_std")
+    base = alt.Chart().transform_calculate(
+        lo="datum.angle_mean - datum.angle_std", hi="datum.angle_mean + datum.angle_std"
+    )
     x = alt.X("dimension:Q", scale=alt.Scale(type="log", base=2), title="dimension",
               axis=alt.Axis(values=[2 ** k for k in range(0, 17, 2)], format="~s", labelOverlap="greedy"))  # fmt: skip
     band = base.mark_errorbar(ticks=True).encode(
-        x=x, y=alt.Y("lo:Q", title="angle (°)", scale=alt.Scale(domain=[0, 120]), axis=alt.Axis(values=[0, 30, 60, 90, 120])), y2="hi:Q"
-    )  # fmt: skip
+        x=x,
+        y=alt.Y(
+            "lo:Q", title="angle (°)", scale=alt.Scale(domain=[0, 120]), axis=alt.Axis(values=[0, 30, 60, 90, 120])
+        ),
+        y2="hi:Q",
+    )
     rule = alt.Chart().mark_rule(strokeDash=[4, 3], color=GRAY).encode(y=alt.datum(90))
     line = base.mark_line(point=True).encode(
-        x=x, y="angle_mean:Q", tooltip=["study:N", "dimension:Q", alt.Tooltip("angle_mean:Q", format=".1f"),
-                                        alt.Tooltip("angle_std:Q", format=".1f"), alt.Tooltip("accuracy:Q", format=".1%")]
-    )  # fmt: skip
+        x=x,
+        y="angle_mean:Q",
+        tooltip=[
+            "study:N",
+            "dimension:Q",
+            alt.Tooltip("angle_mean:Q", format=".1f"),
+            alt.Tooltip("angle_std:Q", format=".1f"),
+            alt.Tooltip("accuracy:Q", format=".1%"),
+        ],
+    )
     return (
         alt.layer(rule, band, line, data=_data(data, "curse"))
         .properties(width=300, height=180)

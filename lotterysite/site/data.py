@@ -108,7 +108,7 @@ def amount_label(amount: float) -> str:
 
 
 def model_label(row: dict) -> str:
-    """"magnitude+retrain 50%", or "dense" alone (never "dense dense")."""
+    """ "magnitude+retrain 50%", or "dense" alone (never "dense dense")."""
     amount = amount_label(row["amount"])
     return amount if row["method"] == "dense" or amount == method_label(row) else f"{method_label(row)} {amount}"
 
@@ -122,7 +122,9 @@ def variant_labels(store: Store) -> list[str]:
 def evaluation_rows(store: Store, arch: str) -> pa.Table:
     """One row per model × (clean, each corruption averaged over severities, corruption mean), ranked per column."""
     models = {r["model_id"]: r for r in store.models_of(arch)}
-    acc = store.accuracy.filter(pc.and_(pc.equal(store.accuracy["class_id"], -1), pc.equal(store.accuracy["severity"], 0)))
+    acc = store.accuracy.filter(
+        pc.and_(pc.equal(store.accuracy["class_id"], -1), pc.equal(store.accuracy["severity"], 0))
+    )
     rows = []
     for r in acc.to_pylist():
         m = models.get(r["model_id"])
@@ -146,10 +148,22 @@ def evaluation_rows(store: Store, arch: str) -> pa.Table:
         r["order"] = r["rank"] * 1000 + r["amount"] * 100  # ranked methods top-down, each by amount
         r["subset_accuracy"] = None
         r["delta"] = None
-    schema = pa.schema([("model_id", pa.string()), ("model_label", pa.string()), ("method_label", pa.string()),
-                        ("amount", pa.float32()), ("amount_label", pa.string()), ("variant_label", pa.string()),
-                        ("accuracy", pa.float32()), ("rank", pa.int32()), ("first", pa.bool_()),
-                        ("order", pa.float32()), ("subset_accuracy", pa.float32()), ("delta", pa.float32())])  # fmt: skip
+    schema = pa.schema(
+        [
+            ("model_id", pa.string()),
+            ("model_label", pa.string()),
+            ("method_label", pa.string()),
+            ("amount", pa.float32()),
+            ("amount_label", pa.string()),
+            ("variant_label", pa.string()),
+            ("accuracy", pa.float32()),
+            ("rank", pa.int32()),
+            ("first", pa.bool_()),
+            ("order", pa.float32()),
+            ("subset_accuracy", pa.float32()),
+            ("delta", pa.float32()),
+        ]
+    )
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -202,7 +216,8 @@ class ArchData:
 
 
 def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: list[int]) -> ArchData:
-    """Split every model's geometry into per-variant slices; count correct predictions per sample for subset accuracy."""
+    """Split every model's geometry into per-variant slices; count correct predictions per sample for subset
+    accuracy."""
     ncls = len(store.classes)
     files: dict[str, bytes] = {}
     counts: dict[str, np.ndarray] = {}
@@ -216,14 +231,16 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
     slices = [{"label": v if s == 0 else f"{v} (severity {s})", "variant": v, "severity": s, "file": f"v{i}.arrow"}
               for i, (v, s) in enumerate(keys)]  # fmt: skip
     by_key = {(s["variant"], s["severity"]): s for s in slices}
-    for k, m in enumerate(store.models_of(arch)):
+    for m in store.models_of(arch):
         table = read_table(store.root / "geometry" / f"{m['model_key']}.arrow", geometry_schema(ncls))
         table = table.filter(pc.is_in(table["sample_id"], id_array))
         variant = table["variant"].cast(pa.string())
-        found = set(zip(variant.to_pylist(), table["severity"].to_pylist()))
+        found = set(zip(variant.to_pylist(), table["severity"].to_pylist(), strict=True))
         if found != set(keys):
-            raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow holds variants {sorted(found)}, the manifest "
-                             f"ships {keys}; rebuild the store with one recipe")  # fmt: skip
+            raise StoreError(
+                f"{store.root}/geometry/{m['model_key']}.arrow holds variants {sorted(found)}, the manifest "
+                f"ships {keys}; rebuild the store with one recipe"
+            )
         for v, s in keys:
             part = table.filter(pc.and_(pc.equal(variant, v), pc.equal(table["severity"], s))).sort_by("sample_id")
             part = part.select(wanted)
@@ -292,7 +309,9 @@ def axis_classes(store: Store, arch: str, max_axes: int) -> list[int]:
     n = len(store.classes)
     if n <= max_axes:
         return list(range(n))
-    acc = store.accuracy.filter(pc.and_(pc.equal(store.accuracy["variant"], "clean"), pc.greater_equal(store.accuracy["class_id"], 0)))
+    acc = store.accuracy.filter(
+        pc.and_(pc.equal(store.accuracy["variant"], "clean"), pc.greater_equal(store.accuracy["class_id"], 0))
+    )
     models = {r["model_id"]: r for r in store.models_of(arch)}
     per = {}
     for r in acc.to_pylist():
@@ -313,9 +332,18 @@ def findings_tables(store: Store) -> dict[str, bytes]:
         "x": mc["x"], "density": mc["density"]}))  # fmt: skip
     if "curse.arrow" in store.tables:
         curse = store.tables["curse.arrow"]
-        out["curse.arrow"] = arrow_bytes(pa.table({"study": curse["study"].cast(pa.string()),
-                                                   **{k: curse[k] for k in curse.column_names if k != "study"}}))  # fmt: skip
+        out["curse.arrow"] = arrow_bytes(
+            pa.table(
+                {"study": curse["study"].cast(pa.string()), **{k: curse[k] for k in curse.column_names if k != "study"}}
+            )
+        )
     corr = store.tables["correlations.arrow"]
-    out["correlations.arrow"] = arrow_bytes(pa.table({k: corr[k].cast(pa.string()) if pa.types.is_dictionary(corr[k].type) else corr[k]
-                                                      for k in corr.column_names}))  # fmt: skip
+    out["correlations.arrow"] = arrow_bytes(
+        pa.table(
+            {
+                k: corr[k].cast(pa.string()) if pa.types.is_dictionary(corr[k].type) else corr[k]
+                for k in corr.column_names
+            }
+        )
+    )
     return out

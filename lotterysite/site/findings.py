@@ -46,7 +46,9 @@ class Value:
 
 
 def _value(row: dict, name: str) -> Value:
-    get = lambda k: float("nan") if row.get(k) is None else float(row[k])
+    def get(k):
+        return float("nan") if row.get(k) is None else float(row[k])
+
     return Value(get(name), get(f"{name}_lo"), get(f"{name}_hi"))
 
 
@@ -208,7 +210,8 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
     out = [
         (
             f"Every accuracy here is measured on **{n} evaluation images** (and each of their "
-            f"{len(store.manifest.get('corruptions') or [])} corruptions × {len(store.manifest.get('severities') or [])} "
+            f"{len(store.manifest.get('corruptions') or [])} corruptions × "
+            f"{len(store.manifest.get('severities') or [])} "
             f"severities); brackets give the {level:.0%} bootstrap interval over those images. A difference is "
             "claimed only where two intervals do not overlap."
         )
@@ -228,7 +231,7 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
             names = " and ".join(
                 f"<strong>{e(label)}</strong> ({_value(m, 'clean_accuracy').pct()})" for label, m in leaders
             )
-            rest = [f"{e(label)} {amount_text(a)}" for label, a, _ in kept[len(leaders):]]
+            rest = [f"{e(label)} {amount_text(a)}" for label, a, _ in kept[len(leaders) :]]
             never = [e(label) for label, a, _ in ranked if a is None]
             text = (f"{head}: {names} {'keep' if len(leaders) > 1 else 'keeps'} dense's clean accuracy to the highest "
                     f"sparsity, {amount_text(top)} of the weights pruned")  # fmt: skip
@@ -248,9 +251,12 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
                 f"{points(v, d)}."
             )
         else:
-            text += f" Under corruption, no pruned model beats dense beyond the intervals ({worse} of {total} are below it)."
+            text += (
+                " Under corruption, no pruned model beats dense beyond the intervals "
+                f"({worse} of {total} are below it)."
+            )
         items.append(text)
-    out.append("<ul class=\"ls-summary\">" + "".join(f"<li>{t}</li>" for t in items) + "</ul>")
+    out.append('<ul class="ls-summary">' + "".join(f"<li>{t}</li>" for t in items) + "</ul>")
 
     # Table 1, the dense models, next to the paper's values.
     corr = {r["model_id"]: r for r in _corr_rows(store)}
@@ -273,7 +279,7 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
             "predictions over every corrupted version) and its clean angle to the true class, length and margin."
         )
         out.append(
-            "<table class=\"ls-table1 ls-home-table1\"><thead><tr><th>model</th><th>rc-angle</th><th>rc-length</th>"
+            '<table class="ls-table1 ls-home-table1"><thead><tr><th>model</th><th>rc-angle</th><th>rc-length</th>'
             "<th>rc-margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
         )
 
@@ -296,9 +302,14 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
                 "equally accurate models cannot be made."
             )
         elif f.verdict == "less":
-            verdicts.append(f"{e(arch)}: {pair}: <strong>MPT's margins move less under corruption</strong>, as in the paper.")
+            verdicts.append(
+                f"{e(arch)}: {pair}: <strong>MPT's margins move less under corruption</strong>, as in the paper."
+            )
         elif f.verdict == "more":
-            verdicts.append(f"{e(arch)}: {pair}: <strong>MPT's margins move more under corruption</strong>, the opposite of the paper.")
+            verdicts.append(
+                f"{e(arch)}: {pair}: <strong>MPT's margins move more under corruption</strong>, "
+                "the opposite of the paper."
+            )
         else:
             verdicts.append(f"{e(arch)}: {pair}: no difference beyond the intervals.")
     if verdicts:
@@ -306,7 +317,7 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
             "**Fig. 10: does an MPT model's margin move less under corruption than an equally accurate dense "
             "model's?** (The paper: yes, for VGG16 on CIFAR-10-C.)"
         )
-        out.append("<ul class=\"ls-fig10\">" + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>")
+        out.append('<ul class="ls-fig10">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>")
     return "\n\n".join(out)
 
 
@@ -326,7 +337,9 @@ def headline_table(store: Store, views: dict[str, str]) -> bytes:
     from .data import arrow_bytes
 
     n = n_eval(store)
-    cols = {k: [] for k in ("model_id", "arch", "method", "amount", "data", "accuracy", "lo", "hi", "seed", "n", "href")}
+    cols = {
+        k: [] for k in ("model_id", "arch", "method", "amount", "data", "accuracy", "lo", "hi", "seed", "n", "href")
+    }
     models = _models(store)
     labels = method_labels(store)
 
@@ -335,9 +348,19 @@ def headline_table(store: Store, views: dict[str, str]) -> bytes:
             v = _value(m, name)
             if not math.isfinite(v.v):
                 continue
-            for k, x in (("model_id", m["model_id"]), ("arch", m["arch"]), ("method", label), ("amount", amount),
-                         ("data", data), ("accuracy", v.v), ("lo", v.lo), ("hi", v.hi), ("seed", m["seed"]),
-                         ("n", n), ("href", f"{views.get(m['arch'], '')}#ref={quote(m['model_id'], safe='')}")):  # fmt: skip
+            for k, x in (
+                ("model_id", m["model_id"]),
+                ("arch", m["arch"]),
+                ("method", label),
+                ("amount", amount),
+                ("data", data),
+                ("accuracy", v.v),
+                ("lo", v.lo),
+                ("hi", v.hi),
+                ("seed", m["seed"]),
+                ("n", n),
+                ("href", f"{views.get(m['arch'], '')}#ref={quote(m['model_id'], safe='')}"),
+            ):
                 cols[k].append(x)
 
     for m in models:

@@ -56,8 +56,8 @@ def rel(page_uri: str, target: str) -> str:
 
 def _container(config: dict, intro: str) -> str:
     return (
-        f"{intro}\n\n<div class=\"ls-view\" data-ls-view=\"{escape(config['kind'])}\">"
-        f"<div class=\"ls-config\" hidden>{to_json(config)}</div></div>\n"
+        f'{intro}\n\n<div class="ls-view" data-ls-view="{escape(config["kind"])}">'
+        f'<div class="ls-config" hidden>{to_json(config)}</div></div>\n'
     )
 
 
@@ -125,7 +125,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             "When samples are selected in another view, or a class is chosen below, the green/red bars right of the "
             "dashed line show the subset's accuracy (over every evaluated severity) minus the model's accuracy, "
             "clamped at ±20 points; the values are in the tooltip and the data table. A model can also be chosen "
-            "with the \"reference model\" menu."
+            'with the "reference model" menu.'
         ),
         "local": (
             "Per class, the angle to the true class direction against the length of the feature vector, with the "
@@ -139,7 +139,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         "global": (
             "Parallel coordinates over n + 2 axes for one class: the angle to every class direction (one shared "
             "scale, so the axes compare: a low line is close to that class), the length and the margin on their own "
-            "axes (**R2/R3**, Figs. 5, 8, 9). The class's own axis is marked \"(true)\". A line per sample, reference "
+            'axes (**R2/R3**, Figs. 5, 8, 9). The class\'s own axis is marked "(true)". A line per sample, reference '
             "gray and compared yellow; each axis carries both densities. Drag along an axis to brush it: lines "
             "outside every brush are dimmed; a new class clears the brushes."
         ),
@@ -166,7 +166,10 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             cfg["axes"] = [f for f, _ in axis_fields]
             cfg["axis_classes"] = axes
             cfg["panel_brushes"] = {charts.panel_brush(j): j for j in shown_classes} if kind == "local" else {}
-            cfg["extents"] = {"local": charts.panel_extents(shown_classes), "global": charts.global_extents(axis_fields)}.get(kind, {})
+            cfg["extents"] = {
+                "local": charts.panel_extents(shown_classes),
+                "global": charts.global_extents(axis_fields),
+            }.get(kind, {})
         heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intros[kind])))
     return pages, specs
@@ -209,7 +212,9 @@ def home_page(store: Store) -> tuple[str, dict, dict]:
         f"corruption; bands are 95 % bootstrap intervals over the {n} evaluation images. Click a point to open that "
         "model in the views; click a legend entry to isolate a method.\n\n"
         + _static(uri, "data/specs/headline.json", {"headline": "data/headline.arrow"}, "ls-headline")
-        + "\n\n" + findings.summary(store) + "\n"
+        + "\n\n"
+        + findings.summary(store)
+        + "\n"
     )
     return md, specs, files
 
@@ -238,12 +243,14 @@ def _table1_html(store: Store) -> str:
                 extra = f"range {_fmt_r(r.get(f'{k}_min'))} … {_fmt_r(r.get(f'{k}_max'))}"
             cells.append(f"<td>{_fmt_r(r[k])}<br><small>{extra}</small></td>")
         amounts = ", ".join(amount_label(a) for a in r["amounts"])
-        rows.append(f"<tr><td>{escape(r['arch'])}</td><td>{escape(r['method'])}</td><td>{amounts}</td>{''.join(cells)}</tr>")
+        rows.append(
+            f"<tr><td>{escape(r['arch'])}</td><td>{escape(r['method'])}</td><td>{amounts}</td>{''.join(cells)}</tr>"
+        )
     for name, *vals in findings.PAPER_TABLE1:
         rows.append(f"<tr class=\"ls-paper\"><td>{name}</td><td>dense (paper, CIFAR-10)</td><td>dense</td>"
                     + "".join(f"<td>{v:+.4f}</td>" for v in vals) + "</tr>")  # fmt: skip
     return (
-        "<table class=\"ls-table1\"><thead><tr><th>architecture</th><th>method</th><th>amounts</th><th>rc-angle</th>"
+        '<table class="ls-table1"><thead><tr><th>architecture</th><th>method</th><th>amounts</th><th>rc-angle</th>'
         "<th>rc-length</th><th>rc-margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
@@ -255,10 +262,12 @@ def _per_model_html(store: Store) -> str:
             f"<td>{_fmt_r(r[k])} [{_fmt_r(r[f'{k}_lo'])}, {_fmt_r(r[f'{k}_hi'])}]</td>" for k, _ in findings.METRICS
         )
         m = r["mc_abs_mean"]
-        spread = "n/a" if m is None or math.isnan(m) else f"{m:.2f} [{r['mc_abs_mean_lo']:.2f}, {r['mc_abs_mean_hi']:.2f}]"
+        spread = (
+            "n/a" if m is None or math.isnan(m) else f"{m:.2f} [{r['mc_abs_mean_lo']:.2f}, {r['mc_abs_mean_hi']:.2f}]"
+        )
         rows.append(f"<tr><td>{escape(r['model_id'])}</td>{cells}<td>{spread}</td></tr>")
     return (
-        "<table class=\"ls-per-model\"><thead><tr><th>model</th><th>rc-angle</th><th>rc-length</th><th>rc-margin</th>"
+        '<table class="ls-per-model"><thead><tr><th>model</th><th>rc-angle</th><th>rc-length</th><th>rc-margin</th>'
         "<th>mean |rel. margin change|</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
@@ -270,7 +279,9 @@ def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
     pair = findings.default_pair(store)
     specs = {
         "data/specs/margin_change.json": spec_dict(
-            charts.margin_change_pair(models=options, a=pair[0], b=pair[1]) if options else charts.margin_change_density()
+            charts.margin_change_pair(models=options, a=pair[0], b=pair[1])
+            if options
+            else charts.margin_change_density()
         ),
         "data/specs/correlations.json": spec_dict(charts.correlations()),
     }
@@ -283,17 +294,17 @@ def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
     else:  # the recipe switched the study off ([curse] enabled = false)
         curse_md = "<p><em>This store has no curse.arrow: its recipe switched the study off.</em></p>"
     gallery_md = (
-        f"<div class=\"ls-gallery-wrap\"><img class=\"ls-gallery\" src=\"{rel(uri, 'data/gallery.png')}\" "
-        "alt=\"every corruption at every severity\"></div>"
+        f'<div class="ls-gallery-wrap"><img class="ls-gallery" src="{rel(uri, "data/gallery.png")}" '
+        'alt="every corruption at every severity"></div>'
         if gallery
         else "<p><em>This store has no gallery.png.</em></p>"
     )
     md = f"""# Findings
 
-Store: recipe <code>{recipe}</code>, {len(store.manifest.get('models', []))} models. Every number on this page is
+Store: recipe <code>{recipe}</code>, {len(store.manifest.get("models", []))} models. Every number on this page is
 computed over the **{n} evaluation images** (and all their corrupted versions); intervals in brackets are
-{float(boot.get('level', 0.95)):.0%} bootstrap intervals over those images ({boot.get('resamples', '?')} resamples,
-seed {boot.get('seed', '?')}).
+{float(boot.get("level", 0.95)):.0%} bootstrap intervals over those images ({boot.get("resamples", "?")} resamples,
+seed {boot.get("seed", "?")}).
 
 ## Table 1: robustness and geometry
 
@@ -307,7 +318,7 @@ are the last rows.
 
 <details class="ls-details"><summary>Every model's correlations, with intervals</summary>
 
-<p><a href="{rel(uri, 'data/store/correlations.arrow')}" download>Download correlations.arrow</a> (Arrow IPC: pandas
+<p><a href="{rel(uri, "data/store/correlations.arrow")}" download>Download correlations.arrow</a> (Arrow IPC: pandas
 <code>read_feather</code>, DuckDB, pyarrow).</p>
 
 {_per_model_html(store)}
@@ -321,8 +332,9 @@ are the last rows.
 The paper compares a dense VGG16 with an MPT model **of the same clean accuracy**: the MPT model's relative margin
 change (m<sub>clean</sub> − m<sub>corrupted</sub>) / m<sub>clean</sub> is more concentrated, i.e. its margins move
 less under corruption. Here the defaults are the dense model and the MPT model closest to it in clean accuracy;
-pick any two models with the two selects under the charts. Densities are over every sample and corrupted version, each model's 0.5 %
-smallest and largest values trimmed as in the paper; the pooled chart first, then one panel per corruption.
+pick any two models with the two selects under the charts. Densities are over every sample and corrupted version,
+each model's 0.5 % smallest and largest values trimmed as in the paper; the pooled chart first, then one panel per
+corruption.
 
 {_static(uri, "data/specs/margin_change.json", {"margin_change": "data/margin_change.arrow"}, "ls-fig10")}
 

@@ -24,17 +24,21 @@ def describe(root: str | Path) -> str:
     try:
         return _describe(root, m)
     except (KeyError, TypeError, AttributeError) as e:
-        raise StoreError(f"{root / 'manifest.json'}: a field is missing or malformed ({type(e).__name__}: {e}); "
-                         "rerun `lotterysite precompute RECIPE`") from None
+        raise StoreError(
+            f"{root / 'manifest.json'}: a field is missing or malformed ({type(e).__name__}: {e}); "
+            "rerun `lotterysite precompute RECIPE`"
+        ) from None
 
 
 def _describe(root: Path, m: dict) -> str:
     d = m["dataset"]
     lines = [
-        f"store {root} (schema {m['schema_version']}, lotterysite {m.get('lotterysite_version')}, created {m.get('created')}, "
+        f"store {root} (schema {m['schema_version']}, lotterysite {m.get('lotterysite_version')}, "
+        f"created {m.get('created')}, "
         f"run {m['run_id']})",
         f"recipe   {m['recipe']['name']}: {m['recipe'].get('title', '')}",
-        f"data     {d['name']}: {len(d['classes'])} classes, {d['n_eval']} evaluation samples, {d['n_shipped']} shipped",
+        f"data     {d['name']}: {len(d['classes'])} classes, {d['n_eval']} evaluation samples, "
+        f"{d['n_shipped']} shipped",
         f"models   {len(m['models'])} ({', '.join(m['architectures'])}; methods {', '.join(m['methods'])})",
         f"variants clean + {len(m['corruptions'])} corruptions x severities {m['severities']} "
         f"(source: {m['corruption_source']}; per-sample rows shipped for severities {m['shipped_severities']})",

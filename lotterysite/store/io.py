@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -98,7 +99,9 @@ def write_manifest(root: str | os.PathLike, manifest: dict) -> None:
     for name, info in manifest.get("files", {}).items():
         path = root / name
         files[name] = {**info, "bytes": path.stat().st_size, "sha256": file_digest(path)}
-    body = json.dumps({"schema_version": SCHEMA_VERSION, **manifest, "files": files}, indent=2, sort_keys=True, default=str)
+    body = json.dumps(
+        {"schema_version": SCHEMA_VERSION, **manifest, "files": files}, indent=2, sort_keys=True, default=str
+    )
     write_bytes(root / MANIFEST, (body + "\n").encode("utf-8"))
 
 
@@ -127,7 +130,9 @@ def read_manifest(root: str | os.PathLike) -> dict:
         )
     for key, kind in (("files", dict), ("models", list), ("corruptions", list), ("dataset", dict), ("recipe", dict)):
         if not isinstance(manifest.get(key), kind):
-            raise StoreError(f"{path}: field {key!r} is missing or not a JSON {'object' if kind is dict else 'array'}; {RERUN}")
+            raise StoreError(
+                f"{path}: field {key!r} is missing or not a JSON {'object' if kind is dict else 'array'}; {RERUN}"
+            )
     return manifest
 
 
@@ -145,7 +150,11 @@ def verify_store(root: str | os.PathLike, manifest: dict | None = None) -> dict:
         rel = PurePosixPath(name)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
             raise StoreError(f"{where}: field 'files' lists {name!r}, which is not a path inside the store; {RERUN}")
-        if not isinstance(info, dict) or not isinstance(info.get("bytes"), int) or not isinstance(info.get("sha256"), str):
+        if (
+            not isinstance(info, dict)
+            or not isinstance(info.get("bytes"), int)
+            or not isinstance(info.get("sha256"), str)
+        ):
             raise StoreError(f"{where}: field 'files.{name}' lacks its size or SHA-256; {RERUN}")
         path = root / name
         try:
@@ -156,8 +165,10 @@ def verify_store(root: str | os.PathLike, manifest: dict | None = None) -> dict:
             raise StoreError(f"{path}: not a regular file inside the store (a link or a folder); a store never "
                              f"holds links, so it is refused; {RERUN}")  # fmt: skip
         if st.st_size != info["bytes"]:
-            raise StoreError(f"{path}: {st.st_size} bytes, the manifest records {info['bytes']}: the file was altered or "
-                             f"comes from another run; {RERUN}")  # fmt: skip
+            raise StoreError(
+                f"{path}: {st.st_size} bytes, the manifest records {info['bytes']}: the file was altered or "
+                f"comes from another run; {RERUN}"
+            )
         if file_digest(path) != info["sha256"]:
             raise StoreError(f"{path}: content differs from the SHA-256 the manifest records: the file was altered or "
                              f"comes from another run; {RERUN}")  # fmt: skip

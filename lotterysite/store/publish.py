@@ -17,10 +17,10 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ..errors import LotterysiteError
 from ..fileio import make_dirs, storage_error
@@ -91,7 +91,7 @@ def store_lock(store: Path, *, wait: bool = False, say: Callable[[str], None] = 
             say(f"{store}: stale lock of {_describe_holder(stale)} found: that run ended without releasing it; "
                 "taking it over")  # fmt: skip
         me = {"host": socket.gethostname(), "pid": os.getpid(),
-              "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+              "since": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps(me).encode())
@@ -105,7 +105,7 @@ def store_lock(store: Path, *, wait: bool = False, say: Callable[[str], None] = 
 
 # -- publishing ---------------------------------------------------------------------------------------------------
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}-{os.urandom(3).hex()}"
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}-{os.urandom(3).hex()}"
 
 
 def staging_dir(store: Path, run_id: str) -> Path:
@@ -174,4 +174,3 @@ def recover(store: Path, say: Callable[[str], None] = _say) -> None:
                 os.rename(child, target)
         shutil.rmtree(old_work, ignore_errors=True)
         say(f"{store}: moved finished work from {old_work} to {work_dir(store)}")
-
