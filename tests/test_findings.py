@@ -228,7 +228,7 @@ def test_headline_chart_comes_first_and_a_click_opens_the_model(page, servers, o
     page.wait_for_url(re.compile(r".*/views/lenet5/local/#ref="), timeout=20_000)
     page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=30_000)
     page.evaluate("window.lotterysiteRuntime.ready")
-    reference = page.locator("label.ls-control", has_text="reference").locator("select").first.input_value()
+    reference = page.locator("fieldset.ls-ref select").first.input_value()
     assert reference == point["id"]
     assert page.problems == []
 

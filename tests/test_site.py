@@ -182,13 +182,13 @@ def test_site_serves_every_class_and_exemplar_and_reads_variants_from_the_manife
 
 def test_page_config_carries_outcome_labels_and_effective_numbers(site):
     html = (site / "views/lenet5/local/index.html").read_text()
-    cfg = json.loads(re.search(r'class="ls-config">(.*?)</script>', html).group(1))
+    cfg = json.loads(re.search(r'class="ls-config" hidden>(.*?)</div>', html).group(1))
     assert cfg["outcomes"] == charts.OUTCOMES and cfg["correctness"] == charts.CORRECTNESS
     assert cfg["shipped"]["served"] == sum(cfg["shipped"]["per_class"]) > 0
     js = (REPO / "lotterysite/site/assets/lotterysite.js").read_text()
     for label in [*charts.OUTCOMES, *charts.CORRECTNESS]:
         assert f'"{label}"' not in js, f"{label!r} retyped in lotterysite.js: take it from the page config"
     glob = (site / "views/lenet5/global/index.html").read_text()
-    cfg = json.loads(re.search(r'class="ls-config">(.*?)</script>', glob).group(1))
+    cfg = json.loads(re.search(r'class="ls-config" hidden>(.*?)</div>', glob).group(1))
     # One axis per class angle (the true class's own among them), then length and margin: no duplicate.
     assert cfg["axes"] == [f"angle_{j}" for j in range(10)] + ["length", "margin"]

@@ -8,7 +8,7 @@
  */
 (function () {
   "use strict";
-  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || { views: [], latencies: [], errors: [], warnings: [] });
+  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || { views: [], latencies: [], warnings: [] });
   const cache = new Map();
   const SHARED = ["ref", "refv", "cmp", "cmpv", "class", "sel"];
 
@@ -103,9 +103,17 @@
     a.remove();
   }
   // ---- errors: a view that fails says so on the page instead of silently keeping stale charts ----
+  // `LS.errors` lists the failures of views on the page being read. A view on a page that instant navigation has
+  // replaced does not count: this script can finish loading between the new address and the new content, and the
+  // old page's view then fails for a page nobody reads (its relative paths resolve under the new address).
+  const failures = [];
+  Object.defineProperty(LS, "errors", {
+    configurable: true,
+    get: () => failures.filter((f) => !f.root || f.root.isConnected).map((f) => f.msg),
+  });
   function fail(entry, e) {
     const msg = e && e.message ? e.message : String(e);
-    LS.errors.push(msg);
+    failures.push({ root: entry.root, msg });
     entry.error.textContent = "This view failed and may not match its controls (" + msg + "). Reload the page to redraw it.";
     entry.error.hidden = false;
     console.error(e);
@@ -693,14 +701,24 @@
     if (!root.lsPromise) root.lsPromise = drawView(root);
     return root.lsPromise;
   }
+  // Paths in a page's config are relative to that page. Resolve them once, now: a load still in flight when
+  // instant navigation moves on to another page must fetch what this page meant, not a path under the new one.
+  const URL_KEYS = ["spec", "specs", "datasets", "evaluation", "correct", "samples", "slice_base", "links"];
+  function absolute(value, base) {
+    if (typeof value === "string") return new URL(value, base).href;
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = absolute(v, base);
+    return out;
+  }
   async function drawView(root) {
     const cfg = JSON.parse(root.querySelector(".ls-config").textContent);
+    for (const k of URL_KEYS) if (cfg[k] != null) cfg[k] = absolute(cfg[k], document.baseURI);
     try {
       if (cfg.kind === "static") await staticView(root, cfg);
       else if (cfg.kind === "evaluation") await evaluationView(root, cfg);
       else await geometryView(root, cfg);
     } catch (e) {
-      LS.errors.push(String(e));
+      failures.push({ root, msg: String(e) });
       root.appendChild(el("p", { class: "ls-error", role: "alert" }, "This view could not be drawn: " + e.message));
       console.error(e);
     }
