@@ -198,9 +198,8 @@ def _static(uri: str, spec: str, datasets: dict[str, str], css: str = "") -> str
             f"hidden>{to_json(cfg)}</div></div>")  # fmt: skip
 
 
-def home_page(store: Store) -> tuple[str, dict, dict]:
-    """The home page's headline chart and summary (Markdown for `HOME_MARKER`), its spec and its data file."""
-    uri = "index.md"
+def home_page(store: Store, uri: str = HOME_URI) -> tuple[str, dict, dict]:
+    """The home page's headline chart and summary (Markdown for `HOME_MARKER` of page `uri`), its spec and data."""
     methods = findings.method_labels(store)
     specs = {"data/specs/headline.json": spec_dict(charts.headline(methods=methods))}
     views = {arch: rel(uri, f"views/{slug(arch)}/local") + "/" for arch in store.archs}
