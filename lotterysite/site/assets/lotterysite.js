@@ -703,7 +703,8 @@
   }
   // Paths in a page's config are relative to that page. Resolve them once, now: a load still in flight when
   // instant navigation moves on to another page must fetch what this page meant, not a path under the new one.
-  const URL_KEYS = ["spec", "specs", "datasets", "evaluation", "correct", "samples", "slice_base", "links"];
+  const isPath = (v) => (typeof v === "string" ? /(\.arrow|\.json|\/)$/.test(v)
+    : !!v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > 0 && Object.values(v).every(isPath));
   function absolute(value, base) {
     if (typeof value === "string") return new URL(value, base).href;
     const out = {};
@@ -712,7 +713,9 @@
   }
   async function drawView(root) {
     const cfg = JSON.parse(root.querySelector(".ls-config").textContent);
-    for (const k of URL_KEYS) if (cfg[k] != null) cfg[k] = absolute(cfg[k], document.baseURI);
+    for (const k of Object.keys(cfg)) {
+      if (isPath(cfg[k]) || k.endsWith("_base")) cfg[k] = absolute(cfg[k], document.baseURI);
+    }
     try {
       if (cfg.kind === "static") await staticView(root, cfg);
       else if (cfg.kind === "evaluation") await evaluationView(root, cfg);
