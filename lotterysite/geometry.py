@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models import FeatureHead, HeadError, find_classifier
+
 METRICS = ("angle", "length", "margin", "pred", "correct", "prob_true", "loss", "degenerate")
 
 
@@ -128,12 +130,18 @@ def measure(
 
 
 def classifier_of(model: nn.Module) -> nn.Linear:
-    head = getattr(model, "classifier", None)
-    if not isinstance(head, nn.Linear):
-        raise GeometryError(
-            f"{type(model).__name__} has no final nn.Linear `classifier`; build it from the model registry"
-        )
-    return head
+    """The final nn.Linear of any model, found by name (`lotterysite.models.find_classifier`)."""
+    try:
+        return find_classifier(model)[1]
+    except HeadError as e:
+        raise GeometryError(str(e)) from None
+
+
+def feature_head(model: nn.Module):
+    """(features(x) -> X, the final nn.Linear) of any model: `forward_features` for the model contract, else the
+    input of the final nn.Linear captured by a hook (`lotterysite.models.FeatureHead`; the linear is known once the
+    first batch has run)."""
+    return FeatureHead(model)
 
 
 @torch.no_grad()
@@ -146,13 +154,13 @@ def measure_model(
     """
     device = torch.device(device)
     model.eval().to(device)
-    head = classifier_of(model)
+    head = feature_head(model)
     parts, all_labels = [], []
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            feats = model.forward_features(x)
-        parts.append(measure(feats.float(), head.weight.float(), head.bias, y).to("cpu"))
+            feats = head(x)
+        parts.append(measure(feats.float(), head.linear.weight.float(), head.linear.bias, y).to("cpu"))
         all_labels.append(y.cpu())
     if not parts:
         raise GeometryError("no batches to measure: the evaluation set is empty")
