@@ -28,7 +28,7 @@ from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..fileio import atomic_write
 from ..config import TrainConfig
-from ..data import DataError, ImageSet, load_cifar10c, load_dataset
+from ..data import DataError, ImageSet, load_cifar10c
 from ..data._registry import DataSplits
 from ..geometry import measure_model
 from ..models import create_model
@@ -46,8 +46,14 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
+from . import custom
+from .stream import measure_variants, should_stream
 from .curse import random_vector_angles, width_sweep
 from .recipe import Recipe, model_id, model_key, shipped_rows
+
+
+PNG_SIDE = 32  # pixels: thumbnails of images up to this size ship as they are, as PNG
+THUMBNAIL_SIDE = 64  # pixels: larger images ship shrunk to this, as JPEG
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class ModelEntry:
     retrained: bool
     seed: int
     fingerprint: str = ""  # hash of every recipe setting that shapes this model: work files are named by it
+    file: str = ""  # a [[models]] table's file: a model pruned elsewhere, loaded instead of pruned here
 
 
 def _fingerprint(*parts) -> str:
@@ -101,7 +108,7 @@ def plan_models(recipe: Recipe) -> list[ModelEntry]:
                         mid = model_id(arch, sweep.method, amount, retrained=retrained, seed=seed, many_seeds=many)
                         fp = _fingerprint(pruned_fp, sweep.retrain_epochs) if retrained else pruned_fp
                         out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp))
-    return out
+    return out + custom.plan_external(recipe, ModelEntry)
 
 
 class _Runner:
@@ -130,9 +137,10 @@ class _Runner:
     # -- 1. data ---------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[DataSplits, ImageSet, list[tuple[str, int]]]:
         r = self.recipe
-        splits = load_dataset(r.data.name, r.data.root)
+        custom.check_inputs(r)
+        splits = custom.load_splits(r)
         data = DataSplits(splits.train.head(r.data.train_subset), splits.test.head(r.data.test_subset))
-        eval_set = data.test.head(r.eval_subset)
+        eval_set = custom.cache_images(data.test.head(r.eval_subset), self.work)
         for a in r.architectures:
             if a.checkpoint:  # fail on a wrong checkpoint now, not after an hour of corruptions
                 load_checkpoint(a.checkpoint, arch=a.model.arch, num_classes=data.train.num_classes)
@@ -143,7 +151,7 @@ class _Runner:
                     f"{r.path}: field 'corruptions.source' is a CIFAR-10-C folder, but data set {r.data.name!r} is "
                     "not CIFAR-10; use source = \"generate\" or data.name = \"cifar10\""
                 )
-        else:
+        elif not should_stream(eval_set, variants):  # streamed variants are generated per batch in evaluate
             self.generate_corruptions(eval_set, variants[1:])
         return data, eval_set, variants
 
@@ -198,6 +206,8 @@ class _Runner:
             return load_checkpoint(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
         if arch_cfg.checkpoint:
             model, _ = load_checkpoint(arch_cfg.checkpoint, arch=entry.arch, num_classes=data.train.num_classes)
+        elif arch_cfg.weights:
+            model = custom.model_from_weights(arch_cfg, num_classes=data.train.num_classes, **shape)
         else:
             torch.manual_seed(entry.seed)
             model = create_model(entry.arch, num_classes=data.train.num_classes, **shape, **arch_cfg.model.options)
@@ -239,7 +249,11 @@ class _Runner:
 
     def evaluate(self, model, eval_set: ImageSet, variants) -> agg.ModelResults:
         parts = []
-        for name, severity in variants:
+        c = self.recipe.corruptions
+        if c.source == "generate" and should_stream(eval_set, variants):
+            parts = measure_variants(model, eval_set, variants, batch_size=self.recipe.batch_size, device=self.device,
+                                     seed=c.seed, params=c.params)  # fmt: skip
+        for name, severity in variants if not parts else ():
             images = self.variant_set(eval_set, name, severity)
             batches = images.batches(self.recipe.batch_size, device=self.device)
             g, _ = measure_model(model, batches, device=self.device)
@@ -291,10 +305,13 @@ class _Runner:
                 loaded = self.load_results(path, variants, eval_set.labels.numpy())
                 if loaded is not None:
                     self.reuse("evaluate")
-                    out[entry.model_id] = (entry, *loaded)
+                    out[entry.model_id] = (custom.placed(entry, loaded[1]), *loaded)
                     continue
             t0 = time.perf_counter()
-            if entry.method == "dense":
+            if entry.file:
+                model = custom.load_external(self.recipe, entry, num_classes=data.train.num_classes,
+                                             in_channels=data.train.in_channels, image_size=data.train.image_size)  # fmt: skip
+            elif entry.method == "dense":
                 model = self.dense_model(entry, data)
                 dense_cache[(entry.arch, entry.seed)] = model
             else:
@@ -312,7 +329,7 @@ class _Runner:
             report = sparsity_report(model)
             extra = {"sparsity": report["sparsity"], "prunable": report["count"]}
             self.save_results(path, res, extra)
-            out[entry.model_id] = (entry, res, extra)
+            out[entry.model_id] = (custom.placed(entry, extra), res, extra)
         self.result.timings["models"] = model_time
         self.result.timings["evaluate"] = eval_time
         return out
@@ -402,7 +419,7 @@ class _Runner:
         pie_set = set(keep.tolist())
         put("samples.arrow", {
             "sample_id": shipped, "label": labels[shipped], "class_name": [classes[i] for i in labels[shipped]],
-            "thumbnail": [_thumbnail(eval_set.images[i]) if r.ship.thumbnails else "" for i in shipped],
+            "thumbnail": [_thumbnail(custom.images_at(eval_set, [i])[0]) if r.ship.thumbnails else "" for i in shipped],
             "pie": [int(i) in pie_set for i in shipped],
         }, SAMPLES)  # fmt: skip
 
@@ -457,7 +474,7 @@ class _Runner:
             from ..corruptions import gallery
 
             picks = [int(np.flatnonzero(labels == c)[0]) for c in range(min(C, 3)) if (labels == c).any()]
-            images = eval_set.images[picks].float().div(255)
+            images = custom.images_at(eval_set, picks).float().div(255)
             if not self.done(self.store / "gallery.png"):
                 atomic_write(self.store / "gallery.png", lambda tmp: gallery(
                     images, Path(tmp), names=r.corruptions.names, params=r.corruptions.params, seed=r.corruptions.seed,
@@ -487,14 +504,21 @@ class _Runner:
 
 
 def _thumbnail(image: torch.Tensor) -> str:
-    """A PNG data URI of one uint8 C x H x W image: small (a few hundred bytes at 28 px), usable as a Vega URL."""
+    """A data URI of one uint8 C x H x W image, usable as a Vega URL: a PNG at its own size up to 32 px (a few
+    hundred bytes at 28 px); larger images (class folders at 224 px) shrink to 64 px and ship as JPEG, ~2 KB."""
     from PIL import Image
 
     arr = image.numpy()
     pil = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
     buf = io.BytesIO()
-    pil.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    if max(pil.size) <= PNG_SIDE:
+        pil.save(buf, format="PNG", optimize=True)
+        kind = "png"
+    else:
+        pil.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.BILINEAR)
+        pil.save(buf, format="JPEG", quality=80, optimize=True)
+        kind = "jpeg"
+    return f"data:image/{kind};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def precompute(
