@@ -36,7 +36,8 @@ def models_cmd():
 
     for name in list_models():
         click.echo(name)
-    click.echo("tv:<name>  (any torchvision classification model, randomly initialised)")
+    click.echo("tv:<name>  (any torchvision classification model, randomly initialised or with weights = FILE)")
+    click.echo("package.module:function, file.py:function  (your own model: a function returning an nn.Module)")
 
 
 @main.command("datasets")
@@ -46,6 +47,7 @@ def datasets_cmd():
 
     for spec in DATASETS.values():
         click.echo(f"{spec.name:<14} {', '.join(spec.roots)}")
+    click.echo(f"{'imagefolder':<14} root/train/<class>/* and root/test/<class>/* (recipe: root, image_size)")
 
 
 @main.group("data")

@@ -119,3 +119,8 @@ def test_idx_files_are_kept_gzipped_for_the_loader(server, tmp_path, monkeypatch
     monkeypatch.setitem(fetch_mod.DOWNLOADS, "mnist", dataclasses.replace(fetch_mod.DOWNLOADS["mnist"], files=tuple(files)))
     folder = fetch_dataset("mnist", tmp_path / "d", mirror=url)
     assert folder == tmp_path / "d" / "mnist" and len(load_dataset("mnist", folder).test) == 3
+
+
+def test_cli_offers_every_downloadable_data_set():
+    fetch = main.commands["data"].commands["fetch"]
+    assert sorted(fetch.params[0].type.choices) == sorted(fetch_mod.DOWNLOADS)
