@@ -248,16 +248,18 @@ class _Runner:
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
     def evaluate(self, model, eval_set: ImageSet, variants) -> agg.ModelResults:
-        parts = []
         c = self.recipe.corruptions
         if c.source == "generate" and should_stream(eval_set, variants):
+            # Variants generated per batch on the device (class folders, or too large to cache): see stream.py.
             parts = measure_variants(model, eval_set, variants, batch_size=self.recipe.batch_size, device=self.device,
                                      seed=c.seed, params=c.params)  # fmt: skip
-        for name, severity in variants if not parts else ():
-            images = self.variant_set(eval_set, name, severity)
-            batches = images.batches(self.recipe.batch_size, device=self.device)
-            g, _ = measure_model(model, batches, device=self.device)
-            parts.append(g)
+        else:
+            parts = []
+            for name, severity in variants:
+                images = self.variant_set(eval_set, name, severity)
+                batches = images.batches(self.recipe.batch_size, device=self.device)
+                g, _ = measure_model(model, batches, device=self.device)
+                parts.append(g)
         stack = lambda attr, dtype: np.stack([getattr(g, attr).numpy() for g in parts]).astype(dtype)  # noqa: E731
         return agg.ModelResults(
             variants=list(variants),
