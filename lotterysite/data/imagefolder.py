@@ -6,7 +6,8 @@
 Class names are the folder names, sorted; the test split must have the same class folders as the train split.
 Every image is resized so its shorter side is `image_size` (bilinear, antialiased) and centre-cropped to
 `image_size` x `image_size`: the standard evaluation transform. Images are RGB, or gray when every image of both
-splits is stored gray (WebP has no gray mode: a gray WebP reads as RGB). Files whose suffix is not an image suffix, and hidden files, are ignored, as torchvision does.
+splits is stored gray (WebP has no gray mode: a gray WebP reads as RGB). Files whose suffix is not an image
+suffix, and hidden files, are ignored, as torchvision does.
 
 Samples are ordered round-robin over the classes (the first image of every class, then the second, ...), so the
 first N samples (`eval_subset`, `head(N)`) cover the classes evenly instead of holding the first few classes only.
@@ -36,7 +37,7 @@ from .imageset import DataError, ImageSet
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
-CACHE_LIMIT = 8 * 2**30  # bytes of uint8 pixels per split a memory-mapped cache may take (ImageNet val at 224 px: 7.5 GB)
+CACHE_LIMIT = 8 * 2**30  # bytes of uint8 pixels a split's memory-mapped cache may take (ImageNet val, 224 px: 7.5 GB)
 TEST_FOLDERS = ("test", "val")  # the evaluation split's folder, first that exists
 
 
