@@ -17,7 +17,7 @@ from torch import nn
 
 from .errors import LotterysiteError
 from .fileio import write_bytes
-from .models import create_model
+from .models import create_model, find_classifier
 
 FORMAT = "lotterysite-checkpoint/1"
 
@@ -39,7 +39,7 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "arch": model.arch,
-        "num_classes": model.num_classes,
+        "num_classes": find_classifier(model)[1].out_features,
         "in_channels": in_channels,
         "image_size": image_size,
         "options": dict(options or {}),

@@ -60,7 +60,8 @@ def models_cmd():
 
     for name in list_models():
         click.echo(name)
-    click.echo("tv:<name>  (any torchvision classification model, randomly initialised)")
+    click.echo("tv:<name>  (any torchvision classification model, randomly initialised or with weights = FILE)")
+    click.echo("package.module:function, file.py:function  (your own model: a function returning an nn.Module)")
 
 
 @main.command("datasets")
@@ -70,6 +71,29 @@ def datasets_cmd():
 
     for spec in DATASETS.values():
         click.echo(f"{spec.name:<14} {', '.join(spec.roots)}")
+    click.echo(f"{'imagefolder':<14} root/train/<class>/* and root/test/<class>/* (recipe: root, image_size)")
+
+
+@main.group("data")
+def data_group():
+    """Get data sets."""
+
+
+@data_group.command("fetch")
+@click.argument("name", type=click.Choice(["cifar10", "cifar100", "fashion_mnist", "mnist"]))
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to put it in [default: $LOTTERYSITE_DATA or ~/.cache/lotterysite/data].")  # fmt: skip
+@click.option("--mirror", metavar="URL", help="Base URL serving the same file names instead of the official one.")
+def data_fetch_cmd(name, root, mirror):
+    """Download data set NAME's official archive, verify its MD5 and extract it where the loaders look."""
+    from .data.fetch import fetch_dataset
+
+    try:
+        folder = fetch_dataset(name, root, mirror=mirror)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    hint = "" if root is None else f'; use it with root = "{folder}" in the recipe\'s [data] table'
+    click.echo(f"{name}: ready in {folder}{hint}")
 
 
 @main.command("train")

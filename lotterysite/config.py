@@ -11,11 +11,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "fashion_mnist"  # a registry name, see `lotterysite.data.list_datasets()`
+    name: str = "fashion_mnist"  # a registry name (`lotterysite.data.list_datasets()`), or "imagefolder"
     root: str | None = None  # folder holding the files; None searches the data set's default folders
     train_subset: int | None = None  # first N training images only (None: all)
     test_subset: int | None = None  # first N test images only (None: all)
     trust_pickles: bool = False  # read CIFAR pickles whose MD5 is not the official archive's (they can run code)
+    image_size: int | None = None  # imagefolder: pixels per side after shorter-side resize and centre crop
+    classes: str | None = None  # imagefolder: class-list file (one name a line) fixing class names and their order
+    skip_unreadable: bool = False  # imagefolder: leave unreadable images out (and count them) instead of failing
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models import FeatureHead, HeadError, find_classifier
+
 METRICS = ("angle", "length", "margin", "pred", "correct", "prob_true", "loss", "degenerate")
 
 
@@ -126,12 +128,18 @@ def measure(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 
 
 def classifier_of(model: nn.Module) -> nn.Linear:
-    head = getattr(model, "classifier", None)
-    if not isinstance(head, nn.Linear):
-        raise GeometryError(
-            f"{type(model).__name__} has no final nn.Linear `classifier`; build it from the model registry"
-        )
-    return head
+    """The final nn.Linear of any model, found by name (`lotterysite.models.find_classifier`)."""
+    try:
+        return find_classifier(model)[1]
+    except HeadError as e:
+        raise GeometryError(str(e)) from None
+
+
+def feature_head(model: nn.Module):
+    """(features(x) -> X, the final nn.Linear) of any model: `forward_features` for the model contract, else the
+    input of the final nn.Linear captured by a hook (`lotterysite.models.FeatureHead`; the linear is known once the
+    first batch has run)."""
+    return FeatureHead(model)
 
 
 AUTO = "auto"  # measure_model's default for autocast and channels_last: on for CUDA, off elsewhere
@@ -178,7 +186,7 @@ def measure_model(
     convert = nhwc and not _is_channels_last(model)
     if convert:
         model.to(memory_format=torch.channels_last)
-    head = classifier_of(model)
+    head = feature_head(model)
     parts, all_labels = [], []
     try:
         for x, y in batches:
@@ -188,12 +196,12 @@ def measure_model(
             feats = None
             if dtype is not None:
                 with torch.autocast(device_type=device.type, dtype=dtype):
-                    feats = model.forward_features(x).float()
+                    feats = head(x).float()
                 if not bool(torch.isfinite(feats).all()):  # float16 overflowed: this batch in float32
                     feats = None
             if feats is None:
-                feats = model.forward_features(x).float()
-            parts.append(measure(feats, head.weight.float(), head.bias, y).to("cpu"))
+                feats = head(x).float()
+            parts.append(measure(feats, head.linear.weight.float(), head.linear.bias, y).to("cpu"))
             all_labels.append(y.cpu())
     finally:
         if convert:

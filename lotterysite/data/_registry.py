@@ -80,6 +80,7 @@ def _read_cifar100(root: Path, name: str) -> DataSplits:
 
 
 def _data_home(sub: str) -> str:
+    # Also where `lotterysite data fetch` puts them (fetch.data_home).
     return str(Path(os.environ.get("LOTTERYSITE_DATA", "~/.cache/lotterysite/data")).expanduser() / sub)
 
 
@@ -91,26 +92,28 @@ DATASETS: dict[str, DatasetSpec] = {
             ("/usr/share/datasets/fashion-mnist", _data_home("fashion-mnist")),
             lambda root, name: _read_idx_splits(root, name, FASHION_MNIST_CLASSES),
             "install Debian's package (apt-get install dataset-fashion-mnist) or point `root` at a folder "
-            "holding the four standard idx files",
+            "holding the four standard idx files, or run `lotterysite data fetch fashion_mnist`",
         ),
         DatasetSpec(
             "mnist",
             ("/usr/share/datasets/mnist", _data_home("mnist")),
             lambda root, name: _read_idx_splits(root, name, MNIST_CLASSES),
-            "point `root` at a folder holding train-images-idx3-ubyte(.gz) and the three other standard idx files",
+            "point `root` at a folder holding train-images-idx3-ubyte(.gz) and the three other standard idx files, "
+            "or run `lotterysite data fetch mnist`",
         ),
         DatasetSpec(
             "cifar10",
             (_data_home("cifar-10-batches-py"),),
             _read_cifar10,
             "point `root` at the extracted cifar-10-batches-py folder of the official python archive "
-            "(data_batch_1..5, test_batch, batches.meta)",
+            "(data_batch_1..5, test_batch, batches.meta), or run `lotterysite data fetch cifar10`",
         ),
         DatasetSpec(
             "cifar100",
             (_data_home("cifar-100-python"),),
             _read_cifar100,
-            "point `root` at the extracted cifar-100-python folder of the official python archive (train, test, meta)",
+            "point `root` at the extracted cifar-100-python folder of the official python archive (train, test, meta), "
+            "or run `lotterysite data fetch cifar100`",
         ),
     )
 }

@@ -27,7 +27,10 @@ def list_models() -> list[str]:
 
 
 def is_model(name: str) -> bool:
-    return name in _MODELS or name.startswith("tv:")
+    """A registered name, tv:<name>, or an import path package.module:function (not resolved here)."""
+    from .imported import is_import_path
+
+    return name in _MODELS or name.startswith("tv:") or is_import_path(name)
 
 
 def create_model(name: str, *, num_classes: int, in_channels: int, image_size: int, **options) -> nn.Module:
@@ -38,10 +41,15 @@ def create_model(name: str, *, num_classes: int, in_channels: int, image_size: i
         return torchvision_model(
             name[3:], num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options
         )
+    from .imported import imported_model, is_import_path
+
+    if is_import_path(name):
+        return imported_model(name, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options)
     if name not in _MODELS:
         known = ", ".join(list_models())
         raise ValueError(
-            f"unknown architecture {name!r}; known architectures: {known} (or tv:<name> for a torchvision model)"
+            f"unknown architecture {name!r}; known architectures: {known} (or tv:<name> for a torchvision model, "
+            "or package.module:function for your own)"
         )
     model = _MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options)
     model.arch = name

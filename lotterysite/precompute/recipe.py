@@ -5,13 +5,20 @@ title = "..."                      # shown on the site
 seeds = [0]                        # one dense model (and its pruned family) per seed
 
 [data]                             # DataConfig, plus:
-name = "fashion_mnist"
+name = "fashion_mnist"             # or "imagefolder" with root = "DIR" and image_size = N (see data.imagefolder)
 eval_subset = 1000                 # evaluation images (first N of the test split); aggregates use all of them
 
 [[architectures]]                  # ModelConfig: arch, options; checkpoint = "..." loads instead of training
-arch = "lenet5"
+arch = "lenet5"                    # registry name, tv:<name>, or package.module:function / file.py:function
+# weights = "FILE"                 # a state_dict file to load instead of training (any arch)
 [architectures.train]              # TrainConfig fields
 epochs = 4
+
+[[models]]                         # a model pruned elsewhere, shown beside lotterysite's own
+file = "pruned.pt"                 # its state_dict (torch.nn.utils.prune masks or zeros)
+base = "lenet5"                    # the [[architectures]] arch it was pruned from
+label = "my-method"                # the method name shown on the site
+amount = 0.5                       # optional: where it sits on the amount axis (default: measured sparsity)
 
 [[pruning]]                        # PruneConfig fields, with `amounts` (a list) instead of `amount`
 method = "magnitude"
@@ -50,6 +57,15 @@ class ArchConfig:
     model: ModelConfig  # architecture and its factory options
     train: TrainConfig  # how the dense model is trained (ignored when `checkpoint` is given)
     checkpoint: str | None = None  # a dense lotterysite checkpoint to load instead of training
+    weights: str | None = None  # a state_dict file (any layout `models.load_weights` reads) to load instead of training
+
+
+@dataclass(frozen=True)
+class ExternalModel:
+    file: str  # state_dict or checkpoint of a model pruned by another tool
+    base: str  # arch of the [[architectures]] entry it was pruned from
+    label: str  # method name shown on the site
+    amount: float | None = None  # position on the amount axis; None: its measured sparsity
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,7 @@ class Recipe:
     curse: CurseConfig
     batch_size: int = 512  # evaluation batch size
     path: str = ""  # where the recipe was read from
+    models: tuple[ExternalModel, ...] = ()  # models pruned elsewhere ([[models]] tables)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -283,10 +300,10 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     if eval_subset is not None:
         data_r.check("eval_subset", eval_subset, *_POSITIVE)
     data = data_r.typed(DataConfig, {"train_subset": _POSITIVE, "test_subset": _POSITIVE})
-    if data.name not in list_datasets():
-        data_r.fail("name", f"is {data.name!r}, not a known data set; known: {', '.join(list_datasets())}")
-    if data.root is not None:
-        data = dataclasses.replace(data, root=_resolve(path, data.root))
+    if data.name != "imagefolder" and data.name not in list_datasets():
+        known = ", ".join([*list_datasets(), "imagefolder"])
+        data_r.fail("name", f"is {data.name!r}, not a known data set; known: {known}")
+    data = _check_data(data_r, data, path)
     if eval_subset is not None and data.test_subset is not None and eval_subset > data.test_subset:
         data_r.fail("eval_subset", f"is {eval_subset}, more than test_subset = {data.test_subset}")
 
@@ -313,11 +330,22 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         checkpoint = r.get("checkpoint", str, None)
         if checkpoint is not None:
             checkpoint = _resolve(path, checkpoint)
+        weights = r.get("weights", str, None)
+        arch, options, weights = _check_own_arch(r, arch, options, checkpoint, weights, path)
         train = _Reader(path, f"architectures[{i}].train", r.get("train", dict, {})).typed(TrainConfig, _TRAIN_LIMITS)
         r.done()
-        archs.append(ArchConfig(ModelConfig(arch=arch, options=options), train, checkpoint))
+        archs.append(ArchConfig(ModelConfig(arch=arch, options=options), train, checkpoint, weights))
     if len({a.model.arch for a in archs}) != len(archs):
         top.fail("architectures", "lists an architecture twice; give each [[architectures]] a different arch")
+
+    externals = tuple(
+        _external_model(_Reader(path, f"models[{i}]", t), archs, path)
+        for i, t in enumerate(top.get("models", list, []))
+    )
+    if len({(m.base, m.label, m.amount) for m in externals}) != len(externals):
+        top.fail(
+            "models", "lists two models with the same base, label and amount; give each a different label or amount"
+        )
 
     sweeps = []
     prune_kinds = {f.name: _KINDS.get(str(f.type)) for f in dataclasses.fields(PruneConfig)}
@@ -430,6 +458,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         curse=curse,
         batch_size=batch_size,
         path=path,
+        models=externals,
     )
 
 
@@ -478,6 +507,71 @@ def check_against_data(recipe: Recipe, train, test) -> None:
                 field_name,
                 f"does not build {arch} for {train.image_size}-px, {train.in_channels}-channel images ({first})",
             )
+
+
+def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:
+    if data.name != "imagefolder":
+        for key in ("image_size", "classes"):
+            if getattr(data, key) is not None:
+                r.fail(key, f'applies to name = "imagefolder" only, not {data.name!r}; remove it')
+        return data if data.root is None else dataclasses.replace(data, root=_resolve(path, data.root))
+    if not data.root:
+        r.fail(
+            "root", 'is missing; name = "imagefolder" needs root = "DIR" holding DIR/train/<class> and DIR/test/<class>'
+        )
+    if (
+        data.image_size is None
+        or isinstance(data.image_size, bool)
+        or not isinstance(data.image_size, int)
+        or data.image_size < 8
+    ):
+        r.fail(
+            "image_size",
+            f"must be an integer >= 8 (pixels per side after resize and centre crop), got {data.image_size!r}",
+        )
+    # Files and folders are checked when the recipe runs (precompute.custom.check_inputs), so a recipe parses
+    # on any machine.
+    classes = _resolve(path, data.classes) if data.classes else None
+    return dataclasses.replace(data, root=_resolve(path, data.root), classes=classes)
+
+
+def _check_own_arch(r: _Reader, arch: str, options: dict, checkpoint, weights, path: str):
+    """Import paths resolve now (not after an hour of work); weights files exist; tv: models with weights from a
+    file default to the ImageNet normalisation torchvision's published weights were trained with."""
+    from ..models import ModelError
+    from ..models.imported import is_import_path, resolve_factory
+
+    if is_import_path(arch):
+        module = arch.partition(":")[0]
+        if module.endswith(".py"):
+            arch = f"{_resolve(path, module)}:{arch.partition(':')[2]}"
+        try:
+            resolve_factory(arch)
+        except ModelError as e:
+            r.fail("arch", f"does not resolve: {e}")
+    if weights is not None:
+        if checkpoint is not None:
+            r.fail("weights", "and 'checkpoint' both given; a checkpoint already holds weights, keep one")
+        weights = _resolve(path, weights)
+        if arch.startswith("tv:") and "input_norm" not in options:
+            options = {**options, "input_norm": "imagenet"}
+    return arch, options, weights
+
+
+def _external_model(r: _Reader, archs: list[ArchConfig], path: str) -> ExternalModel:
+    file = _resolve(path, r.get("file", str))
+    base = r.get("base", str)
+    known = [a.model.arch for a in archs]
+    if base not in known:
+        r.fail("base", f"is {base!r}, not the arch of an [[architectures]] table; known: {', '.join(known)}")
+    label = r.get("label", str)
+    if not label or not all(c.isalnum() or c in "-_ " for c in label) or label == "dense":
+        r.fail("label", f"must be a method name of letters, digits, '-', '_' or spaces (not 'dense'), got {label!r}")
+    amount = r.get("amount", float, None)
+    if amount is not None and not 0.0 <= amount < 1.0:
+        r.fail("amount", f"is {amount}, outside [0, 1): an amount is the fraction of weights removed")
+    r.done()
+    return ExternalModel(file, base, label, amount)
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
-from ..data import DATASETS, DataError, ImageSet, load_cifar10c, load_dataset
+from ..data import DATASETS, DataError, ImageSet, load_cifar10c
 from ..data._registry import DataSplits
 from ..errors import LotterysiteError
 from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
@@ -57,9 +57,14 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
+from . import custom
 from .curse import random_vector_angles, width_sweep
 from .executors import EXECUTORS, SlurmOptions, Unit, run_plan
 from .recipe import Recipe, check_against_data, model_id, model_key, shipped_rows
+from .stream import measure_variants, should_stream
+
+PNG_SIDE = 32  # pixels: thumbnails of images up to this size ship as they are, as PNG
+THUMBNAIL_SIDE = 64  # pixels: larger images ship shrunk to this, as JPEG
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class ModelEntry:
     seed: int
     fingerprint: str = ""  # hash of every recipe setting that shapes this model: work files are named by it
     parent: str | None = None  # model_id it derives from: dense for a pruned model, the pruned one for a retrained
+    file: str = ""  # a [[models]] table's file: a model pruned elsewhere, loaded instead of pruned here
 
 
 def _fingerprint(*parts) -> str:
@@ -100,14 +106,22 @@ def data_folder(name: str, root: str | None) -> Path | None:
 
 
 def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
-    """Content digests of every file the recipe reads: the data set's folder, each checkpoint, the CIFAR-10-C
-    files used. They go into the fingerprints, so replacing a file at the same path recomputes what it shapes."""
+    """Content digests of every file the recipe reads: the data set's folder (and class list), each checkpoint and
+    weights file, each [[models]] file, the CIFAR-10-C files used. They go into the fingerprints, so replacing a
+    file at the same path recomputes what it shapes."""
     out = {}
     folder = data_folder(recipe.data.name, recipe.data.root)
     out["data"] = digests.tree(folder) if folder is not None and folder.is_dir() else ""
+    if recipe.data.classes:  # a class-folder set's class list fixes the labels
+        classes = Path(recipe.data.classes)
+        out["data"] = _fingerprint(out["data"], digests.digest(classes) if classes.is_file() else "")
     for a in recipe.architectures:
         if a.checkpoint:
             out[f"checkpoint:{a.model.arch}"] = digests.digest(a.checkpoint) if Path(a.checkpoint).is_file() else ""
+        if a.weights:
+            out[f"weights:{a.model.arch}"] = digests.digest(a.weights) if Path(a.weights).is_file() else ""
+    for m in recipe.models:  # models pruned elsewhere
+        out[f"models:{m.file}"] = digests.digest(m.file) if Path(m.file).is_file() else ""
     c = recipe.corruptions
     if c.source != "generate":
         files = [Path(c.source) / f"{n}.npy" for n in c.names] + [Path(c.source) / "labels.npy"]
@@ -143,7 +157,8 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
         for a in recipe.architectures:
             arch = a.model.arch
             mid = model_id(arch, "dense", 0.0, retrained=False, seed=seed, many_seeds=many)
-            dense_fp = _fingerprint(data, asdict(a), seed, inputs.get(f"checkpoint:{arch}", ""))
+            weights = [inputs.get(f"weights:{arch}", "")] if a.weights else []  # a weights file's content
+            dense_fp = _fingerprint(data, asdict(a), seed, inputs.get(f"checkpoint:{arch}", ""), *weights)
             out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed, dense_fp))
             dense_id = mid
             for sweep in recipe.pruning:
@@ -158,7 +173,7 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
                         out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp,
                                               parent=parent))  # fmt: skip
                         parent = mid  # the retrained copy retrains this very pruned model
-    return out
+    return out + custom.plan_external(recipe, ModelEntry, inputs, _fingerprint)
 
 
 class _Runner:
@@ -199,11 +214,12 @@ class _Runner:
     # -- 1. data ---------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[DataSplits, ImageSet, list[tuple[str, int]]]:
         r = self.recipe
-        splits = load_dataset(r.data.name, r.data.root, trust_pickles=r.data.trust_pickles)
+        custom.check_inputs(r)
+        splits = custom.load_splits(r)
         # Every check that needs the data runs now, before a single model trains.
         check_against_data(r, splits.train, splits.test)
         data = DataSplits(splits.train.head(r.data.train_subset), splits.test.head(r.data.test_subset))
-        eval_set = data.test.head(r.eval_subset)
+        eval_set = custom.cache_images(data.test.head(r.eval_subset), self.work)
         for i, a in enumerate(r.architectures):
             if a.checkpoint:  # fail on a wrong checkpoint now, not after an hour of corruptions
                 try:
@@ -331,6 +347,8 @@ class _Runner:
                 self.discard(path, str(e).removeprefix(f"{path}: "))
         if arch_cfg.checkpoint:
             model, _ = load_checkpoint(arch_cfg.checkpoint, arch=entry.arch, num_classes=data.train.num_classes)
+        elif arch_cfg.weights:
+            model = custom.model_from_weights(arch_cfg, num_classes=data.train.num_classes, **shape)
         else:
             torch.manual_seed(entry.seed)
             model = create_model(entry.arch, num_classes=data.train.num_classes, **shape, **arch_cfg.model.options)
@@ -380,6 +398,10 @@ class _Runner:
         if entry.model_id in self.models:
             self.models.move_to_end(entry.model_id)
             return self.models[entry.model_id]
+        if entry.file:  # a [[models]] table: a model pruned elsewhere, read from its file every time
+            shape = dict(in_channels=data.train.in_channels, image_size=data.train.image_size)
+            model = custom.load_external(self.recipe, entry, num_classes=data.train.num_classes, **shape)
+            return self.remember(entry, model)
         path = self.checkpoint_path(entry)
         load = load_checkpoint if entry.method == "dense" else load_pruned
         try:
@@ -405,12 +427,18 @@ class _Runner:
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
     def evaluate(self, model, eval_set: ImageSet, variants) -> agg.ModelResults:
-        parts = []
-        for name, severity in variants:
-            images = self.variant_set(eval_set, name, severity)
-            batches = images.batches(self.recipe.batch_size, device=self.device)
-            g, _ = measure_model(model, batches, device=self.device)
-            parts.append(g)
+        c = self.recipe.corruptions
+        if c.source == "generate" and should_stream(eval_set, variants):
+            # Variants generated per batch on the device (class folders, or too large to cache): see stream.py.
+            parts = measure_variants(model, eval_set, variants, batch_size=self.recipe.batch_size, device=self.device,
+                                     seed=c.seed, params=c.params)  # fmt: skip
+        else:
+            parts = []
+            for name, severity in variants:
+                images = self.variant_set(eval_set, name, severity)
+                batches = images.batches(self.recipe.batch_size, device=self.device)
+                g, _ = measure_model(model, batches, device=self.device)
+                parts.append(g)
         stack = lambda attr, dtype: np.stack([getattr(g, attr).numpy() for g in parts]).astype(dtype)  # noqa: E731
         return agg.ModelResults(
             variants=list(variants),
@@ -464,7 +492,7 @@ class _Runner:
             if loaded is None:
                 path.unlink(missing_ok=True)
                 raise DamagedWork(path, "missing, unreadable or made for other data")
-            out[entry.model_id] = (entry, *loaded)
+            out[entry.model_id] = (custom.placed(entry, loaded[1]), *loaded)
         return out
 
     # -- 4. curse --------------------------------------------------------------------------------------------
@@ -561,7 +589,7 @@ class _Runner:
         pie_set = set(keep.tolist())
         put("samples.arrow", {
             "sample_id": shipped, "label": labels[shipped], "class_name": [classes[i] for i in labels[shipped]],
-            "thumbnail": [_thumbnail(eval_set.images[i]) if r.ship.thumbnails else "" for i in shipped],
+            "thumbnail": [_thumbnail(custom.images_at(eval_set, [i])[0]) if r.ship.thumbnails else "" for i in shipped],
             "pie": [int(i) in pie_set for i in shipped],
         }, SAMPLES)  # fmt: skip
         names = list(r.corruptions.names)
@@ -582,7 +610,7 @@ class _Runner:
             from ..corruptions import gallery
 
             picks = [int(np.flatnonzero(labels == c)[0]) for c in range(min(C, 3)) if (labels == c).any()]
-            images = eval_set.images[picks].float().div(255)
+            images = custom.images_at(eval_set, picks).float().div(255)
             c = r.corruptions
             cached = (
                 self.work / f"gallery-{_fingerprint(self.inputs.get('data', ''), picks, c.names, c.params, c.seed)}.png"
@@ -750,14 +778,21 @@ def geometry_table(entry: ModelEntry, res, shipped: np.ndarray, labels: np.ndarr
 
 
 def _thumbnail(image: torch.Tensor) -> str:
-    """A PNG data URI of one uint8 C x H x W image: small (a few hundred bytes at 28 px), usable as a Vega URL."""
+    """A data URI of one uint8 C x H x W image, usable as a Vega URL: a PNG at its own size up to 32 px (a few
+    hundred bytes at 28 px); larger images (class folders at 224 px) shrink to 64 px and ship as JPEG, ~2 KB."""
     from PIL import Image
 
     arr = image.numpy()
     pil = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
     buf = io.BytesIO()
-    pil.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    if max(pil.size) <= PNG_SIDE:
+        pil.save(buf, format="PNG", optimize=True)
+        kind = "png"
+    else:
+        pil.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.BILINEAR)
+        pil.save(buf, format="JPEG", quality=80, optimize=True)
+        kind = "jpeg"
+    return f"data:image/{kind};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 # -- the plan: the study as units of work ----------------------------------------------------------------------
@@ -771,7 +806,10 @@ def _runner_plan(runner: _Runner) -> list[Unit]:
     data, eval_set, variants = runner.prepare()
     units: list[Unit] = []
     corruption_ids = []
-    if runner.recipe.corruptions.source == "generate":
+    c = runner.recipe.corruptions
+    # Streamed evaluation (class folders, or variants too large to cache) generates corruptions per batch inside
+    # each evaluate unit: no corruption units then.
+    if c.source == "generate" and not should_stream(eval_set, variants):
         shape = tuple(eval_set.images.shape)
         for name, severity in variants[1:]:
             path = runner.corruption_path(name, severity)
@@ -783,8 +821,9 @@ def _runner_plan(runner: _Runner) -> list[Unit]:
         if e.parent:
             children.setdefault(e.parent, []).append(e.model_id)
     evaluated = {e.model_id: runner.intact(runner.results_path(e)) for e in runner.entries}
-    damaged = {e.model_id for e in runner.entries if runner.done(runner.checkpoint_path(e))}
-    have = {e.model_id for e in runner.entries if runner.intact(runner.checkpoint_path(e))}
+    own = [e for e in runner.entries if not e.file]  # [[models]] entries have no checkpoint: they are read from file
+    damaged = {e.model_id for e in own if runner.done(runner.checkpoint_path(e))}
+    have = {e.model_id for e in own if runner.intact(runner.checkpoint_path(e))}
     damaged -= have
 
     def model_done(mid: str) -> bool:
@@ -795,6 +834,10 @@ def _runner_plan(runner: _Runner) -> list[Unit]:
         return mid not in damaged and evaluated[mid] and all(model_done(c) for c in children.get(mid, ()))
 
     for e in runner.entries:
+        if e.file:  # a model pruned elsewhere: its file is the model, so its evaluation waits for the data only
+            units.append(Unit(f"evaluate/{e.model_id}", "evaluate", tuple(corruption_ids), str(runner.results_path(e)),
+                              gpu=True, done=evaluated[e.model_id]))  # fmt: skip
+            continue
         kind = "dense" if e.method == "dense" else "retrained" if e.retrained else "pruned"
         deps = (f"model/{e.parent}",) if e.parent else ()
         units.append(Unit(f"model/{e.model_id}", kind, deps, str(runner.checkpoint_path(e)), gpu=True,

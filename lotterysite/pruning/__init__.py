@@ -4,6 +4,8 @@
 architecture: its stored weights are the effective ones (pruned weights exactly 0, MPT weights binarised), and
 `model.masks` maps each pruned parameter name to a boolean keep-mask. `save_pruned` / `load_pruned` carry the
 masks through the checkpoint. The final classifier (the class directions) stays dense unless prune_classifier=True.
+Any `nn.Module` prunes (its classifier found by `lotterysite.models.find_classifier`), and models pruned by other
+tools load with `load_pruned_elsewhere`.
 """
 
 from . import methods, mpt  # noqa: F401  (explicit imports register the methods)
@@ -11,6 +13,7 @@ from ._registry import MethodSpec, get_method, list_methods, register_method
 from .api import prune, prune_model
 from .checkpoint import load_pruned, save_pruned
 from .config import PruneConfig
+from .external import load_pruned_elsewhere
 from .masks import MaskError, format_report, prunable_parameters, select_masks, sparsity_report
 from .methods import taylor_scores
 from .retrain import retrain
@@ -22,6 +25,7 @@ __all__ = [
     "format_report",
     "get_method",
     "list_methods",
+    "load_pruned_elsewhere",
     "load_pruned",
     "prunable_parameters",
     "prune",

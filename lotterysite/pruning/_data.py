@@ -1,4 +1,5 @@
-"""`data` for the methods that need it: an ImageSet, or an iterable of (images in [0, 1], labels) batches."""
+"""`data` for the methods that need it: an ImageSet (or class-folder set), or any iterable of (images, labels)
+batches in whatever form the model expects (float in [0, 1], normalised, any size)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,49 @@ from itertools import islice
 
 import torch
 
-from ..data import ImageSet
+from ..data import ImageFolderSet, ImageSet
 
-Data = ImageSet | Iterable[tuple[torch.Tensor, torch.Tensor]]
+Data = ImageSet | ImageFolderSet | Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class Batches:
+    """Batches gathered once on the CPU, as given, then re-batched (and shuffled from a seed) like an ImageSet.
+
+    Training needs repeated shuffled epochs, which a one-shot iterable cannot give. The images are kept in the
+    form they came in: nothing is quantised or rescaled. For data too large to hold, pass an `ImageFolderSet`.
+    """
+
+    def __init__(self, data: Iterable[tuple[torch.Tensor, torch.Tensor]]):
+        xs, ys = [], []
+        for x, y in data:
+            xs.append(x.detach().cpu())
+            ys.append(y.detach().cpu().long())
+        if not xs:
+            raise ValueError("data yielded no batches; pass an ImageSet, e.g. load_dataset('fashion_mnist').train")
+        self.images, self.labels = torch.cat(xs), torch.cat(ys)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu"
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            yield self.images[idx].to(device, non_blocking=True), self.labels[idx].to(device, non_blocking=True)
 
 
 def first_batches(data: Data, n: int, *, batch_size: int, device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The first `n` batches, in order (an ImageSet is batched unshuffled, so the result is reproducible)."""
-    batches = data.batches(batch_size, device=device) if isinstance(data, ImageSet) else iter(data)
+    """The first `n` batches, in order (a data set is batched unshuffled, so the result is reproducible)."""
+    batches = data.batches(batch_size, device=device) if hasattr(data, "batches") else iter(data)
     for x, y in islice(batches, n):
         yield x.to(device), y.to(device)
 
 
-def as_imageset(data: Data, num_classes: int) -> ImageSet:
-    """Training needs repeated shuffled epochs: batches are gathered once into an ImageSet of 8-bit images."""
-    if isinstance(data, ImageSet):
+def training_set(data: Data) -> ImageSet | ImageFolderSet | Batches:
+    """Something `training.train` can draw shuffled epochs from: a data set as it is, any other batches gathered."""
+    if hasattr(data, "batches") and hasattr(data, "__len__"):
         return data
-    xs, ys = [], []
-    for x, y in data:
-        xs.append(x.detach().cpu().float())
-        ys.append(y.detach().cpu().long())
-    if not xs:
-        raise ValueError("data yielded no batches; pass an ImageSet, e.g. load_dataset('fashion_mnist').train")
-    x, y = torch.cat(xs), torch.cat(ys)
-    scaled = x * 255.0
-    # Our images all come from 8-bit files; anything else would be silently quantised, so refuse it.
-    if bool(((scaled - scaled.round()).abs() > 1e-3).any()) or x.min() < 0 or x.max() > 1:
-        raise ValueError(
-            "training on batches needs images on the 8-bit grid in [0, 1]; pass the ImageSet itself instead"
-        )
-    return ImageSet(scaled.round().to(torch.uint8), y, tuple(str(i) for i in range(num_classes)), "batches")
+    return Batches(data)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ._data import Data, as_imageset
+from ._data import Data, training_set
 from ._registry import get_method
 from .batchnorm import has_batch_norm, recalibrate_batch_norm
 from .config import PruneConfig
@@ -32,9 +32,10 @@ def prune(
 ) -> nn.Module:
     """A pruned copy of `model` (left untouched) with `round(amount * count)` prunable weights removed.
 
-    `data` (an ImageSet or an iterable of (images, labels) batches) feeds Taylor, MPT, retraining and the
-    batch-norm recalibration that follows pruning (`bn_recalibration_batches`, on by default for models with batch
-    norm); `options` are the other `PruneConfig` fields (scope, prune_classifier, taylor_batches, mpt_epochs, ...).
+    `data` (a data set, or any iterable of (images, labels) batches in the form the model expects) feeds Taylor,
+    MPT, retraining and the batch-norm recalibration that follows pruning (`bn_recalibration_batches`, on by
+    default for models with batch norm); `options` are the other `PruneConfig` fields (scope, prune_classifier,
+    taylor_batches, mpt_epochs, ...).
     """
     unknown = sorted(set(options) - _FIELDS)
     if unknown:
@@ -84,9 +85,7 @@ def prune_model(
     if cfg.retrain_epochs:
         train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=cfg.seed)
         history = getattr(pruned, "history", None)
-        pruned, retrain_history = retrain(
-            pruned, as_imageset(data, pruned.classifier.out_features), train_cfg, device=device, progress=cfg.progress
-        )
+        pruned, retrain_history = retrain(pruned, training_set(data), train_cfg, device=device, progress=cfg.progress)
         pruned.retrain_history = retrain_history
         if history is not None:
             pruned.history = history

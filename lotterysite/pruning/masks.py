@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models import find_classifier
+
 # Unstructured pruning of convolutions and fully connected layers (paper §3.1); biases and norms stay dense.
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -14,8 +16,9 @@ class MaskError(ValueError):
 
 
 def prunable_parameters(model: nn.Module, *, prune_classifier: bool = False) -> dict[str, nn.Parameter]:
-    """Weights of conv and linear layers by parameter name, in module order; `model.classifier` only if asked."""
-    head = getattr(model, "classifier", None)
+    """Weights of conv and linear layers by parameter name, in module order; the final classifier (found as
+    `lotterysite.models.find_classifier` finds it) only if asked."""
+    head = None if prune_classifier else find_classifier(model)[1]
     out = {}
     for name, module in model.named_modules():
         if isinstance(module, PRUNABLE) and (prune_classifier or module is not head):

@@ -20,7 +20,7 @@ from torch.nn.utils import parametrize
 
 from ..config import TrainConfig
 from ..training import train
-from ._data import as_imageset
+from ._data import training_set
 from ._registry import register_method
 from .config import PruneConfig
 from .masks import PRUNABLE, pruned_count
@@ -84,7 +84,7 @@ def reinitialise(model: nn.Module, generator: torch.Generator) -> None:
 @register_method("mpt", scopes=("layer",), needs_data=True)
 def mpt_pruning(model: nn.Module, targets: dict[str, nn.Parameter], cfg: PruneConfig, *, data, device):
     """Learn a per-layer top-k subnetwork of the randomly initialised `model` for `cfg.mpt_epochs` epochs."""
-    train_set = as_imageset(data, model.classifier.out_features)
+    train_set = training_set(data)
     generator = torch.Generator().manual_seed(cfg.seed)
     reinitialise(model, generator)
     for p in model.parameters():

@@ -1,0 +1,329 @@
+"""Class-folder image sets (torchvision's ImageFolder layout), decoded in batches instead of held in memory.
+
+    ROOT/train/<class>/*.jpg|png|webp|...      training images (Taylor, MPT, retraining, training)
+    ROOT/test/<class>/*  (or ROOT/val/<class>/*) evaluation images
+
+Class names are the folder names, sorted; the test split must have the same class folders as the train split.
+Every image is resized so its shorter side is `image_size` (bilinear, antialiased) and centre-cropped to
+`image_size` x `image_size`: the standard evaluation transform. Images are RGB, or gray when every image of both
+splits is stored gray (WebP has no gray mode: a gray WebP reads as RGB). Files whose suffix is not an image
+suffix, and hidden files, are ignored, as torchvision does.
+
+Samples are ordered round-robin over the classes (the first image of every class, then the second, ...), so the
+first N samples (`eval_subset`, `head(N)`) cover the classes evenly instead of holding the first few classes only.
+
+An unreadable image is an error naming the file. With `skip_unreadable=True` every image is decoded once while
+scanning and the unreadable ones are left out and counted (`ImageFolderSet.skipped`); the scan then costs a full
+decoding pass.
+
+Nothing holds a whole split in memory: `batches()` decodes one batch at a time (threads decode in parallel). When
+a split's uint8 pixels fit `cache_limit` bytes (`CACHE_LIMIT`, 8 GiB, by default), `cached(work_dir)` decodes it
+once into a memory-mapped file under `work_dir` and later passes read that instead of the image files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .imageset import DataError, ImageSet
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+CACHE_LIMIT = 8 * 2**30  # bytes of uint8 pixels a split's memory-mapped cache may take (ImageNet val, 224 px: 7.5 GB)
+TEST_FOLDERS = ("test", "val")  # the evaluation split's folder, first that exists
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _class_files(split_dir: Path) -> dict[str, list[Path]]:
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir} is missing; an image-folder data set holds {split_dir.name}/<class>/<images>")
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{split_dir} holds no class folders; put each class's images in {split_dir}/<class name>/")
+    out = {}
+    for name in classes:
+        files = sorted(p for p in (split_dir / name).iterdir() if _is_image(p))
+        if not files:
+            raise DataError(
+                f"{split_dir / name} is an empty class folder (no {', '.join(IMAGE_SUFFIXES[:3])}... files); "
+                "add its images or remove the folder"
+            )
+        out[name] = files
+    return out
+
+
+def _round_robin(per_class: list[list[Path]]) -> tuple[list[Path], list[int]]:
+    files, labels = [], []
+    for i in range(max(len(f) for f in per_class)):
+        for label, class_files in enumerate(per_class):
+            if i < len(class_files):
+                files.append(class_files[i])
+                labels.append(label)
+    return files, labels
+
+
+def _probe(path: Path, *, decode: bool) -> str:
+    """The image's PIL mode, reading its header (or decoding it fully when `decode`); raises DataError."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if decode:
+                img.load()
+            return img.mode
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(
+            f"{path}: unreadable image ({type(e).__name__}: {e}); replace or delete the file, "
+            "or set skip_unreadable = true in [data] to leave unreadable images out"
+        ) from None
+
+
+def decode_image(path: Path, image_size: int, channels: int) -> np.ndarray:
+    """One image as uint8 C x image_size x image_size: shorter side resized to image_size, centre crop."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            w, h = img.size
+            scale = image_size / min(w, h)
+            nw, nh = max(image_size, round(w * scale)), max(image_size, round(h * scale))
+            if (nw, nh) != (w, h):
+                img = img.resize((nw, nh), Image.BILINEAR)
+            left, top = (nw - image_size) // 2, (nh - image_size) // 2
+            img = img.crop((left, top, left + image_size, top + image_size))
+            arr = np.array(img, dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(
+            f"{path}: unreadable image ({type(e).__name__}: {e}); replace or delete the file, "
+            "or set skip_unreadable = true in [data] to leave unreadable images out"
+        ) from None
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class ImageFolderSet:
+    """A split of a class-folder data set: file paths and labels; pixels are decoded per batch.
+
+    Offers what precompute, training and pruning use of an `ImageSet` (`batches`, `labels`, `classes`, `len`,
+    `head`, `subset`, `in_channels`, `image_size`), but no `.images` tensor: use `uint8_batches` or `images_at`.
+    """
+
+    files: tuple[Path, ...]
+    labels: torch.Tensor  # int64, N
+    classes: tuple[str, ...]
+    image_size: int  # pixels per side after resize and centre crop
+    in_channels: int  # 1 (every image gray) or 3
+    name: str = ""
+    skipped: tuple[Path, ...] = ()  # unreadable files left out (skip_unreadable=True)
+    workers: int = 4  # decoding threads
+    cache_file: Path | None = None  # memory-mapped uint8 N x C x S x S, set by `cached`
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all decoded uint8 pixels of this split."""
+        return len(self) * self.in_channels * self.image_size**2
+
+    def _replace(self, **kw) -> ImageFolderSet:
+        values = {f: getattr(self, f) for f in self.__dataclass_fields__} | kw
+        return ImageFolderSet(**values)
+
+    def subset(self, index) -> ImageFolderSet:
+        index = torch.as_tensor(index, dtype=torch.long).tolist()
+        return self._replace(files=tuple(self.files[i] for i in index), labels=self.labels[index], cache_file=None)
+
+    def head(self, n: int | None) -> ImageFolderSet:
+        return self if n is None or n >= len(self) else self.subset(range(n))
+
+    def _memmap(self) -> np.memmap:
+        shape = (len(self), self.in_channels, self.image_size, self.image_size)
+        return np.memmap(self.cache_file, dtype=np.uint8, mode="r", shape=shape)
+
+    def images_at(self, index: Sequence[int]) -> torch.Tensor:
+        """Decoded uint8 images N x C x S x S of the given sample indices."""
+        index = [int(i) for i in index]
+        if self.cache_file is not None:
+            return torch.from_numpy(np.ascontiguousarray(self._memmap()[index]))
+        if not index:
+            return torch.empty((0, self.in_channels, self.image_size, self.image_size), dtype=torch.uint8)
+        args = [(self.files[i], self.image_size, self.in_channels) for i in index]
+        if self.workers > 1 and len(args) > 1:
+            with ThreadPoolExecutor(self.workers) as pool:  # PIL releases the GIL while decoding and resizing
+                arrays = list(pool.map(lambda a: decode_image(*a), args))
+        else:
+            arrays = [decode_image(*a) for a in args]
+        return torch.from_numpy(np.stack(arrays))
+
+    def uint8_batches(
+        self, batch_size: int, *, shuffle: bool = False, seed: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (uint8 images N x C x S x S, labels) on the CPU, decoded one batch at a time."""
+        n = len(self)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            yield self.images_at(idx.tolist()), self.labels[idx]
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu"
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (float images in [0, 1], labels) on `device`, as `ImageSet.batches` does."""
+        for x, y in self.uint8_batches(batch_size, shuffle=shuffle, seed=seed):
+            yield x.to(device, non_blocking=True).float().div_(255.0), y.to(device, non_blocking=True)
+
+    def to_imageset(self) -> ImageSet:
+        """Every image decoded into one in-memory `ImageSet` (for small sets only: needs `nbytes` of memory)."""
+        return ImageSet(self.images_at(range(len(self))), self.labels, self.classes, self.name)
+
+    def fingerprint(self) -> str:
+        """Hash of what determines the pixels: files (path, size, mtime), image size and channels."""
+        h = hashlib.sha256(f"{self.image_size}/{self.in_channels}".encode())
+        for f in self.files:
+            st = f.stat()
+            h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:16]
+
+    def cached(self, work_dir: str | os.PathLike, *, limit: int = CACHE_LIMIT, batch_size: int = 256) -> ImageFolderSet:
+        """This split backed by a memory-mapped uint8 cache in `work_dir` (built once), or itself when the cache
+        would exceed `limit` bytes: then every pass decodes the image files again."""
+        if self.cache_file is not None or self.nbytes > limit or len(self) == 0:
+            return self
+        path = Path(work_dir) / f"imagefolder-{self.fingerprint()}-{len(self)}x{self.in_channels}x{self.image_size}.u8"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            shape = (len(self), self.in_channels, self.image_size, self.image_size)
+            out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+            try:
+                for start in range(0, len(self), batch_size):
+                    out[start : start + batch_size] = self.images_at(
+                        range(start, min(len(self), start + batch_size))
+                    ).numpy()
+                out.flush()
+                del out
+                os.replace(tmp, path)  # atomic: an interrupted build never leaves a half cache behind
+            finally:
+                tmp.unlink(missing_ok=True)
+        return self._replace(cache_file=path)
+
+
+@dataclass(frozen=True)
+class ImageFolderSplits:
+    train: ImageFolderSet
+    test: ImageFolderSet
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.test.classes
+
+
+def _scan(split_dir: Path, classes: tuple[str, ...] | None, skip_unreadable: bool, *, fixed: bool):
+    """Files and labels of one split. `classes` given and `fixed`: a class list (from a file) that every folder
+    must be in; given and not fixed: the train split's folders, which this split must repeat exactly."""
+    per_class = _class_files(split_dir)
+    if classes is not None and fixed:
+        unknown = [c for c in per_class if c not in classes]
+        if unknown:
+            raise DataError(f"{split_dir / unknown[0]}: class folder {unknown[0]!r} is not in the class list "
+                            f"({len(classes)} names); add it there or rename the folder")  # fmt: skip
+    elif classes is not None and tuple(per_class) != classes:
+        extra = sorted(set(per_class) - set(classes))
+        missing = sorted(set(classes) - set(per_class))
+        detail = "; ".join(
+            s for s in (f"not in train/: {', '.join(extra[:5])}" if extra else "",
+                        f"missing here: {', '.join(missing[:5])}" if missing else "") if s
+        )  # fmt: skip
+        raise DataError(f"{split_dir}: class folders differ from train/ ({detail}); both splits need the same classes")
+    classes = classes if classes is not None else tuple(per_class)
+    index = {c: i for i, c in enumerate(classes)}
+    files, labels = _round_robin([per_class[c] for c in per_class])
+    labels = [index[tuple(per_class)[i]] for i in labels]
+    keep, modes, skipped = [], set(), []
+    for f, label in zip(files, labels, strict=True):
+        try:
+            modes.add(_probe(f, decode=skip_unreadable))
+            keep.append((f, label))
+        except DataError:
+            if not skip_unreadable:
+                raise
+            skipped.append(f)
+    if not keep:
+        raise DataError(f"{split_dir}: no readable image in any class folder")
+    return classes, keep, modes, tuple(skipped)
+
+
+def read_class_list(path: str | os.PathLike) -> tuple[str, ...]:
+    """Class names, one per line (blank lines and lines starting with # ignored); line order is label order."""
+    path = Path(path).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(
+            f"{path}: cannot read the class list ({e}); give a text file with one class name a line"
+        ) from None
+    names = tuple(s.strip() for s in lines if s.strip() and not s.strip().startswith("#"))
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise DataError(f"{path}: a class list needs at least 2 distinct names, one a line; got {len(names)} "
+                        f"({len(names) - len(set(names))} repeated)")  # fmt: skip
+    return names
+
+
+def load_imagefolder(
+    root: str | os.PathLike,
+    image_size: int,
+    *,
+    skip_unreadable: bool = False,
+    classes: str | os.PathLike | Sequence[str] | None = None,
+    workers: int = 4,
+    name: str = "imagefolder",
+) -> ImageFolderSplits:
+    """Scan ROOT/train/<class> and ROOT/test/<class> (or ROOT/val/<class>); decoding happens per batch later.
+
+    `classes` (a class-list file or a sequence of names) fixes the class names and their order, e.g. the 1000
+    ImageNet classes a published model predicts, when the folders hold only some of them; without it the train
+    split's folder names, sorted, are the classes and the test split must have the same folders.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            f"image-folder data set {root} not found; point [data] root at a folder holding train/ and test/"
+        )
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
+        raise DataError(f"image_size {image_size!r} must be an integer >= 8 (pixels per side after the centre crop)")
+    test_dir = next((root / d for d in TEST_FOLDERS if (root / d).is_dir()), root / TEST_FOLDERS[0])
+    if not test_dir.is_dir():
+        raise DataError(f"{root / 'test'} is missing (and so is {root / 'val'}); put the evaluation images in "
+                        f"{root}/test/<class>/")  # fmt: skip
+    fixed = classes is not None
+    if isinstance(classes, (str, os.PathLike)):
+        classes = read_class_list(classes)
+    elif classes is not None:
+        classes = tuple(classes)
+    classes, train, train_modes, train_skipped = _scan(root / "train", classes, skip_unreadable, fixed=fixed)
+    _, test, test_modes, test_skipped = _scan(test_dir, classes, skip_unreadable, fixed=fixed)
+    channels = 1 if (train_modes | test_modes) <= set(GRAY_MODES) else 3
+
+    def make(items, skipped, split):
+        files = tuple(f for f, _ in items)
+        labels = torch.tensor([label for _, label in items], dtype=torch.int64)
+        return ImageFolderSet(files, labels, classes, image_size, channels, f"{name}/{split}", skipped, workers)
+
+    return ImageFolderSplits(make(train, train_skipped, "train"), make(test, test_skipped, test_dir.name))

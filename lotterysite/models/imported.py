@@ -1,0 +1,193 @@
+"""Your own model: `arch = "package.module:function"` (or `"path/to/file.py:function"`), and weights from a file.
+
+The function returns an `nn.Module`; it is called with `num_classes` when it accepts that argument (by name or
+through **kwargs), with `in_channels` / `image_size` when it names them, and with the recipe's `options`. The
+model receives float images in [0, 1]; option `input_norm` ("imagenet", "standardize" or "none", the default)
+normalises them before the model's own forward, for models trained on normalised inputs.
+
+`load_weights(model, FILE)` reads a plain state_dict, or a dict holding one under "state_dict" or "model",
+with `torch.load(weights_only=True)` (a "module." prefix from DataParallel is dropped); missing or unexpected keys
+are an error naming them. For `tv:<name>` models a torchvision state_dict (`conv1.weight`, ..., `fc.weight`) is
+mapped onto the wrapped model, so torchvision's published weights saved with `torch.save(m.state_dict(), FILE)`
+load as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+IMPORT_PATH = re.compile(r"^(?P<module>[^:]+):(?P<function>[A-Za-z_]\w*)$")
+# Per-channel mean and std the published ImageNet weights were trained with (torchvision's transforms).
+NORMS = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "standardize": ((0.5,), (0.25,)),  # base.Standardize: (x - 0.5) / 0.25, what lotterysite's own models do
+}
+INPUT_NORMS = ("none", *NORMS)
+
+
+class ModelError(ValueError):
+    """A model or weights file that cannot be used; the message names the path or file and the fix."""
+
+
+def is_import_path(name: str) -> bool:
+    return not name.startswith("tv:") and IMPORT_PATH.match(name) is not None
+
+
+def resolve_factory(path: str) -> Callable[..., Any]:
+    """The function `path` names: "package.module:function" (importable) or "some/file.py:function"."""
+    m = IMPORT_PATH.match(path)
+    if m is None:
+        raise ModelError(
+            f"arch {path!r} is not an import path; write it as package.module:function or file.py:function"
+        )
+    module_name, function = m["module"], m["function"]
+    try:
+        if module_name.endswith(".py"):
+            file = Path(module_name).expanduser()
+            if not file.is_file():
+                raise ModelError(f"arch {path!r}: file {file} not found; give its path relative to where you run "
+                                 "lotterysite, or absolute")  # fmt: skip
+            key = f"lotterysite_user_{abs(hash(str(file.resolve())))}"
+            spec = importlib.util.spec_from_file_location(key, file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[key] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except ModelError:
+        raise
+    except ImportError as e:
+        raise ModelError(
+            f"arch {path!r}: cannot import {module_name!r} ({type(e).__name__}: {e}); install the "
+            "package or put its folder on PYTHONPATH"
+        ) from e
+    except Exception as e:  # the user's module failed while importing: show what, not a traceback
+        raise ModelError(f"arch {path!r}: importing {module_name!r} failed ({type(e).__name__}: {e})") from None
+    fn = getattr(module, function, None)
+    if fn is None or not callable(fn):
+        raise ModelError(f"arch {path!r}: module {module_name!r} has no function {function!r}")
+    return fn
+
+
+def _normalise(mean: torch.Tensor, std: torch.Tensor, module: nn.Module, args: tuple):
+    x = args[0]
+    return ((x - mean.to(x.device, x.dtype)) / std.to(x.device, x.dtype), *args[1:])
+
+
+def add_input_norm(model: nn.Module, input_norm: str) -> nn.Module:
+    """Normalise the model's input with a forward pre-hook (no new parameters, so state_dict keys stay the same)."""
+    if input_norm not in INPUT_NORMS:
+        raise ModelError(f"option input_norm {input_norm!r} is not one of {', '.join(map(repr, INPUT_NORMS))}")
+    if input_norm != "none":
+        mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in NORMS[input_norm])
+        model.register_forward_pre_hook(functools.partial(_normalise, mean, std))
+    return model
+
+
+def imported_model(path: str, *, num_classes: int, in_channels: int, image_size: int, **options) -> nn.Module:
+    """Build the model the function at `path` returns (see the module docstring for the arguments it gets)."""
+    fn = resolve_factory(path)
+    input_norm = options.pop("input_norm", "none")
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    kwargs = dict(options)
+    if "num_classes" in named or var_kw:
+        kwargs.setdefault("num_classes", num_classes)
+    for key, value in (("in_channels", in_channels), ("image_size", image_size)):
+        if key in named:
+            kwargs.setdefault(key, value)
+    try:
+        model = fn(**kwargs)
+    except TypeError as e:
+        raise ModelError(
+            f"arch {path!r}: calling it with {', '.join(sorted(kwargs)) or 'no arguments'} failed "
+            f"({e}); fix the recipe's options"
+        ) from e
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"arch {path!r} returned {type(model).__name__}, not a torch.nn.Module; return the model")
+    model.arch = path
+    return add_input_norm(model, input_norm)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state_dict from FILE: a plain one, or one under "state_dict" or "model" (read with weights_only=True)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"weights file {path} not found; save one with torch.save(model.state_dict(), {path.name!r})")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types; its advice to pass weights_only=False would run code
+        raise ModelError(f"{path}: not a readable weights file ({type(e).__name__}); save a plain state_dict with "
+                         "torch.save(model.state_dict(), FILE)") from None  # fmt: skip
+    if isinstance(payload, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(payload.get(key), dict):
+                payload = payload[key]
+                break
+    if not isinstance(payload, dict) or not payload or not all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise ModelError(f"{path}: holds no state_dict (a dict of tensors, alone or under 'state_dict' or 'model'); "
+                         "save one with torch.save(model.state_dict(), FILE)")  # fmt: skip
+    if all(k.startswith("module.") for k in payload):  # saved from DataParallel / DistributedDataParallel
+        payload = {k[len("module.") :]: v for k, v in payload.items()}
+    return payload
+
+
+def _fit_torchvision_layout(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a torchvision state_dict onto a TorchvisionAdapter (body.<key>, classifier.<key>)."""
+    head = getattr(model, "torchvision_head", None)
+    own = model.state_dict()
+    if head is None or set(state) <= set(own):
+        return state
+    out = {}
+    for k, v in state.items():
+        out[f"classifier.{k[len(head) + 1 :]}" if k.startswith(head + ".") else f"body.{k}"] = v
+    return out
+
+
+def _short(keys) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `model` strictly; missing, unexpected or mis-shaped keys are an error naming them."""
+    state = _fit_torchvision_layout(model, state)
+    own = model.state_dict()
+    missing, unexpected = set(own) - set(state), set(state) - set(own)
+    name = getattr(model, "arch", "") or type(model).__name__
+    if missing or unexpected:
+        parts = [
+            f"missing keys {_short(missing)}" if missing else "",
+            f"unexpected keys {_short(unexpected)}" if unexpected else "",
+        ]
+        raise ModelError(f"{source}: does not fit {name} ({'; '.join(p for p in parts if p)}); save the "
+                         "state_dict of this very architecture (and options)")  # fmt: skip
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ModelError(
+                f"{source}: key {k!r} has shape {tuple(v.shape)} but {name} expects {tuple(own[k].shape)}; "
+                "check num_classes and the architecture's options"
+            )
+    model.load_state_dict(state)
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load the state_dict in `path` into `model` (in place, strictly) and return it in eval mode."""
+    load_state(model, read_state_dict(path), str(path))
+    return model.eval()

@@ -1,0 +1,99 @@
+"""Precompute's pieces for your own study: class-folder data, models with weights from files, models pruned
+elsewhere. `run.py` calls these at a few points; everything here is also usable on its own."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data import ImageFolderSet, load_dataset, load_imagefolder
+from ..data._registry import DataSplits
+from ..models import create_model, load_weights
+from ..pruning import load_pruned_elsewhere
+from .recipe import ArchConfig, ExternalModel, Recipe, RecipeError, model_key
+
+
+def check_inputs(recipe: Recipe) -> None:
+    """Every file and folder the recipe names exists (one line naming the field otherwise), before any work."""
+    where = recipe.path
+    d = recipe.data
+    if d.name == "imagefolder" and not Path(d.root).is_dir():
+        raise RecipeError(f"{where}: field 'data.root' is {d.root}, which is not a folder; point it at the folder "
+                          "holding train/<class>/ and test/<class>/")  # fmt: skip
+    if d.classes and not Path(d.classes).is_file():
+        raise RecipeError(f"{where}: field 'data.classes' is {d.classes}, which is not a file; give a text file "
+                          "with one class name a line")  # fmt: skip
+    for i, a in enumerate(recipe.architectures):
+        if a.weights and not Path(a.weights).is_file():
+            raise RecipeError(f"{where}: field 'architectures[{i}].weights' is {a.weights}, which is not a file; "
+                              "save one with torch.save(model.state_dict(), FILE)")  # fmt: skip
+    for i, m in enumerate(recipe.models):
+        if not Path(m.file).is_file():
+            raise RecipeError(f"{where}: field 'models[{i}].file' is {m.file}, which is not a file; give the "
+                              "state_dict or checkpoint of the pruned model")  # fmt: skip
+
+
+def load_splits(recipe: Recipe) -> DataSplits:
+    """The recipe's data set: a registry data set in memory, or a class-folder set decoded per batch."""
+    d = recipe.data
+    if d.name == "imagefolder":
+        s = load_imagefolder(d.root, d.image_size, classes=d.classes, skip_unreadable=d.skip_unreadable)
+        return DataSplits(s.train, s.test)
+    return load_dataset(d.name, d.root, trust_pickles=d.trust_pickles)
+
+
+def cache_images(data, work: Path):
+    """A class-folder set backed by a memory-mapped cache in `work` when it fits `data.CACHE_LIMIT`; others as is."""
+    return data.cached(work / "images") if isinstance(data, ImageFolderSet) else data
+
+
+def images_at(data, index) -> torch.Tensor:
+    """uint8 images of the given samples, from memory or decoded from their files."""
+    return data.images_at(index) if isinstance(data, ImageFolderSet) else data.images[index]
+
+
+def model_from_weights(arch_cfg: ArchConfig, *, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """The architecture built for this data set, with the weights of `arch_cfg.weights`."""
+    model = create_model(arch_cfg.model.arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                         **arch_cfg.model.options)  # fmt: skip
+    return load_weights(model, arch_cfg.weights)
+
+
+def external_id(m: ExternalModel) -> str:
+    return f"{m.base}/{m.label}" + (f"/{m.amount:g}" if m.amount is not None else "")
+
+
+def plan_external(recipe: Recipe, entry_cls, inputs: dict[str, str], fingerprint) -> list:
+    """One entry per [[models]] table (`entry_cls` is run.ModelEntry), after lotterysite's own models.
+
+    Its fingerprint covers the data, the base architecture and the file's content digest (`inputs`, from
+    run.input_digests, hashed by `fingerprint`), so replacing the file at the same path evaluates it again. Its
+    amount is the table's, or NaN until the model is loaded and its sparsity measured (`placed`).
+    """
+    out = []
+    for m in recipe.models:
+        arch = next(a for a in recipe.architectures if a.model.arch == m.base)
+        data = [asdict(recipe.data), inputs.get("data", "")]
+        fp = fingerprint(data, asdict(arch), inputs.get(f"models:{m.file}", ""), m.label, m.amount)
+        mid = external_id(m)
+        amount = m.amount if m.amount is not None else float("nan")
+        out.append(entry_cls(mid, model_key(mid), m.base, m.label, amount, False, recipe.seeds[0], fp, file=m.file))
+    return out
+
+
+def load_external(recipe: Recipe, entry, *, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """The [[models]] entry's model: its base architecture holding the file's weights, masks from its zeros."""
+    arch = next(a for a in recipe.architectures if a.model.arch == entry.arch)
+    base = create_model(arch.model.arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                        **arch.model.options)  # fmt: skip
+    return load_pruned_elsewhere(base, entry.file)
+
+
+def placed(entry, extra: dict):
+    """An external model without an amount sits at its measured sparsity."""
+    if entry.file and entry.amount != entry.amount:  # NaN: no amount in the recipe
+        return replace(entry, amount=round(float(extra["sparsity"]), 4))
+    return entry

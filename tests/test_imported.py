@@ -1,0 +1,128 @@
+"""Your own model by import path, and weights from a file (plain, nested, torchvision's layout); bad input named."""
+
+import sys
+import textwrap
+
+import pytest
+import torch
+import torchvision
+
+from lotterysite.models import ModelError, create_model, is_model, load_weights
+
+MYNET = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    class MyNet(nn.Module):
+        def __init__(self, num_classes, width):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.head = nn.Linear(width, num_classes)
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    def build(num_classes=10, width=4):
+        return MyNet(num_classes, width)
+
+    def build_any(**kwargs):
+        return MyNet(kwargs["num_classes"], 3)
+
+    def sized(image_size, in_channels):
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size**2, 2))
+
+    def not_a_model(num_classes):
+        return "oops"
+""")
+
+
+@pytest.fixture
+def mynet(tmp_path, monkeypatch):
+    (tmp_path / "mynet.py").write_text(MYNET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path / "mynet.py"
+    sys.modules.pop("mynet", None)
+
+
+def test_import_path_factory_gets_num_classes_and_options(mynet):
+    assert is_model("mynet:build") and not is_model("mynet")
+    model = create_model("mynet:build", num_classes=7, in_channels=3, image_size=16, width=6)
+    assert model.head.out_features == 7 and model.head.in_features == 6 and model.arch == "mynet:build"
+    assert create_model("mynet:build_any", num_classes=4, in_channels=3, image_size=16).head.out_features == 4
+    sized = create_model("mynet:sized", num_classes=2, in_channels=1, image_size=5)
+    assert sized[1].in_features == 25
+    by_file = create_model(f"{mynet}:build", num_classes=3, in_channels=3, image_size=16)
+    assert by_file.head.out_features == 3
+
+
+def test_input_norm_option_normalises_before_forward(mynet):
+    torch.manual_seed(0)
+    plain = create_model("mynet:build", num_classes=3, in_channels=3, image_size=8)
+    normed = create_model("mynet:build", num_classes=3, in_channels=3, image_size=8, input_norm="imagenet")
+    normed.load_state_dict(plain.state_dict())  # same keys: the normalisation is a hook, not a layer
+    x = torch.rand(2, 3, 8, 8)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    assert torch.allclose(normed(x), plain((x - mean) / std))
+
+
+def test_bad_import_paths_are_one_line_errors(mynet):
+    cases = {
+        "nosuchpackage.models:build": "cannot import 'nosuchpackage.models' (ModuleNotFoundError",
+        "mynet:missing": "module 'mynet' has no function 'missing'",
+        "mynet:not_a_model": "returned str, not a torch.nn.Module",
+        "elsewhere/net.py:build": "file elsewhere/net.py not found",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ModelError) as e:
+            create_model(path, num_classes=3, in_channels=3, image_size=8)
+        assert message in str(e.value) and "\n" not in str(e.value) and repr(path) in str(e.value)
+    with pytest.raises(ModelError, match=r"calling it with num_classes, wdith, width failed"):
+        create_model("mynet:build", num_classes=3, in_channels=3, image_size=8, width=2, wdith=3)
+
+
+def test_weights_plain_nested_and_wrong_keys(mynet, tmp_path):
+    torch.manual_seed(0)
+    trained = create_model("mynet:build", num_classes=3, in_channels=3, image_size=8)
+    x = torch.rand(2, 3, 8, 8)
+    for name, payload in {
+        "plain.pt": trained.state_dict(),
+        "nested.pt": {"state_dict": trained.state_dict(), "epoch": 3},
+        "model.pt": {"model": {f"module.{k}": v for k, v in trained.state_dict().items()}},
+    }.items():
+        torch.save(payload, tmp_path / name)
+        fresh = load_weights(create_model("mynet:build", num_classes=3, in_channels=3, image_size=8), tmp_path / name)
+        assert torch.equal(fresh(x), trained(x))
+    sd = trained.state_dict()
+    sd["extra.weight"] = sd.pop("head.weight")
+    torch.save(sd, tmp_path / "wrong.pt")
+    with pytest.raises(ModelError) as e:
+        load_weights(create_model("mynet:build", num_classes=3, in_channels=3, image_size=8), tmp_path / "wrong.pt")
+    assert str(e.value).startswith(f"{tmp_path / 'wrong.pt'}: does not fit mynet:build (missing keys head.weight; "
+                                   "unexpected keys extra.weight)")  # fmt: skip
+    with pytest.raises(ModelError, match=r"key 'head.weight' has shape \(3, 4\) but mynet:build expects \(5, 4\)"):
+        load_weights(create_model("mynet:build", num_classes=5, in_channels=3, image_size=8), tmp_path / "plain.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not torch")
+    with pytest.raises(ModelError, match="junk.pt: not a readable weights file"):
+        load_weights(trained, tmp_path / "junk.pt")
+    with pytest.raises(ModelError, match="weights file .*absent.pt not found"):
+        load_weights(trained, tmp_path / "absent.pt")
+
+
+def test_torchvision_published_layout_loads_into_tv_models(tmp_path):
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(num_classes=10).eval()
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pt")  # what torchvision's published weights look like
+    model = load_weights(create_model("tv:resnet18", num_classes=10, in_channels=3, image_size=32,
+                                      input_norm="imagenet"), tmp_path / "resnet18.pt")  # fmt: skip
+    x = torch.rand(2, 3, 32, 32)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - mean) / std), atol=1e-6)
+    # lotterysite's own layout loads too.
+    torch.save(model.state_dict(), tmp_path / "own.pt")
+    again = load_weights(create_model("tv:resnet18", num_classes=10, in_channels=3, image_size=32,
+                                      input_norm="imagenet"), tmp_path / "own.pt")  # fmt: skip
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))

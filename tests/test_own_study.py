@@ -1,0 +1,171 @@
+"""A researcher's own study end to end: real ImageNet photos in class folders, a torchvision model with weights
+from a file, a model from an import path with its classifier named `head`, a model pruned with
+torch.nn.utils.prune listed under [[models]], two corruptions with ImageNet parameters; and bad recipes."""
+
+import json
+import textwrap
+
+import pyarrow.ipc as ipc
+import pytest
+import torch
+import torchvision
+from torch.nn.utils import prune as torch_prune
+
+from lotterysite.precompute import RecipeError, load_recipe, parse_recipe, precompute
+
+HEADNET = textwrap.dedent("""
+    from torch import nn
+
+    class HeadNet(nn.Module):
+        def __init__(self, num_classes, width):
+            super().__init__()
+            conv = nn.Conv2d(3, width, 5, stride=4)
+            self.body = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.head = nn.Linear(width, num_classes)
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    def build(num_classes, width=8):
+        return HeadNet(num_classes, width)
+
+    def nothing(num_classes):
+        return None
+
+    def conv_only(num_classes):
+        return nn.Sequential(nn.Conv2d(3, num_classes, 64), nn.Flatten())
+""")
+
+
+def _read(path):
+    with ipc.open_file(path) as f:
+        return f.read_all()
+
+
+@pytest.fixture(scope="module")
+def study(imagenet_folder, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    (folder / "headnet.py").write_text(HEADNET)
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet18(num_classes=1000)
+    torch.save(tv.state_dict(), folder / "resnet18.pt")  # torchvision's layout, as its published weights are
+    for module in (tv.conv1, tv.layer1[0].conv1):
+        torch_prune.l1_unstructured(module, "weight", amount=0.5)
+    torch.save(tv.state_dict(), folder / "resnet18-l1.pt")  # weight_orig + weight_mask
+    recipe = textwrap.dedent(f'''
+        name = "own-study"
+        batch_size = 8
+
+        [data]
+        name = "imagefolder"
+        root = "{imagenet_folder}"
+        image_size = 64
+        classes = "{imagenet_folder / "classes.txt"}"
+
+        [[architectures]]
+        arch = "tv:resnet18"
+        weights = "resnet18.pt"
+
+        [[architectures]]
+        arch = "headnet.py:build"
+        options = {{width = 6}}
+        [architectures.train]
+        epochs = 1
+        batch_size = 8
+
+        [[models]]
+        file = "resnet18-l1.pt"
+        base = "tv:resnet18"
+        label = "torch-l1"
+
+        [[pruning]]
+        method = "magnitude"
+        amounts = [0.5]
+
+        [corruptions]
+        names = ["gaussian_noise", "fog"]
+        severities = [3]
+        params = "imagenet"
+
+        [ship]
+        samples_per_class = 1
+
+        [curse]
+        enabled = false
+    ''')
+    (folder / "recipe.toml").write_text(recipe)
+    store = folder / "store"
+    result = precompute(load_recipe(folder / "recipe.toml"), store=store, device="cpu", progress=False)
+    return folder, store, result
+
+
+def test_own_study_end_to_end(study):
+    folder, store, result = study
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert len(manifest["dataset"]["classes"]) == 1000 and manifest["dataset"]["n_eval"] == 20
+    assert manifest["dataset"]["image_size"] == 64
+    models = _read(store / "models.arrow").to_pylist()
+    by_id = {m["model_id"]: m for m in models}
+    assert set(by_id) == {
+        "tv:resnet18/dense", "tv:resnet18/magnitude/0.5", "tv:resnet18/torch-l1",
+        f"{folder / 'headnet.py'}:build/dense", f"{folder / 'headnet.py'}:build/magnitude/0.5",
+    }  # fmt: skip
+    ext = by_id["tv:resnet18/torch-l1"]
+    tv = torchvision.models.resnet18(num_classes=1000)
+    pruned = (tv.conv1.weight.numel() + tv.layer1[0].conv1.weight.numel()) // 2
+    count = sum(m.weight.numel() for m in tv.modules() if isinstance(m, (torch.nn.Conv2d,)))
+    # Measured from the weights over the prunable weights (the dense fc not counted), not taken from the label.
+    assert ext["method"] == "torch-l1" and ext["sparsity"] == pytest.approx(pruned / count)
+    assert ext["amount"] == pytest.approx(round(pruned / count, 4))
+    assert by_id["tv:resnet18/magnitude/0.5"]["sparsity"] == pytest.approx(0.5, abs=1e-6)
+    # The dense torchvision model is exactly the saved one: accuracy from its logits on the clean images.
+    samples = _read(store / "samples.arrow").to_pylist()
+    assert samples and all(s["thumbnail"].startswith("data:image/jpeg;base64,") for s in samples)
+    assert max(len(s["thumbnail"]) for s in samples) < 8000  # 64 px JPEG, a few KB
+    assert result.models == 5
+
+
+def test_bad_recipes_are_one_line_naming_the_field(study, imagenet_folder, tmp_path):
+    folder, _, _ = study
+    base = (folder / "recipe.toml").read_text()
+    cases = {
+        ('arch = "headnet.py:build"', 'arch = "nosuch.module:build"'): "field 'architectures[1].arch' does not resolve",
+        ('arch = "headnet.py:build"', 'arch = "headnet.py:missing"'): "has no function 'missing'",
+        ("image_size = 64", ""): "field 'data.image_size' must be an integer >= 8",
+        ('base = "tv:resnet18"', 'base = "tv:resnet50"'): "field 'models[0].base' is 'tv:resnet50', not the arch",
+        # Files and folders are checked when the recipe runs, before any work.
+        ('weights = "resnet18.pt"', 'weights = "absent.pt"'): "field 'architectures[0].weights' is",
+        (f'root = "{imagenet_folder}"', 'root = "nowhere"'): "field 'data.root' is",
+        ('file = "resnet18-l1.pt"', 'file = "gone.pt"'): "field 'models[0].file' is",
+    }
+    for (old, new), message in cases.items():
+        (folder / "bad.toml").write_text(base.replace(old, new))
+        with pytest.raises(RecipeError) as e:
+            precompute(load_recipe(folder / "bad.toml"), store=tmp_path / "s", device="cpu", progress=False)
+        assert message in str(e.value) and "\n" not in str(e.value), (new, str(e.value))
+        assert not (tmp_path / "s" / ".work" / "models").exists()
+
+
+def test_bad_models_fail_one_line_at_run_time(study, tmp_path):
+    folder, _, _ = study
+    base = (folder / "recipe.toml").read_text()
+    torch.save({"conv1.weight": torch.zeros(1)}, folder / "wrongkeys.pt")
+    cases = {
+        ('weights = "resnet18.pt"', 'weights = "wrongkeys.pt"'): "wrongkeys.pt: does not fit tv:resnet18 (missing keys",
+        (
+            'arch = "headnet.py:build"\noptions = {width = 6}',
+            'arch = "headnet.py:nothing"',
+        ): "returned NoneType, not a torch.nn.Module",
+        ('arch = "headnet.py:build"\noptions = {width = 6}', 'arch = "headnet.py:conv_only"'): "has no nn.Linear layer",
+    }
+    for (old, new), message in cases.items():
+        text = base.replace(old, new).replace(
+            '[[models]]\nfile = "resnet18-l1.pt"\nbase = "tv:resnet18"\nlabel = "torch-l1"\n', ""
+        )
+        recipe = parse_recipe(
+            text.replace('weights = "', f'weights = "{folder}/').replace('"headnet.py', f'"{folder}/headnet.py'),
+            str(folder / "bad.toml"),
+        )
+        with pytest.raises(ValueError) as e:
+            precompute(recipe, store=tmp_path / "s", device="cpu", progress=False)
+        assert message in str(e.value) and "\n" not in str(e.value), (new, str(e.value))
