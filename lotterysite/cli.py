@@ -107,6 +107,12 @@ def data_fetch_cmd(name, root, mirror):
     help="Architecture registry name (`lotterysite models` lists them).",
 )
 @click.option("--epochs", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option(
+    "--train-subset", type=click.IntRange(min=1), help="Train on the first N training images only [default: all]."
+)
+@click.option(
+    "--test-subset", type=click.IntRange(min=1), help="Measure on the first N test images only [default: all]."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(
@@ -116,7 +122,7 @@ def data_fetch_cmd(name, root, mirror):
     show_default=True,
     help="Checkpoint to write (atomically).",
 )
-def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
+def train_cmd(data_name, data_root, arch, epochs, train_subset, test_subset, seed, device, out):
     """Train a dense model, save its checkpoint and print its geometry summary on the test split."""
     from .config import DataConfig, ModelConfig, TrainConfig
     from .train_measure import train_dense
@@ -125,7 +131,12 @@ def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
         raise click.ClickException(f"--out {out}: exists and is not a regular file; refusing to replace it, "
                                    "give a new path or a regular file")  # fmt: skip
     result = train_dense(
-        DataConfig(name=data_name, root=str(data_root) if data_root else None),
+        DataConfig(
+            name=data_name,
+            root=str(data_root) if data_root else None,
+            train_subset=train_subset,
+            test_subset=test_subset,
+        ),
         ModelConfig(arch=arch),
         TrainConfig(epochs=epochs, seed=seed),
         out=out,
@@ -138,13 +149,16 @@ def train_cmd(data_name, data_root, arch, epochs, seed, device, out):
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", "data_name", default="fashion_mnist", show_default=True, help="Data set registry name.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding the data set.")
+@click.option(
+    "--test-subset", type=click.IntRange(min=1), help="Measure on the first N test images only [default: all]."
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def measure_cmd(checkpoint, data_name, data_root, device):
+def measure_cmd(checkpoint, data_name, data_root, test_subset, device):
     """Print accuracy, angle, length and margin per class of CHECKPOINT on the test split."""
     from .config import DataConfig
     from .train_measure import measure_checkpoint
 
-    data_cfg = DataConfig(name=data_name, root=str(data_root) if data_root else None)
+    data_cfg = DataConfig(name=data_name, root=str(data_root) if data_root else None, test_subset=test_subset)
     click.echo(measure_checkpoint(checkpoint, data_cfg, device=_device(device)))
 
 

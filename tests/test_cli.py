@@ -1,5 +1,6 @@
 """The Click layer, through CliRunner."""
 
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -18,12 +19,14 @@ def test_models_and_datasets_list():
 def test_train_then_measure(tmp_path):
     runner = CliRunner()
     ckpt = tmp_path / "dense.pt"
-    result = runner.invoke(main, ["train", "--epochs", "1", "--device", "cpu", "--out", str(ckpt)])
+    # Subsets keep it quick; the subsets reach the data (the report counts the test images).
+    args = ["train", "--epochs", "1", "--train-subset", "3000", "--test-subset", "500", "--device", "cpu"]
+    result = runner.invoke(main, [*args, "--out", str(ckpt)])
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output and "Ankle boot" in result.output and ckpt.exists()
-    result = runner.invoke(main, ["measure", str(ckpt), "--device", "cpu"])
+    result = runner.invoke(main, ["measure", str(ckpt), "--test-subset", "500", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "margin" in result.output and "all" in result.output
+    assert "margin" in result.output and re.search(r"^all\s+500\s", result.output, re.M)
 
 
 def test_errors_are_one_line_with_the_fix(tmp_path):
