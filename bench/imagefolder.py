@@ -106,7 +106,10 @@ def main():
 
     print(f"CPU, torch threads {torch.get_num_threads()}, model {args.model}, batch {args.batch_size}, "
           f"{'memory-mapped cache' if args.cache else 'decoding JPEGs'}")  # fmt: skip
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
+    from lotterysite.precompute.stream import MMAP_THRESHOLD
+
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load {os.getloadavg()}, "
+          f"bound heap: mmap threshold {MMAP_THRESHOLD / 2**20:g} MB")  # fmt: skip
     print("| images | variants | heap | seconds | images/s | peak RSS (MiB) | results (MiB) | load |")
     print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     heaps = ["bound", "glibc"] if args.heap == "both" else [args.heap]

@@ -12,7 +12,7 @@ Memory, for N samples, V variants, C classes and batch B (tests/test_stream.py g
 - one batch and one variant of it, and the model's activations for B images: independent of V.
 - on CPU with glibc, the heap (`bound_heap`). Measured on a 224 px ResNet-18, batch 32, clean then the 19
   corruptions: peak RSS 965 MB after the first variant; after the last, 1253 MB with glibc's defaults (100 MB of
-  it frost importing the peer package for its photographs, which it now reads by path) and 1058 MB with the fixed
+  it frost importing the peer package for its photographs, which it now reads by path) and 1058 MB with an 8 MB
   threshold and that import gone (1033 MB after the second variant already; bench/RESULTS.md).
 
 A batch's corruptions are seeded by the corruption seed and the batch's first sample index, as the cached path
@@ -34,7 +34,9 @@ from ..geometry import ACCURATE_AUTOCAST, AUTO, Geometry, GeometryError, _is_cha
 from .aggregate import ModelResults
 
 CORRUPTION_CACHE_LIMIT = 8 * 2**30  # bytes of uint8 corrupted variants the cached path may write to STORE/.work
-MMAP_THRESHOLD = 8 * 2**20  # bytes; allocations this large get their own pages, returned to the OS when freed
+# Bytes; allocations this large get their own pages, returned to the OS when freed. 8 MB held the peak as flat
+# but cost ~25 % more CPU time in page faults on a 224 px ResNet-18 (16 MB: ~12 %; bench/RESULTS.md).
+MMAP_THRESHOLD = 16 * 2**20
 
 
 @functools.cache
@@ -46,7 +48,8 @@ def bound_heap(threshold: int = MMAP_THRESHOLD) -> bool:
     blocks between them (cached frost photos, results) keep the freed space from being reused or returned: the
     resident set grows with every new corruption's allocation pattern. A fixed threshold turns that dynamic rise off.
     The corruptions' CPU work stays below it (4 MB chunks, `corruptions.CPU_CHUNK`), so their reused heap blocks
-    stay warm. Process-wide and idempotent; False (nothing done) where the C library is not glibc.
+    stay warm; what crosses it pays page faults on every allocation. Process-wide and idempotent; False (nothing
+    done) where the C library is not glibc.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
