@@ -34,8 +34,9 @@ from ..geometry import ACCURATE_AUTOCAST, AUTO, Geometry, GeometryError, _is_cha
 from .aggregate import ModelResults
 
 CORRUPTION_CACHE_LIMIT = 8 * 2**30  # bytes of uint8 corrupted variants the cached path may write to STORE/.work
-# Bytes; allocations this large get their own pages, returned to the OS when freed. 8 MB held the peak as flat
-# but cost ~25 % more CPU time in page faults on a 224 px ResNet-18 (16 MB: ~12 %; bench/RESULTS.md).
+# Bytes; allocations this large get their own pages, returned to the OS when freed. On a 224 px ResNet-18 with
+# corruptions, 8 MB and 16 MB held the peak equally flat; 8 MB cost ~30 % more CPU time (page faults), 16 MB ~15 %
+# (noisy: a shared machine; bench/RESULTS.md).
 MMAP_THRESHOLD = 16 * 2**20
 
 
