@@ -1,16 +1,19 @@
 """Precompute's evaluation on a 224 px class-folder set: images/s and peak RSS, and peak RSS against the number
-of corrupted variants (it must not grow with them).
+of corrupted variants (it must not grow with them; what precompute keeps, the V x N x C results, does, and is
+reported beside it).
 
 Builds a class-folder set of N JPEGs (random crops and flips of the 20 real ImageNet photos in the foolbox wheel,
-19 classes), then, each in a fresh process so its peak RSS is its own, runs `precompute.stream.measure_variants`
-(decode a batch, corrupt it per variant on the device, measure the model) for N images x V variants.
+19 classes), then, each in a fresh process so its peak RSS is its own, runs `precompute.stream.stream_results`
+(decode a batch, corrupt it per variant on the device, measure the model, write the batch's results into arrays
+allocated once) for N images x V variants: what precompute's evaluation unit runs for a class-folder set.
 
     python bench/imagefolder.py                         # 500 and 2000 images x (clean + 19 corruptions), sev. 3
-    python bench/imagefolder.py --sizes 100 --variants 1 5 20 --model lenet5
+    python bench/imagefolder.py --sizes 100 --variants 2 20 --heap both   # RSS flat in V, and glibc's default
 """
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -54,7 +57,7 @@ def child(args) -> None:
     from lotterysite.corruptions import NAMES
     from lotterysite.data import load_imagefolder
     from lotterysite.models import create_model
-    from lotterysite.precompute.stream import measure_variants
+    from lotterysite.precompute import stream
 
     test = load_imagefolder(args.folder, 224).test.head(args.n)
     if args.cache:
@@ -62,18 +65,23 @@ def child(args) -> None:
     variants = [("clean", 0)] + [(name, 3) for name in NAMES][: args.v - 1]
     torch.manual_seed(0)
     model = create_model(args.model, num_classes=1000, in_channels=3, image_size=224)
+    if args.heap == "glibc":  # glibc's dynamic mmap threshold, as before bound_heap
+        stream.bound_heap = lambda *a, **k: False
     start = time.perf_counter()
-    parts = measure_variants(model, test, variants, batch_size=args.batch_size, device="cpu", params="imagenet")
+    res = stream.stream_results(model, test, variants, batch_size=args.batch_size, device="cpu", params="imagenet")
     seconds = time.perf_counter() - start
-    assert all(len(g.margin) == args.n for g in parts)
+    assert res.margin.shape == (len(variants), args.n)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"n": args.n, "variants": len(variants), "seconds": seconds,
-                      "images_per_s": args.n * len(variants) / seconds, "peak_rss_mib": peak}))  # fmt: skip
+    results = sum(a.nbytes for a in res.arrays().values()) / 2**20
+    print(json.dumps({"n": args.n, "variants": len(variants), "seconds": seconds, "results_mib": results,
+                      "images_per_s": args.n * len(variants) / seconds, "peak_rss_mib": peak,
+                      "load": os.getloadavg()[0]}))  # fmt: skip
 
 
-def run(folder, n, v, model, batch_size, cache) -> dict:
+def run(folder, n, v, model, batch_size, cache, heap) -> dict:
     cmd = [sys.executable, __file__, "--child", "--folder", str(folder), "--n", str(n), "--v", str(v),
-           "--model", model, "--batch-size", str(batch_size)] + (["--cache"] if cache else [])  # fmt: skip
+           "--model", model, "--batch-size", str(batch_size), "--heap", heap]  # fmt: skip
+    cmd += ["--cache"] if cache else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -85,6 +93,8 @@ def main():
     parser.add_argument("--model", default="tv:resnet18", help="architecture (1000 classes)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cache", action="store_true", help="read a memory-mapped cache instead of the JPEGs")
+    parser.add_argument("--heap", choices=["bound", "glibc", "both"], default="bound",
+                        help="bound: stream.bound_heap's fixed mmap threshold; glibc: glibc's default")  # fmt: skip
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -96,17 +106,22 @@ def main():
 
     print(f"CPU, torch threads {torch.get_num_threads()}, model {args.model}, batch {args.batch_size}, "
           f"{'memory-mapped cache' if args.cache else 'decoding JPEGs'}")  # fmt: skip
-    print("| images | variants | seconds | images/s | peak RSS (MiB) |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    from lotterysite.precompute.stream import MMAP_THRESHOLD
+
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load {os.getloadavg()}, "
+          f"bound heap: mmap threshold {MMAP_THRESHOLD / 2**20:g} MB")  # fmt: skip
+    print("| images | variants | heap | seconds | images/s | peak RSS (MiB) | results (MiB) | load |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    heaps = ["bound", "glibc"] if args.heap == "both" else [args.heap]
     with tempfile.TemporaryDirectory() as tmp:
         build_set(Path(tmp), max(args.sizes))
         for n in args.sizes:
             for v in args.variants:
-                r = run(tmp, n, v, args.model, args.batch_size, args.cache)
-                print(
-                    f"| {n} | {v} | {r['seconds']:.1f} | {r['images_per_s']:.1f} | {r['peak_rss_mib']:.0f} |",
-                    flush=True,
-                )
+                for heap in heaps:
+                    r = run(tmp, n, v, args.model, args.batch_size, args.cache, heap)
+                    cells = (n, v, heap, f"{r['seconds']:.1f}", f"{r['images_per_s']:.1f}", f"{r['peak_rss_mib']:.0f}",
+                             f"{r['results_mib']:.1f}", f"{r['load']:.1f}")  # fmt: skip
+                    print("| " + " | ".join(map(str, cells)) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,81 @@ def test_a_worker_that_cannot_see_the_store_says_so(recipe, tmp_path):
                     progress=False)  # fmt: skip
     with pytest.raises(LotterysiteError, match="cannot see the store; put the store on a filesystem every worker"):
         task("store")
+
+
+# A 224 px class-folder study: its evaluation streams (corruptions made per batch inside the evaluate unit, no
+# corruption units, no cached variants), on every executor, to the same store.
+TINYNET = """
+from torch import nn
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes, width):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, width, 16, stride=16), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+def build(num_classes, width=4):
+    return TinyNet(num_classes, width)
+"""
+
+RECIPE_224 = """
+name = "executors-224"
+batch_size = 8
+[data]
+name = "imagefolder"
+root = "{root}"
+image_size = 224
+[[architectures]]
+arch = "tinynet.py:build"
+[architectures.train]
+epochs = 1
+batch_size = 8
+[[pruning]]
+method = "magnitude"
+amounts = [0.5]
+[corruptions]
+names = ["contrast"]
+severities = [2]
+params = "imagenet"
+[ship]
+samples_per_class = 1
+severities = [2]
+[curse]
+enabled = false
+"""
+
+
+def test_class_folder_study_streams_on_every_executor(imagenet_folder, tmp_path, one_thread, monkeypatch):
+    from lotterysite.precompute import load_recipe, run
+
+    (tmp_path / "tinynet.py").write_text(TINYNET)
+    (tmp_path / "recipe.toml").write_text(RECIPE_224.format(root=imagenet_folder))
+    recipe = load_recipe(tmp_path / "recipe.toml")
+    units = plan(recipe, store=tmp_path / "local")
+    assert [u.kind for u in units] == ["dense", "evaluate", "pruned", "evaluate", "store"]  # no corruption units
+    streamed, real = [], run.stream_results
+
+    def stream_results(model, data, variants, **kw):
+        streamed.append(list(variants))
+        return real(model, data, variants, **kw)
+
+    with monkeypatch.context() as m:  # the local executor runs the units in this process
+        m.setattr(run, "stream_results", stream_results)
+        precompute(recipe, store=tmp_path / "local", device="cpu", progress=False)
+    assert streamed == [[("clean", 0), ("contrast", 2)]] * 2  # both evaluate units streamed
+    assert not (tmp_path / "local.work" / "corruptions").exists()  # nothing cached
+
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    precompute(recipe, store=tmp_path / "ray", progress=False, executor="ray")
+    assert_same_store(tmp_path / "local", tmp_path / "ray")
+    pytest.importorskip("submitit")
+    slurm = SlurmOptions(cluster="local", time_min=10)
+    precompute(recipe, store=tmp_path / "slurm", progress=False, executor="slurm", slurm=slurm)
+    assert_same_store(tmp_path / "local", tmp_path / "slurm")
+    for store in ("ray", "slurm"):
+        assert not (tmp_path / f"{store}.work" / "corruptions").exists()

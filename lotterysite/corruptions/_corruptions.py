@@ -6,7 +6,8 @@ device. Colour corruptions (see COLOUR) get C = 3; the rest work channel by chan
 """
 
 import functools
-from importlib import resources
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -97,11 +98,16 @@ def snow(x, p, table, gen):
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
 
 
-@functools.cache
 def _frost_photo(index: int) -> torch.Tensor:
-    """The peer package's frost photograph as 3×h×w float in [0, 1] (alpha dropped like cv2.imread)."""
-    ref = resources.files("imagecorruptions") / "frost" / _FROST_FILES[index]
-    with resources.as_file(ref) as path, Image.open(path) as im:
+    """The peer package's frost photograph as 3×h×w float in [0, 1] (alpha dropped like cv2.imread).
+
+    Read by path, found without importing the package: importing imagecorruptions loads cv2, scikit-image, scipy
+    and numba, 100 MB of resident memory that a streamed evaluation then kept for good. Not cached itself: only
+    `_frost_scaled`, once per image size, reads it."""
+    spec = importlib.util.find_spec("imagecorruptions")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("frost needs the photographs of imagecorruptions: pip install imagecorruptions-imaug")
+    with Image.open(Path(spec.origin).parent / "frost" / _FROST_FILES[index]) as im:
         arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 

@@ -61,7 +61,7 @@ from . import custom
 from .curse import random_vector_angles, width_sweep
 from .executors import EXECUTORS, SlurmOptions, Unit, run_plan
 from .recipe import Recipe, check_against_data, model_id, model_key, shipped_rows
-from .stream import measure_variants, should_stream
+from .stream import put, results_for, should_stream, stream_results
 
 PNG_SIDE = 32  # pixels: thumbnails of images up to this size ship as they are, as PNG
 THUMBNAIL_SIDE = 64  # pixels: larger images ship shrunk to this, as JPEG
@@ -430,32 +430,24 @@ class _Runner:
         c = self.recipe.corruptions
         if c.source == "generate" and should_stream(eval_set, variants):
             # Variants generated per batch on the device (class folders, or too large to cache): see stream.py.
-            parts = measure_variants(model, eval_set, variants, batch_size=self.recipe.batch_size, device=self.device,
-                                     seed=c.seed, params=c.params)  # fmt: skip
-        else:
-            parts = []
-            for name, severity in variants:
-                images = self.variant_set(eval_set, name, severity)
-                batches = images.batches(self.recipe.batch_size, device=self.device)
-                g, _ = measure_model(model, batches, device=self.device)
-                parts.append(g)
-        stack = lambda attr, dtype: np.stack([getattr(g, attr).numpy() for g in parts]).astype(dtype)  # noqa: E731
-        return agg.ModelResults(
-            variants=list(variants),
-            labels=eval_set.labels.numpy().astype(np.int64),
-            pred=stack("pred", np.int16),
-            margin=stack("margin", np.float32),
-            length=stack("length", np.float32),
-            angle=stack("angle", np.float32),
-            prob_true=stack("prob_true", np.float32),
-            loss=stack("loss", np.float32),
-            degenerate=stack("degenerate", bool),
-        )
+            return stream_results(model, eval_set, variants, batch_size=self.recipe.batch_size, device=self.device,
+                                  seed=c.seed, params=c.params)  # fmt: skip
+        # One set of results arrays, filled variant by variant: the V x N x C angles are held once, not per variant
+        # and again stacked.
+        res = None
+        for v, (name, severity) in enumerate(variants):
+            images = self.variant_set(eval_set, name, severity)
+            g, _ = measure_model(model, images.batches(self.recipe.batch_size, device=self.device), device=self.device)
+            if res is None:
+                res = results_for(variants, eval_set.labels, g.angle.shape[1])
+            put(res, v, 0, g)
+            del g
+        return res
 
     def save_results(self, path: Path, res: agg.ModelResults, extra: dict) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, variants=np.array(json.dumps(res.variants)), extra=np.array(json.dumps(extra)), **res.arrays())
-        write_bytes(path, buf.getvalue())
+        # Straight to the (atomic) file: np.savez writes each array in chunks, where a BytesIO would hold a copy.
+        atomic_write(path, lambda tmp: np.savez(tmp, variants=np.array(json.dumps(res.variants)),
+                                                extra=np.array(json.dumps(extra)), **res.arrays()))  # fmt: skip
 
     def load_results(self, path: Path, variants, labels: np.ndarray) -> tuple[agg.ModelResults, dict] | None:
         try:
