@@ -28,10 +28,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("recipe", nargs="?", default=str(ROOT / "precompute" / "demo.toml"))
     parser.add_argument("--regime", metavar="STORE", help="only check the regime targets on this store")
+    parser.add_argument("--store", metavar="DIR", help="write the store here and keep it (must not exist yet, so the "
+                        "run is from scratch); default: a temporary folder, removed afterwards")  # fmt: skip
     args = parser.parse_args()
     if args.regime:
         print(regime_report(Path(args.regime)))
         return
+    if args.store and Path(args.store).exists():
+        parser.error(f"--store {args.store} exists: the benchmark runs from scratch, pass a new folder")
     device = default_device()
     data = load_dataset("fashion_mnist")
     torch.manual_seed(0)
@@ -41,8 +45,9 @@ def main():
     epoch = time.perf_counter() - start
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = precompute(load_recipe(args.recipe), store=Path(tmp) / "store", device=device, progress=False)
-        regime = regime_report(Path(tmp) / "store")
+        store = Path(args.store) if args.store else Path(tmp) / "store"
+        result = precompute(load_recipe(args.recipe), store=store, device=device, progress=False)
+        regime = regime_report(store)
     print(f"device {device}, torch threads {torch.get_num_threads()}")
     print(result.report())
     total = result.timings["total"]

@@ -75,7 +75,7 @@ def main():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_port}/"
-    pages = [("findings/", None)]
+    pages = [("", None), ("findings/", None)]  # the home page draws the headline chart
     for arch in sorted(p.name for p in (site / "views").iterdir() if p.is_dir()):
         for kind, brush in BRUSHES.items():
             pages.append((f"views/{arch}/{kind}/", brush))
@@ -86,7 +86,7 @@ def main():
         for path, brush in pages:
             r = measure(browser, base + path, brush, args.drags)
             brush_text = f"{r['brush_ms']:.0f} ms" if r["brush_ms"] is not None else "-"
-            print(f"{path:36s} {r['bytes'] / 1e6:8.2f} MB {r['first_ms'] / 1e3:10.2f} s {brush_text:>14s}")
+            print(f"{path or '(home)':36s} {r['bytes'] / 1e6:8.2f} MB {r['first_ms'] / 1e3:10.2f} s {brush_text:>14s}")
             worst = {k: max(worst[k], r[k] or 0) for k in worst}
         browser.close()
     httpd.shutdown()

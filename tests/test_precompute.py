@@ -158,6 +158,36 @@ def test_corrupt_arrow_file_is_a_clear_error_and_precompute_repairs_it(tiny):
     assert sorted(p for p in work_dir(store).rglob("*") if p.is_file()) == work_files  # nothing deleted
 
 
+def test_info_says_when_max_rows_per_model_cut_the_shipped_samples(tiny, tiny_recipe, tmp_path):
+    import shutil
+
+    recipe, store, _ = tiny
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    shutil.copytree(work_dir(store), work_dir(copy))
+    # 3 rows per sample (clean + 2 corruptions at severity 3): 60 rows allow 20 samples, not 4 per class + exemplars.
+    cut = parse_recipe(tiny_recipe.replace("samples_per_class = 4", "samples_per_class = 4\nmax_rows_per_model = 60"),
+                       recipe.path)  # fmt: skip
+    result = precompute(cut, store=copy, device="cpu", progress=False)
+    assert result.reused["evaluate"] == 8  # only the store stage ran again
+    manifest = read_manifest(copy)
+    rec = manifest["dataset"]["shipping"]
+    samples = read_table(copy / "samples.arrow")
+    labels = np.asarray(samples.column("label").to_pylist())
+    pie = np.asarray(samples.column("pie").to_pylist(), dtype=bool)
+    found = len(read_table(copy / "exemplars.arrow").column("sample_id").unique())
+    assert len(labels) <= 20 and rec["limit"] == 20 and rec["cut"]
+    assert rec["per_class"] == np.bincount(labels, minlength=10).tolist()
+    assert rec["exemplars_found"] == found and rec["exemplars_shipped"] == int(pie.sum())
+    text = describe(copy)
+    drawn = np.bincount(labels[~pie], minlength=10)
+    assert (f"cut by ship.max_rows_per_model = 60: 3 rows per sample allow 20 samples per model, so "
+            f"{drawn.min()}-{drawn.max()} were drawn per class instead of 4") in text  # fmt: skip
+    assert f"asked 4 per class plus every pruning-identified exemplar ({int(pie.sum())} of {found})" in text
+    # The untouched store was not cut.
+    assert "not cut: ship.max_rows_per_model = 10000 allows 3333 samples" in describe(store)
+
+
 def test_kill_9_then_resume(tmp_path, tiny_recipe):
     recipe_path = tmp_path / "tiny.toml"
     recipe_path.write_text(tiny_recipe.replace("[curse]", "[curse]\nenabled = false"))

@@ -23,11 +23,12 @@ from lotterysite.pruning import (
     sparsity_report,
     taylor_scores,
 )
+from lotterysite.pruning.masks import lamp_scores
 from lotterysite.pruning.mpt import reinitialise
 from lotterysite.training import evaluate, train
 
 SCORED = [("random", "global"), ("random", "layer"), ("magnitude", "global"), ("magnitude", "layer"),
-          ("taylor", "global"), ("taylor", "layer")]  # fmt: skip
+          ("magnitude", "lamp"), ("taylor", "global"), ("taylor", "layer")]  # fmt: skip
 
 
 def lenet(seed=0, **kw):
@@ -59,7 +60,7 @@ def removed(model, name):
 def check_exact(model, amount, scope):
     """Zeroed and masked counts both equal round(amount * count), over all layers or in each one."""
     report = sparsity_report(model)
-    groups = [report] if scope == "global" else list(report["layers"].values())
+    groups = [report] if scope in ("global", "lamp") else list(report["layers"].values())
     for g in groups:
         assert g["pruned"] == g["zeros"] == round(amount * g["count"]), (scope, g)
     return report
@@ -162,6 +163,36 @@ def test_constant_weights_still_prune_exactly():
             p.fill_(0.25)
     check_exact(prune(model, "magnitude", 0.61, scope="global"), 0.61, "global")
     check_exact(prune(model, "magnitude", 0.61, scope="layer"), 0.61, "layer")
+
+
+def test_lamp_scores_are_squared_magnitude_over_the_rest_of_the_layer():
+    scores = lamp_scores(torch.tensor([3.0, 1.0, float("-inf"), 2.0, 2.0]))
+    # ascending 1, 2, 2, 3 (ties by position): 1/18, 4/17, 4/13, 9/9; the pruned weight stays -inf
+    expected = [1.0, 1 / 18, float("-inf"), 4 / 17, 4 / 13]
+    assert scores.tolist() == pytest.approx(expected)
+    assert lamp_scores(torch.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="scope 'lamp' needs scores >= 0; a has negative scores"):
+        select_masks({"a": torch.tensor([-1.0, 2.0])}, 0.5, "lamp")
+
+
+def test_lamp_ignores_each_layer_s_weight_scale_global_magnitude_follows_it():
+    """Batch norm makes a conv layer's output independent of its weight scale, and initialisation sets different
+    scales per layer: a global ranking of raw magnitudes empties the layer whose weights happen to be small, LAMP
+    picks the same weights whatever each layer's scale, and keeps every layer alive."""
+    model = lenet()
+    shrunk = lenet()
+    with torch.no_grad():
+        shrunk.body[4].weight.mul_(0.01)
+    for amount in (0.5, 0.9):
+        lamp_a = prune(model, "magnitude", amount, scope="lamp")
+        lamp_b = prune(shrunk, "magnitude", amount, scope="lamp")
+        check_exact(lamp_b, amount, "lamp")
+        assert all(torch.equal(lamp_a.masks[k], lamp_b.masks[k]) for k in lamp_a.masks)
+        assert all(m.any() for m in lamp_b.masks.values())  # no layer emptied
+        glob = prune(shrunk, "magnitude", amount, scope="global")
+        kept = glob.masks["body.4.weight"].float().mean().item()
+        assert kept < 0.02, kept  # global magnitude removes (nearly) all of the small-scale layer
+    assert lamp_a.prune_config.scope == "lamp"
 
 
 @pytest.mark.slow

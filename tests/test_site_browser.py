@@ -462,14 +462,21 @@ def test_palette_toggle_rethemes_every_chart_without_a_reload(page, server, open
     assert page.problems == []
 
 
-@pytest.mark.parametrize("kind", ["evaluation", "local", "global", "samples"])
+@pytest.mark.parametrize("kind", ["evaluation", "local", "global", "samples", "findings", "home"])
 def test_no_chart_wider_than_a_phone(browser, server, kind, open_view, shot):
     context = browser.new_context(viewport={"width": 390, "height": 844})
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    open_view(pg, server + f"views/lenet5/{kind}/#cmp=lenet5/magnitude/0.5")
+    path = {"findings": "findings/", "home": ""}.get(kind, f"views/lenet5/{kind}/#cmp=lenet5/magnitude/0.5")
+    open_view(pg, server + path)
+    if kind == "findings":  # the per-model correlations chart sits in a closed <details>: open it
+        pg.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+        pg.wait_for_timeout(100)  # the toggle event fires asynchronously
+        pg.evaluate("window.lotterysiteRuntime.settled()")
     page_width = pg.evaluate("document.documentElement.clientWidth")
+    widths = pg.evaluate("Array.from(document.querySelectorAll('.ls-view canvas')).map(c => c.clientWidth)")
+    assert widths and min(widths) > 0, widths  # every chart drawn, and visible
     rights = pg.evaluate(
         "Array.from(document.querySelectorAll('.ls-view canvas')).map(c => c.getBoundingClientRect().right)"
     )

@@ -579,6 +579,16 @@ class _Runner:
         shipped = agg.choose_shipped(labels, keep, per_class=r.ship.samples_per_class, limit=limit, seed=r.ship.seed)
         self.result.shipped = len(shipped)
         pie_set = set(keep.tolist())
+        shipping = shipping_record(
+            labels,
+            keep,
+            shipped,
+            C,
+            asked=r.ship.samples_per_class,
+            max_rows=r.ship.max_rows_per_model,
+            rows_per_sample=per_sample_rows,
+            limit=limit,
+        )
         put("samples.arrow", {
             "sample_id": shipped, "label": labels[shipped], "class_name": [classes[i] for i in labels[shipped]],
             "thumbnail": [_thumbnail(custom.images_at(eval_set, [i])[0]) if r.ship.thumbnails else "" for i in shipped],
@@ -623,7 +633,7 @@ class _Runner:
             "recipe": {"name": r.name, "title": r.title, "path": r.path, "config": r.to_dict()},
             "dataset": {
                 "name": r.data.name, "classes": list(classes), "n_eval": len(eval_set), "n_shipped": len(shipped),
-                "channels": eval_set.in_channels, "image_size": eval_set.image_size,
+                "channels": eval_set.in_channels, "image_size": eval_set.image_size, "shipping": shipping,
             },
             "architectures": list(dict.fromkeys(e.arch for e in entries)),
             "methods": list(dict.fromkeys(e.method for e in entries)),
@@ -725,6 +735,34 @@ def exemplars_table(results: dict, labels: np.ndarray) -> dict:
         for k in EXEMPLARS.names:
             exm[k] += list(row[k])
     return exm
+
+
+def shipping_record(
+    labels: np.ndarray,
+    exemplars: np.ndarray,
+    shipped: np.ndarray,
+    C: int,
+    *,
+    asked: int,
+    max_rows: int,
+    rows_per_sample: int,
+    limit: int,
+) -> dict:
+    """The effective numbers behind `ship.samples_per_class` (manifest `dataset.shipping`, `lotterysite info`):
+    per class the samples shipped, of them the exemplars, and the drawn rest; `cut` says whether
+    `max_rows_per_model` kept fewer than asked (the exemplars found, or `asked` per class where the class had them)."""
+    exemplars = np.unique(exemplars)
+    is_pie = np.isin(shipped, exemplars)
+    per_class = np.bincount(labels[shipped], minlength=C)
+    pie_per_class = np.bincount(labels[shipped[is_pie]], minlength=C)
+    available = np.bincount(labels[~np.isin(np.arange(len(labels)), exemplars)], minlength=C)
+    drawn = per_class - pie_per_class
+    cut = bool(int(is_pie.sum()) < len(exemplars) or (drawn < np.minimum(asked, available)).any())
+    return {
+        "asked_per_class": asked, "max_rows_per_model": max_rows, "rows_per_sample": rows_per_sample,
+        "limit": limit, "per_class": per_class.tolist(), "exemplars_per_class": pie_per_class.tolist(),
+        "exemplars_found": len(exemplars), "exemplars_shipped": int(is_pie.sum()), "cut": cut,
+    }  # fmt: skip
 
 
 def outcomes_table(results: dict, shipped: np.ndarray, names: list[str]) -> dict:

@@ -110,7 +110,7 @@ def _recalibrate(model: nn.Module, cfg: PruneConfig, data: Data | None, device) 
 
 def _check_counts(masks: dict[str, torch.Tensor], cfg: PruneConfig) -> None:
     """Guard the exactness promise at the source: the method removed exactly round(amount * count)."""
-    groups = [list(masks)] if cfg.scope == "global" else [[k] for k in masks]
+    groups = [list(masks)] if cfg.scope in ("global", "lamp") else [[k] for k in masks]
     for names in groups:
         count = sum(masks[k].numel() for k in names)
         removed = sum(int((~masks[k]).sum()) for k in names)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SCOPES = ("global", "layer")
+SCOPES = ("global", "layer", "lamp")
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     method: str = "magnitude"  # a registered method: see `lotterysite.pruning.list_methods()`
     amount: float = 0.5  # fraction of the prunable weights removed, in [0, 1)
-    scope: str | None = None  # "global": one ranking over all layers; "layer": each layer by amount; None: method's
+    scope: str | None = None  # "global": one ranking over all layers; "layer": each layer by amount; "lamp": one
+    # ranking of layer-adaptive scores (LAMP, Lee et al. 2021: see masks.lamp_scores); None: the method's default
     prune_classifier: bool = False  # also prune the final classifier; the paper keeps the class directions dense
     seed: int = 0  # seeds random scores, MPT's initialisation and all shuffling
     batch_size: int = 128  # images per batch when `data` is an ImageSet (Taylor, MPT, retraining)

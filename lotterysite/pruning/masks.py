@@ -31,6 +31,27 @@ def pruned_count(amount: float, count: int) -> int:
     return round(amount * count)
 
 
+def lamp_scores(flat: torch.Tensor) -> torch.Tensor:
+    """Layer-adaptive scores of one layer (LAMP, Lee et al., ICLR 2021) from its scores `flat` (>= 0; -inf marks
+    weights already pruned, which stay -inf): each weight's squared score over the sum of the squared scores of the
+    weights it does not outrank (itself included, ties by position). Within a layer the order is the scores' own;
+    across layers it is comparable, so one global ranking prunes each layer in proportion to what it can lose
+    (a layer's largest weight scores 1 and survives any amount below 1). A global ranking of raw magnitudes instead
+    follows each layer's weight scale, which initialisation and batch norm set, not importance.
+    """
+    flat = flat.double().masked_fill(torch.isnan(flat), 0.0)  # NaN: least important, as in select_masks
+    alive = ~torch.isneginf(flat)
+    squared = flat[alive].square()
+    order = torch.argsort(squared, stable=True)
+    ranked = squared[order]
+    rest = ranked.flip(0).cumsum(0).flip(0)  # sum over the weights at or above each rank
+    lamp = torch.empty_like(squared)
+    lamp[order] = torch.where(rest > 0, ranked / rest.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+    out = torch.full_like(flat, float("-inf"))
+    out[alive] = lamp
+    return out
+
+
 def select_masks(
     scores: dict[str, torch.Tensor],
     amount: float,
@@ -38,7 +59,8 @@ def select_masks(
     *,
     prior: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Keep-masks removing the `round(amount * count)` lowest-scored weights, globally or in each layer.
+    """Keep-masks removing the `round(amount * count)` lowest-scored weights, globally, in each layer, or globally
+    on layer-adaptive scores (scope "lamp", see `lamp_scores`; scores must be >= 0).
 
     Ties are broken by position (a stable argsort), never by a threshold, so the count is exact whatever the scores.
     Weights already pruned in `prior` are removed first; pruning below the existing sparsity is an error.
@@ -47,12 +69,17 @@ def select_masks(
     for name, mask in (prior or {}).items():
         if name in scores:
             scores[name] = scores[name].masked_fill(~mask.flatten().to(scores[name].device), float("-inf"))
-    if scope == "global":
+    if scope == "lamp":
+        negative = [k for k, v in scores.items() if bool(((v < 0) & ~torch.isneginf(v)).any())]
+        if negative:
+            raise ValueError(f"scope 'lamp' needs scores >= 0; {', '.join(negative)} has negative scores")
+        scores = {k: lamp_scores(v) for k, v in scores.items()}
+    if scope in ("global", "lamp"):
         groups = [list(scores)]
     elif scope == "layer":
         groups = [[k] for k in scores]
     else:
-        raise ValueError(f"scope {scope!r} is not 'global' or 'layer'")
+        raise ValueError(f"scope {scope!r} is not 'global', 'layer' or 'lamp'")
     masks: dict[str, torch.Tensor] = {}
     for names in groups:
         flat = torch.cat([scores[k].cpu() for k in names]) if names else torch.empty(0, dtype=torch.float64)

@@ -519,14 +519,16 @@ MARGIN_CHANGE_RANGE = (-2.0, 3.0)  # x range of Fig. 10: 0 unchanged, 1 margin g
 PAIR_COLORS = ["#1f77b4", "#ff7f0e"]  # the paper's Fig. 10: blue the dense model, orange the MPT model
 
 
-def headline(data=None, *, methods: list[str]) -> alt.FacetChart:
+def headline(data=None, *, methods: list[str], archs: list[str] | None = None) -> alt.FacetChart:
     """The finding at a glance: accuracy against the fraction of weights pruned, one line per method (dense at 0
-    starts every line), clean and the corruption mean side by side, one row per architecture, bootstrap intervals
-    as bands. Clicking a point opens that model in the views (`href`); clicking a legend entry isolates a method.
+    starts every line), clean and the corruption mean side by side, one row per architecture (`archs`, in that
+    order), bootstrap intervals as bands. Clicking a point opens that model in the views (`href`); clicking a legend
+    entry isolates a method. The panels wrap (facet named "ls_hl"): one column on a phone.
 
     Rows: model_id, arch, method (label, e.g. "magnitude+retrain"), amount, data ("clean" / "corruption mean"),
-    accuracy, lo, hi, seed, href.
+    panel ("<arch> · <data>"), accuracy, lo, hi, seed, href.
     """
+    panels = [f"{a} · {d}" for a in archs for d in ("clean", "corruption mean")] if archs else "ascending"
     pick = alt.selection_point(name="hl_method", fields=["method"], bind="legend")
     x = alt.X("amount:Q", title="fraction of weights pruned", scale=alt.Scale(domain=[0, 1], nice=False),
               axis=alt.Axis(format=".0%", values=[0, 0.25, 0.5, 0.75, 1]))  # fmt: skip
@@ -548,14 +550,14 @@ def headline(data=None, *, methods: list[str]) -> alt.FacetChart:
     return (
         alt.layer(band, line, dots, data=_data(data, "headline"))
         .add_params(pick)
-        .properties(width=280, height=200)
+        .properties(width=280, height=200, name="ls_hl_unit")
         .facet(
-            row=alt.Row("arch:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
-            column=alt.Column(
-                "data:N", title=None, sort=["clean", "corruption mean"], header=alt.Header(labelFontSize=13)
-            ),
-        )  # fmt: skip
-    )
+            facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontSize=13,
+                                                                               labelFontWeight="bold")),
+            columns=2,
+        )
+        .properties(name="ls_hl")
+    )  # fmt: skip
 
 
 def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: str) -> alt.VConcatChart:
@@ -589,14 +591,15 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
 
     pooled = (
         chart().transform_filter("datum.variant == 'all'")
-        .properties(width=520, height=200, title="all corruptions and severities pooled")
+        .properties(width=520, height=200, title="all corruptions and severities pooled", name="ls_fig10_pooled")
     )  # fmt: skip
     per = (
         chart()
         .transform_filter("datum.variant != 'all'")
-        .properties(width=140, height=80)
+        .properties(width=140, height=80, name="ls_fig10_cell")
         .facet(facet=alt.Facet("variant:N", title=None, header=alt.Header(labelFontSize=11)), columns=4)
         .resolve_scale(y="independent")
+        .properties(name="ls_fig10_per")
     )
     # Variable params live at the top level; add_params would try to push them into the facet and fail.
     out = alt.vconcat(pooled, per, spacing=20)
@@ -664,9 +667,10 @@ def curse_of_dimensionality(data=None) -> alt.FacetChart:
     )
     return (
         alt.layer(rule, band, line, data=_data(data, "curse"))
-        .properties(width=300, height=180)
+        .properties(width=300, height=180, name="ls_curse_unit")
         .facet(facet=alt.Facet("study:N", title=None, header=alt.Header(labelFontSize=12)), columns=2)
         .resolve_scale(x="independent", y="shared")
+        .properties(name="ls_curse")
     )
 
 
@@ -680,10 +684,10 @@ def correlations(data=None) -> alt.Chart:
         .transform_fold(["rc_angle", "rc_length", "rc_margin"], as_=["metric", "r"])
         .mark_rect()
         .encode(
-            x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=0)),
+            x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=0, labelExpr="replace(datum.label, 'rc_', '')")),
             y=alt.Y("model_id:N", title=None),
             color=alt.Color("r:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1]), title="Pearson r"),
             tooltip=["model_id:N", "metric:N", alt.Tooltip("r:Q", format=".3f")],
         )
-        .properties(width=240)
+        .properties(width=240, name="ls_corr_unit")
     )

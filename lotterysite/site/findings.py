@@ -338,7 +338,8 @@ def headline_table(store: Store, views: dict[str, str]) -> bytes:
 
     n = n_eval(store)
     cols = {
-        k: [] for k in ("model_id", "arch", "method", "amount", "data", "accuracy", "lo", "hi", "seed", "n", "href")
+        k: []
+        for k in ("model_id", "arch", "method", "amount", "data", "panel", "accuracy", "lo", "hi", "seed", "n", "href")
     }
     models = _models(store)
     labels = method_labels(store)
@@ -354,6 +355,7 @@ def headline_table(store: Store, views: dict[str, str]) -> bytes:
                 ("method", label),
                 ("amount", amount),
                 ("data", data),
+                ("panel", f"{m['arch']} · {data}"),
                 ("accuracy", v.v),
                 ("lo", v.lo),
                 ("hi", v.hi),
@@ -372,7 +374,8 @@ def headline_table(store: Store, views: dict[str, str]) -> bytes:
         else:
             add(m, method_label(m), float(m["amount"]))
     schema = pa.schema([("model_id", pa.string()), ("arch", pa.string()), ("method", pa.string()),
-                        ("amount", pa.float32()), ("data", pa.string()), ("accuracy", pa.float32()),
+                        ("amount", pa.float32()), ("data", pa.string()), ("panel", pa.string()),
+                        ("accuracy", pa.float32()),
                         ("lo", pa.float32()), ("hi", pa.float32()), ("seed", pa.int32()), ("n", pa.int32()),
                         ("href", pa.string())])  # fmt: skip
     return arrow_bytes(pa.table(cols, schema=schema))

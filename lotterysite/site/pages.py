@@ -191,8 +191,23 @@ HOME_URI = "index.md"
 HOME_MARKER = "<!-- lotterysite:headline -->"  # where site_src/index.md takes the generated headline and summary
 
 
+# How each static chart fits a narrow page (lotterysite.js `fitToWidth`): facets named in `reflow` get as many
+# columns as fit ([item px, most]), units named in `shrink` a width in [lo, hi] ([lo, hi, count, extra px]),
+# legends with columns as many columns as fit (`legend`: item px).
+FIT = {
+    "headline": {"reflow": {"ls_hl": [370, 2]}, "shrink": {"ls_hl_unit": [180, 280, 1, 80]}, "legend": 150},
+    "margin_change": {
+        "shrink": {"ls_fig10_pooled": [180, 520, 1, 70], "ls_fig10_cell": [100, 140, 4, 200]},
+        "reflow": {"ls_fig10_per": [160, 4]},
+    },
+    "curse": {"reflow": {"ls_curse": [380, 2]}, "shrink": {"ls_curse_unit": [180, 300, 1, 70]}},
+    "correlations": {"shrink": {"ls_corr_unit": [120, 240, 1, 200]}},
+}
+
+
 def _static(uri: str, spec: str, datasets: dict[str, str], css: str = "") -> str:
     cfg = {"kind": "static", "spec": rel(uri, spec), "datasets": {k: rel(uri, v) for k, v in datasets.items()}}
+    cfg.update(FIT.get(next(iter(datasets), ""), {}))
     # The config in a hidden div, not a <script>: Material's instant navigation re-runs inline scripts.
     return (f"<div class=\"ls-view {css}\" data-ls-view=\"static\"><div class=\"ls-config\" "
             f"hidden>{to_json(cfg)}</div></div>")  # fmt: skip
@@ -201,7 +216,7 @@ def _static(uri: str, spec: str, datasets: dict[str, str], css: str = "") -> str
 def home_page(store: Store, uri: str = HOME_URI) -> tuple[str, dict, dict]:
     """The home page's headline chart and summary (Markdown for `HOME_MARKER` of page `uri`), its spec and data."""
     methods = findings.method_labels(store)
-    specs = {"data/specs/headline.json": spec_dict(charts.headline(methods=methods))}
+    specs = {"data/specs/headline.json": spec_dict(charts.headline(methods=methods, archs=list(store.archs)))}
     views = {arch: rel(uri, f"views/{slug(arch)}/local") + "/" for arch in store.archs}
     files = {"data/headline.arrow": findings.headline_table(store, views)}
     n = findings.n_eval(store)
@@ -249,8 +264,9 @@ def _table1_html(store: Store) -> str:
         rows.append(f"<tr class=\"ls-paper\"><td>{name}</td><td>dense (paper, CIFAR-10)</td><td>dense</td>"
                     + "".join(f"<td>{v:+.4f}</td>" for v in vals) + "</tr>")  # fmt: skip
     return (
-        '<table class="ls-table1"><thead><tr><th>architecture</th><th>method</th><th>amounts</th><th>rc-angle</th>'
-        "<th>rc-length</th><th>rc-margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        '<div class="ls-scroll"><table class="ls-table1"><thead><tr><th>architecture</th><th>method</th>'
+        "<th>amounts</th><th>rc-angle</th>"
+        "<th>rc-length</th><th>rc-margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
     )
 
 
@@ -266,8 +282,9 @@ def _per_model_html(store: Store) -> str:
         )
         rows.append(f"<tr><td>{escape(r['model_id'])}</td>{cells}<td>{spread}</td></tr>")
     return (
-        '<table class="ls-per-model"><thead><tr><th>model</th><th>rc-angle</th><th>rc-length</th><th>rc-margin</th>'
-        "<th>mean |rel. margin change|</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        '<div class="ls-scroll"><table class="ls-per-model"><thead><tr><th>model</th><th>rc-angle</th>'
+        "<th>rc-length</th><th>rc-margin</th>"
+        "<th>mean |rel. margin change|</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
     )
 
 

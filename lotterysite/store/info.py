@@ -42,8 +42,9 @@ def _describe(root: Path, m: dict) -> str:
         f"models   {len(m['models'])} ({', '.join(m['architectures'])}; methods {', '.join(m['methods'])})",
         f"variants clean + {len(m['corruptions'])} corruptions x severities {m['severities']} "
         f"(source: {m['corruption_source']}; per-sample rows shipped for severities {m['shipped_severities']})",
-        "files:",
     ]
+    lines += _shipping(root, m)
+    lines.append("files:")
     total = 0
     for name, info in m["files"].items():
         if not name.endswith(".arrow"):
@@ -58,3 +59,53 @@ def _describe(root: Path, m: dict) -> str:
         lines.append(f"  {name:<48} {info['rows']:>8} rows {info['bytes'] / 1024:>9.1f} KiB")
     lines.append(f"total {total / 1024 / 1024:.1f} MiB in {len(m['files'])} files")
     return "\n".join(lines)
+
+
+def _shipping(root: Path, m: dict) -> list[str]:
+    """The effective shipped numbers per class, counted from samples.arrow and checked against the manifest's
+    record of what precompute asked for and kept (`dataset.shipping`)."""
+    import numpy as np
+
+    classes = m["dataset"]["classes"]
+    C = len(classes)
+    samples = read_table(root / "samples.arrow", TABLES["samples.arrow"])
+    labels = samples.column("label").to_numpy()
+    pie = samples.column("pie").to_numpy(zero_copy_only=False).astype(bool)
+    per_class = np.bincount(labels, minlength=C)
+    pie_per_class = np.bincount(labels[pie], minlength=C)
+    rec = m["dataset"].get("shipping")
+    ship_cfg = (m.get("recipe", {}).get("config") or {}).get("ship") or {}
+    asked = rec["asked_per_class"] if rec else ship_cfg.get("samples_per_class", "?")
+    head = f"shipped  {len(labels)} of {m['dataset']['n_eval']} evaluated samples, asked {asked} per class"
+    if rec:
+        if rec["per_class"] != per_class.tolist() or rec["exemplars_per_class"] != pie_per_class.tolist():
+            raise StoreError(
+                f"{root / 'samples.arrow'}: holds {per_class.tolist()} samples per class "
+                f"({pie_per_class.tolist()} exemplars), the manifest records {rec['per_class']} "
+                f"({rec['exemplars_per_class']}); rerun `lotterysite precompute RECIPE`"
+            )
+        head += f" plus every pruning-identified exemplar ({rec['exemplars_shipped']} of {rec['exemplars_found']})"
+    else:
+        head += f" plus every pruning-identified exemplar ({int(pie.sum())} shipped)"
+    drawn = per_class - pie_per_class
+    out = [head, "  per class: shipped (exemplars + drawn)"]
+    out += [f"    {name:<24} {n:>6} ({e} + {d})" for name, n, e, d in zip(classes, per_class, pie_per_class, drawn,
+                                                                        strict=True)]  # fmt: skip
+    if not rec:
+        out.append("  whether ship.max_rows_per_model cut these is not recorded (store written before lotterysite "
+                   "recorded it; rerun `lotterysite precompute RECIPE --force` to record it)")  # fmt: skip
+    elif rec["cut"]:
+        out.append(
+            f"  cut by ship.max_rows_per_model = {rec['max_rows_per_model']}: {rec['rows_per_sample']} rows per "
+            f"sample allow {rec['limit']} samples per model, so {int(drawn.min())}-{int(drawn.max())} were drawn "
+            f"per class instead of {rec['asked_per_class']}"
+            + (
+                f" and {rec['exemplars_shipped']} of {rec['exemplars_found']} exemplars kept"
+                if rec["exemplars_shipped"] < rec["exemplars_found"]
+                else ""
+            )  # fmt: skip
+        )
+    else:
+        out.append(f"  not cut: ship.max_rows_per_model = {rec['max_rows_per_model']} allows {rec['limit']} samples "
+                   f"per model ({rec['rows_per_sample']} rows each)")  # fmt: skip
+    return out

@@ -219,7 +219,8 @@
   }
   // Fit to the page: a concat/facet named in cfg.reflow gets as many columns as fit (item width in px), a param
   // named in cfg.fit_params gets the number of items of that width that fit, units named in cfg.shrink get a width
-  // between their minimum and maximum so that their count fits.
+  // between their minimum and maximum so that their count fits, legends with columns get as many as fit
+  // (cfg.legend: entry width in px).
   function fitToWidth(spec, cfg, width) {
     const reflow = cfg.reflow || {};
     const shrink = cfg.shrink || {};
@@ -230,6 +231,9 @@
       if (node.name in reflow && node.columns != null) {
         const [item, most] = reflow[node.name];
         node.columns = Math.max(1, Math.min(most, Math.floor(width / item)));
+      }
+      if (cfg.legend && node.legend && node.legend.columns != null) {
+        node.legend.columns = Math.max(1, Math.min(node.legend.columns, Math.floor(width / cfg.legend)));
       }
       if (typeof node.name === "string") for (const [prefix, [lo, hi, count, extra, param]] of Object.entries(shrink)) {
         if (!node.name.startsWith(prefix)) continue;
@@ -245,8 +249,15 @@
     }
   }
 
+  // The width a view may fill: its own, or (inside a closed <details>, which has none) its nearest laid-out
+  // ancestor's.
+  function roomOf(node) {
+    for (let n = node; n; n = n.parentElement) if (n.clientWidth) return n.clientWidth;
+    return window.innerWidth;
+  }
+
   async function embed(entry, spec0, datasets) {
-    const room = entry.root.clientWidth || window.innerWidth;
+    const room = roomOf(entry.root);
     const theme = themeConfig(room);
     const target = entry.target;
     // Hold the height while the new view draws, so the page does not jump.
@@ -739,6 +750,10 @@
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => redraw((v) => Math.abs(v.root.clientWidth - v.width) > 40), 250);
   });
+  // A view drawn inside a closed <details> had no width of its own: fit it when the details opens.
+  document.addEventListener("toggle", (e) => {
+    if (e.target.open) redraw((v) => e.target.contains(v.root) && Math.abs(v.root.clientWidth - v.width) > 40);
+  }, true);
 
   function init() {
     for (const v of LS.views) if (v.view && !document.body.contains(v.root)) v.view.finalize();
