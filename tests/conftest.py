@@ -466,3 +466,9 @@ def many_store() -> Path:
     """Folder of the many-class study: data/ (class folders, classes.txt), manynet.py, recipe.toml, store/,
     store.work/."""
     return _many_store()
+
+
+@pytest.fixture(scope="session")
+def many_site(many_store) -> Path:
+    """The plugin-built site of the many-class store."""
+    return build_site(many_store / "sitework", many_store / "store")

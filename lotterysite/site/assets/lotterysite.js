@@ -740,7 +740,7 @@
           setParam(spec, "axis_names", cfg.axis_titles.map((t, k) => {
             if (t != null) return t;
             const f = cfg.axes[k];
-            if (f === "angle_true") return cfg.classes[c] + " (true)";
+            if (f === "angle_true") return cfg.classes[c]; // the chart marks it " (true)"
             const j = conf[Number(f.slice("angle_c".length))];
             return j == null ? "" : cfg.classes[j];
           }));
