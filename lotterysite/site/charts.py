@@ -313,6 +313,8 @@ def local_filters(compare: bool, class_ids: list[int | str]) -> list:
     any_brush = " || ".join(f"length({s})" for s in stores) or "false"
     own = " || ".join(f"(datum.label == {j} && vlSelectionTest('{panel_brush(j)}_store', datum))" for j in class_ids)
     out = [f"!({any_brush})" + (f" || {own}" if own else "")]
+    if any(isinstance(j, str) for j in class_ids):  # picked classes (many): the grid shows theirs only
+        out.insert(0, " || ".join(f"datum.label == {j}" for j in class_ids))
     if compare:
         out += [{"param": name} for name, _ in METRIC_DIFFS] + [_outcome_filter()]
     return out

@@ -185,6 +185,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             cfg["evaluation"] = rel(uri, f"{data_dir}/evaluation.arrow")
             cfg["correct"] = rel(uri, f"{data_dir}/correct.arrow")
             cfg["correct_columns"] = data.correct_columns
+            if picking:
+                cfg["picker"] = served  # many classes: a class subset is found by typing
         else:
             cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
             cfg["axes"] = [f for f, _ in axis_fields]

@@ -93,18 +93,7 @@ def render(
     """
     options = options or SiteOptions()
     out = Rendered()
-    ids = data.shipped_ids(store, options.max_samples)
-    samples = data.arrow_bytes(data.samples_table(store, ids))
-    # The heaviest page fetches the scripts, samples.arrow (the thumbnails) and two geometry slices: with many
-    # large images that can pass the budget, so fewer samples are served (every exemplar and class kept).
-    fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
-    while fixed + len(samples) * SLICE_SHARE > options.page_bytes and len(ids) > 1:
-        fewer = int(len(ids) * (options.page_bytes - fixed) / (len(samples) * SLICE_SHARE) * 0.97)
-        try:
-            ids = data.shipped_ids(store, max(1, min(fewer, len(ids) - 1)))
-        except data.StoreError:
-            break  # the exemplars and one sample per class alone do not fit: serve them anyway
-        samples = data.arrow_bytes(data.samples_table(store, ids))
+    ids, samples = served_samples(store, options)
     out.files["data/samples.arrow"] = samples
     served = data.shipped_summary(store, ids)
     generated: list[pages.Page] = []
@@ -161,6 +150,23 @@ def render(
         out.sections.insert(0, ("Overview", ["index.md", "store/index.md"]))
     out.files.update({p.src_uri: p.markdown for p in generated})
     return out
+
+
+def served_samples(store: data.Store, options: SiteOptions) -> tuple:
+    """The sample ids the site serves and their samples.arrow: at most `max_samples`, and fewer when the heaviest
+    page (the scripts, samples.arrow with every thumbnail, two geometry slices) would pass `page_bytes`, as with
+    thousands of large images; every exemplar and every class are kept (`data.shipped_ids`)."""
+    ids = data.shipped_ids(store, options.max_samples)
+    samples = data.arrow_bytes(data.samples_table(store, ids))
+    fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
+    while fixed + len(samples) * SLICE_SHARE > options.page_bytes and len(ids) > 1:
+        fewer = int(len(ids) * (options.page_bytes - fixed) / (len(samples) * SLICE_SHARE) * 0.97)
+        try:
+            ids = data.shipped_ids(store, max(1, min(fewer, len(ids) - 1)))
+        except data.StoreError:
+            break  # the exemplars and one sample per class alone do not fit: they are served anyway
+        samples = data.arrow_bytes(data.samples_table(store, ids))
+    return ids, samples
 
 
 def as_index(uri: str) -> str:

@@ -415,13 +415,27 @@
     const nsel = sel ? sel.reduce((a, b) => a + b, 0) : 0;
     const subsets = [["", "no subset"]];
     if (nsel) subsets.push(["sel", `samples selected in the geometry views (${nsel})`]);
-    cfg.classes.forEach((c, j) => subsets.push(["class:" + j, "class: " + c]));
+    // Many classes: the menu offers the class in the link only; the picker finds any class with served samples.
+    const picking = Array.isArray(cfg.picker);
+    const linked = /^class:\d+$/.test(state.subset || "") ? Number(state.subset.slice(6)) : null;
+    const classOptions = picking ? cfg.picker.filter((j) => j === linked) : cfg.classes.map((_, j) => j);
+    classOptions.forEach((j) => subsets.push(["class:" + j, "class: " + cfg.classes[j]]));
     let subset = subsets.some(([v]) => v === state.subset) ? state.subset : nsel ? "sel" : "";
     const refSelect = select("reference model", [["", "— none —"], ...cfg.models.map((m) => [m.id, m.label])], state.ref || "", (v) => {
       if (v) state.ref = v; else delete state.ref;
       update();
     });
-    controls.append(refSelect, select("subset", subsets, subset, (v) => { subset = v; update(); }));
+    const subsetSelect = select("subset", subsets, subset, (v) => { subset = v; update(); });
+    controls.append(refSelect, subsetSelect);
+    if (picking) {
+      controls.append(classPicker("class subset", cfg.classes, cfg.picker, (j) => {
+        const menu = subsetSelect.querySelector("select");
+        for (const o of Array.from(menu.options)) if (o.value.startsWith("class:")) o.remove();
+        menu.appendChild(el("option", { value: "class:" + j }, "class: " + cfg.classes[j]));
+        menu.value = subset = "class:" + j;
+        update();
+      }));
+    }
     root.append(controls, info, entry.error, entry.figure, entry.summary);
     const table = el("div");
     root.appendChild(table);
