@@ -294,3 +294,13 @@ def test_pages_stay_within_budget(browser, site, kind, open_view):
     assert 0 < size <= 5_000_000, size
     assert pg.problems == []
     pg.context.close()
+
+
+def test_class_names_reach_html_escaped(many_site):
+    pages = list(many_site.rglob("*.html"))
+    assert pages
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert MANY_HOSTILE not in text and "<img src=x" not in text, page
+    # It is there, as JSON with the markup characters escaped, where the views' configs carry the class list.
+    assert any("\\u003cimg src=x onerror=alert(1)\\u003e \\u0026" in p.read_text(encoding="utf-8") for p in pages)
