@@ -464,8 +464,11 @@ def _many_store() -> Path:
 @pytest.fixture(scope="session")
 def many_store() -> Path:
     """Folder of the many-class study: data/ (class folders, classes.txt), manynet.py, recipe.toml, store/,
-    store.work/."""
-    return _many_store()
+    store.work/; removed when the session ends (a few MB of work files)."""
+    root = _many_store()
+    yield root
+    _many_store.cache_clear()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

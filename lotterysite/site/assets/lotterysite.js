@@ -806,7 +806,8 @@
         body.push(line);
       });
       const scope = kind === "global" ? `, class ${cfg.classes[Number(state.class)]}` : "";
-      describe(entry, `${titles[kind]}: ${what}${scope}`, `${titles[kind]} of ${what}${scope}: ${rows.length} samples ` +
+      const counted = only && kind !== "samples" ? body.reduce((a, line) => a + Number(line[1]), 0) : rows.length;
+      describe(entry, `${titles[kind]}: ${what}${scope}`, `${titles[kind]} of ${what}${scope}: ${counted} samples ` +
         `in ${body.length} classes. ${info.textContent}`);
       table.replaceChildren(tableOf("Data table: per-class summary", header, body));
     }
