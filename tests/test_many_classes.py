@@ -285,6 +285,28 @@ def test_pcp_axes_are_true_class_confused_classes_length_margin(browser, site, m
 
 
 @pytest.mark.browser
+def test_evaluation_subset_class_found_by_typing(browser, site, open_view):
+    base, views, manifest = site
+    classes = manifest["dataset"]["classes"]
+    pg = _open(browser, f"{base}{views}/evaluation/", open_view)
+    # Many classes: the subset menu does not list a thousand classes; the picker finds one.
+    assert pg.locator(".ls-controls select >> nth=1").locator("option").count() == 1
+    pg.locator(".ls-picker input").fill("dalmat")
+    pg.keyboard.press("Enter")
+    pg.evaluate(SETTLE)
+    dalmatian = classes.index("dalmatian")
+    assert pg.locator(".ls-controls select >> nth=1").input_value() == f"class:{dalmatian}"
+    assert f"subset=class%3A{dalmatian}" in pg.url
+    deltas = pg.evaluate("window.lotterysiteRuntime.views[0].view.data('evaluation').filter(r => r.delta != null)")
+    assert deltas  # the subset's accuracy beside each model's
+    here = pg.evaluate(SHOWN)
+    there, problems = _fresh(browser, pg.url, open_view)
+    assert not problems and here == there
+    assert pg.problems == []
+    pg.context.close()
+
+
+@pytest.mark.browser
 @pytest.mark.parametrize("kind", ["evaluation", "local", "global", "samples"])
 def test_pages_stay_within_budget(browser, site, kind, open_view):
     base, views, _ = site
