@@ -255,7 +255,7 @@ def info_cmd(store):
     type=click.IntRange(min=1),
     default=10,
     show_default=True,
-    help="Class panels of the local geometry view.",
+    help="Class panels of the local geometry view; with more classes the reader picks 8 (a class picker).",
 )
 def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes):
     """Write the site's pages, chart specs, data and JavaScript for STORE into DOCS_DIR/lotterysite/.

@@ -377,3 +377,101 @@ def imagenet_folder(tmp_path_factory) -> Path:
             shutil.copyfile(f, folder / f.name)
     (root / "classes.txt").write_text("".join(imagenet_class(i) + "\n" for i in range(1000)))
     return root
+
+
+# -- many classes: the foolbox photos under real ImageNet class names, a 1000-class classifier -------------------
+MANY_NET = """
+from torch import nn
+
+class ManyNet(nn.Module):
+    def __init__(self, num_classes, width):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, width, 5, stride=2), nn.ReLU(), nn.Conv2d(width, width, 3, stride=2),
+                                  nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.head = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+def build(num_classes, width=24):
+    return ManyNet(num_classes, width)
+"""
+MANY_HOSTILE = '<img src=x onerror=alert(1)> & "quoted", it\'s'  # markup, a comma, an apostrophe (no "/": a folder)
+
+
+def imagenet_names() -> list[str]:
+    """The 1000 ImageNet class names (torchvision's list; its two repeated names made distinct), the class of the
+    first foolbox photo replaced by MANY_HOSTILE."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    names, seen = [], set()
+    for i, n in enumerate(_IMAGENET_CATEGORIES):
+        names.append(n if n not in seen else f"{n} ({i})")
+        seen.add(n)
+    names[foolbox_imagenet_files()[0][1]] = MANY_HOSTILE
+    return names
+
+
+MANY_RECIPE = """
+name = "many-classes"
+batch_size = 20
+[data]
+name = "imagefolder"
+root = "{root}"
+image_size = 32
+classes = "{root}/classes.txt"
+[[architectures]]
+arch = "{net}:build"
+[architectures.train]
+epochs = 60
+batch_size = 10
+lr = 0.01
+[[pruning]]
+method = "magnitude"
+amounts = [0.6]
+[corruptions]
+names = ["gaussian_noise", "fog"]
+severities = [3]
+params = "imagenet"
+[ship]
+samples_per_class = 2
+confused_classes = 8
+[curse]
+enabled = false
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _many_store() -> Path:
+    """The foolbox photos as a class-folder set named by the real ImageNet classes, a 1000-class net trained on
+    them, one magnitude-pruned copy, two ImageNet-C corruptions: a many-class store (work files kept)."""
+    from lotterysite.precompute import load_recipe, precompute
+
+    root = Path(tempfile.mkdtemp(prefix="lotterysite-many-"))
+    names = imagenet_names()
+    for split in ("train", "val"):
+        for f, label in foolbox_imagenet_files():
+            folder = root / "data" / split / names[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, folder / f.name)
+    (root / "data" / "classes.txt").write_text("".join(n + "\n" for n in names))
+    (root / "manynet.py").write_text(MANY_NET)
+    (root / "recipe.toml").write_text(MANY_RECIPE.format(root=root / "data", net=root / "manynet.py"))
+    precompute(load_recipe(root / "recipe.toml"), store=root / "store", device="cpu", progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def many_store() -> Path:
+    """Folder of the many-class study: data/ (class folders, classes.txt), manynet.py, recipe.toml, store/,
+    store.work/; removed when the session ends (a few MB of work files)."""
+    root = _many_store()
+    yield root
+    _many_store.cache_clear()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def many_site(many_store) -> Path:
+    """The plugin-built site of the many-class store."""
+    return build_site(many_store / "sitework", many_store / "store")

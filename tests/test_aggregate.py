@@ -201,3 +201,41 @@ def test_margin_change_spread_is_the_trimmed_mean_absolute_change():
     calm = make_results(N=200)
     calm.margin[1:] = calm.margin[0] * 0.9  # every corrupted margin 10% smaller: |change| = 0.1 everywhere
     assert agg.margin_change_spread(calm, boot.weights(200), boot)[0] == pytest.approx(0.1, rel=1e-4)
+
+
+def _results(labels, pred, angle):
+    V, N = pred.shape
+    z = np.zeros((V, N), np.float32)
+    return agg.ModelResults(variants=[("clean", 0)] + [("fog", s) for s in range(1, V)], labels=np.array(labels),
+                            pred=np.array(pred, np.int16), margin=z, length=z + 1, angle=angle.astype(np.float32),
+                            prob_true=z, loss=z, degenerate=np.zeros((V, N), bool))  # fmt: skip
+
+
+def test_confused_classes_by_hand():
+    # 4 classes, class 3 without samples; two variants (clean, fog).
+    labels = [0, 0, 1, 1, 2]
+    pred = np.array([[1, 0, 1, 3, 2],
+                     [2, 1, 1, 1, 0]])  # fmt: skip
+    angle = np.full((2, 5, 4), 90.0)
+    angle[:, 2:4, 2] = 40.0  # class-1 samples lie closer to class 2 than to class 0 (no prediction of either)
+    angle[:, 2:4, 0] = 50.0
+    angle[1, 3, :] = np.nan  # a degenerate sample: left out of the means, its prediction still counts
+    angle[:, 4, 1] = angle[:, 4, 3] = 60.0  # class 2: classes 1 and 3 tie on count and angle: the smaller id first
+    other = _results(labels, pred, angle)
+    other.angle[:, 0:2, 2] = 10.0  # a second model of the architecture: counts add, angles average over both
+    ids, wrong, mean = agg.confused_classes([_results(labels, pred, angle), other], 4, 2)
+    # class 0: predicted 1 twice and 2 once per model; class 1: 3 once; class 2: 0 once.
+    assert ids.tolist() == [[1, 2], [3, 2], [0, 1], [-1, -1]]
+    assert wrong.tolist() == [[4, 2], [2, 0], [2, 0], [0, 0]]
+    np.testing.assert_allclose(mean[0], [90, (2 * 90 + 2 * 10 + 2 * 90 + 2 * 10) / 8])
+    np.testing.assert_allclose(mean[1], [90, 40])  # the NaN angles left out, not counted as 0
+    np.testing.assert_allclose(mean[2], [90, 60])
+    assert np.isnan(mean[3]).all()
+
+
+def test_confused_classes_need_no_confusion():
+    # A perfect model: no wrong prediction at all, so the nearest class directions (smallest mean angle) rank.
+    labels = [0, 1, 2]
+    angle = np.array([[[0, 70, 30], [50, 0, 20], [80, 80, 0]]], float)
+    ids, wrong, _ = agg.confused_classes([_results(labels, np.array([[0, 1, 2]]), angle)], 3, 1)
+    assert ids[:, 0].tolist() == [2, 2, 0] and wrong.sum() == 0

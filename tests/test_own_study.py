@@ -120,8 +120,8 @@ def test_own_study_end_to_end(study):
     assert by_id["tv:resnet18/magnitude/0.5"]["sparsity"] == pytest.approx(0.5, abs=1e-6)
     # The dense torchvision model is exactly the saved one: accuracy from its logits on the clean images.
     samples = _read(store / "samples.arrow").to_pylist()
-    assert samples and all(s["thumbnail"].startswith("data:image/jpeg;base64,") for s in samples)
-    assert max(len(s["thumbnail"]) for s in samples) < 8000  # 64 px JPEG, a few KB
+    assert samples and all(s["thumbnail"].startswith("data:image/webp;base64,") for s in samples)
+    assert max(len(s["thumbnail"]) for s in samples) < 2600  # 64 px WebP, ~1 KB (base64: 4/3 of it)
     assert result.models == 5
 
 

@@ -260,6 +260,18 @@ def test_kill_9_then_resume(tmp_path, tiny_recipe):
             r"architectures\[0\]\.train",
         ),
         (lambda t: t.replace("taylor_batches = 2", "taylor_batches = 0"), r"pruning\[2\]'?: taylor_batches is 0"),
+        (
+            lambda t: t.replace("severities = [3]", "severities = [3]\nconfused_classes = 0"),
+            r"field 'ship\.confused_classes' must be >= 1, got 0",
+        ),
+        (
+            lambda t: t.replace("severities = [3]", "severities = [3]\nconfused_classes = 100"),
+            r"field 'ship\.confused_classes' must be <= 32, got 100",
+        ),
+        (
+            lambda t: t.replace("severities = [3]", 'severities = [3]\nconfused_classes = "8"'),
+            r"field 'ship\.confused_classes' must be int, got '8'",
+        ),
     ],
 )
 def test_broken_recipes_name_file_and_field(tmp_path, tiny_recipe, edit, message):
@@ -304,7 +316,7 @@ def test_checkpoint_of_another_architecture_or_class_count(tmp_path, tiny_recipe
 def test_manifest_is_json_with_provenance(tiny):
     _, store, _ = tiny
     manifest = json.loads((store / "manifest.json").read_text())
-    assert manifest["recipe"]["name"] == "tiny" and manifest["schema_version"] == "1.1"
+    assert manifest["recipe"]["name"] == "tiny" and manifest["schema_version"] == "1.2"
     meta = read_table(store / "models.arrow").schema.metadata
     assert meta[b"lotterysite.recipe"] == b"tiny" and b"lotterysite.config" in meta
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -304,3 +305,20 @@ def test_wheel_builds_a_site_without_node(tmp_path, store, serve, new_page):
         page.goto(base + path)
         assert all(n > 10 for n in _draws(page)), path
         assert page.problems == []
+
+
+def test_served_samples_are_cut_to_the_page_budget(store):
+    from lotterysite.site import data
+
+    st = data.load_store(store)
+    ids, samples = render.served_samples(st, render.SiteOptions())
+    assert len(ids) == st.tables["samples.arrow"].num_rows  # the fixture fits: everything is served
+    fixed = sum(p.stat().st_size for p in render.vendor_files()) + render.PAGE_OVERHEAD
+    budget = int(fixed + len(samples) * render.SLICE_SHARE / 2)  # room for about half the thumbnails
+    fewer, smaller = render.served_samples(st, render.SiteOptions(page_bytes=budget))
+    assert fixed + len(smaller) * render.SLICE_SHARE <= budget and len(ids) / 3 < len(fewer) < len(ids)
+    labels = st.tables["samples.arrow"].column("label").to_numpy()
+    served = np.isin(st.tables["samples.arrow"].column("sample_id").to_numpy(), fewer)
+    assert set(labels[served]) == set(labels)  # every class kept
+    pies = st.tables["samples.arrow"].column("pie").to_numpy(zero_copy_only=False)
+    assert served[pies].all()  # and every exemplar

@@ -46,6 +46,7 @@ from ..errors import LotterysiteError
 from ..pruning import PruneConfig, list_methods
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds both accept 0 .. 2**32 - 1
+MAX_CONFUSED = 32  # ship.confused_classes: more angle axes than a parallel-coordinates plot keeps readable
 
 
 class RecipeError(LotterysiteError, ValueError):
@@ -104,6 +105,9 @@ class ShipConfig:
     max_rows_per_model: int = 10_000  # per-model geometry file limit, keeps each view responsive
     seed: int = 0  # seeds the stratified draw
     thumbnails: bool = True  # embed a PNG thumbnail of every shipped sample
+    # k: with more than store.schema.WIDE_CLASSES classes, a geometry row holds the angles to the k classes its
+    # true class is most confused with (the parallel coordinates' axes), not one angle per class
+    confused_classes: int = 8
 
 
 @dataclass(frozen=True)
@@ -430,6 +434,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         max_rows_per_model=s.check("max_rows_per_model", s.get("max_rows_per_model", int, 10_000), *_POSITIVE),
         seed=s.check("seed", s.get("seed", int, 0), *_SEED),
         thumbnails=s.get("thumbnails", bool, True),
+        confused_classes=s.check("confused_classes", s.get("confused_classes", int, 8), 1, MAX_CONFUSED),
     )
     s.done()
 

@@ -47,12 +47,14 @@ from ..store import StoreError, geometry_schema, read_manifest, to_table, write_
 from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
     ACCURACY,
+    CONFUSED,
     CORRELATIONS,
     CURSE,
     EXEMPLARS,
     MARGIN_CHANGE,
     MODELS,
     SAMPLES,
+    confused_columns,
     outcomes_schema,
 )
 from ..training import train
@@ -597,11 +599,18 @@ class _Runner:
         names = list(r.corruptions.names)
         put("outcomes.arrow", outcomes_table(results, shipped, names), outcomes_schema(names))
         ship_variants = [v for v, (n, s) in enumerate(variants) if n == "clean" or s in r.ship.severities]
+        # Many classes: a row holds the angles to the k classes its true class is most confused with (per
+        # architecture, over the full data), not one angle per class (1000 columns would not reach a browser).
+        k = confused_columns(C, r.ship.confused_classes)
+        confused = {}
+        if k is not None:
+            confused, columns = confused_table(results, C, k)
+            put("confused.arrow", columns, CONFUSED)
         for entry, res, _ in self.bar(list(results.values()), desc="store", unit="model"):
             put(
                 f"geometry/{entry.key}.arrow",
-                geometry_table(entry, res, shipped, labels, ship_variants, C),
-                geometry_schema(C),
+                geometry_table(entry, res, shipped, labels, ship_variants, C, confused.get(entry.arch)),
+                geometry_schema(C, k),
             )
 
         if curse_rows is not None:
@@ -634,6 +643,7 @@ class _Runner:
             "dataset": {
                 "name": r.data.name, "classes": list(classes), "n_eval": len(eval_set), "n_shipped": len(shipped),
                 "channels": eval_set.in_channels, "image_size": eval_set.image_size, "shipping": shipping,
+                "confused_classes": k,
             },
             "architectures": list(dict.fromkeys(e.arch for e in entries)),
             "methods": list(dict.fromkeys(e.method for e in entries)),
@@ -780,13 +790,35 @@ def outcomes_table(results: dict, shipped: np.ndarray, names: list[str]) -> dict
     return out
 
 
+def confused_table(results: dict, C: int, k: int) -> tuple[dict[str, np.ndarray], dict]:
+    """Per architecture, every class's k most confused classes (over the arch's models, full data): {arch: C x k
+    class ids}, and confused.arrow's columns."""
+    ids_of = {}
+    cols = {name: [] for name in CONFUSED.names}
+    for arch in dict.fromkeys(e.arch for e, _, _ in results.values()):
+        ids, wrong, mean = agg.confused_classes([res for e, res, _ in results.values() if e.arch == arch], C, k)
+        ids_of[arch] = ids
+        present = np.flatnonzero(ids[:, 0] >= 0)
+        cols["arch"] += [arch] * (len(present) * k)
+        cols["class_id"].append(np.repeat(present, k))
+        cols["rank"].append(np.tile(np.arange(k), len(present)))
+        cols["confused_id"].append(ids[present].ravel())
+        cols["wrong"].append(wrong[present].ravel())
+        cols["mean_angle"].append(mean[present].ravel())
+    out = {n: (np.concatenate(v) if v and isinstance(v[0], np.ndarray) else v) for n, v in cols.items()}
+    return ids_of, out
+
+
 def geometry_table(entry: ModelEntry, res, shipped: np.ndarray, labels: np.ndarray, ship_variants: list[int],
-                   C: int) -> dict:  # fmt: skip
-    """One model's per-sample rows: shipped samples x (clean + corruptions at the shipped severities)."""
+                   C: int, confused: np.ndarray | None = None) -> dict:  # fmt: skip
+    """One model's per-sample rows: shipped samples x (clean + corruptions at the shipped severities). With
+    `confused` (C x k class ids, many classes) the angle columns are angle_c<r>, to the row's label's r-th most
+    confused class; else angle_<j> for every class."""
     rob = agg.robustness(res)[shipped]
     rel = np.vstack([np.zeros((1, res.margin.shape[1]), np.float32), agg.relative_margin_change(res)])
     angle_true = res.angle_true
-    g = {k: [] for k in geometry_schema(C).names}
+    k = None if confused is None else confused.shape[1]
+    g = {name: [] for name in geometry_schema(C, k).names}
     n = len(shipped)
     for v in ship_variants:
         name, severity = res.variants[v]
@@ -797,20 +829,27 @@ def geometry_table(entry: ModelEntry, res, shipped: np.ndarray, labels: np.ndarr
         g["label"].append(labels[shipped])
         g["pred"].append(res.pred[v, shipped])
         g["correct"].append(res.correct[v, shipped])
-        for k in ("prob_true", "loss", "length", "margin", "degenerate"):
-            g[k].append(getattr(res, k)[v, shipped])
+        for metric in ("prob_true", "loss", "length", "margin", "degenerate"):
+            g[metric].append(getattr(res, metric)[v, shipped])
         g["angle_true"].append(angle_true[v, shipped])
         g["rel_margin_change"].append(rel[v, shipped])
         g["robustness"].append(rob)
-        for j in range(C):
-            g[f"angle_{j}"].append(res.angle[v, shipped, j])
-    return {k: (np.concatenate(v) if v and isinstance(v[0], np.ndarray) else v) for k, v in g.items()}
+        if confused is None:
+            for j in range(C):
+                g[f"angle_{j}"].append(res.angle[v, shipped, j])
+        else:
+            picked = np.take_along_axis(res.angle[v, shipped], confused[labels[shipped]], axis=1)
+            for r in range(k):
+                g[f"angle_c{r}"].append(picked[:, r])
+    return {col: (np.concatenate(v) if v and isinstance(v[0], np.ndarray) else v) for col, v in g.items()}
 
 
 def _thumbnail(image: torch.Tensor) -> str:
     """A data URI of one uint8 C x H x W image, usable as a Vega URL: a PNG at its own size up to 32 px (a few
-    hundred bytes at 28 px); larger images (class folders at 224 px) shrink to 64 px and ship as JPEG, ~2 KB."""
-    from PIL import Image
+    hundred bytes at 28 px); larger images (class folders at 224 px) shrink to 64 px and ship as WebP, ~0.9 KB
+    (JPEG at quality 80 was ~1.5 KB on the foolbox ImageNet photos: 2000 thumbnails must fit a 5 MB page), or as
+    JPEG where Pillow lacks WebP."""
+    from PIL import Image, features
 
     arr = image.numpy()
     pil = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
@@ -820,8 +859,12 @@ def _thumbnail(image: torch.Tensor) -> str:
         kind = "png"
     else:
         pil.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.BILINEAR)
-        pil.save(buf, format="JPEG", quality=80, optimize=True)
-        kind = "jpeg"
+        if features.check("webp"):
+            pil.save(buf, format="WEBP", quality=75, method=6)
+            kind = "webp"
+        else:
+            pil.save(buf, format="JPEG", quality=80, optimize=True)
+            kind = "jpeg"
     return f"data:image/{kind};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -129,12 +129,18 @@ def _density(field_names: list[str], colors: list[str], *, vertical: bool, size:
     return out.properties(width=size) if vertical else out.properties(height=size)
 
 
-def panel_brush(class_id: int) -> str:
-    """Name of the brush on one class panel of the local view (each panel selects within its own class)."""
+def panel_brush(class_id: int | str) -> str:
+    """Name of the brush on one class panel of the local view (each panel selects within its own class). A panel
+    is a fixed class (an int), or a slot: the name of a param holding the class the page picked (many classes)."""
     return f"brush_{class_id}"
 
 
-def panel_extents(class_ids: list[int]) -> dict[str, tuple[list[str], int]]:
+def class_slots(n: int) -> list[str]:
+    """Params naming the classes of the local view's n panels when the reader picks them (many classes)."""
+    return [f"slot{s}" for s in range(n)]
+
+
+def panel_extents(class_ids: list[int | str]) -> dict[str, tuple[list[str], int | str]]:
     """The local view's axis ranges: {param: (fields, class)}, one per class and metric, over both models.
 
     The loader sets each from the rows it draws (padded), so a panel's scatter and its densities share one scale.
@@ -148,7 +154,7 @@ def _extent_values(data, params: dict[str, tuple[list[str], int | None]], cls: i
     out = {}
     for name, (fields, class_id) in params.items():
         lo, hi = 0.0, 1.0
-        if data is not None and hasattr(data, "columns"):
+        if data is not None and hasattr(data, "columns") and not isinstance(class_id, str):
             rows = data[data["label"] == (cls if class_id is None else class_id)]
             cols = [c for f in fields for c in (f"ref_{f}", f"cmp_{f}") if c in rows.columns]
             if len(rows) and cols:
@@ -159,7 +165,8 @@ def _extent_values(data, params: dict[str, tuple[list[str], int | None]], cls: i
     return out
 
 
-def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, columns: int = 4) -> alt.VConcatChart:
+def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: bool,
+                   columns: int = 4) -> alt.VConcatChart:  # fmt: skip
     """Local geometry: per class, angle to the true class vs length with marginal densities and a margin density.
 
     Rows (one per sample): sample_id, label, class_name, image, ref_correct (0/1), ref_outcome (CORRECTNESS),
@@ -170,9 +177,11 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
     the metric-difference ranges `d_angle`, `d_length`, `d_margin`. Each class panel has its own brush (length ×
     angle, `panel_brush(class_id)`) that selects samples of that class only. A panel's scatter and densities share
     the ranges of `panel_extents`. The panels are one concat named "ls_panels" (the loader fits its columns).
+    A class id given as a string (`class_slots`) is a param: the page sets which class that panel shows.
     """
     extents = _extent_values(data, panel_extents([j for j, _ in classes]))
-    params = [alt.param(name=k, value=v) for k, v in extents.items()]
+    params = [alt.param(name=j, value=-1) for j, _ in classes if isinstance(j, str)]
+    params += [alt.param(name=k, value=v) for k, v in extents.items()]
     diffs = []
     if compare:
         params.append(alt.param(name="outcome", value="all"))  # set by the page's trajectory control
@@ -295,7 +304,7 @@ def local_geometry(data=None, *, classes: list[tuple[int, str]], compare: bool, 
     return out.add_params(*params)
 
 
-def local_filters(compare: bool, class_ids: list[int]) -> list:
+def local_filters(compare: bool, class_ids: list[int | str]) -> list:
     """The predicates that define the selected samples in the local view (used by the sample grid).
 
     A sample is selected by the brush of its own class panel; while no panel is brushed, every sample is.
@@ -304,6 +313,8 @@ def local_filters(compare: bool, class_ids: list[int]) -> list:
     any_brush = " || ".join(f"length({s})" for s in stores) or "false"
     own = " || ".join(f"(datum.label == {j} && vlSelectionTest('{panel_brush(j)}_store', datum))" for j in class_ids)
     out = [f"!({any_brush})" + (f" || {own}" if own else "")]
+    if any(isinstance(j, str) for j in class_ids):  # picked classes (many): the grid shows theirs only
+        out.insert(0, " || ".join(f"datum.label == {j}" for j in class_ids))
     if compare:
         out += [{"param": name} for name, _ in METRIC_DIFFS] + [_outcome_filter()]
     return out
@@ -331,10 +342,14 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
     their own (`ext_length`, `ext_margin`); a line per sample runs through the axes, reference gray and compared
     yellow; each axis carries the densities of both. Every axis is brushable (params ax0, ax1, ...); lines outside
     the brushes are dimmed, not removed. Param `cls` (set by the page) picks the class; its own axis is marked.
-    Each axis is a unit named "ls_axis_<k>" whose width the loader fits to the page.
+    Each axis is a unit named "ls_axis_<k>" whose width the loader fits to the page. An axis whose title is None
+    takes its title from param `axis_names` (element k), which the page sets per class: with many classes the
+    angle axes are the class's most confused classes (`angle_c<r>`), different for every class.
     """
     extents = _extent_values(data, global_extents(axes), cls)
     params = [alt.param(name="cls", value=cls)] + [alt.param(name=k, value=v) for k, v in extents.items()]
+    if any(title is None for _, title in axes):
+        params.append(alt.param(name="axis_names", value=[t or f for f, t in axes]))
     brushes = [alt.selection_interval(name=f"ax{k}", encodings=["y"]) for k in range(len(axes))]
     inside = brushes[0]
     for b in brushes[1:]:
@@ -398,8 +413,10 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
         layers.append(
             alt.Chart().mark_tick(opacity=0).encode(y=alt.Y(f"ref_{field}:Q", scale=scale, axis=axis)).add_params(brush)
         )
-        name = json.dumps(title)
+        name = json.dumps(title) if title is not None else f"axis_names[{k}]"
         own = f"{json.dumps(field)} == 'angle_' + cls"
+        if title is None:  # the page's names mark the true class's axis (" (true)"); bold here
+            own = "true" if field == "angle_true" else "false"
         label = (
             alt.Chart()
             .transform_aggregate(n="count()")

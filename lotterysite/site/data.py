@@ -17,12 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from ..store import TABLES, StoreError, geometry_schema, read_table, verify_store
-from ..store.schema import outcomes_schema
+from ..store import TABLES, StoreError, read_table, verify_store
+from ..store.schema import outcomes_schema, store_geometry_schema
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
-OPTIONAL_TABLES = ("curse.arrow",)  # stages a recipe can switch off; the page leaves their figure out
+# Stages a recipe can switch off (the page leaves their figure out), and confused.arrow (many classes only).
+OPTIONAL_TABLES = ("curse.arrow", "confused.arrow")
 THUMBNAIL = re.compile(r"^data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]*$")  # never a URL readers would fetch
 SMALL_TABLES = ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
                 "curse.arrow")  # fmt: skip
@@ -42,6 +43,30 @@ class Store:
     models: pa.Table
     accuracy: pa.Table
     tables: dict[str, pa.Table] = field(default_factory=dict)
+
+    @property
+    def confused_k(self) -> int | None:
+        """k when the geometry files hold the angles to each class's k most confused classes (many classes), else
+        None (one angle column per class)."""
+        return (self.manifest.get("dataset") or {}).get("confused_classes")
+
+    def confused_of(self, arch: str, class_ids) -> dict[str, list[int]]:
+        """{class id (as text, a JSON key): its k most confused classes, in angle_c<r> order} for `class_ids`."""
+        t = self.tables.get("confused.arrow")
+        if t is None or self.confused_k is None:
+            return {}
+        t = t.filter(pc.equal(t["arch"].cast(pa.string()), arch)).sort_by([("class_id", "ascending"),
+                                                                          ("rank", "ascending")])  # fmt: skip
+        out: dict[str, list[int]] = {}
+        wanted = {int(c) for c in class_ids}
+        for c, j in zip(t["class_id"].to_pylist(), t["confused_id"].to_pylist(), strict=True):
+            if c in wanted:
+                out.setdefault(str(c), []).append(j)
+        missing = sorted(wanted - {int(c) for c in out})
+        if missing:
+            raise StoreError(f"{self.root}/confused.arrow: no confused classes for class {missing[0]} of {arch!r}; "
+                             "rerun `lotterysite precompute RECIPE`")  # fmt: skip
+        return out
 
     @property
     def archs(self) -> list[str]:
@@ -73,6 +98,9 @@ def load_store(root: str | Path) -> Store:
     classes = list(manifest.get("dataset", {}).get("classes") or [])
     if not classes:
         raise StoreError(f"{root / 'manifest.json'}: dataset.classes is empty; rerun `lotterysite precompute RECIPE`")
+    if (manifest.get("dataset") or {}).get("confused_classes") is not None and "confused.arrow" not in tables:
+        raise StoreError(f"{root}/confused.arrow: not found, but the manifest says the geometry files hold confused-"
+                         "class angles; rerun `lotterysite precompute RECIPE`")  # fmt: skip
     models = tables["models.arrow"]
     for key in models.column("model_key").to_pylist():
         if not SAFE_KEY.match(key):
@@ -218,11 +246,14 @@ class ArchData:
 def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: list[int]) -> ArchData:
     """Split every model's geometry into per-variant slices; count correct predictions per sample for subset
     accuracy."""
-    ncls = len(store.classes)
     files: dict[str, bytes] = {}
     counts: dict[str, np.ndarray] = {}
     columns: list[dict] = []
-    wanted = list(SLICE_COLUMNS) + [f"angle_{j}" for j in max_axes_classes]
+    schema = store_geometry_schema(store.manifest)
+    if store.confused_k is None:
+        wanted = list(SLICE_COLUMNS) + [f"angle_{j}" for j in max_axes_classes]
+    else:  # many classes: the angles to each row's class's most confused classes
+        wanted = list(SLICE_COLUMNS) + [f"angle_c{r}" for r in range(store.confused_k)]
     id_array = pa.array(ids, pa.int32())
     base = f"{slug(arch)}/g"
     class_acc = class_accuracies(store)
@@ -232,7 +263,7 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
               for i, (v, s) in enumerate(keys)]  # fmt: skip
     by_key = {(s["variant"], s["severity"]): s for s in slices}
     for m in store.models_of(arch):
-        table = read_table(store.root / "geometry" / f"{m['model_key']}.arrow", geometry_schema(ncls))
+        table = read_table(store.root / "geometry" / f"{m['model_key']}.arrow", schema)
         table = table.filter(pc.is_in(table["sample_id"], id_array))
         variant = table["variant"].cast(pa.string())
         found = set(zip(variant.to_pylist(), table["severity"].to_pylist(), strict=True))

@@ -76,13 +76,22 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     base = f"views/{a}"
     data_dir = f"data/{a}"
     specs: dict[str, dict] = {}
-    classes = [(j, store.classes[j]) for j in shown_classes]
-    # One angle axis per class (the true class's own axis among them, marked on the page); a "true class" axis
-    # only when the classes had to be ranked down to max_axes and the chosen class may have none.
-    axis_fields = [(f"angle_{j}", store.classes[j]) for j in axes]
-    if len(axes) < len(store.classes):
-        axis_fields.insert(0, ("angle_true", "true class"))
+    # Panels of fixed classes (few classes), or slots whose class the reader picks (many: charts.class_slots).
+    picking = any(isinstance(j, str) for j in shown_classes)
+    classes = [(j, "" if isinstance(j, str) else store.classes[j]) for j in shown_classes]
+    k = store.confused_k
+    if k is not None:
+        # Many classes (Fig. 5's pre-selection): the true class, the k classes its samples are most confused with
+        # (confused.arrow, per class: the page names the axes when it draws a class), length and margin.
+        axis_fields = [("angle_true", None)] + [(f"angle_c{r}", None) for r in range(k)]
+    else:
+        # One angle axis per class (the true class's own axis among them, marked on the page); a "true class" axis
+        # only when the classes had to be ranked down to max_axes and the chosen class may have none.
+        axis_fields = [(f"angle_{j}", store.classes[j]) for j in axes]
+        if len(axes) < len(store.classes):
+            axis_fields.insert(0, ("angle_true", "true class"))
     axis_fields += [("length", "length"), ("margin", "margin")]
+    served = [j for j, n in enumerate((shipped or {}).get("per_class") or []) if n]
     for compare in (False, True):
         mode = "compare" if compare else "single"
         with warnings.catch_warnings():
@@ -135,6 +144,13 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             "metric-difference histograms to keep the samples whose Δangle, Δlength or Δmargin lies in a range, pick "
             "a trajectory outcome above them, drag on a class's scatter to select samples of that class. The "
             "selection travels to the other views and the link."
+            + (
+                f" With {len(store.classes)} classes the view shows {len(shown_classes)} at a time: by default the "
+                "classes with the lowest accuracy of the reference model, or, when comparing, those whose accuracy "
+                "changes most between the two; type a class name to add it, × removes one."
+                if picking
+                else ""
+            )
         ),
         "global": (
             "Parallel coordinates over n + 2 axes for one class: the angle to every class direction (one shared "
@@ -142,6 +158,14 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             'axes (**R2/R3**, Figs. 5, 8, 9). The class\'s own axis is marked "(true)". A line per sample, reference '
             "gray and compared yellow; each axis carries both densities. Drag along an axis to brush it: lines "
             "outside every brush are dimmed; a new class clears the brushes."
+            if k is None
+            else f"Parallel coordinates for one class (**R2/R3**, Fig. 5): with {len(store.classes)} classes, the "
+            'paper\'s pre-selection: the angle to the true class (marked "(true)"), then to the '
+            f"{k} classes its samples are most often confused with (predicted for them most often over the full "
+            "evaluation set, every model of this architecture and every corruption; ties by the smaller mean angle), "
+            "on one shared scale, then the length and the margin on their own axes. A line per sample, reference "
+            "gray and compared yellow; each axis carries both densities. Type a class name to pick the class. Drag "
+            "along an axis to brush it: lines outside every brush are dimmed; a new class clears the brushes."
         ),
         "samples": (
             "The samples currently selected in the local or global geometry view (carried in the link), with "
@@ -161,10 +185,18 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             cfg["evaluation"] = rel(uri, f"{data_dir}/evaluation.arrow")
             cfg["correct"] = rel(uri, f"{data_dir}/correct.arrow")
             cfg["correct_columns"] = data.correct_columns
+            if picking:
+                cfg["picker"] = served  # many classes: a class subset is found by typing
         else:
             cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
             cfg["axes"] = [f for f, _ in axis_fields]
             cfg["axis_classes"] = axes
+            if picking:  # many classes: a class picker, the panels' classes picked on the page (local view)
+                cfg["picker"] = served
+                cfg["slots"] = shown_classes if kind == "local" else []
+            if k is not None and kind == "global":
+                cfg["axis_titles"] = [t for _, t in axis_fields]  # None: named by the page per class
+                cfg["confused"] = store.confused_of(arch, served)
             cfg["panel_brushes"] = {charts.panel_brush(j): j for j in shown_classes} if kind == "local" else {}
             cfg["extents"] = {
                 "local": charts.panel_extents(shown_classes),

@@ -29,7 +29,7 @@ class LotterysiteConfig(Config):
     store = c.Type(str, default="store/demo")  # the store folder, relative to mkdocs.yml
     max_samples = c.Type(int, default=2000)  # shipped samples served per view (keeps pages under 5 MB)
     max_axes = c.Type(int, default=10)  # class-angle axes of the parallel coordinates; more are ranked
-    max_classes = c.Type(int, default=10)  # class panels of the local geometry view
+    max_classes = c.Type(int, default=10)  # class panels of the local geometry view; more classes: the reader picks
     node_modules = c.Deprecated(
         message="the pinned JavaScript now ships inside the lotterysite package; "
         "remove `node_modules` from the plugin's options"

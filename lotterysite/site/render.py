@@ -19,7 +19,7 @@ from html import escape
 from pathlib import Path
 
 from ..errors import LotterysiteError
-from . import data, pages
+from . import charts, data, pages
 
 HERE = Path(__file__).parent
 VENDOR = HERE / "vendor"
@@ -27,6 +27,8 @@ ASSETS = HERE / "assets"
 OWN_SCRIPT = "lotterysite.js"
 OWN_STYLE = "lotterysite.css"
 LOADER = "loader.js"
+PAGE_OVERHEAD = 400_000  # a page's HTML, theme CSS and scripts, chart specs and small data besides the vendored JS
+SLICE_SHARE = 1.3  # samples.arrow plus the geometry slices a page fetches with it, relative to samples.arrow
 MARKER = ".lotterysite-render.json"  # in the generated folder: what wrote it (hidden files are not published)
 
 
@@ -38,7 +40,9 @@ class RenderError(LotterysiteError):
 class SiteOptions:
     max_samples: int = 2000  # shipped samples served per view (keeps pages under 5 MB)
     max_axes: int = 10  # class-angle axes of the parallel coordinates; more are ranked
-    max_classes: int = 10  # class panels of the local geometry view
+    max_classes: int = 10  # class panels of the local geometry view; with more classes the reader picks them
+    picked_classes: int = 8  # panels of the local view when the reader picks the classes (more than max_classes)
+    page_bytes: int = 5_000_000  # budget of a page with everything it fetches; served samples are cut to fit
 
 
 @dataclass
@@ -89,15 +93,20 @@ def render(
     """
     options = options or SiteOptions()
     out = Rendered()
-    ids = data.shipped_ids(store, options.max_samples)
-    out.files["data/samples.arrow"] = data.arrow_bytes(data.samples_table(store, ids))
+    ids, samples = served_samples(store, options)
+    out.files["data/samples.arrow"] = samples
+    served = data.shipped_summary(store, ids)
     generated: list[pages.Page] = []
     for arch in store.archs:
         axes = data.axis_classes(store, arch, options.max_axes)
-        shown = data.axis_classes(store, arch, options.max_classes)
+        if len(store.classes) > options.max_classes:  # the reader picks the panels' classes (the page's link)
+            n_served = sum(1 for n in served["per_class"] if n)
+            shown = charts.class_slots(max(1, min(options.picked_classes, n_served)))
+        else:
+            shown = data.axis_classes(store, arch, options.max_classes)
         arch_data = data.geometry_slices(store, arch, ids, axes)
         out.files.update({f"data/{k}": v for k, v in arch_data.files.items()})
-        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, data.shipped_summary(store, ids))
+        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, served)
         out.files.update({k: _spec_json(v) for k, v in specs.items()})
         generated += arch_pages
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
@@ -141,6 +150,23 @@ def render(
         out.sections.insert(0, ("Overview", ["index.md", "store/index.md"]))
     out.files.update({p.src_uri: p.markdown for p in generated})
     return out
+
+
+def served_samples(store: data.Store, options: SiteOptions) -> tuple:
+    """The sample ids the site serves and their samples.arrow: at most `max_samples`, and fewer when the heaviest
+    page (the scripts, samples.arrow with every thumbnail, two geometry slices) would pass `page_bytes`, as with
+    thousands of large images; every exemplar and every class are kept (`data.shipped_ids`)."""
+    ids = data.shipped_ids(store, options.max_samples)
+    samples = data.arrow_bytes(data.samples_table(store, ids))
+    fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
+    while fixed + len(samples) * SLICE_SHARE > options.page_bytes and len(ids) > 1:
+        fewer = int(len(ids) * (options.page_bytes - fixed) / (len(samples) * SLICE_SHARE) * 0.97)
+        try:
+            ids = data.shipped_ids(store, max(1, min(fewer, len(ids) - 1)))
+        except data.StoreError:
+            break  # the exemplars and one sample per class alone do not fit: they are served anyway
+        samples = data.arrow_bytes(data.samples_table(store, ids))
+    return ids, samples
 
 
 def as_index(uri: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io import StoreError, read_table, verify_store
-from .schema import TABLES, geometry_schema, outcomes_schema
+from .schema import TABLES, outcomes_schema, store_geometry_schema
 
 
 def expected_schema(name: str, manifest: dict):
@@ -14,7 +14,7 @@ def expected_schema(name: str, manifest: dict):
     if name == "outcomes.arrow":
         return outcomes_schema(manifest["corruptions"])
     if name.startswith("geometry/"):
-        return geometry_schema(len(manifest["dataset"]["classes"]))
+        return store_geometry_schema(manifest)
     return None
 
 

@@ -12,6 +12,8 @@ A store is a folder:
     samples.arrow                   the shipped (downsampled) samples: id, label, thumbnail
     outcomes.arrow                  per shipped sample x model: correct on clean, and per corruption (subset accuracy)
     geometry/<model_key>.arrow      per shipped sample x variant: prediction and the three metrics, one file per model
+    confused.arrow                  per architecture x class: the classes its samples are most confused with (only
+                                    with more than WIDE_CLASSES classes: the geometry files then hold k angles a row)
     gallery.png                     every corruption x severity on a few real images
 
 Every file is Arrow IPC (file format), float32 for measurements, int32 or smaller for integers (the browser's
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 STR = pa.dictionary(pa.int32(), pa.string())
 
@@ -140,8 +142,37 @@ def outcomes_schema(corruptions) -> pa.Schema:
     )
 
 
-def geometry_schema(num_classes: int) -> pa.Schema:
-    """Per-sample rows of one model: one per shipped sample and variant (clean, or corruption x severity)."""
+WIDE_CLASSES = 20  # up to this many classes a geometry row holds the angle to every class direction (angle_<j>)
+
+CONFUSED = pa.schema(
+    [
+        ("arch", STR),
+        ("class_id", pa.int16()),  # a true class with evaluation samples
+        ("rank", pa.int8()),  # 0 = most confused; the geometry files' column angle_c<rank>
+        ("confused_id", pa.int16()),  # the class its samples are confused with
+        ("wrong", pa.int32()),  # predictions of confused_id for the class's samples, over the arch's models x variants
+        ("mean_angle", pa.float32()),  # mean angle of the class's samples to confused_id's direction, degrees
+    ]
+)
+
+
+def confused_columns(num_classes: int, confused_classes: int) -> int | None:
+    """How many confused-class angle columns a geometry row holds: None (one angle column per class) up to
+    WIDE_CLASSES classes, else `confused_classes` (k), capped at the other classes' count."""
+    return None if num_classes <= WIDE_CLASSES else min(confused_classes, num_classes - 1)
+
+
+def geometry_schema(num_classes: int, confused: int | None = None) -> pa.Schema:
+    """Per-sample rows of one model: one per shipped sample and variant (clean, or corruption x severity).
+
+    The angle columns: `angle_<j>` for every class j when `confused` is None, else `angle_c<r>` for r < `confused`,
+    the angle to the r-th class the row's true class is most confused with (confused.arrow names it).
+    """
+    angles = (
+        [(f"angle_{j}", pa.float32()) for j in range(num_classes)]
+        if confused is None
+        else [(f"angle_c{r}", pa.float32()) for r in range(confused)]
+    )
     return pa.schema(
         [
             ("model_id", STR),
@@ -160,9 +191,15 @@ def geometry_schema(num_classes: int) -> pa.Schema:
             ("robustness", pa.int16()),  # correct predictions over all corrupted versions of the sample (eq. 7)
             ("degenerate", pa.bool_()),  # ||X|| == 0, angles NaN
         ]
-        # Wide columns, one per class direction: Vega folds them for the parallel coordinates.
-        + [(f"angle_{j}", pa.float32()) for j in range(num_classes)]
+        # One column per class direction (few classes), or per confused class (many): the parallel coordinates.
+        + angles
     )
+
+
+def store_geometry_schema(manifest: dict) -> pa.Schema:
+    """The geometry files' schema of the store described by `manifest` (its class count and confused classes)."""
+    dataset = manifest.get("dataset") or {}
+    return geometry_schema(len(dataset.get("classes") or ()), dataset.get("confused_classes"))
 
 
 TABLES = {
@@ -173,4 +210,5 @@ TABLES = {
     "exemplars.arrow": EXEMPLARS,
     "curse.arrow": CURSE,
     "samples.arrow": SAMPLES,
+    "confused.arrow": CONFUSED,
 }

@@ -86,6 +86,45 @@
     wrap.appendChild(sel);
     return wrap;
   }
+  // A class picker for many classes: type to search (a datalist of the served classes), Enter or a pick from the
+  // list chooses; keyboard-only works. Names reach the DOM as attribute values and text only.
+  let pickers = 0;
+  function classPicker(label, names, ids, onPick) {
+    const id = "ls-classes-" + ++pickers;
+    const wrap = el("label", { class: "ls-control ls-picker" }, label + " ");
+    const input = el("input", { type: "search", list: id, autocomplete: "off", spellcheck: "false",
+      placeholder: `type to search ${ids.length} classes` });
+    const list = el("datalist", { id });
+    for (const j of ids) list.appendChild(el("option", { value: names[j] }));
+    const byName = new Map(ids.map((j) => [names[j], j]));
+    const pick = (loose) => {
+      const q = input.value.trim();
+      let j = byName.get(input.value);
+      if (j == null && loose && q) {
+        // Enter on a partial name: the first class containing it (case-insensitive), as the list shows it.
+        const low = q.toLowerCase();
+        j = ids.find((c) => names[c].toLowerCase().includes(low));
+      }
+      if (j == null) return;
+      input.value = "";
+      onPick(j);
+    };
+    input.addEventListener("change", () => pick(false));
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); pick(true); } });
+    wrap.append(input, list);
+    return wrap;
+  }
+  // The classes worth looking at first: the lowest accuracy of the reference (model, data), or, when comparing,
+  // the largest accuracy change between the two (ties: lower reference accuracy, then class id). Accuracies are
+  // the slices' per-class accuracy on the full evaluation set.
+  function defaultClasses(ref, cmp, n) {
+    const accOf = (rows) => { const m = new Map(); for (const r of rows) m.set(r.label, r.class_accuracy); return m; };
+    const a = accOf(ref), b = cmp ? accOf(cmp) : null;
+    const num = (x) => (x == null || Number.isNaN(x) ? Infinity : x);
+    const key = (j) => (b ? [num(-Math.abs(b.get(j) - a.get(j))), num(a.get(j)), j] : [num(a.get(j)), j]);
+    const order = (x, y) => { const p = key(x), q = key(y); for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) return p[i] < q[i] ? -1 : 1; return 0; };
+    return [...a.keys()].sort(order).slice(0, n);
+  }
   function download(name, rows) {
     const cols = Object.keys(rows[0] || {}).filter((k) => k !== "image" && k !== "thumbnail");
     // OWASP CSV injection rule: a text cell starting with = + - @ (or tab / carriage return) would run as a
@@ -387,13 +426,27 @@
     const nsel = sel ? sel.reduce((a, b) => a + b, 0) : 0;
     const subsets = [["", "no subset"]];
     if (nsel) subsets.push(["sel", `samples selected in the geometry views (${nsel})`]);
-    cfg.classes.forEach((c, j) => subsets.push(["class:" + j, "class: " + c]));
+    // Many classes: the menu offers the class in the link only; the picker finds any class with served samples.
+    const picking = Array.isArray(cfg.picker);
+    const linked = /^class:\d+$/.test(state.subset || "") ? Number(state.subset.slice(6)) : null;
+    const classOptions = picking ? cfg.picker.filter((j) => j === linked) : cfg.classes.map((_, j) => j);
+    classOptions.forEach((j) => subsets.push(["class:" + j, "class: " + cfg.classes[j]]));
     let subset = subsets.some(([v]) => v === state.subset) ? state.subset : nsel ? "sel" : "";
     const refSelect = select("reference model", [["", "— none —"], ...cfg.models.map((m) => [m.id, m.label])], state.ref || "", (v) => {
       if (v) state.ref = v; else delete state.ref;
       update();
     });
-    controls.append(refSelect, select("subset", subsets, subset, (v) => { subset = v; update(); }));
+    const subsetSelect = select("subset", subsets, subset, (v) => { subset = v; update(); });
+    controls.append(refSelect, subsetSelect);
+    if (picking) {
+      controls.append(classPicker("class subset", cfg.classes, cfg.picker, (j) => {
+        const menu = subsetSelect.querySelector("select");
+        for (const o of Array.from(menu.options)) if (o.value.startsWith("class:")) o.remove();
+        menu.appendChild(el("option", { value: "class:" + j }, "class: " + cfg.classes[j]));
+        menu.value = subset = "class:" + j;
+        update();
+      }));
+    }
     root.append(controls, info, entry.error, entry.figure, entry.summary);
     const table = el("div");
     root.appendChild(table);
@@ -510,7 +563,20 @@
     if (state.cmp && !byId.has(state.cmp)) delete state.cmp;
     if (!slices.has(state.refv)) state.refv = cfg.slices[0].file;
     if (!slices.has(state.cmpv)) state.cmpv = cfg.slices[0].file;
-    if (state.class == null || !cfg.classes[Number(state.class)]) state.class = String(cfg.axis_classes[0] || 0);
+    // Many classes: a picker instead of a class menu, the local view's panels are slots whose classes the reader
+    // picks (state.classes, in the link) or the defaults derived from the models shown.
+    const picking = Array.isArray(cfg.picker);
+    const slots = cfg.slots || [];
+    let shownClasses = [];
+    const slotClass = (v) => (typeof v === "string" ? (slots.indexOf(v) >= 0 && shownClasses[slots.indexOf(v)] != null
+      ? shownClasses[slots.indexOf(v)] : -1) : v);
+    const pickable = new Set(picking ? cfg.picker : []);
+    const explicit = () => (state.classes || "").split(",").filter((x) => x !== "").map(Number)
+      .filter((j, i, all) => pickable.has(j) && all.indexOf(j) === i).slice(0, slots.length);
+    if (picking) {
+      if (state.class != null && !pickable.has(Number(state.class))) delete state.class; // the page picks one
+      if (state.classes != null) { const e = explicit(); if (e.length) state.classes = e.join(","); else delete state.classes; }
+    } else if (state.class == null || !cfg.classes[Number(state.class)]) state.class = String(cfg.axis_classes[0] || 0);
     if (state.traj && !cfg.outcomes.includes(state.traj)) delete state.traj;
     const brushKey = "b_" + kind;
     let brushes = {};
@@ -523,7 +589,7 @@
     const sliceOpts = cfg.slices.map((s) => [s.file, s.label]);
     const changed = (key) => (v) => {
       if (v === "") delete state[key]; else state[key] = v;
-      if (key === "class") { brushes = {}; delete state[brushKey]; }
+      if (key === "class" || key === "classes") { brushes = {}; delete state[brushKey]; }
       load();
     };
     const refGroup = el("fieldset", { class: "ls-group ls-ref" });
@@ -533,7 +599,34 @@
     cmpGroup.append(el("legend", {}, "compare with"), select("model", [["", "— none —"], ...modelOpts], state.cmp || "", changed("cmp")),
       select("on", sliceOpts, state.cmpv, changed("cmpv")));
     controls.append(refGroup, cmpGroup);
-    if (kind === "global") controls.append(select("class", cfg.classes.map((c, j) => [j, c]), state.class, changed("class")));
+    const current = el("span", { class: "ls-current" });
+    const chips = el("div", { class: "ls-chips", role: "group", "aria-label": "classes shown" });
+    if (kind === "global" && picking) {
+      controls.append(classPicker("class", cfg.classes, cfg.picker, (j) => changed("class")(String(j))), current);
+    } else if (kind === "global") controls.append(select("class", cfg.classes.map((c, j) => [j, c]), state.class, changed("class")));
+    if (kind === "local" && slots.length) {
+      controls.append(classPicker("add a class", cfg.classes, cfg.picker, (j) => {
+        const now = shownClasses.filter((c) => c >= 0);
+        changed("classes")([j, ...now.filter((c) => c !== j)].slice(0, slots.length).join(","));
+      }));
+    }
+    function showChips() {
+      // The local view's classes: one button each (removes it), and a way back to the defaults.
+      const items = [];
+      shownClasses.forEach((j) => {
+        if (j < 0) return;
+        const b = el("button", { type: "button", class: "ls-chip", "data-class": String(j),
+          "aria-label": "remove class " + cfg.classes[j] }, cfg.classes[j] + " ×");
+        b.addEventListener("click", () => changed("classes")(shownClasses.filter((c) => c >= 0 && c !== j).join(",")));
+        items.push(b);
+      });
+      if (state.classes) {
+        const reset = el("button", { type: "button", class: "ls-chip ls-reset" }, "default classes");
+        reset.addEventListener("click", () => changed("classes")(""));
+        items.push(reset);
+      }
+      chips.replaceChildren(...items);
+    }
     let traj = null;
     if (kind === "local") {
       traj = select("trajectories", [["all", "all"], ...cfg.outcomes.map((o) => [o, o])], state.traj || "all", (v) => {
@@ -556,7 +649,9 @@
     const sh = cfg.shipped || {};
     const shipped = el("p", { class: "ls-shipped" }, sh.served ? `${sh.served} samples served (of ${sh.evaluated} evaluated): ` +
       `${Math.min(...sh.per_class)}–${Math.max(...sh.per_class)} per class, ${sh.exemplars} pruning-identified exemplars.` : "");
-    root.append(controls, info, nav, shipped);
+    root.append(controls);
+    if (kind === "local" && slots.length) root.append(chips);
+    root.append(info, nav, shipped);
     if (traj) root.append(traj); // right above the chart, whose first row is the metric-difference histograms
     root.append(entry.error, entry.figure, entry.summary);
     const table = el("div");
@@ -586,7 +681,7 @@
       for (const r of entry.rows) {
         if (kind === "global" && String(r.label) !== String(state.class)) continue;
         if (outcome !== "all" && r.outcome !== outcome) continue;
-        if (panels.length && !panels.some(([name, v]) => cfg.panel_brushes[name] === r.label && inside(r, v))) continue;
+        if (panels.length && !panels.some(([name, v]) => slotClass(cfg.panel_brushes[name]) === r.label && inside(r, v))) continue;
         if (!others.every(([, v]) => inside(r, v))) continue;
         bits[r.index] = 1;
         n++;
@@ -620,7 +715,7 @@
       // over both models, padded: cfg.extents is {param: [fields, class or null for the page's class]}.
       const out = {};
       for (const [param, [fieldsOf, cls]] of Object.entries(cfg.extents || {})) {
-        const want = String(cls == null ? state.class : cls);
+        const want = String(cls == null ? state.class : slotClass(cls));
         let lo = Infinity, hi = -Infinity;
         for (const r of rows) {
           if (String(r.label) !== want) continue;
@@ -651,11 +746,30 @@
         return [samples, ref, cmp];
       }, async ([samples, ref, cmp]) => {
         entry.samples = samples;
+        if (picking) {
+          const defaults = defaultClasses(ref, cmp, Math.max(1, slots.length));
+          if (kind === "global" && snap.class == null) { snap.class = state.class = String(defaults[0]); }
+          shownClasses = snap.classes ? snap.classes.split(",").map(Number) : defaults;
+          shownClasses = slots.map((_, i) => (shownClasses[i] == null ? -1 : shownClasses[i]));
+          if (kind === "global") current.textContent = "showing " + cfg.classes[Number(snap.class)];
+          else if (kind === "local") showChips();
+        }
         const sel = kind === "samples" ? decodeSel(snap.sel, samples.length) : null;
         const rows = buildPairs(cfg, samples, ref, cmp, sel);
         const spec = JSON.parse(JSON.stringify(specs[want]));
         restoreBrushes(spec, saved);
         setParam(spec, "cls", Number(snap.class));
+        slots.forEach((name, i) => setParam(spec, name, shownClasses[i]));
+        if (cfg.axis_titles) {
+          const c = Number(snap.class), conf = cfg.confused[String(c)] || [];
+          setParam(spec, "axis_names", cfg.axis_titles.map((t, k) => {
+            if (t != null) return t;
+            const f = cfg.axes[k];
+            if (f === "angle_true") return cfg.classes[c]; // the chart marks it " (true)"
+            const j = conf[Number(f.slice("angle_c".length))];
+            return j == null ? "" : cfg.classes[j];
+          }));
+        }
         setParam(spec, "outcome", snap.traj || "all");
         for (const [name, ext] of Object.entries(extents(rows))) setExtent(spec, name, ext);
         entry.mode = want;
@@ -689,7 +803,11 @@
       const header = ["class", "samples", "ref accuracy", "ref mean angle (°)", "ref mean length", "ref mean margin"]
         .concat(compare ? ["cmp accuracy", "cmp mean angle (°)", "cmp mean length", "cmp mean margin"] : []);
       const body = [];
+      // Many classes: the table lists the classes on show (the selected samples' on the samples page, at most 50).
+      const only = !picking ? null : new Set(kind === "local" ? shownClasses : kind === "global" ? [Number(state.class)]
+        : [...new Set(state.sel ? rows.filter((r) => r.selected).map((r) => r.label) : [])].slice(0, 50));
       cfg.classes.forEach((name, j) => {
+        if (only && !only.has(j)) return;
         const rs = rows.filter((r) => r.label === j);
         if (!rs.length) return;
         const line = [name, String(rs.length), pct(rs[0].ref_class_accuracy), mean(rs, "ref_angle_true").toFixed(1),
@@ -699,7 +817,8 @@
         body.push(line);
       });
       const scope = kind === "global" ? `, class ${cfg.classes[Number(state.class)]}` : "";
-      describe(entry, `${titles[kind]}: ${what}${scope}`, `${titles[kind]} of ${what}${scope}: ${rows.length} samples ` +
+      const counted = only && kind !== "samples" ? body.reduce((a, line) => a + Number(line[1]), 0) : rows.length;
+      describe(entry, `${titles[kind]}: ${what}${scope}`, `${titles[kind]} of ${what}${scope}: ${counted} samples ` +
         `in ${body.length} classes. ${info.textContent}`);
       table.replaceChildren(tableOf("Data table: per-class summary", header, body));
     }
