@@ -647,8 +647,11 @@
       nav.append(a, " ");
     }
     const sh = cfg.shipped || {};
+    // Many classes: most have no evaluation sample at all (ImageNet photos of a few classes): count those that have.
+    const perClass = picking ? (sh.per_class || []).filter((n) => n > 0) : sh.per_class || [];
     const shipped = el("p", { class: "ls-shipped" }, sh.served ? `${sh.served} samples served (of ${sh.evaluated} evaluated): ` +
-      `${Math.min(...sh.per_class)}–${Math.max(...sh.per_class)} per class, ${sh.exemplars} pruning-identified exemplars.` : "");
+      `${Math.min(...perClass)}–${Math.max(...perClass)} per class` + (picking ? ` in ${perClass.length} of ${cfg.classes.length} classes` : "") +
+      `, ${sh.exemplars} pruning-identified exemplars.` : "");
     root.append(controls);
     if (kind === "local" && slots.length) root.append(chips);
     root.append(info, nav, shipped);
