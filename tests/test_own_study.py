@@ -108,8 +108,11 @@ def test_own_study_end_to_end(study):
     by_id = {m["model_id"]: m for m in models}
     assert set(by_id) == {
         "tv:resnet18/dense", "tv:resnet18/magnitude/0.5", "tv:resnet18/torch-l1",
-        f"{folder / 'headnet.py'}:build/dense", f"{folder / 'headnet.py'}:build/magnitude/0.5",
+        "headnet.py:build/dense", "headnet.py:build/magnitude/0.5",
     }  # fmt: skip
+    # A "file.py" arch keeps the recipe's spelling: the published store names no folder of this machine.
+    for name in ("models.arrow", "accuracy.arrow", "samples.arrow"):
+        assert str(folder) not in str(_read(store / name).to_pylist())
     ext = by_id["tv:resnet18/torch-l1"]
     tv = torchvision.models.resnet18(num_classes=1000)
     pruned = (tv.conv1.weight.numel() + tv.layer1[0].conv1.weight.numel()) // 2
@@ -169,3 +172,21 @@ def test_bad_models_fail_one_line_at_run_time(study, tmp_path):
         with pytest.raises(ValueError) as e:
             precompute(recipe, store=tmp_path / "s", device="cpu", progress=False)
         assert message in str(e.value) and "\n" not in str(e.value), (new, str(e.value))
+
+
+def test_a_file_arch_s_code_is_in_its_fingerprint(study):
+    """Editing the model's file changes the digests that name its work files, so its models are recomputed."""
+    from lotterysite.fileio import DigestCache
+    from lotterysite.precompute.run import input_digests
+
+    folder, _, _ = study
+    recipe = load_recipe(folder / "recipe.toml")
+    before = input_digests(recipe, DigestCache(folder / "d1.json", trust=False))
+    assert before["source:headnet.py:build"] and "source:tv:resnet18" not in before
+    copy = folder / "edited"
+    copy.mkdir()
+    (copy / "headnet.py").write_text(HEADNET.replace("stride=4", "stride=2"))
+    (copy / "recipe.toml").write_text((folder / "recipe.toml").read_text().replace('"resnet18', f'"{folder}/resnet18'))
+    after = input_digests(load_recipe(copy / "recipe.toml"), DigestCache(folder / "d2.json", trust=False))
+    assert after["source:headnet.py:build"] != before["source:headnet.py:build"]
+    assert after["weights:tv:resnet18"] == before["weights:tv:resnet18"]

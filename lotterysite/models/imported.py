@@ -41,6 +41,32 @@ class ModelError(ValueError):
     """A model or weights file that cannot be used; the message names the path or file and the fix."""
 
 
+# arch = "file.py:function" in a recipe names a file relative to the recipe. The arch keeps the recipe's spelling
+# (it names the models on the site and in links, which must not show the machine's folders); this maps it to the
+# file. A recipe registers its archs when read and a runner again on each worker (`register_sources`).
+_SOURCES: dict[str, str] = {}
+
+
+def register_sources(sources) -> None:
+    """Map archs spelt "file.py:function" to their files, from (arch, absolute file) pairs."""
+    _SOURCES.update(dict(sources))
+
+
+def source_file(arch: str) -> Path | None:
+    """The Python file an import-path arch's factory comes from (its content shapes every model built from it)."""
+    m = IMPORT_PATH.match(arch)
+    if arch.startswith("tv:") or m is None:
+        return None
+    module = m["module"]
+    if module.endswith(".py"):
+        return Path(_SOURCES.get(arch, module)).expanduser()
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin and Path(spec.origin).is_file() else None
+
+
 def is_import_path(name: str) -> bool:
     return not name.startswith("tv:") and IMPORT_PATH.match(name) is not None
 
@@ -55,7 +81,7 @@ def resolve_factory(path: str) -> Callable[..., Any]:
     module_name, function = m["module"], m["function"]
     try:
         if module_name.endswith(".py"):
-            file = Path(module_name).expanduser()
+            file = Path(_SOURCES.get(path, module_name)).expanduser()
             if not file.is_file():
                 raise ModelError(f"arch {path!r}: file {file} not found; give its path relative to where you run "
                                  "lotterysite, or absolute")  # fmt: skip

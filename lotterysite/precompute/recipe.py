@@ -136,6 +136,7 @@ class Recipe:
     batch_size: int = 512  # evaluation batch size
     path: str = ""  # where the recipe was read from
     models: tuple[ExternalModel, ...] = ()  # models pruned elsewhere ([[models]] tables)
+    sources: tuple[tuple[str, str], ...] = ()  # (arch spelt "file.py:function", the file it names), see imported.py
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -311,7 +312,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     if eval_subset is not None and data.test_subset is not None and eval_subset > data.test_subset:
         data_r.fail("eval_subset", f"is {eval_subset}, more than test_subset = {data.test_subset}")
 
-    archs = []
+    archs, sources = [], {}
     arch_tables = top.get("architectures", list)
     if not arch_tables:
         top.fail("architectures", "must list at least one [[architectures]] table")
@@ -335,7 +336,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         if checkpoint is not None:
             checkpoint = _resolve(path, checkpoint)
         weights = r.get("weights", str, None)
-        arch, options, weights = _check_own_arch(r, arch, options, checkpoint, weights, path)
+        options, weights = _check_own_arch(r, arch, options, checkpoint, weights, path, sources)
         train = _Reader(path, f"architectures[{i}].train", r.get("train", dict, {})).typed(TrainConfig, _TRAIN_LIMITS)
         r.done()
         archs.append(ArchConfig(ModelConfig(arch=arch, options=options), train, checkpoint, weights))
@@ -464,6 +465,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         batch_size=batch_size,
         path=path,
         models=externals,
+        sources=tuple(sources.items()),
     )
 
 
@@ -540,16 +542,18 @@ def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:
     return dataclasses.replace(data, root=_resolve(path, data.root), classes=classes)
 
 
-def _check_own_arch(r: _Reader, arch: str, options: dict, checkpoint, weights, path: str):
+def _check_own_arch(r: _Reader, arch: str, options: dict, checkpoint, weights, path: str, sources: dict):
     """Import paths resolve now (not after an hour of work); weights files exist; tv: models with weights from a
-    file default to the ImageNet normalisation torchvision's published weights were trained with."""
+    file default to the ImageNet normalisation torchvision's published weights were trained with. A "file.py"
+    arch keeps its spelling; the file it names, relative to the recipe, goes into `sources`."""
     from ..models import ModelError
-    from ..models.imported import is_import_path, resolve_factory
+    from ..models.imported import is_import_path, register_sources, resolve_factory
 
     if is_import_path(arch):
         module = arch.partition(":")[0]
         if module.endswith(".py"):
-            arch = f"{_resolve(path, module)}:{arch.partition(':')[2]}"
+            sources[arch] = _resolve(path, module)
+            register_sources({arch: sources[arch]})
         try:
             resolve_factory(arch)
         except ModelError as e:
@@ -560,7 +564,7 @@ def _check_own_arch(r: _Reader, arch: str, options: dict, checkpoint, weights, p
         weights = _resolve(path, weights)
         if arch.startswith("tv:") and "input_norm" not in options:
             options = {**options, "input_norm": "imagenet"}
-    return arch, options, weights
+    return options, weights
 
 
 def _external_model(r: _Reader, archs: list[ArchConfig], path: str) -> ExternalModel:

@@ -42,6 +42,7 @@ from ..errors import LotterysiteError
 from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
+from ..models.imported import register_sources, source_file
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
 from ..store import StoreError, geometry_schema, read_manifest, to_table, write_manifest, write_table
 from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
@@ -122,6 +123,9 @@ def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
             out[f"checkpoint:{a.model.arch}"] = digests.digest(a.checkpoint) if Path(a.checkpoint).is_file() else ""
         if a.weights:
             out[f"weights:{a.model.arch}"] = digests.digest(a.weights) if Path(a.weights).is_file() else ""
+        source = source_file(a.model.arch)  # the model's own code: editing it recomputes what it shapes
+        if source is not None:
+            out[f"source:{a.model.arch}"] = digests.digest(source) if source.is_file() else ""
     for m in recipe.models:  # models pruned elsewhere
         out[f"models:{m.file}"] = digests.digest(m.file) if Path(m.file).is_file() else ""
     c = recipe.corruptions
@@ -181,6 +185,7 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
 class _Runner:
     def __init__(self, recipe: Recipe, store: Path, *, force: bool, device: torch.device, progress: bool):
         self.recipe, self.store, self.force, self.device, self.progress = recipe, store, force, device, progress
+        register_sources(recipe.sources)  # on a worker too: "file.py:function" archs find their files
         self.work = work_dir(store)
         self.result = PrecomputeResult(store, 0, 0)
         self.meta = {"recipe": recipe.name, "config": recipe.to_dict()}
