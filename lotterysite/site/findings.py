@@ -233,8 +233,8 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
             )
             rest = [f"{e(label)} {amount_text(a)}" for label, a, _ in kept[len(leaders) :]]
             never = [e(label) for label, a, _ in ranked if a is None]
-            text = (f"{head}: {names} {'keep' if len(leaders) > 1 else 'keeps'} dense's clean accuracy to the highest "
-                    f"sparsity, {amount_text(top)} of the weights pruned")  # fmt: skip
+            text = (f"{head}: {names} {'keep' if len(leaders) > 1 else 'keeps'} dense's clean accuracy (within the "
+                    f"intervals) to the highest sparsity, {amount_text(top)} of the weights pruned")  # fmt: skip
             if rest:
                 text += f"; then {', '.join(rest)}"
             if never:
