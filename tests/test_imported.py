@@ -33,6 +33,22 @@ MYNET = textwrap.dedent("""
 
     def not_a_model(num_classes):
         return "oops"
+
+    class Unnamed(nn.Module):
+        # Its classifier is layers[3]: no classifier/fc/head name, and an nn.Linear defined after it that never runs.
+
+        def __init__(self, num_classes):
+            super().__init__()
+            self.layers = nn.Sequential(
+                nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, num_classes)
+            )
+            self.gate = nn.Linear(1, 1)
+
+        def forward(self, x):
+            return self.layers(x * self.gate.weight.sigmoid())
+
+    def unnamed(num_classes):
+        return Unnamed(num_classes)
 """)
 
 
@@ -126,3 +142,31 @@ def test_torchvision_published_layout_loads_into_tv_models(tmp_path):
                                       input_norm="imagenet"), tmp_path / "own.pt")  # fmt: skip
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
+
+
+def test_a_classifier_without_a_name_is_found_by_running_the_model_once(mynet, tmp_path):
+    """Rule 3 at build time: pruning and checkpoints (which never run the model) know the last nn.Linear that runs;
+    X is that layer's input (checked by hand in float64) and it stays dense when the model is pruned."""
+    from lotterysite.checkpoint import load_checkpoint, save_checkpoint
+    from lotterysite.geometry import measure_model
+    from lotterysite.models import find_classifier
+    from lotterysite.pruning import PruneConfig, prune_model, sparsity_report
+
+    torch.manual_seed(0)
+    model = create_model("mynet:unnamed", num_classes=5, in_channels=3, image_size=8)
+    name, linear = find_classifier(model)
+    assert name == "layers.3" and linear is model.layers[3] and model.training  # mode restored after the probe
+    save_checkpoint(tmp_path / "m.pt", model, in_channels=3, image_size=8)
+    loaded, payload = load_checkpoint(tmp_path / "m.pt", num_classes=5, in_channels=3, image_size=8)
+    assert payload["num_classes"] == 5 and find_classifier(loaded)[0] == "layers.3"
+    pruned = prune_model(model, PruneConfig(method="magnitude", amount=0.5))
+    assert "layers.3.weight" not in sparsity_report(pruned)["layers"]
+    assert bool((pruned.layers[3].weight != 0).all())
+    x = torch.rand(6, 3, 8, 8)
+    geometry, _ = measure_model(pruned.eval(), [(x, torch.zeros(6, dtype=torch.long))], device="cpu")
+    with torch.no_grad():
+        feats = pruned.layers[:3](x * pruned.gate.weight.sigmoid()).double()
+    w = pruned.layers[3].weight.double()
+    assert torch.allclose(geometry.length.double(), feats.norm(dim=1), rtol=1e-5)
+    cos = (feats @ w.T) / feats.norm(dim=1, keepdim=True) / w.norm(dim=1)
+    assert torch.allclose(geometry.angle.double(), torch.rad2deg(torch.acos(cos.clamp(-1, 1))), atol=1e-3)

@@ -64,6 +64,23 @@ def find_classifier(model: nn.Module) -> tuple[str, nn.Linear]:
     )
 
 
+def locate_classifier(model: nn.Module, probe: torch.Tensor) -> tuple[str, nn.Linear]:
+    """The classifier by rules 1-3: by name, else by running `probe` once through the model (in eval mode, no
+    gradients) and checking its output is that layer's. Remembered in `model.head_name`, so `find_classifier` (used
+    by pruning and checkpoints, which do not run the model) knows it from then on; HeadError names what was found."""
+    found = static_classifier(model)
+    if found is not None:
+        return found
+    head, was_training = FeatureHead(model), model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            head(probe)
+    finally:
+        model.train(was_training)
+    return head.name, head.linear
+
+
 def _last_module(model: nn.Module) -> str:
     mods = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
     return f"`{mods[-1][0]}` ({type(mods[-1][1]).__name__})" if mods else "none"

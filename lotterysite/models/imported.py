@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .head import locate_classifier
+
 IMPORT_PATH = re.compile(r"^(?P<module>[^:]+):(?P<function>[A-Za-z_]\w*)$")
 # Per-channel mean and std the published ImageNet weights were trained with (torchvision's transforms).
 NORMS = {
@@ -148,7 +150,11 @@ def imported_model(path: str, *, num_classes: int, in_channels: int, image_size:
     if not isinstance(model, nn.Module):
         raise ModelError(f"arch {path!r} returned {type(model).__name__}, not a torch.nn.Module; return the model")
     model.arch = path
-    return add_input_norm(model, input_norm)
+    model = add_input_norm(model, input_norm)
+    # A classifier not named classifier/fc/head is found by running the model once, now: pruning and checkpoints
+    # never run it, and a model whose logits do not come from a final nn.Linear fails here, naming what was found.
+    locate_classifier(model, torch.zeros(2, in_channels, image_size, image_size))
+    return model
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
