@@ -108,6 +108,11 @@ def test_choose_shipped_keeps_exemplars_and_stratifies():
     # The limit wins over per_class; exemplars are kept first.
     small = agg.choose_shipped(labels, keep, per_class=10, limit=11, seed=0)
     assert len(small) <= 11 and set(keep) <= set(small.tolist())
+    # More exemplars than the limit: none is dropped, and every class still has a sample (here class 3 has none).
+    many = np.arange(0, 150, 2)  # 75 exemplars of classes 0-2
+    tight = agg.choose_shipped(labels, many, per_class=10, limit=20, seed=0)
+    assert set(many) <= set(tight.tolist()) and sorted(set(labels[tight].tolist())) == [0, 1, 2, 3]
+    assert len(tight) == 76  # the limit yields: exemplars + one sample of the class without exemplars
 
 
 def test_margin_change_of_a_model_whose_margins_do_not_move_stays_readable():

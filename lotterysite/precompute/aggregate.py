@@ -274,19 +274,23 @@ def pruning_identified_exemplars(dense_preds: np.ndarray, pruned_preds: np.ndarr
 
 
 def choose_shipped(labels: np.ndarray, keep: np.ndarray, *, per_class: int, limit: int, seed: int) -> np.ndarray:
-    """The shipped samples: every index in `keep` (exemplars, up to `limit`), then a seeded class-stratified
-    draw of `per_class` per class, trimmed so the total stays within `limit`. Sorted indices."""
+    """The shipped samples: every index in `keep` (exemplars), then a seeded class-stratified draw of `per_class`
+    per class, trimmed so the total stays within `limit`. Sorted indices.
+
+    Exemplars are never dropped and every class keeps at least one sample, even where that exceeds `limit`: a view
+    that silently lost the samples it is about, or a whole class, would mislead (the manifest's `shipping` says so).
+    """
     rng = np.random.default_rng(seed)
     keep = np.unique(keep)
-    if len(keep) > limit:
-        keep = np.sort(rng.choice(keep, limit, replace=False))
     chosen = set(keep.tolist())
     classes = np.unique(labels)
     budget = max(0, limit - len(chosen))
     per_class = min(per_class, budget // max(1, len(classes)))
     for c in classes:
-        pool = np.setdiff1d(np.flatnonzero(labels == c), keep)
-        take = min(per_class, len(pool))
+        members = np.flatnonzero(labels == c)
+        pool = np.setdiff1d(members, keep)
+        want = per_class if per_class > 0 or np.isin(members, keep).any() else 1
+        take = min(want, len(pool))
         chosen.update(rng.choice(pool, take, replace=False).tolist())
     return np.array(sorted(chosen), dtype=np.int64)
 
