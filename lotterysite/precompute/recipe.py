@@ -102,7 +102,9 @@ class CorruptionConfig:
 class ShipConfig:
     samples_per_class: int = 50  # class-stratified samples shipped to the browser (plus every exemplar)
     severities: tuple[int, ...] = (3,)  # severities whose per-sample geometry is shipped (aggregates use all)
-    max_rows_per_model: int = 10_000  # per-model geometry file limit, keeps each view responsive
+    # Per-model geometry file limit, keeps each view responsive; it cuts the stratified draw only: every exemplar
+    # and one sample of every class ship even where they exceed it.
+    max_rows_per_model: int = 10_000
     seed: int = 0  # seeds the stratified draw
     thumbnails: bool = True  # embed a PNG thumbnail of every shipped sample
     # k: with more than store.schema.WIDE_CLASSES classes, a geometry row holds the angles to the k classes its
