@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules: the real Fashion-MNIST, the tiny recipe, the site store and its built site,
-Chromium and a local HTTP server for the browser tests, and the foolbox ImageNet photos as a class-folder data set."""
+Chromium and a local HTTP server for the browser tests, the foolbox ImageNet photos as a class-folder data set, and
+a separate Ray cluster to join."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import functools
 import http.server
 import importlib.util
 import json
+import os
 import re
 import shutil
+import socket
+import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -475,3 +481,51 @@ def many_store() -> Path:
 def many_site(many_store) -> Path:
     """The plugin-built site of the many-class store."""
     return build_site(many_store / "sitework", many_store / "store")
+
+
+# -- a Ray cluster of its own, to join ------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """A one-CPU Ray cluster started by `ray start --head` in its own processes, as a researcher's cluster is:
+    `address` to join it, `node_id` (read from its session folder, not from Ray), `logs` (its session's log folder)
+    and `env` for the processes that join it."""
+    pytest.importorskip("ray")
+    ray_bin = shutil.which("ray")
+    if ray_bin is None:
+        pytest.skip("the `ray` command is not on PATH")
+    # Ray's Unix sockets live in the temp folder and their paths must stay under 107 characters: a short one.
+    temp = Path(tempfile.mkdtemp(prefix="rayhead-"))
+    port = free_port()
+    # Token authentication turns on by itself where ~/.ray/auth_token exists (whoever made it): off, on both sides.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    log = temp / "head.log"
+    with open(log, "wb") as out:
+        head = subprocess.Popen(
+            [ray_bin, "start", "--head", "--block", "--num-cpus=1", f"--port={port}", "--include-dashboard=false",
+             f"--temp-dir={temp}", "--disable-usage-stats"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while b"Ray runtime started" not in log.read_bytes():
+            if head.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"`ray start --head` did not come up:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        session = temp / "session_latest"
+        node_id = next(session.glob("gcs_server_port_*")).name.removeprefix("gcs_server_port_")
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", node_id=node_id, logs=session / "logs", env=env)
+    finally:
+        # Stopped by its own process id: `ray stop` would stop every Ray cluster of this user on the machine.
+        head.terminate()
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
+import subprocess
 import sys
+import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -126,3 +130,55 @@ def test_slurm_killed_job_is_reported_and_a_rerun_finishes(tmp_path):
     done = {u for u in DEPS if (out / f"{u}.json").exists()}
     report = run_plan(plan(out, done=done), fn, executor="slurm", slurm=options, log_dir=tmp_path / "logs")
     assert "c" in report.ran and (out / "e.json").exists()
+
+
+# A driver in its own process (this one may already be connected to the session's cluster): two units that say
+# which Ray node ran them. Functions of `__main__` travel to the workers by value (with `root`, not the worker's argv).
+JOIN_DRIVER = """
+import json, os, sys
+from pathlib import Path
+from lotterysite.precompute.executors import Unit, run_plan
+
+root = Path(sys.argv[1])
+
+def unit(unit_id):
+    import ray
+    node = ray.get_runtime_context().get_node_id()
+    (root / f"{unit_id}.json").write_text(json.dumps({"node": node, "pid": os.getpid()}))
+
+units = [Unit("a", "toy", (), str(root / "a.json")), Unit("b", "toy", ("a",), str(root / "b.json"))]
+print(json.dumps(run_plan(units, unit, executor="ray").ran))
+"""
+
+
+def test_ray_joins_the_cluster_named_by_ray_address(ray_head, tmp_path):
+    own = Path(tempfile.mkdtemp(prefix="rayown-"))  # where a cluster of the driver's own would put its session
+    env = {**ray_head.env, "RAY_ADDRESS": ray_head.address, "RAY_TMPDIR": str(own)}
+    try:
+        done = subprocess.run([sys.executable, "-c", JOIN_DRIVER, str(tmp_path)], env=env, capture_output=True,
+                              text=True, timeout=180)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.splitlines()[-1]) == ["a", "b"]
+        records = [json.loads((tmp_path / f"{u}.json").read_text()) for u in "ab"]
+        assert {r["node"] for r in records} == {ray_head.node_id}  # the head's node, as its session folder names it
+        for r in records:  # its workers log into the head's session
+            assert list(ray_head.logs.glob(f"worker-*-{r['pid']}.out")), r
+        assert not list(own.rglob("session_*"))  # and the driver started no cluster of its own
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def test_ray_address_without_a_cluster_fails_at_once_in_one_line():
+    pytest.importorskip("ray")
+    code = (
+        "import sys\nfrom lotterysite.precompute.executors import ExecutorError, Unit, run_plan\n"
+        "try:\n    run_plan([Unit('a', 'toy')], print, executor='ray', ray_address=sys.argv[1])\n"
+        "except ExecutorError as e:\n    print(e)\n"
+    )
+    with socket.socket() as s:  # a port bound but not listening: refused, as a stopped cluster's is
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and f"no Ray cluster answers at {address}" in lines[0], done.stdout + done.stderr
+    assert "ray start --head" in lines[0] and "RAY_ADDRESS" in lines[0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -157,16 +158,51 @@ def _ray_unit(fn, unit_id: str, *deps):
     return fn(unit_id)
 
 
+_RAY_FIX = (
+    "start its head there (`ray start --head --port=PORT`), correct --ray-address / RAY_ADDRESS, "
+    "or unset both to start a local cluster"
+)
+
+
+def _first_line(e: BaseException) -> str:
+    # Ray's own message is a chained traceback; its cause's first line says what went wrong (refused, auth).
+    for err in (e.__cause__, e):
+        text = str(err or "").strip()
+        if text:
+            return text.splitlines()[0]
+    return type(e).__name__
+
+
+def _check_ray_address(address: str) -> None:
+    """Fail at once, in one line, when nothing listens at a host:port address: Ray itself retries for minutes."""
+    m = re.fullmatch(r"(?:ray://)?\[?([^\[\]/]+?)\]?:(\d+)", address.strip())
+    if m is None:  # "auto", "local", a job-server URL: Ray resolves those and fails quickly by itself
+        return
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=5).close()
+    except OSError as e:
+        raise ExecutorError(f"no Ray cluster answers at {address} ({e.strerror or e}); {_RAY_FIX}") from None
+
+
 def _run_ray(todo: Sequence[Unit], fn, progress, out: dict, *, address: str | None) -> None:
     try:
         import ray
     except ImportError:
         raise ExecutorError("--executor ray needs Ray: pip install 'lotterysite[ray]'") from None
     if not ray.is_initialized():
-        # Joins RAY_ADDRESS / --ray-address when given, else starts a local cluster. The driver itself never
-        # touches CUDA: every unit picks its device on its worker.
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=False)  # fmt: skip
+        # Joins RAY_ADDRESS / --ray-address when given, else starts a local cluster. A process already connected
+        # (a notebook, the tests) keeps its connection. The driver itself never touches CUDA: every unit picks its
+        # device on its worker.
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            _check_ray_address(address)
+        try:
+            # The dashboard is the started cluster's to have; a joined cluster keeps whatever it runs.
+            ray.init(address=address, log_to_driver=False, **({} if address else {"include_dashboard": False}))
+        except (ConnectionError, RuntimeError) as e:
+            if not address:
+                raise
+            raise ExecutorError(f"cannot join the Ray cluster at {address}: {_first_line(e)}; {_RAY_FIX}") from None
     gpus = ray.cluster_resources().get("GPU", 0)
     # A worker killed mid-unit (OOM, preemption) is retried; its half-written file was a hidden temporary.
     task = ray.remote(max_retries=2)(_ray_unit)
