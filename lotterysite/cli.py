@@ -162,6 +162,17 @@ def measure_cmd(checkpoint, data_name, data_root, test_subset, device):
     click.echo(measure_checkpoint(checkpoint, data_cfg, device=_device(device)))
 
 
+def _only_with_executor(executor: str, wanted: str, names: list[str]) -> None:
+    """An option typed for another executor would be silently ignored: refuse it. RAY_ADDRESS in the environment
+    (a Ray node's shell sets it) is no mistake, so only options given on the command line count."""
+    ctx = click.get_current_context()
+    given = [n for n in names if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    if given and executor != wanted:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise click.UsageError(f"{flags}: only used with --executor {wanted} (this run: --executor {executor}); "
+                               f"add --executor {wanted} or drop {flags}")  # fmt: skip
+
+
 @main.command("precompute")
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -205,6 +216,9 @@ def precompute_cmd(recipe, store, force, device, wait, show_plan, executor, ray_
     from .precompute.executors import SlurmOptions
     from .precompute.run import format_plan, plan
 
+    _only_with_executor(executor, "ray", ["ray_address"])
+    _only_with_executor(executor, "slurm", ["slurm_partition", "slurm_gpus_per_task", "slurm_time",
+                                            "slurm_max_parallel"])  # fmt: skip
     parsed = load_recipe(recipe)
     if show_plan:
         click.echo(format_plan(plan(parsed, store=store, force=force)))

@@ -164,13 +164,10 @@ _RAY_FIX = (
 )
 
 
-def _first_line(e: BaseException) -> str:
-    # Ray's own message is a chained traceback; its cause's first line says what went wrong (refused, auth).
-    for err in (e.__cause__, e):
-        text = str(err or "").strip()
-        if text:
-            return text.splitlines()[0]
-    return type(e).__name__
+def _join_error(e: BaseException) -> str:
+    # Ray's ConnectionError only repeats the address; its cause holds a traceback whose last error line says what
+    # went wrong (a missing auth token, a version mismatch).
+    return _last_error_line(str(e.__cause__ or e)) or type(e).__name__
 
 
 def _check_ray_address(address: str) -> None:
@@ -202,7 +199,7 @@ def _run_ray(todo: Sequence[Unit], fn, progress, out: dict, *, address: str | No
         except (ConnectionError, RuntimeError) as e:
             if not address:
                 raise
-            raise ExecutorError(f"cannot join the Ray cluster at {address}: {_first_line(e)}; {_RAY_FIX}") from None
+            raise ExecutorError(f"cannot join the Ray cluster at {address}: {_join_error(e)}; {_RAY_FIX}") from None
     gpus = ray.cluster_resources().get("GPU", 0)
     # A worker killed mid-unit (OOM, preemption) is retried; its half-written file was a hidden temporary.
     task = ray.remote(max_retries=2)(_ray_unit)
@@ -240,16 +237,23 @@ def _run_slurm(todo: Sequence[Unit], fn, progress, out: dict, options: SlurmOpti
         raise ExecutorError("--executor slurm needs submitit: pip install 'lotterysite[slurm]'") from None
     log_dir.mkdir(parents=True, exist_ok=True)
     executor = submitit.AutoExecutor(folder=str(log_dir / "%j"), cluster=options.cluster)
+    # One task per job, so GPUs per node are GPUs per task. `slurm_` parameters reach Slurm only: submitit's local
+    # executor drops them (it runs every job of an array at once, with the generic timeout).
     params = {"timeout_min": options.time_min, "slurm_array_parallelism": options.max_parallel}
     if options.gpus_per_task:
         params["gpus_per_node"] = options.gpus_per_task
-    if options.partition and executor.cluster == "slurm":
+    if options.partition:
         params["slurm_partition"] = options.partition
     executor.update_parameters(**params)
     ids = {u.id for u in todo}
     # One array per dependency level of the pending units: a level starts when the one before has finished.
     for level in levels([Unit(u.id, u.kind, tuple(d for d in u.deps if d in ids), u.output, u.gpu) for u in todo]):
-        jobs = executor.map_array(fn, [u.id for u in level])
+        try:
+            jobs = executor.map_array(fn, [u.id for u in level])
+        except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as e:
+            # sbatch refused the array (an unknown partition, a time over the limit): the user's to fix.
+            raise ExecutorError(f"submitting {len(level)} units (first: {level[0].id}) to {executor.cluster} failed: "
+                                f"{_last_error_line(str(e))}; logs: {log_dir}") from None  # fmt: skip
         remaining = dict(zip(jobs, level, strict=True))
         while remaining:
             for job in [j for j in remaining if j.done()]:

@@ -199,7 +199,9 @@ class _Runner:
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def bar(self, iterable, **kw):
-        return tqdm(iterable, disable=not self.progress, dynamic_ncols=True, **kw)
+        # A stage's bar runs inside one unit, under the executor's bar over units: it vanishes when done (as the
+        # training and pruning bars do), so one bar stays on the screen whichever executor ran the units.
+        return tqdm(iterable, disable=not self.progress, dynamic_ncols=True, leave=False, **kw)
 
     def done(self, path: Path) -> bool:
         return path.exists() and not self.force
