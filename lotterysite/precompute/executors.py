@@ -199,7 +199,8 @@ def _run_ray(todo: Sequence[Unit], fn, progress, out: dict, *, address: str | No
         except (ConnectionError, RuntimeError) as e:
             if not address:
                 raise
-            raise ExecutorError(f"cannot join the Ray cluster at {address}: {_join_error(e)}; {_RAY_FIX}") from None
+            # Something answered and refused (an auth token, another Ray version): Ray's own line says how to fix it.
+            raise ExecutorError(f"cannot join the Ray cluster at {address}: {_join_error(e)}") from None
     gpus = ray.cluster_resources().get("GPU", 0)
     # A worker killed mid-unit (OOM, preemption) is retried; its half-written file was a hidden temporary.
     task = ray.remote(max_retries=2)(_ray_unit)
