@@ -38,6 +38,8 @@ def _work_results(root: Path) -> dict[str, dict[str, np.ndarray]]:
         (path,) = (root / "store.work" / "results").glob(f"{m['model_key']}-*.npz")
         with np.load(path) as z:
             out[m["model_id"]] = {k: z[k] for k in ("pred", "angle", "labels")}
+            # Angles to every class are kept for the shipped variants; this study ships all of its variants.
+            assert json.loads(str(z["angle_variants"])) == list(range(z["pred"].shape[0]))
     return out
 
 
