@@ -2,8 +2,8 @@
 
 An uncompressed .npz: the small V x N columns, the per-class confusion sums, the angles to every class for the kept
 variants (`angle`, K x N x C), and JSON `variants`, `angle_variants` and `extra` (sparsity, ...). Written once,
-atomically, by the evaluate unit; the angles are streamed into the archive from the memory-mapped file the
-evaluation filled, never held in memory.
+atomically, by the evaluate unit; the angles are copied into the archive from the file the evaluation filled,
+never held in memory.
 
 The store stage reads every model's file several times (one table builder after another) and must not hold them
 all at once: `LazyModelResults` reads an array on first use and keeps it only as long as the object lives, and maps
@@ -14,6 +14,7 @@ offset, so numpy's memmap reads just the shipped rows).
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import zipfile
 from pathlib import Path
@@ -27,12 +28,24 @@ FORMAT = 2  # 2: angles kept for the shipped variants only, angle_true and confu
 CONFUSION = ("confusion_count", "confusion_angle_sum", "confusion_angle_n")
 
 
-def save(path: Path, res: ModelResults, extra: dict) -> None:
-    # Straight to the (atomic) file: np.savez writes each array in chunks, where a BytesIO would hold a copy; a
-    # memory-mapped `angle` is read from disk chunk by chunk.
+def save(path: Path, res: ModelResults, extra: dict, angle_file: str | Path | None = None) -> None:
+    """Write `res` to `path` atomically, as np.savez would (uncompressed, one .npy member per array). With
+    `angle_file` (the .npy file `ResultsWriter` filled) the angles are copied from it in 1 MB blocks: gigabytes
+    of them never pass through memory, nor through a memory map that would count in the resident set."""
     meta = {"variants": np.array(json.dumps(res.variants)), "angle_variants": np.array(json.dumps(res.angle_variants)),
             "extra": np.array(json.dumps(extra)), "format": np.array(FORMAT)}  # fmt: skip
-    atomic_write(path, lambda tmp: np.savez(tmp, **meta, **res.arrays()))
+    arrays = {k: v for k, v in res.arrays().items() if not (k == "angle" and angle_file is not None)}
+
+    def write(tmp: str) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, value in {**meta, **arrays}.items():
+                with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+            if angle_file is not None:
+                with z.open("angle.npy", "w", force_zip64=True) as f, open(angle_file, "rb") as src:
+                    shutil.copyfileobj(src, f, 1 << 20)
+
+    atomic_write(path, write)
 
 
 def header(path: Path) -> dict:

@@ -471,12 +471,16 @@ class _Runner:
                                   seed=c.seed, params=c.params, keep=keep, angle_file=angle_file)  # fmt: skip
         # One set of results arrays, filled variant by variant (stream.py, "Memory").
         out = ResultsWriter(variants, eval_set.labels, keep, angle_file)
-        for v, (name, severity) in enumerate(variants):
-            images = self.variant_set(eval_set, name, severity)
-            g, _ = measure_model(model, images.batches(self.recipe.batch_size, device=self.device), device=self.device)
-            out.put(v, 0, g)
-            del g
-        return out.results()
+        try:
+            for v, (name, severity) in enumerate(variants):
+                images = self.variant_set(eval_set, name, severity)
+                batches = images.batches(self.recipe.batch_size, device=self.device)
+                g, _ = measure_model(model, batches, device=self.device)
+                out.put(v, 0, g)
+                del g
+            return out.results()
+        finally:
+            out.close()
 
     def load_header(self, path: Path, variants, labels: np.ndarray) -> dict | None:
         """A results file's header when it is whole and made for these variants and this evaluation set, else None
@@ -506,7 +510,7 @@ class _Runner:
             cfg = getattr(model, "prune_config", None)
             extra = {"sparsity": report["sparsity"], "prunable": report["count"],
                      "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0)}  # fmt: skip
-            results_file.save(path, res, extra)
+            results_file.save(path, res, extra, angle_file=angle_file)
             del res
 
     def all_results(self, eval_set: ImageSet, variants) -> dict[str, tuple]:

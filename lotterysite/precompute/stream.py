@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -92,13 +93,21 @@ class ResultsWriter:
         self.keep = list(range(len(self.variants))) if keep is None else sorted(set(keep))
         self.slot = {v: i for i, v in enumerate(self.keep)}
         self.angle_file = angle_file
+        self.fd: int | None = None
         self.res: ModelResults | None = None
 
     def _allocate(self, num_classes: int) -> ModelResults:
         v, n, c = len(self.variants), len(self.labels), num_classes
         shape = (len(self.keep), n, c)
         if self.angle_file is not None:
-            angle = np.lib.format.open_memmap(self.angle_file, mode="w+", dtype=np.float32, shape=shape)
+            # A .npy file of the final size (sparse until written), filled by positional writes: the angles pass
+            # through the page cache, never through this process's memory (a memory map would count them in its
+            # resident set).
+            header = np.lib.format.open_memmap(self.angle_file, mode="w+", dtype=np.float32, shape=shape)
+            self.offset = header.offset
+            del header
+            self.fd = os.open(self.angle_file, os.O_WRONLY)
+            angle = None
         else:
             angle = np.empty(shape, np.float32)
         return ModelResults(
@@ -121,13 +130,27 @@ class ResultsWriter:
         res.angle_true[v, rows] = np.take_along_axis(angle, labels[:, None], axis=1)[:, 0]
         res.confusion.add(labels, res.pred[v, rows], angle)
         if v in self.slot:
-            res.angle[self.slot[v], rows] = angle
+            if res.angle is not None:
+                res.angle[self.slot[v], rows] = angle
+            else:  # samples start.. of one variant are one contiguous block of the file
+                block = memoryview(np.ascontiguousarray(angle, np.float32)).cast("B")
+                at = self.offset + (self.slot[v] * len(self.labels) + start) * angle.shape[1] * 4
+                done = 0
+                while done < len(block):
+                    done += os.pwrite(self.fd, block[done:], at + done)
+
+    def close(self) -> None:
+        """Close the angle file (idempotent); `results` does, and callers do on an error."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def results(self) -> ModelResults:
         if self.res is None:
             raise GeometryError("no batches to measure: the evaluation set is empty")
-        if isinstance(self.res.angle, np.memmap):
-            self.res.angle.flush()
+        if self.angle_file is not None and self.res.angle is None:
+            self.close()
+            self.res.angle = np.load(self.angle_file, mmap_mode="r")  # read back on demand
         return self.res
 
 
@@ -194,7 +217,10 @@ def stream_results(
     `keep`: the variants whose angles to every class are kept (default all), in `angle_file` when given.
     """
     out = ResultsWriter(variants, data.labels, keep, angle_file)
-    for v, start, g in _measured(model, data, variants, batch_size=batch_size, device=device, seed=seed,
-                                 params=params, chunk=chunk, amp=amp, channels_last=channels_last):  # fmt: skip
-        out.put(v, start, g)
-    return out.results()
+    try:
+        for v, start, g in _measured(model, data, variants, batch_size=batch_size, device=device, seed=seed,
+                                     params=params, chunk=chunk, amp=amp, channels_last=channels_last):  # fmt: skip
+            out.put(v, start, g)
+        return out.results()
+    finally:
+        out.close()
