@@ -111,3 +111,22 @@ def test_streamed_memory_does_not_grow_with_the_variants(tmp_path):
 def test_bound_heap_is_idempotent():
     first = bound_heap()
     assert bound_heap() is first  # cached: one mallopt per process
+
+
+def test_a_full_disk_while_keeping_angles_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    import errno
+
+    from lotterysite.fileio import StorageError
+    from lotterysite.precompute import stream
+
+    def full(*a):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(stream.os, "pwrite", full)
+    data = foolbox_samples("cifar10").head(8)
+    model = create_model("lenet5", num_classes=10, in_channels=3, image_size=32).eval()
+    target = tmp_path / "angle.npy"
+    with pytest.raises(StorageError) as e:
+        stream_results(model, data, VARIANTS[:1], batch_size=4, device="cpu", angle_file=str(target))
+    message = str(e.value)
+    assert str(target) in message and "No space left" in message and "\n" not in message

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..corruptions import corrupt
+from ..fileio import storage_error
 from ..geometry import ACCURATE_AUTOCAST, AUTO, Geometry, GeometryError, _is_channels_last, feature_head, measure
 from .aggregate import Confusion, ModelResults
 
@@ -103,10 +104,14 @@ class ResultsWriter:
             # A .npy file of the final size (sparse until written), filled by positional writes: the angles pass
             # through the page cache, never through this process's memory (a memory map would count them in its
             # resident set).
-            header = np.lib.format.open_memmap(self.angle_file, mode="w+", dtype=np.float32, shape=shape)
-            self.offset = header.offset
-            del header
-            self.fd = os.open(self.angle_file, os.O_WRONLY)
+            try:
+                header = np.lib.format.open_memmap(self.angle_file, mode="w+", dtype=np.float32, shape=shape)
+                self.offset = header.offset
+                del header
+                self.fd = os.open(self.angle_file, os.O_WRONLY)
+            except OSError as e:
+                raise storage_error(self.angle_file, "create the kept angles' file", e,
+                                    needed=int(np.prod(shape)) * 4) from None  # fmt: skip
             angle = None
         else:
             angle = np.empty(shape, np.float32)
@@ -136,8 +141,13 @@ class ResultsWriter:
                 block = memoryview(np.ascontiguousarray(angle, np.float32)).cast("B")
                 at = self.offset + (self.slot[v] * len(self.labels) + start) * angle.shape[1] * 4
                 done = 0
-                while done < len(block):
-                    done += os.pwrite(self.fd, block[done:], at + done)
+                try:
+                    while done < len(block):
+                        done += os.pwrite(self.fd, block[done:], at + done)
+                except OSError as e:  # a full disk: one line with the path, the space needed and what to do
+                    shape = (len(self.keep), len(self.labels), angle.shape[1])
+                    raise storage_error(self.angle_file, "write the kept angles to", e,
+                                        needed=int(np.prod(shape)) * 4) from None  # fmt: skip
 
     def close(self) -> None:
         """Close the angle file (idempotent); `results` does, and callers do on an error."""
