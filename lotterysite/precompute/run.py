@@ -1010,6 +1010,9 @@ class UnitTask:
     def __call__(self, unit_id: str) -> float:
         start = time.perf_counter()
         self.check_store_visible()
+        # Again for every unit: a reused worker process may have run another recipe's units since, and an arch
+        # spelt "net.py:build" there may name another folder's file (the mapping is per process).
+        register_sources(self.recipe.sources)
         runner = self.get_runner()
         data, eval_set, variants = runner.prepare()
         kind, _, name = unit_id.partition("/")
