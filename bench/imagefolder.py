@@ -1,11 +1,12 @@
 """Precompute's evaluation on a 224 px class-folder set: images/s and peak RSS, and peak RSS against the number
-of corrupted variants (it must not grow with them; what precompute keeps, the V x N x C results, does, and is
-reported beside it).
+of corrupted variants (it must not grow with them). Beside it: the results held in memory (V x N small columns and
+the C x C confusion sums) and the shipped variants' angles to every class, which go to disk, not memory.
 
 Builds a class-folder set of N JPEGs (random crops and flips of the 20 real ImageNet photos in the foolbox wheel,
 19 classes), then, each in a fresh process so its peak RSS is its own, runs `precompute.stream.stream_results`
 (decode a batch, corrupt it per variant on the device, measure the model, write the batch's results into arrays
-allocated once) for N images x V variants: what precompute's evaluation unit runs for a class-folder set.
+allocated once and the kept angles into a file) and writes the results file, for N images x V variants: what
+precompute's evaluation unit runs for a class-folder set.
 
     python bench/imagefolder.py                         # 500 and 2000 images x (clean + 19 corruptions), sev. 3
     python bench/imagefolder.py --sizes 100 --variants 2 20 --heap both   # RSS flat in V, and glibc's default
@@ -67,13 +68,23 @@ def child(args) -> None:
     model = create_model(args.model, num_classes=1000, in_channels=3, image_size=224)
     if args.heap == "glibc":  # glibc's dynamic mmap threshold, as before bound_heap
         stream.bound_heap = lambda *a, **k: False
+    from lotterysite.precompute import results_file
+
+    # As precompute's evaluate unit: the shipped variants' angles to every class (clean and severity 3, the
+    # default ship.severities: all of them here) go to a scratch file, then everything into the results file.
+    keep = [i for i, (_, s) in enumerate(variants) if s in (0, 3)]
+    work = Path(args.folder) / f"work-{args.n}-{args.v}-{args.heap}"
+    work.mkdir(exist_ok=True)
     start = time.perf_counter()
-    res = stream.stream_results(model, test, variants, batch_size=args.batch_size, device="cpu", params="imagenet")
+    res = stream.stream_results(model, test, variants, batch_size=args.batch_size, device="cpu", params="imagenet",
+                                keep=keep, angle_file=str(work / "angle.npy"))  # fmt: skip
+    results_file.save(work / "results.npz", res, {}, angle_file=work / "angle.npy")
     seconds = time.perf_counter() - start
     assert res.margin.shape == (len(variants), args.n)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    results = sum(a.nbytes for a in res.arrays().values()) / 2**20
-    print(json.dumps({"n": args.n, "variants": len(variants), "seconds": seconds, "results_mib": results,
+    in_memory = sum(a.nbytes for k, a in res.arrays().items() if k != "angle") / 2**20
+    print(json.dumps({"n": args.n, "variants": len(variants), "seconds": seconds, "results_mib": in_memory,
+                      "angle_file_mib": (work / "angle.npy").stat().st_size / 2**20,
                       "images_per_s": args.n * len(variants) / seconds, "peak_rss_mib": peak,
                       "load": os.getloadavg()[0]}))  # fmt: skip
 
@@ -110,8 +121,9 @@ def main():
 
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load {os.getloadavg()}, "
           f"bound heap: mmap threshold {MMAP_THRESHOLD / 2**20:g} MB")  # fmt: skip
-    print("| images | variants | heap | seconds | images/s | peak RSS (MiB) | results (MiB) | load |")
-    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| images | variants | heap | seconds | images/s | peak RSS (MiB) | results in memory (MiB) | angles on disk "
+          "(MiB) | load |")  # fmt: skip
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     heaps = ["bound", "glibc"] if args.heap == "both" else [args.heap]
     with tempfile.TemporaryDirectory() as tmp:
         build_set(Path(tmp), max(args.sizes))
@@ -120,7 +132,7 @@ def main():
                 for heap in heaps:
                     r = run(tmp, n, v, args.model, args.batch_size, args.cache, heap)
                     cells = (n, v, heap, f"{r['seconds']:.1f}", f"{r['images_per_s']:.1f}", f"{r['peak_rss_mib']:.0f}",
-                             f"{r['results_mib']:.1f}", f"{r['load']:.1f}")  # fmt: skip
+                             f"{r['results_mib']:.1f}", f"{r['angle_file_mib']:.0f}", f"{r['load']:.1f}")  # fmt: skip
                     print("| " + " | ".join(map(str, cells)) + " |", flush=True)
 
 

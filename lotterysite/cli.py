@@ -269,9 +269,23 @@ def info_cmd(store):
     type=click.IntRange(min=1),
     default=10,
     show_default=True,
-    help="Class panels of the local geometry view; with more classes the reader picks 8 (a class picker).",
+    help="Class panels of the local geometry view; with more classes the reader picks them (a class picker).",
 )
-def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes):
+@click.option(
+    "--picked-classes",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Panels of the local geometry view when the reader picks their classes (more than --max-classes).",
+)
+@click.option(
+    "--page-bytes",
+    type=click.IntRange(min=100_000),
+    default=5_000_000,
+    show_default=True,
+    help="Budget of a page with everything it fetches; the samples served are cut to fit it.",
+)
+def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes, picked_classes, page_bytes):
     """Write the site's pages, chart specs, data and JavaScript for STORE into DOCS_DIR/lotterysite/.
 
     Then build with any static site builder that reads Markdown, e.g. `mkdocs build` or `zensical build`;
@@ -279,7 +293,7 @@ def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes):
     """
     from .site.render import SiteOptions, render_store
 
-    options = SiteOptions(max_samples, max_axes, max_classes)
+    options = SiteOptions(max_samples, max_axes, max_classes, picked_classes, page_bytes)
     click.echo(render_store(store, docs_dir, folder=folder, options=options).report())
 
 

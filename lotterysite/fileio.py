@@ -12,7 +12,8 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import LotterysiteError
@@ -157,6 +158,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def scratch_file(path: str | os.PathLike) -> Iterator[Path]:
+    """An empty temporary file beside `path`, removed afterwards (and by `remove_temporaries` after a crash): room
+    for data too large for memory on its way into `path`."""
+    fd, tmp = _new_temporary(Path(path))
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def remove_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -12,7 +12,7 @@ def make_results(seed=0, N=60, C=3, variants=(("clean", 0), ("fog", 1), ("fog", 
     labels = rng.integers(0, C, N)
     pred = rng.integers(0, C, (V, N)).astype(np.int16)
     pred[0, : N // 2] = labels[: N // 2]  # half the clean predictions right
-    return agg.ModelResults(
+    return agg.ModelResults.from_angles(
         variants=list(variants),
         labels=labels,
         pred=pred,
@@ -211,7 +211,7 @@ def test_margin_change_spread_is_the_trimmed_mean_absolute_change():
 def _results(labels, pred, angle):
     V, N = pred.shape
     z = np.zeros((V, N), np.float32)
-    return agg.ModelResults(variants=[("clean", 0)] + [("fog", s) for s in range(1, V)], labels=np.array(labels),
+    return agg.ModelResults.from_angles(variants=[("clean", 0)] + [("fog", s) for s in range(1, V)], labels=labels,
                             pred=np.array(pred, np.int16), margin=z, length=z + 1, angle=angle.astype(np.float32),
                             prob_true=z, loss=z, degenerate=np.zeros((V, N), bool))  # fmt: skip
 
@@ -226,9 +226,9 @@ def test_confused_classes_by_hand():
     angle[:, 2:4, 0] = 50.0
     angle[1, 3, :] = np.nan  # a degenerate sample: left out of the means, its prediction still counts
     angle[:, 4, 1] = angle[:, 4, 3] = 60.0  # class 2: classes 1 and 3 tie on count and angle: the smaller id first
-    other = _results(labels, pred, angle)
-    other.angle[:, 0:2, 2] = 10.0  # a second model of the architecture: counts add, angles average over both
-    ids, wrong, mean = agg.confused_classes([_results(labels, pred, angle), other], 4, 2)
+    closer = angle.copy()
+    closer[:, 0:2, 2] = 10.0  # a second model of the architecture: counts add, angles average over both
+    ids, wrong, mean = agg.confused_classes([_results(labels, pred, angle), _results(labels, pred, closer)], 4, 2)
     # class 0: predicted 1 twice and 2 once per model; class 1: 3 once; class 2: 0 once.
     assert ids.tolist() == [[1, 2], [3, 2], [0, 1], [-1, -1]]
     assert wrong.tolist() == [[4, 2], [2, 0], [2, 0], [0, 0]]

@@ -38,6 +38,8 @@ def _work_results(root: Path) -> dict[str, dict[str, np.ndarray]]:
         (path,) = (root / "store.work" / "results").glob(f"{m['model_key']}-*.npz")
         with np.load(path) as z:
             out[m["model_id"]] = {k: z[k] for k in ("pred", "angle", "labels")}
+            # Angles to every class are kept for the shipped variants; this study ships all of its variants.
+            assert json.loads(str(z["angle_variants"])) == list(range(z["pred"].shape[0]))
     return out
 
 
@@ -350,3 +352,36 @@ def test_class_names_reach_html_escaped(many_site):
         assert MANY_HOSTILE not in text and "<img src=x" not in text, page
     # It is there, as JSON with the markup characters escaped, where the views' configs carry the class list.
     assert any("\\u003cimg src=x onerror=alert(1)\\u003e \\u0026" in p.read_text(encoding="utf-8") for p in pages)
+
+
+def test_picked_classes_and_the_page_budget_are_site_options(many_store, tmp_path, monkeypatch):
+    import re
+
+    from click.testing import CliRunner
+    from mkdocs.exceptions import PluginError
+
+    from lotterysite.cli import main
+    from lotterysite.site import plugin, render
+
+    def slots(*extra) -> set[str]:
+        docs = tmp_path / f"docs{len(extra)}"
+        docs.mkdir()
+        result = CliRunner().invoke(main, ["render", str(many_store / "store"), str(docs), *extra])
+        assert result.exit_code == 0, result.output
+        (spec,) = docs.glob("lotterysite/data/*/specs/local-single.json")
+        return set(re.findall(r'"(slot\d+)"', spec.read_text()))
+
+    assert slots() == {f"slot{i}" for i in range(8)}
+    assert slots("--picked-classes", "3") == {"slot0", "slot1", "slot2"}
+    bad = CliRunner().invoke(main, ["render", str(many_store / "store"), str(tmp_path), "--picked-classes", "0"])
+    assert bad.exit_code != 0 and "--picked-classes" in bad.output
+    # mkdocs.yml's plugin options reach the renderer too; a nonsense value is one line naming the option.
+    seen = []
+    monkeypatch.setattr(plugin, "render", lambda store, options, **kw: seen.append(options) or render.Rendered())
+    p = plugin.LotterysitePlugin()
+    p.load_config({"store": str(many_store / "store"), "picked_classes": 3, "page_bytes": 2_000_000})
+    p.on_config(type("Cfg", (), {"config_file_path": None, "extra_javascript": [], "extra_css": []})())
+    assert (seen[0].picked_classes, seen[0].page_bytes) == (3, 2_000_000)
+    p.load_config({"store": str(many_store / "store"), "page_bytes": 0})
+    with pytest.raises(PluginError, match="plugin options in mkdocs.yml: site option page_bytes = 0: must be"):
+        p.on_config(type("Cfg", (), {"config_file_path": None, "extra_javascript": [], "extra_css": []})())

@@ -94,6 +94,27 @@ def test_geometry_rows_and_types(tiny):
     assert all(abs(r["angle_true"] - r[f"angle_{r['label']}"]) < 1e-6 for r in rows)
 
 
+def test_shipped_angles_equal_a_direct_evaluation_and_only_shipped_variants_keep_them(tiny):
+    recipe, store, _ = tiny
+    (path,) = (work_dir(store) / "results").glob("lenet5__dense-*.npz")
+    with np.load(path) as z:
+        # Angles to every class: clean and the shipped severity (3) only, every sample; 2 of 5 variants never held.
+        assert json.loads(str(z["angle_variants"])) == [0, 2, 4] and z["angle"].shape == (3, 150, 10)
+        assert z["angle_true"].shape == (5, 150)
+    model, _ = load_checkpoint(next((work_dir(store) / "models").glob("lenet5__dense-*.pt")))
+    test = load_dataset("fashion_mnist").test.head(150)
+    with torch.no_grad():
+        x = model.forward_features(test.float_images()).double().numpy()
+    w = model.classifier.weight.detach().double().numpy()
+    cos = (x @ w.T) / np.linalg.norm(x, axis=1)[:, None] / np.linalg.norm(w, axis=1)[None, :]
+    expected = np.degrees(np.arccos(np.clip(cos, -1, 1)))  # float64 numpy, by hand
+    rows = [r for r in read_table(store / "geometry/lenet5__dense.arrow").to_pylist() if r["variant"] == "clean"]
+    assert len(rows) == read_manifest(store)["dataset"]["n_shipped"]
+    for r in rows:
+        got = [r[f"angle_{j}"] for j in range(10)]
+        np.testing.assert_allclose(got, expected[r["sample_id"]], atol=2e-3)
+
+
 def test_shipped_samples_keep_exemplars_and_are_stratified(tiny):
     recipe, store, _ = tiny
     samples = read_table(store / "samples.arrow").to_pylist()

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .imageset import DataError, ImageSet
+from .imageset import DataError, ImageSet, batch_indices
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -176,10 +176,7 @@ class ImageFolderSet:
         self, batch_size: int, *, shuffle: bool = False, seed: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (uint8 images N x C x S x S, labels) on the CPU, decoded one batch at a time."""
-        n = len(self)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
+        for idx in batch_indices(len(self), batch_size, shuffle=shuffle, seed=seed):
             yield self.images_at(idx.tolist()), self.labels[idx]
 
     def batches(

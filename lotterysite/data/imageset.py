@@ -66,12 +66,17 @@ class ImageSet:
         self, batch_size: int, *, shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu"
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (float images in [0, 1], labels) on `device`; shuffled reproducibly from `seed`."""
-        n = len(self)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
+        for idx in batch_indices(len(self), batch_size, shuffle=shuffle, seed=seed):
             x = self.images[idx].to(device, non_blocking=True).float().div_(255.0)
             yield x, self.labels[idx].to(device, non_blocking=True)
+
+
+def batch_indices(n: int, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> Iterator[torch.Tensor]:
+    """Sample indices of consecutive batches of `n` samples, in order or shuffled reproducibly from `seed` (every
+    batched set draws its epochs this way, so one seed gives the same order whatever holds the images)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
 
 
 def foolbox_samples(prefix: str = "cifar10") -> ImageSet:

@@ -9,38 +9,101 @@ two models' intervals come from the same resampled evaluation sets."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 
 @dataclass
+class Confusion:
+    """Per true class c and class j, over every variant of one model: how often j was predicted for class-c samples
+    (`count`, C x C; the diagonal counts correct predictions), the sum of the angles of class-c samples to class
+    j's direction (`angle_sum`, C x C, degenerate samples left out) and how many sample-variants each class's sums
+    are over (`angle_n`, C). What `confused_classes` needs of the V x N x C angles, accumulated batch by batch
+    during evaluation: 16 MB at 1000 classes however many samples and variants (the angles themselves would be
+    19 GB for ImageNet's 50 000 images x 96 variants)."""
+
+    count: np.ndarray  # C x C int64
+    angle_sum: np.ndarray  # C x C float64
+    angle_n: np.ndarray  # C int64
+
+    @classmethod
+    def empty(cls, num_classes: int) -> Confusion:
+        C = num_classes
+        return cls(np.zeros((C, C), np.int64), np.zeros((C, C), np.float64), np.zeros(C, np.int64))
+
+    def add(self, labels: np.ndarray, pred: np.ndarray, angle: np.ndarray) -> None:
+        """Count one batch: labels and predictions (n), angles (n x C, NaN rows for degenerate samples)."""
+        labels = np.asarray(labels, np.int64)
+        np.add.at(self.count, (labels, np.asarray(pred, np.int64)), 1)
+        ok = ~np.isnan(angle).any(axis=1)
+        # Rows sorted by class: one reduceat sums each present class's rows (np.add.at on rows is ~10x slower).
+        order = np.argsort(labels[ok], kind="stable")
+        lab, rows = labels[ok][order], np.asarray(angle[ok], np.float64)[order]
+        if len(lab):
+            present, starts = np.unique(lab, return_index=True)
+            self.angle_sum[present] += np.add.reduceat(rows, starts, axis=0)
+            self.angle_n[present] += np.diff(np.append(starts, len(lab)))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"confusion_count": self.count, "confusion_angle_sum": self.angle_sum, "confusion_angle_n": self.angle_n}
+
+
+@dataclass
 class ModelResults:
-    """Every evaluation-set sample of one model on every variant (index 0 is clean)."""
+    """Every evaluation-set sample of one model on every variant (index 0 is clean).
+
+    The angle to every class is kept only for the variants in `angle_variants` (the clean set and the shipped
+    severities: the per-sample rows the store ships), every sample; everything else the aggregates need of the
+    angles is the angle to the true class (`angle_true`) and the per-class sums in `confusion`. So the results
+    grow with V x N, not V x N x C."""
 
     variants: list[tuple[str, int]]  # [("clean", 0), (corruption, severity), ...]
     labels: np.ndarray  # N int
     pred: np.ndarray  # V x N int16
     margin: np.ndarray  # V x N float32
     length: np.ndarray  # V x N float32
-    angle: np.ndarray  # V x N x C float32
+    angle_true: np.ndarray  # V x N float32, angle to the sample's own class (NaN when degenerate)
     prob_true: np.ndarray  # V x N float32
     loss: np.ndarray  # V x N float32
     degenerate: np.ndarray  # V x N bool
+    angle: np.ndarray  # K x N x C float32 (may be a read-only memmap): the variants in `angle_variants`
+    angle_variants: list[int]  # which variants (indices into `variants`) `angle` holds, in order
+    confusion: Confusion
+
+    SMALL = ("labels", "pred", "margin", "length", "angle_true", "prob_true", "loss", "degenerate")
+
+    @classmethod
+    def from_angles(cls, variants, labels, pred, margin, length, angle, prob_true, loss, degenerate,
+                    keep: list[int] | None = None) -> ModelResults:  # fmt: skip
+        """Results from the full V x N x C angles (small sets, tests): every variant's angles kept unless `keep`."""
+        labels = np.asarray(labels, np.int64)
+        angle = np.asarray(angle, np.float32)
+        keep = list(range(len(variants))) if keep is None else list(keep)
+        confusion = Confusion.empty(angle.shape[2])
+        for v in range(len(variants)):
+            confusion.add(labels, pred[v], angle[v])
+        angle_true = np.take_along_axis(angle, labels[None, :, None], axis=2)[..., 0]
+        return cls(variants=list(variants), labels=labels, pred=pred, margin=margin, length=length,
+                   angle_true=angle_true, prob_true=prob_true, loss=loss, degenerate=degenerate,
+                   angle=angle[keep], angle_variants=keep, confusion=confusion)  # fmt: skip
 
     @property
     def correct(self) -> np.ndarray:
         return self.pred == self.labels[None, :]
 
-    @property
-    def angle_true(self) -> np.ndarray:
-        return np.take_along_axis(self.angle, self.labels[None, :, None].astype(np.int64), axis=2)[..., 0]
+    def angles(self, v: int) -> np.ndarray:
+        """N x C: every sample's angle to every class on variant `v` (one of `angle_variants`)."""
+        try:
+            return self.angle[self.angle_variants.index(v)]
+        except ValueError:
+            raise KeyError(f"variant {self.variants[v]}: its angles to every class were not kept "
+                           f"(kept: {[self.variants[i] for i in self.angle_variants]})") from None  # fmt: skip
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            k: getattr(self, k)
-            for k in ("labels", "pred", "margin", "length", "angle", "prob_true", "loss", "degenerate")
-        }
+        """Every array, by the name it has in a results file."""
+        return {k: getattr(self, k) for k in self.SMALL} | {"angle": self.angle} | self.confusion.arrays()
 
 
 @dataclass(frozen=True)
@@ -295,40 +358,29 @@ def choose_shipped(labels: np.ndarray, keep: np.ndarray, *, per_class: int, limi
     return np.array(sorted(chosen), dtype=np.int64)
 
 
-def confused_classes(results: list[ModelResults], num_classes: int, k: int) -> tuple[np.ndarray, np.ndarray,
+def confused_classes(results: Iterable[ModelResults], num_classes: int, k: int) -> tuple[np.ndarray, np.ndarray,
                                                                                        np.ndarray]:  # fmt: skip
     """For every true class c, the k classes its samples are most confused with, over every model and variant given
     (one architecture's models: every model then gets the same axes): most predictions of class j for samples of
     class c first, ties broken by the smaller mean angle of those samples to class j's direction, then by j.
 
-    Always on the full evaluation set. Returns (ids, wrong, mean_angle), each C x k: row c holds the confused class
-    ids, how often each was predicted for class-c samples, and the mean angle (degrees); -1 / 0 / NaN for a class
-    without samples.
+    Always on the full evaluation set (from each model's `Confusion`, counted during evaluation). Returns (ids,
+    wrong, mean_angle), each C x k: row c holds the confused class ids, how often each was predicted for class-c
+    samples, and the mean angle (degrees); -1 / 0 / NaN for a class without samples.
     """
     C = num_classes
-    labels = results[0].labels.astype(np.int64)
     wrong = np.zeros((C, C), np.int64)
     angle_sum = np.zeros((C, C), np.float64)
-    angle_n = np.zeros((C, C), np.int64)
-    order = np.argsort(labels, kind="stable")
-    present, starts = np.unique(labels[order], return_index=True)
-    runs = np.diff(np.append(starts, len(labels)))  # samples per present class
-    for res in results:
-        pred = res.pred.astype(np.int64)
-        wrong += np.bincount((labels[None, :] * C + pred).ravel(), minlength=C * C).reshape(C, C)
-        for v in range(pred.shape[0]):
-            # Sorted by label, a class's samples are one run: one reduceat sums every class's angles at once.
-            a = res.angle[v][order]  # a copy (N x C): zeroing its NaNs leaves the results alone
-            bad = np.isnan(a)  # degenerate samples (||X|| = 0): left out of the means
-            if bad.any():
-                a[bad] = 0
-                angle_n[present] -= np.add.reduceat(bad, starts, axis=0, dtype=np.int64)
-            # float32 sums over one class's samples are exact enough; reduceat with a float64 dtype is 10x slower.
-            angle_sum[present] += np.add.reduceat(a, starts, axis=0)
-            angle_n[present] += runs[:, None]
+    angle_n = np.zeros(C, np.int64)
+    present = np.zeros(0, np.int64)
+    for res in results:  # any iterable: a lazily read model's arrays are dropped before the next is read
+        present = np.union1d(present, np.unique(res.labels))
+        wrong += res.confusion.count
+        angle_sum += res.confusion.angle_sum
+        angle_n += res.confusion.angle_n
     np.fill_diagonal(wrong, 0)  # a correct prediction is no confusion
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = angle_sum / angle_n
+        mean = angle_sum / angle_n[:, None]
     ids = np.full((C, k), -1, np.int64)
     count = np.zeros((C, k), np.int64)
     mean_k = np.full((C, k), np.nan, np.float32)

@@ -25,6 +25,7 @@ import sys
 import time
 import zipfile
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +40,7 @@ from ..config import TrainConfig
 from ..data import DATASETS, DataError, ImageSet, load_cifar10c
 from ..data._registry import DataSplits
 from ..errors import LotterysiteError
-from ..fileio import DigestCache, atomic_write, remove_temporaries, write_bytes
+from ..fileio import DigestCache, atomic_write, remove_temporaries, scratch_file, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
 from ..models.imported import register_sources, source_file
@@ -60,11 +61,11 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
-from . import custom
+from . import custom, results_file
 from .curse import random_vector_angles, width_sweep
 from .executors import EXECUTORS, SlurmOptions, Unit, run_plan
 from .recipe import Recipe, check_against_data, model_id, model_key, shipped_rows
-from .stream import put, results_for, should_stream, stream_results
+from .stream import ResultsWriter, should_stream, stream_results
 
 PNG_SIDE = 32  # pixels: thumbnails of images up to this size ship as they are, as PNG
 THUMBNAIL_SIDE = 64  # pixels: larger images ship shrunk to this, as JPEG
@@ -180,6 +181,27 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
                                               parent=parent))  # fmt: skip
                         parent = mid  # the retrained copy retrains this very pruned model
     return out + custom.plan_external(recipe, ModelEntry, inputs, _fingerprint)
+
+
+class StoredResults(Mapping):
+    """model_id -> (entry, results, extra), every results object read lazily from its file each time it is asked
+    for: a table builder's loop holds one model's arrays at a time and drops them before the next."""
+
+    def __init__(self, files: dict[str, tuple], variants, angle_variants: list[int]):
+        self.files, self.variants, self.angle_variants = files, list(variants), angle_variants
+
+    def __getitem__(self, model_id: str):
+        path, entry, extra = self.files[model_id]
+        return entry, results_file.LazyModelResults(path, self.variants, self.angle_variants), extra
+
+    def __iter__(self):
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def entries(self) -> list[ModelEntry]:
+        return [entry for _, entry, _ in self.files.values()]
 
 
 class _Runner:
@@ -432,69 +454,79 @@ class _Runner:
     def results_path(self, entry: ModelEntry) -> Path:
         c = self.recipe.corruptions
         fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed, c.names,
-                          c.severities, self.inputs.get("cifar10c", ""))  # fmt: skip
+                          c.severities, self.inputs.get("cifar10c", ""), results_file.FORMAT,
+                          self.recipe.ship.severities)  # fmt: skip
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
-    def evaluate(self, model, eval_set: ImageSet, variants) -> agg.ModelResults:
+    def kept_variants(self, variants) -> list[int]:
+        """The variants whose per-sample rows ship (clean and the shipped severities): only for these are the
+        angles to every class kept, for every sample (the shipped samples are chosen after every evaluation)."""
+        shipped = set(self.recipe.ship.severities)
+        return [v for v, (name, severity) in enumerate(variants) if name == "clean" or severity in shipped]
+
+    def evaluate(self, model, eval_set: ImageSet, variants, angle_file: str | None = None) -> agg.ModelResults:
         c = self.recipe.corruptions
+        keep = self.kept_variants(variants)
         if c.source == "generate" and should_stream(eval_set, variants):
             # Variants generated per batch on the device (class folders, or too large to cache): see stream.py.
             return stream_results(model, eval_set, variants, batch_size=self.recipe.batch_size, device=self.device,
-                                  seed=c.seed, params=c.params)  # fmt: skip
-        # One set of results arrays, filled variant by variant: the V x N x C angles are held once, not per variant
-        # and again stacked.
-        res = None
-        for v, (name, severity) in enumerate(variants):
-            images = self.variant_set(eval_set, name, severity)
-            g, _ = measure_model(model, images.batches(self.recipe.batch_size, device=self.device), device=self.device)
-            if res is None:
-                res = results_for(variants, eval_set.labels, g.angle.shape[1])
-            put(res, v, 0, g)
-            del g
-        return res
-
-    def save_results(self, path: Path, res: agg.ModelResults, extra: dict) -> None:
-        # Straight to the (atomic) file: np.savez writes each array in chunks, where a BytesIO would hold a copy.
-        atomic_write(path, lambda tmp: np.savez(tmp, variants=np.array(json.dumps(res.variants)),
-                                                extra=np.array(json.dumps(extra)), **res.arrays()))  # fmt: skip
-
-    def load_results(self, path: Path, variants, labels: np.ndarray) -> tuple[agg.ModelResults, dict] | None:
+                                  seed=c.seed, params=c.params, keep=keep, angle_file=angle_file)  # fmt: skip
+        # One set of results arrays, filled variant by variant (stream.py, "Memory").
+        out = ResultsWriter(variants, eval_set.labels, keep, angle_file)
         try:
-            with np.load(path, allow_pickle=False) as z:
-                stored = [tuple(v) for v in json.loads(str(z["variants"]))]
-                if stored != [tuple(v) for v in variants]:
-                    return None  # the recipe's variants changed: this model is evaluated again
-                arrays = {
-                    k: z[k] for k in ("labels", "pred", "margin", "length", "angle", "prob_true", "loss", "degenerate")
-                }
-                if not np.array_equal(arrays["labels"], labels):
-                    return None  # another evaluation set: evaluate again
-                extra = json.loads(str(z["extra"]))
-        except Exception as e:  # zipfile, numpy and json raise many types for a truncated file
+            for v, (name, severity) in enumerate(variants):
+                images = self.variant_set(eval_set, name, severity)
+                batches = images.batches(self.recipe.batch_size, device=self.device)
+                g, _ = measure_model(model, batches, device=self.device)
+                out.put(v, 0, g)
+                del g
+            return out.results()
+        finally:
+            out.close()
+
+    def load_header(self, path: Path, variants, labels: np.ndarray) -> dict | None:
+        """A results file's header when it is whole and made for these variants and this evaluation set, else None
+        (a damaged file is reported and deleted)."""
+        try:
+            head = results_file.header(path)
+        except Exception as e:  # zipfile, numpy, json raise many types for a truncated or foreign file
             self.discard(path, f"{type(e).__name__}: {e}")
             return None
-        return agg.ModelResults(variants=stored, **arrays), extra
+        if head["variants"] != [tuple(v) for v in variants] or head["angle_variants"] != self.kept_variants(variants):
+            return None  # the recipe's variants changed: this model is evaluated again
+        if not np.array_equal(head["labels"], labels):
+            return None  # another evaluation set: evaluate again
+        if head["angle_shape"][:2] != (len(head["angle_variants"]), len(labels)):
+            self.discard(path, f"angle array of shape {head['angle_shape']}")
+            return None
+        return head
 
     def evaluate_unit(self, entry: ModelEntry, data: DataSplits, eval_set: ImageSet, variants) -> None:
         model = self.model(entry, data)
-        res = self.evaluate(model, eval_set, variants)
-        report = sparsity_report(model)
-        cfg = getattr(model, "prune_config", None)
-        extra = {"sparsity": report["sparsity"], "prunable": report["count"],
-                 "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0)}  # fmt: skip
-        self.save_results(self.results_path(entry), res, extra)
+        path = self.results_path(entry)
+        # The kept angles (N x K x C, gigabytes for ImageNet) go to a memory-mapped scratch file beside the results,
+        # then stream into the results file; a crash leaves only the scratch file, removed on the next run.
+        with scratch_file(path.with_suffix(".angle.npy")) as angle_file:
+            res = self.evaluate(model, eval_set, variants, angle_file=str(angle_file))
+            report = sparsity_report(model)
+            cfg = getattr(model, "prune_config", None)
+            extra = {"sparsity": report["sparsity"], "prunable": report["count"],
+                     "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0)}  # fmt: skip
+            results_file.save(path, res, extra, angle_file=angle_file)
+            del res
 
     def all_results(self, eval_set: ImageSet, variants) -> dict[str, tuple]:
-        """Every model's results, read back from the work files the evaluate units wrote."""
+        """Every model's (entry, results, extra), the results read lazily from the work files the evaluate units
+        wrote (results_file.py): the store stage holds one model's arrays at a time, not every model's."""
         out = {}
         for entry in self.entries:
             path = self.results_path(entry)
-            loaded = self.load_results(path, variants, eval_set.labels.numpy()) if path.exists() else None
-            if loaded is None:
+            head = self.load_header(path, variants, eval_set.labels.numpy()) if path.exists() else None
+            if head is None:
                 path.unlink(missing_ok=True)
                 raise DamagedWork(path, "missing, unreadable or made for other data")
-            out[entry.model_id] = (custom.placed(entry, loaded[1]), *loaded)
-        return out
+            out[entry.model_id] = (path, custom.placed(entry, head["extra"]), head["extra"])
+        return StoredResults(out, variants, self.kept_variants(variants))
 
     # -- 4. curse --------------------------------------------------------------------------------------------
     def curse_path(self) -> Path:
@@ -569,7 +601,7 @@ class _Runner:
             files[name] = write_table(root / name, to_table(columns, schema, where=name),
                                       metadata={**self.meta, "run_id": self.run_id})  # fmt: skip
 
-        entries = [e for e, _, _ in results.values()]
+        entries = results.entries()
         # Aggregates on the full evaluation set, with bootstrap intervals from one set of resampled evaluation sets
         # shared by every model. One builder per table, each returning its columns by name.
         weights = agg.BOOTSTRAP.weights(len(labels))
@@ -605,7 +637,7 @@ class _Runner:
         }, SAMPLES)  # fmt: skip
         names = list(r.corruptions.names)
         put("outcomes.arrow", outcomes_table(results, shipped, names), outcomes_schema(names))
-        ship_variants = [v for v, (n, s) in enumerate(variants) if n == "clean" or s in r.ship.severities]
+        ship_variants = self.kept_variants(variants)
         # Many classes: a row holds the angles to the k classes its true class is most confused with (per
         # architecture, over the full data), not one angle per class (1000 columns would not reach a browser).
         k = confused_columns(C, r.ship.confused_classes)
@@ -613,7 +645,8 @@ class _Runner:
         if k is not None:
             confused, columns = confused_table(results, C, k)
             put("confused.arrow", columns, CONFUSED)
-        for entry, res, _ in self.bar(list(results.values()), desc="store", unit="model"):
+        for mid in self.bar(list(results), desc="store", unit="model"):
+            entry, res, _ = results[mid]
             put(
                 f"geometry/{entry.key}.arrow",
                 geometry_table(entry, res, shipped, labels, ship_variants, C, confused.get(entry.arch)),
@@ -742,8 +775,9 @@ def exemplars_table(results: dict, labels: np.ndarray) -> dict:
     """Pruning-identified exemplars per architecture, over every seed."""
     exm = {k: [] for k in EXEMPLARS.names}
     for arch in dict.fromkeys(e.arch for e, _, _ in results.values()):
-        dense = [res.pred[0] for e, res, _ in results.values() if e.arch == arch and e.method == "dense"]
-        pruned = [res.pred[0] for e, res, _ in results.values() if e.arch == arch and e.method != "dense"]
+        # Copies of the clean row: a view would keep each model's V x N predictions alive.
+        dense = [res.pred[0].copy() for e, res, _ in results.values() if e.arch == arch and e.method == "dense"]
+        pruned = [res.pred[0].copy() for e, res, _ in results.values() if e.arch == arch and e.method != "dense"]
         if not dense or not pruned:
             continue
         idx, dpred, ppred, agree = agg.pruning_identified_exemplars(np.stack(dense), np.stack(pruned))
@@ -803,7 +837,7 @@ def confused_table(results: dict, C: int, k: int) -> tuple[dict[str, np.ndarray]
     ids_of = {}
     cols = {name: [] for name in CONFUSED.names}
     for arch in dict.fromkeys(e.arch for e, _, _ in results.values()):
-        ids, wrong, mean = agg.confused_classes([res for e, res, _ in results.values() if e.arch == arch], C, k)
+        ids, wrong, mean = agg.confused_classes((res for e, res, _ in results.values() if e.arch == arch), C, k)
         ids_of[arch] = ids
         present = np.flatnonzero(ids[:, 0] >= 0)
         cols["arch"] += [arch] * (len(present) * k)
@@ -824,6 +858,9 @@ def geometry_table(entry: ModelEntry, res, shipped: np.ndarray, labels: np.ndarr
     rob = agg.robustness(res)[shipped]
     rel = np.vstack([np.zeros((1, res.margin.shape[1]), np.float32), agg.relative_margin_change(res)])
     angle_true = res.angle_true
+    # Sorted sample ids read the memory-mapped angles front to back; the rows are put back in shipped order.
+    order = np.argsort(shipped, kind="stable")
+    undo = np.argsort(order)
     k = None if confused is None else confused.shape[1]
     g = {name: [] for name in geometry_schema(C, k).names}
     n = len(shipped)
@@ -841,11 +878,12 @@ def geometry_table(entry: ModelEntry, res, shipped: np.ndarray, labels: np.ndarr
         g["angle_true"].append(angle_true[v, shipped])
         g["rel_margin_change"].append(rel[v, shipped])
         g["robustness"].append(rob)
+        rows = np.asarray(res.angles(v)[shipped[order]])[undo]  # shipped x C
         if confused is None:
             for j in range(C):
-                g[f"angle_{j}"].append(res.angle[v, shipped, j])
+                g[f"angle_{j}"].append(rows[:, j])
         else:
-            picked = np.take_along_axis(res.angle[v, shipped], confused[labels[shipped]], axis=1)
+            picked = np.take_along_axis(rows, confused[labels[shipped]], axis=1)
             for r in range(k):
                 g[f"angle_c{r}"].append(picked[:, r])
     return {col: (np.concatenate(v) if v and isinstance(v[0], np.ndarray) else v) for col, v in g.items()}
@@ -974,6 +1012,9 @@ class UnitTask:
     def __call__(self, unit_id: str) -> float:
         start = time.perf_counter()
         self.check_store_visible()
+        # Again for every unit: a reused worker process may have run another recipe's units since, and an arch
+        # spelt "net.py:build" there may name another folder's file (the mapping is per process).
+        register_sources(self.recipe.sources)
         runner = self.get_runner()
         data, eval_set, variants = runner.prepare()
         kind, _, name = unit_id.partition("/")

@@ -5,10 +5,13 @@ class-folder set: one batch of decoded uint8 images is read (or decoded) once, m
 variant of it (clean, then each corruption x severity) is generated there and measured before the next batch.
 
 Memory, for N samples, V variants, C classes and batch B (tests/test_stream.py guards the first point):
-- the results, written batch by batch into arrays allocated once (`results_for`): V x N x (C + 7) x 4 bytes,
-  held once. They are what the store is made from (the angle to every class of every sample and variant: the
-  shipped samples are picked only after every model is evaluated), so they grow with V x N x C, and nothing else
-  does: 2000 images x 20 variants x 1000 classes are 160 MB; ImageNet's 50 000 x 96 x 1000 would be 19 GB.
+- the results (`ResultsWriter`), written batch by batch into arrays allocated once: V x N x 7 small columns
+  (pred, margin, length, angle to the true class, ...; 2 MB per variant at 50 000 images), the C x C per-class
+  confusion sums (16 MB at 1000 classes), and the angle to every class only for the variants whose rows are
+  shipped (clean and the shipped severities), in a memory-mapped file in STORE/.work during precompute: the
+  shipped samples are picked only after every model is evaluated, so those angles are kept for every sample
+  (ImageNet, 50 000 x 20 x 1000: 4 GB of disk per model, not of memory). The angles of the other variants are
+  never held: 96 variants of them would be 19 GB.
 - one batch and one variant of it, and the model's activations for B images: independent of V.
 - on CPU with glibc, the heap (`bound_heap`). Measured on a 224 px ResNet-18, batch 32, clean then the 19
   corruptions: peak RSS 965 MB after the first variant; after the last, 1253 MB with glibc's defaults (100 MB of
@@ -24,14 +27,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from ..corruptions import corrupt
+from ..fileio import storage_error
 from ..geometry import ACCURATE_AUTOCAST, AUTO, Geometry, GeometryError, _is_channels_last, feature_head, measure
-from .aggregate import ModelResults
+from .aggregate import Confusion, ModelResults
 
 CORRUPTION_CACHE_LIMIT = 8 * 2**30  # bytes of uint8 corrupted variants the cached path may write to STORE/.work
 # Bytes; allocations this large get their own pages, returned to the OS when freed. On a 224 px ResNet-18 with
@@ -77,27 +82,86 @@ def should_stream(eval_set, variants: list[tuple[str, int]], limit: int = CORRUP
     return eval_set.images.numel() * (len(variants) - 1) > limit
 
 
-def results_for(variants: list[tuple[str, int]], labels: torch.Tensor, num_classes: int) -> ModelResults:
-    """Empty results for every sample and variant, to be filled in place by `put`."""
-    v, n = len(variants), len(labels)
-    return ModelResults(
-        variants=list(variants),
-        labels=labels.numpy().astype(np.int64),
-        pred=np.empty((v, n), np.int16),
-        margin=np.empty((v, n), np.float32),
-        length=np.empty((v, n), np.float32),
-        angle=np.empty((v, n, num_classes), np.float32),
-        prob_true=np.empty((v, n), np.float32),
-        loss=np.empty((v, n), np.float32),
-        degenerate=np.empty((v, n), bool),
-    )
+class ResultsWriter:
+    """Fills one model's results batch by batch: the small V x N columns in memory, the angles to every class only
+    for the variants in `keep` (in memory, or in the .npy file `angle_file`, a memory map, when given), and the
+    per-class confusion sums. Allocated at the first batch (the class count comes with it)."""
 
+    def __init__(self, variants: list[tuple[str, int]], labels, keep: list[int] | None = None,
+                 angle_file: str | None = None):  # fmt: skip
+        self.variants = list(variants)
+        self.labels = np.asarray(labels, np.int64)
+        self.keep = list(range(len(self.variants))) if keep is None else sorted(set(keep))
+        self.slot = {v: i for i, v in enumerate(self.keep)}
+        self.angle_file = angle_file
+        self.fd: int | None = None
+        self.res: ModelResults | None = None
 
-def put(res: ModelResults, v: int, start: int, g: Geometry) -> None:
-    """Copy one batch's geometry (on the CPU) into variant `v`, samples `start:start + len(g)`, of `res`."""
-    rows = slice(start, start + len(g.margin))
-    for k in ("pred", "margin", "length", "angle", "prob_true", "loss", "degenerate"):
-        getattr(res, k)[v, rows] = getattr(g, k).numpy()
+    def _allocate(self, num_classes: int) -> ModelResults:
+        v, n, c = len(self.variants), len(self.labels), num_classes
+        shape = (len(self.keep), n, c)
+        if self.angle_file is not None:
+            # A .npy file of the final size (sparse until written), filled by positional writes: the angles pass
+            # through the page cache, never through this process's memory (a memory map would count them in its
+            # resident set).
+            try:
+                header = np.lib.format.open_memmap(self.angle_file, mode="w+", dtype=np.float32, shape=shape)
+                self.offset = header.offset
+                del header
+                self.fd = os.open(self.angle_file, os.O_WRONLY)
+            except OSError as e:
+                raise storage_error(self.angle_file, "create the kept angles' file", e,
+                                    needed=int(np.prod(shape)) * 4) from None  # fmt: skip
+            angle = None
+        else:
+            angle = np.empty(shape, np.float32)
+        return ModelResults(
+            variants=self.variants, labels=self.labels, pred=np.empty((v, n), np.int16),
+            margin=np.empty((v, n), np.float32), length=np.empty((v, n), np.float32),
+            angle_true=np.empty((v, n), np.float32), prob_true=np.empty((v, n), np.float32),
+            loss=np.empty((v, n), np.float32), degenerate=np.empty((v, n), bool), angle=angle,
+            angle_variants=self.keep, confusion=Confusion.empty(c),
+        )  # fmt: skip
+
+    def put(self, v: int, start: int, g: Geometry) -> None:
+        """Copy one batch's geometry (on the CPU) into variant `v`, samples `start:start + len(g)`."""
+        if self.res is None:
+            self.res = self._allocate(g.angle.shape[1])
+        res, rows = self.res, slice(start, start + len(g.margin))
+        for k in ("pred", "margin", "length", "prob_true", "loss", "degenerate"):
+            getattr(res, k)[v, rows] = getattr(g, k).numpy()
+        angle = g.angle.numpy()
+        labels = self.labels[rows]
+        res.angle_true[v, rows] = np.take_along_axis(angle, labels[:, None], axis=1)[:, 0]
+        res.confusion.add(labels, res.pred[v, rows], angle)
+        if v in self.slot:
+            if res.angle is not None:
+                res.angle[self.slot[v], rows] = angle
+            else:  # samples start.. of one variant are one contiguous block of the file
+                block = memoryview(np.ascontiguousarray(angle, np.float32)).cast("B")
+                at = self.offset + (self.slot[v] * len(self.labels) + start) * angle.shape[1] * 4
+                done = 0
+                try:
+                    while done < len(block):
+                        done += os.pwrite(self.fd, block[done:], at + done)
+                except OSError as e:  # a full disk: one line with the path, the space needed and what to do
+                    shape = (len(self.keep), len(self.labels), angle.shape[1])
+                    raise storage_error(self.angle_file, "write the kept angles to", e,
+                                        needed=int(np.prod(shape)) * 4) from None  # fmt: skip
+
+    def close(self) -> None:
+        """Close the angle file (idempotent); `results` does, and callers do on an error."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def results(self) -> ModelResults:
+        if self.res is None:
+            raise GeometryError("no batches to measure: the evaluation set is empty")
+        if self.angle_file is not None and self.res.angle is None:
+            self.close()
+            self.res.angle = np.load(self.angle_file, mmap_mode="r")  # read back on demand
+        return self.res
 
 
 @torch.no_grad()
@@ -153,43 +217,20 @@ def stream_results(
     chunk: int | None = None,
     amp: bool = True,
     channels_last: bool | str = AUTO,
+    keep: list[int] | None = None,
+    angle_file: str | None = None,
 ) -> ModelResults:
     """Geometry of `model` on every variant of `data`, written batch by batch into one set of results arrays.
 
     `chunk` images are decoded and corrupted together (default `batch_size`); the model sees `batch_size` at a time.
     `amp`: float16 autocast on CUDA (float32 elsewhere); `channels_last`: NHWC convolutions, "auto" on CUDA.
+    `keep`: the variants whose angles to every class are kept (default all), in `angle_file` when given.
     """
-    res = None
-    for v, start, g in _measured(model, data, variants, batch_size=batch_size, device=device, seed=seed,
-                                 params=params, chunk=chunk, amp=amp, channels_last=channels_last):  # fmt: skip
-        if res is None:
-            res = results_for(variants, data.labels, g.angle.shape[1])
-        put(res, v, start, g)
-    if res is None:
-        raise GeometryError("no batches to measure: the evaluation set is empty")
-    return res
-
-
-def measure_variants(
-    model: torch.nn.Module,
-    data,
-    variants: list[tuple[str, int]],
-    *,
-    batch_size: int,
-    device: torch.device | str,
-    seed: int = 0,
-    params: str = "cifar",
-    chunk: int | None = None,
-    amp: bool = True,
-    channels_last: bool | str = AUTO,
-) -> list[Geometry]:
-    """As `stream_results`, as one Geometry per variant (in `variants` order) on the CPU.
-
-    Holds per-batch tensors until the end, then concatenates them: a copy that `stream_results`, which precompute
-    uses, does not make.
-    """
-    parts: list[list[Geometry]] = [[] for _ in variants]
-    for v, _, g in _measured(model, data, variants, batch_size=batch_size, device=device, seed=seed, params=params,
-                             chunk=chunk, amp=amp, channels_last=channels_last):  # fmt: skip
-        parts[v].append(g)
-    return [Geometry.cat(p) for p in parts]
+    out = ResultsWriter(variants, data.labels, keep, angle_file)
+    try:
+        for v, start, g in _measured(model, data, variants, batch_size=batch_size, device=device, seed=seed,
+                                     params=params, chunk=chunk, amp=amp, channels_last=channels_last):  # fmt: skip
+            out.put(v, start, g)
+        return out.results()
+    finally:
+        out.close()

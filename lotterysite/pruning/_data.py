@@ -9,6 +9,7 @@ from itertools import islice
 import torch
 
 from ..data import ImageFolderSet, ImageSet
+from ..data.imageset import batch_indices
 
 Data = ImageSet | ImageFolderSet | Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -35,10 +36,7 @@ class Batches:
     def batches(
         self, batch_size: int, *, shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu"
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
+        for idx in batch_indices(len(self), batch_size, shuffle=shuffle, seed=seed):
             yield self.images[idx].to(device, non_blocking=True), self.labels[idx].to(device, non_blocking=True)
 
 

@@ -30,6 +30,8 @@ class LotterysiteConfig(Config):
     max_samples = c.Type(int, default=2000)  # shipped samples served per view (keeps pages under 5 MB)
     max_axes = c.Type(int, default=10)  # class-angle axes of the parallel coordinates; more are ranked
     max_classes = c.Type(int, default=10)  # class panels of the local geometry view; more classes: the reader picks
+    picked_classes = c.Type(int, default=8)  # panels the reader picks classes for (more than max_classes)
+    page_bytes = c.Type(int, default=5_000_000)  # a page's budget with all it fetches: served samples are cut to it
     node_modules = c.Deprecated(
         message="the pinned JavaScript now ships inside the lotterysite package; "
         "remove `node_modules` from the plugin's options"
@@ -42,8 +44,12 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
         base = Path(config.config_file_path or ".").parent
         self.store_path = (base / self.config.store).resolve()
         try:
+            options = SiteOptions(**{k: self.config[k] for k in ("max_samples", "max_axes", "max_classes",
+                                                                  "picked_classes", "page_bytes")})  # fmt: skip
+        except LotterysiteError as e:
+            raise PluginError(f"lotterysite plugin options in {config.config_file_path or 'mkdocs.yml'}: {e}") from None
+        try:
             store = data.load_store(self.store_path)
-            options = SiteOptions(self.config.max_samples, self.config.max_axes, self.config.max_classes)
             self.rendered = render(store, options, assets=ASSETS, standalone=False)
         except LotterysiteError as e:
             raise PluginError(f"lotterysite (store {self.store_path}): {e}") from None

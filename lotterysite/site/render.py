@@ -44,6 +44,12 @@ class SiteOptions:
     picked_classes: int = 8  # panels of the local view when the reader picks the classes (more than max_classes)
     page_bytes: int = 5_000_000  # budget of a page with everything it fetches; served samples are cut to fit
 
+    def __post_init__(self):
+        for name in ("max_samples", "max_axes", "max_classes", "picked_classes", "page_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RenderError(f"site option {name} = {value!r}: must be a whole number >= 1")
+
 
 @dataclass
 class Rendered:
