@@ -143,6 +143,7 @@ class PrecomputeResult:
     shipped: int
     timings: dict[str, float] = field(default_factory=dict)
     reused: dict[str, int] = field(default_factory=dict)
+    units: dict[str, float] = field(default_factory=dict)  # seconds of each unit run in this call, by unit id
 
     def report(self) -> str:
         lines = [f"store {self.store}: {self.models} models, {self.shipped} shipped samples"]
@@ -150,6 +151,20 @@ class PrecomputeResult:
             reused = self.reused.get(stage)
             extra = f" ({reused} reused)" if reused else ""
             lines.append(f"  {stage:<10} {seconds:8.1f} s{extra}")
+        return "\n".join(lines)
+
+    def unit_report(self) -> str:
+        """Where the time went: the units run in this call grouped by what they do ("model lenet5 mpt": every MPT
+        model of LeNet-5), with their count, total and mean seconds, largest total first."""
+        groups: dict[str, list[float]] = {}
+        for uid, seconds in self.units.items():
+            kind, _, rest = uid.partition("/")
+            parts = rest.split("/")
+            label = f"{kind} {parts[0]} {parts[1]}" if kind in ("model", "evaluate") and len(parts) > 1 else kind
+            groups.setdefault(label, []).append(seconds)
+        lines = [f"  {'units':<34} {'n':>3} {'total':>8} {'mean':>7}"]
+        for label, ts in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
+            lines.append(f"  {label:<34} {len(ts):>3} {sum(ts):8.1f} {sum(ts) / len(ts):7.2f} s")
         return "\n".join(lines)
 
 
@@ -1118,6 +1133,7 @@ def precompute(
         for stage in ("data", "models", "evaluate", "curse", "store"):
             result.timings[stage] = sum(t for uid, t in report.durations.items() if STAGE[_kind(units, uid)] == stage)
         result.timings["data"] += prepare_time
+        result.units = dict(report.durations)
     result.models = len(runner.entries)
     if not result.shipped:  # the store was current: nothing was published
         result.shipped = read_manifest(store).get("dataset", {}).get("n_shipped", 0)
