@@ -171,13 +171,16 @@ def main():
 
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
     work = Path(tempfile.mkdtemp(prefix="lotterysite-bench-"))
-    many = args.many or args.many_scale is not None
     if args.fixture:
         store = build_store(work / "store")
     elif args.many_scale is not None:
         store = many_scale_store(work, args.many_scale, args.image_size)
     else:
         store = _many_store() / "store" if args.many else Path(args.store)
+    from lotterysite.store import read_manifest
+
+    # Many classes (confused-class axes): the local view's panels are slots whose classes the reader picks.
+    many = (read_manifest(store).get("dataset") or {}).get("confused_classes") is not None
     t0 = time.perf_counter()
     site = build_site(work, store)
     print(f"site build {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")
@@ -192,7 +195,6 @@ def main():
     pages = [("", None), ("findings/", None)]  # the home page draws the headline chart
     for arch in sorted(p.name for p in (site / "views").iterdir() if p.is_dir()):
         for kind, brush in BRUSHES.items():
-            # Many classes: the local view's panels are slots whose classes the reader picks.
             pages.append((f"views/{arch}/{kind}/", "brush_slot0" if many and kind == "local" else brush))
     print(f"store {store}\n{'page':36s} {'bytes':>10s} {'first chart':>12s} {'brush->update':>14s} selected  load")
     worst = {"bytes": 0, "first_ms": 0.0, "brush_ms": 0.0}
