@@ -198,6 +198,8 @@ def main():
 
     # Many classes (confused-class axes): the local view's panels are slots whose classes the reader picks.
     many = (read_manifest(store).get("dataset") or {}).get("confused_classes") is not None
+    if many and args.many_scale is None:
+        live_share(store, least=0.0)  # the share only (--many-scale asserts it)
     t0 = time.perf_counter()
     site = build_site(work, store)
     print(f"site build {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f})")
