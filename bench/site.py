@@ -120,11 +120,12 @@ SELECTED = re.compile(r"(\d+) samples selected")
 
 
 def drag(page, box, k, full: bool, y_only: bool = False):
-    # A different rectangle each time, so every drag changes the selection. `full`: nearly the whole brush area, so
-    # that a view with a sample or two per class (many classes) still selects them (the axes pad a class's range by
-    # 4 % each side: its extreme points sit 3.7 % inside the edges; a press 1-2 % inside is not on the chart).
+    # A different rectangle each time, so every drag changes the selection. `full` (many classes, a sample or two
+    # per class, at the corners of the class's padded range: 3.7 % inside the edges): from 3 % inside the chart (a
+    # press nearer the edge misses it) to past the far corner (the brush stops at the edge), after a double click
+    # that cleared the last brush: every drag draws a new brush over all the class's points.
     # `y_only` (the global view's axes): along the axis, at its middle, where the brush's layer is hit.
-    lo, hi = (0.03, 0.97 + 0.003 * k) if full else (0.05 + 0.04 * k, 0.5 + 0.04 * k)
+    lo, hi = (0.03, 1.02 + 0.01 * k) if full else (0.05 + 0.04 * k, 0.5 + 0.04 * k)
     x0, x1 = (0.5, 0.5) if y_only else (lo, hi)
     page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * (lo if full else 0.05))
     page.mouse.down()
