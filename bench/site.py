@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -122,8 +123,9 @@ SELECTED = re.compile(r"(\d+) samples selected")
 def drag(page, box, k, full: bool, y_only: bool = False):
     # A different rectangle each time, so every drag changes the selection. `full` (many classes, a sample or two
     # per class, at the corners of the class's padded range: 3.7 % inside the edges): from 3 % inside the chart (a
-    # press nearer the edge misses it) to past the far corner (the brush stops at the edge), after a double click
-    # that cleared the last brush: every drag draws a new brush over all the class's points.
+    # press nearer the edge misses it) to past the far corner (the brush stops at the edge, so the final rectangle
+    # is the same each time), after a double click that cleared the last brush: every drag draws a new brush, over
+    # all the class's points.
     # `y_only` (the global view's axes): along the axis, at its middle, where the brush's layer is hit.
     lo, hi = (0.03, 1.02 + 0.01 * k) if full else (0.05 + 0.04 * k, 0.5 + 0.04 * k)
     x0, x1 = (0.5, 0.5) if y_only else (lo, hi)
@@ -184,6 +186,8 @@ def main():
                         help="build and use the 1000-class store at scale: N images (default 2000)")  # fmt: skip
     parser.add_argument("--image-size", type=int, default=224, help="--many-scale: evaluation image size (px)")
     parser.add_argument("--drags", type=int, default=8)
+    parser.add_argument("--compare", action="store_true",
+                        help="also the geometry views comparing the first model with the second (clean)")  # fmt: skip
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -195,6 +199,7 @@ def main():
         store = many_scale_store(work, args.many_scale, args.image_size)
     else:
         store = _many_store() / "store" if args.many else Path(args.store)
+    from lotterysite.site.data import slug
     from lotterysite.store import read_manifest
 
     # Many classes (confused-class axes): the local view's panels are slots whose classes the reader picks.
@@ -216,6 +221,13 @@ def main():
     for arch in sorted(p.name for p in (site / "views").iterdir() if p.is_dir()):
         for kind, brush in BRUSHES.items():
             pages.append((f"views/{arch}/{kind}/", "brush_slot0" if many and kind == "local" else brush))
+        if args.compare:  # the reference against the next model of this architecture: trajectories too
+            ids = [m["model_id"] for m in read_manifest(store)["models"] if slug(m["arch"]) == arch]
+            for kind in ("local", "global"):
+                cmp = f"#ref={quote(ids[0], safe='')}&cmp={quote(ids[1], safe='')}&cmpv=v0.arrow"
+                pages.append(
+                    (f"views/{arch}/{kind}/{cmp}", "brush_slot0" if many and kind == "local" else BRUSHES[kind])
+                )
     print(f"store {store}\n{'page':36s} {'bytes':>10s} {'first chart':>12s} {'brush->update':>14s} selected  load")
     worst = {"bytes": 0, "first_ms": 0.0, "brush_ms": 0.0}
     empty = []  # pages where a drag selected no samples: their latency is not that of a real update
@@ -227,7 +239,8 @@ def main():
             sel = f"{min(r['selected'])}-{max(r['selected'])}" if r["selected"] else "-"
             if r["selected"] and min(r["selected"]) == 0:
                 empty.append(path)
-            print(f"{path or '(home)':36s} {r['bytes'] / 1e6:8.2f} MB {r['first_ms'] / 1e3:10.2f} s {brush_text:>14s} "
+            label = path.split("#")[0] + (" (compare)" if "#" in path else "")
+            print(f"{label or '(home)':36s} {r['bytes'] / 1e6:8.2f} MB {r['first_ms'] / 1e3:10.2f} s {brush_text:>14s} "
                   f"{sel:>8s} {os.getloadavg()[0]:5.1f}", flush=True)  # fmt: skip
             worst = {k: max(worst[k], r[k] or 0) for k in worst}
         browser.close()
