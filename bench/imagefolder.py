@@ -26,8 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def build_set(folder: Path, n: int, seed: int = 0) -> None:
-    """N photos as test/<class>/*.jpg (and one per class in train/): random 60-100% crops, random flips."""
+def build_set(folder: Path, n: int, seed: int = 0, classes: list[str] | None = None) -> None:
+    """N photos as test/<class>/*.jpg (and one per class in train/): random 60-100% crops, random flips.
+
+    With `classes`, image i goes to folder classes[i % len(classes)] instead of its photo's label, and every image
+    is in train/ too (bench/site.py's at-scale many-class store: 2 images per class for 2000 images, 1000 classes).
+    """
     import importlib.util
     import re
 
@@ -46,8 +50,9 @@ def build_set(folder: Path, n: int, seed: int = 0) -> None:
         img = img.crop((x0, y0, x0 + cw, y0 + ch)).resize((256, 256), Image.BILINEAR)
         if rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        for split in ("test",) + (("train",) if i < len(photos) else ()):
-            out = folder / split / f"c{int(label):04d}"
+        train = classes is not None or i < len(photos)
+        for split in ("test",) + (("train",) if train else ()):
+            out = folder / split / (classes[i % len(classes)] if classes else f"c{int(label):04d}")
             out.mkdir(parents=True, exist_ok=True)
             img.save(out / f"{i:05d}.jpg", quality=90)
 
