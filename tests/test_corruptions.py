@@ -504,3 +504,19 @@ def test_glass_shuffle_map_on_cuda_equals_the_cpu_for_the_same_moves():
     cpu = _ops.glass_shuffle_map(4, 64, 48, 3, 2, None, "cpu", offsets=offsets)
     gpu = _ops.glass_shuffle_map(4, 64, 48, 3, 2, None, "cuda", offsets=offsets.cuda())
     assert torch.equal(gpu.cpu(), cpu)
+
+
+def test_gallery_of_large_images_is_small_webp_tiles(imagenet_u8, tmp_path):
+    from PIL import Image
+
+    from lotterysite.corruptions.gallery import TILE, gallery_name
+
+    assert gallery_name(32) == "gallery.png" and gallery_name(224) in ("gallery.webp", "gallery.jpg")
+    images = _tensor(imagenet_u8[:2])  # 224 px photos
+    assert min(images.shape[-2:]) > TILE
+    path = gallery(images, tmp_path / gallery_name(224), names=("fog", "gaussian_noise"), params="imagenet")
+    with Image.open(path) as im:
+        assert im.format in ("WEBP", "JPEG")
+        # 2 images x 6 columns of TILE px tiles (plus gaps and the label column), not 224 px ones.
+        assert im.size[0] < 190 + 12 * (TILE + 4) + 1 and im.size[1] < 40 + 2 * (TILE + 4)
+    assert path.stat().st_size < 150_000

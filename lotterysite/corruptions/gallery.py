@@ -1,10 +1,17 @@
-"""Every corruption × severity of a few images as one labelled PNG grid (for the site's corruptions page)."""
+"""Every corruption × severity of a few images as one labelled grid (for the site's findings page).
+
+Small images (CIFAR, Fashion-MNIST) are scaled up to 96 px tiles with nearest-neighbour, pixels kept crisp, and
+written as PNG. Larger ones (class folders at 224 px) are scaled down to 96 px tiles and written as WebP (JPEG
+where Pillow lacks WebP): 3 photos x 6 columns x 19 corruptions at full size were a 27 MB PNG, five times a
+page's whole budget; at 96 px as WebP they are ~0.9 MB (`gallery_name`)."""
 
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+TILE = 96  # px of a gallery tile's short side
 
 
 def gallery(
@@ -17,18 +24,27 @@ def gallery(
     scale: int = 0,
     label_width: int = 190,
     font_size: int = 20,
+    tile: int = TILE,
 ) -> Path:
-    """Write a PNG: one row per corruption, per image a clean column then severities 1-5; returns the path.
+    """Write the grid to `path` (format from its suffix): one row per corruption, per image a clean column then
+    severities 1-5; returns the path.
 
     images: N×C×H×W in [0, 1] (C = 1 or 3). scale: integer upscaling (nearest) per tile; 0 picks one that
-    makes tiles at least 96 px.
+    makes tiles at least `tile` px. Images larger than `tile` are scaled down to it (antialiased): corruptions are
+    applied at full size first, so what is shown is the corrupted image, made smaller.
     """
     from . import NAMES, SEVERITIES, corrupt
 
     names = tuple(NAMES if names is None else names)
     h, w = images.shape[-2:]
-    scale = scale or max(1, -(-96 // min(h, w)))
-    th, tw, gap = h * scale, w * scale, 4
+    if min(h, w) > tile:  # scaled down to `tile` on the short side
+        th, tw = (tile, round(w * tile / h)) if h <= w else (round(h * tile / w), tile)
+        resample = Image.LANCZOS
+    else:
+        scale = scale or max(1, -(-tile // min(h, w)))
+        th, tw = h * scale, w * scale
+        resample = Image.NEAREST
+    gap = 4
     # Labels in a scalable font, large enough to stay readable when the page shows the wide image scaled down.
     font = ImageFont.load_default(size=font_size)
     header = font_size + 10
@@ -40,7 +56,7 @@ def gallery(
         arr = (tile.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         if arr.shape[2] == 1:
             arr = np.repeat(arr, 3, axis=2)
-        im = Image.fromarray(arr).resize((tw, th), Image.NEAREST)
+        im = Image.fromarray(arr).resize((tw, th), resample)
         canvas.paste(im, (label_width + col * (tw + gap), header + row * (th + gap)))
 
     for k in range(images.shape[0]):
@@ -58,5 +74,16 @@ def gallery(
                 paste(out[k], row, k * (len(SEVERITIES) + 1) + s)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    lossy = {"quality": 80, "method": 6} if path.suffix == ".webp" else {"quality": 85, "optimize": True}
+    canvas.save(path, **(lossy if path.suffix in (".webp", ".jpg") else {}))
     return path
+
+
+def gallery_name(image_size: int) -> str:
+    """The store's gallery file for images of this size: PNG for small images shown crisp, WebP (or JPEG) for
+    larger ones scaled down to tiles (see the module's docstring)."""
+    from PIL import features
+
+    if image_size <= TILE:
+        return "gallery.png"
+    return "gallery.webp" if features.check("webp") else "gallery.jpg"

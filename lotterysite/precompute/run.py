@@ -673,21 +673,21 @@ class _Runner:
 
         gallery_file = None
         if r.corruptions.source == "generate" and r.corruptions.names:
-            from ..corruptions import gallery
+            from ..corruptions.gallery import gallery, gallery_name
 
             picks = [int(np.flatnonzero(labels == c)[0]) for c in range(min(C, 3)) if (labels == c).any()]
             images = custom.images_at(eval_set, picks).float().div(255)
             c = r.corruptions
-            cached = (
-                self.work / f"gallery-{_fingerprint(self.inputs.get('data', ''), picks, c.names, c.params, c.seed)}.png"
-            )
+            gallery_file = gallery_name(min(images.shape[-2:]))
+            suffix = Path(gallery_file).suffix
+            key = _fingerprint(self.inputs.get("data", ""), picks, c.names, c.params, c.seed, gallery_file)
+            cached = self.work / f"gallery-{key}{suffix}"
             if not self.done(cached):
                 atomic_write(
                     cached, lambda tmp: gallery(images, Path(tmp), names=c.names, params=c.params, seed=c.seed)
                 )
-            write_bytes(root / "gallery.png", cached.read_bytes())
-            gallery_file = "gallery.png"
-            files["gallery.png"] = None
+            write_bytes(root / gallery_file, cached.read_bytes())
+            files[gallery_file] = None
 
         manifest = {
             "run_id": self.run_id,

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from ..store import TABLES, StoreError, read_table, verify_store
-from ..store.schema import outcomes_schema, store_geometry_schema
+from ..store.schema import GALLERY_NAMES, outcomes_schema, store_geometry_schema
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
@@ -113,11 +113,13 @@ def load_store(root: str | Path) -> Store:
 
 
 def gallery_file(store: Store) -> Path | None:
-    """The store's gallery.png when it is one of its verified files (a regular file inside the store, listed
-    with its digest); None otherwise, so a link to a private file is never copied into the public site."""
-    if "gallery.png" not in store.manifest["files"]:
+    """The store's gallery (gallery.png, or .webp/.jpg for large images) when it is one of its verified files (a
+    regular file inside the store, listed with its digest); None otherwise, so a link to a private file is never
+    copied into the public site."""
+    name = store.manifest.get("gallery")
+    if name not in GALLERY_NAMES or name not in store.manifest["files"]:
         return None
-    return store.root / "gallery.png"  # verify_store has checked it: regular, inside, unaltered
+    return store.root / name  # verify_store has checked it: regular, inside, unaltered
 
 
 def arrow_bytes(table: pa.Table) -> bytes:

@@ -320,7 +320,7 @@ def _per_model_html(store: Store) -> str:
     )
 
 
-def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
+def findings_page(store: Store, gallery: str | None) -> tuple[Page, dict]:
     """Table 1 by architecture x method beside the paper's, the Fig. 10 two-model comparison, Fig. 3, the gallery."""
     uri = "findings.md"
     options = findings.model_options(store)
@@ -342,7 +342,7 @@ def findings_page(store: Store, gallery: bool) -> tuple[Page, dict]:
     else:  # the recipe switched the study off ([curse] enabled = false)
         curse_md = "<p><em>This store has no curse.arrow: its recipe switched the study off.</em></p>"
     gallery_md = (
-        f'<div class="ls-gallery-wrap"><img class="ls-gallery" src="{rel(uri, "data/gallery.png")}" '
+        f'<div class="ls-gallery-wrap"><img class="ls-gallery" src="{rel(uri, f"data/{gallery}")}" '
         'alt="every corruption at every severity"></div>'
         if gallery
         else "<p><em>This store has no gallery.png.</em></p>"

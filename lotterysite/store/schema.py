@@ -14,7 +14,8 @@ A store is a folder:
     geometry/<model_key>.arrow      per shipped sample x variant: prediction and the three metrics, one file per model
     confused.arrow                  per architecture x class: the classes its samples are most confused with (only
                                     with more than WIDE_CLASSES classes: the geometry files then hold k angles a row)
-    gallery.png                     every corruption x severity on a few real images
+    gallery.png                     every corruption x severity on a few real images (gallery.webp, or .jpg, for
+                                    images larger than 96 px: scaled down, lossy; the manifest's "gallery" names it)
 
 Every file is Arrow IPC (file format), float32 for measurements, int32 or smaller for integers (the browser's
 Arrow reader turns int64 into BigInt, which Vega cannot plot), dictionary-encoded strings. Readable as is by
@@ -28,6 +29,7 @@ import pyarrow as pa
 SCHEMA_VERSION = "1.2"
 
 STR = pa.dictionary(pa.int32(), pa.string())
+GALLERY_NAMES = ("gallery.png", "gallery.webp", "gallery.jpg")  # the gallery file a store may hold
 
 MODELS = pa.schema(
     [
