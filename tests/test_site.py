@@ -18,12 +18,6 @@ CLASSES = [(j, f"class {j}") for j in range(10)]
 AXES = [("angle_true", "true class"), ("angle_1", "b"), ("length", "length"), ("margin", "margin")]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, make_store, make_site):
-    root = tmp_path_factory.mktemp("site")
-    return make_site(root, make_store(root / "store"))
-
-
 @pytest.mark.parametrize(
     "make",
     [
@@ -58,6 +52,21 @@ def test_interval_params_are_named_for_the_url_state():
     spec = charts.local_geometry(classes=CLASSES, compare=True).to_dict()
     names = {p["name"] for p in spec["params"]}
     assert {"brush_0", "brush_9", "d_angle", "d_length", "d_margin", "outcome"} <= names
+
+
+def test_view_specs_are_made_once_and_handed_out_as_new_dicts():
+    from lotterysite.site import pages
+
+    panels = tuple(CLASSES[:1])  # one panel: the nesting of ten, in a fraction of Altair's time
+    first = pages.view_spec("local", False, panels)
+    first["vconcat"].clear()  # a caller changing its spec changes no other caller's
+    again = pages.view_spec("local", False, panels)
+    local = charts.local_geometry(classes=list(panels), compare=False)
+    grid = charts.sample_examination(filters=charts.local_filters(False, [0]), compare=False)
+    assert again == pages.spec_dict(pages.alt_vconcat(local, grid)) and again["vconcat"]
+    assert pages.view_spec("evaluation", False, ("clean", "fog")) == pages.spec_dict(
+        charts.evaluation_table(variants=["clean", "fog"])
+    )
 
 
 def test_plugin_builds_every_page_and_data_file(site):
