@@ -227,6 +227,20 @@ def make_site():
 
 
 @pytest.fixture(scope="session")
+def site_store(tmp_path_factory) -> Path:
+    """The plain site store (`make_store` without options), one copy shared by the modules that only read it
+    (tests/test_site.py, test_site_browser.py, test_render.py). Never write into it: copy it, or call `make_store`."""
+    return build_store(tmp_path_factory.mktemp("shared-site") / "store")
+
+
+@pytest.fixture(scope="session")
+def site(site_store) -> Path:
+    """The plugin-built site of `site_store`, built once per session for the unit and the browser tests (its
+    workdir holds `store/` beside `site/`). Never write into it: copy it first."""
+    return build_site(site_store.parent, site_store)
+
+
+@pytest.fixture(scope="session")
 def serve():
     """`serve(folder)`: the base URL of a local HTTP server for `folder`, running until the session ends."""
     servers = []

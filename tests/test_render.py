@@ -39,8 +39,8 @@ MARKS = """() => window.lotterysiteRuntime.views.map(v => {
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, make_store):
-    return make_store(tmp_path_factory.mktemp("render") / "store")
+def store(site_store):
+    return site_store  # the session's shared plain store (conftest.py): only read here
 
 
 @pytest.fixture(scope="module")

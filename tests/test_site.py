@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -18,10 +19,14 @@ CLASSES = [(j, f"class {j}") for j in range(10)]
 AXES = [("angle_true", "true class"), ("angle_1", "b"), ("length", "length"), ("margin", "margin")]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, make_store, make_site):
-    root = tmp_path_factory.mktemp("site")
-    return make_site(root, make_store(root / "store"))
+def local_compare():
+    return charts.local_geometry(classes=CLASSES, compare=True)
+
+
+@functools.cache
+def validated(make) -> dict:
+    """`make().to_dict()`, schema validation included, once per chart function: the local view's is used twice."""
+    return make().to_dict()
 
 
 @pytest.mark.parametrize(
@@ -31,7 +36,7 @@ def site(tmp_path_factory, make_store, make_site):
         # More variants than one row of columns: several faceted chunks share the `model` selection.
         lambda: charts.evaluation_table(variants=["clean", "corruption mean", *[f"c{i}" for i in range(19)]]),
         lambda: charts.local_geometry(classes=CLASSES, compare=False),
-        lambda: charts.local_geometry(classes=CLASSES, compare=True),
+        local_compare,
         lambda: charts.global_geometry(axes=AXES, compare=False),
         lambda: charts.global_geometry(axes=AXES, compare=True),
         lambda: charts.sample_examination(filters=charts.local_filters(True, [0, 3]), compare=True),
@@ -41,7 +46,7 @@ def site(tmp_path_factory, make_store, make_site):
     ],
 )
 def test_chart_functions_compile_to_vega_lite(make):
-    spec = make().to_dict()
+    spec = validated(make)
     assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
     assert "datasets" not in spec or spec["datasets"] == {}
 
@@ -55,9 +60,24 @@ def test_chart_functions_take_dataframes():
 
 
 def test_interval_params_are_named_for_the_url_state():
-    spec = charts.local_geometry(classes=CLASSES, compare=True).to_dict()
+    spec = validated(local_compare)
     names = {p["name"] for p in spec["params"]}
     assert {"brush_0", "brush_9", "d_angle", "d_length", "d_margin", "outcome"} <= names
+
+
+def test_view_specs_are_made_once_and_handed_out_as_new_dicts():
+    from lotterysite.site import pages
+
+    panels = tuple(CLASSES[:1])  # one panel: the nesting of ten, in a fraction of Altair's time
+    first = pages.view_spec("local", False, panels)
+    first["vconcat"].clear()  # a caller changing its spec changes no other caller's
+    again = pages.view_spec("local", False, panels)
+    local = charts.local_geometry(classes=list(panels), compare=False)
+    grid = charts.sample_examination(filters=charts.local_filters(False, [0]), compare=False)
+    assert again == pages.spec_dict(pages.alt_vconcat(local, grid)) and again["vconcat"]
+    assert pages.view_spec("evaluation", False, ("clean", "fog")) == pages.spec_dict(
+        charts.evaluation_table(variants=["clean", "fog"])
+    )
 
 
 def test_plugin_builds_every_page_and_data_file(site):

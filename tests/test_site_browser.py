@@ -50,9 +50,8 @@ GRID_IMAGES = """(index) => {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, make_store, make_site, serve):
-    root = tmp_path_factory.mktemp("site")
-    return serve(make_site(root, make_store(root / "store")))
+def server(site, serve):
+    return serve(site)  # the session's shared site (conftest.py): the same build tests/test_site.py checks
 
 
 @pytest.fixture

@@ -129,6 +129,17 @@ def _density(field_names: list[str], colors: list[str], *, vertical: bool, size:
     return out.properties(width=size) if vertical else out.properties(height=size)
 
 
+def _top_params(chart, params: list):
+    """`chart` with variable `params` appended to its top-level params: the spec `chart.add_params(*params)` gives
+    (Altair lifts variable params from the charts it pushes them into back to the top, after the selections already
+    there), without pushing them through every nested chart: on the deep concats of the geometry views that costs
+    Altair tens of seconds of copying per spec."""
+    assert all(isinstance(p.param, alt.VariableParameter) for p in params), "selections need add_params (views)"
+    have = [] if chart.params is alt.Undefined else list(chart.params)
+    chart.params = have + [p.param for p in params]  # in place: `chart` is new (a copy would rebuild it all)
+    return chart
+
+
 def panel_brush(class_id: int | str) -> str:
     """Name of the brush on one class panel of the local view (each panel selects within its own class). A panel
     is a fixed class (an int), or a slot: the name of a param holding the class the page picked (many classes)."""
@@ -283,11 +294,17 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
             .properties(width=170)
         )
         # Flush bounds: the densities line up with the scatter's plot area, not with its axis labels.
+        # (Properties of a concat go to its constructor: `.properties` would copy the whole nested chart, which costs
+        # Altair seconds here; the spec is the same.)
         inner = alt.vconcat(
-            header, top.properties(width=170), alt.hconcat(scatter, right.properties(height=170), spacing=2), spacing=2
-        ).properties(bounds="flush")
+            header,
+            top.properties(width=170),
+            alt.hconcat(scatter, right.properties(height=170), spacing=2),
+            spacing=2,
+            bounds="flush",
+        )
         panels.append(alt.vconcat(inner, margin, spacing=6))
-    parts = [alt.concat(*panels, columns=columns, spacing=18).properties(name="ls_panels")]
+    parts = [alt.concat(*panels, columns=columns, spacing=18, name="ls_panels")]
     if compare:
         hists = []
         for (name, title), sel in zip(METRIC_DIFFS, diffs, strict=True):
@@ -299,9 +316,9 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
                 .properties(width=200, height=60)
             )
         parts.insert(0, alt.concat(*hists, columns=len(hists), title=alt.TitleParams(
-            "compared − reference: drag to select", anchor="start")).properties(name="ls_hists"))  # fmt: skip
+            "compared − reference: drag to select", anchor="start"), name="ls_hists"))  # fmt: skip
     out = alt.vconcat(*parts, data=_data(data, "pairs"), spacing=14)
-    return out.add_params(*params)
+    return _top_params(out, params)
 
 
 def local_filters(compare: bool, class_ids: list[int | str]) -> list:
@@ -430,13 +447,9 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
         layers.append(label)
         units.append(alt.layer(*layers).properties(width=axis_width, height=height, name=f"ls_axis_{k}",
                                                    view=alt.ViewBackground(stroke=None)))  # fmt: skip
-    return (
-        # Flush: the units abut, so each sample's line runs on unbroken from one axis to the next.
-        alt.hconcat(*units, spacing=0, data=_data(data, "pairs"))
-        .properties(bounds="flush")
-        .transform_filter("datum.label == cls")
-        .add_params(*params)
-    )
+    # Flush: the units abut, so each sample's line runs on unbroken from one axis to the next.
+    out = alt.hconcat(*units, spacing=0, data=_data(data, "pairs"), bounds="flush")
+    return _top_params(out.transform_filter("datum.label == cls"), params)
 
 
 def global_filters(n_axes: int) -> list:

@@ -8,6 +8,7 @@ HTML only through `html.escape` or as JSON with `<`, `>` and `&` escaped, and th
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import posixpath
@@ -94,19 +95,11 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     served = [j for j, n in enumerate((shipped or {}).get("per_class") or []) if n]
     for compare in (False, True):
         mode = "compare" if compare else "single"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the shared brush, see charts.local_geometry
-            local = charts.local_geometry(classes=classes, compare=compare)
-        grid = charts.sample_examination(filters=charts.local_filters(compare, shown_classes), compare=compare)
-        specs[f"{data_dir}/specs/local-{mode}.json"] = spec_dict(alt_vconcat(local, grid))
-        glob = charts.global_geometry(axes=axis_fields, compare=compare)
-        grid = charts.sample_examination(filters=charts.global_filters(len(axis_fields)), compare=compare)
-        specs[f"{data_dir}/specs/global-{mode}.json"] = spec_dict(alt_vconcat(glob, grid))
-        specs[f"{data_dir}/specs/samples-{mode}.json"] = spec_dict(
-            charts.sample_examination(filters=["datum.selected"], compare=compare, limit=120)
-        )
+        specs[f"{data_dir}/specs/local-{mode}.json"] = view_spec("local", compare, tuple(classes))
+        specs[f"{data_dir}/specs/global-{mode}.json"] = view_spec("global", compare, tuple(axis_fields))
+        specs[f"{data_dir}/specs/samples-{mode}.json"] = view_spec("samples", compare, ())
     variants = _variants(store)
-    specs[f"{data_dir}/specs/evaluation.json"] = spec_dict(charts.evaluation_table(variants=variants))
+    specs[f"{data_dir}/specs/evaluation.json"] = view_spec("evaluation", False, tuple(variants))
 
     pages = []
     common = {
@@ -205,6 +198,41 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intros[kind])))
     return pages, specs
+
+
+def view_spec(kind: str, compare: bool, args: tuple) -> dict:
+    """The spec of a view page's chart (`kind`: local, global, samples, evaluation) as a new dict.
+
+    `args` is all the chart depends on besides `compare`: the local view's (class id, name) panels, the global
+    view's (field, title) axes, the evaluation table's variants. Altair takes seconds to minutes for the geometry
+    views' nested concatenations, and every build of a store with the same classes, axes and variants (a second
+    architecture, `mkdocs serve` rebuilding, the test session's sites) asks for the same specs: they are made once
+    per process (and per Altair theme, which `to_dict` merges in).
+    """
+    import altair as alt
+
+    return json.loads(_view_spec_json(kind, compare, args, alt.theme.active))
+
+
+@functools.lru_cache(maxsize=64)
+def _view_spec_json(kind: str, compare: bool, args: tuple, theme: str) -> str:
+    if kind == "local":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the shared brush, see charts.local_geometry
+            local = charts.local_geometry(classes=list(args), compare=compare)
+        grid = charts.sample_examination(filters=charts.local_filters(compare, [j for j, _ in args]), compare=compare)
+        chart = alt_vconcat(local, grid)
+    elif kind == "global":
+        glob = charts.global_geometry(axes=list(args), compare=compare)
+        grid = charts.sample_examination(filters=charts.global_filters(len(args)), compare=compare)
+        chart = alt_vconcat(glob, grid)
+    elif kind == "samples":
+        chart = charts.sample_examination(filters=["datum.selected"], compare=compare, limit=120)
+    elif kind == "evaluation":
+        chart = charts.evaluation_table(variants=list(args))
+    else:
+        raise ValueError(f"unknown view {kind!r}")
+    return json.dumps(spec_dict(chart))
 
 
 def alt_vconcat(*charts_):
