@@ -212,3 +212,21 @@ def test_page_config_carries_outcome_labels_and_effective_numbers(site):
     cfg = json.loads(re.search(r'class="ls-config" hidden>(.*?)</div>', glob).group(1))
     # One axis per class angle (the true class's own among them), then length and margin: no duplicate.
     assert cfg["axes"] == [f"angle_{j}" for j in range(10)] + ["length", "margin"]
+
+
+def test_evaluation_ranks_equal_accuracies_by_method_name(site_store):
+    """The evaluation table's rows are ranked per column; methods with the same accuracy used to rank in a set's
+    iteration order, which changes with the process's hash seed (the page differed from build to build)."""
+    from lotterysite.site import data
+
+    store = data.load_store(site_store)
+    for arch in store.manifest["architectures"]:
+        rows = data.evaluation_rows(store, arch).to_pylist()
+        for variant in {r["variant_label"] for r in rows}:
+            best = {}
+            for r in rows:
+                if r["variant_label"] == variant:
+                    best[r["method_label"]] = max(best.get(r["method_label"], 0.0), r["accuracy"])
+            rank = {r["method_label"]: r["rank"] for r in rows if r["variant_label"] == variant}
+            expected = sorted(best, key=lambda m: (-best[m], m))
+            assert [m for m, _ in sorted(rank.items(), key=lambda kv: kv[1])] == expected, variant

@@ -170,7 +170,9 @@ def evaluation_rows(store: Store, arch: str) -> pa.Table:
         best[key] = max(best.get(key, 0.0), r["accuracy"])
     seen = set()
     for r in rows:
-        ranked = sorted({m for (v, m) in best if v == r["variant_label"]}, key=lambda m: -best[(r["variant_label"], m)])
+        # Equal accuracies rank by method name: a set's order changes from run to run, the page must not.
+        ranked = sorted({m for (v, m) in best if v == r["variant_label"]},
+                        key=lambda m: (-best[(r["variant_label"], m)], m))  # fmt: skip
         r["rank"] = ranked.index(r["method_label"]) + 1
         cell = (r["variant_label"], r["method_label"])
         r["first"] = cell not in seen
