@@ -96,6 +96,11 @@ def _count_cpu_per_unit() -> dict[str, float]:
     return out
 
 
+def points(gap: float) -> str:
+    """A dense-minus-model accuracy gap in words: '0.2 points below dense' (or above)."""
+    return f"{abs(gap) * 100:.1f} points {'below' if gap >= 0 else 'above'} dense"
+
+
 def regime_report(store: Path) -> str:
     """Clean accuracies (95 % bootstrap intervals) of dense, magnitude 50 % without retraining and MPT >= 50 %."""
     from pyarrow import ipc
@@ -114,12 +119,12 @@ def regime_report(store: Path) -> str:
         for r in mag:
             gap = dense["clean_accuracy"] - r["clean_accuracy"]
             magnitude_ok &= gap <= 0.03
-            lines.append(f"    magnitude 50 %, no retraining: {fmt(r)}, {gap * 100:+.1f} points below dense")
+            lines.append(f"    magnitude 50 %, no retraining: {fmt(r)}, {points(gap)}")
         magnitude_ok &= bool(mag)
         for r in sorted((r for r in rows if r["arch"] == arch and r["method"] == "mpt"), key=lambda r: r["amount"]):
             gap = dense["clean_accuracy"] - r["clean_accuracy"]
             mpt_ok |= r["amount"] >= 0.5 and gap <= 0.03
-            lines.append(f"    mpt {r['amount']:.0%}: {fmt(r)}, {gap * 100:+.1f} points below dense")
+            lines.append(f"    mpt {r['amount']:.0%}: {fmt(r)}, {points(gap)}")
     lines.append(
         f"magnitude 50 % within 3 points of dense on every architecture: {'met' if magnitude_ok else 'MISSED'}"
     )
