@@ -519,8 +519,8 @@ class _Runner:
     def evaluate_unit(self, entry: ModelEntry, data: DataSplits, eval_set: ImageSet, variants) -> None:
         model = self.model(entry, data)
         path = self.results_path(entry)
-        # The kept angles (N x K x C, gigabytes for ImageNet) go to a memory-mapped scratch file beside the results,
-        # then stream into the results file; a crash leaves only the scratch file, removed on the next run.
+        # The kept angles (K x N x C, gigabytes for ImageNet) go to a scratch file beside the results, then are
+        # copied into the results file; a crash leaves only the scratch file, removed on the next run.
         with scratch_file(path.with_suffix(".angle.npy")) as angle_file:
             res = self.evaluate(model, eval_set, variants, angle_file=str(angle_file))
             report = sparsity_report(model)
@@ -530,7 +530,7 @@ class _Runner:
             results_file.save(path, res, extra, angle_file=angle_file)
             del res
 
-    def all_results(self, eval_set: ImageSet, variants) -> dict[str, tuple]:
+    def all_results(self, eval_set: ImageSet, variants) -> StoredResults:
         """Every model's (entry, results, extra), the results read lazily from the work files the evaluate units
         wrote (results_file.py): the store stage holds one model's arrays at a time, not every model's."""
         out = {}

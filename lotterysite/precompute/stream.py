@@ -8,7 +8,7 @@ Memory, for N samples, V variants, C classes and batch B (tests/test_stream.py g
 - the results (`ResultsWriter`), written batch by batch into arrays allocated once: V x N x 7 small columns
   (pred, margin, length, angle to the true class, ...; 2 MB per variant at 50 000 images), the C x C per-class
   confusion sums (16 MB at 1000 classes), and the angle to every class only for the variants whose rows are
-  shipped (clean and the shipped severities), in a memory-mapped file in STORE/.work during precompute: the
+  shipped (clean and the shipped severities), in a file in STORE.work during precompute (positional writes): the
   shipped samples are picked only after every model is evaluated, so those angles are kept for every sample
   (ImageNet, 50 000 x 20 x 1000: 4 GB of disk per model, not of memory). The angles of the other variants are
   never held: 96 variants of them would be 19 GB.
@@ -84,7 +84,7 @@ def should_stream(eval_set, variants: list[tuple[str, int]], limit: int = CORRUP
 
 class ResultsWriter:
     """Fills one model's results batch by batch: the small V x N columns in memory, the angles to every class only
-    for the variants in `keep` (in memory, or in the .npy file `angle_file`, a memory map, when given), and the
+    for the variants in `keep` (in memory, or written to the .npy file `angle_file` when given), and the
     per-class confusion sums. Allocated at the first batch (the class count comes with it)."""
 
     def __init__(self, variants: list[tuple[str, int]], labels, keep: list[int] | None = None,
