@@ -19,12 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import LotterysiteError
 from .models import FeatureHead, HeadError, find_classifier
 
 METRICS = ("angle", "length", "margin", "pred", "correct", "prob_true", "loss", "degenerate")
 
 
-class GeometryError(ValueError):
+class GeometryError(LotterysiteError, ValueError):
     """Inputs of the wrong shape or class count; the message names the shapes."""
 
 

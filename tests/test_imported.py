@@ -116,8 +116,19 @@ def test_weights_plain_nested_and_wrong_keys(mynet, tmp_path):
         load_weights(create_model("mynet:build", num_classes=3, in_channels=3, image_size=8), tmp_path / "wrong.pt")
     assert str(e.value).startswith(f"{tmp_path / 'wrong.pt'}: does not fit mynet:build (missing keys head.weight; "
                                    "unexpected keys extra.weight)")  # fmt: skip
-    with pytest.raises(ModelError, match=r"key 'head.weight' has shape \(3, 4\) but mynet:build expects \(5, 4\)"):
+    # The classifier's class count is the usual mistake: said as such, with the file's key.
+    with pytest.raises(ModelError, match=r"plain.pt: the weights' classifier 'head.weight' has 3 classes but the "
+                                         r"data set has 5; use weights trained on these classes"):  # fmt: skip
         load_weights(create_model("mynet:build", num_classes=5, in_channels=3, image_size=8), tmp_path / "plain.pt")
+    sd = trained.state_dict()
+    sd["body.0.weight"] = sd["body.0.weight"][:, :1]
+    torch.save(sd, tmp_path / "gray.pt")
+    with pytest.raises(
+        ModelError,
+        match=r"gray.pt: key 'body.0.weight' has shape \(4, 1, 3, 3\) but mynet:build "
+        r"expects \(4, 3, 3, 3\); check num_classes and the architecture's options",
+    ):
+        load_weights(create_model("mynet:build", num_classes=3, in_channels=3, image_size=8), tmp_path / "gray.pt")
     (tmp_path / "junk.pt").write_bytes(b"not torch")
     with pytest.raises(ModelError, match="junk.pt: not a readable weights file"):
         load_weights(trained, tmp_path / "junk.pt")
@@ -136,6 +147,14 @@ def test_torchvision_published_layout_loads_into_tv_models(tmp_path):
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         assert torch.allclose(model(x), reference((x - mean) / std), atol=1e-6)
+    # A mismatch names the key as the file spells it (fc.weight), not as the wrapped model does (classifier.weight).
+    with pytest.raises(ModelError, match=r"the weights' classifier 'fc.weight' has 10 classes but the data set has 7"):
+        load_weights(create_model("tv:resnet18", num_classes=7, in_channels=3, image_size=32), tmp_path / "resnet18.pt")
+    sd = reference.state_dict()
+    sd["fc.extra"] = sd["fc.bias"]
+    torch.save(sd, tmp_path / "extra.pt")
+    with pytest.raises(ModelError, match=r"unexpected keys fc.extra\)"):
+        load_weights(create_model("tv:resnet18", num_classes=10, in_channels=3, image_size=32), tmp_path / "extra.pt")
     # lotterysite's own layout loads too.
     torch.save(model.state_dict(), tmp_path / "own.pt")
     again = load_weights(create_model("tv:resnet18", num_classes=10, in_channels=3, image_size=32,

@@ -135,6 +135,8 @@ def test_bad_recipes_are_one_line_naming_the_field(study, imagenet_folder, tmp_p
         ('arch = "headnet.py:build"', 'arch = "nosuch.module:build"'): "field 'architectures[1].arch' does not resolve",
         ('arch = "headnet.py:build"', 'arch = "headnet.py:missing"'): "has no function 'missing'",
         ("image_size = 64", ""): "field 'data.image_size' must be an integer >= 8",
+        ("image_size = 64", "image_size = 64\nresize = 32"): "field 'data.resize' is 32, smaller than image_size 64",
+        ("image_size = 64", "image_size = 64\nresize = 72.5"): "field 'data.resize'",
         ('base = "tv:resnet18"', 'base = "tv:resnet50"'): "field 'models[0].base' is 'tv:resnet50', not the arch",
         # Files and folders are checked when the recipe runs, before any work.
         ('weights = "resnet18.pt"', 'weights = "absent.pt"'): "field 'architectures[0].weights' is",
@@ -147,6 +149,11 @@ def test_bad_recipes_are_one_line_naming_the_field(study, imagenet_folder, tmp_p
             precompute(load_recipe(folder / "bad.toml"), store=tmp_path / "s", device="cpu", progress=False)
         assert message in str(e.value) and "\n" not in str(e.value), (new, str(e.value))
         assert not (tmp_path / "s" / ".work" / "models").exists()
+
+
+def test_resize_is_for_class_folders_only():
+    with pytest.raises(RecipeError, match=r"field 'data.resize' applies to name = \"imagefolder\" only"):
+        parse_recipe('name = "x"\n[data]\nname = "fashion_mnist"\nresize = 32\n[[architectures]]\narch = "lenet5"\n')
 
 
 def test_bad_models_fail_one_line_at_run_time(study, tmp_path):
@@ -172,6 +179,37 @@ def test_bad_models_fail_one_line_at_run_time(study, tmp_path):
         with pytest.raises(ValueError) as e:
             precompute(recipe, store=tmp_path / "s", device="cpu", progress=False)
         assert message in str(e.value) and "\n" not in str(e.value), (new, str(e.value))
+
+
+def test_weights_for_another_class_count_stop_the_cli_before_any_work(study, tmp_path):
+    """ImageNet weights (1000 classes) on a folder set of 19 classes without `classes`: what a newcomer following
+    publish.md does first. `lotterysite precompute` says so in one line naming the field and the file's key, before
+    a single unit runs; the same for a [[models]] file and for a model with no final linear layer (these printed a
+    traceback: their errors were not the CLI's user errors)."""
+    from click.testing import CliRunner
+
+    from lotterysite.cli import main
+
+    folder, _, _ = study
+    base = (folder / "recipe.toml").read_text()
+    no_classes = "\n".join(line for line in base.splitlines() if not line.startswith("classes = "))
+    torch.save(torchvision.models.resnet18(num_classes=19).state_dict(), folder / "resnet18-19.pt")
+    cases = {
+        no_classes: ("field 'architectures[0].weights': ", "resnet18.pt: the weights' classifier 'fc.weight' has 1000 "
+                     "classes but the data set has 19"),
+        base.replace('file = "resnet18-l1.pt"', 'file = "resnet18-19.pt"'): ("field 'models[0].file': ",
+                     "resnet18-19.pt: the weights' classifier 'fc.weight' has 19 classes but the data set has 1000"),
+        base.replace('arch = "headnet.py:build"\noptions = {width = 6}', 'arch = "headnet.py:conv_only"'): (
+            "field 'architectures[1].options'", "conv_only has no nn.Linear layer"),
+    }  # fmt: skip
+    for i, (text, message) in enumerate(cases.items()):
+        (folder / f"cli{i}.toml").write_text(text)
+        store = tmp_path / f"s{i}"
+        out = CliRunner().invoke(main, ["precompute", str(folder / f"cli{i}.toml"), "--store", str(store)])
+        assert out.exit_code == 1 and "Traceback" not in out.output, out.output
+        error = [line for line in out.output.splitlines() if line.startswith("Error: ")]
+        assert len(error) == 1 and all(part in error[0] for part in message), out.output
+        assert not list(tmp_path.glob(f"s{i}*/models/*")), "a unit ran"  # STORE.work/models holds each model
 
 
 def test_a_file_arch_s_code_is_in_its_fingerprint(study):

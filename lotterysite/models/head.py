@@ -18,8 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import LotterysiteError
 
-class HeadError(ValueError):
+
+class HeadError(LotterysiteError, ValueError):
     """A model whose logits do not come from a final nn.Linear; the message names the model and what was found."""
 
 

@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .head import locate_classifier
+from ..errors import LotterysiteError
+from .head import locate_classifier, static_classifier
 
 IMPORT_PATH = re.compile(r"^(?P<module>[^:]+):(?P<function>[A-Za-z_]\w*)$")
 # Per-channel mean and std the published ImageNet weights were trained with (torchvision's transforms).
@@ -39,7 +40,7 @@ NORMS = {
 INPUT_NORMS = ("none", *NORMS)
 
 
-class ModelError(ValueError):
+class ModelError(LotterysiteError, ValueError):
     """A model or weights file that cannot be used; the message names the path or file and the fix."""
 
 
@@ -157,13 +158,19 @@ def imported_model(path: str, *, num_classes: int, in_channels: int, image_size:
     return model
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state_dict from FILE: a plain one, or one under "state_dict" or "model" (read with weights_only=True)."""
+def read_state_dict(path: str | os.PathLike, *, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """A state_dict from FILE: a plain one, or one under "state_dict" or "model" (read with weights_only=True).
+    `mmap`: map the file instead of reading it (checking keys and shapes of a large file costs no memory)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelError(f"weights file {path} not found; save one with torch.save(model.state_dict(), {path.name!r})")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            payload = torch.load(path, map_location="cpu", weights_only=True)  # the legacy format cannot be mapped
     except Exception as e:  # torch raises several types; its advice to pass weights_only=False would run code
         raise ModelError(f"{path}: not a readable weights file ({type(e).__name__}); save a plain state_dict with "
                          "torch.save(model.state_dict(), FILE)") from None  # fmt: skip
@@ -180,16 +187,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return payload
 
 
-def _fit_torchvision_layout(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map a torchvision state_dict onto a TorchvisionAdapter (body.<key>, classifier.<key>)."""
+def _fit_torchvision_layout(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, str]:
+    """How a torchvision state_dict's keys map onto a TorchvisionAdapter (body.<key>, classifier.<key>): the
+    model's key for each of the file's keys (the identity when the file already has the model's keys)."""
     head = getattr(model, "torchvision_head", None)
     own = model.state_dict()
     if head is None or set(state) <= set(own):
-        return state
-    out = {}
-    for k, v in state.items():
-        out[f"classifier.{k[len(head) + 1 :]}" if k.startswith(head + ".") else f"body.{k}"] = v
-    return out
+        return {k: k for k in state}
+    return {k: f"classifier.{k[len(head) + 1 :]}" if k.startswith(head + ".") else f"body.{k}" for k in state}
 
 
 def _short(keys) -> str:
@@ -197,26 +202,43 @@ def _short(keys) -> str:
     return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
 
 
-def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load `state` into `model` strictly; missing, unexpected or mis-shaped keys are an error naming them."""
-    state = _fit_torchvision_layout(model, state)
+def fit_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """`state` with the model's keys, checked to fit `model` exactly (nothing loaded, so `model` may live on the
+    meta device); missing, unexpected or mis-shaped keys are an error naming them as the file spells them."""
+    keys = _fit_torchvision_layout(model, state)
+    mapped = {keys[k]: v for k, v in state.items()}
+    spelled = {m: k for k, m in keys.items()}
     own = model.state_dict()
-    missing, unexpected = set(own) - set(state), set(state) - set(own)
+    missing, unexpected = set(own) - set(mapped), set(mapped) - set(own)
     name = getattr(model, "arch", "") or type(model).__name__
     if missing or unexpected:
         parts = [
             f"missing keys {_short(missing)}" if missing else "",
-            f"unexpected keys {_short(unexpected)}" if unexpected else "",
+            f"unexpected keys {_short(spelled[k] for k in unexpected)}" if unexpected else "",
         ]
         raise ModelError(f"{source}: does not fit {name} ({'; '.join(p for p in parts if p)}); save the "
                          "state_dict of this very architecture (and options)")  # fmt: skip
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
+    head = static_classifier(model)
+    for k, v in mapped.items():
+        if tuple(v.shape) == tuple(own[k].shape):
+            continue
+        if head is not None and k in (f"{head[0]}.weight", f"{head[0]}.bias") and v.shape[1:] == own[k].shape[1:]:
+            # The usual mistake: ImageNet weights (1000 classes) on a data set with fewer class folders.
             raise ModelError(
-                f"{source}: key {k!r} has shape {tuple(v.shape)} but {name} expects {tuple(own[k].shape)}; "
-                "check num_classes and the architecture's options"
+                f"{source}: the weights' classifier {spelled[k]!r} has {v.shape[0]} classes but the data set has "
+                f"{own[k].shape[0]}; use weights trained on these classes, or (class folders) list the weights' "
+                f"{v.shape[0]} class names in their label order in a text file and set [data] classes to it"
             )
-    model.load_state_dict(state)
+        raise ModelError(
+            f"{source}: key {spelled[k]!r} has shape {tuple(v.shape)} but {name} expects {tuple(own[k].shape)}; "
+            "check num_classes and the architecture's options"
+        )
+    return mapped
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `model` strictly (`fit_state`'s checks first)."""
+    model.load_state_dict(fit_state(model, state, source))
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:

@@ -11,8 +11,10 @@ from torch import nn
 
 from ..data import ImageFolderSet, load_dataset, load_imagefolder
 from ..data._registry import DataSplits
-from ..models import create_model, load_weights
+from ..models import ModelError, create_model, load_weights, read_state_dict
+from ..models.imported import fit_state
 from ..pruning import load_pruned_elsewhere
+from ..pruning.external import merge_prune_masks
 from .recipe import ArchConfig, ExternalModel, Recipe, RecipeError, model_key
 
 
@@ -36,11 +38,34 @@ def check_inputs(recipe: Recipe) -> None:
                               "state_dict or checkpoint of the pruned model")  # fmt: skip
 
 
+def check_weights(recipe: Recipe, *, num_classes: int, in_channels: int, image_size: int) -> None:
+    """Every `weights` file and [[models]] file fits its architecture built for this data set (keys, shapes, class
+    count), before any work: one line naming the field and the file's key, not a traceback after the first unit.
+    The models are built on the meta device and the files memory-mapped, so a ResNet-50 check costs no memory."""
+    shape = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+
+    def check(field: str, arch: ArchConfig, path: str, prune_masks: bool) -> None:
+        try:
+            with torch.device("meta"):
+                model = create_model(arch.model.arch, **shape, **arch.model.options)
+            state = read_state_dict(path, mmap=True)
+            fit_state(model, merge_prune_masks(state, path) if prune_masks else state, path)
+        except ModelError as e:
+            raise RecipeError(f"{recipe.path}: field {field!r}: {e}") from None
+
+    for i, a in enumerate(recipe.architectures):
+        if a.weights:
+            check(f"architectures[{i}].weights", a, a.weights, False)
+    for i, m in enumerate(recipe.models):
+        check(f"models[{i}].file", next(a for a in recipe.architectures if a.model.arch == m.base), m.file, True)
+
+
 def load_splits(recipe: Recipe) -> DataSplits:
     """The recipe's data set: a registry data set in memory, or a class-folder set decoded per batch."""
     d = recipe.data
     if d.name == "imagefolder":
-        s = load_imagefolder(d.root, d.image_size, classes=d.classes, skip_unreadable=d.skip_unreadable)
+        s = load_imagefolder(d.root, d.image_size, classes=d.classes, skip_unreadable=d.skip_unreadable,
+                             resize=d.resize)  # fmt: skip
         return DataSplits(s.train, s.test)
     return load_dataset(d.name, d.root, trust_pickles=d.trust_pickles)
 

@@ -264,6 +264,8 @@ class _Runner:
         splits = custom.load_splits(r)
         # Every check that needs the data runs now, before a single model trains.
         check_against_data(r, splits.train, splits.test)
+        custom.check_weights(r, num_classes=splits.train.num_classes, in_channels=splits.train.in_channels,
+                             image_size=splits.train.image_size)  # fmt: skip
         data = DataSplits(splits.train.head(r.data.train_subset), splits.test.head(r.data.test_subset))
         eval_set = custom.cache_images(data.test.head(r.eval_subset), self.work)
         for i, a in enumerate(r.architectures):

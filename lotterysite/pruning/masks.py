@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import LotterysiteError
 from ..models import find_classifier
 
 # Unstructured pruning of convolutions and fully connected layers (paper §3.1); biases and norms stay dense.
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-class MaskError(ValueError):
+class MaskError(LotterysiteError, ValueError):
     """Masks do not fit a model; the message names the parameter and the fix."""
 
 
