@@ -70,3 +70,19 @@ def recipe_fields():
 def test_every_recipe_field_is_documented(field):
     table = README.split("## Recipes", 1)[1].split("## The store", 1)[0]
     assert re.search(rf"\b{field}\b", table), field
+
+
+def test_publish_walkthrough_recipe_parses():
+    """site_src/publish.md's step 4 is the recipe a newcomer copies: it must parse as written (files and folders
+    are checked when it runs), with its commented `classes` line working when uncommented."""
+    from lotterysite.precompute import parse_recipe
+
+    md = (ROOT / "site_src" / "publish.md").read_text()
+    block = md.split("4. **The recipe**", 1)[1].split("`precompute/imagenet-resnet.toml`", 1)[0]
+    text = "\n".join(line[8:] for line in block.splitlines()[1:] if line.startswith("        ") or not line.strip())
+    recipe = parse_recipe(text, "my-study.toml")
+    assert recipe.data.name == "imagefolder" and recipe.data.image_size == 224 and recipe.data.classes is None
+    assert [a.model.arch for a in recipe.architectures] == ["tv:resnet18"] and recipe.architectures[0].weights
+    assert [m.label for m in recipe.models] == ["their-method"]
+    uncommented = parse_recipe(text.replace('# classes = "classes.txt"', 'classes = "classes.txt"'), "my-study.toml")
+    assert uncommented.data.classes.endswith("classes.txt")

@@ -39,6 +39,57 @@ def test_resize_shorter_side_then_centre_crop(tmp_path):
     assert out[:, :, :4].max() == 0 and out[:, :, 6:].min() == 255
 
 
+def test_decoding_is_torchvisions_resize_and_centre_crop_pixel_for_pixel(imagenet_folder, tmp_path):
+    """The independent reference: torchvision's Resize(resize) + CenterCrop(image_size) on the PIL image, the
+    evaluation transform published ImageNet accuracies use (256 / 224), on the real photos and on odd shapes where
+    the rounding of the longer side and of the crop offset matter (the first rules rounded the side, floored the
+    offset: off by a pixel row on these)."""
+    from torchvision import transforms
+
+    rng = np.random.default_rng(0)
+    odd = []
+    for w, h in ((257, 300), (300, 259), (333, 251), (225, 224), (224, 225), (500, 375)):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(tmp_path / f"{w}x{h}.png")
+        odd.append(tmp_path / f"{w}x{h}.png")
+    photos = sorted((imagenet_folder / "val").glob("*/*.jpg"))[:6]
+    for resize, size in ((256, 224), (None, 224), (73, 64), (None, 57)):
+        reference = transforms.Compose([transforms.Resize(resize or size), transforms.CenterCrop(size)])
+        for f in photos + odd:
+            with Image.open(f) as img:
+                expected = np.asarray(reference(img.convert("RGB"))).transpose(2, 0, 1)
+            assert np.array_equal(decode_image(f, size, 3, resize), expected), (f.name, resize, size)
+    data = load_imagefolder(imagenet_folder, 224, resize=256)
+    first = data.test.files[0]
+    with Image.open(first) as img:
+        expected = np.asarray(transforms.CenterCrop(224)(transforms.Resize(256)(img.convert("RGB"))))
+    assert torch.equal(data.test.images_at([0])[0], torch.from_numpy(expected.transpose(2, 0, 1).copy()))
+    # The pixels' fingerprint (the cache's name) follows resize.
+    assert data.test.fingerprint() != load_imagefolder(imagenet_folder, 224).test.fingerprint()
+    with pytest.raises(DataError, match="resize 200 must be an integer >= image_size 224"):
+        load_imagefolder(imagenet_folder, 224, resize=200)
+
+
+def test_16_bit_gray_images_are_scaled_not_clipped(tmp_path):
+    """A 16-bit gray PNG (Pillow mode I;16): Pillow's own conversion to 8 bits clips at 255 (the image turns white);
+    the decoded image is its high byte, as torchvision's to_dtype(torch.uint8, scale=True) gives."""
+    from torchvision.transforms import v2
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 65536, (24, 24), np.uint16)).save(tmp_path / split / c / "0.png")
+    data = load_imagefolder(tmp_path, 24)
+    assert data.test.in_channels == 1
+    for i, f in enumerate(data.test.files):
+        with Image.open(f) as img:
+            assert img.mode.startswith("I;16")
+            raw = torch.from_numpy(np.asarray(img).astype(np.int32)).to(torch.uint16)[None]
+        expected = v2.functional.to_dtype(raw, torch.uint8, scale=True)
+        assert torch.equal(data.test.images_at([i])[0], expected)
+        assert 100 < float(expected.float().mean()) < 155  # uniform noise: mid-gray, not clipped white
+
+
 def test_gray_when_every_image_is_gray(tmp_path):
     rng = np.random.default_rng(0)
     for split in ("train", "test"):

@@ -4,10 +4,12 @@
     ROOT/test/<class>/*  (or ROOT/val/<class>/*) evaluation images
 
 Class names are the folder names, sorted; the test split must have the same class folders as the train split.
-Every image is resized so its shorter side is `image_size` (bilinear, antialiased) and centre-cropped to
-`image_size` x `image_size`: the standard evaluation transform. Images are RGB, or gray when every image of both
-splits is stored gray (WebP has no gray mode: a gray WebP reads as RGB). Files whose suffix is not an image
-suffix, and hidden files, are ignored, as torchvision does.
+Every image is resized so its shorter side is `resize` (default `image_size`; bilinear, antialiased) and
+centre-cropped to `image_size` x `image_size`: torchvision's `Resize(resize)` + `CenterCrop(image_size)` on PIL
+images, pixel for pixel (its rounding of the longer side and of the crop offset), the standard evaluation transform
+(ImageNet's published accuracies use resize 256, image_size 224). Images are RGB, or gray when every image of both
+splits is stored gray (WebP has no gray mode: a gray WebP reads as RGB); 16-bit gray images keep their high byte.
+Files whose suffix is not an image suffix, and hidden files, are ignored, as torchvision does.
 
 Samples are ordered round-robin over the classes (the first image of every class, then the second, ...), so the
 first N samples (`eval_subset`, `head(N)`) cover the classes evenly instead of holding the first few classes only.
@@ -37,6 +39,10 @@ from .imageset import DataError, ImageSet, batch_indices
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+# Version of the decoding rules, in every pixel fingerprint (a cache built by older rules is never reused).
+# 2: torchvision's rounding (longer side truncated, crop offset rounded), 16-bit gray scaled to 8 bits (it was
+# clipped at 255); 1 rounded the side and floored the offset.
+DECODE = 2
 CACHE_LIMIT = 8 * 2**30  # bytes of uint8 pixels a split's memory-mapped cache may take (ImageNet val, 224 px: 7.5 GB)
 TEST_FOLDERS = ("test", "val")  # the evaluation split's folder, first that exists
 
@@ -89,19 +95,27 @@ def _probe(path: Path, *, decode: bool) -> str:
         ) from None
 
 
-def decode_image(path: Path, image_size: int, channels: int) -> np.ndarray:
-    """One image as uint8 C x image_size x image_size: shorter side resized to image_size, centre crop."""
+def decode_image(path: Path, image_size: int, channels: int, resize: int | None = None) -> np.ndarray:
+    """One image as uint8 C x image_size x image_size: shorter side resized to `resize` (default image_size),
+    centre crop; the sizes and offsets torchvision's Resize and CenterCrop compute."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
+            if img.mode == "I" or img.mode.startswith("I;16"):
+                # 16-bit gray (PNG, TIFF): Pillow's convert("L") clips at 255, which turns the image white. Keep
+                # the high byte instead, as torchvision's to_dtype(uint8, scale=True) does.
+                high = (np.clip(np.asarray(img, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+                img = Image.fromarray(high, "L")
             img = img.convert("L" if channels == 1 else "RGB")
             w, h = img.size
-            scale = image_size / min(w, h)
-            nw, nh = max(image_size, round(w * scale)), max(image_size, round(h * scale))
+            short = resize or image_size
+            # torchvision.transforms.functional._compute_resized_output_size: the longer side is truncated.
+            nw, nh = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
             if (nw, nh) != (w, h):
                 img = img.resize((nw, nh), Image.BILINEAR)
-            left, top = (nw - image_size) // 2, (nh - image_size) // 2
+            # torchvision's center_crop: the offset is rounded (half to even), not floored.
+            left, top = int(round((nw - image_size) / 2.0)), int(round((nh - image_size) / 2.0))
             img = img.crop((left, top, left + image_size, top + image_size))
             arr = np.array(img, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
@@ -129,6 +143,7 @@ class ImageFolderSet:
     skipped: tuple[Path, ...] = ()  # unreadable files left out (skip_unreadable=True)
     workers: int = 4  # decoding threads
     cache_file: Path | None = None  # memory-mapped uint8 N x C x S x S, set by `cached`
+    resize: int | None = None  # shorter side before the centre crop (None: image_size)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -164,7 +179,7 @@ class ImageFolderSet:
             return torch.from_numpy(np.ascontiguousarray(self._memmap()[index]))
         if not index:
             return torch.empty((0, self.in_channels, self.image_size, self.image_size), dtype=torch.uint8)
-        args = [(self.files[i], self.image_size, self.in_channels) for i in index]
+        args = [(self.files[i], self.image_size, self.in_channels, self.resize) for i in index]
         if self.workers > 1 and len(args) > 1:
             with ThreadPoolExecutor(self.workers) as pool:  # PIL releases the GIL while decoding and resizing
                 arrays = list(pool.map(lambda a: decode_image(*a), args))
@@ -191,8 +206,8 @@ class ImageFolderSet:
         return ImageSet(self.images_at(range(len(self))), self.labels, self.classes, self.name)
 
     def fingerprint(self) -> str:
-        """Hash of what determines the pixels: files (path, size, mtime), image size and channels."""
-        h = hashlib.sha256(f"{self.image_size}/{self.in_channels}".encode())
+        """Hash of what determines the pixels: files (path, size, mtime), sizes, channels, decoding rules."""
+        h = hashlib.sha256(f"{self.image_size}/{self.in_channels}/{self.resize}/{DECODE}".encode())
         for f in self.files:
             st = f.stat()
             h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -291,12 +306,14 @@ def load_imagefolder(
     classes: str | os.PathLike | Sequence[str] | None = None,
     workers: int = 4,
     name: str = "imagefolder",
+    resize: int | None = None,
 ) -> ImageFolderSplits:
     """Scan ROOT/train/<class> and ROOT/test/<class> (or ROOT/val/<class>); decoding happens per batch later.
 
     `classes` (a class-list file or a sequence of names) fixes the class names and their order, e.g. the 1000
     ImageNet classes a published model predicts, when the folders hold only some of them; without it the train
-    split's folder names, sorted, are the classes and the test split must have the same folders.
+    split's folder names, sorted, are the classes and the test split must have the same folders. `resize`: the
+    shorter side before the centre crop (default `image_size`; 256 with image_size 224 is ImageNet's evaluation).
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -305,6 +322,9 @@ def load_imagefolder(
         )
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
         raise DataError(f"image_size {image_size!r} must be an integer >= 8 (pixels per side after the centre crop)")
+    if resize is not None and (not isinstance(resize, int) or isinstance(resize, bool) or resize < image_size):
+        raise DataError(f"resize {resize!r} must be an integer >= image_size {image_size} (the shorter side before "
+                        "the centre crop)")  # fmt: skip
     test_dir = next((root / d for d in TEST_FOLDERS if (root / d).is_dir()), root / TEST_FOLDERS[0])
     if not test_dir.is_dir():
         raise DataError(f"{root / 'test'} is missing (and so is {root / 'val'}); put the evaluation images in "
@@ -321,6 +341,7 @@ def load_imagefolder(
     def make(items, skipped, split):
         files = tuple(f for f, _ in items)
         labels = torch.tensor([label for _, label in items], dtype=torch.int64)
-        return ImageFolderSet(files, labels, classes, image_size, channels, f"{name}/{split}", skipped, workers)
+        return ImageFolderSet(files, labels, classes, image_size, channels, f"{name}/{split}", skipped, workers,
+                              resize=resize)  # fmt: skip
 
     return ImageFolderSplits(make(train, train_skipped, "train"), make(test, test_skipped, test_dir.name))

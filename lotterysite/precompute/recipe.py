@@ -520,7 +520,7 @@ def check_against_data(recipe: Recipe, train, test) -> None:
 
 def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:
     if data.name != "imagefolder":
-        for key in ("image_size", "classes"):
+        for key in ("image_size", "resize", "classes"):
             if getattr(data, key) is not None:
                 r.fail(key, f'applies to name = "imagefolder" only, not {data.name!r}; remove it')
         return data if data.root is None else dataclasses.replace(data, root=_resolve(path, data.root))
@@ -538,6 +538,9 @@ def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:
             "image_size",
             f"must be an integer >= 8 (pixels per side after resize and centre crop), got {data.image_size!r}",
         )
+    if data.resize is not None and data.resize < data.image_size:
+        r.fail("resize", f"is {data.resize}, smaller than image_size {data.image_size}: it is the shorter side "
+                         "before the centre crop (ImageNet's evaluation: resize = 256, image_size = 224)")  # fmt: skip
     # Files and folders are checked when the recipe runs (precompute.custom.check_inputs), so a recipe parses
     # on any machine.
     classes = _resolve(path, data.classes) if data.classes else None
