@@ -138,6 +138,16 @@ def test_bad_recipes_are_one_line_naming_the_field(study, imagenet_folder, tmp_p
         ("image_size = 64", "image_size = 64\nresize = 32"): "field 'data.resize' is 32, smaller than image_size 64",
         ("image_size = 64", "image_size = 64\nresize = 72.5"): "field 'data.resize'",
         ('base = "tv:resnet18"', 'base = "tv:resnet50"'): "field 'models[0].base' is 'tv:resnet50', not the arch",
+        # A label of lotterysite's own methods would put the model on that method's curve, or (at the same amount)
+        # give it the same work files as the own model: a mixed store.
+        ('label = "torch-l1"', 'label = "magnitude"\namount = 0.5'): "field 'models[0].label' is 'magnitude', a "
+        "name lotterysite's own models use",
+        ('label = "torch-l1"', 'label = "Magnitude_Retrain"'): "field 'models[0].label' is 'Magnitude_Retrain', a name",
+        ('label = "torch-l1"', 'label = "torch-l1 "'): "field 'models[0].label' must be a method name",
+        (
+            'label = "torch-l1"\n',
+            'label = "torch l1"\n[[models]]\nfile = "resnet18-l1.pt"\nbase = "tv:resnet18"\nlabel = "torch_l1"\n',
+        ): "field 'models[1].label' is 'torch_l1', which names the same work files as",
         # Files and folders are checked when the recipe runs, before any work.
         ('weights = "resnet18.pt"', 'weights = "absent.pt"'): "field 'architectures[0].weights' is",
         (f'root = "{imagenet_folder}"', 'root = "nowhere"'): "field 'data.root' is",

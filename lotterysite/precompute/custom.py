@@ -15,7 +15,7 @@ from ..models import ModelError, create_model, load_weights, read_state_dict
 from ..models.imported import fit_state
 from ..pruning import load_pruned_elsewhere
 from ..pruning.external import merge_prune_masks
-from .recipe import ArchConfig, ExternalModel, Recipe, RecipeError, model_key
+from .recipe import ArchConfig, Recipe, RecipeError, external_id, model_key
 
 
 def check_inputs(recipe: Recipe) -> None:
@@ -85,10 +85,6 @@ def model_from_weights(arch_cfg: ArchConfig, *, num_classes: int, in_channels: i
     model = create_model(arch_cfg.model.arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
                          **arch_cfg.model.options)  # fmt: skip
     return load_weights(model, arch_cfg.weights)
-
-
-def external_id(m: ExternalModel) -> str:
-    return f"{m.base}/{m.label}" + (f"/{m.amount:g}" if m.amount is not None else "")
 
 
 def plan_external(recipe: Recipe, entry_cls, inputs: dict[str, str], fingerprint) -> list:

@@ -353,6 +353,12 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         top.fail(
             "models", "lists two models with the same base, label and amount; give each a different label or amount"
         )
+    keys = [model_key(external_id(m)) for m in externals]  # the names of their work files
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            other = externals[keys.index(key)]
+            top.fail(f"models[{i}].label", f"is {externals[i].label!r}, which names the same work files as "
+                     f"{other.label!r} (spaces, '-' and '_' read alike there); choose another")  # fmt: skip
 
     sweeps = []
     prune_kinds = {f.name: _KINDS.get(str(f.type)) for f in dataclasses.fields(PruneConfig)}
@@ -579,8 +585,16 @@ def _external_model(r: _Reader, archs: list[ArchConfig], path: str) -> ExternalM
     if base not in known:
         r.fail("base", f"is {base!r}, not the arch of an [[architectures]] table; known: {', '.join(known)}")
     label = r.get("label", str)
-    if not label or not all(c.isalnum() or c in "-_ " for c in label) or label == "dense":
-        r.fail("label", f"must be a method name of letters, digits, '-', '_' or spaces (not 'dense'), got {label!r}")
+    if not label or not all(c.isalnum() or c in "-_ " for c in label) or label != label.strip() or label == "dense":
+        r.fail("label", f"must be a method name of letters, digits, '-', '_' or inner spaces (not 'dense'), got "
+                        f"{label!r}")  # fmt: skip
+    # lotterysite's own models carry the method names (and "<method>+retrain"): a model pruned elsewhere under one
+    # of them would sit on that method's curve on the site, or share its work files at the same amount.
+    plain = "".join(c for c in label.lower() if c.isalnum())
+    taken = {name for m in list_methods() for name in (m, m + "retrain")} | {"dense"}
+    if plain in taken:
+        r.fail("label", f"is {label!r}, a name lotterysite's own models use ({', '.join(list_methods())}, with "
+                        "'+retrain', and dense); name the tool or method that pruned this model")  # fmt: skip
     amount = r.get("amount", float, None)
     if amount is not None and not 0.0 <= amount < 1.0:
         r.fail("amount", f"is {amount}, outside [0, 1): an amount is the fraction of weights removed")
@@ -612,6 +626,11 @@ def model_id(arch: str, method: str, amount: float, *, retrained: bool, seed: in
     else:
         base = f"{arch}/{method}{'+retrain' if retrained else ''}/{amount:g}"
     return f"{base}/s{seed}" if many_seeds else base
+
+
+def external_id(m: ExternalModel) -> str:
+    """Model id of a [[models]] entry: base/label, and /amount when the recipe places it."""
+    return f"{m.base}/{m.label}" + (f"/{m.amount:g}" if m.amount is not None else "")
 
 
 def model_key(model_id: str) -> str:
