@@ -238,3 +238,18 @@ def test_a_file_arch_s_code_is_in_its_fingerprint(study):
     after = input_digests(load_recipe(copy / "recipe.toml"), DigestCache(folder / "d2.json", trust=False))
     assert after["source:headnet.py:build"] != before["source:headnet.py:build"]
     assert after["weights:tv:resnet18"] == before["weights:tv:resnet18"]
+
+
+def test_two_models_never_share_work_files(study, monkeypatch):
+    """The last guard behind the recipe checks: a plan where two models' keys (their work files' names) coincide
+    is refused in one line naming both, instead of one model's results overwriting the other's."""
+    from lotterysite.precompute import run
+
+    folder, _, _ = study
+    recipe = load_recipe(folder / "recipe.toml")
+    assert len({e.key for e in run.plan_models(recipe)}) == len(run.plan_models(recipe))
+    clash = run.ModelEntry("tv:resnet18/x", run.model_key("tv:resnet18/dense"), "tv:resnet18", "x", 0.5, False, 0,
+                           "fp", file="x.pt")  # fmt: skip
+    monkeypatch.setattr(run.custom, "plan_external", lambda *a: [clash])
+    with pytest.raises(RecipeError, match=r"models 'tv:resnet18/dense' and 'tv:resnet18/x' would share the work files"):
+        run.plan_models(recipe)

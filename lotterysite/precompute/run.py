@@ -64,7 +64,7 @@ from . import aggregate as agg
 from . import custom, results_file
 from .curse import random_vector_angles, width_sweep
 from .executors import EXECUTORS, SlurmOptions, Unit, run_plan
-from .recipe import Recipe, check_against_data, model_id, model_key, shipped_rows
+from .recipe import Recipe, RecipeError, check_against_data, model_id, model_key, shipped_rows
 from .stream import ResultsWriter, should_stream, stream_results
 
 PNG_SIDE = 32  # pixels: thumbnails of images up to this size ship as they are, as PNG
@@ -195,7 +195,15 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
                         out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp,
                                               parent=parent))  # fmt: skip
                         parent = mid  # the retrained copy retrains this very pruned model
-    return out + custom.plan_external(recipe, ModelEntry, inputs, _fingerprint)
+    out += custom.plan_external(recipe, ModelEntry, inputs, _fingerprint)
+    # Every model's work files are named by its key: two models with one key would overwrite each other's results
+    # (a mixed store). The recipe checks make this unreachable; this is the last guard.
+    seen: dict[str, str] = {}
+    for e in out:
+        if seen.setdefault(e.key, e.model_id) != e.model_id:
+            raise RecipeError(f"{recipe.path}: models {seen[e.key]!r} and {e.model_id!r} would share the work files "
+                              f"{e.key}; rename an [[architectures]] arch or a [[models]] label")  # fmt: skip
+    return out
 
 
 class StoredResults(Mapping):
