@@ -189,3 +189,35 @@ def test_a_classifier_without_a_name_is_found_by_running_the_model_once(mynet, t
     assert torch.allclose(geometry.length.double(), feats.norm(dim=1), rtol=1e-5)
     cos = (feats @ w.T) / feats.norm(dim=1, keepdim=True) / w.norm(dim=1)
     assert torch.allclose(geometry.angle.double(), torch.rad2deg(torch.acos(cos.clamp(-1, 1))), atol=1e-3)
+
+
+@pytest.mark.parametrize("name, size", [("googlenet", 64), ("inception_v3", 80)])
+def test_googlenet_and_inception_as_torchvision_publishes_them(name, size, tmp_path):
+    """Their published weights are saved without the auxiliary heads and expect transform_input = True (ImageNet-
+    normalised input re-normalised inside the model). A recipe entry with `weights` builds them so: the logits
+    equal torchvision's model, built as its weights builder builds it, on ImageNet-normalised images. And in
+    training mode (retraining, Taylor, MPT) the wrapped model returns logits, not torchvision's aux-logits tuple."""
+    import warnings
+
+    from lotterysite.precompute import parse_recipe
+
+    warnings.simplefilter("ignore", FutureWarning)  # torchvision's note on these models' initialisation
+    torch.manual_seed(0)
+    reference = torchvision.models.get_model(name, num_classes=10, aux_logits=False, transform_input=True,
+                                             init_weights=False).eval()  # fmt: skip
+    torch.save(reference.state_dict(), tmp_path / "w.pt")
+    text = f'name = "x"\n[data]\nname = "imagefolder"\nroot = "x"\nimage_size = {size}\n'
+    recipe = parse_recipe(text + f'[[architectures]]\narch = "tv:{name}"\nweights = "w.pt"\n', str(tmp_path / "r.toml"))
+    options = recipe.architectures[0].model.options
+    assert options == {"input_norm": "imagenet", "transform_input": True}
+    model = load_weights(create_model(f"tv:{name}", num_classes=10, in_channels=3, image_size=size, **options),
+                         tmp_path / "w.pt")  # fmt: skip
+    x = torch.rand(2, 3, size, size)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference((x - mean) / std), atol=1e-5)
+    model.train()
+    out = model(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 10)
+    out.sum().backward()  # a training step's graph

@@ -61,6 +61,11 @@ class TorchvisionAdapter(Classifier):
         return torch.flatten(self.body(self.standardize(x)), 1)
 
 
+# Models with auxiliary classifiers, and whose published weights expect torchvision's transform_input = True (they
+# were trained on (x - 0.5) / 0.5 and re-normalise ImageNet-normalised input inside the model).
+AUX_LOGITS = ("googlenet", "inception_v3")
+
+
 def torchvision_model(name: str, *, num_classes: int, in_channels: int, image_size: int, **options) -> Classifier:
     """`tv:<name>`: torchvision's architecture `name`, randomly initialised, in the model contract."""
     import torchvision
@@ -74,6 +79,10 @@ def torchvision_model(name: str, *, num_classes: int, in_channels: int, image_si
             "use a registry model for grayscale data"
         )
     input_norm = options.pop("input_norm", "standardize")
+    if name in AUX_LOGITS:
+        # In training mode these return (logits, aux logits...) tuples, which training, Taylor, MPT and the feature
+        # hook cannot use; torchvision's published weights are saved without the auxiliary heads as well.
+        options.setdefault("aux_logits", False)
     model = TorchvisionAdapter(
         torchvision.models.get_model(name, weights=None, num_classes=num_classes, **options), input_norm
     )

@@ -559,6 +559,7 @@ def _check_own_arch(r: _Reader, arch: str, options: dict, checkpoint, weights, p
     arch keeps its spelling; the file it names, relative to the recipe, goes into `sources`."""
     from ..models import ModelError
     from ..models.imported import is_import_path, register_sources, resolve_factory
+    from ..models.torchvision_adapter import AUX_LOGITS
 
     if is_import_path(arch):
         module = arch.partition(":")[0]
@@ -575,6 +576,8 @@ def _check_own_arch(r: _Reader, arch: str, options: dict, checkpoint, weights, p
         weights = _resolve(path, weights)
         if arch.startswith("tv:") and "input_norm" not in options:
             options = {**options, "input_norm": "imagenet"}
+        if arch.startswith("tv:") and arch[3:] in AUX_LOGITS and "transform_input" not in options:
+            options = {**options, "transform_input": True}  # as torchvision builds them for its published weights
     return options, weights
 
 
