@@ -86,3 +86,16 @@ def test_publish_walkthrough_recipe_parses():
     assert [m.label for m in recipe.models] == ["their-method"]
     uncommented = parse_recipe(text.replace('# classes = "classes.txt"', 'classes = "classes.txt"'), "my-study.toml")
     assert uncommented.data.classes.endswith("classes.txt")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "precompute").glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_recipe_parses(path):
+    """The shipped recipes are what users copy: each parses as it stands (its data and weights are checked when it
+    runs, on the machine that has them)."""
+    from lotterysite.precompute import load_recipe
+
+    recipe = load_recipe(path)
+    assert recipe.architectures and recipe.name == path.stem
+    if recipe.data.name == "imagefolder":  # published ImageNet weights: their evaluation transform and normalisation
+        assert (recipe.data.resize, recipe.data.image_size) == (256, 224)
+        assert all(a.model.options.get("input_norm") == "imagenet" for a in recipe.architectures if a.weights)
