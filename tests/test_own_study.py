@@ -240,6 +240,20 @@ def test_a_file_arch_s_code_is_in_its_fingerprint(study):
     assert after["weights:tv:resnet18"] == before["weights:tv:resnet18"]
 
 
+def test_the_decoding_rules_are_in_the_data_fingerprint(study, monkeypatch):
+    """Changing how class-folder images are decoded (data.imagefolder.DECODE) changes the data digest every model,
+    evaluation and corruption fingerprint holds: no result computed on the old pixels is reused."""
+    from lotterysite.data import imagefolder
+    from lotterysite.fileio import DigestCache
+    from lotterysite.precompute.run import input_digests
+
+    folder, _, _ = study
+    recipe = load_recipe(folder / "recipe.toml")
+    before = input_digests(recipe, DigestCache(folder / "d3.json", trust=False))["data"]
+    monkeypatch.setattr(imagefolder, "DECODE", imagefolder.DECODE + 1)
+    assert input_digests(recipe, DigestCache(folder / "d3.json", trust=False))["data"] != before
+
+
 def test_two_models_never_share_work_files(study, monkeypatch):
     """The last guard behind the recipe checks: a plan where two models' keys (their work files' names) coincide
     is refused in one line naming both, instead of one model's results overwriting the other's."""

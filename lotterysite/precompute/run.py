@@ -116,6 +116,10 @@ def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
     out = {}
     folder = data_folder(recipe.data.name, recipe.data.root)
     out["data"] = digests.tree(folder) if folder is not None and folder.is_dir() else ""
+    if recipe.data.name == "imagefolder":  # the decoding rules make its pixels as much as the files do
+        from ..data.imagefolder import DECODE
+
+        out["data"] = _fingerprint(out["data"], f"decode {DECODE}")
     if recipe.data.classes:  # a class-folder set's class list fixes the labels
         classes = Path(recipe.data.classes)
         out["data"] = _fingerprint(out["data"], digests.digest(classes) if classes.is_file() else "")
