@@ -18,6 +18,7 @@ class DataConfig:
     trust_pickles: bool = False  # read CIFAR pickles whose MD5 is not the official archive's (they can run code)
     image_size: int | None = None  # imagefolder: pixels per side after shorter-side resize and centre crop
     resize: int | None = None  # imagefolder: shorter side before the centre crop (None: image_size; ImageNet: 256)
+    interpolation: str | None = None  # imagefolder: of that resize, "bilinear" (None) or "bicubic"
     classes: str | None = None  # imagefolder: class-list file (one name a line) fixing class names and their order
     skip_unreadable: bool = False  # imagefolder: leave unreadable images out (and count them) instead of failing
 

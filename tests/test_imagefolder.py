@@ -1,5 +1,6 @@
 """Class-folder data sets on real photos (the foolbox ImageNet JPEGs), and every bad input as a one-line error."""
 
+import itertools
 import shutil
 
 import numpy as np
@@ -52,12 +53,13 @@ def test_decoding_is_torchvisions_resize_and_centre_crop_pixel_for_pixel(imagene
         Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(tmp_path / f"{w}x{h}.png")
         odd.append(tmp_path / f"{w}x{h}.png")
     photos = sorted((imagenet_folder / "val").glob("*/*.jpg"))[:6]
-    for resize, size in ((256, 224), (None, 224), (73, 64), (None, 57)):
-        reference = transforms.Compose([transforms.Resize(resize or size), transforms.CenterCrop(size)])
+    modes = {"bilinear": transforms.InterpolationMode.BILINEAR, "bicubic": transforms.InterpolationMode.BICUBIC}
+    for (resize, size), mode in itertools.product(((256, 224), (None, 224), (73, 64), (None, 57)), modes):
+        reference = transforms.Compose([transforms.Resize(resize or size, modes[mode]), transforms.CenterCrop(size)])
         for f in photos + odd:
             with Image.open(f) as img:
                 expected = np.asarray(reference(img.convert("RGB"))).transpose(2, 0, 1)
-            assert np.array_equal(decode_image(f, size, 3, resize), expected), (f.name, resize, size)
+            assert np.array_equal(decode_image(f, size, 3, resize, mode), expected), (f.name, resize, size, mode)
     data = load_imagefolder(imagenet_folder, 224, resize=256)
     first = data.test.files[0]
     with Image.open(first) as img:
@@ -65,8 +67,13 @@ def test_decoding_is_torchvisions_resize_and_centre_crop_pixel_for_pixel(imagene
     assert torch.equal(data.test.images_at([0])[0], torch.from_numpy(expected.transpose(2, 0, 1).copy()))
     # The pixels' fingerprint (the cache's name) follows resize.
     assert data.test.fingerprint() != load_imagefolder(imagenet_folder, 224).test.fingerprint()
+    bicubic = load_imagefolder(imagenet_folder, 224, resize=256, interpolation="bicubic")
+    assert bicubic.test.fingerprint() != data.test.fingerprint()
+    assert not torch.equal(bicubic.test.images_at([0]), data.test.images_at([0]))
     with pytest.raises(DataError, match="resize 200 must be an integer >= image_size 224"):
         load_imagefolder(imagenet_folder, 224, resize=200)
+    with pytest.raises(DataError, match="interpolation 'nearest' is not one of 'bilinear', 'bicubic'"):
+        load_imagefolder(imagenet_folder, 224, interpolation="nearest")
 
 
 def test_16_bit_gray_images_are_scaled_not_clipped(tmp_path):

@@ -137,6 +137,7 @@ def test_bad_recipes_are_one_line_naming_the_field(study, imagenet_folder, tmp_p
         ("image_size = 64", ""): "field 'data.image_size' must be an integer >= 8",
         ("image_size = 64", "image_size = 64\nresize = 32"): "field 'data.resize' is 32, smaller than image_size 64",
         ("image_size = 64", "image_size = 64\nresize = 72.5"): "field 'data.resize'",
+        ("image_size = 64", "image_size = 64\ninterpolation = 'lanczos'"): "field 'data.interpolation' is 'lanczos'",
         ('base = "tv:resnet18"', 'base = "tv:resnet50"'): "field 'models[0].base' is 'tv:resnet50', not the arch",
         # A label of lotterysite's own methods would put the model on that method's curve, or (at the same amount)
         # give it the same work files as the own model: a mixed store.

@@ -4,7 +4,8 @@
     ROOT/test/<class>/*  (or ROOT/val/<class>/*) evaluation images
 
 Class names are the folder names, sorted; the test split must have the same class folders as the train split.
-Every image is resized so its shorter side is `resize` (default `image_size`; bilinear, antialiased) and
+Every image is resized so its shorter side is `resize` (default `image_size`; `interpolation` bilinear, the
+default, or bicubic, antialiased as PIL does) and
 centre-cropped to `image_size` x `image_size`: torchvision's `Resize(resize)` + `CenterCrop(image_size)` on PIL
 images, pixel for pixel (its rounding of the longer side and of the crop offset), the standard evaluation transform
 (ImageNet's published accuracies use resize 256, image_size 224). Images are RGB, or gray when every image of both
@@ -43,6 +44,7 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 # 2: torchvision's rounding (longer side truncated, crop offset rounded), 16-bit gray scaled to 8 bits (it was
 # clipped at 255); 1 rounded the side and floored the offset.
 DECODE = 2
+INTERPOLATIONS = ("bilinear", "bicubic")  # torchvision's published weights use one of these (weights.transforms())
 CACHE_LIMIT = 8 * 2**30  # bytes of uint8 pixels a split's memory-mapped cache may take (ImageNet val, 224 px: 7.5 GB)
 TEST_FOLDERS = ("test", "val")  # the evaluation split's folder, first that exists
 
@@ -95,7 +97,9 @@ def _probe(path: Path, *, decode: bool) -> str:
         ) from None
 
 
-def decode_image(path: Path, image_size: int, channels: int, resize: int | None = None) -> np.ndarray:
+def decode_image(
+    path: Path, image_size: int, channels: int, resize: int | None = None, interpolation: str = "bilinear"
+) -> np.ndarray:
     """One image as uint8 C x image_size x image_size: shorter side resized to `resize` (default image_size),
     centre crop; the sizes and offsets torchvision's Resize and CenterCrop compute."""
     from PIL import Image
@@ -113,7 +117,7 @@ def decode_image(path: Path, image_size: int, channels: int, resize: int | None 
             # torchvision.transforms.functional._compute_resized_output_size: the longer side is truncated.
             nw, nh = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
             if (nw, nh) != (w, h):
-                img = img.resize((nw, nh), Image.BILINEAR)
+                img = img.resize((nw, nh), Image.BICUBIC if interpolation == "bicubic" else Image.BILINEAR)
             # torchvision's center_crop: the offset is rounded (half to even), not floored.
             left, top = int(round((nw - image_size) / 2.0)), int(round((nh - image_size) / 2.0))
             img = img.crop((left, top, left + image_size, top + image_size))
@@ -144,6 +148,7 @@ class ImageFolderSet:
     workers: int = 4  # decoding threads
     cache_file: Path | None = None  # memory-mapped uint8 N x C x S x S, set by `cached`
     resize: int | None = None  # shorter side before the centre crop (None: image_size)
+    interpolation: str = "bilinear"  # of that resize: "bilinear" or "bicubic"
 
     def __len__(self) -> int:
         return len(self.files)
@@ -179,7 +184,7 @@ class ImageFolderSet:
             return torch.from_numpy(np.ascontiguousarray(self._memmap()[index]))
         if not index:
             return torch.empty((0, self.in_channels, self.image_size, self.image_size), dtype=torch.uint8)
-        args = [(self.files[i], self.image_size, self.in_channels, self.resize) for i in index]
+        args = [(self.files[i], self.image_size, self.in_channels, self.resize, self.interpolation) for i in index]
         if self.workers > 1 and len(args) > 1:
             with ThreadPoolExecutor(self.workers) as pool:  # PIL releases the GIL while decoding and resizing
                 arrays = list(pool.map(lambda a: decode_image(*a), args))
@@ -207,7 +212,8 @@ class ImageFolderSet:
 
     def fingerprint(self) -> str:
         """Hash of what determines the pixels: files (path, size, mtime), sizes, channels, decoding rules."""
-        h = hashlib.sha256(f"{self.image_size}/{self.in_channels}/{self.resize}/{DECODE}".encode())
+        sizes = f"{self.image_size}/{self.in_channels}/{self.resize}/{self.interpolation}/{DECODE}"
+        h = hashlib.sha256(sizes.encode())
         for f in self.files:
             st = f.stat()
             h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -307,13 +313,15 @@ def load_imagefolder(
     workers: int = 4,
     name: str = "imagefolder",
     resize: int | None = None,
+    interpolation: str = "bilinear",
 ) -> ImageFolderSplits:
     """Scan ROOT/train/<class> and ROOT/test/<class> (or ROOT/val/<class>); decoding happens per batch later.
 
     `classes` (a class-list file or a sequence of names) fixes the class names and their order, e.g. the 1000
     ImageNet classes a published model predicts, when the folders hold only some of them; without it the train
     split's folder names, sorted, are the classes and the test split must have the same folders. `resize`: the
-    shorter side before the centre crop (default `image_size`; 256 with image_size 224 is ImageNet's evaluation).
+    shorter side before the centre crop (default `image_size`; 256 with image_size 224 is ImageNet's evaluation);
+    `interpolation`: "bilinear" (default) or "bicubic", as the published weights' transforms say.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -325,6 +333,8 @@ def load_imagefolder(
     if resize is not None and (not isinstance(resize, int) or isinstance(resize, bool) or resize < image_size):
         raise DataError(f"resize {resize!r} must be an integer >= image_size {image_size} (the shorter side before "
                         "the centre crop)")  # fmt: skip
+    if interpolation not in INTERPOLATIONS:
+        raise DataError(f"interpolation {interpolation!r} is not one of {', '.join(map(repr, INTERPOLATIONS))}")
     test_dir = next((root / d for d in TEST_FOLDERS if (root / d).is_dir()), root / TEST_FOLDERS[0])
     if not test_dir.is_dir():
         raise DataError(f"{root / 'test'} is missing (and so is {root / 'val'}); put the evaluation images in "
@@ -342,6 +352,6 @@ def load_imagefolder(
         files = tuple(f for f, _ in items)
         labels = torch.tensor([label for _, label in items], dtype=torch.int64)
         return ImageFolderSet(files, labels, classes, image_size, channels, f"{name}/{split}", skipped, workers,
-                              resize=resize)  # fmt: skip
+                              resize=resize, interpolation=interpolation)  # fmt: skip
 
     return ImageFolderSplits(make(train, train_skipped, "train"), make(test, test_skipped, test_dir.name))

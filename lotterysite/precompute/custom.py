@@ -65,7 +65,7 @@ def load_splits(recipe: Recipe) -> DataSplits:
     d = recipe.data
     if d.name == "imagefolder":
         s = load_imagefolder(d.root, d.image_size, classes=d.classes, skip_unreadable=d.skip_unreadable,
-                             resize=d.resize)  # fmt: skip
+                             resize=d.resize, interpolation=d.interpolation or "bilinear")  # fmt: skip
         return DataSplits(s.train, s.test)
     return load_dataset(d.name, d.root, trust_pickles=d.trust_pickles)
 

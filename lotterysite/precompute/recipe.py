@@ -526,7 +526,7 @@ def check_against_data(recipe: Recipe, train, test) -> None:
 
 def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:
     if data.name != "imagefolder":
-        for key in ("image_size", "resize", "classes"):
+        for key in ("image_size", "resize", "interpolation", "classes"):
             if getattr(data, key) is not None:
                 r.fail(key, f'applies to name = "imagefolder" only, not {data.name!r}; remove it')
         return data if data.root is None else dataclasses.replace(data, root=_resolve(path, data.root))
@@ -547,6 +547,9 @@ def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:
     if data.resize is not None and data.resize < data.image_size:
         r.fail("resize", f"is {data.resize}, smaller than image_size {data.image_size}: it is the shorter side "
                          "before the centre crop (ImageNet's evaluation: resize = 256, image_size = 224)")  # fmt: skip
+    if data.interpolation is not None and data.interpolation not in ("bilinear", "bicubic"):
+        r.fail("interpolation", f"is {data.interpolation!r}, not 'bilinear' or 'bicubic' (what the weights' "
+                                "transforms() in torchvision use)")  # fmt: skip
     # Files and folders are checked when the recipe runs (precompute.custom.check_inputs), so a recipe parses
     # on any machine.
     classes = _resolve(path, data.classes) if data.classes else None
