@@ -121,7 +121,7 @@ def test_own_study_end_to_end(study):
     assert ext["method"] == "torch-l1" and ext["sparsity"] == pytest.approx(pruned / count)
     assert ext["amount"] == pytest.approx(round(pruned / count, 4))
     assert by_id["tv:resnet18/magnitude/0.5"]["sparsity"] == pytest.approx(0.5, abs=1e-6)
-    # The dense torchvision model is exactly the saved one: accuracy from its logits on the clean images.
+    # The numbers themselves: test_own_study_numbers_equal_torchvisions_own_pipeline. Thumbnails here.
     samples = _read(store / "samples.arrow").to_pylist()
     assert samples and all(s["thumbnail"].startswith("data:image/webp;base64,") for s in samples)
     assert max(len(s["thumbnail"]) for s in samples) < 2600  # 64 px WebP, ~1 KB (base64: 4/3 of it)
@@ -268,3 +268,69 @@ def test_two_models_never_share_work_files(study, monkeypatch):
     monkeypatch.setattr(run.custom, "plan_external", lambda *a: [clash])
     with pytest.raises(RecipeError, match=r"models 'tv:resnet18/dense' and 'tv:resnet18/x' would share the work files"):
         run.plan_models(recipe)
+
+
+@pytest.mark.parametrize("model_id, weights", [("tv:resnet18/dense", "resnet18.pt"),
+                                               ("tv:resnet18/torch-l1", "resnet18-l1.pt")])  # fmt: skip
+def test_own_study_numbers_equal_torchvisions_own_pipeline(study, imagenet_folder, model_id, weights):
+    """The independent reference for a published store: torchvision's ImageFolder pipeline (PIL, Resize +
+    CenterCrop, ToTensor, Normalize) and torchvision's own ResNet-18 holding the weights file (for the model pruned
+    by torch.nn.utils.prune, the pruning reparametrisation loaded as torch saved it), measured in float64 numpy from
+    the paper's definitions. Every shipped clean row's prediction, length, margin, angle to the true class and angles
+    to the class's confused classes, and the clean accuracy over every evaluation image, must agree."""
+    import numpy as np
+    from torchvision import transforms
+
+    folder, store, _ = study
+    classes = (imagenet_folder / "classes.txt").read_text().split()
+    tv = torchvision.models.resnet18(num_classes=1000)
+    if weights == "resnet18-l1.pt":
+        for module in (tv.conv1, tv.layer1[0].conv1):
+            torch_prune.identity(module, "weight")
+    tv.load_state_dict(torch.load(folder / weights, weights_only=True))
+    tv.eval()
+    features = {}
+    tv.fc.register_forward_hook(lambda m, inputs, out: features.update(x=inputs[0]))
+    pipeline = transforms.Compose([transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor(),
+                                   transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])  # fmt: skip
+    dataset = torchvision.datasets.ImageFolder(imagenet_folder / "val", transform=pipeline)
+    by_path = {}
+    with torch.no_grad():
+        for path, folder_label in dataset.samples:
+            x, _ = dataset[dataset.samples.index((path, folder_label))]
+            logits = tv(x[None]).double().numpy()[0]
+            by_path[path] = (classes.index(dataset.classes[folder_label]), features["x"].double().numpy()[0], logits)
+    w, b = tv.fc.weight.detach().double().numpy(), tv.fc.bias.detach().double().numpy()
+    assert np.allclose(next(iter(by_path.values()))[2], w @ next(iter(by_path.values()))[1] + b, atol=1e-4)
+
+    def angle(x, j):
+        cos = x @ w[j] / np.linalg.norm(x) / np.linalg.norm(w[j])
+        return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+    # Sample ids are the evaluation order (round-robin over the classes); the files say which image each one is.
+    from lotterysite.data import load_imagefolder
+
+    files = load_imagefolder(imagenet_folder, 64, classes=imagenet_folder / "classes.txt").test.files
+    confused = {}
+    for r in _read(store / "confused.arrow").to_pylist():
+        if r["arch"] == "tv:resnet18":
+            confused.setdefault(r["class_id"], {})[r["rank"]] = r["confused_id"]
+    key = model_id.replace(":", "-").replace("/", "__")
+    rows = [r for r in _read(store / "geometry" / f"{key}.arrow").to_pylist() if r["variant"] == "clean"]
+    assert len(rows) >= 19
+    for r in rows:
+        y, x, z = by_path[str(files[r["sample_id"]])]
+        pred = int(np.argmax(z))
+        others = [j for j in range(1000) if j != y]
+        margin = min(abs(z[y] - z[j]) / np.linalg.norm(w[y] - w[j]) for j in others)  # eq. 5, signed by correctness
+        assert (r["label"], r["pred"], r["correct"]) == (y, pred, pred == y)
+        assert r["length"] == pytest.approx(np.linalg.norm(x), rel=1e-5)
+        # float32 logits (as the model computes them) round z_y - z_j to ~1e-7 here: margins of 1e-4 carry that.
+        assert r["margin"] == pytest.approx(margin if pred == y else -margin, rel=1e-4, abs=2e-6)
+        assert r["angle_true"] == pytest.approx(angle(x, y), abs=2e-3)
+        for k, j in confused[y].items():
+            assert r[f"angle_c{k}"] == pytest.approx(angle(x, j), abs=2e-3), (r["sample_id"], k, j)
+    (overall,) = [a for a in _read(store / "accuracy.arrow").to_pylist()
+                  if a["model_id"] == model_id and a["variant"] == "clean" and a["class_id"] == -1]  # fmt: skip
+    correct = sum(int(np.argmax(z)) == y for y, _, z in by_path.values())
+    assert (overall["n"], overall["correct"]) == (len(by_path), correct) == (20, correct)
