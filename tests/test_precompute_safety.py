@@ -188,6 +188,31 @@ def test_a_store_path_that_is_a_file_or_link_is_refused_before_work(tmp_path):
     assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "elsewhere").exists()
 
 
+def test_a_folder_that_is_not_a_store_is_never_replaced(tmp_path):
+    """A researcher's data folder given as --store by mistake: the published store used to be switched in and the
+    folder, then "the previous store", deleted. Refused before any work, in one line, with the folder intact; the
+    publish step refuses it as well (the folder may have appeared during a long run)."""
+    from lotterysite.store.publish import publish, staging_dir
+
+    (tmp_path / "r.toml").write_text(SMALL)
+    data = tmp_path / "mydata"
+    (data / "train" / "cat").mkdir(parents=True)
+    (data / "train" / "cat" / "1.jpg").write_bytes(b"a photo")
+    result = CliRunner().invoke(main, ["precompute", str(tmp_path / "r.toml"), "--store", str(data)])
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert "mydata: exists and is not a lotterysite store (no manifest.json)" in result.output
+    assert not (tmp_path / "mydata.work" / "models").exists()  # no unit ran
+    staging = staging_dir(data, "r1")
+    (staging / "manifest.json").write_text("{}")
+    with pytest.raises(StoreError, match="mydata: exists and is not a lotterysite store"):
+        publish(staging, data)
+    assert (data / "train" / "cat" / "1.jpg").read_bytes() == b"a photo"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    publish(staging, empty)  # a new or empty folder is the store's to take
+    assert (empty / "manifest.json").read_text() == "{}"
+
+
 def test_manifest_that_is_a_list_is_one_line(store):
     (store / "manifest.json").write_text("[1, 2]")
     result = CliRunner().invoke(main, ["info", str(store)])

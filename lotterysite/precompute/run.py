@@ -45,8 +45,8 @@ from ..geometry import measure_model
 from ..models import create_model
 from ..models.imported import register_sources, source_file
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
-from ..store import StoreError, geometry_schema, read_manifest, to_table, write_manifest, write_table
-from ..store.publish import new_run_id, publish, recover, staging_dir, store_lock, work_dir
+from ..store import geometry_schema, read_manifest, to_table, write_manifest, write_table
+from ..store.publish import check_replaceable, new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
     ACCURACY,
     CONFUSED,
@@ -1098,12 +1098,11 @@ def precompute(
     if executor not in EXECUTORS:
         raise LotterysiteError(f"executor {executor!r} is unknown; choose one of {', '.join(EXECUTORS)}")
     store = Path(store) if store is not None else Path("store") / recipe.name
-    if store.is_symlink() or (store.exists() and not store.is_dir()):
-        raise StoreError(f"{store}: exists and is not a store folder (a file or a link); it is switched by rename, "
-                        "so give --store a folder path")  # fmt: skip
+    check_replaceable(store)  # before any work: a data folder given as --store would be replaced when published
     start = time.perf_counter()
     with store_lock(store, wait=wait):
         recover(store)
+        check_replaceable(store)  # what recover put back
         remove_temporaries(work_dir(store))  # what writers killed mid-write left behind
         # The driver plans on the CPU; units pick their device where they run.
         runner = _Runner(recipe, store, force=force, device=torch.device("cpu"), progress=progress)

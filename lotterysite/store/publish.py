@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import LotterysiteError
 from ..fileio import make_dirs, storage_error
+from .io import StoreError
 
 
 class StoreLockedError(LotterysiteError):
@@ -136,14 +137,26 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
+def check_replaceable(store: Path) -> None:
+    """`store` may be replaced as a whole: absent, an empty folder, or a store (it has a manifest.json). Anything
+    else is the user's (a data folder passed as --store by mistake): publishing would delete it."""
+    if store.is_symlink() or (store.exists() and not store.is_dir()):
+        raise StoreError(f"{store}: exists and is not a store folder (a file or a link); it is switched by "
+                         "rename, so give --store a folder path")  # fmt: skip
+    if store.is_dir() and not (store / "manifest.json").is_file() and any(store.iterdir()):
+        raise StoreError(
+            f"{store}: exists and is not a lotterysite store (no manifest.json), and precompute "
+            "replaces its --store folder as a whole; give a new or empty folder, or move it away"
+        )
+
+
 def publish(staging: Path, store: Path) -> None:
     """Make the whole store in `staging` the store at `store`, in one switch, then delete the previous one."""
     try:
         if not store.exists():
             os.rename(staging, store)
             return
-        if not store.is_dir() or store.is_symlink():
-            raise LotterysiteError(f"{store}: exists and is not a store folder; move it away or choose another --store")
+        check_replaceable(store)  # checked when the run began too; the folder may have changed since
         if _exchange(staging, store):
             shutil.rmtree(staging, ignore_errors=True)  # now the previous store
             return
