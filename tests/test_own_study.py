@@ -255,6 +255,36 @@ def test_the_decoding_rules_are_in_the_data_fingerprint(study, monkeypatch):
     assert input_digests(recipe, DigestCache(folder / "d3.json", trust=False))["data"] != before
 
 
+def test_the_data_digest_covers_the_splits_only(study, tmp_path):
+    """A class-folder root that also holds the store (root = "." beside the recipe): files outside train/ and val/
+    leave the data digest alone (each run rewrote the store and so recomputed everything), files inside change it."""
+    import shutil
+
+    from lotterysite.fileio import DigestCache
+    from lotterysite.precompute.run import input_digests
+
+    folder, _, _ = study
+    root = tmp_path / "project"
+    shutil.copytree(load_recipe(folder / "recipe.toml").data.root, root)
+    text = (folder / "recipe.toml").read_text()
+    recipe = parse_recipe(text.replace(f'root = "{load_recipe(folder / "recipe.toml").data.root}"', f'root = "{root}"'),
+                          str(folder / "recipe.toml"))  # fmt: skip
+    assert recipe.data.root == str(root)
+
+    def digest():
+        return input_digests(recipe, DigestCache(trust=False))["data"]
+
+    before = digest()
+    (root / "store" / "own-study.work").mkdir(parents=True)
+    (root / "store" / "own-study" / "accuracy.arrow").parent.mkdir(parents=True)
+    (root / "store" / "own-study" / "accuracy.arrow").write_bytes(b"a store")
+    (root / "notes.txt").write_text("mine")
+    assert digest() == before
+    photo = next((root / "val").glob("*/*.jpg"))
+    photo.write_bytes(photo.read_bytes() + b"\0")
+    assert digest() != before
+
+
 def test_two_models_never_share_work_files(study, monkeypatch):
     """The last guard behind the recipe checks: a plan where two models' keys (their work files' names) coincide
     is refused in one line naming both, instead of one model's results overwriting the other's."""

@@ -116,10 +116,15 @@ def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
     out = {}
     folder = data_folder(recipe.data.name, recipe.data.root)
     out["data"] = digests.tree(folder) if folder is not None and folder.is_dir() else ""
-    if recipe.data.name == "imagefolder":  # the decoding rules make its pixels as much as the files do
-        from ..data.imagefolder import DECODE
+    if recipe.data.name == "imagefolder":
+        from ..data.imagefolder import DECODE, TEST_FOLDERS
 
-        out["data"] = _fingerprint(out["data"], f"decode {DECODE}")
+        # Only the splits the loader reads: with root = "." the store and its work folder (or anything else the
+        # user keeps there) would change the data's digest on every run, and nothing would ever be resumed.
+        test = next((d for d in TEST_FOLDERS if folder is not None and (folder / d).is_dir()), TEST_FOLDERS[0])
+        splits = [(s, folder / s) for s in ("train", test)] if folder is not None else []
+        trees = [f"{s}:{digests.tree(path)}" for s, path in splits if path.is_dir()]
+        out["data"] = _fingerprint(*trees, f"decode {DECODE}")  # the decoding rules make the pixels as the files do
     if recipe.data.classes:  # a class-folder set's class list fixes the labels
         classes = Path(recipe.data.classes)
         out["data"] = _fingerprint(out["data"], digests.digest(classes) if classes.is_file() else "")
