@@ -202,9 +202,10 @@ class DigestCache:
     A file replaced in place with the same size and mtime would fool the cache; `--force` digests everything again.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, trust: bool = True):
+    def __init__(self, path: str | os.PathLike | None = None, *, trust: bool = True, progress: bool = False):
         self.path = Path(path) if path is not None else None
         self.trust = trust
+        self.progress = progress  # a bar over the files of a large tree (ImageNet's first digest reads ~150 GB)
         self.entries: dict[str, list] = {}
         if self.path is not None and trust:
             try:
@@ -233,14 +234,18 @@ class DigestCache:
 
     def tree(self, folder: str | os.PathLike) -> str:
         """One digest over every file under `folder` (relative names and contents; hidden files skipped)."""
+        from tqdm.auto import tqdm
+
         folder = Path(folder)
-        h = hashlib.sha256()
+        files = []
         for dirpath, dirs, names in os.walk(folder, followlinks=True):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(n for n in names if not n.startswith(".")):
-                p = Path(dirpath) / name
-                if p.is_file():
-                    h.update(f"{p.relative_to(folder).as_posix()}\0{self.digest(p)}\n".encode())
+            files += [Path(dirpath) / n for n in sorted(n for n in names if not n.startswith("."))]
+        h = hashlib.sha256()
+        quiet = not self.progress or len(files) < 1000  # a bar only where reading can take a while
+        for p in tqdm(files, desc=f"digest {folder.name}/", unit="file", leave=False, disable=quiet):
+            if p.is_file():
+                h.update(f"{p.relative_to(folder).as_posix()}\0{self.digest(p)}\n".encode())
         return h.hexdigest()
 
     def save(self) -> None:

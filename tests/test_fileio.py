@@ -87,3 +87,17 @@ def test_digest_cache_rereads_a_file_replaced_at_the_same_path(tmp_path):
     f.write_bytes(b"three")  # (same size and mtime within one clock tick would fool the cache; --force digests again)
     again = DigestCache(tmp_path / "digests.json")
     assert again.digest(f) != first and again.tree(f.parent) != tree
+
+
+def test_digesting_a_large_tree_shows_a_bar_and_the_same_digest(tmp_path, capsys):
+    """ImageNet's first digest reads ~150 GB: precompute shows a bar over the files (only for trees of 1000+ files),
+    and the bar changes nothing of the digest."""
+    for i in range(1000):
+        (tmp_path / "data" / f"c{i % 7}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / f"c{i % 7}" / f"{i}.jpg").write_bytes(str(i).encode())
+    quiet = DigestCache(trust=False).tree(tmp_path / "data")
+    assert "digest data/" not in capsys.readouterr().err
+    shown = DigestCache(trust=False, progress=True).tree(tmp_path / "data")
+    assert shown == quiet and "digest data/" in capsys.readouterr().err
+    (tmp_path / "data" / "c0" / "0.jpg").write_bytes(b"changed")
+    assert DigestCache(trust=False).tree(tmp_path / "data") != quiet

@@ -245,7 +245,7 @@ class _Runner:
         self.meta = {"recipe": recipe.name, "config": recipe.to_dict()}
         self.run_id = new_run_id()
         # --force digests every input again instead of trusting the (size, mtime) cache.
-        self.digests = DigestCache(self.work / "digests.json", trust=not force)
+        self.digests = DigestCache(self.work / "digests.json", trust=not force, progress=progress)
         self.inputs: dict[str, str] = {}
         self.entries: list[ModelEntry] = []
         self.prepared = None
