@@ -439,3 +439,73 @@ enabled = false
     assert rows and all(r["pred"] == direct[r["sample_id"]].item() for r in rows)
     acc = read_table(store / "accuracy.arrow").to_pylist()
     assert {(r["variant"], r["severity"]) for r in acc if r["class_id"] == -1} >= {("contrast", s) for s in range(1, 6)}
+
+
+LABELLED = """
+name = "labelled"
+[data]
+name = "fashion_mnist"
+train_subset = 1000
+eval_subset = 100
+[[architectures]]
+arch = "lenet5"
+[architectures.train]
+epochs = 1
+[[pruning]]
+method = "magnitude"
+amounts = [0.5]
+[[pruning]]
+method = "magnitude"
+label = "magnitude-lamp"
+scope = "lamp"
+amounts = [0.5]
+[corruptions]
+names = ["fog"]
+severities = [3]
+[curse]
+enabled = false
+"""
+
+
+def test_two_tables_of_one_method_with_labels(tmp_path):
+    """Global and LAMP magnitude pruning side by side: the second table's label names its models. Each model is
+    what its own table asked for, checked on the dense checkpoint's weights in numpy: global keeps the largest |w|
+    over all layers, LAMP the largest |w| within each layer at its own layer shares, both exactly 50 %."""
+    from lotterysite.pruning.checkpoint import load_pruned
+
+    with pytest.raises(RecipeError, match="lists a method twice; merge .* or give the tables different labels"):
+        parse_recipe(LABELLED.replace('label = "magnitude-lamp"\n', ""))
+    for bad, message in (("taylor", "another method's name"), ("mag retrain", "must be letters"),
+                         ("magnitude_retrain", "ends in retrain")):  # fmt: skip
+        with pytest.raises(RecipeError, match=f"field 'pruning\\[1\\].label' is .*{message}|{message}"):
+            parse_recipe(LABELLED.replace("magnitude-lamp", bad))
+    with pytest.raises(RecipeError, match="field 'models\\[0\\].label' is 'magnitude-lamp', the label of a"):
+        parse_recipe(LABELLED + '[[models]]\nfile = "x.pt"\nbase = "lenet5"\nlabel = "magnitude-lamp"\n')
+    recipe = parse_recipe(LABELLED, str(tmp_path / "labelled.toml"))
+    assert [e.model_id for e in plan_models(recipe)] == [
+        "lenet5/dense", "lenet5/magnitude/0.5", "lenet5/magnitude-lamp/0.5"]  # fmt: skip
+    store = tmp_path / "store"
+    precompute(recipe, store=store, device="cpu", progress=False)
+    models = {m["model_id"]: m for m in read_table(store / "models.arrow").to_pylist()}
+    assert models["lenet5/magnitude-lamp/0.5"]["method"] == "magnitude-lamp"
+    assert models["lenet5/magnitude/0.5"]["method"] == "magnitude"
+    work = work_dir(store) / "models"
+    dense, _ = load_checkpoint(next(work.glob("lenet5__dense-*.pt")))
+    weights = {n: m.weight.detach().numpy().ravel() for n, m in dense.named_modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m is not dense.classifier}  # fmt: skip
+    total = sum(w.size for w in weights.values())
+    cut = np.sort(np.abs(np.concatenate(list(weights.values()))))[round(0.5 * total) - 1]
+    shares = {}
+    for key, scope in (("magnitude__0.5", "global"), ("magnitude-lamp__0.5", "lamp")):
+        model, _ = load_pruned(next(work.glob(f"lenet5__{key}-*.pt")))
+        masks = {k[: -len(".weight")]: v.numpy().ravel() for k, v in model.masks.items()}
+        assert set(masks) == set(weights) and sum(int((~m).sum()) for m in masks.values()) == round(0.5 * total)
+        for name, w in weights.items():
+            pruned = np.abs(w[~masks[name]])
+            kept = np.abs(w[masks[name]])
+            if scope == "global":
+                assert pruned.size == 0 or pruned.max() <= cut <= (kept.min() if kept.size else np.inf)
+            else:  # within each layer, every pruned |w| is at most every kept one
+                assert pruned.size == 0 or kept.size == 0 or pruned.max() <= kept.min()
+        shares[scope] = [float((~masks[n]).mean()) for n in weights]
+    assert shares["global"] != shares["lamp"], "LAMP's layer shares are global magnitude's: the label lost its table"

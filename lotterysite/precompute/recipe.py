@@ -77,6 +77,12 @@ class PruneSweep:
     retrain_epochs: int = 0  # > 0: also ship a retrained copy of every pruned model
     train_subset: int | None = None  # training images Taylor, MPT and retraining see (first N; None: all)
     archs: tuple[str, ...] | None = None  # the architectures this sweep prunes (None: every one)
+    label: str | None = None  # the method name its models carry (None: `method`), e.g. "magnitude-lamp"
+
+    @property
+    def name(self) -> str:
+        """The method name in model ids, the store and the site: the label, else the method."""
+        return self.label or self.method
 
     def config(self, amount: float, seed: int, *, retrain: bool, progress: bool = True) -> PruneConfig:
         return PruneConfig(
@@ -367,6 +373,16 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         method = r.get("method", str)
         if method not in list_methods():
             r.fail("method", f"is {method!r}, not a pruning method; known: {', '.join(list_methods())}")
+        label = r.get("label", str, None)
+        if label is not None:
+            # Two tables of one method (global and LAMP magnitude, say) need two names; a label naming another
+            # method, or dense, would put these models on that method's curve.
+            if not label or not all(c.isalnum() or c in "-_" for c in label):
+                r.fail("label", f"must be letters, digits, '-' or '_', got {label!r}")
+            plain = "".join(c for c in label.lower() if c.isalnum())
+            if plain in ({m for m in list_methods() if m != method} | {"dense"}) or plain.endswith("retrain"):
+                r.fail("label", f"is {label!r}: another method's name (or dense, or ends in retrain, which the "
+                                f"retrained copies add); name this variant of {method}, e.g. {method}-v2")  # fmt: skip
         amounts = r.get_list("amounts", float)
         if not amounts:
             r.fail("amounts", "must list at least one amount")
@@ -393,14 +409,19 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 r.fail(key, f"must be >= 0, got {value}")
             options[key] = value
-        sweep = PruneSweep(method, amounts, options, retrain_epochs, train_subset, only)
+        sweep = PruneSweep(method, amounts, options, retrain_epochs, train_subset, only, label)
         try:
             sweep.config(amounts[0], seeds[0], retrain=True)
         except (TypeError, ValueError) as e:
             raise RecipeError(f"{path}: table 'pruning[{i}]': {e}") from None
         sweeps.append(sweep)
-    if len({s.method for s in sweeps}) != len(sweeps):
-        top.fail("pruning", "lists a method twice; merge their amounts into one [[pruning]] table")
+    if len({model_key(s.name) for s in sweeps}) != len(sweeps):
+        top.fail("pruning", "lists a method twice; merge their amounts into one [[pruning]] table, or give the "
+                            "tables different labels (label = \"magnitude-lamp\")")  # fmt: skip
+    own = {model_key(s.name) for s in sweeps}
+    for i, m in enumerate(externals):  # a model pruned elsewhere under a [[pruning]] label would join that curve
+        if model_key(m.label) in own:
+            top.fail(f"models[{i}].label", f"is {m.label!r}, the label of a [[pruning]] table; choose another")
 
     c = _Reader(path, "corruptions", top.get("corruptions", dict, {}))
     names = c.get("names", (list, str), "all")

@@ -199,9 +199,9 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
                     pruned_fp = _fingerprint(dense_fp, sweep.method, amount, sweep.options, sweep.train_subset)
                     parent = dense_id
                     for retrained in (False, True) if sweep.retrain_epochs else (False,):
-                        mid = model_id(arch, sweep.method, amount, retrained=retrained, seed=seed, many_seeds=many)
+                        mid = model_id(arch, sweep.name, amount, retrained=retrained, seed=seed, many_seeds=many)
                         fp = _fingerprint(pruned_fp, sweep.retrain_epochs) if retrained else pruned_fp
-                        out.append(ModelEntry(mid, model_key(mid), arch, sweep.method, amount, retrained, seed, fp,
+                        out.append(ModelEntry(mid, model_key(mid), arch, sweep.name, amount, retrained, seed, fp,
                                               parent=parent))  # fmt: skip
                         parent = mid  # the retrained copy retrains this very pruned model
     out += custom.plan_external(recipe, ModelEntry, inputs, _fingerprint)
@@ -455,7 +455,7 @@ class _Runner:
 
     def sweep_of(self, entry: ModelEntry):
         """The [[pruning]] table that made `entry` (a method may have one table per set of architectures)."""
-        return next(s for s in self.recipe.pruning if s.method == entry.method and entry.amount in s.amounts
+        return next(s for s in self.recipe.pruning if s.name == entry.method and entry.amount in s.amounts
                     and (s.archs is None or entry.arch in s.archs))  # fmt: skip
 
     def model(self, entry: ModelEntry, data: DataSplits):
