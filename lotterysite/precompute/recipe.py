@@ -568,7 +568,9 @@ def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:
     if data.resize is not None and data.resize < data.image_size:
         r.fail("resize", f"is {data.resize}, smaller than image_size {data.image_size}: it is the shorter side "
                          "before the centre crop (ImageNet's evaluation: resize = 256, image_size = 224)")  # fmt: skip
-    if data.interpolation is not None and data.interpolation not in ("bilinear", "bicubic"):
+    from ..data.imagefolder import INTERPOLATIONS
+
+    if data.interpolation is not None and data.interpolation not in INTERPOLATIONS:
         r.fail("interpolation", f"is {data.interpolation!r}, not 'bilinear' or 'bicubic' (what the weights' "
                                 "transforms() in torchvision use)")  # fmt: skip
     # Files and folders are checked when the recipe runs (precompute.custom.check_inputs), so a recipe parses
