@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import LotterysiteError
+from .errors import LotterysiteError, escape_controls
 
 
 class _Group(click.Group):
@@ -17,7 +17,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except LotterysiteError as e:
-            raise click.ClickException(" ".join(str(e).split())) from None
+            # One line, and a name from a store or a recipe (ESC, OSC) printed as text, never obeyed.
+            raise click.ClickException(escape_controls(" ".join(str(e).split()))) from None
 
 
 def _check_arch(ctx, param, name: str) -> str:

@@ -1,12 +1,15 @@
 """One run per store, and a store switched in whole: the lock, the publish step and what a crash leaves."""
 
+import json
 import os
 import threading
 import time
 
 import pytest
 
+from lotterysite.store import SCHEMA_VERSION
 from lotterysite.store import publish as pub
+from lotterysite.store.io import FORMAT
 from lotterysite.store.publish import StoreLockedError, publish, recover, staging_dir, store_lock, work_dir
 
 
@@ -53,18 +56,27 @@ def test_a_stale_lock_is_reported_and_taken_over(tmp_path):
     assert lock.read_text() == ""
 
 
+def signed(content: str) -> str:
+    """A manifest.json with lotterysite's signature and nothing listed; `content` tells stores apart."""
+    return json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION, "files": {}, "note": content})
+
+
+def note(store) -> str:
+    return json.loads((store / "manifest.json").read_text())["note"]
+
+
 def _store(path, content):
     path.mkdir()
-    (path / "manifest.json").write_text(content)
+    (path / "manifest.json").write_text(signed(content))
 
 
 def test_publish_switches_whole_stores(tmp_path):
     store = tmp_path / "s"
     for run, content in (("r1", "first"), ("r2", "second")):
         staging = staging_dir(store, run)
-        (staging / "manifest.json").write_text(content)
+        (staging / "manifest.json").write_text(signed(content))
         publish(staging, store)
-        assert (store / "manifest.json").read_text() == content
+        assert note(store) == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no staging, no previous store left
 
 
@@ -73,9 +85,9 @@ def test_publish_without_an_atomic_exchange(tmp_path, monkeypatch):
     store = tmp_path / "s"
     _store(store, "old")
     staging = staging_dir(store, "r2")
-    (staging / "manifest.json").write_text("new")
+    (staging / "manifest.json").write_text(signed("new"))
     publish(staging, store)
-    assert (store / "manifest.json").read_text() == "new"
+    assert note(store) == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
 
 
@@ -86,7 +98,7 @@ def test_recover_restores_the_previous_store_after_a_crash_mid_switch(tmp_path):
     _store(tmp_path / ".s.staging-20260101-abc", "new, never switched in")
     messages = []
     recover(store, say=messages.append)
-    assert (store / "manifest.json").read_text() == "old"
+    assert note(store) == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
     assert "restored the previous store" in messages[0]
 

@@ -46,6 +46,9 @@ from ..errors import LotterysiteError
 from ..pruning import PruneConfig, list_methods
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds both accept 0 .. 2**32 - 1
+MAX_PARAMETERS = 2**31  # a model's parameters: far beyond any model lotterysite prunes (8 GiB of float32 weights)
+MAX_RANDOM_VALUES = 2**27  # curse: random_samples x the largest random_dims, per array (1 GiB of float64)
+MAX_NAME = 100  # bytes of a recipe name: the store's folder name, plus ".work" and ".NAME.staging-RUN" beside it
 MAX_CONFUSED = 32  # ship.confused_classes: more angle axes than a parallel-coordinates plot keeps readable
 
 
@@ -300,6 +303,9 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     name = top.get("name", str)
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         top.fail("name", f"must be letters, digits, '-' or '_' (it names a folder), got {name!r}")
+    if len(name.encode()) > MAX_NAME:
+        top.fail("name", f"is {len(name.encode())} bytes long, more than {MAX_NAME}: it names the store folder and "
+                         "the folders written beside it (a file name holds 255 bytes); shorten it")  # fmt: skip
     title = top.get("title", str, name)
     seeds = top.get_list("seeds", int, (0,))
     if not seeds:
@@ -478,6 +484,12 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     for key in ("random_dims", "widths"):
         if not getattr(curse, key):
             k.fail(key, "must list at least one value")
+    values = curse.random_samples * max(curse.random_dims)
+    if curse.enabled and values > MAX_RANDOM_VALUES:
+        k.fail("random_samples", f"is {curse.random_samples}: with random_dims up to {max(curse.random_dims)} that is "
+                                 f"{values:,} random values per array, more than {MAX_RANDOM_VALUES:,} "
+                                 f"({MAX_RANDOM_VALUES * 8 / 2**30:.1f} GiB); lower random_samples or "
+                                 "random_dims")  # fmt: skip
     top.done()
 
     return Recipe(
@@ -536,13 +548,18 @@ def check_against_data(recipe: Recipe, train, test) -> None:
     for field_name, arch, options in builds:
         try:
             with torch.device("meta"):  # shapes only: no memory, no time
-                create_model(arch, **shape, **options)
+                model = create_model(arch, **shape, **options)
         except Exception as e:  # noqa: BLE001 - factories raise many types for a bad option
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             fail(
                 field_name,
                 f"does not build {arch} for {train.image_size}-px, {train.in_channels}-channel images ({first})",
             )
+        n = sum(p.numel() for p in model.parameters())
+        if n > MAX_PARAMETERS:  # a size that passes the shape check, then fails to allocate after minutes of work
+            fail(field_name, f"builds {arch} with {n:,} parameters, more than {MAX_PARAMETERS:,} "
+                             f"({MAX_PARAMETERS * 4 / 2**30:.0f} GiB of float32 weights); lower the option "
+                             f"{' or '.join(sorted(map(str, options))) or 'values'}")  # fmt: skip
 
 
 def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:

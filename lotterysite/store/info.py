@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import StoreError, read_table, verify_store
-from .schema import TABLES, outcomes_schema, store_geometry_schema
+from .io import StoreError, check_classes, escape_controls, read_store, table_from_bytes
+from .schema import REQUIRED_FILES, TABLES, outcomes_schema, store_geometry_schema
 
 
 def expected_schema(name: str, manifest: dict):
@@ -19,18 +19,40 @@ def expected_schema(name: str, manifest: dict):
 
 
 def describe(root: str | Path) -> str:
+    """What the store at `root` holds, every file read once and checked (size, digest, run, schema, rows), ready
+    for a terminal: a control character in a name (ESC, a newline) is printed escaped, never obeyed."""
     root = Path(root)
-    m = verify_store(root)  # sizes, digests and run of every file
+    m, blobs = read_store(root)  # sizes, digests and run of every file, each file's bytes read once
+    for name in REQUIRED_FILES + tuple(f"geometry/{model['model_key']}.arrow" for model in m["models"]):
+        if name not in blobs:
+            raise StoreError(f"{root / 'manifest.json'}: field 'files' does not list {name}, which every store "
+                             "holds; rerun `lotterysite precompute RECIPE`")  # fmt: skip
+    tables = {}
+    for name, data in blobs.items():
+        if name.endswith(".arrow"):
+            tables[name] = table_from_bytes(data, root / name, expected_schema(name, m))
+    check_classes(root, m, tables["samples.arrow"])
     try:
-        return _describe(root, m)
-    except (KeyError, TypeError, AttributeError) as e:
+        # Every name a store carries printed as text: a control character (ESC, a newline) escaped, never obeyed.
+        return _describe(Path(escape_controls(str(root))), _escaped(m), tables)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
         raise StoreError(
             f"{root / 'manifest.json'}: a field is missing or malformed ({type(e).__name__}: {e}); "
             "rerun `lotterysite precompute RECIPE`"
         ) from None
 
 
-def _describe(root: Path, m: dict) -> str:
+def _escaped(value):
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, dict):
+        return {escape_controls(k) if isinstance(k, str) else k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
+def _describe(root: Path, m: dict, tables: dict) -> str:
     d = m["dataset"]
     lines = [
         f"store {root} (schema {m['schema_version']}, lotterysite {m.get('lotterysite_version')}, "
@@ -43,7 +65,7 @@ def _describe(root: Path, m: dict) -> str:
         f"variants clean + {len(m['corruptions'])} corruptions x severities {m['severities']} "
         f"(source: {m['corruption_source']}; per-sample rows shipped for severities {m['shipped_severities']})",
     ]
-    lines += _shipping(root, m)
+    lines += _shipping(root, m, tables["samples.arrow"])
     lines.append("files:")
     total = 0
     for name, info in m["files"].items():
@@ -51,7 +73,7 @@ def _describe(root: Path, m: dict) -> str:
             total += info["bytes"]
             lines.append(f"  {name:<48} {'':>8}      {info['bytes'] / 1024:>9.1f} KiB")
             continue
-        table = read_table(root / name, expected_schema(name, m))
+        table = tables[name]
         if table.num_rows != info["rows"]:
             raise StoreError(f"{root / name}: holds {table.num_rows} rows, the manifest says {info['rows']}; "
                              "rerun `lotterysite precompute RECIPE`")  # fmt: skip
@@ -61,14 +83,13 @@ def _describe(root: Path, m: dict) -> str:
     return "\n".join(lines)
 
 
-def _shipping(root: Path, m: dict) -> list[str]:
+def _shipping(root: Path, m: dict, samples) -> list[str]:
     """The effective shipped numbers per class, counted from samples.arrow and checked against the manifest's
     record of what precompute asked for and kept (`dataset.shipping`)."""
     import numpy as np
 
     classes = m["dataset"]["classes"]
     C = len(classes)
-    samples = read_table(root / "samples.arrow", TABLES["samples.arrow"])
     labels = samples.column("label").to_numpy()
     pie = samples.column("pie").to_numpy(zero_copy_only=False).astype(bool)
     per_class = np.bincount(labels, minlength=C)

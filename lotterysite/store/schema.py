@@ -214,3 +214,7 @@ TABLES = {
     "samples.arrow": SAMPLES,
     "confused.arrow": CONFUSED,
 }
+# Stages a recipe can switch off (the page leaves their figure out), and confused.arrow (many classes only); every
+# other table, and outcomes.arrow, is in every store.
+OPTIONAL_TABLES = ("curse.arrow", "confused.arrow")
+REQUIRED_FILES = tuple(n for n in TABLES if n not in OPTIONAL_TABLES) + ("outcomes.arrow",)
