@@ -7,8 +7,10 @@ table's rows and ranks, the per-sample correctness counts behind subset accuracy
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from ..store import TABLES, StoreError, read_table, verify_store
-from ..store.schema import GALLERY_NAMES, outcomes_schema, store_geometry_schema
+from ..store import TABLES, StoreError
+from ..store.io import check_classes, read_store, table_from_bytes
+from ..store.schema import GALLERY_NAMES, OPTIONAL_TABLES, outcomes_schema, store_geometry_schema
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
-# Stages a recipe can switch off (the page leaves their figure out), and confused.arrow (many classes only).
-OPTIONAL_TABLES = ("curse.arrow", "confused.arrow")
 THUMBNAIL = re.compile(r"^data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]*$")  # never a URL readers would fetch
 SMALL_TABLES = ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
                 "curse.arrow")  # fmt: skip
@@ -35,6 +36,21 @@ def slug(text: str) -> str:
     return out or "x"
 
 
+def unique_slugs(names) -> dict[str, str]:
+    """{name: slug}, one slug per name: names whose slugs coincide ("ResNet" and "resnet", "tv:a" and "tv-a") each
+    get a short digest of the name appended, so no two architectures share a page or a data folder."""
+    names = list(dict.fromkeys(names))
+    plain = {n: slug(n) for n in names}
+    counts = Counter(plain.values())
+    out = {}
+    for n in names:
+        s = plain[n]
+        if counts[s] > 1 or s in out.values():
+            s = f"{s}-{hashlib.sha256(n.encode('utf-8')).hexdigest()[:10]}"
+        out[n] = s
+    return out
+
+
 @dataclass
 class Store:
     root: Path
@@ -43,6 +59,13 @@ class Store:
     models: pa.Table
     accuracy: pa.Table
     tables: dict[str, pa.Table] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict, repr=False)  # every listed file, read once and verified
+
+    def table(self, name: str, schema: pa.Schema | None = None) -> pa.Table:
+        """A listed Arrow file, parsed from the bytes verified when the store was loaded (never read again)."""
+        if name not in self.blobs:
+            raise StoreError(f"{self.root / name}: not listed in the manifest; rerun `lotterysite precompute RECIPE`")
+        return table_from_bytes(self.blobs[name], self.root / name, schema)
 
     @property
     def confused_k(self) -> int | None:
@@ -72,6 +95,10 @@ class Store:
     def archs(self) -> list[str]:
         return list(dict.fromkeys(self.models.column("arch").to_pylist()))
 
+    def slug(self, arch: str) -> str:
+        """The architecture's folder name on the site, unique among the store's architectures."""
+        return unique_slugs(self.archs)[arch]
+
     def models_of(self, arch: str) -> list[dict]:
         rows = [r for r in self.models.to_pylist() if r["arch"] == arch]
         # Dense first, then by method and amount: the pickers' order.
@@ -79,26 +106,29 @@ class Store:
 
 
 def load_store(root: str | Path) -> Store:
-    """Read and validate every store file the site needs; a StoreError names the file and the fix."""
+    """Read and validate every store file the site needs; a StoreError names the file and the fix.
+
+    Each file is read once, through one handle on the store folder (no link followed), and checked against the
+    manifest's size, SHA-256 and run; the site is made from those bytes only, so a store republished or a file
+    swapped while the site renders is refused or has no effect, never mixed in."""
     root = Path(root)
-    manifest = verify_store(root)  # every file whole, unaltered, from one run, inside the store
+    manifest, blobs = read_store(root)
     files = manifest["files"]
-    tables = {name: read_table(root / name, schema) for name, schema in TABLES.items()
-              if name in files or name not in OPTIONAL_TABLES}  # fmt: skip
-    for name in tables:
-        if name not in files:
-            raise StoreError(f"{root / name}: not listed in the manifest; rerun `lotterysite precompute RECIPE`")
-    # Per-sample correctness over every evaluated severity: the evaluation table's subset accuracy.
     corruptions = list(manifest.get("corruptions") or [])
-    tables["outcomes.arrow"] = read_table(root / "outcomes.arrow", outcomes_schema(corruptions))
+    wanted = {**TABLES, "outcomes.arrow": outcomes_schema(corruptions)}
+    tables = {}
+    for name, schema in wanted.items():
+        if name in files:
+            tables[name] = table_from_bytes(blobs[name], root / name, schema)
+        elif name not in OPTIONAL_TABLES:
+            raise StoreError(f"{root / name}: not listed in the manifest; rerun `lotterysite precompute RECIPE`")
     for i, thumb in enumerate(tables["samples.arrow"].column("thumbnail").to_pylist()):
         if thumb and not THUMBNAIL.match(thumb):
             raise StoreError(f"{root}/samples.arrow: row {i}: field 'thumbnail' is not a data:image/png, jpeg or "
                              "webp URI; a store never points readers at outside addresses")  # fmt: skip
-    classes = list(manifest.get("dataset", {}).get("classes") or [])
-    if not classes:
-        raise StoreError(f"{root / 'manifest.json'}: dataset.classes is empty; rerun `lotterysite precompute RECIPE`")
-    if (manifest.get("dataset") or {}).get("confused_classes") is not None and "confused.arrow" not in tables:
+    classes = list(manifest["dataset"]["classes"])
+    check_classes(root, manifest, tables["samples.arrow"])
+    if manifest["dataset"].get("confused_classes") is not None and "confused.arrow" not in tables:
         raise StoreError(f"{root}/confused.arrow: not found, but the manifest says the geometry files hold confused-"
                          "class angles; rerun `lotterysite precompute RECIPE`")  # fmt: skip
     models = tables["models.arrow"]
@@ -109,17 +139,16 @@ def load_store(root: str | Path) -> Store:
             raise StoreError(
                 f"{root}/geometry/{key}.arrow not found (listed in models.arrow); rerun `lotterysite precompute RECIPE`"
             )
-    return Store(root, manifest, classes, models, tables["accuracy.arrow"], tables)
+    return Store(root, manifest, classes, models, tables["accuracy.arrow"], tables, blobs)
 
 
-def gallery_file(store: Store) -> Path | None:
-    """The store's gallery (gallery.png, or .webp/.jpg for large images) when it is one of its verified files (a
-    regular file inside the store, listed with its digest); None otherwise, so a link to a private file is never
-    copied into the public site."""
+def gallery_file(store: Store) -> tuple[str, bytes] | None:
+    """The store's gallery (gallery.png, or .webp/.jpg for large images): its name and the bytes verified when the
+    store was loaded; None when the manifest names none of its files (a file never listed never reaches the site)."""
     name = store.manifest.get("gallery")
-    if name not in GALLERY_NAMES or name not in store.manifest["files"]:
+    if name not in GALLERY_NAMES or name not in store.blobs:
         return None
-    return store.root / name  # verify_store has checked it: regular, inside, unaltered
+    return name, store.blobs[name]
 
 
 def arrow_bytes(table: pa.Table) -> bytes:
@@ -259,7 +288,7 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
     else:  # many classes: the angles to each row's class's most confused classes
         wanted = list(SLICE_COLUMNS) + [f"angle_c{r}" for r in range(store.confused_k)]
     id_array = pa.array(ids, pa.int32())
-    base = f"{slug(arch)}/g"
+    base = f"{store.slug(arch)}/g"
     class_acc = class_accuracies(store)
     # The variants come from the manifest (what precompute shipped), never from scanning a geometry file.
     keys = shipped_variants(store)
@@ -267,7 +296,7 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
               for i, (v, s) in enumerate(keys)]  # fmt: skip
     by_key = {(s["variant"], s["severity"]): s for s in slices}
     for m in store.models_of(arch):
-        table = read_table(store.root / "geometry" / f"{m['model_key']}.arrow", schema)
+        table = store.table(f"geometry/{m['model_key']}.arrow", schema)
         table = table.filter(pc.is_in(table["sample_id"], id_array))
         variant = table["variant"].cast(pa.string())
         found = set(zip(variant.to_pylist(), table["severity"].to_pylist(), strict=True))
@@ -295,8 +324,8 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
     labels = samples_table(store, ids)["label"]
     correct = pa.table({"sample_id": pa.array(ids, pa.int32()), "label": labels,
                         **{k: pa.array(v, pa.int16()) for k, v in counts.items()}})  # fmt: skip
-    files[f"{slug(arch)}/correct.arrow"] = arrow_bytes(correct)
-    files[f"{slug(arch)}/evaluation.arrow"] = arrow_bytes(evaluation_rows(store, arch))
+    files[f"{store.slug(arch)}/correct.arrow"] = arrow_bytes(correct)
+    files[f"{store.slug(arch)}/evaluation.arrow"] = arrow_bytes(evaluation_rows(store, arch))
     return ArchData(files, slices, columns)
 
 

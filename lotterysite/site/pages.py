@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html import escape
 
 from . import charts, findings
-from .data import ArchData, Store, amount_label, model_label, slug
+from .data import ArchData, Store, amount_label, model_label
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -73,7 +73,7 @@ def _model_options(store: Store, arch: str) -> list[dict]:
 def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
                shipped: dict | None = None) -> tuple[list[Page], dict]:  # fmt: skip
     """The four view pages of one architecture, and their specs as {site path: spec dict}."""
-    a = slug(arch)
+    a = store.slug(arch)
     base = f"views/{a}"
     data_dir = f"data/{a}"
     specs: dict[str, dict] = {}
@@ -277,7 +277,7 @@ def home_page(store: Store, uri: str = HOME_URI) -> tuple[str, dict, dict]:
     """The home page's headline chart and summary (Markdown for `HOME_MARKER` of page `uri`), its spec and data."""
     methods = findings.method_labels(store)
     specs = {"data/specs/headline.json": spec_dict(charts.headline(methods=methods, archs=list(store.archs)))}
-    views = {arch: rel(uri, f"views/{slug(arch)}/local") + "/" for arch in store.archs}
+    views = {arch: rel(uri, f"views/{store.slug(arch)}/local") + "/" for arch in store.archs}
     files = {"data/headline.arrow": findings.headline_table(store, views)}
     n = findings.n_eval(store)
     md = (

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mkdocs.config import config_options as c
@@ -22,6 +23,7 @@ from ..errors import LotterysiteError
 from . import data, pages
 from .render import SiteOptions, render
 
+log = logging.getLogger("mkdocs.plugins.lotterysite")
 ASSETS = "assets/lotterysite"  # where the JavaScript and CSS land in the built site
 
 
@@ -59,11 +61,21 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
         return config
 
     def on_files(self, files: Files, config) -> Files:
+        # An author's file at a generated path (docs/findings.md, or findings/index.md, which makes the same page)
+        # is the author's: kept, with a warning (an error under `mkdocs build --strict`), never replaced.
+        taken = {f.src_uri: f for f in files} | {f.dest_uri: f for f in files}
         for uri, content in self.rendered.files.items():
             if isinstance(content, Path):
-                files.append(File.generated(config, uri, abs_src_path=str(content)))
+                generated = File.generated(config, uri, abs_src_path=str(content))
             else:
-                files.append(File.generated(config, uri, content=content))
+                generated = File.generated(config, uri, content=content)
+            mine = taken.get(generated.src_uri) or taken.get(generated.dest_uri)
+            if mine is not None:
+                log.warning(f"lotterysite: {config.docs_dir}/{mine.src_uri} is your page, and the plugin generates "
+                            f"{uri} at the same address; yours is kept and the generated one left out: rename "
+                            "yours to see both")  # fmt: skip
+                continue
+            files.append(generated)
         # The home page's headline and summary go into the author's index.md (at pages.HOME_MARKER), or make it.
         self.home = self.rendered.home
         if files.get_file_from_path(pages.HOME_URI) is None:

@@ -19,6 +19,8 @@ from html import escape
 from pathlib import Path
 
 from ..errors import LotterysiteError
+from ..fileio import storage_error
+from ..store.publish import exchange
 from . import charts, data, pages
 
 HERE = Path(__file__).parent
@@ -55,7 +57,7 @@ class SiteOptions:
 class Rendered:
     """Every generated file, by its path inside the generated tree."""
 
-    files: dict[str, str | bytes | Path] = field(default_factory=dict)  # content, or a file to copy
+    files: dict[str, str | bytes | Path] = field(default_factory=dict)  # content, or a package file to copy
     sections: list[tuple[str, list[str]]] = field(default_factory=list)  # nav: (title, [page paths])
     scripts: list[str] = field(default_factory=list)  # JavaScript paths, in load order
     styles: list[str] = field(default_factory=list)
@@ -117,12 +119,12 @@ def render(
         generated += arch_pages
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
     # Only a verified regular file inside the store: a link to a private file never reaches the public site.
-    gallery = data.gallery_file(store)
-    findings, specs = pages.findings_page(store, gallery=None if gallery is None else gallery.name)
+    gallery = data.gallery_file(store)  # (name, the bytes verified when the store was read), never a path
+    findings, specs = pages.findings_page(store, gallery=None if gallery is None else gallery[0])
     out.files.update({k: _spec_json(v) for k, v in specs.items()})
     out.files.update({f"data/{k}": v for k, v in data.findings_tables(store).items()})
     if gallery is not None:
-        out.files[f"data/{gallery.name}"] = gallery
+        out.files[f"data/{gallery[0]}"] = gallery[1]
     generated.append(findings)
     out.sections.append(("Findings", [findings.src_uri]))
     home, specs, files = pages.home_page(store)
@@ -222,50 +224,88 @@ def index_page(store: data.Store, sections: list[tuple[str, list[str]]]) -> str:
 
 
 def check_folder(folder: Path) -> None:
-    """Refuse to replace a folder that `lotterysite render` did not write."""
-    if folder.exists() and not (folder / MARKER).is_file():
+    """Refuse to replace a folder that `lotterysite render` did not write, or to write where nothing can be."""
+    if folder.is_symlink() or (folder.exists() and not (folder / MARKER).is_file()):
         raise RenderError(
             f"{folder} exists and was not written by `lotterysite render` (no {MARKER} in it); "
             "move it away or pass another --folder: render replaces its folder as a whole"
         )
+    parent = folder.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        read_only = parent.stat().st_mode & 0o222 == 0 or not os.access(parent, os.W_OK)
+    except OSError as e:
+        raise storage_error(parent, "inspect the docs folder", e) from None
+    if read_only:
+        raise RenderError(f"{parent}: is read-only, and render writes {folder.name}/ there; make it writable "
+                          "(chmod u+w) or give another DOCS_DIR")  # fmt: skip
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """What an interrupted render left beside `folder`: its hidden work folders (`.NAME.*.tmp`, `.NAME.*.old`)."""
+    try:
+        names = os.listdir(folder.parent)
+    except OSError:
+        return []
+    prefix = f".{folder.name}."
+    return [folder.parent / n for n in names if n.startswith(prefix) and n.endswith((".tmp", ".old"))]
 
 
 def write(rendered: Rendered, folder: str | os.PathLike) -> list[tuple[str, int]]:
     """Write `rendered` as `folder`, replacing what a previous render wrote there; returns [(path, bytes)].
 
-    The files go to a hidden sibling first, then two renames swap it in: a builder watching DOCS_DIR sees the old
-    folder or the new one, never a half-written mix. A folder lotterysite did not write is never replaced.
-    """
+    The files go to a hidden sibling first, then one atomic exchange swaps it in (Linux; elsewhere two renames,
+    whose leftovers the next render clears): a builder watching DOCS_DIR sees the old folder or the new one, never
+    a half-written mix and never none. A folder lotterysite did not write is never replaced. The OS refusing a
+    write (read-only, full disk) is one line, with the previous folder kept."""
     folder = Path(folder)
     check_folder(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        for old in _leftovers(folder):
+            if not folder.exists() and old.name.endswith(".old") and (old / MARKER).is_file():
+                os.rename(old, folder)  # a render killed between its two renames: the previous pages come back
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    except OSError as e:
+        raise storage_error(folder.parent, "create the generated folder in", e) from None
     umask = os.umask(0)
     os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the pages from a web server serving DOCS_DIR
     written = []
     try:
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the pages from a web server serving DOCS_DIR
         for rel, content in sorted(rendered.files.items()):
             path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, Path):
-                shutil.copyfile(content, path)
-            elif isinstance(content, str):
-                path.write_text(content, encoding="utf-8")
-            else:
-                path.write_bytes(content)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(content, Path):
+                    shutil.copyfile(content, path)
+                elif isinstance(content, str):
+                    path.write_text(content, encoding="utf-8")
+                else:
+                    path.write_bytes(content)
+            except OSError as e:
+                raise storage_error(folder / rel, "write", e) from None
             written.append((rel, path.stat().st_size))
         (tmp / MARKER).write_text(json.dumps({"files": [p for p, _ in written]}, indent=1) + "\n", encoding="utf-8")
-        old = None
-        if folder.exists():
+        if not folder.exists():
+            tmp.rename(folder)
+        elif exchange(tmp, folder):
+            pass  # tmp now holds the previous pages
+        else:
             old = folder.parent / f"{tmp.name[:-4]}.old"
             folder.rename(old)
-        tmp.rename(folder)
+            tmp.rename(folder)  # killed before this line: the next render renames `old` back first
+            tmp = old
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage_error(folder, "write the generated folder", e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # the previous pages
     return written
 
 
