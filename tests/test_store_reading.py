@@ -202,3 +202,13 @@ def test_the_plugin_keeps_an_authors_page_at_a_generated_path(store, tmp_path, c
         build(config)
     assert "Written by hand." in (tmp_path / "site" / "findings" / "index.html").read_text()
     assert "findings.md is your page" in caplog.text
+
+
+def test_render_never_writes_through_a_linked_folder(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    render.write(render.Rendered(files={"index.md": "# mine"}), elsewhere)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "lotterysite").symlink_to(elsewhere)
+    with pytest.raises(render.RenderError, match="is a symbolic link"):
+        render.write(render.Rendered(files={"index.md": "# new"}), tmp_path / "docs" / "lotterysite")
+    assert (elsewhere / "index.md").read_text() == "# mine"

@@ -225,7 +225,10 @@ def index_page(store: data.Store, sections: list[tuple[str, list[str]]]) -> str:
 
 def check_folder(folder: Path) -> None:
     """Refuse to replace a folder that `lotterysite render` did not write, or to write where nothing can be."""
-    if folder.is_symlink() or (folder.exists() and not (folder / MARKER).is_file()):
+    if folder.is_symlink():
+        raise RenderError(f"{folder} is a symbolic link; render replaces its folder as a whole and never through a "
+                          "link: remove the link or pass another --folder")  # fmt: skip
+    if folder.exists() and not (folder / MARKER).is_file():
         raise RenderError(
             f"{folder} exists and was not written by `lotterysite render` (no {MARKER} in it); "
             "move it away or pass another --folder: render replaces its folder as a whole"
