@@ -212,3 +212,24 @@ def test_render_never_writes_through_a_linked_folder(tmp_path):
     with pytest.raises(render.RenderError, match="is a symbolic link"):
         render.write(render.Rendered(files={"index.md": "# new"}), tmp_path / "docs" / "lotterysite")
     assert (elsewhere / "index.md").read_text() == "# mine"
+
+
+def test_two_architectures_differing_in_case_render_to_separate_pages(make_derived_store, tmp_path):
+    """Two architectures "lenet5" and "LeNet5" shared one set of pages: the second silently overwrote the first."""
+    base = read_manifest(make_derived_store(tmp_path / "probe"))
+    moved = [m["model_id"] for m in base["models"] if m["method"] == "random"]
+    store = make_derived_store(tmp_path / "store", models={mid: {"arch": "LeNet5"} for mid in moved},
+                               correlations={mid: {"arch": "LeNet5"} for mid in moved})  # fmt: skip
+
+    def edit(m):
+        for model in m["models"]:
+            if model["model_id"] in moved:
+                model["arch"] = "LeNet5"
+        m["architectures"] = ["lenet5", "LeNet5"]
+
+    rewrite_manifest(store, edit)
+    rendered = render.render(data.load_store(store))
+    views = {p.split("/")[1] for p in rendered.files if p.startswith("views/")}
+    assert len(views) == 2 and all(v.startswith("lenet5-") for v in views), views
+    geometry = {p.split("/")[1] for p in rendered.files if p.startswith("data/") and p.endswith("/correct.arrow")}
+    assert geometry == views
