@@ -111,6 +111,13 @@ def test_a_store_inside_a_store_is_refused(tmp_path):
     result = precompute_cli(tmp_path, outer / "inner")
     assert one_line(result) and "is inside the store" in result.output, result.output
     assert not (outer / "inner.work").exists() and not (outer / "inner").exists()
+    # At publish too: the outer folder may have become a store during a long run.
+    staging = tmp_path / ".inner.staging-r2"
+    staging.mkdir()
+    (staging / "manifest.json").write_text(signed("inner"))
+    with pytest.raises(StoreError, match="is inside the store"):
+        publish(staging, outer / "inner")
+    assert not (outer / "inner").exists()
     # Through a link to the outer store too.
     (tmp_path / "alias").symlink_to(outer)
     with pytest.raises(StoreError, match="is inside the store"):

@@ -261,10 +261,10 @@ def _check_writable(parent: Path) -> None:
 def publish(staging: Path, store: Path, say: Callable[[str], None] = _say) -> None:
     """Make the whole store in `staging` the store at `store`, in one switch, then delete the previous one."""
     try:
+        check_replaceable(store)  # checked when the run began too; the folder may have changed since
         if not store.exists():
             os.rename(staging, store)
             return
-        check_replaceable(store)  # checked when the run began too; the folder may have changed since
         if _exchange(staging, store):
             _remove(staging, say)  # now the previous store
             return
