@@ -301,3 +301,39 @@ def test_a_one_class_data_set_fails_before_any_training(tmp_path):
                                        "--device", "cpu"])  # fmt: skip
     assert result.exit_code == 1 and "field 'data.root' gives 1 class ('cat')" in result.output, result.output
     assert result.output.strip().count("\n") == 0 and not list(tmp_path.glob("s.work/models/*"))
+
+
+# -- Ray and local stores: the documented tolerance ----------------------------------------------------------------
+def test_stores_from_other_thread_counts_agree_within_the_documented_tolerance(tmp_path):
+    """Ray's one-CPU tasks and a local run with more threads sum float32 in another order; what the README promises
+    (aggregate.THREAD_TOLERANCE) holds between a one-thread and a two-thread run of one recipe."""
+    from fnmatch import fnmatch
+
+    from lotterysite.precompute.aggregate import THREAD_TOLERANCE
+
+    text = SMALL.replace("train_subset = 300", "train_subset = 1000").replace("eval_subset = 60", "eval_subset = 300")
+    before = torch.get_num_threads()
+    stores = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            stores.append(tmp_path / f"t{threads}" / "store")
+            stores[-1].parent.mkdir()
+            run(text, stores[-1])
+    finally:
+        torch.set_num_threads(before)
+    a, b = stores
+    for name in ("models.arrow", "accuracy.arrow", "correlations.arrow", "geometry/lenet5__dense.arrow"):
+        ta, tb = read_table(a / name).to_pydict(), read_table(b / name).to_pydict()
+        rules = next((r for pattern, r in THREAD_TOLERANCE.items() if fnmatch(name, pattern)), {})
+        for column, values in ta.items():
+            rule = next((r for pattern, r in rules.items() if fnmatch(column, pattern)), None)
+            if column == "rel_margin_change":  # documented: divides by margins near zero
+                continue
+            if rule is None or column in ("pred", "correct", "label"):
+                assert values == tb[column], (name, column)
+                continue
+            x, y = np.asarray(values, float), np.asarray(tb[column], float)
+            assert np.array_equal(np.isnan(x), np.isnan(y)), (name, column)
+            ok = ~np.isnan(x)
+            assert (np.abs(x - y)[ok] <= rule[0] + rule[1] * np.abs(x[ok])).all(), (name, column)
