@@ -337,3 +337,28 @@ def test_stores_from_other_thread_counts_agree_within_the_documented_tolerance(t
             assert np.array_equal(np.isnan(x), np.isnan(y)), (name, column)
             ok = ~np.isnan(x)
             assert (np.abs(x - y)[ok] <= rule[0] + rule[1] * np.abs(x[ok])).all(), (name, column)
+
+
+def test_force_rebuilds_the_image_cache_of_an_image_replaced_with_its_size_and_mtime(tmp_path):
+    """D10: --force retrained on the new pixels while evaluation and thumbnails read the old cached ones."""
+    from lotterysite.data import load_imagefolder
+    from lotterysite.precompute import precompute
+
+    root = tmp_path / "data"
+    for split in ("train", "test"):
+        for c, name in enumerate(("cat", "dog")):
+            for i in range(3):
+                (root / split / name).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((8, 8, 3), 40 * c + 10 * i, np.uint8)).save(root / split / name / f"{i}.bmp")
+    (tmp_path / "net.py").write_text(NET)
+    (tmp_path / "r.toml").write_text(_folder_recipe(root))
+    store = tmp_path / "s"
+    precompute(load_recipe(tmp_path / "r.toml"), store=store, device="cpu", progress=False)
+    photo = load_imagefolder(root, 8).test.files[0]
+    stat = photo.stat()
+    Image.fromarray(np.full((8, 8, 3), 250, np.uint8)).save(photo)
+    os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert photo.stat().st_size == stat.st_size
+    precompute(load_recipe(tmp_path / "r.toml"), store=store, device="cpu", progress=False, force=True)
+    caches = sorted((work_dir(store) / "images").glob("*.u8"), key=lambda p: p.stat().st_mtime_ns)
+    assert np.fromfile(caches[-1], np.uint8)[: 3 * 64].min() == 250  # sample 0 is that photo, decoded anew

@@ -284,6 +284,7 @@ class _Runner:
         self.run_id = new_run_id()
         # --force digests every input again instead of trusting the (size, mtime) cache.
         self.digests = DigestCache(self.work / "digests.json", trust=not force, progress=progress)
+        self.rebuild = force  # --force rebuilds the caches too (not --plan --force, which only shows the plan)
         self.inputs: dict[str, str] = {}
         self.entries: list[ModelEntry] = []
         self.prepared = None
@@ -331,12 +332,13 @@ class _Runner:
         custom.check_weights(r, num_classes=splits.train.num_classes, in_channels=splits.train.in_channels,
                              image_size=splits.train.image_size)  # fmt: skip
         data = DataSplits(splits.train.head(r.data.train_subset), splits.test.head(r.data.test_subset))
-        if not self.inputs:  # a worker is handed the driver's digests instead of reading every input again
+        driver = not self.inputs  # a worker is handed the driver's digests instead of reading every input again
+        if driver:
             self.inputs = input_digests(r, self.digests, splits)
             self.digests.save()
-        # The cache is named by the images' contents and rebuilt by --force.
+        # The cache is named by the images' contents, and rebuilt by --force (once, by the driver).
         eval_set = custom.cache_images(data.test.head(r.eval_subset), self.work, digest=self.digests.digest,
-                                       rebuild=self.force)  # fmt: skip
+                                       rebuild=self.rebuild and driver)  # fmt: skip
         for i, a in enumerate(r.architectures):
             if a.checkpoint:  # fail on a wrong checkpoint now, not after an hour of corruptions
                 try:
@@ -1095,6 +1097,8 @@ class UnitTask:
             device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
             runner = _Runner(self.recipe, self.store, force=self.force, device=device, progress=self.progress)
             runner.run_id, runner.inputs = self.run_id, dict(self.inputs)
+            # The driver digested every input afresh under --force and saved the digests: a worker trusts them.
+            runner.digests = DigestCache(runner.work / "digests.json", trust=True)
             self.runner = runner
         return self.runner
 
@@ -1147,7 +1151,9 @@ class UnitTask:
 def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False) -> list[Unit]:
     """The units of `recipe`'s study, their dependencies and which are done (what `precompute --plan` prints)."""
     store = Path(store) if store is not None else Path("store") / recipe.name
-    return _runner_plan(_Runner(recipe, store, force=force, device=torch.device("cpu"), progress=False))
+    runner = _Runner(recipe, store, force=force, device=torch.device("cpu"), progress=False)
+    runner.rebuild = False
+    return _runner_plan(runner)
 
 
 def precompute(
