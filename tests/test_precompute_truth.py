@@ -196,18 +196,44 @@ def test_a_seal_records_the_content(tmp_path):
 
 
 # -- D13: a diverged training ------------------------------------------------------------------------------------
-def test_a_diverged_training_is_one_line_and_leaves_no_checkpoint(tmp_path):
-    text = SMALL.replace("epochs = 1", "epochs = 1\nlr = 1e10")
+@pytest.mark.parametrize("where, edit", [
+    ("lenet5/dense: the training diverged", ("epochs = 1", "epochs = 1\nlr = 1e10")),
+    ("lenet5/random+retrain/0.5: retrain: the training diverged", ("amounts = [0.5]", "amounts = [0.5]\n"
+                                                                    "retrain_epochs = 1\nretrain_lr = 1e10")),
+])  # fmt: skip
+def test_a_diverged_training_is_one_line_and_leaves_no_checkpoint(tmp_path, where, edit):
+    text = SMALL.replace(*edit)
     (tmp_path / "r.toml").write_text(text)
     result = CliRunner().invoke(main, ["precompute", str(tmp_path / "r.toml"), "--store", str(tmp_path / "s"),
                                        "--device", "cpu"])  # fmt: skip
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert "lenet5/dense: the training diverged" in result.output and "lower the learning rate" in result.output
-    assert not list((tmp_path / "s.work" / "models").glob("*.pt")) and not (tmp_path / "s").exists()
+    assert where in result.output and "lower the learning rate" in result.output, result.output
+    assert not list((tmp_path / "s.work" / "models").glob("*retrain*.pt")) and not (tmp_path / "s").exists()
+    if "dense" not in where:
+        return
+    assert not list((tmp_path / "s.work" / "models").glob("*.pt"))
     with pytest.raises(TrainingError):
         from lotterysite.precompute import precompute
 
         precompute(load_recipe(tmp_path / "r.toml"), store=tmp_path / "s", device="cpu", progress=False)
+
+
+def test_a_nan_checkpoint_left_in_the_work_is_never_reused(rotting, tmp_path, capfd):
+    """A NaN checkpoint (written before this check existed) was reused on every rerun, and pruning it gave a
+    misleading error; now it is reported, deleted and trained again."""
+    store = tmp_path / "store"
+    shutil.copytree(rotting, store)
+    shutil.copytree(work_dir(rotting), work_dir(store))
+    dense = next(work_dir(store).glob("models/lenet5__dense-*.pt"))
+    payload = torch.load(dense, weights_only=True)
+    payload["state_dict"]["classifier.weight"].fill_(float("nan"))
+    torch.save(payload, dense)
+    seal(dense)
+    for pattern in ("models/lenet5__random__0.5-*.pt", "results/lenet5__random__0.5-*.npz"):
+        next(work_dir(store).glob(pattern)).unlink()  # the pruned model must be made again, from the dense one
+    run(SMALL, store)
+    assert f"warning: {dense} is damaged" in capfd.readouterr().err
+    assert load_checkpoint(dense)
 
 
 def test_non_finite_weights_are_never_saved_nor_loaded(tmp_path):

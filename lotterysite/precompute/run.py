@@ -59,7 +59,7 @@ from ..store.schema import (
     confused_columns,
     outcomes_schema,
 )
-from ..training import train
+from ..training import TrainingError, train
 from . import aggregate as agg
 from . import custom, results_file
 from .curse import random_vector_angles, width_sweep
@@ -498,6 +498,17 @@ class _Runner:
             except CheckpointError as e:
                 self.discard(path, str(e).removeprefix(f"{path}: "))
         sweep = self.sweep_of(entry)
+        try:
+            model = self.prune_or_retrain(entry, sweep, parent, data)
+        except TrainingError as e:  # MPT's or retraining's loss diverged: name the model it was making
+            raise TrainingError(f"{entry.model_id}: {e}") from None
+        save_pruned(
+            path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id}
+        )
+        seal(path)
+        return model
+
+    def prune_or_retrain(self, entry: ModelEntry, sweep, parent, data: DataSplits):
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
@@ -510,10 +521,6 @@ class _Runner:
         else:
             cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=self.progress)
             model = prune_model(parent, cfg, data=data.train.head(sweep.train_subset), device=self.device)
-        save_pruned(
-            path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id}
-        )
-        seal(path)
         return model
 
     def sweep_of(self, entry: ModelEntry):
