@@ -273,15 +273,18 @@ class DigestCache:
         followed; a link back to a folder above it (a cycle, which `os.walk` would follow forever) is an error."""
         folder = Path(folder)
         files = []
-        seen: dict[tuple[int, int], str] = {}
+        ids: dict[Path, tuple[int, int]] = {}  # every folder walked, by its (device, inode)
         for dirpath, dirs, names in os.walk(folder, followlinks=True):
+            here = Path(dirpath)
             try:
-                st = os.stat(dirpath)
+                st = os.stat(here)
             except OSError as e:
-                raise storage_error(dirpath, "read the folder", e) from None
-            where = seen.setdefault((st.st_dev, st.st_ino), dirpath)
-            if where != dirpath:
-                raise StorageError(f"{dirpath}: a symbolic link loop (it is {where} again); remove the link, or "
+                raise storage_error(here, "read the folder", e) from None
+            ids[here] = (st.st_dev, st.st_ino)
+            # A folder that is one of its own ancestors is a cycle (a link to a sibling is only read twice).
+            above = next((p for p in here.parents if ids.get(p) == ids[here]), None)
+            if above is not None:
+                raise StorageError(f"{here}: a symbolic link loop (it is {above} again); remove the link, or "
                                    "point the recipe at a folder without one")  # fmt: skip
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             files += [Path(dirpath) / n for n in sorted(n for n in names if not n.startswith("."))]
