@@ -121,7 +121,7 @@ def _not_a_factory(fn) -> str | None:
     if inspect.isclass(target):
         return None if issubclass(target, nn.Module) else f"the class {target.__name__}, which is not an nn.Module"
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
-        return f"a {type(target).__name__}"
+        return "a built-in function" if inspect.isbuiltin(target) else f"a {type(target).__name__} object"
     top = (getattr(target, "__module__", "") or "").partition(".")[0]
     if top in sys.stdlib_module_names or top == "builtins":
         return f"a function of Python's standard library ({target.__module__})"
