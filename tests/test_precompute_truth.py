@@ -392,3 +392,28 @@ def test_force_rebuilds_the_image_cache_of_an_image_replaced_with_its_size_and_m
     precompute(load_recipe(tmp_path / "r.toml"), store=store, device="cpu", progress=False, force=True)
     caches = sorted((work_dir(store) / "images").glob("*.u8"), key=lambda p: p.stat().st_mtime_ns)
     assert np.fromfile(caches[-1], np.uint8)[: 3 * 64].min() == 250  # sample 0 is that photo, decoded anew
+
+
+# -- end to end: the reruns the issue reproduced ---------------------------------------------------------------------
+def test_a_rerun_after_a_model_source_edit_recomputes_and_through_another_path_reuses(tmp_path, monkeypatch):
+    """D2: "models (2 reused)" after nn.ReLU became nn.Tanh in the model's file. D8: `precompute r.toml`, then
+    `precompute dir/r.toml` from the parent retrained everything."""
+    from lotterysite.precompute import precompute
+
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "net.py").write_text(NET)
+    (folder / "r.toml").write_text(SMALL.replace('arch = "lenet5"', 'arch = "net.py:build"')
+                                   .replace("[curse]", "[curse]\nenabled = false"))  # fmt: skip
+    store = tmp_path / "store"
+
+    def rerun(recipe: str):
+        return precompute(load_recipe(recipe), store=store, device="cpu", progress=False).reused
+
+    monkeypatch.chdir(folder)
+    assert "models" not in rerun("r.toml")
+    monkeypatch.chdir(tmp_path)
+    assert rerun("dir/r.toml") == {"data": 1, "models": 2, "evaluate": 2}
+    (folder / "net.py").write_text(NET.replace("nn.ReLU()", "nn.Tanh()"))
+    reused = rerun("dir/r.toml")
+    assert "models" not in reused and "evaluate" not in reused
