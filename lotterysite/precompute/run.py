@@ -114,13 +114,18 @@ def input_digests(recipe: Recipe, digests: DigestCache, splits: DataSplits | Non
     weights file, each model's source file, each [[models]] file, the CIFAR-10-C files used. They go into the
     fingerprints, so replacing a file at the same path recomputes what it shapes.
 
-    A class-folder set is digested by the images it uses only: with `splits` (the loaded splits), the files of the
-    train and test subsets; without, every image of train/ and test|val/'s class folders. Nothing else under the
-    root is read (an ImageNet tarball beside train/, or the store itself with root = ".")."""
+    Only what is used is digested. With `splits` (the loaded splits): a class-folder set's files of the train and
+    test subsets, another set's pixels and labels of those subsets. Without: every image of a class-folder set's
+    train/ and test|val/ class folders, another set's whole folder. Nothing else under a class-folder root is read
+    (an ImageNet tarball beside train/, or the store itself with root = ".")."""
     out = {}
     folder = data_folder(recipe.data.name, recipe.data.root)
     if recipe.data.name == "imagefolder":
         out["data"] = _imagefolder_digest(recipe, folder, digests, splits)
+    elif splits is not None:  # the pixels and labels the subsets use, whatever else the data folder holds
+        d = recipe.data
+        used = (("train", splits.train.head(d.train_subset)), ("test", splits.test.head(d.test_subset)))
+        out["data"] = _fingerprint(*[_tensor_digest(s, x) for s, x in used])
     else:
         out["data"] = digests.tree(folder) if folder is not None and folder.is_dir() else ""
     if recipe.data.classes:  # a class-folder set's class list fixes the labels
@@ -141,6 +146,13 @@ def input_digests(recipe: Recipe, digests: DigestCache, splits: DataSplits | Non
         files = [Path(c.source) / f"{n}.npy" for n in c.names] + [Path(c.source) / "labels.npy"]
         out["cifar10c"] = _fingerprint([digests.digest(f) if f.is_file() else "" for f in files])
     return out
+
+
+def _tensor_digest(split: str, images: ImageSet) -> str:
+    h = hashlib.sha256(f"{split}:{tuple(images.images.shape)}:{list(images.classes)}".encode())
+    h.update(images.images.contiguous().numpy().tobytes())
+    h.update(images.labels.contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _imagefolder_digest(recipe: Recipe, folder: Path | None, digests: DigestCache, splits) -> str:
