@@ -26,6 +26,14 @@ class CheckpointError(LotterysiteError, ValueError):
     """A checkpoint cannot be used; the message names the file, the field and the fix."""
 
 
+def non_finite(state: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor of `state` holding NaN or infinity, or None."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            return name
+    return None
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -36,6 +44,14 @@ def save_checkpoint(
     masks: dict[str, torch.Tensor] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    bad = non_finite(state)
+    if bad is not None:  # a diverged training: such weights are never stored, so never reused
+        who = (meta or {}).get("model_id") or model.arch
+        raise CheckpointError(
+            f"{who}: weight {bad!r} holds NaN or infinity (the training diverged), so it is not saved to {path}; "
+            "lower the learning rate ([architectures.train] lr, or retrain_lr / mpt_lr) and rerun"
+        )
     payload = {
         "format": FORMAT,
         "arch": model.arch,
@@ -43,7 +59,7 @@ def save_checkpoint(
         "in_channels": in_channels,
         "image_size": image_size,
         "options": dict(options or {}),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
         "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
         "meta": meta or {},
     }
@@ -127,5 +143,9 @@ def load_checkpoint(
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{path}: field 'state_dict' does not fit {payload['arch']} ({first})") from None
+    bad = non_finite(payload["state_dict"])
+    if bad is not None:
+        raise CheckpointError(f"{path}: field 'state_dict' key {bad!r} holds NaN or infinity (a diverged training); "
+                              "train the model again with a lower learning rate")  # fmt: skip
     model.eval()
     return model, payload

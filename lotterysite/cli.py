@@ -212,6 +212,11 @@ def precompute_cmd(recipe, store, force, device, wait, show_plan, executor, ray_
     finished units are skipped, so an interrupted run resumes; --force recomputes. The new store replaces the old
     one only when whole; one run per store at a time. With --executor ray or slurm the store must be on a
     filesystem every worker sees.
+
+    A recipe runs code: an arch written as module:function or file.py:function is imported when the recipe is read
+    (its top-level code runs) and called to build the model, by --plan and validation too (on the meta device).
+    Run only recipes and model files you trust. Callables that cannot be model factories (built-ins, the standard
+    library, classes that are not nn.Module) are refused before they are called.
     """
     from .precompute import load_recipe, precompute
     from .precompute.executors import SlurmOptions

@@ -196,6 +196,42 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+SEAL_SUFFIX = ".sha256"  # a work file's digest, recorded beside it when it is written (`seal`)
+
+
+def _seal_path(path: Path) -> Path:
+    return path.with_name(path.name + SEAL_SUFFIX)
+
+
+def seal(path: str | os.PathLike) -> str:
+    """Record the SHA-256 of the finished file at `path` beside it (PATH.sha256), for `check_seal` to compare before
+    the file is reused: bit rot inside a file whose structure is intact (a flipped tensor, a flipped angle) is
+    otherwise read as good numbers."""
+    path = Path(path)
+    value = file_digest(path)
+    write_bytes(_seal_path(path), value.encode())
+    return value
+
+
+def check_seal(path: str | os.PathLike) -> str | None:
+    """None when `path`'s content is what `seal` recorded, else why not (no record, or another digest)."""
+    path = Path(path)
+    try:
+        recorded = _seal_path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return f"no recorded digest {_seal_path(path).name}"
+    if file_digest(path) != recorded:
+        return f"its content is not what was written: SHA-256 differs from {_seal_path(path).name}"
+    return None
+
+
+def unseal(path: str | os.PathLike) -> None:
+    """Delete `path` and its recorded digest."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    _seal_path(path).unlink(missing_ok=True)
+
+
 class DigestCache:
     """Content digests remembered by (size, mtime, inode), so a 200 MB data set is read once, not on every run.
 
@@ -233,19 +269,36 @@ class DigestCache:
         return value
 
     def tree(self, folder: str | os.PathLike) -> str:
-        """One digest over every file under `folder` (relative names and contents; hidden files skipped)."""
+        """One digest over every file under `folder` (relative names and contents; hidden files skipped). Links are
+        followed; a link back to a folder above it (a cycle, which `os.walk` would follow forever) is an error."""
+        folder = Path(folder)
+        files = []
+        ids: dict[Path, tuple[int, int]] = {}  # every folder walked, by its (device, inode)
+        for dirpath, dirs, names in os.walk(folder, followlinks=True):
+            here = Path(dirpath)
+            try:
+                st = os.stat(here)
+            except OSError as e:
+                raise storage_error(here, "read the folder", e) from None
+            ids[here] = (st.st_dev, st.st_ino)
+            # A folder that is one of its own ancestors is a cycle (a link to a sibling is only read twice).
+            above = next((p for p in here.parents if ids.get(p) == ids[here]), None)
+            if above is not None:
+                raise StorageError(f"{here}: a symbolic link loop (it is {above} again); remove the link, or "
+                                   "point the recipe at a folder without one")  # fmt: skip
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            files += [Path(dirpath) / n for n in sorted(n for n in names if not n.startswith("."))]
+        return self.files(folder, [p for p in files if p.is_file()])
+
+    def files(self, folder: str | os.PathLike, files: list[Path]) -> str:
+        """One digest over the given files: their names relative to `folder`, and their contents."""
         from tqdm.auto import tqdm
 
         folder = Path(folder)
-        files = []
-        for dirpath, dirs, names in os.walk(folder, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            files += [Path(dirpath) / n for n in sorted(n for n in names if not n.startswith("."))]
         h = hashlib.sha256()
         quiet = not self.progress or len(files) < 1000  # a bar only where reading can take a while
         for p in tqdm(files, desc=f"digest {folder.name}/", unit="file", leave=False, disable=quiet):
-            if p.is_file():
-                h.update(f"{p.relative_to(folder).as_posix()}\0{self.digest(p)}\n".encode())
+            h.update(f"{Path(p).relative_to(folder).as_posix()}\0{self.digest(p)}\n".encode())
         return h.hexdigest()
 
     def save(self) -> None:

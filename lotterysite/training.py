@@ -13,6 +13,11 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data import ImageSet
+from .errors import LotterysiteError
+
+
+class TrainingError(LotterysiteError):
+    """A training that cannot go on (its loss became NaN or infinite); the message names the model and the fix."""
 
 
 def seed_everything(seed: int) -> None:
@@ -130,6 +135,12 @@ def train(
             "train_acc": float(total_correct) / len(train_set),
             "seconds": time.perf_counter() - start,
         }
+        if not math.isfinite(record["loss"]):
+            raise TrainingError(
+                f"{desc}: the training diverged (mean loss {record['loss']} in epoch {epoch + 1}, lr = {cfg.lr:g}); "
+                "nothing of it is kept: lower the learning rate ([architectures.train] lr, or the pruning's "
+                "retrain_lr / mpt_lr) or add warmup_steps, and rerun"
+            )
         if test_set is not None:
             record["test_acc"] = evaluate(model, test_set, device=device, amp=cfg.amp)
         history.epochs.append(record)

@@ -208,11 +208,78 @@ def test_corrupt_image_is_an_error_naming_the_file_or_skipped(tmp_path, imagenet
     assert f"{bad}: unreadable image" in _one_line(e)
     data = load_imagefolder(tmp_path, 16, skip_unreadable=True)
     assert data.test.skipped == (bad,) and len(data.test) == 2
-    # A truncated JPEG has a valid header: it fails when decoded, naming the file; the skipping scan decodes it.
+    # A truncated JPEG has a valid header but no end marker: the scan decodes it and names the file (it failed only
+    # when decoded, in the middle of a run); the skipping scan leaves it out.
     good = next((imagenet_folder / "val").glob("*/*.jpg"))
     bad.write_bytes(good.read_bytes()[:2000])
-    data = load_imagefolder(tmp_path, 16)
     with pytest.raises(DataError) as e:
-        list(data.test.batches(4))
+        load_imagefolder(tmp_path, 16)
     assert f"{bad}: unreadable image" in _one_line(e)
     assert load_imagefolder(tmp_path, 16, skip_unreadable=True).test.skipped == (bad,)
+
+
+# -- issue 22: content keys, skipped and truncated images, system errors ---------------------------------------------
+def _bmp_folder(root, value=0):
+    for split in ("train", "test"):
+        for c, name in enumerate(("a", "b")):
+            for i in range(2):
+                (root / split / name).mkdir(parents=True, exist_ok=True)
+                arr = np.full((8, 8, 3), value + 60 * c + 20 * i, np.uint8)
+                Image.fromarray(arr).save(root / split / name / f"{i}.bmp")
+    return root
+
+
+def test_the_image_cache_is_keyed_by_content_and_rebuilt_on_request(tmp_path):
+    """D10: an image replaced by another of the same size, its mtime restored, kept its old cached pixels."""
+    import os
+
+    from lotterysite.fileio import file_digest
+
+    root = _bmp_folder(tmp_path / "data")
+    test = load_imagefolder(root, 8).test
+    first = test.cached(tmp_path / "work", digest=file_digest)
+    f = test.files[0]
+    stat = f.stat()
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(f)
+    os.utime(f, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert f.stat().st_size == stat.st_size
+    second = test.cached(tmp_path / "work", digest=file_digest)
+    assert second.cache_file != first.cache_file and int(second.images_at([0]).float().mean()) == 200
+    # A damaged cache (its recorded digest differs) is built again; so is any cache on request (--force).
+    raw = bytearray(second.cache_file.read_bytes())
+    raw[:4] = b"\1\2\3\4"
+    second.cache_file.write_bytes(bytes(raw))
+    third = test.cached(tmp_path / "work", digest=file_digest)
+    assert int(third.images_at([0]).float().mean()) == 200
+    rebuilt = test.cached(tmp_path / "work", digest=lambda p: "same", rebuild=True)
+    assert torch.equal(rebuilt.images_at(range(len(test))), test.images_at(range(len(test))))
+
+
+def test_a_truncated_jpeg_is_found_at_the_scan(tmp_path):
+    """D23: a JPEG cut short near its end failed in the middle of training."""
+    root = _bmp_folder(tmp_path / "data")
+    photo = root / "train" / "a" / "cut.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(photo)
+    photo.write_bytes(photo.read_bytes()[:-300])
+    with pytest.raises(DataError, match=r"cut\.jpg: unreadable image"):
+        load_imagefolder(root, 8)
+    data = load_imagefolder(root, 8, skip_unreadable=True)
+    assert data.train.skipped == (photo,) and photo not in data.train.files
+
+
+def test_system_errors_stop_the_scan_instead_of_counting_as_unreadable(tmp_path, monkeypatch):
+    """D14: too many open files, an I/O error or a stale NFS handle are not an unreadable image."""
+    import errno
+
+    from PIL import Image as PILImage
+
+    from lotterysite.fileio import StorageError
+
+    root = _bmp_folder(tmp_path / "data")
+
+    def failing(path, *a, **kw):
+        raise OSError(errno.EMFILE, "Too many open files", str(path))
+
+    monkeypatch.setattr(PILImage, "open", failing)
+    with pytest.raises(StorageError, match="Too many open files"):
+        load_imagefolder(root, 8, skip_unreadable=True)

@@ -26,8 +26,10 @@ once into a memory-mapped file under `work_dir` and later passes read that inste
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,16 +83,42 @@ def _round_robin(per_class: list[list[Path]]) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
+# Errors of the system, not of the file: they stop the run (one line) instead of marking the image unreadable.
+TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.EIO, errno.ESTALE, errno.ENOMEM, errno.EAGAIN, errno.EINTR,
+             errno.ETIMEDOUT, errno.ENOLCK}  # fmt: skip
+# What a whole file of these formats ends with, in its last bytes: a file cut short misses it.
+ENDINGS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+
+
+def _transient(path: Path, e: BaseException) -> None:
+    if isinstance(e, OSError) and e.errno in TRANSIENT:
+        from ..fileio import storage_error
+
+        raise storage_error(path, "read the image", e) from None
+
+
+def _cut_short(path: Path, image_format: str | None) -> bool:
+    """Whether a JPEG or PNG lacks its end marker in its last 64 bytes (a download or copy cut short)."""
+    ending = ENDINGS.get(image_format or "")
+    if ending is None:
+        return False
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 64))
+        return ending not in f.read()
+
+
 def _probe(path: Path, *, decode: bool) -> str:
-    """The image's PIL mode, reading its header (or decoding it fully when `decode`); raises DataError."""
+    """The image's PIL mode, reading its header (or decoding it fully when `decode`, or when the file looks cut
+    short); raises DataError, or StorageError for a transient system error (too many open files, I/O error)."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
-            if decode:
-                img.load()
+            if decode or _cut_short(path, img.format):
+                img.load()  # a truncated image fails here, at the scan, not in the middle of training
             return img.mode
     except (OSError, ValueError, Image.DecompressionBombError) as e:
+        _transient(path, e)
         raise DataError(
             f"{path}: unreadable image ({type(e).__name__}: {e}); replace or delete the file, "
             "or set skip_unreadable = true in [data] to leave unreadable images out"
@@ -123,6 +151,7 @@ def decode_image(
             img = img.crop((left, top, left + image_size, top + image_size))
             arr = np.array(img, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
+        _transient(path, e)
         raise DataError(
             f"{path}: unreadable image ({type(e).__name__}: {e}); replace or delete the file, "
             "or set skip_unreadable = true in [data] to leave unreadable images out"
@@ -210,22 +239,37 @@ class ImageFolderSet:
         """Every image decoded into one in-memory `ImageSet` (for small sets only: needs `nbytes` of memory)."""
         return ImageSet(self.images_at(range(len(self))), self.labels, self.classes, self.name)
 
-    def fingerprint(self) -> str:
-        """Hash of what determines the pixels: files (path, size, mtime), sizes, channels, decoding rules."""
+    def fingerprint(self, digest=None) -> str:
+        """Hash of what determines the pixels: every file's content (`digest(path)`, e.g. a `fileio.DigestCache`'s;
+        default: read each file), sizes, channels, decoding rules. A file's path, size and modification time are
+        not enough: an image replaced by another of the same size, its mtime restored, would keep its old pixels."""
+        from ..fileio import file_digest
+
+        digest = digest or file_digest
         sizes = f"{self.image_size}/{self.in_channels}/{self.resize}/{self.interpolation}/{DECODE}"
         h = hashlib.sha256(sizes.encode())
         for f in self.files:
-            st = f.stat()
-            h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            h.update(f"{f.name}|{digest(f)}\n".encode())
         return h.hexdigest()[:16]
 
-    def cached(self, work_dir: str | os.PathLike, *, limit: int = CACHE_LIMIT, batch_size: int = 256) -> ImageFolderSet:
-        """This split backed by a memory-mapped uint8 cache in `work_dir` (built once), or itself when the cache
-        would exceed `limit` bytes: then every pass decodes the image files again."""
+    def cached(self, work_dir: str | os.PathLike, *, limit: int = CACHE_LIMIT, batch_size: int = 256, digest=None,
+               rebuild: bool = False) -> ImageFolderSet:  # fmt: skip
+        """This split backed by a memory-mapped uint8 cache in `work_dir` (built once; `rebuild`: built again), or
+        itself when the cache would exceed `limit` bytes: then every pass decodes the image files again. The cache
+        is named by the files' contents (`digest`, see `fingerprint`) and its own digest is recorded beside it and
+        checked before reuse (`fileio.seal`), so a damaged cache is built again."""
+        from ..fileio import check_seal, seal
+
         if self.cache_file is not None or self.nbytes > limit or len(self) == 0:
             return self
-        path = Path(work_dir) / f"imagefolder-{self.fingerprint()}-{len(self)}x{self.in_channels}x{self.image_size}.u8"
-        if not path.exists():
+        name = f"imagefolder-{self.fingerprint(digest)}-{len(self)}x{self.in_channels}x{self.image_size}.u8"
+        path = Path(work_dir) / name
+        if path.exists() and not rebuild:
+            why = check_seal(path)
+            if why is not None:
+                print(f"warning: {path} is damaged ({why}); deleting it and building it again", file=sys.stderr)
+                path.unlink(missing_ok=True)
+        if rebuild or not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + f".tmp{os.getpid()}")
             shape = (len(self), self.in_channels, self.image_size, self.image_size)
@@ -240,6 +284,7 @@ class ImageFolderSet:
                 os.replace(tmp, path)  # atomic: an interrupted build never leaves a half cache behind
             finally:
                 tmp.unlink(missing_ok=True)
+            seal(path)
         return self._replace(cache_file=path)
 
 

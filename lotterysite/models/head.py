@@ -94,6 +94,10 @@ def _honours_contract(model: nn.Module) -> bool:
     )
 
 
+def _same(out: torch.Tensor, logits: torch.Tensor) -> bool:
+    return out is logits or (not out.is_meta and torch.equal(out, logits))
+
+
 class FeatureHead:
     """`head(x)` returns the feature X (N x m) of a batch; `head.linear` is the final layer, `head.name` its path.
 
@@ -150,7 +154,11 @@ class FeatureHead:
             raise HeadError(f"{name}: its classifier `{self.name}` (nn.Linear) does not run in forward; "
                             "the logits come from elsewhere")  # fmt: skip
         logits = mine[-1][2]
-        if not isinstance(out, torch.Tensor) or out.shape != logits.shape or not torch.equal(out, logits):
+        if isinstance(out, torch.Tensor) and out.is_meta and out.shape == logits.shape and out is not logits:
+            # A model built on the meta device to check shapes (recipe validation) has no values to compare
+            # (torch.equal has no meta kernel): the check is left to the first real batch, so nothing is remembered.
+            return
+        if not isinstance(out, torch.Tensor) or out.shape != logits.shape or not _same(out, logits):
             got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
             last = names.get(calls[-1][0], "?") if calls else "none"
             raise HeadError(

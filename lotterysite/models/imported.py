@@ -107,7 +107,25 @@ def resolve_factory(path: str) -> Callable[..., Any]:
     fn = getattr(module, function, None)
     if fn is None or not callable(fn):
         raise ModelError(f"arch {path!r}: module {module_name!r} has no function {function!r}")
+    why = _not_a_factory(fn)
+    if why:  # refused before it is ever called: a recipe naming os:system must not run a command
+        raise ModelError(f"arch {path!r} is {why}, not a model factory; name a Python function (or nn.Module class) "
+                         "of your own code that returns the model")  # fmt: skip
     return fn
+
+
+def _not_a_factory(fn) -> str | None:
+    """Why `fn` cannot be a model factory, where that is known without calling it: a built-in or C function, a
+    class that is not an nn.Module, or anything of Python's standard library."""
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    if inspect.isclass(target):
+        return None if issubclass(target, nn.Module) else f"the class {target.__name__}, which is not an nn.Module"
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        return "a built-in function" if inspect.isbuiltin(target) else f"a {type(target).__name__} object"
+    top = (getattr(target, "__module__", "") or "").partition(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        return f"a function of Python's standard library ({target.__module__})"
+    return None
 
 
 def _normalise(mean: torch.Tensor, std: torch.Tensor, module: nn.Module, args: tuple):

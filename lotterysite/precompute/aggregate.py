@@ -14,6 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# How far two stores of one recipe may differ when their workers ran with other CPU thread counts (Ray's one-CPU
+# tasks, a local run with all cores): float32 sums are reduced in another order, so the last bits of every feature,
+# and so of angles, lengths and margins, differ; predictions and accuracies agree. Per column (fnmatch pattern) an
+# (absolute, relative) pair: a and b agree when |a - b| <= absolute + relative * |a|. Relative margin changes (and
+# their densities) divide by the clean margin and may differ more for samples whose clean margin is near zero.
+THREAD_TOLERANCE = {
+    "correlations.arrow": {"rc_*": (1e-5, 0.0), "mc_abs_mean*": (0.0, 1e-3)},
+    "geometry/*.arrow": {"angle*": (1e-3, 0.0), "length": (1e-6, 1e-5), "margin": (1e-5, 1e-5),
+                         "prob_true": (1e-5, 0.0), "loss": (1e-5, 1e-5)},
+}  # fmt: skip
+
 
 @dataclass
 class Confusion:

@@ -3,7 +3,7 @@ elsewhere. `run.py` calls these at a few points; everything here is also usable 
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -70,9 +70,12 @@ def load_splits(recipe: Recipe) -> DataSplits:
     return load_dataset(d.name, d.root, trust_pickles=d.trust_pickles)
 
 
-def cache_images(data, work: Path):
-    """A class-folder set backed by a memory-mapped cache in `work` when it fits `data.CACHE_LIMIT`; others as is."""
-    return data.cached(work / "images") if isinstance(data, ImageFolderSet) else data
+def cache_images(data, work: Path, *, digest=None, rebuild: bool = False):
+    """A class-folder set backed by a memory-mapped cache in `work` when it fits `data.CACHE_LIMIT`; others as is.
+    `digest(file)` gives an image file's content digest (the cache's name); `rebuild` builds it again."""
+    if not isinstance(data, ImageFolderSet):
+        return data
+    return data.cached(work / "images", digest=digest, rebuild=rebuild)
 
 
 def images_at(data, index) -> torch.Tensor:
@@ -87,18 +90,18 @@ def model_from_weights(arch_cfg: ArchConfig, *, num_classes: int, in_channels: i
     return load_weights(model, arch_cfg.weights)
 
 
-def plan_external(recipe: Recipe, entry_cls, inputs: dict[str, str], fingerprint) -> list:
+def plan_external(recipe: Recipe, entry_cls, inputs: dict[str, str], fingerprint, data: list, arch_key) -> list:
     """One entry per [[models]] table (`entry_cls` is run.ModelEntry), after lotterysite's own models.
 
-    Its fingerprint covers the data, the base architecture and the file's content digest (`inputs`, from
-    run.input_digests, hashed by `fingerprint`), so replacing the file at the same path evaluates it again. Its
-    amount is the table's, or NaN until the model is loaded and its sparsity measured (`placed`).
+    Its fingerprint covers the data (`data`, run._data_key), the base architecture (`arch_key`, run._arch_key: its
+    settings and source) and the file's content digest (`inputs`, from run.input_digests, hashed by
+    `fingerprint`), so replacing the file at the same path evaluates it again. Its amount is the table's, or NaN
+    until the model is loaded and its sparsity measured (`placed`).
     """
     out = []
     for m in recipe.models:
         arch = next(a for a in recipe.architectures if a.model.arch == m.base)
-        data = [asdict(recipe.data), inputs.get("data", "")]
-        fp = fingerprint(data, asdict(arch), inputs.get(f"models:{m.file}", ""), m.label, m.amount)
+        fp = fingerprint(data, arch_key(arch, inputs), inputs.get(f"models:{m.file}", ""), m.label, m.amount)
         mid = external_id(m)
         amount = m.amount if m.amount is not None else float("nan")
         out.append(entry_cls(mid, model_key(mid), m.base, m.label, amount, False, recipe.seeds[0], fp, file=m.file))

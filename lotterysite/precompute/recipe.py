@@ -281,8 +281,9 @@ def _factory_options(arch: str) -> set[str] | None:
 
 def _resolve(recipe_path: str, value: str) -> str:
     """A path in a recipe is relative to the recipe's folder, not to where the command runs."""
+    # Absolute and resolved: the same recipe read as r.toml or dir/r.toml (or through a link) names the same files.
     p = Path(value).expanduser()
-    return str(p if p.is_absolute() else Path(recipe_path).parent / p)
+    return str((p if p.is_absolute() else Path(recipe_path).parent / p).resolve())
 
 
 def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
@@ -296,7 +297,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     from ..models import is_model, list_models
 
     try:
-        doc = tomllib.loads(text)
+        doc = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML ({e}); fix the syntax at that line") from None
     top = _Reader(path, "", doc)
@@ -522,6 +523,10 @@ def check_against_data(recipe: Recipe, train, test) -> None:
     def fail(field: str, message: str):
         raise RecipeError(f"{p}: field {field!r} {message}")
 
+    if train.num_classes < 2:  # a classifier of one class trains to nothing, and its angles have no other class
+        names = ", ".join(map(repr, train.classes))
+        field_name = "data.root" if d.name == "imagefolder" else "data.name"
+        fail(field_name, f"gives {train.num_classes} class ({names}); a classifier needs 2 or more: add a class folder")
     for key, n, have in (
         ("data.train_subset", d.train_subset, len(train)),
         ("data.test_subset", d.test_subset, len(test)),
@@ -651,7 +656,7 @@ def _external_model(r: _Reader, archs: list[ArchConfig], path: str) -> ExternalM
 def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors write one) is not TOML
     except FileNotFoundError:
         raise RecipeError(
             f"{path}: recipe not found; pass the path of a TOML recipe such as precompute/demo.toml"

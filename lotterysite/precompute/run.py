@@ -40,7 +40,7 @@ from ..config import TrainConfig
 from ..data import DATASETS, DataError, ImageSet, load_cifar10c
 from ..data._registry import DataSplits
 from ..errors import LotterysiteError
-from ..fileio import DigestCache, atomic_write, remove_temporaries, scratch_file, write_bytes
+from ..fileio import DigestCache, atomic_write, check_seal, remove_temporaries, scratch_file, seal, unseal, write_bytes
 from ..geometry import measure_model
 from ..models import create_model
 from ..models.imported import register_sources, source_file
@@ -59,7 +59,7 @@ from ..store.schema import (
     confused_columns,
     outcomes_schema,
 )
-from ..training import train
+from ..training import TrainingError, train
 from . import aggregate as agg
 from . import custom, results_file
 from .curse import random_vector_angles, width_sweep
@@ -109,22 +109,25 @@ def data_folder(name: str, root: str | None) -> Path | None:
     return next((Path(r) for r in spec.roots if Path(r).is_dir()), None) if spec else None
 
 
-def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
+def input_digests(recipe: Recipe, digests: DigestCache, splits: DataSplits | None = None) -> dict[str, str]:
     """Content digests of every file the recipe reads: the data set's folder (and class list), each checkpoint and
-    weights file, each [[models]] file, the CIFAR-10-C files used. They go into the fingerprints, so replacing a
-    file at the same path recomputes what it shapes."""
+    weights file, each model's source file, each [[models]] file, the CIFAR-10-C files used. They go into the
+    fingerprints, so replacing a file at the same path recomputes what it shapes.
+
+    Only what is used is digested. With `splits` (the loaded splits): a class-folder set's files of the train and
+    test subsets, another set's pixels and labels of those subsets. Without: every image of a class-folder set's
+    train/ and test|val/ class folders, another set's whole folder. Nothing else under a class-folder root is read
+    (an ImageNet tarball beside train/, or the store itself with root = ".")."""
     out = {}
     folder = data_folder(recipe.data.name, recipe.data.root)
-    out["data"] = digests.tree(folder) if folder is not None and folder.is_dir() else ""
     if recipe.data.name == "imagefolder":
-        from ..data.imagefolder import DECODE, TEST_FOLDERS
-
-        # Only the splits the loader reads: with root = "." the store and its work folder (or anything else the
-        # user keeps there) would change the data's digest on every run, and nothing would ever be resumed.
-        test = next((d for d in TEST_FOLDERS if folder is not None and (folder / d).is_dir()), TEST_FOLDERS[0])
-        splits = [(s, folder / s) for s in ("train", test)] if folder is not None else []
-        trees = [f"{s}:{digests.tree(path)}" for s, path in splits if path.is_dir()]
-        out["data"] = _fingerprint(*trees, f"decode {DECODE}")  # the decoding rules make the pixels as the files do
+        out["data"] = _imagefolder_digest(recipe, folder, digests, splits)
+    elif splits is not None:  # the pixels and labels the subsets use, whatever else the data folder holds
+        d = recipe.data
+        used = (("train", splits.train.head(d.train_subset)), ("test", splits.test.head(d.test_subset)))
+        out["data"] = _fingerprint(*[_tensor_digest(s, x) for s, x in used])
+    else:
+        out["data"] = digests.tree(folder) if folder is not None and folder.is_dir() else ""
     if recipe.data.classes:  # a class-folder set's class list fixes the labels
         classes = Path(recipe.data.classes)
         out["data"] = _fingerprint(out["data"], digests.digest(classes) if classes.is_file() else "")
@@ -145,6 +148,35 @@ def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
     return out
 
 
+def _tensor_digest(split: str, images: ImageSet) -> str:
+    h = hashlib.sha256(f"{split}:{tuple(images.images.shape)}:{list(images.classes)}".encode())
+    h.update(images.images.contiguous().numpy().tobytes())
+    h.update(images.labels.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _imagefolder_digest(recipe: Recipe, folder: Path | None, digests: DigestCache, splits) -> str:
+    from ..data.imagefolder import DECODE, IMAGE_SUFFIXES, TEST_FOLDERS, ImageFolderSet
+
+    if folder is None or not folder.is_dir():
+        return ""
+    d = recipe.data
+    if splits is not None and isinstance(splits.train, ImageFolderSet):
+        used = [(s, split.head(n)) for s, split, n in (("train", splits.train, d.train_subset),
+                                                       ("test", splits.test, d.test_subset))]  # fmt: skip
+        # The files in label order: which image has which label shapes every model.
+        parts = [f"{s}:{digests.files(folder, list(x.files))}:{x.labels.tolist()}:{list(x.classes)}" for s, x in used]
+    else:
+        test = next((t for t in TEST_FOLDERS if (folder / t).is_dir()), TEST_FOLDERS[0])
+        parts = []
+        for s in ("train", test):
+            classes = sorted(c for c in (folder / s).glob("*") if c.is_dir() and not c.name.startswith("."))
+            files = [f for c in classes for f in sorted(c.iterdir())
+                     if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+            parts.append(f"{s}:{digests.files(folder, files)}")
+    return _fingerprint(*parts, f"decode {DECODE}")  # the decoding rules make the pixels as the files do
+
+
 @dataclass
 class PrecomputeResult:
     store: Path
@@ -153,9 +185,12 @@ class PrecomputeResult:
     timings: dict[str, float] = field(default_factory=dict)
     reused: dict[str, int] = field(default_factory=dict)
     units: dict[str, float] = field(default_factory=dict)  # seconds of each unit run in this call, by unit id
+    skipped: dict[str, int] = field(default_factory=dict)  # unreadable images left out, per split (skip_unreadable)
 
     def report(self) -> str:
         lines = [f"store {self.store}: {self.models} models, {self.shipped} shipped samples"]
+        if any(self.skipped.values()):
+            lines.append("  skipped  " + ", ".join(f"{n} unreadable {s} images" for s, n in self.skipped.items()))
         for stage, seconds in self.timings.items():
             reused = self.reused.get(stage)
             extra = f" ({reused} reused)" if reused else ""
@@ -177,19 +212,34 @@ class PrecomputeResult:
         return "\n".join(lines)
 
 
+def _data_key(recipe: Recipe, inputs: dict[str, str]) -> list:
+    """What shapes the data: its settings and its content digest, without the folder's and class list's paths."""
+    settings = {**asdict(recipe.data), "root": None, "classes": bool(recipe.data.classes)}
+    return [settings, inputs.get("data", "")]
+
+
+def _arch_key(a, inputs: dict[str, str]) -> list:
+    """What shapes an architecture's models: its settings and the content of every file it names (a checkpoint, a
+    weights file, the model's own source file), never those files' paths (the same recipe read through another
+    path, or its files moved, reuses its work)."""
+    arch = a.model.arch
+    settings = {**asdict(a), "checkpoint": bool(a.checkpoint), "weights": bool(a.weights)}
+    files = [inputs.get(f"{kind}:{arch}", "") for kind in ("checkpoint", "weights", "source")]
+    return [settings, *files]
+
+
 def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[ModelEntry]:
     """Every model the recipe asks for, dense first, in a stable order; `inputs` (from `input_digests`) go into
     the fingerprints."""
     many = len(recipe.seeds) > 1
     inputs = inputs or {}
-    data = [asdict(recipe.data), inputs.get("data", "")]
+    data = _data_key(recipe, inputs)
     out = []
     for seed in recipe.seeds:
         for a in recipe.architectures:
             arch = a.model.arch
             mid = model_id(arch, "dense", 0.0, retrained=False, seed=seed, many_seeds=many)
-            weights = [inputs.get(f"weights:{arch}", "")] if a.weights else []  # a weights file's content
-            dense_fp = _fingerprint(data, asdict(a), seed, inputs.get(f"checkpoint:{arch}", ""), *weights)
+            dense_fp = _fingerprint(data, _arch_key(a, inputs), seed)
             out.append(ModelEntry(mid, model_key(mid), arch, "dense", 0.0, False, seed, dense_fp))
             dense_id = mid
             for sweep in recipe.pruning:
@@ -204,7 +254,7 @@ def plan_models(recipe: Recipe, inputs: dict[str, str] | None = None) -> list[Mo
                         out.append(ModelEntry(mid, model_key(mid), arch, sweep.name, amount, retrained, seed, fp,
                                               parent=parent))  # fmt: skip
                         parent = mid  # the retrained copy retrains this very pruned model
-    out += custom.plan_external(recipe, ModelEntry, inputs, _fingerprint)
+    out += custom.plan_external(recipe, ModelEntry, inputs, _fingerprint, data, _arch_key)
     # Every model's work files are named by its key: two models with one key would overwrite each other's results
     # (a mixed store). The recipe checks make this unreachable; this is the last guard.
     seen: dict[str, str] = {}
@@ -246,6 +296,7 @@ class _Runner:
         self.run_id = new_run_id()
         # --force digests every input again instead of trusting the (size, mtime) cache.
         self.digests = DigestCache(self.work / "digests.json", trust=not force, progress=progress)
+        self.rebuild = force  # --force rebuilds the caches too (not --plan --force, which only shows the plan)
         self.inputs: dict[str, str] = {}
         self.entries: list[ModelEntry] = []
         self.prepared = None
@@ -272,19 +323,34 @@ class _Runner:
     def discard(self, path: Path, why: str) -> None:
         """A damaged work file: say so, delete it, and let the caller compute it again."""
         print(f"warning: {path} is damaged ({why}); deleting it and computing it again", file=sys.stderr)
-        path.unlink(missing_ok=True)
+        unseal(path)
+
+    def sealed(self, path: Path) -> bool:
+        """Whether a finished work file's content is what was written (its digest recorded by `seal`); a file
+        that changed since (bit rot, a foreign file) is reported and deleted."""
+        why = check_seal(path)
+        if why is not None:
+            self.discard(path, why)
+        return why is None
 
     # -- 1. data ---------------------------------------------------------------------------------------------
     def load_data(self) -> tuple[DataSplits, ImageSet, list[tuple[str, int]]]:
         r = self.recipe
         custom.check_inputs(r)
         splits = custom.load_splits(r)
+        self.note_skipped(splits)
         # Every check that needs the data runs now, before a single model trains.
         check_against_data(r, splits.train, splits.test)
         custom.check_weights(r, num_classes=splits.train.num_classes, in_channels=splits.train.in_channels,
                              image_size=splits.train.image_size)  # fmt: skip
         data = DataSplits(splits.train.head(r.data.train_subset), splits.test.head(r.data.test_subset))
-        eval_set = custom.cache_images(data.test.head(r.eval_subset), self.work)
+        driver = not self.inputs  # a worker is handed the driver's digests instead of reading every input again
+        if driver:
+            self.inputs = input_digests(r, self.digests, splits)
+            self.digests.save()
+        # The cache is named by the images' contents, and rebuilt by --force (once, by the driver).
+        eval_set = custom.cache_images(data.test.head(r.eval_subset), self.work, digest=self.digests.digest,
+                                       rebuild=self.rebuild and driver)  # fmt: skip
         for i, a in enumerate(r.architectures):
             if a.checkpoint:  # fail on a wrong checkpoint now, not after an hour of corruptions
                 try:
@@ -292,9 +358,6 @@ class _Runner:
                                     in_channels=data.train.in_channels, image_size=data.train.image_size)  # fmt: skip
                 except CheckpointError as e:
                     raise CheckpointError(f"{r.path}: field 'architectures[{i}].checkpoint': {e}") from None
-        if not self.inputs:  # a worker is handed the driver's digests instead of reading every input again
-            self.inputs = input_digests(r, self.digests)
-            self.digests.save()
         self.entries = plan_models(r, self.inputs)
         variants = [("clean", 0)] + [(n, s) for n in r.corruptions.names for s in r.corruptions.severities]
         if r.corruptions.source != "generate":
@@ -310,6 +373,15 @@ class _Runner:
                                     "<corruption>.npy for every name in corruptions.names, and labels.npy")  # fmt: skip
         return data, eval_set, variants
 
+    def note_skipped(self, splits) -> None:
+        """Unreadable images left out (skip_unreadable): counted in the result and the manifest, and said."""
+        skipped = {s: tuple(getattr(getattr(splits, s), "skipped", ())) for s in ("train", "test")}
+        self.result.skipped = {s: len(files) for s, files in skipped.items()}
+        for s, files in skipped.items():
+            if files:
+                print(f"warning: skipped {len(files)} unreadable {s} image{'s' * (len(files) > 1)} "
+                      f"(skip_unreadable = true), e.g. {files[0]}", file=sys.stderr)  # fmt: skip
+
     def prepare(self):
         """The data, evaluation set and variants, loaded once per process (every unit of a worker shares them)."""
         if self.prepared is None:
@@ -320,7 +392,7 @@ class _Runner:
         # Everything that determines the images is in the path, so a changed recipe never reuses stale ones.
         c, r = self.recipe.corruptions, self.recipe
         n = r.eval_subset if r.eval_subset is not None else "all"
-        fp = _fingerprint(asdict(r.data), self.inputs.get("data", ""))
+        fp = _fingerprint(_data_key(r, self.inputs))
         folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}-{fp}"
         return self.work / "corruptions" / folder / f"{name}-{severity}.npy"
 
@@ -332,10 +404,10 @@ class _Runner:
         try:
             with zipfile.ZipFile(path) as z:
                 z.infolist()
-            return True
         except (OSError, zipfile.BadZipFile, ValueError) as e:
             self.discard(path, f"{type(e).__name__}: {e}")
             return False
+        return self.sealed(path)
 
     def cached_corruption(self, path: Path, shape: tuple) -> bool:
         """Whether a whole cached corruption is at `path` (a truncated or foreign file is discarded)."""
@@ -350,7 +422,7 @@ class _Runner:
             ok, why = False, f"{type(e).__name__}: {e}"
         if not ok:
             self.discard(path, why)
-        return ok
+        return ok and self.sealed(path)
 
     def generate_corruptions(
         self, eval_set: ImageSet, variants: list[tuple[str, int]], *, always: bool = False
@@ -373,6 +445,7 @@ class _Runner:
             buf = io.BytesIO()
             np.save(buf, torch.cat(parts).numpy())
             write_bytes(self.corruption_path(name, severity), buf.getvalue())
+            seal(self.corruption_path(name, severity))
 
     def variant_set(self, eval_set: ImageSet, name: str, severity: int) -> ImageSet:
         if name == "clean":
@@ -384,7 +457,7 @@ class _Runner:
         try:
             array = np.load(path, allow_pickle=False)
         except Exception as e:  # damaged since the data stage checked it
-            path.unlink(missing_ok=True)
+            unseal(path)
             raise DataError(
                 f"{path}: damaged ({type(e).__name__}: {e}); deleted it, rerun to generate it again"
             ) from None
@@ -421,6 +494,7 @@ class _Runner:
             train(model, data.train, train_cfg, device=self.device, progress=self.progress, desc=entry.model_id)
         save_checkpoint(path, model, **shape, options=arch_cfg.model.options,
                         meta={**self.meta, "model_id": entry.model_id})  # fmt: skip
+        seal(path)
         return model
 
     def pruned_model(self, entry: ModelEntry, parent, data: DataSplits):
@@ -436,6 +510,17 @@ class _Runner:
             except CheckpointError as e:
                 self.discard(path, str(e).removeprefix(f"{path}: "))
         sweep = self.sweep_of(entry)
+        try:
+            model = self.prune_or_retrain(entry, sweep, parent, data)
+        except TrainingError as e:  # MPT's or retraining's loss diverged: name the model it was making
+            raise TrainingError(f"{entry.model_id}: {e}") from None
+        save_pruned(
+            path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id}
+        )
+        seal(path)
+        return model
+
+    def prune_or_retrain(self, entry: ModelEntry, sweep, parent, data: DataSplits):
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
@@ -448,9 +533,6 @@ class _Runner:
         else:
             cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=self.progress)
             model = prune_model(parent, cfg, data=data.train.head(sweep.train_subset), device=self.device)
-        save_pruned(
-            path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id}
-        )
         return model
 
     def sweep_of(self, entry: ModelEntry):
@@ -472,7 +554,7 @@ class _Runner:
         try:
             model = load(path, arch=entry.arch, num_classes=data.train.num_classes)[0]
         except CheckpointError as e:
-            path.unlink(missing_ok=True)
+            unseal(path)
             raise DamagedWork(path, str(e).removeprefix(f"{path}: ")) from None
         return self.remember(entry, model)
 
@@ -487,7 +569,8 @@ class _Runner:
     # -- 3. evaluate -----------------------------------------------------------------------------------------
     def results_path(self, entry: ModelEntry) -> Path:
         c = self.recipe.corruptions
-        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed, c.names,
+        source = "generate" if c.source == "generate" else "folder"  # a folder by its content (below), not its path
+        fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, source, c.params, c.seed, c.names,
                           c.severities, self.inputs.get("cifar10c", ""), results_file.FORMAT,
                           self.recipe.ship.severities)  # fmt: skip
         return self.work / "results" / f"{entry.key}-{fp}.npz"
@@ -547,6 +630,7 @@ class _Runner:
             extra = {"sparsity": report["sparsity"], "prunable": report["count"],
                      "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0)}  # fmt: skip
             results_file.save(path, res, extra, angle_file=angle_file)
+            seal(path)
             del res
 
     def all_results(self, eval_set: ImageSet, variants) -> StoredResults:
@@ -557,7 +641,7 @@ class _Runner:
             path = self.results_path(entry)
             head = self.load_header(path, variants, eval_set.labels.numpy()) if path.exists() else None
             if head is None:
-                path.unlink(missing_ok=True)
+                unseal(path)
                 raise DamagedWork(path, "missing, unreadable or made for other data")
             out[entry.model_id] = (path, custom.placed(entry, head["extra"]), head["extra"])
         return StoredResults(out, variants, self.kept_variants(variants))
@@ -565,13 +649,15 @@ class _Runner:
     # -- 4. curse --------------------------------------------------------------------------------------------
     def curse_path(self) -> Path:
         c = self.recipe.curse
-        key = _fingerprint(asdict(c), asdict(self.recipe.data), self.inputs.get("data", ""), self.recipe.seeds[0])
+        key = _fingerprint(asdict(c), _data_key(self.recipe, self.inputs), self.recipe.seeds[0])
         return self.work / f"curse-{key}.json"
 
     def curse_rows(self) -> dict[str, list] | None:
         """The finished study's rows, or None (a damaged file is reported and deleted)."""
         path = self.curse_path()
         if not path.exists():
+            return None
+        if not self.sealed(path):
             return None
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
@@ -590,6 +676,7 @@ class _Runner:
         for k in rows:
             rows[k] += sweep[k]
         write_bytes(self.curse_path(), json.dumps({"rows": rows}).encode())
+        seal(self.curse_path())
         return rows
 
     # -- 5. store --------------------------------------------------------------------------------------------
@@ -701,10 +788,11 @@ class _Runner:
             suffix = Path(gallery_file).suffix
             key = _fingerprint(self.inputs.get("data", ""), picks, c.names, c.params, c.seed, gallery_file)
             cached = self.work / f"gallery-{key}{suffix}"
-            if not self.done(cached):
+            if not self.done(cached) or not self.sealed(cached):
                 atomic_write(
                     cached, lambda tmp: gallery(images, Path(tmp), names=c.names, params=c.params, seed=c.seed)
                 )
+                seal(cached)
             write_bytes(root / gallery_file, cached.read_bytes())
             files[gallery_file] = None
 
@@ -717,7 +805,7 @@ class _Runner:
             "dataset": {
                 "name": r.data.name, "classes": list(classes), "n_eval": len(eval_set), "n_shipped": len(shipped),
                 "channels": eval_set.in_channels, "image_size": eval_set.image_size, "shipping": shipping,
-                "confused_classes": k,
+                "confused_classes": k, "skipped_unreadable": dict(self.result.skipped),
             },
             "architectures": list(dict.fromkeys(e.arch for e in entries)),
             "methods": list(dict.fromkeys(e.method for e in entries)),
@@ -1028,6 +1116,8 @@ class UnitTask:
             device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
             runner = _Runner(self.recipe, self.store, force=self.force, device=device, progress=self.progress)
             runner.run_id, runner.inputs = self.run_id, dict(self.inputs)
+            # The driver digested every input afresh under --force and saved the digests: a worker trusts them.
+            runner.digests = DigestCache(runner.work / "digests.json", trust=True)
             self.runner = runner
         return self.runner
 
@@ -1080,7 +1170,9 @@ class UnitTask:
 def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False) -> list[Unit]:
     """The units of `recipe`'s study, their dependencies and which are done (what `precompute --plan` prints)."""
     store = Path(store) if store is not None else Path("store") / recipe.name
-    return _runner_plan(_Runner(recipe, store, force=force, device=torch.device("cpu"), progress=False))
+    runner = _Runner(recipe, store, force=force, device=torch.device("cpu"), progress=False)
+    runner.rebuild = False
+    return _runner_plan(runner)
 
 
 def precompute(
