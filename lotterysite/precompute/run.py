@@ -55,6 +55,7 @@ from ..store.schema import (
     EXEMPLARS,
     MARGIN_CHANGE,
     MODELS,
+    PAIRED,
     SAMPLES,
     confused_columns,
     outcomes_schema,
@@ -644,6 +645,7 @@ class _Runner:
         put("accuracy.arrow", acc, ACCURACY)
         put("correlations.arrow", correlations_table(results, weights, corrupted=len(variants) > 1), CORRELATIONS)
         put("margin_change.arrow", margin_change_table(results, corrupted=len(variants) > 1), MARGIN_CHANGE)
+        put("paired.arrow", paired_table(results, weights), PAIRED)
         exm = exemplars_table(results, labels)
         put("exemplars.arrow", exm, EXEMPLARS)
 
@@ -794,6 +796,19 @@ def correlations_table(results: dict, weights, *, corrupted: bool) -> dict:
         for k in CORRELATIONS.names:
             cor[k].append(row[k])
     return cor
+
+
+def paired_table(results: dict, weights) -> dict:
+    """Paired differences on the same evaluation images: every two models of one architecture (ref_id the one
+    listed first, so a dense model is the ref of its pruned ones) and every model's corrupted vs clean accuracy."""
+    inputs, arch_of = {}, {}
+    for entry, res, _ in results.values():  # one model's V x N arrays at a time; a few N-vectors kept of each
+        inputs[entry.model_id] = agg.PairedInputs.of(res)
+        arch_of[entry.model_id] = entry.arch
+    ids = list(inputs)
+    pairs = [(m, m) for m in ids]
+    pairs += [(m, r) for i, m in enumerate(ids) for r in ids[:i] if arch_of[r] == arch_of[m]]
+    return agg.paired_rows(pairs, inputs, weights, agg.BOOTSTRAP)
 
 
 def margin_change_table(results: dict, *, corrupted: bool) -> dict:
