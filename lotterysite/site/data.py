@@ -23,10 +23,10 @@ from ..store.schema import GALLERY_NAMES, outcomes_schema, store_geometry_schema
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
 # Stages a recipe can switch off (the page leaves their figure out), and confused.arrow (many classes only).
-OPTIONAL_TABLES = ("curse.arrow", "confused.arrow")
+OPTIONAL_TABLES = ("curse.arrow", "confused.arrow", "paired.arrow")  # paired.arrow: stores from schema 1.3 on
 THUMBNAIL = re.compile(r"^data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]*$")  # never a URL readers would fetch
 SMALL_TABLES = ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
-                "curse.arrow")  # fmt: skip
+                "curse.arrow", "paired.arrow")  # fmt: skip
 
 
 def slug(text: str) -> str:
