@@ -169,6 +169,9 @@ def test_digits_grow_until_distinct_ends_print_distinct():
     # A difference's ends stay distinct from 0 and from the margin: +0.96 is not printed "+1.0"
     assert findings.Diff(0.002, -0.0004, 0.0096).points(0.01) == "+0.20 points [-0.04, +0.96]"
     assert findings.Diff(0.0, 0.0, 0.0).points(0.01) == "0.0 points [0.0, 0.0]"
+    # float32 noise is no difference: a stored 0.01 is the 1-point margin
+    f32 = float(np.float32(0.01))
+    assert findings.Diff(f32, -0.006, 0.026).points(0.01) == "+1.0 points [-0.6, +2.6]"
     assert findings.Diff(-0.0, -0.0, 0.0).negated().points() == "0.0 points [0.0, 0.0]"
 
 

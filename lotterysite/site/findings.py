@@ -31,7 +31,8 @@ EQUIVALENCE_POINTS = 1.0
 def digits_for(values, start: int, cap: int = 6) -> int:
     """The fewest decimals (at least `start`, at most `cap`) at which every two distinct `values` print distinct:
     intervals that do not overlap never look as if they touched ([0.3498, 0.3502] is not printed [0.35, 0.35])."""
-    vals = {round(float(x), cap + 3) for x in values if x is not None and math.isfinite(x)}
+    # Equal to 6 significant digits is equal: a float32 0.01 (0.0099999998) is the margin 1 point, not beside it.
+    vals = {float(f"{x:.6g}") for x in values if x is not None and math.isfinite(x)}
     d = start
     while d < cap and len({f"{x:.{d}f}" for x in vals}) < len(vals):
         d += 1
