@@ -249,6 +249,16 @@ HEADLINE_POINT = """(index) => {
   return found && {x: canvas.x + ox + (pad.left || 0) + found.x, y: canvas.y + oy + (pad.top || 0) + found.y,
                    href: found.href, id: found.id};
 }"""
+# The lines of Fig. 10's paired readout, as drawn.
+READOUT = """(index) => {
+  const lines = [];
+  const walk = (mark) => {
+    if (mark.marktype === 'text') mark.items.forEach(it => it.datum && 'b' in it.datum && lines.push(it.text));
+    else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(walk));
+  };
+  walk(window.lotterysiteRuntime.views[index].view.scenegraph().root);
+  return lines;
+}"""
 # Model ids of the lines Fig. 10 draws.
 DRAWN_MODELS = """(index) => {
   const ids = new Set();
@@ -327,12 +337,20 @@ def test_fig10_picker_defaults_to_dense_and_closest_mpt_and_switches(page, serve
     view = f"window.lotterysiteRuntime.views[{index}].view"
     assert page.evaluate(f"[{view}.signal('mc_a'), {view}.signal('mc_b')]") == [DENSE, RAND]
     assert page.evaluate(DRAWN_MODELS, index) == sorted([DENSE, RAND])
+    first, second = page.evaluate(READOUT, index)
+    assert first.startswith("B minus A, paired on the same images: clean accuracy 0.0 points [")
+    assert first.endswith("(equally accurate: ±1 point)") and "B's margins move less" in second
+    # The verdict under the chart says the same, naming both models.
+    verdict = re.sub(r"\s+", " ", page.inner_text("ul.ls-fig10"))
+    assert f"compares MPT 30 % ({RAND}" in verdict and f"with dense ({DENSE}" in verdict
     selects = page.locator(".ls-fig10 select")
     assert selects.count() == 2 and selects.nth(1).locator("option").count() == 4
     selects.nth(1).select_option(MAG5)
     page.wait_for_function(f"{view}.signal('mc_b') === {MAG5!r}")
     page.evaluate(f"{view}.runAsync().then(() => 0)")
     assert page.evaluate(DRAWN_MODELS, index) == sorted([DENSE, MAG5])
+    first, _ = page.evaluate(READOUT, index)  # right on the same 80 %, but 80 images apart: not shown equal
+    assert "clean accuracy 0.0 points [" in first and first.endswith("(not equally accurate: ±1 point)")
     shot(page, "findings-b")
     assert page.problems == []
 

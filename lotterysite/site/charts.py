@@ -590,11 +590,13 @@ def headline(data=None, *, methods: list[str], archs: list[str] | None = None) -
     )  # fmt: skip
 
 
-def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: str) -> alt.VConcatChart:
+def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: str, paired=None) -> alt.VConcatChart:
     """Fig. 10 as the paper draws it: the relative margin change (m_clean − m_corrupted) / m_clean of two models,
-    0.5 % tails trimmed per model, over every corruption pooled, then per corruption for the same two models.
+    0.5 % tails trimmed per model, over every corruption pooled, then per corruption for the same two models; above
+    them, the two models compared paired (B minus A on the same images).
 
-    Rows as for `margin_change_density`. `models` is [(model_id, label)] for the two selects (params mc_a and mc_b,
+    Rows as for `margin_change_density`; `paired` (dataset "fig10_paired"): a, b, line, text, the readout of every
+    ordered pair (`findings.pair_texts`). `models` is [(model_id, label)] for the two selects (params mc_a and mc_b,
     defaults `a` and `b`); blue is model A, orange model B.
     """
     ids = [m for m, _ in models]
@@ -631,8 +633,15 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
         .resolve_scale(y="independent")
         .properties(name="ls_fig10_per")
     )
+    readout = (
+        alt.Chart(_data(paired, "fig10_paired"))
+        .transform_filter("datum.a == mc_a && datum.b == mc_b")
+        .mark_text(align="left", baseline="top", fontSize=12, limit=900)
+        .encode(x=alt.value(0), y=alt.Y("line:O", axis=None), text="text:N")
+        .properties(width=520, height=34, name="ls_fig10_paired")
+    )
     # Variable params live at the top level; add_params would try to push them into the facet and fail.
-    out = alt.vconcat(pooled, per, spacing=20)
+    out = alt.vconcat(readout, pooled, per, spacing=12)
     out.params = [pa_.param, pb_.param]
     return out
 

@@ -515,6 +515,42 @@ def pruned_vs_dense(store: Store, margin: float = EQUIVALENCE_POINTS / 100) -> l
     return out
 
 
+def pair_text(paired: Paired, a: str, b: str, margin: float) -> list[str]:
+    """Two lines for Fig. 10's picker: model B against model A, paired on the same images."""
+    if a == b:
+        return ["A and B are the same model.", ""]
+    clean = paired.get(b, a, "clean_accuracy")
+    spread = paired.get(b, a, "mc_abs_mean")
+    if clean is None or not clean.ok():
+        return ["No paired comparison of these two models in this store.", ""]
+    pts = margin_text(margin * 100)
+    same = "equally accurate" if clean.within(margin) else "not equally accurate"
+    first = f"B minus A, paired on the same images: clean accuracy {clean.points(margin)} ({same}: ±{pts})"
+    second = "mean |relative margin change| " + (spread.plain() if spread is not None and spread.ok() else "n/a")
+    if spread is not None and spread.ok():
+        second += ": B's margins move " + ("less" if spread.below_zero() else "more" if spread.above_zero() else
+                                           "neither more nor less (0 inside the interval)")  # fmt: skip
+    return [first, second]
+
+
+def pair_texts(store: Store, margin: float = EQUIVALENCE_POINTS / 100) -> bytes:
+    """Fig. 10 picker's paired readout for every ordered pair of models: a, b, line, text (Arrow)."""
+    import pyarrow as pa
+
+    from .data import arrow_bytes
+
+    paired = Paired(store)
+    ids = [m["model_id"] for m in _models(store)]
+    cols: dict[str, list] = {"a": [], "b": [], "line": [], "text": []}
+    for a in ids:
+        for b in ids:
+            for i, line in enumerate(pair_text(paired, a, b, margin)):
+                for k, v in (("a", a), ("b", b), ("line", i), ("text", line)):
+                    cols[k].append(v)
+    schema = pa.schema([("a", pa.string()), ("b", pa.string()), ("line", pa.int32()), ("text", pa.string())])
+    return arrow_bytes(pa.table(cols, schema=schema))
+
+
 def method_labels(store: Store) -> list[str]:
     """The pruning methods' labels in the store's order (retrained copies after their method)."""
     rows = sorted((m for m in _models(store) if m["method"] != "dense"), key=lambda m: (m["method"], m["retrained"]))

@@ -375,14 +375,17 @@ def _paired_html(store: Store, margin: float) -> str:
 
 def findings_page(
     store: Store, gallery: str | None, *, equivalence_points: float = findings.EQUIVALENCE_POINTS
-) -> tuple[Page, dict]:
+) -> tuple[Page, dict, dict]:
     """Table 1 by architecture x method beside the paper's, the paired drops of every pruned model, the Fig. 10
-    two-model comparison, Fig. 3, the gallery."""
+    two-model comparison, Fig. 3, the gallery; returns the page, its chart specs and its data files."""
     uri = "findings.md"
     margin = equivalence_points / 100
     options = findings.model_options(store)
     pair = findings.default_pair(store, margin)
     verdicts = findings.fig10_verdicts(store, margin)
+    fig10_data = {"margin_change": "data/margin_change.arrow"}
+    if options:
+        fig10_data["fig10_paired"] = "data/fig10_paired.arrow"
     fig10_md = ('<ul class="ls-fig10">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>") if verdicts else ""
     specs = {
         "data/specs/margin_change.json": spec_dict(
@@ -458,7 +461,7 @@ within ±{findings.margin_text(equivalence_points)}):
 
 {fig10_md}
 
-{_static(uri, "data/specs/margin_change.json", {"margin_change": "data/margin_change.arrow"}, "ls-fig10")}
+{_static(uri, "data/specs/margin_change.json", fig10_data, "ls-fig10")}
 
 ## The curse of dimensionality (Fig. 3)
 
@@ -471,4 +474,5 @@ in trained models, against the dimension (paper §5.4). Both approach 90° (dash
 
 {gallery_md}
 """
-    return Page(uri, "Findings", md), specs
+    return Page(uri, "Findings", md), specs, ({"data/fig10_paired.arrow": findings.pair_texts(store, margin)}
+                                              if options else {})  # fmt: skip

@@ -125,9 +125,10 @@ def render(
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
     # Only a verified regular file inside the store: a link to a private file never reaches the public site.
     gallery = data.gallery_file(store)
-    findings, specs = pages.findings_page(store, gallery=None if gallery is None else gallery.name,
-                                          equivalence_points=options.equivalence_points)  # fmt: skip
+    findings, specs, files = pages.findings_page(store, gallery=None if gallery is None else gallery.name,
+                                                 equivalence_points=options.equivalence_points)  # fmt: skip
     out.files.update({k: _spec_json(v) for k, v in specs.items()})
+    out.files.update(files)
     out.files.update({f"data/{k}": v for k, v in data.findings_tables(store).items()})
     if gallery is not None:
         out.files[f"data/{gallery.name}"] = gallery

@@ -101,7 +101,7 @@ MARGIN_CHANGE = pa.schema(
 PAIRED = pa.schema(
     [
         ("model_id", STR),
-        ("ref_id", STR),  # the model compared with, same architecture; = model_id for "corrupted_vs_clean"
+        ("ref_id", STR),  # the model compared with (listed before model_id); = model_id for "corrupted_vs_clean"
         # "clean_accuracy", "corrupted_accuracy" (corruption mean), "mc_abs_mean" (Fig. 10's mean |relative margin
         # change|): model minus ref; "corrupted_vs_clean": the model's corruption mean minus its clean accuracy
         ("quantity", STR),
