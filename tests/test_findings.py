@@ -337,11 +337,12 @@ def test_fig10_picker_defaults_to_dense_and_closest_mpt_and_switches(page, serve
     view = f"window.lotterysiteRuntime.views[{index}].view"
     assert page.evaluate(f"[{view}.signal('mc_a'), {view}.signal('mc_b')]") == [DENSE, RAND]
     assert page.evaluate(DRAWN_MODELS, index) == sorted([DENSE, RAND])
-    first, second = page.evaluate(READOUT, index)
-    assert first.startswith("B minus A, paired on the same images: clean accuracy 0.0 points [")
-    assert first.endswith("(equally accurate: ±1 point)") and "B's margins move less" in second
+    lines = page.evaluate(READOUT, index)
+    assert lines[0] == "B minus A, paired on the same images:" and lines[1].startswith("clean accuracy 0.0 points [")
+    assert lines[2] == "equally accurate (margin ±1 point)" and lines[4] == "B's margins move less"
+    assert lines[3].startswith("mean |rel. margin change| -0.2")
     # The verdict under the chart says the same, naming both models.
-    verdict = re.sub(r"\s+", " ", page.inner_text("ul.ls-fig10"))
+    verdict = re.sub(r"\s+", " ", page.inner_text("ul.ls-fig10-verdict"))
     assert f"compares MPT 30 % ({RAND}" in verdict and f"with dense ({DENSE}" in verdict
     selects = page.locator(".ls-fig10 select")
     assert selects.count() == 2 and selects.nth(1).locator("option").count() == 4
@@ -349,8 +350,9 @@ def test_fig10_picker_defaults_to_dense_and_closest_mpt_and_switches(page, serve
     page.wait_for_function(f"{view}.signal('mc_b') === {MAG5!r}")
     page.evaluate(f"{view}.runAsync().then(() => 0)")
     assert page.evaluate(DRAWN_MODELS, index) == sorted([DENSE, MAG5])
-    first, _ = page.evaluate(READOUT, index)  # right on the same 80 %, but 80 images apart: not shown equal
-    assert "clean accuracy 0.0 points [" in first and first.endswith("(not equally accurate: ±1 point)")
+    lines = page.evaluate(READOUT, index)  # right on the same 80 %, but 80 images apart: not shown equal
+    assert lines[1].startswith("clean accuracy 0.0 points [")
+    assert lines[2] == "not shown equally accurate (margin ±1 point)"
     shot(page, "findings-b")
     assert page.problems == []
 

@@ -633,16 +633,18 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
         .resolve_scale(y="independent")
         .properties(name="ls_fig10_per")
     )
+    # Short lines, cut at the chart's width (param fig10_w, set with it when the page fits the chart to a phone).
+    width = alt.param(name="fig10_w", value=520)
     readout = (
         alt.Chart(_data(paired, "fig10_paired"))
         .transform_filter("datum.a == mc_a && datum.b == mc_b")
-        .mark_text(align="left", baseline="top", fontSize=12, limit=900)
+        .mark_text(align="left", baseline="top", fontSize=12, limit=alt.ExprRef("fig10_w"))
         .encode(x=alt.value(0), y=alt.Y("line:O", axis=None), text="text:N")
-        .properties(width=520, height=34, name="ls_fig10_paired")
+        .properties(width=520, height=5 * 15, name="ls_fig10_pooled_readout")
     )
     # Variable params live at the top level; add_params would try to push them into the facet and fail.
     out = alt.vconcat(readout, pooled, per, spacing=12)
-    out.params = [pa_.param, pb_.param]
+    out.params = [pa_.param, pb_.param, width.param]
     return out
 
 

@@ -104,14 +104,14 @@ class Diff:
         """Equivalence: the whole interval lies within ± margin."""
         return self.ok() and -margin <= self.lo and self.hi <= margin
 
-    def points(self, margin: float | None = None, start: int = 1) -> str:
+    def points(self, margin: float | None = None, start: int = 1, unit: str = " points") -> str:
         """A difference in points, "-2.0 points [-3.5, -0.8]", its ends distinct from each other, 0 and ± margin."""
         if not self.ok():
             return "n/a"
         ref = [0.0] + ([margin * 100, -margin * 100] if margin is not None else [])
         v, lo, hi = (x * 100 for x in (self.v, self.lo, self.hi))
         d = digits_for([v, lo, hi] + ref, start)
-        return f"{signed(v, d)} points [{signed(lo, d)}, {signed(hi, d)}]"
+        return f"{signed(v, d)}{unit} [{signed(lo, d)}, {signed(hi, d)}]"
 
     def plain(self, start: int = 2) -> str:
         """A difference of plain numbers (Fig. 10's spread): "-0.04 [-0.07, -0.01]"."""
@@ -516,21 +516,20 @@ def pruned_vs_dense(store: Store, margin: float = EQUIVALENCE_POINTS / 100) -> l
 
 
 def pair_text(paired: Paired, a: str, b: str, margin: float) -> list[str]:
-    """Two lines for Fig. 10's picker: model B against model A, paired on the same images."""
+    """Short lines for Fig. 10's picker (a phone's width): model B against model A, paired on the same images."""
     if a == b:
-        return ["A and B are the same model.", ""]
+        return ["A and B are the same model."]
     clean = paired.get(b, a, "clean_accuracy")
     spread = paired.get(b, a, "mc_abs_mean")
     if clean is None or not clean.ok():
-        return ["No paired comparison of these two models in this store.", ""]
-    pts = margin_text(margin * 100)
-    same = "equally accurate" if clean.within(margin) else "not equally accurate"
-    first = f"B minus A, paired on the same images: clean accuracy {clean.points(margin)} ({same}: ±{pts})"
-    second = "mean |relative margin change| " + (spread.plain() if spread is not None and spread.ok() else "n/a")
+        return ["No paired comparison of these two models", "in this store."]
+    same = "equally accurate" if clean.within(margin) else "not shown equally accurate"
+    lines = ["B minus A, paired on the same images:", f"clean accuracy {clean.points(margin)}",
+             f"{same} (margin ±{margin_text(margin * 100)})"]  # fmt: skip
     if spread is not None and spread.ok():
-        second += ": B's margins move " + ("less" if spread.below_zero() else "more" if spread.above_zero() else
-                                           "neither more nor less (0 inside the interval)")  # fmt: skip
-    return [first, second]
+        moves = "less" if spread.below_zero() else "more" if spread.above_zero() else "neither more nor less"
+        lines += [f"mean |rel. margin change| {spread.plain()}", f"B's margins move {moves}"]
+    return lines
 
 
 def pair_texts(store: Store, margin: float = EQUIVALENCE_POINTS / 100) -> bytes:

@@ -257,7 +257,7 @@ HOME_MARKER = "<!-- lotterysite:headline -->"  # where site_src/index.md takes t
 FIT = {
     "headline": {"reflow": {"ls_hl": [370, 2]}, "shrink": {"ls_hl_unit": [180, 280, 1, 80]}, "legend": 150},
     "margin_change": {
-        "shrink": {"ls_fig10_pooled": [180, 520, 1, 70], "ls_fig10_cell": [100, 140, 4, 200]},
+        "shrink": {"ls_fig10_pooled": [180, 520, 1, 70, "fig10_w"], "ls_fig10_cell": [100, 140, 4, 200]},
         "reflow": {"ls_fig10_per": [160, 4]},
     },
     "curse": {"reflow": {"ls_curse": [380, 2]}, "shrink": {"ls_curse_unit": [180, 300, 1, 70]}},
@@ -358,7 +358,7 @@ def _paired_html(store: Store, margin: float) -> str:
     rows = []
     for r in findings.pruned_vs_dense(store, margin):
         m = r["model"]
-        drops = [d.points(margin) if d is not None else "n/a" for d in (r["drop"], r["corrupted_drop"])]
+        drops = [d.points(margin, unit="") if d is not None else "n/a" for d in (r["drop"], r["corrupted_drop"])]
         rows.append(
             f'<tr data-verdict="{r["verdict"]}"><td>{escape(m["model_id"])}</td><td>{escape(r["dense"]["model_id"])}'
             f"</td><td>{drops[0]}</td><td>{drops[1]}</td><td>{words[r['verdict']]}</td></tr>"
@@ -367,7 +367,7 @@ def _paired_html(store: Store, margin: float) -> str:
         return "<p><em>No pruned model in this store.</em></p>"
     return (
         '<div class="ls-scroll"><table class="ls-paired"><thead><tr><th>model</th><th>dense parent</th>'
-        "<th>clean drop</th><th>corruption-mean drop</th><th>clean accuracy</th></tr></thead><tbody>"
+        "<th>clean drop (points)</th><th>corruption-mean drop (points)</th><th>clean accuracy</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table></div>"
     )
@@ -386,7 +386,9 @@ def findings_page(
     fig10_data = {"margin_change": "data/margin_change.arrow"}
     if options:
         fig10_data["fig10_paired"] = "data/fig10_paired.arrow"
-    fig10_md = ('<ul class="ls-fig10">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>") if verdicts else ""
+    fig10_md = (
+        ('<ul class="ls-fig10-verdict">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>") if verdicts else ""
+    )
     specs = {
         "data/specs/margin_change.json": spec_dict(
             charts.margin_change_pair(models=options, a=pair[0], b=pair[1])
