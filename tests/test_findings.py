@@ -210,8 +210,10 @@ def test_new_chart_functions_compile_to_vega_lite():
     assert head["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
     assert head["spec"]["layer"][2]["encoding"]["href"]["field"] == "href"  # the click-through
     pair = charts.margin_change_pair(models=[("a", "A"), ("b", "B")], a="a", b="b").to_dict()
-    assert [(p["name"], p["value"], p["bind"]["input"]) for p in pair["params"]] == [
-        ("mc_a", "a", "select"), ("mc_b", "b", "select")]  # fmt: skip
+    assert [(p["name"], p["value"], p.get("bind", {}).get("input")) for p in pair["params"]] == [
+        ("mc_a", "a", "select"), ("mc_b", "b", "select"), ("fig10_w", 520, None)]  # fmt: skip
+    readout = pair["vconcat"][0]
+    assert readout["data"] == {"name": "fig10_paired"} and readout["mark"]["limit"] == {"expr": "fig10_w"}
     curse = charts.curse_of_dimensionality().to_dict()
     assert curse["resolve"]["scale"]["y"] == "shared"  # one angle scale across the panels
 
