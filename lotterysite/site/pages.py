@@ -286,8 +286,9 @@ def home_page(
     md = (
         "## What this study found\n\n"
         f"Accuracy against the fraction of weights pruned, per architecture, on clean images and averaged over every "
-        f"corruption; bands are 95 % bootstrap intervals over the {n} evaluation images. Click a point to open that "
-        "model in the views; click a legend entry to isolate a method.\n\n"
+        f"corruption; bands are each model's own 95 % bootstrap interval over the {n} evaluation images (whether two "
+        "bands overlap is no test: the summary below compares models paired, on the same images). Click a point to "
+        "open that model in the views; click a legend entry to isolate a method.\n\n"
         + _static(uri, "data/specs/headline.json", {"headline": "data/headline.arrow"}, "ls-headline")
         + "\n\n"
         + findings.summary(store, equivalence_points=equivalence_points)
