@@ -155,7 +155,19 @@ def test_fig10_says_when_the_pair_is_not_equally_accurate(tmp_path, make_derived
     assert re.search(r"MPT minus dense -5\.0 points \[-\d\.\d, -\d\.\d\], not within ±1 point: the two are not "
                      r"shown to be equally accurate, so this is not the paper's comparison", s)  # fmt: skip
     assert "MPT's margins move less under corruption, but the models differ in accuracy" in s
-    assert "as in the paper" not in s
+    assert "as in the paper" not in s and "Against the other models pruned" not in s  # none at 30 %
+
+
+def test_fig10_sets_mpt_against_the_other_models_pruned_to_its_amount(tmp_path, make_derived_store):
+    """Is it MPT, or any pruning to that sparsity? magnitude moved to 30 % beside MPT 30 %: its margins move as
+    much as dense's (0.5), MPT's less (0.3)."""
+    spec = dict(STORE_B, models={MAG5: {"amount": 0.3}}, outcomes={**STORE_B["outcomes"],
+                MAG5: outcomes(NEAR, right((0, 240)), 0.5)})  # fmt: skip
+    s = text(findings.summary(data.load_store(make_derived_store(tmp_path / "d", **spec))))
+    assert re.search(r"Against the other models pruned to 30 % \(mean \|relative margin change\|, MPT minus each, "
+                     r"paired\): magnitude -0\.2\d* \[-0\.2\d*, -0\.\d+\] \(its clean accuracy [-+]?\d\.\d points "
+                     r"\[[^]]+\] against MPT's\)\. MPT's margins move less than those of 1 of these 1\.",
+                     s)  # fmt: skip
 
 
 def test_digits_grow_until_distinct_ends_print_distinct():

@@ -360,7 +360,30 @@ def fig10_text(store: Store, f: Fig10, margin: float) -> str:
         claim = "no difference in how their margins move (the paired interval includes 0)."
     else:
         claim = "their margins cannot be compared (no finite relative margin change)."
-    return f"{e(f.arch)}: compares {names}; {acc}. {spread} (paired): {claim}"
+    return f"{e(f.arch)}: compares {names}; {acc}. {spread} (paired): {claim}" + _peers_text(store, f)
+
+
+def _peers_text(store: Store, f: Fig10) -> str:
+    """Whether MPT's margins move less than those of the other models pruned to its amount (paired): is it MPT, or
+    pruning to that sparsity?"""
+    paired = Paired(store)
+    peers = [m for m in _models(store) if m["arch"] == f.arch and m["method"] not in ("dense", "mpt")
+             and abs(m["amount"] - f.mpt["amount"]) < 1e-6]  # fmt: skip
+    diffs = [(m, paired.get(f.mpt["model_id"], m["model_id"], "mc_abs_mean")) for m in peers]
+    diffs = [(m, d) for m, d in diffs if d is not None and d.ok()]
+    if not diffs:
+        return ""
+    listed = []
+    for m, d in diffs:
+        clean = paired.get(m["model_id"], f.mpt["model_id"], "clean_accuracy")
+        acc = f" (its clean accuracy {clean.points()} against MPT's)" if clean is not None and clean.ok() else ""
+        listed.append(f"{escape(method_label(m))} {d.plain()}{acc}")
+    less = sum(d.below_zero() for _, d in diffs)
+    return (
+        f" Against the other models pruned to {amount_text(f.mpt['amount'])} (mean |relative margin change|, MPT "
+        f"minus each, paired): {'; '.join(listed)}. MPT's margins move less than those of {less} of these "
+        f"{len(diffs)}."
+    )
 
 
 def summary(
