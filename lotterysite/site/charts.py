@@ -595,9 +595,9 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
     0.5 % tails trimmed per model, over every corruption pooled, then per corruption for the same two models; above
     them, the two models compared paired (B minus A on the same images).
 
-    Rows as for `margin_change_density`; `paired` (dataset "fig10_paired"): a, b, line, text, the readout of every
-    ordered pair (`findings.pair_texts`). `models` is [(model_id, label)] for the two selects (params mc_a and mc_b,
-    defaults `a` and `b`); blue is model A, orange model B.
+    Rows as for `margin_change_density`; `paired` (dataset "fig10_paired"): a, b and lines t0..t3, the readout of
+    every ordered pair (`findings.pair_texts`). `models` is [(model_id, label)] for the two selects (params mc_a
+    and mc_b, defaults `a` and `b`); blue is model A, orange model B.
     """
     ids = [m for m, _ in models]
     labels = [label for _, label in models]
@@ -638,10 +638,12 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
     readout = (
         alt.Chart(_data(paired, "fig10_paired"))
         .transform_filter("datum.a == mc_a && datum.b == mc_b")
+        .transform_fold(["t0", "t1", "t2", "t3"], as_=["line", "text"])
         .mark_text(align="left", baseline="top", fontSize=12, limit=alt.ExprRef("fig10_w"))
         .encode(x=alt.value(0), y=alt.Y("line:O", axis=None), text="text:N")
-        .properties(width=520, height=5 * 15, name="ls_fig10_pooled_readout")
-    )
+        .properties(width=520, height=4 * 15, name="ls_fig10_pooled_readout",
+                    title=alt.Title("B minus A, paired on the same images", anchor="start", fontSize=12))
+    )  # fmt: skip
     # Variable params live at the top level; add_params would try to push them into the facet and fail.
     out = alt.vconcat(readout, pooled, per, spacing=12)
     out.params = [pa_.param, pb_.param, width.param]
