@@ -639,9 +639,9 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
         alt.Chart(_data(paired, "fig10_paired"))
         .transform_filter("datum.a == mc_a && datum.b == mc_b")
         .transform_fold(["t0", "t1", "t2", "t3"], as_=["line", "text"])
-        .mark_text(align="left", baseline="top", fontSize=12, limit=alt.ExprRef("fig10_w"))
+        .mark_text(align="left", baseline="middle", fontSize=12, limit=alt.ExprRef("fig10_w"))
         .encode(x=alt.value(0), y=alt.Y("line:O", axis=None), text="text:N")
-        .properties(width=520, height=4 * 15, name="ls_fig10_pooled_readout",
+        .properties(width=520, height=4 * 16, name="ls_fig10_pooled_readout", view=alt.ViewBackground(stroke=None),
                     title=alt.Title("B minus A, paired on the same images", anchor="start", fontSize=12))
     )  # fmt: skip
     # Variable params live at the top level; add_params would try to push them into the facet and fail.
