@@ -158,10 +158,6 @@ def amount_text(amount: float) -> str:
     return f"{amount * 100:g} %"
 
 
-def points(a: Value, b: Value) -> str:
-    return f"{(a.v - b.v) * 100:+.1f} points"
-
-
 def n_eval(store: Store) -> int:
     return int(store.manifest.get("dataset", {}).get("n_eval") or 0)
 
