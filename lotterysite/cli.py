@@ -291,7 +291,16 @@ def info_cmd(store):
     show_default=True,
     help="Budget of a page with everything it fetches; the samples served are cut to fit it.",
 )
-def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes, picked_classes, page_bytes):
+@click.option(
+    "--equivalence-points",
+    type=click.FloatRange(min=0, max=100, min_open=True, max_open=True),
+    default=1.0,
+    show_default=True,
+    help="Accuracy points: a pruned model keeps dense's accuracy when the paired interval of its drop lies below this.",
+)
+def render_cmd(
+    store, docs_dir, folder, max_samples, max_axes, max_classes, picked_classes, page_bytes, equivalence_points
+):
     """Write the site's pages, chart specs, data and JavaScript for STORE into DOCS_DIR/lotterysite/.
 
     Then build with any static site builder that reads Markdown, e.g. `mkdocs build` or `zensical build`;
@@ -299,7 +308,7 @@ def render_cmd(store, docs_dir, folder, max_samples, max_axes, max_classes, pick
     """
     from .site.render import SiteOptions, render_store
 
-    options = SiteOptions(max_samples, max_axes, max_classes, picked_classes, page_bytes)
+    options = SiteOptions(max_samples, max_axes, max_classes, picked_classes, page_bytes, equivalence_points)
     click.echo(render_store(store, docs_dir, folder=folder, options=options).report())
 
 

@@ -342,14 +342,64 @@ def _rewrite_rows(path: Path, changes: dict[str, dict[str, object]], key: str = 
     write_table(path, pa.Table.from_pylist(rows, schema=table.schema.remove_metadata()), metadata=meta)
 
 
+def outcome_numbers(outcomes: dict[str, dict], seed: int = 0) -> tuple[dict, dict]:
+    """Store rows made by precompute's own aggregates from per-sample outcomes you set: `outcomes` maps a model_id
+    to {"clean": N bools (right on the clean image), "corrupted": V x N bools (right on each corrupted version),
+    optionally "margin": (1 + V) x N clean-then-corrupted margins}. Returns ({model_id: models.arrow columns}, the
+    paired.arrow columns over every two models given and each model's corrupted vs clean), with the store's
+    bootstrap (1000 resamples of `seed`)."""
+    import numpy as np
+
+    from lotterysite.precompute import aggregate as agg
+
+    boot = agg.Bootstrap(seed=seed)
+    inputs, numbers = {}, {}
+    weights = None
+    for mid, o in outcomes.items():
+        correct = np.vstack([np.asarray(o["clean"], bool)[None], np.asarray(o["corrupted"], bool)])
+        V, N = correct.shape
+        weights = boot.weights(N) if weights is None else weights
+        margin = np.asarray(o.get("margin", np.ones((V, N))), np.float32)
+        z = np.zeros((V, N), np.float32)
+        res = agg.ModelResults.from_angles(
+            variants=[("clean", 0)] + [("fog", s) for s in range(1, V)], labels=np.zeros(N, np.int64),
+            pred=np.where(correct, 0, 1).astype(np.int16), margin=margin, length=z + 1,
+            angle=np.full((V, N, 2), 45, np.float32), prob_true=z, loss=z, degenerate=np.zeros((V, N), bool),
+        )  # fmt: skip
+        inputs[mid] = agg.PairedInputs.of(res)
+        rows = agg.accuracy_rows(mid, res, 1, weights, boot)
+        at = {v: i for i, (v, c) in enumerate(zip(rows["variant"], rows["class_id"], strict=True)) if c == -1}
+        numbers[mid] = {f"{name}{end}": rows[f"accuracy{end}"][at[variant]]
+                        for name, variant in (("clean_accuracy", "clean"), ("corrupted_accuracy", "corruption_mean"))
+                        for end in ("", "_lo", "_hi")}  # fmt: skip
+    ids = list(outcomes)
+    pairs = [(m, m) for m in ids] + [(m, r) for i, m in enumerate(ids) for r in ids[:i]]
+    return numbers, agg.paired_rows(pairs, inputs, weights, boot)
+
+
 def derive_store(root: str | Path, *, models: dict | None = None, correlations: dict | None = None,
-                 relabel: dict[str, str] | None = None) -> Path:  # fmt: skip
+                 relabel: dict[str, str] | None = None, outcomes: dict[str, dict] | None = None) -> Path:  # fmt: skip
     """The site fixture store at `root` with `models` / `correlations` ({model_id: {column: value}}) overwritten
     and `relabel` ({model_id: new method}) applied to models.arrow, correlations.arrow and the manifest (the fixture
-    has no MPT model: relabelling its random model "mpt" gives Fig. 10 a pair without training one more model)."""
-    from lotterysite.store import write_manifest
+    has no MPT model: relabelling its random model "mpt" gives Fig. 10 a pair without training one more model).
+
+    `outcomes` (see `outcome_numbers`; the fixture has 400 evaluation images) sets per-sample correctness: the
+    accuracies of those models in models.arrow and the whole of paired.arrow are recomputed from it by precompute's
+    aggregates (paired.arrow then holds only the models given), before `models` is applied."""
+    import pyarrow as pa
+
+    from lotterysite.store import read_table, write_manifest, write_table
+    from lotterysite.store.schema import PAIRED
 
     root = build_store(root)
+    paired_rows = None
+    if outcomes:
+        numbers, paired_rows = outcome_numbers(outcomes)
+        models = {k: {**numbers.get(k, {}), **v} for k, v in {**dict.fromkeys(numbers, {}), **(models or {})}.items()}
+        old = read_table(root / "paired.arrow").schema.metadata or {}
+        meta = {k.decode().removeprefix("lotterysite."): v.decode() for k, v in old.items()
+                if k != b"lotterysite.schema_version"}  # fmt: skip
+        write_table(root / "paired.arrow", pa.table(paired_rows, schema=PAIRED), metadata=meta)
     models = {k: dict(v) for k, v in (models or {}).items()}
     correlations = {k: dict(v) for k, v in (correlations or {}).items()}
     for model_id, method in (relabel or {}).items():
@@ -361,6 +411,8 @@ def derive_store(root: str | Path, *, models: dict | None = None, correlations: 
     for m in manifest["models"]:
         m["method"] = (relabel or {}).get(m["model_id"], m["method"])
     manifest["methods"] = list(dict.fromkeys(m["method"] for m in manifest["models"]))
+    if paired_rows is not None:
+        manifest["files"]["paired.arrow"]["rows"] = len(paired_rows["model_id"])
     manifest.pop("schema_version")
     write_manifest(root, manifest)
     return root
@@ -368,7 +420,7 @@ def derive_store(root: str | Path, *, models: dict | None = None, correlations: 
 
 @pytest.fixture(scope="session")
 def make_derived_store():
-    """`make_derived_store(root, models=..., correlations=..., relabel=...)`: see `derive_store`."""
+    """`make_derived_store(root, models=..., correlations=..., relabel=..., outcomes=...)`: see `derive_store`."""
     return derive_store
 
 

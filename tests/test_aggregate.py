@@ -244,3 +244,88 @@ def test_confused_classes_need_no_confusion():
     angle = np.array([[[0, 70, 30], [50, 0, 20], [80, 80, 0]]], float)
     ids, wrong, _ = agg.confused_classes([_results(labels, np.array([[0, 1, 2]]), angle)], 3, 1)
     assert ids[:, 0].tolist() == [2, 2, 0] and wrong.sum() == 0
+
+
+# -- paired differences: two models scored on the same images -----------------------------------------------------
+def _pair(N=120, seed=0):
+    """Two models on the same images: b is a with a fifth of its predictions redrawn on every variant."""
+    a = make_results(seed=seed, N=N)
+    b = make_results(seed=seed, N=N)
+    rng = np.random.default_rng(seed + 10)
+    flip = rng.uniform(size=b.pred.shape) < 0.2
+    b.pred = np.where(flip, rng.integers(0, 3, b.pred.shape), b.pred).astype(np.int16)
+    b.margin = (b.margin * rng.uniform(0.5, 1.5, b.margin.shape)).astype(np.float32)
+    return a, b
+
+
+def _table(rows):
+    keys = ("model_id", "ref_id", "quantity", "diff", "diff_lo", "diff_hi", "better", "worse")
+    return {(m, r, q): tuple(row) for m, r, q, *row in zip(*(rows[k] for k in keys), strict=True)}
+
+
+def test_paired_bootstrap_matches_a_numpy_loop_over_the_same_resampled_images():
+    a, b = _pair()
+    N, boot = 120, agg.Bootstrap(resamples=400, seed=5)
+    inputs = {"a": agg.PairedInputs.of(a), "b": agg.PairedInputs.of(b)}
+    t = _table(agg.paired_rows([("b", "a"), ("a", "a")], inputs, boot.weights(N), boot))
+    ca, cb = a.correct, b.correct
+
+    def trimmed(res):  # |relative margin change| and which values the model's 0.5 % tails leave in
+        rel = agg.relative_margin_change(res).astype(np.float64)
+        lo, hi = np.quantile(rel, [0.005, 0.995])
+        return np.abs(rel), (rel >= lo) & (rel <= hi)
+
+    (ra, ka), (rb, kb) = trimmed(a), trimmed(b)
+    # Independently: draw the indices as Bootstrap.weights does, index both models with the same ones.
+    idx = np.random.default_rng(5).integers(0, N, size=(400, N))
+    expect = {
+        ("b", "a", "clean_accuracy"): (cb[0].mean() - ca[0].mean(), [cb[0, i].mean() - ca[0, i].mean() for i in idx]),
+        ("b", "a", "corrupted_accuracy"): (cb[1:].mean() - ca[1:].mean(),
+                                           [cb[1:, i].mean() - ca[1:, i].mean() for i in idx]),
+        ("b", "a", "mc_abs_mean"): (rb[kb].mean() - ra[ka].mean(),
+                                    [rb[:, i][kb[:, i]].mean() - ra[:, i][ka[:, i]].mean() for i in idx]),
+        ("a", "a", "corrupted_vs_clean"): (ca[1:].mean() - ca[0].mean(),
+                                           [ca[1:, i].mean() - ca[0, i].mean() for i in idx]),
+    }  # fmt: skip
+    assert set(t) == set(expect)
+    for key, (value, resampled) in expect.items():
+        lo, hi = np.quantile(resampled, [0.025, 0.975])
+        assert t[key][0] == pytest.approx(value, abs=1e-9), key
+        assert t[key][1] == pytest.approx(lo, abs=1e-9) and t[key][2] == pytest.approx(hi, abs=1e-9), key
+    # McNemar's discordant counts, per image (and per image x corrupted variant)
+    assert t["b", "a", "clean_accuracy"][3:] == ((cb[0] & ~ca[0]).sum(), (~cb[0] & ca[0]).sum())
+    assert t["b", "a", "corrupted_accuracy"][3:] == ((cb[1:] & ~ca[1:]).sum(), (~cb[1:] & ca[1:]).sum())
+    assert t["a", "a", "corrupted_vs_clean"][3:] == ((ca[1:] & ~ca[0]).sum(), (~ca[1:] & ca[0]).sum())
+    assert t["b", "a", "mc_abs_mean"][3:] == (-1, -1)
+
+
+def _clean_only(correct: np.ndarray) -> agg.ModelResults:
+    """A model scored on clean images only, right exactly where `correct` says (labels all 0)."""
+    n = len(correct)
+    pred = np.where(correct, 0, 1)[None, :]
+    return _results(np.zeros(n, np.int64), pred, np.ones((1, n, 2)))
+
+
+def test_paired_interval_by_hand_two_models_that_differ_on_exactly_k_images():
+    # 400 images, dense right on 320. The pruned model is dense except on k = 8 images dense gets right and it
+    # gets wrong: a drop of exactly 2 points. The resampled difference is -(draws of those 8 images) / 400, i.e.
+    # -Binomial(400, 8/400) / 400, so the paired interval is that binomial's 2.5 % and 97.5 % quantiles: 3 and 14
+    # draws, [-3.5, -0.75] points (0 is excluded), while each model's own interval is about ±4 points and the two
+    # overlap almost entirely.
+    N, k = 400, 8
+    dense = np.arange(N) < 320
+    pruned = dense.copy()
+    pruned[:k] = False
+    boot = agg.Bootstrap(resamples=4000, seed=0)
+    w = boot.weights(N)
+    inputs = {"dense": agg.PairedInputs.of(_clean_only(dense)), "pruned": agg.PairedInputs.of(_clean_only(pruned))}
+    diff, lo, hi, better, worse = _table(agg.paired_rows([("pruned", "dense")], inputs, w, boot))[
+        "pruned", "dense", "clean_accuracy"
+    ]
+    assert diff == pytest.approx(-0.02) and (better, worse) == (0, k)
+    assert lo == pytest.approx(-14 / N, abs=1.01 / N) and hi == pytest.approx(-3 / N, abs=1.01 / N)
+    acc = {m: agg.accuracy_rows(m, _clean_only(c), 1, w, boot) for m, c in (("dense", dense), ("pruned", pruned))}
+    assert acc["pruned"]["accuracy_hi"][0] > acc["dense"]["accuracy_lo"][0]  # unpaired: the intervals overlap
+    # Identical models: no discordant image, so every resample differs by exactly 0.
+    same = _table(agg.paired_rows([("dense", "dense2")], {**inputs, "dense2": inputs["dense"]}, w, boot))
+    assert same["dense", "dense2", "clean_accuracy"] == (0.0, 0.0, 0.0, 0, 0)

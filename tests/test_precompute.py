@@ -19,7 +19,7 @@ from lotterysite.cli import main
 from lotterysite.data import load_dataset
 from lotterysite.models import create_model
 from lotterysite.precompute import RecipeError, load_recipe, parse_recipe, plan_models, precompute
-from lotterysite.store import read_manifest, read_table
+from lotterysite.store import SCHEMA_VERSION, read_manifest, read_table
 from lotterysite.store.info import describe
 from lotterysite.store.publish import work_dir
 
@@ -50,7 +50,7 @@ def test_store_holds_every_declared_file(tiny):
     assert m["dataset"]["n_eval"] == 150 and m["dataset"]["classes"][9] == "Ankle boot"
     assert len(m["models"]) == 8 and result.models == 8
     for name in ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
-                 "curse.arrow", "samples.arrow", "outcomes.arrow"):  # fmt: skip
+                 "curse.arrow", "samples.arrow", "outcomes.arrow", "paired.arrow"):  # fmt: skip
         assert name in m["files"], name
     assert sum(n.startswith("geometry/") for n in m["files"]) == 8
     assert (store / "gallery.png").stat().st_size > 1000
@@ -337,10 +337,39 @@ def test_checkpoint_of_another_architecture_or_class_count(tmp_path, tiny_recipe
         assert not (tmp_path / "s.work" / "corruptions").exists()  # checked before any heavy work
 
 
+def test_paired_differences_agree_with_the_models_accuracies(tiny):
+    """paired.arrow on the full evaluation set: every two models, model minus ref, consistent with models.arrow
+    and with its own discordant counts."""
+    _, store, _ = tiny
+    models = {r["model_id"]: r for r in read_table(store / "models.arrow").to_pylist()}
+    rows = read_table(store / "paired.arrow").to_pylist()
+    corr = {r["model_id"]: r for r in read_table(store / "correlations.arrow").to_pylist()}
+    ids = list(models)
+    pairs = {(r["model_id"], r["ref_id"]) for r in rows if r["quantity"] == "clean_accuracy"}
+    assert pairs == {(m, r) for i, m in enumerate(ids) for r in ids[:i]}  # the dense model is every pruned one's ref
+    variants = len(read_manifest(store)["corruptions"]) * len(read_manifest(store)["severities"])
+    for r in rows:
+        m, ref = models[r["model_id"]], models[r["ref_id"]]
+        assert r["n"] == 150 and r["diff_lo"] <= r["diff"] + 1e-6 and r["diff"] <= r["diff_hi"] + 1e-6, r
+        if r["quantity"] == "corrupted_vs_clean":
+            assert r["ref_id"] == r["model_id"]
+            assert r["diff"] == pytest.approx(m["corrupted_accuracy"] - m["clean_accuracy"], abs=1e-6)
+            assert r["diff"] == pytest.approx((r["better"] - r["worse"]) / (150 * variants), abs=1e-6)
+        elif r["quantity"] in ("clean_accuracy", "corrupted_accuracy"):
+            q = r["quantity"]
+            assert r["diff"] == pytest.approx(m[q] - ref[q], abs=1e-6)
+            n = 150 * (1 if q == "clean_accuracy" else variants)
+            assert r["diff"] == pytest.approx((r["better"] - r["worse"]) / n, abs=1e-6)
+        else:
+            assert r["quantity"] == "mc_abs_mean" and r["better"] == r["worse"] == -1
+            spread = corr[r["model_id"]]["mc_abs_mean"] - corr[r["ref_id"]]["mc_abs_mean"]
+            assert r["diff"] == pytest.approx(spread, abs=1e-5)
+
+
 def test_manifest_is_json_with_provenance(tiny):
     _, store, _ = tiny
     manifest = json.loads((store / "manifest.json").read_text())
-    assert manifest["recipe"]["name"] == "tiny" and manifest["schema_version"] == "1.2"
+    assert manifest["recipe"]["name"] == "tiny" and manifest["schema_version"] == SCHEMA_VERSION
     meta = read_table(store / "models.arrow").schema.metadata
     assert meta[b"lotterysite.recipe"] == b"tiny" and b"lotterysite.config" in meta
 

@@ -322,3 +322,40 @@ def test_served_samples_are_cut_to_the_page_budget(store):
     assert set(labels[served]) == set(labels)  # every class kept
     pies = st.tables["samples.arrow"].column("pie").to_numpy(zero_copy_only=False)
     assert served[pies].all()  # and every exemplar
+
+
+def test_equivalence_margin_is_a_render_option_and_the_pages_state_it(tmp_path, store):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "d2").mkdir()
+    result = CliRunner().invoke(main, ["render", str(store), str(tmp_path / "docs"), "--equivalence-points", "2.5"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "docs/lotterysite"
+    assert "equivalence margin of **2.5 points**" in (out / "summary/index.md").read_text()
+    findings = (out / "findings/index.md").read_text()
+    assert "equivalence margin of\n**2.5 points**" in findings and 'table class="ls-paired"' in findings
+    bad = CliRunner().invoke(main, ["render", str(store), str(tmp_path / "d2"), "--equivalence-points", "0"])
+    assert bad.exit_code == 2 and "--equivalence-points" in bad.output
+    with pytest.raises(render.RenderError, match="equivalence_points = -1"):
+        render.SiteOptions(equivalence_points=-1)
+
+
+def test_equivalence_margin_is_a_plugin_option(monkeypatch, tmp_path):
+    from lotterysite.site import plugin
+
+    cfg = plugin.LotterysiteConfig()
+    cfg.load_dict({"equivalence_points": 2})  # a whole number in mkdocs.yml is fine
+    assert cfg.validate() == ([], []) and cfg["equivalence_points"] == 2
+    seen = {}
+    monkeypatch.setattr(plugin.data, "load_store", lambda path: None)
+
+    class MkdocsConfig(dict):
+        config_file_path = str(tmp_path / "mkdocs.yml")
+        extra_javascript, extra_css = [], []
+
+    p = plugin.LotterysitePlugin()
+    p.config = cfg
+    monkeypatch.setattr(
+        plugin, "render", lambda store, options, **kw: seen.update(options=options) or render.Rendered()
+    )
+    p.on_config(MkdocsConfig())
+    assert seen["options"].equivalence_points == 2

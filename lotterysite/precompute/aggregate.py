@@ -4,7 +4,8 @@ correlations, relative margin change (Fig. 10), pruning-identified exemplars and
 Every accuracy and correlation comes with a bootstrap interval over the evaluation samples (`Bootstrap`): the
 samples are resampled with replacement, the statistic recomputed on every resample, and the interval is the
 central `level` share of those values (percentile bootstrap). One seeded set of resamples serves every model, so
-two models' intervals come from the same resampled evaluation sets."""
+two models' intervals come from the same resampled evaluation sets, and the difference of two models on each
+resample gives the paired interval of their difference (`paired_rows`: both scored on the same images)."""
 
 from __future__ import annotations
 
@@ -305,24 +306,138 @@ def margin_change_density(model_id: str, res: ModelResults, *, bins: int = 40, t
     return rows
 
 
+def margin_change_per_sample(res: ModelResults, *, trim: float = 0.005) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per evaluation sample: the sum of |relative margin change| over its corrupted versions and how many were
+    summed, the model's 0.5% smallest and largest values (over every sample and variant) left out as in the paper;
+    None when no change is finite. The mean |change| over any resampled set is sum(sums) / sum(counts)."""
+    rel = relative_margin_change(res).astype(np.float64)
+    finite = np.isfinite(rel)
+    if not finite.any():
+        return None
+    lo, hi = np.quantile(rel[finite], [trim, 1 - trim])
+    keep = finite & (rel >= lo) & (rel <= hi)
+    return np.where(keep, np.abs(rel), 0).sum(0), keep.sum(0).astype(np.float64)
+
+
 def margin_change_spread(res: ModelResults, weights: np.ndarray, boot: Bootstrap | None = None, *, trim: float = 0.005):
     """Fig. 10 as one number: mean |relative margin change| over every corruption and severity, the model's 0.5%
     smallest and largest values trimmed as in the paper; returns (value, lo, hi), the interval over resampled
     evaluation samples (a sample carries all its corrupted versions)."""
     boot = boot or Bootstrap()
-    rel = relative_margin_change(res).astype(np.float64)
-    finite = np.isfinite(rel)
-    if not finite.any():
+    per_sample = margin_change_per_sample(res, trim=trim)
+    if per_sample is None:
         return float("nan"), float("nan"), float("nan")
-    lo, hi = np.quantile(rel[finite], [trim, 1 - trim])
-    keep = finite & (rel >= lo) & (rel <= hi)
-    sums = np.where(keep, np.abs(rel), 0).sum(0)  # per sample
-    counts = keep.sum(0).astype(np.float64)
+    sums, counts = per_sample
     w = weights.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         resampled = (w @ sums) / (w @ counts)
     a, b = boot.interval(resampled[None, :])
     return float(sums.sum() / counts.sum()), float(a[0]), float(b[0])
+
+
+@dataclass
+class PairedInputs:
+    """What paired comparisons need of one model, per evaluation sample (a few vectors of length N, so every model
+    of a study fits in memory at once, unlike its V x N results)."""
+
+    clean: np.ndarray  # N bool: correct on the clean image
+    corrupted: np.ndarray  # N int16: correct predictions over its corrupted versions (robustness, eq. 7)
+    variants: int  # corrupted variants evaluated (0: clean only)
+    corrupted_bits: np.ndarray  # (V-1) x ceil(N/8) uint8: np.packbits of the corrupted outcomes (N/8 bytes a variant)
+    mc_sum: np.ndarray | None  # N: sum of |relative margin change| kept (`margin_change_per_sample`); None: no data
+    mc_count: np.ndarray | None  # N: how many changes the sum holds
+
+    @classmethod
+    def of(cls, res: ModelResults) -> PairedInputs:
+        corr = res.correct
+        mc = margin_change_per_sample(res) if len(res.variants) > 1 else None
+        # Padding bits are 0 for every model, so a & ~b never counts them.
+        return cls(clean=corr[0].copy(), corrupted=corr[1:].sum(0).astype(np.int16), variants=len(res.variants) - 1,
+                   corrupted_bits=np.packbits(corr[1:], axis=1),
+                   mc_sum=None if mc is None else mc[0], mc_count=None if mc is None else mc[1])  # fmt: skip
+
+    def resampled(self, weights: np.ndarray) -> dict[str, tuple[float, np.ndarray]]:
+        """quantity -> (value on the full evaluation set, value on every bootstrap resample (rows of `weights`))."""
+        w = np.asarray(weights, np.float64)  # no copy when the caller already holds float64 (paired_rows does)
+        n, s = len(self.clean), w.sum(1)
+        out = {"clean_accuracy": (self.clean.mean(), w @ self.clean / s)}
+        if self.variants:
+            k = self.corrupted.astype(np.float64)
+            out["corrupted_accuracy"] = (k.sum() / (n * self.variants), w @ k / (s * self.variants))
+        if self.mc_sum is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["mc_abs_mean"] = (self.mc_sum.sum() / self.mc_count.sum(), (w @ self.mc_sum) / (w @ self.mc_count))
+        return out
+
+
+def paired_rows(pairs: Iterable[tuple[str, str]], inputs: dict[str, PairedInputs], weights: np.ndarray,
+                boot: Bootstrap | None = None) -> dict[str, list]:  # fmt: skip
+    """Paired differences on the same evaluation images, with paired bootstrap intervals.
+
+    For a pair (model, ref) of two models: clean accuracy, corruption-mean accuracy and mean |relative margin
+    change|, each as model minus ref. Both models are scored on the same images, so a resample draws the same
+    image indices for both (the rows of `weights`, shared by every model) and the interval is the central
+    `boot.level` share of the resampled differences: the variation the two models share (hard images are hard for
+    both) cancels, which two separate intervals cannot show. For a pair (model, model): the model's corruption-mean
+    accuracy minus its clean accuracy ("corrupted_vs_clean"), each image against its own corrupted versions.
+
+    `better` / `worse` count the images (sample x corrupted variant for the corrupted quantities) the model gets
+    right and ref wrong, and the reverse (McNemar's discordant pairs): the accuracy difference is
+    (better - worse) / n_compared. NaN / -1 where a quantity does not apply (no corruptions, no finite margin change).
+    """
+    boot = boot or Bootstrap()
+    weights = np.asarray(weights, np.float64)  # once, not per model (1000 x N: 400 MB for 50 000 images)
+    keys = ("model_id", "ref_id", "quantity", "n", "diff", "diff_lo", "diff_hi", "better", "worse")
+    rows: dict[str, list] = {k: [] for k in keys}
+    cache: dict[str, dict] = {}
+
+    def stats(mid: str) -> dict:
+        if mid not in cache:
+            cache[mid] = inputs[mid].resampled(weights)
+        return cache[mid]
+
+    diffs = []
+
+    def add(mid, ref, quantity, value, resampled, better, worse):
+        row = {"model_id": mid, "ref_id": ref, "quantity": quantity, "n": len(inputs[mid].clean),
+               "diff": float(value), "better": int(better), "worse": int(worse)}  # fmt: skip
+        for k in keys[:5] + keys[7:]:
+            rows[k].append(row[k])
+        diffs.append(resampled)
+
+    for mid, ref in pairs:
+        a = inputs[mid]
+        if mid == ref:
+            if a.variants:
+                acc = stats(mid)
+                (c0, c_b), (k0, k_b) = acc["clean_accuracy"], acc["corrupted_accuracy"]
+                k, c = a.corrupted.astype(np.int64), a.clean.astype(np.int64)
+                # Per image: its corrupted versions right while the clean one is wrong, and the reverse.
+                better = int(((1 - c) * k).sum())
+                worse = int((c * (a.variants - k)).sum())
+                add(mid, ref, "corrupted_vs_clean", k0 - c0, k_b - c_b, better, worse)
+            continue
+        b = inputs[ref]
+        if len(b.clean) != len(a.clean):
+            raise ValueError(f"paired comparison of {mid} and {ref}: {len(a.clean)} vs {len(b.clean)} samples")
+        sa, sb = stats(mid), stats(ref)
+        for quantity in ("clean_accuracy", "corrupted_accuracy", "mc_abs_mean"):
+            if quantity not in sa or quantity not in sb:
+                continue
+            if quantity == "clean_accuracy":
+                better, worse = int((a.clean & ~b.clean).sum()), int((~a.clean & b.clean).sum())
+            elif quantity == "corrupted_accuracy":
+                if a.variants != b.variants:
+                    continue
+                better = int(np.unpackbits(a.corrupted_bits & ~b.corrupted_bits).sum())
+                worse = int(np.unpackbits(~a.corrupted_bits & b.corrupted_bits).sum())
+            else:
+                better = worse = -1
+            add(mid, ref, quantity, sa[quantity][0] - sb[quantity][0], sa[quantity][1] - sb[quantity][1],
+                better, worse)  # fmt: skip
+    lo, hi = boot.interval(np.stack(diffs)) if diffs else ([], [])
+    rows["diff_lo"], rows["diff_hi"] = [float(x) for x in lo], [float(x) for x in hi]
+    return rows
 
 
 def modal(preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -590,12 +590,14 @@ def headline(data=None, *, methods: list[str], archs: list[str] | None = None) -
     )  # fmt: skip
 
 
-def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: str) -> alt.VConcatChart:
+def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: str, paired=None) -> alt.VConcatChart:
     """Fig. 10 as the paper draws it: the relative margin change (m_clean − m_corrupted) / m_clean of two models,
-    0.5 % tails trimmed per model, over every corruption pooled, then per corruption for the same two models.
+    0.5 % tails trimmed per model, over every corruption pooled, then per corruption for the same two models; above
+    them, the two models compared paired (B minus A on the same images).
 
-    Rows as for `margin_change_density`. `models` is [(model_id, label)] for the two selects (params mc_a and mc_b,
-    defaults `a` and `b`); blue is model A, orange model B.
+    Rows as for `margin_change_density`; `paired` (dataset "fig10_paired"): a, b and lines t0..t3, the readout of
+    every ordered pair (`findings.pair_texts`). `models` is [(model_id, label)] for the two selects (params mc_a
+    and mc_b, defaults `a` and `b`); blue is model A, orange model B.
     """
     ids = [m for m, _ in models]
     labels = [label for _, label in models]
@@ -631,9 +633,20 @@ def margin_change_pair(data=None, *, models: list[tuple[str, str]], a: str, b: s
         .resolve_scale(y="independent")
         .properties(name="ls_fig10_per")
     )
+    # Short lines, cut at the chart's width (param fig10_w, set with it when the page fits the chart to a phone).
+    width = alt.param(name="fig10_w", value=520)
+    readout = (
+        alt.Chart(_data(paired, "fig10_paired"))
+        .transform_filter("datum.a == mc_a && datum.b == mc_b")
+        .transform_fold(["t0", "t1", "t2", "t3"], as_=["line", "text"])
+        .mark_text(align="left", baseline="middle", fontSize=12, limit=alt.ExprRef("fig10_w"))
+        .encode(x=alt.value(0), y=alt.Y("line:O", axis=None), text="text:N")
+        .properties(width=520, height=4 * 16, name="ls_fig10_pooled_readout", view=alt.ViewBackground(stroke=None),
+                    title=alt.Title("B minus A, paired on the same images", anchor="start", fontSize=12))
+    )  # fmt: skip
     # Variable params live at the top level; add_params would try to push them into the facet and fail.
-    out = alt.vconcat(pooled, per, spacing=20)
-    out.params = [pa_.param, pb_.param]
+    out = alt.vconcat(readout, pooled, per, spacing=12)
+    out.params = [pa_.param, pb_.param, width.param]
     return out
 
 

@@ -27,7 +27,7 @@ SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
 THUMBNAIL = re.compile(r"^data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]*$")  # never a URL readers would fetch
 SMALL_TABLES = ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
-                "curse.arrow")  # fmt: skip
+                "curse.arrow", "paired.arrow")  # fmt: skip
 
 
 def slug(text: str) -> str:

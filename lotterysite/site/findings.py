@@ -1,8 +1,11 @@
 """What the store says, in numbers and in words: the home page's summary, Table 1 by architecture x method and the
 Fig. 10 comparison, computed from the store's tables (never hard-coded), every claim checked against intervals.
 
-Two numbers differ only where their bootstrap intervals (store columns `*_lo`, `*_hi`) do not overlap; where they
-overlap, the text says the difference is within the uncertainty rather than naming a winner.
+Every comparison of two models is paired: both are scored on the same evaluation images, so the claims use the
+paired bootstrap intervals of their differences (paired.arrow), never the overlap of two separate intervals. A
+pruned model keeps dense's accuracy when the paired interval of its drop lies below an equivalence margin
+(`equivalence_points`, a site option); two models are equally accurate when the interval of their difference lies
+within ± the margin; a difference is claimed only where its paired interval excludes 0.
 """
 
 from __future__ import annotations
@@ -20,6 +23,20 @@ PAPER_TABLE1 = (
     ("AlexNet", -0.8572, 0.5557, 0.7681),
 )
 METRICS = (("rc_angle", "angle"), ("rc_length", "length"), ("rc_margin", "margin"))
+# Accuracy points within which a pruned model keeps dense's accuracy, and two models count as equally accurate
+# (site_src/method.md, "Paired comparisons", says why 1).
+EQUIVALENCE_POINTS = 1.0
+
+
+def digits_for(values, start: int, cap: int = 6) -> int:
+    """The fewest decimals (at least `start`, at most `cap`) at which every two distinct `values` print distinct:
+    intervals that do not overlap never look as if they touched ([0.3498, 0.3502] is not printed [0.35, 0.35])."""
+    # Equal to 6 significant digits is equal: a float32 0.01 (0.0099999998) is the margin 1 point, not beside it.
+    vals = {float(f"{x:.6g}") for x in values if x is not None and math.isfinite(x)}
+    d = start
+    while d < cap and len({f"{x:.{d}f}" for x in vals}) < len(vals):
+        d += 1
+    return d
 
 
 @dataclass(frozen=True)
@@ -38,11 +55,96 @@ class Value:
     def overlaps(self, other: Value) -> bool:
         return not (self.above(other) or other.above(self))
 
-    def pct(self) -> str:
-        return f"{self.v:.1%} [{self.lo:.1%}, {self.hi:.1%}]" if self.ok() else "n/a"
+    def ends(self) -> tuple[float, float, float]:
+        return self.v, self.lo, self.hi
 
-    def r(self) -> str:
-        return f"{self.v:+.2f} [{self.lo:+.2f}, {self.hi:+.2f}]" if self.ok() else "n/a"
+    def pct(self, digits: int = 1) -> str:
+        d = digits
+        return f"{self.v:.{d}%} [{self.lo:.{d}%}, {self.hi:.{d}%}]" if self.ok() else "n/a"
+
+    def r(self, digits: int = 2) -> str:
+        d = digits
+        return f"{self.v:+.{d}f} [{self.lo:+.{d}f}, {self.hi:+.{d}f}]" if self.ok() else "n/a"
+
+
+def pcts(*values: Value) -> list[str]:
+    """Accuracies printed together, with one number of decimals at which their distinct ends print distinct."""
+    d = digits_for([x * 100 for v in values for x in v.ends()], 1)
+    return [v.pct(d) for v in values]
+
+
+@dataclass(frozen=True)
+class Diff:
+    """A paired difference, model minus ref, on the same evaluation images (a paired.arrow row): its value, paired
+    bootstrap interval and McNemar's discordant counts (-1 where they do not apply)."""
+
+    v: float
+    lo: float
+    hi: float
+    better: int = -1
+    worse: int = -1
+
+    def ok(self) -> bool:
+        return all(math.isfinite(x) for x in (self.v, self.lo, self.hi))
+
+    def negated(self) -> Diff:
+        return Diff(-self.v, -self.hi, -self.lo, self.worse, self.better)
+
+    def above_zero(self) -> bool:
+        return self.ok() and self.lo > 0
+
+    def below_zero(self) -> bool:
+        return self.ok() and self.hi < 0
+
+    def not_below(self, margin: float) -> bool:
+        """Non-inferiority: the whole interval lies above -margin (the drop's interval below the margin)."""
+        return self.ok() and self.lo >= -margin
+
+    def within(self, margin: float) -> bool:
+        """Equivalence: the whole interval lies within ± margin."""
+        return self.ok() and -margin <= self.lo and self.hi <= margin
+
+    def points(self, margin: float | None = None, start: int = 1, unit: str = " points") -> str:
+        """A difference in points, "-2.0 points [-3.5, -0.8]", its ends distinct from each other, 0 and ± margin."""
+        if not self.ok():
+            return "n/a"
+        ref = [0.0] + ([margin * 100, -margin * 100] if margin is not None else [])
+        v, lo, hi = (x * 100 for x in (self.v, self.lo, self.hi))
+        d = digits_for([v, lo, hi] + ref, start)
+        return f"{signed(v, d)}{unit} [{signed(lo, d)}, {signed(hi, d)}]"
+
+    def plain(self, start: int = 2) -> str:
+        """A difference of plain numbers (Fig. 10's spread): "-0.04 [-0.07, -0.01]"."""
+        if not self.ok():
+            return "n/a"
+        d = digits_for([self.v, self.lo, self.hi, 0.0], start)
+        return f"{signed(self.v, d)} [{signed(self.lo, d)}, {signed(self.hi, d)}]"
+
+
+def signed(x: float, digits: int) -> str:
+    """+1.5, -1.5, and 0.0 for zero (never "-0.0": `digits_for` prints anything distinct from 0 as distinct)."""
+    text = f"{x:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
+
+
+class Paired:
+    """The store's paired differences (paired.arrow), looked up in either order (b - a is -(a - b))."""
+
+    def __init__(self, store: Store):
+        t = store.tables.get("paired.arrow")
+        self.present = t is not None
+        self.rows: dict[tuple[str, str, str], Diff] = {}
+        for r in t.to_pylist() if t is not None else []:
+            self.rows[r["model_id"], r["ref_id"], r["quantity"]] = Diff(
+                *(float("nan") if r[k] is None else float(r[k]) for k in ("diff", "diff_lo", "diff_hi")),
+                r["better"], r["worse"])  # fmt: skip
+
+    def get(self, model_id: str, ref_id: str, quantity: str) -> Diff | None:
+        """model minus ref; None where the store holds no such comparison."""
+        if (model_id, ref_id, quantity) in self.rows:
+            return self.rows[model_id, ref_id, quantity]
+        other = self.rows.get((ref_id, model_id, quantity))
+        return None if other is None or quantity == "corrupted_vs_clean" else other.negated()
 
 
 def _value(row: dict, name: str) -> Value:
@@ -54,10 +156,6 @@ def _value(row: dict, name: str) -> Value:
 
 def amount_text(amount: float) -> str:
     return f"{amount * 100:g} %"
-
-
-def points(a: Value, b: Value) -> str:
-    return f"{(a.v - b.v) * 100:+.1f} points"
 
 
 def n_eval(store: Store) -> int:
@@ -73,42 +171,50 @@ def dense_of(store: Store, arch: str) -> dict | None:
     return dense[0] if dense else None
 
 
-def keeps_accuracy(store: Store, arch: str) -> list[tuple[str, float | None, dict | None]]:
-    """Per method (retrained copies separate): the highest amount whose clean accuracy is not below dense's beyond
-    the intervals, and that model; methods ranked by it (None: no amount keeps it)."""
-    dense = dense_of(store, arch)
-    if dense is None:
-        return []
-    d = _value(dense, "clean_accuracy")
+def parent_dense(store: Store, m: dict) -> dict | None:
+    """The dense model a pruned model derives from: its architecture's, of its seed."""
+    dense = [d for d in _models(store) if d["arch"] == m["arch"] and d["method"] == "dense"]
+    return next((d for d in dense if d["seed"] == m["seed"]), dense[0] if dense else None)
+
+
+def keeps_accuracy(store: Store, arch: str, margin: float = EQUIVALENCE_POINTS / 100,
+                   paired: Paired | None = None) -> list[tuple[str, float | None, dict | None]]:  # fmt: skip
+    """Per method (retrained copies separate): the highest amount that keeps dense's clean accuracy — the paired
+    interval of the drop below its dense parent lies below `margin` (a fraction: 0.01 is 1 point) — and that model;
+    methods ranked by it (None: no amount is shown to keep it)."""
+    paired = paired or Paired(store)
     best: dict[str, tuple[float | None, dict | None]] = {}
     for m in _models(store):
         if m["arch"] != arch or m["method"] == "dense":
             continue
         label = method_label(m)
         best.setdefault(label, (None, None))
-        if not d.above(_value(m, "clean_accuracy")) and (best[label][0] is None or m["amount"] > best[label][0]):
+        dense = parent_dense(store, m)
+        diff = paired.get(m["model_id"], dense["model_id"], "clean_accuracy") if dense else None
+        if diff is not None and diff.not_below(margin) and (best[label][0] is None or m["amount"] > best[label][0]):
             best[label] = (m["amount"], m)
     return sorted(((k, a, m) for k, (a, m) in best.items()), key=lambda t: -(t[1] if t[1] is not None else -1))
 
 
-def corruption_wins(store: Store, arch: str) -> tuple[list[tuple[dict, Value, Value]], int, int]:
-    """Pruned models whose corruption-mean accuracy is above dense's beyond the intervals (largest gain first),
-    the number clearly below dense, and the number of pruned models."""
-    dense = dense_of(store, arch)
-    if dense is None:
-        return [], 0, 0
-    d = _value(dense, "corrupted_accuracy")
+def corruption_wins(store: Store, arch: str, paired: Paired | None = None) -> tuple[list[tuple[dict, Diff]], int, int]:
+    """Pruned models whose corruption-mean accuracy is above their dense parent's, the paired interval of the
+    difference above 0 (largest gain first), the number whose interval lies below 0, and the number of pruned
+    models."""
+    paired = paired or Paired(store)
     wins, worse, total = [], 0, 0
     for m in _models(store):
         if m["arch"] != arch or m["method"] == "dense":
             continue
         total += 1
-        v = _value(m, "corrupted_accuracy")
-        if v.above(d):
-            wins.append((m, v, d))
-        elif d.above(v):
+        dense = parent_dense(store, m)
+        diff = paired.get(m["model_id"], dense["model_id"], "corrupted_accuracy") if dense else None
+        if diff is None:
+            continue
+        if diff.above_zero():
+            wins.append((m, diff))
+        elif diff.below_zero():
             worse += 1
-    return sorted(wins, key=lambda t: -(t[1].v - t[2].v)), worse, total
+    return sorted(wins, key=lambda t: -t[1].v), worse, total
 
 
 def _corr_rows(store: Store) -> list[dict]:
@@ -170,27 +276,32 @@ class Fig10:
     arch: str
     dense: dict
     mpt: dict | None
-    comparable: bool  # clean accuracy intervals overlap: the paper's "same accuracy" condition
+    comparable: bool  # equally accurate: the paired interval of the clean-accuracy difference within ± the margin
     verdict: str  # "less" (MPT margins move less, as in the paper), "more", "same", or "" (no comparison)
+    clean: Diff | None = None  # MPT minus dense, clean accuracy, paired
+    spread: Diff | None = None  # MPT minus dense, mean |relative margin change|, paired
 
 
-def fig10_pair(store: Store, arch: str) -> Fig10 | None:
-    """The dense model and the MPT model (not retrained) closest to it in clean accuracy, and how their relative
-    margin changes compare (mean |change|, intervals)."""
+def fig10_pair(store: Store, arch: str, margin: float = EQUIVALENCE_POINTS / 100,
+               paired: Paired | None = None) -> Fig10 | None:  # fmt: skip
+    """The dense model and the MPT model (not retrained) closest to it in clean accuracy; whether they are equally
+    accurate (paired clean difference within ± `margin`), and how their relative margin changes compare (the
+    paired interval of the difference of their mean |change|)."""
     dense = dense_of(store, arch)
     if dense is None:
         return None
+    paired = paired or Paired(store)
     mpts = [m for m in _models(store) if m["arch"] == arch and m["method"] == "mpt" and not m["retrained"]]
     if not mpts:
         return Fig10(arch, dense, None, False, "")
     mpt = min(mpts, key=lambda m: (abs(m["clean_accuracy"] - dense["clean_accuracy"]), -m["amount"]))
-    comparable = _value(mpt, "clean_accuracy").overlaps(_value(dense, "clean_accuracy"))
-    corr = {r["model_id"]: r for r in _corr_rows(store)}
-    if dense["model_id"] not in corr or mpt["model_id"] not in corr:
-        return Fig10(arch, dense, mpt, comparable, "")
-    a, b = _value(corr[mpt["model_id"]], "mc_abs_mean"), _value(corr[dense["model_id"]], "mc_abs_mean")
-    verdict = "less" if b.above(a) else "more" if a.above(b) else "same"
-    return Fig10(arch, dense, mpt, comparable, verdict)
+    clean = paired.get(mpt["model_id"], dense["model_id"], "clean_accuracy")
+    comparable = clean is not None and clean.within(margin)
+    spread = paired.get(mpt["model_id"], dense["model_id"], "mc_abs_mean")
+    if spread is None or not spread.ok():
+        return Fig10(arch, dense, mpt, comparable, "", clean, spread)
+    verdict = "less" if spread.below_zero() else "more" if spread.above_zero() else "same"
+    return Fig10(arch, dense, mpt, comparable, verdict, clean, spread)
 
 
 def margin_spread(store: Store, model_id: str) -> Value:
@@ -200,61 +311,163 @@ def margin_spread(store: Store, model_id: str) -> Value:
     return Value(float("nan"), float("nan"), float("nan"))
 
 
-def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
-    """The home page's summary, Markdown/HTML, every number from the store and every claim checked against the
-    intervals. `views` maps an architecture to the URL of its first view page."""
+def margin_text(points: float) -> str:
+    return f"{points:g} point" + ("" if points == 1 else "s")
+
+
+def _label(m: dict) -> str:
+    return "dense" if m["method"] == "dense" else f"{method_label(m)} {amount_text(m['amount'])}"
+
+
+def fig10_text(store: Store, f: Fig10, margin: float) -> str:
+    """Fig. 10's verdict for one architecture: which two models, whether they are equally accurate, how their
+    margins compare — every comparison paired."""
+    e = escape
+    if f.mpt is None:
+        return f"{e(f.arch)}: no MPT model in this study."
+    dm, mm = _value(f.dense, "clean_accuracy"), _value(f.mpt, "clean_accuracy")
+    m_txt, d_txt = pcts(mm, dm)
+    names = (
+        f"<strong>MPT {amount_text(f.mpt['amount'])}</strong> (<code>{e(f.mpt['model_id'])}</code>, clean {m_txt}) "
+        f"with <strong>dense</strong> (<code>{e(f.dense['model_id'])}</code>, clean {d_txt})"
+    )
+    pts = margin_text(margin * 100)
+    if f.clean is None or not f.clean.ok():
+        acc = "their paired accuracy difference is not in this store"
+    elif f.comparable:
+        acc = f"MPT minus dense {f.clean.points(margin)}, within ±{pts}: equally accurate"
+    else:
+        acc = (f"MPT minus dense {f.clean.points(margin)}, <strong>not within ±{pts}</strong>: the two are not shown "
+               "to be equally accurate, so this is not the paper's comparison of equally accurate models")  # fmt: skip
+    a, b = margin_spread(store, f.mpt["model_id"]), margin_spread(store, f.dense["model_id"])
+    d = digits_for([*a.ends(), *b.ends()], 2)
+    spread = f"mean |relative margin change| {a.r(d).replace('+', '')} vs {b.r(d).replace('+', '')}"
+    if f.spread is not None and f.spread.ok():
+        spread += f", MPT minus dense {f.spread.plain()}"
+    if f.verdict == "less":
+        claim = "<strong>MPT's margins move less under corruption</strong>" + (
+            ", as in the paper." if f.comparable else ", but the models differ in accuracy."
+        )
+    elif f.verdict == "more":
+        claim = "<strong>MPT's margins move more under corruption</strong>" + (
+            ", the opposite of the paper." if f.comparable else ", but the models differ in accuracy."
+        )
+    elif f.verdict == "same":
+        claim = "no difference in how their margins move (the paired interval includes 0)."
+    else:
+        claim = "their margins cannot be compared (no finite relative margin change)."
+    return f"{e(f.arch)}: compares {names}; {acc}. {spread} (paired): {claim}" + _peers_text(store, f)
+
+
+def _peers_text(store: Store, f: Fig10) -> str:
+    """Whether MPT's margins move less than those of the other models pruned to its amount (paired): is it MPT, or
+    pruning to that sparsity?"""
+    paired = Paired(store)
+    peers = [m for m in _models(store) if m["arch"] == f.arch and m["method"] not in ("dense", "mpt")
+             and abs(m["amount"] - f.mpt["amount"]) < 1e-6]  # fmt: skip
+    diffs = [(m, paired.get(f.mpt["model_id"], m["model_id"], "mc_abs_mean")) for m in peers]
+    diffs = [(m, d) for m, d in diffs if d is not None and d.ok()]
+    if not diffs:
+        return ""
+    listed = []
+    for m, d in diffs:
+        clean = paired.get(m["model_id"], f.mpt["model_id"], "clean_accuracy")
+        acc = f" (its clean accuracy {clean.points()} against MPT's)" if clean is not None and clean.ok() else ""
+        listed.append(f"{escape(method_label(m))} {d.plain()}{acc}")
+    less = sum(d.below_zero() for _, d in diffs)
+    return (
+        f" Against the other models pruned to {amount_text(f.mpt['amount'])} (mean |relative margin change|, MPT "
+        f"minus each, paired): {'; '.join(listed)}. MPT's margins move less than those of {less} of these "
+        f"{len(diffs)}."
+    )
+
+
+def summary(
+    store: Store, *, views: dict[str, str] | None = None, equivalence_points: float = EQUIVALENCE_POINTS
+) -> str:
+    """The home page's summary, Markdown/HTML, every number from the store and every comparison of two models
+    paired. `equivalence_points`: the margin, in accuracy points, within which a pruned model keeps dense's accuracy
+    and two models are equally accurate. `views` maps an architecture to the URL of its first view page."""
     n = n_eval(store)
     boot = store.manifest.get("bootstrap") or {}
     level = float(boot.get("level", 0.95))
+    margin = equivalence_points / 100
+    pts = margin_text(equivalence_points)
+    paired = Paired(store)
     e = escape
     out = [
         (
             f"Every accuracy here is measured on **{n} evaluation images** (and each of their "
             f"{len(store.manifest.get('corruptions') or [])} corruptions × "
             f"{len(store.manifest.get('severities') or [])} "
-            f"severities); brackets give the {level:.0%} bootstrap interval over those images. A difference is "
-            "claimed only where two intervals do not overlap."
+            f"severities); brackets after an accuracy give its {level:.0%} bootstrap interval over those images. "
+            "Two models are always scored on the same images, so every comparison is **paired**: a difference's "
+            f"brackets are the {level:.0%} paired bootstrap interval (both models resampled on the same images), and "
+            "a difference is claimed only where that interval excludes 0. A pruned model **keeps dense's accuracy** "
+            f"when the paired interval of its drop lies below the equivalence margin of **{pts}**; two models are "
+            f"equally accurate when the interval of their difference lies within ±{pts}."
         )
     ]
+    if not paired.present:
+        out.append(
+            "<em>This store has no paired.arrow (it was made before store schema 1.3), so no comparison of two "
+            "models is claimed below; rerun <code>lotterysite precompute RECIPE</code>.</em>"
+        )
     items = []
     for arch in store.archs:
         dense = dense_of(store, arch)
         if dense is None:
             continue
         d_clean, d_corr = _value(dense, "clean_accuracy"), _value(dense, "corrupted_accuracy")
-        ranked = keeps_accuracy(store, arch)
+        head = f"<strong>{e(arch)}</strong> (dense: clean {d_clean.pct()}, corruption mean {d_corr.pct()}"
+        cost = paired.get(dense["model_id"], dense["model_id"], "corrupted_vs_clean")
+        if cost is not None and cost.ok():
+            head += f"; corruption changes it by {cost.points()}, paired"
+        head += ")"
+        ranked = keeps_accuracy(store, arch, margin, paired)
         kept = [(label, a, m) for label, a, m in ranked if a is not None]
-        head = f"<strong>{e(arch)}</strong> (dense: clean {d_clean.pct()}, corruption mean {d_corr.pct()})"
+
+        def drop(m: dict) -> Diff | None:
+            parent = parent_dense(store, m)
+            diff = paired.get(m["model_id"], parent["model_id"], "clean_accuracy") if parent else None
+            return None if diff is None else diff.negated()
+
         if kept:
             top = kept[0][1]
             leaders = [(label, m) for label, a, m in kept if a == top]
             names = " and ".join(
-                f"<strong>{e(label)}</strong> ({_value(m, 'clean_accuracy').pct()})" for label, m in leaders
+                f"<strong>{e(label)}</strong> ({_value(m, 'clean_accuracy').pct()}; drop {drop(m).points(margin)})"
+                for label, m in leaders
             )
             rest = [f"{e(label)} {amount_text(a)}" for label, a, _ in kept[len(leaders) :]]
             never = [e(label) for label, a, _ in ranked if a is None]
-            text = (f"{head}: {names} {'keep' if len(leaders) > 1 else 'keeps'} dense's clean accuracy (within the "
-                    f"intervals) to the highest sparsity, {amount_text(top)} of the weights pruned")  # fmt: skip
+            text = (f"{head}: {names} {'keep' if len(leaders) > 1 else 'keeps'} dense's clean accuracy (paired drop "
+                    f"below {pts}) to the highest sparsity, {amount_text(top)} of the weights pruned")  # fmt: skip
             if rest:
                 text += f"; then {', '.join(rest)}"
             if never:
-                text += f"; {', '.join(never)} below dense at every amount"
+                text += f"; {', '.join(never)}: no amount shown to keep it"
             text += "."
         else:
-            text = f"{head}: every pruned model is below dense's clean accuracy."
-        wins, worse, total = corruption_wins(store, arch)
+            text = f"{head}: no pruned model is shown to keep dense's clean accuracy within {pts}"
+            drops = [(m, drop(m)) for m in _models(store) if m["arch"] == arch and m["method"] != "dense"]
+            drops = [(m, x) for m, x in drops if x is not None and x.ok()]
+            if drops:
+                m, x = min(drops, key=lambda t: t[1].hi)
+                text += f" (closest: {e(_label(m))}, drop {x.points(margin)})"
+            text += "."
+        wins, worse, total = corruption_wins(store, arch, paired)
         if wins:
-            m, v, d = wins[0]
+            m, diff = wins[0]
+            v = _value(m, "corrupted_accuracy")
+            v_txt, d_txt = pcts(v, _value(parent_dense(store, m), "corrupted_accuracy"))
             text += (
-                f" Under corruption, {len(wins)} of {total} pruned models beat dense beyond the intervals; the largest "
-                f"gain is {e(method_label(m))} at {amount_text(m['amount'])}: {v.pct()} vs {d.pct()}, "
-                f"{points(v, d)}."
+                f" Under corruption, {len(wins)} of {total} pruned models beat dense (paired interval above 0); the "
+                f"largest gain is {e(method_label(m))} at {amount_text(m['amount'])}: {v_txt} vs {d_txt}, "
+                f"{diff.points()}."
             )
         else:
-            text += (
-                " Under corruption, no pruned model beats dense beyond the intervals "
-                f"({worse} of {total} are below it)."
-            )
+            text += f" Under corruption, no pruned model beats dense ({worse} of {total} are below it, paired)."
         items.append(text)
     out.append('<ul class="ls-summary">' + "".join(f"<li>{t}</li>" for t in items) + "</ul>")
 
@@ -283,35 +496,7 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
             "<th>rc-margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
         )
 
-    # Fig. 10
-    verdicts = []
-    for arch in store.archs:
-        f = fig10_pair(store, arch)
-        if f is None:
-            continue
-        if f.mpt is None:
-            verdicts.append(f"{e(arch)}: no MPT model in this study.")
-            continue
-        dm, mm = _value(f.dense, "clean_accuracy"), _value(f.mpt, "clean_accuracy")
-        a, b = margin_spread(store, f.mpt["model_id"]), margin_spread(store, f.dense["model_id"])
-        pair = (f"MPT {amount_text(f.mpt['amount'])} (clean {mm.pct()}) against dense ({dm.pct()}); mean |relative "
-                f"margin change| {a.r().replace('+', '')} vs {b.r().replace('+', '')}")  # fmt: skip
-        if not f.comparable:
-            verdicts.append(
-                f"{e(arch)}: the closest MPT model, {pair}, is not as accurate as dense, so the paper's comparison of "
-                "equally accurate models cannot be made."
-            )
-        elif f.verdict == "less":
-            verdicts.append(
-                f"{e(arch)}: {pair}: <strong>MPT's margins move less under corruption</strong>, as in the paper."
-            )
-        elif f.verdict == "more":
-            verdicts.append(
-                f"{e(arch)}: {pair}: <strong>MPT's margins move more under corruption</strong>, "
-                "the opposite of the paper."
-            )
-        else:
-            verdicts.append(f"{e(arch)}: {pair}: no difference beyond the intervals.")
+    verdicts = fig10_verdicts(store, margin, paired)
     if verdicts:
         out.append(
             "**Fig. 10: does an MPT model's margin move less under corruption than an equally accurate dense "
@@ -319,6 +504,72 @@ def summary(store: Store, *, views: dict[str, str] | None = None) -> str:
         )
         out.append('<ul class="ls-fig10">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>")
     return "\n\n".join(out)
+
+
+def fig10_verdicts(store: Store, margin: float = EQUIVALENCE_POINTS / 100, paired: Paired | None = None) -> list[str]:
+    """Fig. 10's verdict per architecture (HTML), for the home page and the findings page."""
+    paired = paired or Paired(store)
+    return [fig10_text(store, f, margin) for f in (fig10_pair(store, a, margin, paired) for a in store.archs) if f]
+
+
+def pruned_vs_dense(store: Store, margin: float = EQUIVALENCE_POINTS / 100) -> list[dict]:
+    """Every pruned model against its dense parent, paired: clean and corruption-mean drops with intervals, and
+    the verdict on clean accuracy: "keeps" (drop interval below `margin`), "below" (drop interval above `margin`:
+    shown to lose more than the margin) or "inconclusive"."""
+    paired = Paired(store)
+    out = []
+    for m in _models(store):
+        dense = parent_dense(store, m) if m["method"] != "dense" else None
+        if dense is None:
+            continue
+        clean = paired.get(m["model_id"], dense["model_id"], "clean_accuracy")
+        corrupted = paired.get(m["model_id"], dense["model_id"], "corrupted_accuracy")
+        drop = None if clean is None else clean.negated()
+        verdict = (
+            "n/a" if drop is None or not drop.ok()
+            else "keeps" if drop.hi <= margin else "below" if drop.lo > margin else "inconclusive"
+        )  # fmt: skip
+        corrupted_drop = None if corrupted is None else corrupted.negated()
+        out.append({"model": m, "dense": dense, "drop": drop, "corrupted_drop": corrupted_drop, "verdict": verdict})
+    return out
+
+
+READOUT_LINES = 4  # lines of Fig. 10's paired readout: columns t0..t3 of fig10_paired.arrow
+
+
+def pair_text(paired: Paired, a: str, b: str, margin: float) -> list[str]:
+    """Short lines for Fig. 10's picker (a phone's width): model B minus model A, paired on the same images."""
+    if a == b:
+        return ["A and B are the same model."]
+    clean = paired.get(b, a, "clean_accuracy")
+    spread = paired.get(b, a, "mc_abs_mean")
+    if clean is None or not clean.ok():
+        return ["No paired comparison of these two models", "in this store."]
+    same = "equally accurate" if clean.within(margin) else "not shown equally accurate"
+    lines = [f"clean accuracy {clean.points(margin)}", f"{same} (margin ±{margin_text(margin * 100)})"]
+    if spread is not None and spread.ok():
+        moves = "less" if spread.below_zero() else "more" if spread.above_zero() else "neither more nor less"
+        lines += [f"mean |rel. margin change| {spread.plain()}", f"B's margins move {moves}"]
+    return lines
+
+
+def pair_texts(store: Store, margin: float = EQUIVALENCE_POINTS / 100) -> bytes:
+    """Fig. 10 picker's paired readout, one row per ordered pair of models: a, b and the lines t0..t3 ("" where
+    there are fewer). Grows with the square of the models: about 110 KB for 25."""
+    import pyarrow as pa
+
+    from .data import arrow_bytes
+
+    paired = Paired(store)
+    ids = [m["model_id"] for m in _models(store)]
+    names = [f"t{i}" for i in range(READOUT_LINES)]
+    cols: dict[str, list] = {k: [] for k in ("a", "b", *names)}
+    for a in ids:
+        for b in ids:
+            lines = pair_text(paired, a, b, margin)
+            for k, v in zip(("a", "b", *names), (a, b, *lines, *[""] * (READOUT_LINES - len(lines))), strict=True):
+                cols[k].append(v)
+    return arrow_bytes(pa.table(cols, schema=pa.schema([(k, pa.string()) for k in cols])))
 
 
 def method_labels(store: Store) -> list[str]:
@@ -391,10 +642,11 @@ def model_options(store: Store) -> list[tuple[str, str]]:
     return out
 
 
-def default_pair(store: Store) -> tuple[str, str]:
+def default_pair(store: Store, margin: float = EQUIVALENCE_POINTS / 100) -> tuple[str, str]:
     """Fig. 10's defaults: a dense model and the MPT model closest to it in clean accuracy, preferring the
-    architecture where the two are equally accurate (intervals overlap), then the closest pair."""
-    pairs = [f for f in (fig10_pair(store, a) for a in store.archs) if f is not None and f.mpt is not None]
+    architecture where the two are equally accurate (paired difference within ± `margin`), then the closest pair."""
+    paired = Paired(store)
+    pairs = [f for f in (fig10_pair(store, a, margin, paired) for a in store.archs) if f is not None and f.mpt]
     if pairs:
         f = min(pairs, key=lambda f: (not f.comparable, abs(f.mpt["clean_accuracy"] - f.dense["clean_accuracy"])))
         return f.dense["model_id"], f.mpt["model_id"]

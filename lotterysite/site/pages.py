@@ -257,7 +257,7 @@ HOME_MARKER = "<!-- lotterysite:headline -->"  # where site_src/index.md takes t
 FIT = {
     "headline": {"reflow": {"ls_hl": [370, 2]}, "shrink": {"ls_hl_unit": [180, 280, 1, 80]}, "legend": 150},
     "margin_change": {
-        "shrink": {"ls_fig10_pooled": [180, 520, 1, 70], "ls_fig10_cell": [100, 140, 4, 200]},
+        "shrink": {"ls_fig10_pooled": [180, 520, 1, 70, "fig10_w"], "ls_fig10_cell": [100, 140, 4, 200]},
         "reflow": {"ls_fig10_per": [160, 4]},
     },
     "curse": {"reflow": {"ls_curse": [380, 2]}, "shrink": {"ls_curse_unit": [180, 300, 1, 70]}},
@@ -273,8 +273,11 @@ def _static(uri: str, spec: str, datasets: dict[str, str], css: str = "") -> str
             f"hidden>{to_json(cfg)}</div></div>")  # fmt: skip
 
 
-def home_page(store: Store, uri: str = HOME_URI) -> tuple[str, dict, dict]:
-    """The home page's headline chart and summary (Markdown for `HOME_MARKER` of page `uri`), its spec and data."""
+def home_page(
+    store: Store, uri: str = HOME_URI, *, equivalence_points: float = findings.EQUIVALENCE_POINTS
+) -> tuple[str, dict, dict]:
+    """The home page's headline chart and summary (Markdown for `HOME_MARKER` of page `uri`), its spec and data;
+    `equivalence_points`: the summary's equivalence margin in accuracy points."""
     methods = findings.method_labels(store)
     specs = {"data/specs/headline.json": spec_dict(charts.headline(methods=methods, archs=list(store.archs)))}
     views = {arch: rel(uri, f"views/{store.slug(arch)}/local") + "/" for arch in store.archs}
@@ -283,11 +286,12 @@ def home_page(store: Store, uri: str = HOME_URI) -> tuple[str, dict, dict]:
     md = (
         "## What this study found\n\n"
         f"Accuracy against the fraction of weights pruned, per architecture, on clean images and averaged over every "
-        f"corruption; bands are 95 % bootstrap intervals over the {n} evaluation images. Click a point to open that "
-        "model in the views; click a legend entry to isolate a method.\n\n"
+        f"corruption; bands are each model's own 95 % bootstrap interval over the {n} evaluation images (whether two "
+        "bands overlap is no test: the summary below compares models paired, on the same images). Click a point to "
+        "open that model in the views; click a legend entry to isolate a method.\n\n"
         + _static(uri, "data/specs/headline.json", {"headline": "data/headline.arrow"}, "ls-headline")
         + "\n\n"
-        + findings.summary(store)
+        + findings.summary(store, equivalence_points=equivalence_points)
         + "\n"
     )
     return md, specs, files
@@ -348,11 +352,44 @@ def _per_model_html(store: Store) -> str:
     )
 
 
-def findings_page(store: Store, gallery: str | None) -> tuple[Page, dict]:
-    """Table 1 by architecture x method beside the paper's, the Fig. 10 two-model comparison, Fig. 3, the gallery."""
+def _paired_html(store: Store, margin: float) -> str:
+    """Every pruned model against its dense parent, paired: the clean and corruption-mean drops and the verdict."""
+    words = {"keeps": "keeps dense's accuracy", "below": f"below by more than {findings.margin_text(margin * 100)}",
+             "inconclusive": "inconclusive", "n/a": "n/a"}  # fmt: skip
+    rows = []
+    for r in findings.pruned_vs_dense(store, margin):
+        m = r["model"]
+        drops = [d.points(margin, unit="") if d is not None else "n/a" for d in (r["drop"], r["corrupted_drop"])]
+        rows.append(
+            f'<tr data-verdict="{r["verdict"]}"><td>{escape(m["model_id"])}</td><td>{escape(r["dense"]["model_id"])}'
+            f"</td><td>{drops[0]}</td><td>{drops[1]}</td><td>{words[r['verdict']]}</td></tr>"
+        )
+    if not rows:
+        return "<p><em>No pruned model in this store.</em></p>"
+    return (
+        '<div class="ls-scroll"><table class="ls-paired"><thead><tr><th>model</th><th>dense parent</th>'
+        "<th>clean drop (points)</th><th>corruption-mean drop (points)</th><th>clean accuracy</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div>"
+    )
+
+
+def findings_page(
+    store: Store, gallery: str | None, *, equivalence_points: float = findings.EQUIVALENCE_POINTS
+) -> tuple[Page, dict, dict]:
+    """Table 1 by architecture x method beside the paper's, the paired drops of every pruned model, the Fig. 10
+    two-model comparison, Fig. 3, the gallery; returns the page, its chart specs and its data files."""
     uri = "findings.md"
+    margin = equivalence_points / 100
     options = findings.model_options(store)
-    pair = findings.default_pair(store)
+    pair = findings.default_pair(store, margin)
+    verdicts = findings.fig10_verdicts(store, margin)
+    fig10_data = {"margin_change": "data/margin_change.arrow"}
+    if options:
+        fig10_data["fig10_paired"] = "data/fig10_paired.arrow"
+    fig10_md = (
+        ('<ul class="ls-fig10-verdict">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>") if verdicts else ""
+    )
     specs = {
         "data/specs/margin_change.json": spec_dict(
             charts.margin_change_pair(models=options, a=pair[0], b=pair[1])
@@ -403,6 +440,18 @@ are the last rows.
 
 </details>
 
+## Pruned against dense, paired
+
+Both models of a comparison are scored on the same {n} images, so each pruned model is compared with its dense
+parent image by image: a drop is dense's accuracy minus the pruned model's (positive: the pruned model is worse),
+with its {float(boot.get("level", 0.95)):.0%} paired bootstrap interval (the same resampled images for both models).
+A model **keeps dense's accuracy** when the whole interval of its clean drop lies below the equivalence margin of
+**{findings.margin_text(equivalence_points)}**; it is **below** when the whole interval lies above it; otherwise
+{n} images cannot tell (inconclusive). The rows, and the clean vs corrupted difference of every model, are in
+<a href="{rel(uri, "data/store/paired.arrow")}" download>paired.arrow</a>.
+
+{_paired_html(store, margin)}
+
 ## Relative margin change (Fig. 10)
 
 The paper compares a dense VGG16 with an MPT model **of the same clean accuracy**: the MPT model's relative margin
@@ -410,9 +459,12 @@ change (m<sub>clean</sub> − m<sub>corrupted</sub>) / m<sub>clean</sub> is more
 less under corruption. Here the defaults are the dense model and the MPT model closest to it in clean accuracy;
 pick any two models with the two selects under the charts. Densities are over every sample and corrupted version,
 each model's 0.5 % smallest and largest values trimmed as in the paper; the pooled chart first, then one panel per
-corruption.
+corruption. The defaults, compared paired (equally accurate: the paired interval of the clean-accuracy difference
+within ±{findings.margin_text(equivalence_points)}):
 
-{_static(uri, "data/specs/margin_change.json", {"margin_change": "data/margin_change.arrow"}, "ls-fig10")}
+{fig10_md}
+
+{_static(uri, "data/specs/margin_change.json", fig10_data, "ls-fig10")}
 
 ## The curse of dimensionality (Fig. 3)
 
@@ -425,4 +477,5 @@ in trained models, against the dimension (paper §5.4). Both approach 90° (dash
 
 {gallery_md}
 """
-    return Page(uri, "Findings", md), specs
+    return Page(uri, "Findings", md), specs, ({"data/fig10_paired.arrow": findings.pair_texts(store, margin)}
+                                              if options else {})  # fmt: skip

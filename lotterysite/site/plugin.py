@@ -34,6 +34,7 @@ class LotterysiteConfig(Config):
     max_classes = c.Type(int, default=10)  # class panels of the local geometry view; more classes: the reader picks
     picked_classes = c.Type(int, default=8)  # panels the reader picks classes for (more than max_classes)
     page_bytes = c.Type(int, default=5_000_000)  # a page's budget with all it fetches: served samples are cut to it
+    equivalence_points = c.Type((int, float), default=1.0)  # accuracy points: "keeps dense's accuracy" margin
     node_modules = c.Deprecated(
         message="the pinned JavaScript now ships inside the lotterysite package; "
         "remove `node_modules` from the plugin's options"
@@ -47,7 +48,8 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
         self.store_path = (base / self.config.store).resolve()
         try:
             options = SiteOptions(**{k: self.config[k] for k in ("max_samples", "max_axes", "max_classes",
-                                                                  "picked_classes", "page_bytes")})  # fmt: skip
+                                                                  "picked_classes", "page_bytes",
+                                                                  "equivalence_points")})  # fmt: skip
         except LotterysiteError as e:
             raise PluginError(f"lotterysite plugin options in {config.config_file_path or 'mkdocs.yml'}: {e}") from None
         try:

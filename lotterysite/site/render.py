@@ -45,12 +45,19 @@ class SiteOptions:
     max_classes: int = 10  # class panels of the local geometry view; with more classes the reader picks them
     picked_classes: int = 8  # panels of the local view when the reader picks the classes (more than max_classes)
     page_bytes: int = 5_000_000  # budget of a page with everything it fetches; served samples are cut to fit
+    # Accuracy points: a pruned model keeps dense's accuracy when the paired interval of its drop lies below this,
+    # and two models are equally accurate when their difference's lies within ± this (site_src/method.md).
+    equivalence_points: float = 1.0
 
     def __post_init__(self):
         for name in ("max_samples", "max_axes", "max_classes", "picked_classes", "page_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RenderError(f"site option {name} = {value!r}: must be a whole number >= 1")
+        value = self.equivalence_points
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 100:
+            raise RenderError(f"site option equivalence_points = {value!r}: must be a number of accuracy points "
+                              "above 0 and below 100, e.g. 1.0")  # fmt: skip
 
 
 @dataclass
@@ -120,21 +127,23 @@ def render(
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
     # Only a verified regular file inside the store: a link to a private file never reaches the public site.
     gallery = data.gallery_file(store)  # (name, the bytes verified when the store was read), never a path
-    findings, specs = pages.findings_page(store, gallery=None if gallery is None else gallery[0])
+    findings, specs, files = pages.findings_page(store, gallery=None if gallery is None else gallery[0],
+                                                 equivalence_points=options.equivalence_points)  # fmt: skip
     out.files.update({k: _spec_json(v) for k, v in specs.items()})
+    out.files.update(files)
     out.files.update({f"data/{k}": v for k, v in data.findings_tables(store).items()})
     if gallery is not None:
         out.files[f"data/{gallery[0]}"] = gallery[1]
     generated.append(findings)
     out.sections.append(("Findings", [findings.src_uri]))
-    home, specs, files = pages.home_page(store)
+    home, specs, files = pages.home_page(store, equivalence_points=options.equivalence_points)
     out.files.update({k: _spec_json(v) for k, v in specs.items()})
     out.files.update(files)
     out.home = home
     if standalone:
         # Without the plugin there is no author's home page to fill: the finding gets a page of its own, first in the
         # generated index. (Not the index itself: the index is where a reader lands while the scripts still load.)
-        summary, _, _ = pages.home_page(store, "summary.md")
+        summary, _, _ = pages.home_page(store, "summary.md", equivalence_points=options.equivalence_points)
         generated.insert(0, pages.Page("summary.md", "What this study found", "# Results at a glance\n\n" + summary))
         out.sections.insert(0, ("What this study found", ["summary.md"]))
 

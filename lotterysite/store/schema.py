@@ -7,6 +7,7 @@ A store is a folder:
     accuracy.arrow                  accuracy per model x variant x severity x class, on the full evaluation set
     correlations.arrow              Pearson correlation of robustness with angle, length, margin per model (Table 1)
     margin_change.arrow             density of the relative margin change per model (Fig. 10), full data
+    paired.arrow                    paired differences of two models (or clean vs corrupted) on the same images
     exemplars.arrow                 pruning-identified exemplars per architecture, full data
     curse.arrow                     angle statistics vs dimension (random vectors; LeNet-5 width study, §5.4)
     samples.arrow                   the shipped (downsampled) samples: id, label, thumbnail
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"  # 1.3: paired.arrow
 
 STR = pa.dictionary(pa.int32(), pa.string())
 GALLERY_NAMES = ("gallery.png", "gallery.webp", "gallery.jpg")  # the gallery file a store may hold
@@ -94,6 +95,22 @@ MARGIN_CHANGE = pa.schema(
         ("variant", STR),  # a corruption name, or "all" over every corruption and severity
         ("x", pa.float32()),  # bin centre of (m_orig - m_corr) / m_orig, 0.5% tails trimmed per model
         ("density", pa.float32()),  # probability density at x
+    ]
+)
+
+PAIRED = pa.schema(
+    [
+        ("model_id", STR),
+        ("ref_id", STR),  # the model compared with (listed before model_id); = model_id for "corrupted_vs_clean"
+        # "clean_accuracy", "corrupted_accuracy" (corruption mean), "mc_abs_mean" (Fig. 10's mean |relative margin
+        # change|): model minus ref; "corrupted_vs_clean": the model's corruption mean minus its clean accuracy
+        ("quantity", STR),
+        ("n", pa.int32()),  # evaluation samples (every one: the full evaluation set)
+        ("diff", pa.float32()),  # the difference on the full evaluation set
+        ("diff_lo", pa.float32()),  # paired bootstrap interval: both sides resampled on the same images
+        ("diff_hi", pa.float32()),
+        ("better", pa.int32()),  # images (x corrupted variants) the model gets right and ref wrong; -1: n/a
+        ("worse", pa.int32()),  # ... wrong and ref right (McNemar's discordant pairs)
     ]
 )
 
@@ -209,6 +226,7 @@ TABLES = {
     "accuracy.arrow": ACCURACY,
     "correlations.arrow": CORRELATIONS,
     "margin_change.arrow": MARGIN_CHANGE,
+    "paired.arrow": PAIRED,
     "exemplars.arrow": EXEMPLARS,
     "curse.arrow": CURSE,
     "samples.arrow": SAMPLES,
@@ -216,5 +234,5 @@ TABLES = {
 }
 # Stages a recipe can switch off (the page leaves their figure out), and confused.arrow (many classes only); every
 # other table, and outcomes.arrow, is in every store.
-OPTIONAL_TABLES = ("curse.arrow", "confused.arrow")
+OPTIONAL_TABLES = ("curse.arrow", "confused.arrow", "paired.arrow")  # paired.arrow: written from schema 1.3 on
 REQUIRED_FILES = tuple(n for n in TABLES if n not in OPTIONAL_TABLES) + ("outcomes.arrow",)
