@@ -95,26 +95,6 @@ def test_pruning_identified_exemplars_use_modal_predictions():
     assert agree.tolist() == [1.0]
 
 
-def test_choose_shipped_keeps_exemplars_and_stratifies():
-    labels = np.repeat(np.arange(4), 50)
-    keep = np.array([3, 60, 61])
-    shipped = agg.choose_shipped(labels, keep, per_class=10, limit=1000, seed=0)
-    assert set(keep) <= set(shipped.tolist())
-    counts = np.bincount(labels[np.setdiff1d(shipped, keep)], minlength=4)
-    assert counts.tolist() == [10, 10, 10, 10]
-    again = agg.choose_shipped(labels, keep, per_class=10, limit=1000, seed=0)
-    other = agg.choose_shipped(labels, keep, per_class=10, limit=1000, seed=1)
-    assert shipped.tolist() == again.tolist() and shipped.tolist() != other.tolist()
-    # The limit wins over per_class; exemplars are kept first.
-    small = agg.choose_shipped(labels, keep, per_class=10, limit=11, seed=0)
-    assert len(small) <= 11 and set(keep) <= set(small.tolist())
-    # More exemplars than the limit: none is dropped, and every class still has a sample (here class 3 has none).
-    many = np.arange(0, 150, 2)  # 75 exemplars of classes 0-2
-    tight = agg.choose_shipped(labels, many, per_class=10, limit=20, seed=0)
-    assert set(many) <= set(tight.tolist()) and sorted(set(labels[tight].tolist())) == [0, 1, 2, 3]
-    assert len(tight) == 76  # the limit yields: exemplars + one sample of the class without exemplars
-
-
 def test_margin_change_of_a_model_whose_margins_do_not_move_stays_readable():
     res = make_results(3)
     res.margin[:] = 0.7  # every corrupted margin equals the clean one: all changes are exactly 0

@@ -101,8 +101,9 @@ def test_measure_refuses_a_checkpoint_for_other_images(tmp_path):
     assert "rgb.pt: field 'in_channels' is 3, but the data set's images have 1 channels" in result.output
 
 
-def _shipped_counts_from_samples(store: Path, classes: list[str]) -> dict[str, tuple[int, int, int]]:
-    """Per class (shipped, exemplars, drawn), counted from samples.arrow with pyarrow alone."""
+def _shipped_counts_from_samples(store: Path, classes: list[str]) -> dict[str, tuple[int, int, int, int]]:
+    """Per class (shipped, in the sample, extra exemplar rows, exemplars), counted from samples.arrow with pyarrow
+    alone."""
     from pyarrow import ipc
 
     rows = ipc.open_file(str(store / "samples.arrow")).read_all().to_pylist()
@@ -110,7 +111,8 @@ def _shipped_counts_from_samples(store: Path, classes: list[str]) -> dict[str, t
     for j, name in enumerate(classes):
         mine = [r for r in rows if r["label"] == j]
         pies = sum(bool(r["pie"]) for r in mine)
-        out[name] = (len(mine), pies, len(mine) - pies)
+        sample = sum(bool(r["in_sample"]) for r in mine)
+        out[name] = (len(mine), sample, len(mine) - sample, pies)
     return out
 
 
@@ -121,17 +123,19 @@ def test_info_prints_the_effective_shipped_numbers_per_class(tmp_path, make_stor
     store = make_store(tmp_path / "store")
     manifest = json.loads((store / "manifest.json").read_text())
     classes = manifest["dataset"]["classes"]
-    asked = manifest["recipe"]["config"]["ship"]["samples_per_class"]
     result = CliRunner().invoke(main, ["info", str(store)])
     assert result.exit_code == 0, result.output
     expected = _shipped_counts_from_samples(store, classes)
     total = sum(v[0] for v in expected.values())
-    assert f"shipped  {total} of {manifest['dataset']['n_eval']} evaluated samples, asked {asked} per class" in (
+    n_eval = manifest["dataset"]["n_eval"]
+    # The fixture's 400 images fit the row limit: the whole evaluation set ships.
+    assert total == n_eval and f"shipped  {total} of {n_eval} evaluated samples: the whole evaluation set" in (
         result.output
     )
-    pies = sum(v[1] for v in expected.values())
-    assert f"every pruning-identified exemplar ({pies} of {pies})" in result.output
-    for name, (n, e, d) in expected.items():
-        assert re.search(rf"^    {re.escape(name)} +{n} \({e} \+ {d}\)$", result.output, re.M), name
+    pies = sum(v[3] for v in expected.values())
+    assert f"; {pies} of {pies} exemplars shipped" in result.output
+    evaluated = manifest["dataset"]["shipping"]["evaluated_per_class"]
+    for (name, (n, s, x, e)), n_eval_c in zip(expected.items(), evaluated, strict=True):
+        assert re.search(rf"^    {re.escape(name)} +{n_eval_c} +{n} \({s} \+ {x}\) {e}$", result.output, re.M), name
     assert "not cut: ship.max_rows_per_model = 10000" in result.output
     assert "cut by" not in result.output

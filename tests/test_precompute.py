@@ -115,16 +115,18 @@ def test_shipped_angles_equal_a_direct_evaluation_and_only_shipped_variants_keep
         np.testing.assert_allclose(got, expected[r["sample_id"]], atol=2e-3)
 
 
-def test_shipped_samples_keep_exemplars_and_are_stratified(tiny):
+def test_the_whole_evaluation_set_ships_where_it_fits_with_exemplars_flagged(tiny):
     recipe, store, _ = tiny
     samples = read_table(store / "samples.arrow").to_pylist()
-    ids = {r["sample_id"] for r in samples}
     pies = {r["sample_id"] for r in read_table(store / "exemplars.arrow").to_pylist()}
-    assert pies <= ids
-    labels = [r["label"] for r in samples if r["sample_id"] not in pies]
-    assert np.bincount(labels, minlength=10).min() >= 1
+    # 150 images x 3 rows fit max_rows_per_model: every one ships, all in the sample (samples_per_class = 4 is
+    # the sample's size only where the set does not fit).
+    assert [r["sample_id"] for r in samples] == list(range(150)) and all(r["in_sample"] for r in samples)
     assert all(r["thumbnail"].startswith("data:image/png;base64,") for r in samples)
     assert all(r["pie"] == (r["sample_id"] in pies) for r in samples)
+    rec = read_manifest(store)["dataset"]["shipping"]
+    assert rec["everything"] and not rec["cut"] and rec["seed"] == 0 and rec["extra_exemplars"] == 0
+    assert rec["policy"].startswith("class-stratified uniform random sample")
 
 
 def test_store_reads_in_pandas_and_duckdb(tiny):
@@ -179,37 +181,52 @@ def test_corrupt_arrow_file_is_a_clear_error_and_precompute_repairs_it(tiny):
     assert sorted(p for p in work_dir(store).rglob("*") if p.is_file()) == work_files  # nothing deleted
 
 
-def test_info_says_when_max_rows_per_model_cut_the_shipped_samples(tiny, tiny_recipe, tmp_path):
+def test_a_cut_store_ships_the_policys_stratified_sample_plus_extra_exemplars(tiny, tiny_recipe, tmp_path,
+                                                                            monkeypatch):  # fmt: skip
     import shutil
+
+    from lotterysite.store import sampling
 
     recipe, store, _ = tiny
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
     shutil.copytree(work_dir(store), work_dir(copy))
-    # 3 rows per sample (clean + 2 corruptions at severity 3): 60 rows allow 20 samples, not 4 per class + exemplars.
-    cut = parse_recipe(tiny_recipe.replace("samples_per_class = 4", "samples_per_class = 4\nmax_rows_per_model = 60"),
+    calls = []
+    real = sampling.draw_samples
+    monkeypatch.setattr(sampling, "draw_samples", lambda *a, **k: calls.append(k) or real(*a, **k))
+    # 3 rows per sample (clean + 2 corruptions at severity 3): 60 rows allow 20 samples per model; 1 per class asks
+    # for a sample of 10, so exemplars outside it fill the other 10 rows.
+    cut = parse_recipe(tiny_recipe.replace("samples_per_class = 4", "samples_per_class = 1\nmax_rows_per_model = 60"),
                        recipe.path)  # fmt: skip
     result = precompute(cut, store=copy, device="cpu", progress=False)
     assert result.reused["evaluate"] == 8  # only the store stage ran again
+    assert calls and calls[-1]["sample_size"] == 10 and calls[-1]["budget"] == 20  # the one policy
     manifest = read_manifest(copy)
     rec = manifest["dataset"]["shipping"]
     samples = read_table(copy / "samples.arrow")
-    labels = np.asarray(samples.column("label").to_pylist())
+    ids = samples.column("sample_id").to_numpy()
+    labels = samples.column("label").to_numpy()
     pie = np.asarray(samples.column("pie").to_pylist(), dtype=bool)
-    found = len(read_table(copy / "exemplars.arrow").column("sample_id").unique())
-    assert rec["limit"] == 20 and rec["cut"]
-    # Exemplars are never dropped and no class is lost, even where that exceeds the limit.
-    assert int(pie.sum()) == found and set(labels.tolist()) == set(range(10))
-    assert len(labels) <= max(20, found + 10)
+    in_sample = np.asarray(samples.column("in_sample").to_pylist(), dtype=bool)
+    pies = np.unique(read_table(copy / "exemplars.arrow").column("sample_id").to_numpy())
+    # Exactly the policy's draw on the full evaluation set (the first 150 test images).
+    full = load_dataset("fashion_mnist").test.head(150).labels.numpy()
+    expected = real(full, np.isin(np.arange(150), pies), sample_size=10, budget=20, seed=0)
+    assert ids.tolist() == expected.index.tolist() and in_sample.tolist() == expected.in_sample.tolist()
+    assert pie.tolist() == np.isin(ids, pies).tolist()  # exemplars flagged, in the sample or not
+    assert pie[~in_sample].all()  # every extra row is an exemplar
+    assert np.bincount(labels[in_sample], minlength=10).tolist() == [1] * 10  # stratified, every class
+    assert rec["limit"] == 20 and rec["cut"] == (len(pies) > int(pie.sum())) and not rec["everything"]
+    assert rec["sample_per_class"] == [1] * 10 and rec["extra_exemplars"] == int((~in_sample).sum())
+    assert len(ids) == min(20, 10 + len(np.setdiff1d(pies, ids[in_sample])))
     assert rec["per_class"] == np.bincount(labels, minlength=10).tolist()
-    assert rec["exemplars_found"] == found and rec["exemplars_shipped"] == int(pie.sum())
+    assert rec["exemplars_found"] == len(pies) and rec["exemplars_shipped"] == int(pie.sum())
     text = describe(copy)
-    drawn = np.bincount(labels[~pie], minlength=10)
-    assert (f"cut by ship.max_rows_per_model = 60: 3 rows per sample allow 20 samples per model, so "
-            f"{drawn.min()}-{drawn.max()} were drawn per class instead of 4") in text  # fmt: skip
-    assert f"asked 4 per class plus every pruning-identified exemplar ({int(pie.sum())} of {found})" in text
+    assert (f"a class-stratified uniform random sample of 10 (seed 0, asked 1 per class), plus "
+            f"{int((~in_sample).sum())} pruning-identified exemplars outside it as extra rows") in text  # fmt: skip
     # The untouched store was not cut.
     assert "not cut: ship.max_rows_per_model = 10000 allows 3333 samples" in describe(store)
+    assert "the whole evaluation set" in describe(store)
 
 
 def test_kill_9_then_resume(tmp_path, tiny_recipe):

@@ -172,20 +172,19 @@ def test_site_package_never_imports_torch():
         assert not re.search(r"^\s*(import|from)\s+torch", path.read_text(), re.M), path
 
 
-def test_site_serves_every_class_and_exemplar_and_reads_variants_from_the_manifest(tmp_path, make_store):
+def test_site_serves_a_stratified_sample_of_every_class_and_reads_variants_from_the_manifest(tmp_path, make_store):
     from lotterysite.site import data
 
     store = data.load_store(make_store(tmp_path / "store", gallery=False))
     labels = store.tables["samples.arrow"].column("label").to_numpy()
-    pies = set(
-        store.tables["samples.arrow"].filter(store.tables["samples.arrow"]["pie"]).column("sample_id").to_pylist()
-    )
-    ids = data.shipped_ids(store, len(pies) + 40)  # far fewer than stored: a cut is needed
-    summary = data.shipped_summary(store, ids)
-    assert pies <= set(ids.tolist()), "an exemplar was dropped"
+    served = data.served_samples(store, 40)  # far fewer than stored: a cut is needed
+    summary = data.shipped_summary(store, served)
+    assert served.in_sample.all() and len(served.ids) == 40  # the sample takes the whole budget
     assert all(n > 0 for n in summary["per_class"]), summary
-    assert summary["served"] == len(ids) and summary["stored"] == len(labels)
+    assert summary["served"] == 40 and summary["stored"] == len(labels) and summary["sample"] == 40
+    assert not summary["everything"] and summary["extra"] == 0
     assert len(data.shipped_ids(store, 10_000)) == len(labels)  # no cut when everything fits
+    assert data.shipped_summary(store, data.served_samples(store, 10_000))["everything"]
 
     ids = data.shipped_ids(store, 10_000)
     arch = store.archs[0]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -534,3 +538,94 @@ def test_a_failing_load_is_shown_on_the_page(page, server, open_view):
     error = page.locator(".ls-view .ls-error")
     assert error.is_visible() and "HTTP 404" in error.inner_text()
     assert page.evaluate("window.lotterysiteRuntime.errors")
+
+
+# -- extra exemplar rows (samples.arrow in_sample false): the sample view only -------------------------------------
+def _store_with_extra_exemplars(root: Path, make_store) -> tuple[Path, dict]:
+    """The site store with samples.arrow cut as a store whose row limit was tight would write it: the policy's
+    stratified sample of 200 of the 400 images, plus every exemplar outside it as an extra row (geometry and
+    outcomes keep every row: the site reads only the samples samples.arrow lists)."""
+    from lotterysite.store import read_table, sampling, write_manifest, write_table
+
+    root = make_store(root)
+    table = read_table(root / "samples.arrow")
+    labels = table["label"].to_numpy()
+    pie = table["pie"].to_numpy(zero_copy_only=False).astype(bool)
+    drawn = sampling.draw_samples(labels, pie, sample_size=200, budget=400, seed=0)
+    cut = table.take(pa.array(drawn.index)).drop_columns(["in_sample"])
+    cut = cut.append_column(table.schema.field("in_sample"), pa.array(drawn.in_sample, pa.bool_()))
+    meta = {k.decode().removeprefix("lotterysite."): v.decode() for k, v in (table.schema.metadata or {}).items()
+            if k != b"lotterysite.schema_version"}  # fmt: skip
+    write_table(root / "samples.arrow", cut.replace_schema_metadata(None), metadata=meta)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest.pop("schema_version")
+    manifest["files"]["samples.arrow"]["rows"] = cut.num_rows
+    manifest["dataset"]["n_shipped"] = cut.num_rows
+    write_manifest(root, manifest)
+    ids = table["sample_id"].to_numpy()[drawn.index]
+    return root, {"sample": ids[drawn.in_sample].tolist(), "extra": ids[~drawn.in_sample].tolist(),
+                  "labels": labels[drawn.index].tolist(), "in_sample": drawn.in_sample.tolist(),
+                  "ids": ids.tolist()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def extra_site(tmp_path_factory, make_store, make_site, serve):
+    store, drawn = _store_with_extra_exemplars(tmp_path_factory.mktemp("extra") / "store", make_store)
+    assert drawn["extra"], "the fixture store has no exemplar outside the sample"
+    return serve(make_site(store.parent, store)), store, drawn
+
+
+PAIR_IDS = "() => window.lotterysiteRuntime.views[0].view.data('pairs').map(r => [r.sample_id, r.in_sample])"
+
+
+def test_extra_exemplar_rows_stay_out_of_scatters_densities_and_class_statistics(extra_site, new_page, open_view):
+    base, _, drawn = extra_site
+    page = new_page(base)
+    for kind in ("local", "global"):
+        open_view(page, base + f"views/lenet5/{kind}/")
+        rows = page.evaluate(PAIR_IDS)
+        # Every density, scatter and PCP line of these views is drawn from `pairs`: the sample only.
+        assert sorted(i for i, _ in rows) == sorted(drawn["sample"]) and all(flag for _, flag in rows), kind
+    open_view(page, base + "views/lenet5/samples/")
+    rows = page.evaluate(PAIR_IDS)
+    assert sorted(i for i, _ in rows) == sorted(drawn["ids"])  # the sample view shows the extra rows too
+    assert sorted(i for i, flag in rows if not flag) == sorted(drawn["extra"])
+    # Its per-class table counts the sample only.
+    counts = page.eval_on_selector_all(".ls-table tbody tr", "trs => trs.map(t => Number(t.children[1].textContent))")
+    expected = [n for n in np.bincount(np.asarray(drawn["labels"])[np.asarray(drawn["in_sample"])], minlength=10)
+                if n]  # fmt: skip
+    assert counts == expected
+    assert f"{len(drawn['extra'])} more exemplars outside the sample" in page.inner_text(".ls-shipped")
+    assert page.problems == []
+
+
+def test_class_subset_accuracy_counts_the_sample_with_its_interval(extra_site, new_page, open_view):
+    from lotterysite.store import read_table, sampling
+    from lotterysite.store.schema import outcomes_schema
+
+    base, store, drawn = extra_site
+    ids, labels, flags = (np.asarray(drawn[k]) for k in ("ids", "labels", "in_sample"))
+    cls = int(np.bincount(labels[~flags], minlength=10).argmax())  # the class with the most extra rows
+    assert (labels[~flags] == cls).any()
+    page = new_page(base)
+    open_view(page, base + f"views/lenet5/evaluation/#subset=class:{cls}")
+    got = page.evaluate("window.lotterysiteRuntime.views[0].view.data('evaluation')"
+                        ".filter(r => r.model_id === 'lenet5/dense')")  # fmt: skip
+    manifest = json.loads((store / "manifest.json").read_text())
+    corruptions = manifest["corruptions"]
+    t = read_table(store / "outcomes.arrow", outcomes_schema(corruptions))
+    t = t.filter(pc.equal(t["model_id"].cast("string"), "lenet5/dense"))
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(ids[flags & (labels == cls)], pa.int32())))  # the sample only
+    shares = {
+        "clean": t["correct_clean"].to_numpy(zero_copy_only=False).astype(float),
+        "corruption mean": sum(t[f"c_{c}"].to_numpy().astype(float) for c in corruptions)
+        / (len(corruptions) * len(manifest["severities"])),
+    }
+    for variant, values in shares.items():
+        (r,) = [r for r in got if r["variant_label"] == variant]
+        mean, lo, hi = sampling.mean_interval(values)
+        # float32 in the page's rows
+        np.testing.assert_allclose([r["subset_accuracy"], r["subset_lo"], r["subset_hi"]], [mean, lo, hi], atol=1e-6)
+        np.testing.assert_allclose([r["delta"], r["delta_lo"]], [mean - r["accuracy"], lo - r["accuracy"]], atol=1e-6)
+        assert 0 < r["subset_hi"] - r["subset_lo"] < 1
+    assert page.problems == []

@@ -1,5 +1,6 @@
 """Aggregates over the full evaluation set, pure numpy: accuracy tables, robustness (eq. 6-7), Table 1
-correlations, relative margin change (Fig. 10), pruning-identified exemplars and the shipped-sample draw.
+correlations, relative margin change (Fig. 10), pruning-identified exemplars (the shipped-sample draw is
+lotterysite.store.sampling's).
 
 Every accuracy and correlation comes with a bootstrap interval over the evaluation samples (`Bootstrap`): the
 samples are resampled with replacement, the statistic recomputed on every resample, and the interval is the
@@ -460,28 +461,6 @@ def pruning_identified_exemplars(dense_preds: np.ndarray, pruned_preds: np.ndarr
     pruned_mode, agreement = modal(pruned_preds)
     idx = np.flatnonzero(dense_mode != pruned_mode)
     return idx, dense_mode[idx], pruned_mode[idx], agreement[idx]
-
-
-def choose_shipped(labels: np.ndarray, keep: np.ndarray, *, per_class: int, limit: int, seed: int) -> np.ndarray:
-    """The shipped samples: every index in `keep` (exemplars), then a seeded class-stratified draw of `per_class`
-    per class, trimmed so the total stays within `limit`. Sorted indices.
-
-    Exemplars are never dropped and every class keeps at least one sample, even where that exceeds `limit`: a view
-    that silently lost the samples it is about, or a whole class, would mislead (the manifest's `shipping` says so).
-    """
-    rng = np.random.default_rng(seed)
-    keep = np.unique(keep)
-    chosen = set(keep.tolist())
-    classes = np.unique(labels)
-    budget = max(0, limit - len(chosen))
-    per_class = min(per_class, budget // max(1, len(classes)))
-    for c in classes:
-        members = np.flatnonzero(labels == c)
-        pool = np.setdiff1d(members, keep)
-        want = per_class if per_class > 0 or np.isin(members, keep).any() else 1
-        take = min(want, len(pool))
-        chosen.update(rng.choice(pool, take, replace=False).tolist())
-    return np.array(sorted(chosen), dtype=np.int64)
 
 
 def confused_classes(results: Iterable[ModelResults], num_classes: int, k: int) -> tuple[np.ndarray, np.ndarray,

@@ -109,12 +109,14 @@ class CorruptionConfig:
 
 @dataclass(frozen=True)
 class ShipConfig:
-    samples_per_class: int = 50  # class-stratified samples shipped to the browser (plus every exemplar)
+    # Size of the class-stratified uniform random sample shipped to the browser (x the classes, proportional to
+    # class size), where the whole evaluation set does not fit max_rows_per_model (then all of it ships)
+    samples_per_class: int = 50
     severities: tuple[int, ...] = (3,)  # severities whose per-sample geometry is shipped (aggregates use all)
-    # Per-model geometry file limit, keeps each view responsive; it cuts the stratified draw only: every exemplar
-    # and one sample of every class ship even where they exceed it.
+    # Per-model geometry file limit, keeps each view responsive: the whole evaluation set ships where it fits, else
+    # the sample (cut to fit; one sample of every class even past it), then exemplars outside it as extra rows
     max_rows_per_model: int = 10_000
-    seed: int = 0  # seeds the stratified draw
+    seed: int = 0  # seeds the stratified draw (store.sampling)
     thumbnails: bool = True  # embed a PNG thumbnail of every shipped sample
     # k: with more than store.schema.WIDE_CLASSES classes, a geometry row holds the angles to the k classes its
     # true class is most confused with (the parallel coordinates' axes), not one angle per class

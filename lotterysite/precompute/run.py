@@ -45,7 +45,7 @@ from ..geometry import measure_model
 from ..models import create_model
 from ..models.imported import register_sources, source_file
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
-from ..store import geometry_schema, read_manifest, to_table, write_manifest, write_table
+from ..store import geometry_schema, read_manifest, sampling, to_table, write_manifest, write_table
 from ..store.publish import check_replaceable, new_run_id, publish, recover, staging_dir, store_lock, work_dir
 from ..store.schema import (
     ACCURACY,
@@ -736,27 +736,33 @@ class _Runner:
         exm = exemplars_table(results, labels)
         put("exemplars.arrow", exm, EXEMPLARS)
 
-        # The shipped samples: every exemplar, then a class-stratified draw, within the per-model row limit.
+        # The shipped samples (store.sampling, the one policy the site's cut uses too): the whole evaluation set
+        # where it fits the per-model row limit, else a class-stratified uniform random sample of samples_per_class
+        # per class; exemplars outside it fill what the limit leaves, as extra rows (in_sample false).
         per_sample_rows = shipped_rows(r, 1)
         limit = max(C, r.ship.max_rows_per_model // per_sample_rows)
-        keep = np.asarray(exm["sample_id"], dtype=np.int64)
-        shipped = agg.choose_shipped(labels, keep, per_class=r.ship.samples_per_class, limit=limit, seed=r.ship.seed)
+        keep = np.unique(np.asarray(exm["sample_id"], dtype=np.int64))
+        pie = np.isin(np.arange(len(labels)), keep)
+        n_classes = len(np.unique(labels))
+        size = len(labels) if len(labels) <= limit else min(limit, r.ship.samples_per_class * n_classes)
+        drawn = sampling.draw_samples(labels, pie, sample_size=size, budget=limit, seed=r.ship.seed)
+        shipped = drawn.index
         self.result.shipped = len(shipped)
-        pie_set = set(keep.tolist())
         shipping = shipping_record(
             labels,
             keep,
-            shipped,
+            drawn,
             C,
             asked=r.ship.samples_per_class,
             max_rows=r.ship.max_rows_per_model,
             rows_per_sample=per_sample_rows,
             limit=limit,
+            seed=r.ship.seed,
         )
         put("samples.arrow", {
             "sample_id": shipped, "label": labels[shipped], "class_name": [classes[i] for i in labels[shipped]],
             "thumbnail": [_thumbnail(custom.images_at(eval_set, [i])[0]) if r.ship.thumbnails else "" for i in shipped],
-            "pie": [int(i) in pie_set for i in shipped],
+            "pie": pie[shipped], "in_sample": drawn.in_sample,
         }, SAMPLES)  # fmt: skip
         names = list(r.corruptions.names)
         put("outcomes.arrow", outcomes_table(results, shipped, names), outcomes_schema(names))
@@ -927,28 +933,39 @@ def exemplars_table(results: dict, labels: np.ndarray) -> dict:
 def shipping_record(
     labels: np.ndarray,
     exemplars: np.ndarray,
-    shipped: np.ndarray,
+    drawn: sampling.Draw,
     C: int,
     *,
     asked: int,
     max_rows: int,
     rows_per_sample: int,
     limit: int,
+    seed: int,
 ) -> dict:
     """The effective numbers behind `ship.samples_per_class` (manifest `dataset.shipping`, `lotterysite info`):
-    per class the samples shipped, of them the exemplars, and the drawn rest; `cut` says whether
-    `max_rows_per_model` kept fewer than asked (the exemplars found, or `asked` per class where the class had them)."""
+    the policy and its seed, per class the evaluated samples, the samples shipped, of them the exemplars and the
+    stratified sample; `cut` says whether `max_rows_per_model` kept fewer than asked (a sample smaller than `asked`
+    per class, or fewer exemplars than were found)."""
     exemplars = np.unique(exemplars)
+    shipped = drawn.index
     is_pie = np.isin(shipped, exemplars)
     per_class = np.bincount(labels[shipped], minlength=C)
     pie_per_class = np.bincount(labels[shipped[is_pie]], minlength=C)
-    available = np.bincount(labels[~np.isin(np.arange(len(labels)), exemplars)], minlength=C)
-    drawn = per_class - pie_per_class
-    cut = bool(int(is_pie.sum()) < len(exemplars) or (drawn < np.minimum(asked, available)).any())
+    population = np.bincount(labels, minlength=C)
+    sample = np.bincount(labels[shipped[drawn.in_sample]], minlength=C)
+    everything = len(shipped) == len(labels)
+    # Short of the ask: fewer than samples_per_class x the classes present (proportional allocation spreads that
+    # by class size), or exemplars left out.
+    asked_total = min(asked * int((population > 0).sum()), len(labels))
+    short = int(is_pie.sum()) < len(exemplars) or int(sample.sum()) < asked_total
+    cut = bool(not everything and short)
     return {
         "asked_per_class": asked, "max_rows_per_model": max_rows, "rows_per_sample": rows_per_sample,
         "limit": limit, "per_class": per_class.tolist(), "exemplars_per_class": pie_per_class.tolist(),
         "exemplars_found": len(exemplars), "exemplars_shipped": int(is_pie.sum()), "cut": cut,
+        "policy": sampling.POLICY, "seed": seed, "everything": everything, "evaluated_per_class": population.tolist(),
+        "sample_size": int(drawn.in_sample.sum()), "sample_per_class": sample.tolist(),
+        "extra_exemplars": int((~drawn.in_sample).sum()),
     }  # fmt: skip
 
 

@@ -38,10 +38,12 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
 
     Rows: model_id, model_label ("magnitude 50%"), method_label, amount, amount_label, variant_label, rank (1 = best
     method of this variant), order (rank, then amount: the rows' order in a cell), accuracy, subset_accuracy and
-    delta (subset minus overall accuracy; null without a subset). One horizontal bar per model on a shared 0-100 %
-    axis with gridlines and the value printed; the subset − overall difference is its own diverging bar on the
-    right of each cell (green above, red below the model's accuracy). Clicking a bar selects its model (param
-    `model`) everywhere. The facet is named "ls_eval" (the loader sets its columns to the page width).
+    delta (subset minus overall accuracy; null without a subset), each with its 95 % interval (subset_lo,
+    subset_hi, delta_lo, delta_hi; the loader computes them, lotterysite.store.sampling.mean_interval). One
+    horizontal bar per model on a shared 0-100 % axis with gridlines and the value printed; the subset − overall
+    difference is its own diverging bar on the right of each cell (green above, red below the model's accuracy).
+    Clicking a bar selects its model (param `model`) everywhere. The facet is named "ls_eval" (the loader sets its
+    columns to the page width).
     """
     model = alt.selection_point(name="model", fields=["model_id"], on="click", clear="dblclick")
     x_scale = alt.Scale(domain=EVAL_DOMAIN, nice=False)
@@ -77,7 +79,8 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
         tooltip=tooltip,
     )
     layers = alt.layer(bars, values, zero, delta, data=_data(data, "evaluation")).transform_calculate(
-        subset_text="isValid(datum.delta) ? format(datum.subset_accuracy, '.1%') + ' (' + "
+        subset_text="isValid(datum.delta) ? format(datum.subset_accuracy, '.1%') + ' [' + "
+        "format(datum.subset_lo, '.1%') + ', ' + format(datum.subset_hi, '.1%') + '] (' + "
         "format(datum.delta, '+.1%') + ' from all)' : 'no subset chosen'",
         d0=f"{EVAL_DELTA_ZERO}",
         d1=f"{EVAL_DELTA_ZERO} + (isValid(datum.delta) ? {EVAL_DELTA_SCALE} * clamp(datum.delta, -0.2, 0.2) : 0)",

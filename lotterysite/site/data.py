@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from ..store import TABLES, StoreError
+from ..store import TABLES, StoreError, sampling
 from ..store.io import check_classes, read_store, table_from_bytes
 from ..store.schema import GALLERY_NAMES, OPTIONAL_TABLES, outcomes_schema, store_geometry_schema
 
@@ -207,8 +207,8 @@ def evaluation_rows(store: Store, arch: str) -> pa.Table:
         r["first"] = cell not in seen
         seen.add(cell)
         r["order"] = r["rank"] * 1000 + r["amount"] * 100  # ranked methods top-down, each by amount
-        r["subset_accuracy"] = None
-        r["delta"] = None
+        for k in ("subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi"):
+            r[k] = None  # set in the browser for the subset chosen
     schema = pa.schema(
         [
             ("model_id", pa.string()),
@@ -222,49 +222,79 @@ def evaluation_rows(store: Store, arch: str) -> pa.Table:
             ("first", pa.bool_()),
             ("order", pa.float32()),
             ("subset_accuracy", pa.float32()),
+            ("subset_lo", pa.float32()),
+            ("subset_hi", pa.float32()),
             ("delta", pa.float32()),
+            ("delta_lo", pa.float32()),
+            ("delta_hi", pa.float32()),
         ]
     )
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def shipped_ids(store: Store, max_samples: int) -> np.ndarray:
-    """The samples the site serves: all the store shipped, or when more than `max_samples`, every exemplar (PIE)
-    and then the same share of every class (never a whole class dropped, never an exemplar). Sorted ids."""
+@dataclass(frozen=True)
+class Served:
+    """The samples the site serves: sorted ids, and per id whether it is in the stratified sample (False: an extra
+    exemplar row, for the sample view only)."""
+
+    ids: np.ndarray
+    in_sample: np.ndarray
+
+
+def served_samples(store: Store, max_samples: int) -> Served:
+    """The samples the site serves: every stored sample where they fit `max_samples`, else the store's policy
+    (`store.sampling.draw_samples`, seeded as the store's draw) applied to the stored rows: a class-stratified
+    uniform random sample of the store's sample, then extra exemplar rows with what is left."""
     t = store.tables["samples.arrow"]
     ids = t.column("sample_id").to_numpy()
-    if len(ids) <= max_samples:
-        return np.sort(ids)
     labels = t.column("label").to_numpy()
     pie = t.column("pie").to_numpy(zero_copy_only=False).astype(bool)
-    keep = list(ids[pie])
-    rest = ~pie
-    classes = np.unique(labels)
-    if len(keep) + len(classes) > max_samples:
-        raise StoreError(f"{store.root}/samples.arrow: {len(keep)} exemplars and {len(classes)} classes do not fit in "
-                         f"max_samples = {max_samples}; raise the site's max_samples in mkdocs.yml")  # fmt: skip
-    share = (max_samples - len(keep)) / rest.sum()
-    for c in classes:
-        pool = np.sort(ids[rest & (labels == c)])
-        keep += list(pool[: max(1, int(share * len(pool)))])
-    return np.sort(np.array(keep[:max_samples], dtype=ids.dtype))
+    in_sample = t.column("in_sample").to_numpy(zero_copy_only=False).astype(bool)
+    seed = int(((store.manifest.get("dataset") or {}).get("shipping") or {}).get("seed", 0))
+    size = min(int(in_sample.sum()), max_samples)
+    drawn = sampling.draw_samples(labels, pie, sample_size=size, budget=max_samples, seed=seed, population=in_sample)
+    order = np.argsort(ids[drawn.index], kind="stable")
+    return Served(ids[drawn.index][order], drawn.in_sample[order])
 
 
-def shipped_summary(store: Store, ids: np.ndarray) -> dict:
-    """The effective numbers behind every view: samples served, per class, exemplars, and what the store holds."""
+def shipped_ids(store: Store, max_samples: int) -> np.ndarray:
+    """The ids `served_samples` serves, sorted."""
+    return served_samples(store, max_samples).ids
+
+
+def as_served(store: Store, ids) -> Served:
+    """`ids` as Served: as given, or sorted ids with the store's own `in_sample` flags."""
+    if isinstance(ids, Served):
+        return ids
     t = store.tables["samples.arrow"]
-    t = t.filter(pc.is_in(t["sample_id"], pa.array(ids, pa.int32())))
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(np.asarray(ids), pa.int32()))).sort_by("sample_id")
+    return Served(t.column("sample_id").to_numpy(), t.column("in_sample").to_numpy(zero_copy_only=False).astype(bool))
+
+
+def shipped_summary(store: Store, served) -> dict:
+    """The effective numbers behind every view: samples served, per class (the sample's), exemplars, extra rows,
+    and what the store holds."""
+    served = as_served(store, served)
+    t = store.tables["samples.arrow"]
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(served.ids, pa.int32()))).sort_by("sample_id")
     labels = t.column("label").to_numpy()
-    per_class = [int((labels == j).sum()) for j in range(len(store.classes))]
-    return {"served": len(ids), "per_class": per_class, "exemplars": int(pc.sum(t["pie"]).as_py() or 0),
+    pie = t.column("pie").to_numpy(zero_copy_only=False).astype(bool)
+    per_class = [int((labels[served.in_sample] == j).sum()) for j in range(len(store.classes))]
+    return {"served": len(served.ids), "per_class": per_class, "exemplars": int(pie.sum()),
+            "sample": int(served.in_sample.sum()), "extra": int((~served.in_sample).sum()),
+            "exemplars_in_sample": int((pie & served.in_sample).sum()),
             "stored": store.tables["samples.arrow"].num_rows,
-            "evaluated": int(store.manifest.get("dataset", {}).get("n_eval") or 0)}  # fmt: skip
+            "evaluated": int(store.manifest.get("dataset", {}).get("n_eval") or 0),
+            "everything": len(served.ids) == int(store.manifest.get("dataset", {}).get("n_eval") or -1)}  # fmt: skip
 
 
-def samples_table(store: Store, ids: np.ndarray) -> pa.Table:
+def samples_table(store: Store, served) -> pa.Table:
+    """samples.arrow of the served samples, `in_sample` as the site's cut set it."""
+    served = as_served(store, served)
     t = store.tables["samples.arrow"]
-    t = t.filter(pc.is_in(t["sample_id"], pa.array(ids, pa.int32())))
-    return t.select(["sample_id", "label", "pie", "thumbnail"]).sort_by("sample_id")
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(served.ids, pa.int32()))).sort_by("sample_id")
+    t = t.select(["sample_id", "label", "pie", "thumbnail"])
+    return t.append_column("in_sample", pa.array(served.in_sample, pa.bool_()))
 
 
 @dataclass
@@ -276,9 +306,11 @@ class ArchData:
     correct_columns: list[dict]  # [{"column", "model_id", "variant_label", "members"}]
 
 
-def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: list[int]) -> ArchData:
+def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]) -> ArchData:
     """Split every model's geometry into per-variant slices; count correct predictions per sample for subset
-    accuracy."""
+    accuracy (correct.arrow, with `in_sample`: a class subset counts the stratified sample only)."""
+    served = as_served(store, served)
+    ids = served.ids
     files: dict[str, bytes] = {}
     counts: dict[str, np.ndarray] = {}
     columns: list[dict] = []
@@ -321,8 +353,9 @@ def geometry_slices(store: Store, arch: str, ids: np.ndarray, max_axes_classes: 
             col = f"c{len(columns)}"
             counts[col] = column
             columns.append({"column": col, "model_id": m["model_id"], "variant_label": group, "members": members})
-    labels = samples_table(store, ids)["label"]
+    labels = samples_table(store, served)["label"]
     correct = pa.table({"sample_id": pa.array(ids, pa.int32()), "label": labels,
+                        "in_sample": pa.array(served.in_sample, pa.bool_()),
                         **{k: pa.array(v, pa.int16()) for k, v in counts.items()}})  # fmt: skip
     files[f"{store.slug(arch)}/correct.arrow"] = arrow_bytes(correct)
     files[f"{store.slug(arch)}/evaluation.arrow"] = arrow_bytes(evaluation_rows(store, arch))

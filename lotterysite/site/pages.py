@@ -165,7 +165,9 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             "their label, both models' predictions and their metrics (**R4**). A frame's colour is the prediction "
             "(gray correct, red incorrect; when comparing, the outcome colours of the local view), a dashed frame "
             "marks a sample no corruption left correctly classified, a blue diamond a pruning-identified exemplar "
-            "(the pruned models' modal prediction differs from the dense model's)."
+            "(the pruned models' modal prediction differs from the dense model's). Where the store holds exemplars "
+            "outside the random sample, they are shown here too (never in the other views' densities or class "
+            "statistics), and the table below counts the sample only."
         ),
     }
     for kind, title in VIEWS:

@@ -170,20 +170,21 @@ def render(
 
 
 def served_samples(store: data.Store, options: SiteOptions) -> tuple:
-    """The sample ids the site serves and their samples.arrow: at most `max_samples`, and fewer when the heaviest
-    page (the scripts, samples.arrow with every thumbnail, two geometry slices) would pass `page_bytes`, as with
-    thousands of large images; every exemplar and every class are kept (`data.shipped_ids`)."""
-    ids = data.shipped_ids(store, options.max_samples)
-    samples = data.arrow_bytes(data.samples_table(store, ids))
+    """The samples the site serves (`data.Served`) and their samples.arrow: at most `max_samples`, and fewer when
+    the heaviest page (the scripts, samples.arrow with every thumbnail, two geometry slices) would pass
+    `page_bytes`, as with thousands of large images; the cut is the store's own policy (`data.served_samples`:
+    a class-stratified uniform random sample, extra exemplar rows after it, every class kept)."""
+    served = data.served_samples(store, options.max_samples)
+    samples = data.arrow_bytes(data.samples_table(store, served))
     fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
-    while fixed + len(samples) * SLICE_SHARE > options.page_bytes and len(ids) > 1:
-        fewer = int(len(ids) * (options.page_bytes - fixed) / (len(samples) * SLICE_SHARE) * 0.97)
-        try:
-            ids = data.shipped_ids(store, max(1, min(fewer, len(ids) - 1)))
-        except data.StoreError:
-            break  # the exemplars and one sample per class alone do not fit: they are served anyway
-        samples = data.arrow_bytes(data.samples_table(store, ids))
-    return ids, samples
+    while fixed + len(samples) * SLICE_SHARE > options.page_bytes and len(served.ids) > 1:
+        fewer = int(len(served.ids) * (options.page_bytes - fixed) / (len(samples) * SLICE_SHARE) * 0.97)
+        smaller = data.served_samples(store, max(1, min(fewer, len(served.ids) - 1)))
+        if len(smaller.ids) >= len(served.ids):
+            break  # one sample per class alone does not fit: it is served anyway
+        served = smaller
+        samples = data.arrow_bytes(data.samples_table(store, served))
+    return served, samples
 
 
 def as_index(uri: str) -> str:

@@ -85,41 +85,48 @@ def _describe(root: Path, m: dict, tables: dict) -> str:
 
 def _shipping(root: Path, m: dict, samples) -> list[str]:
     """The effective shipped numbers per class, counted from samples.arrow and checked against the manifest's
-    record of what precompute asked for and kept (`dataset.shipping`)."""
+    record of the draw (`dataset.shipping`: lotterysite.store.sampling's policy)."""
     import numpy as np
 
     classes = m["dataset"]["classes"]
     C = len(classes)
     labels = samples.column("label").to_numpy()
     pie = samples.column("pie").to_numpy(zero_copy_only=False).astype(bool)
+    in_sample = samples.column("in_sample").to_numpy(zero_copy_only=False).astype(bool)
     per_class = np.bincount(labels, minlength=C)
     pie_per_class = np.bincount(labels[pie], minlength=C)
+    sample_per_class = np.bincount(labels[in_sample], minlength=C)
     rec = m["dataset"].get("shipping")
-    ship_cfg = (m.get("recipe", {}).get("config") or {}).get("ship") or {}
-    asked = rec["asked_per_class"] if rec else ship_cfg.get("samples_per_class", "?")
-    head = f"shipped  {len(labels)} of {m['dataset']['n_eval']} evaluated samples, asked {asked} per class"
-    if rec:
-        if rec["per_class"] != per_class.tolist() or rec["exemplars_per_class"] != pie_per_class.tolist():
-            raise StoreError(
-                f"{root / 'samples.arrow'}: holds {per_class.tolist()} samples per class "
-                f"({pie_per_class.tolist()} exemplars), the manifest records {rec['per_class']} "
-                f"({rec['exemplars_per_class']}); rerun `lotterysite precompute RECIPE`"
-            )
-        head += f" plus every pruning-identified exemplar ({rec['exemplars_shipped']} of {rec['exemplars_found']})"
+    if not rec or "sample_per_class" not in rec:
+        raise StoreError(f"{root / 'manifest.json'}: dataset.shipping does not record the sample's draw; rerun "
+                         "`lotterysite precompute RECIPE --force`")  # fmt: skip
+    if (rec["per_class"], rec["exemplars_per_class"], rec["sample_per_class"]) != (
+        per_class.tolist(),
+        pie_per_class.tolist(),
+        sample_per_class.tolist(),
+    ):
+        raise StoreError(
+            f"{root / 'samples.arrow'}: holds {per_class.tolist()} samples per class ({pie_per_class.tolist()} "
+            f"exemplars, {sample_per_class.tolist()} in the sample), the manifest records {rec['per_class']} "
+            f"({rec['exemplars_per_class']}, {rec['sample_per_class']}); rerun `lotterysite precompute RECIPE`"
+        )
+    head = f"shipped  {len(labels)} of {m['dataset']['n_eval']} evaluated samples: "
+    if rec["everything"]:
+        head += "the whole evaluation set"
     else:
-        head += f" plus every pruning-identified exemplar ({int(pie.sum())} shipped)"
-    drawn = per_class - pie_per_class
-    out = [head, "  per class: shipped (exemplars + drawn)"]
-    out += [f"    {name:<24} {n:>6} ({e} + {d})" for name, n, e, d in zip(classes, per_class, pie_per_class, drawn,
-                                                                        strict=True)]  # fmt: skip
-    if not rec:
-        out.append("  whether ship.max_rows_per_model cut these is not recorded (store written before lotterysite "
-                   "recorded it; rerun `lotterysite precompute RECIPE --force` to record it)")  # fmt: skip
-    elif rec["cut"]:
+        head += (f"a class-stratified uniform random sample of {int(in_sample.sum())} (seed {rec['seed']}, asked "
+                 f"{rec['asked_per_class']} per class), plus {int((~in_sample).sum())} pruning-identified exemplars "
+                 "outside it as extra rows")  # fmt: skip
+    head += f"; {rec['exemplars_shipped']} of {rec['exemplars_found']} exemplars shipped"
+    extra = per_class - sample_per_class
+    out = [head, "  per class: evaluated, shipped (sample + extra exemplars), exemplars shipped"]
+    rows = zip(classes, rec["evaluated_per_class"], per_class, sample_per_class, extra, pie_per_class, strict=True)
+    out += [f"    {name:<24} {n_eval:>6} {n:>6} ({s} + {x}) {e}" for name, n_eval, n, s, x, e in rows]
+    if rec["cut"]:
         out.append(
             f"  cut by ship.max_rows_per_model = {rec['max_rows_per_model']}: {rec['rows_per_sample']} rows per "
-            f"sample allow {rec['limit']} samples per model, so {int(drawn.min())}-{int(drawn.max())} were drawn "
-            f"per class instead of {rec['asked_per_class']}"
+            f"sample allow {rec['limit']} samples per model, so {int(sample_per_class.min())}-"
+            f"{int(sample_per_class.max())} were drawn per class instead of {rec['asked_per_class']}"
             + (
                 f" and {rec['exemplars_shipped']} of {rec['exemplars_found']} exemplars kept"
                 if rec["exemplars_shipped"] < rec["exemplars_found"]

@@ -10,7 +10,7 @@ A store is a folder:
     paired.arrow                    paired differences of two models (or clean vs corrupted) on the same images
     exemplars.arrow                 pruning-identified exemplars per architecture, full data
     curse.arrow                     angle statistics vs dimension (random vectors; LeNet-5 width study, §5.4)
-    samples.arrow                   the shipped (downsampled) samples: id, label, thumbnail
+    samples.arrow                   the shipped samples (a stratified random sample, store.sampling): id, label, ...
     outcomes.arrow                  per shipped sample x model: correct on clean, and per corruption (subset accuracy)
     geometry/<model_key>.arrow      per shipped sample x variant: prediction and the three metrics, one file per model
     confused.arrow                  per architecture x class: the classes its samples are most confused with (only
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.3"  # 1.3: paired.arrow
+SCHEMA_VERSION = "1.3"  # 1.3: paired.arrow, samples.arrow in_sample, the store signature
 
 STR = pa.dictionary(pa.int32(), pa.string())
 GALLERY_NAMES = ("gallery.png", "gallery.webp", "gallery.jpg")  # the gallery file a store may hold
@@ -142,6 +142,9 @@ SAMPLES = pa.schema(
         ("class_name", STR),
         ("thumbnail", pa.string()),  # data:image/png;base64,... of the clean image, usable as a Vega image URL
         ("pie", pa.bool_()),  # a pruning-identified exemplar for some architecture
+        # In the class-stratified uniform random sample (store.sampling); false: an extra exemplar row, for the
+        # sample view only (densities and class statistics leave it out)
+        ("in_sample", pa.bool_()),
     ]
 )
 

@@ -391,6 +391,19 @@
     return details;
   }
   const pct = (x) => (x == null || Number.isNaN(x) ? "—" : (100 * x).toFixed(1) + " %");
+  // [mean, lo, hi] of per-sample shares of correct predictions (each in [0, 1]): a 95 % Wilson score interval at
+  // the effective sample size max(n, n p (1 - p) / s^2). The same as lotterysite.store.sampling.mean_interval.
+  function subsetInterval(values) {
+    const n = values.length;
+    if (!n) return [null, null, null];
+    const p = values.reduce((a, b) => a + b, 0) / n;
+    const s2 = n > 1 ? values.reduce((a, v) => a + (v - p) * (v - p), 0) / (n - 1) : 0;
+    const m = s2 === 0 || p === 0 || p === 1 ? n : Math.max(n, (n * p * (1 - p)) / s2);
+    const z = 1.959964, z2 = z * z;
+    const centre = (p + z2 / (2 * m)) / (1 + z2 / m);
+    const half = (z / (1 + z2 / m)) * Math.sqrt((p * (1 - p)) / m + z2 / (4 * m * m));
+    return [p, Math.max(0, centre - half), Math.min(1, centre + half)];
+  }
 
   // ---- views ----
   async function staticView(root, cfg) {
@@ -457,25 +470,29 @@
     };
 
     function rowsFor(subsetValue) {
+      // Only the stratified sample's rows count (in_sample): extra exemplar rows would pull a subset toward hard
+      // samples (method page, "Which samples the views show").
       let mask = null;
-      if (subsetValue === "sel" && sel) mask = sel;
+      if (subsetValue === "sel" && sel) mask = Uint8Array.from(correct, (r, i) => (sel[i] && r.in_sample !== false ? 1 : 0));
       else if (subsetValue.startsWith("class:")) {
         const j = Number(subsetValue.slice(6));
-        mask = Uint8Array.from(correct, (r) => (r.label === j ? 1 : 0));
+        mask = Uint8Array.from(correct, (r) => (r.label === j && r.in_sample !== false ? 1 : 0));
       }
       const sub = new Map();
       if (mask) {
         const n = mask.reduce((a, b) => a + b, 0);
         for (const c of cfg.correct_columns) {
-          let hits = 0;
-          for (let i = 0; i < correct.length; i++) if (mask[i]) hits += correct[i][c.column];
-          if (n) sub.set(c.model_id + "\u0000" + c.variant_label, hits / (n * c.members));
+          const shares = [];
+          for (let i = 0; i < correct.length; i++) if (mask[i]) shares.push(correct[i][c.column] / c.members);
+          if (n) sub.set(c.model_id + "\u0000" + c.variant_label, subsetInterval(shares));
         }
         entry.subsetSize = n;
       }
       return base.map((r) => {
-        const s = sub.get(r.model_id + "\u0000" + r.variant_label);
-        return Object.assign(fields(r), { subset_accuracy: s == null ? null : s, delta: s == null ? null : s - r.accuracy });
+        const [s, lo, hi] = sub.get(r.model_id + "\u0000" + r.variant_label) || [null, null, null];
+        const d = (x) => (x == null ? null : x - r.accuracy);
+        return Object.assign(fields(r), { subset_accuracy: s, subset_lo: lo, subset_hi: hi, delta: d(s),
+          delta_lo: d(lo), delta_hi: d(hi) });
       });
     }
     function update() {
@@ -505,7 +522,8 @@
           if (!byModel.has(r.model_id)) byModel.set(r.model_id, {});
           byModel.get(r.model_id)[r.variant_label] = r;
         }
-        const cell = (r) => (r ? pct(r.accuracy) + (r.delta == null ? "" : ` (subset ${pct(r.subset_accuracy)})`) : "—");
+        const cell = (r) => (r ? pct(r.accuracy) + (r.delta == null ? "" :
+          ` (subset ${pct(r.subset_accuracy)}, 95 % ${pct(r.subset_lo)}–${pct(r.subset_hi)})`) : "—");
         table.replaceChildren(tableOf("Data table: accuracy per model and data set", ["model", ...variants],
           [...byModel].map(([id, vs]) => [models.has(id) ? models.get(id).label : id, ...variants.map((v) => cell(vs[v]))])));
         const best = rows.filter((r) => r.variant_label === variants[0]).sort((a, b) => b.accuracy - a.accuracy)[0];
@@ -529,8 +547,13 @@
     for (const r of ref) {
       const [s, i] = byId.get(r.sample_id) || [null, -1];
       if (!s) continue;
+      // Extra exemplar rows (outside the stratified sample) are for the sample view only: in a scatter, a density
+      // or a class statistic they would pull the class toward its hard samples.
+      const inSample = s.in_sample !== false;
+      if (!inSample && cfg.kind !== "samples") continue;
       const o = {
         sample_id: r.sample_id, label: r.label, class_name: names[r.label], image: s.thumbnail, pie: !!s.pie,
+        in_sample: inSample,
         robustness: r.robustness, ref_correct: r.correct ? 1 : 0, ref_outcome: r.correct ? cfg.correctness[0] : cfg.correctness[1],
         ref_class_accuracy: r.class_accuracy,
         ref_pred_name: names[r.pred], selected: sel ? !!sel[i] : true, index: i,
@@ -649,9 +672,12 @@
     const sh = cfg.shipped || {};
     // Many classes: most have no evaluation sample at all (ImageNet photos of a few classes): count those that have.
     const perClass = picking ? (sh.per_class || []).filter((n) => n > 0) : sh.per_class || [];
-    const shipped = el("p", { class: "ls-shipped" }, sh.served ? `${sh.served} samples served (of ${sh.evaluated} evaluated): ` +
-      `${Math.min(...perClass)}–${Math.max(...perClass)} per class` + (picking ? ` in ${perClass.length} of ${cfg.classes.length} classes` : "") +
-      `, ${sh.exemplars} pruning-identified exemplars.` : "");
+    const shipped = el("p", { class: "ls-shipped" }, !sh.served ? "" : (sh.everything
+      ? `All ${sh.evaluated} evaluated samples` : `A class-stratified random sample of ${sh.sample} of the ${sh.evaluated} evaluated samples`) +
+      `: ${Math.min(...perClass)}–${Math.max(...perClass)} per class` + (picking ? ` in ${perClass.length} of ${cfg.classes.length} classes` : "") +
+      `, ${sh.exemplars_in_sample} of them pruning-identified exemplars` +
+      (sh.extra ? (kind === "samples" ? `; plus ${sh.extra} more exemplars outside the sample, shown here only.`
+        : `; ${sh.extra} more exemplars outside the sample are in the sample view only.`) : "."));
     root.append(controls);
     if (kind === "local" && slots.length) root.append(chips);
     root.append(info, nav, shipped);
@@ -811,7 +837,7 @@
         : [...new Set(state.sel ? rows.filter((r) => r.selected).map((r) => r.label) : [])].slice(0, 50));
       cfg.classes.forEach((name, j) => {
         if (only && !only.has(j)) return;
-        const rs = rows.filter((r) => r.label === j);
+        const rs = rows.filter((r) => r.label === j && r.in_sample); // class statistics: the sample only
         if (!rs.length) return;
         const line = [name, String(rs.length), pct(rs[0].ref_class_accuracy), mean(rs, "ref_angle_true").toFixed(1),
           mean(rs, "ref_length").toFixed(2), mean(rs, "ref_margin").toFixed(2)];
