@@ -238,6 +238,17 @@ def test_rendered_pages_draw_in_chromium(built, new_page, path):
 
 
 @pytest.mark.browser
+def test_rendered_views_draw_the_store(built, new_page, open_view, store):
+    """The view oracle (tests/oracle.py) over every view of the rendered pages: each mark is the store's value."""
+    import oracle
+
+    _, site, base = built
+    views = [("lotterysite/" + path, checks) for path, checks in oracle.every_view("summary/")]
+    got = oracle.check_pages(new_page, open_view, base, oracle.Store(store), site / "lotterysite/data", views)
+    assert len(got) == 9 and all(n for counts in got.values() for n in counts.values()), got
+
+
+@pytest.mark.browser
 def test_instant_navigation_from_a_hand_written_page(built, new_page):
     """The first page has no lotterysite script; the builder's instant navigation runs the view page's loader."""
     builder, _, base = built

@@ -179,6 +179,9 @@ def _extent_values(data, params: dict[str, tuple[list[str], int | None]], cls: i
     return out
 
 
+HEADER_WIDTH = 202  # px a local panel's header may take: the scatter, its gap and the angle density beside it
+
+
 def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: bool,
                    columns: int = 4) -> alt.VConcatChart:  # fmt: skip
     """Local geometry: per class, angle to the true class vs length with marginal densities and a margin density.
@@ -204,11 +207,16 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
     for class_id, _name in classes:
         brush = alt.selection_interval(name=panel_brush(class_id), encodings=["x", "y"])
         flt = f"datum.label == {class_id}"
+        # Selected as the sample grid selects (`local_filters`): in this panel's brush, or every sample while no
+        # panel has one. (The brush alone would select all of an unbrushed panel while another panel has a brush.)
+        chosen = _panel_selected(class_id, [j for j, _ in classes])
         ext = {m: (f"ext_{class_id}_{m}", extents[f"ext_{class_id}_{m}"]) for m in ("length", "angle", "margin")}
         dom = {m: alt.ExprRef(param) for m, (param, _) in ext.items()}
         # Class accuracy on the full evaluation set (a per-row constant from accuracy.arrow), n = shipped samples.
         acc = "ref_class_accuracy"
-        header = (
+        # Three short lines, each within the panel's width: the class, its accuracy (over every evaluation image of
+        # the class, a per-row constant from accuracy.arrow), the number of shipped samples drawn as dots.
+        head = (
             alt.Chart()
             .transform_filter(flt)
             .transform_aggregate(
@@ -218,15 +226,17 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
                 groupby=["class_name"],
             )  # fmt: skip
             .transform_calculate(
-                text="datum.class_name + '  ' + format(datum.ref, '.1%')"
-                + (" + ' → ' + format(datum.cmp, '.1%')" if compare else "")
-                # The accuracy is over every evaluation image of the class; the dots are the shipped subset.
-                + " + '  (all eval. images; ' + datum.n + ' shown)'"
+                acc="'accuracy ' + format(datum.ref, '.1%')"
+                + (" + ' → ' + format(datum.cmp, '.1%')" if compare else ""),
+                shown="'(all eval. images; ' + datum.n + ' shown)'",
             )
-            .mark_text(align="left", baseline="middle", x=0, y=8, fontWeight="bold", limit=206)
-            .encode(text="text:N")
-            .properties(height=16, width=170)
         )
+        line = dict(align="left", baseline="middle", x=0, limit=HEADER_WIDTH)
+        header = alt.layer(
+            head.mark_text(y=7, fontWeight="bold", **line).encode(text="class_name:N", tooltip="class_name:N"),
+            head.mark_text(y=20, fontSize=10, **line).encode(text="acc:N"),
+            head.mark_text(y=32, fontSize=10, **line).encode(text="shown:N"),
+        ).properties(height=40, width=170)
         x = alt.X("ref_length:Q", title="length", scale=alt.Scale(domain=dom["length"], nice=False))
         y = alt.Y("ref_angle_true:Q", title="angle to true class (°)", scale=alt.Scale(domain=dom["angle"], nice=False))
         tooltip = [
@@ -245,7 +255,7 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
             base = alt.Chart().transform_filter(flt)
             traj = (
                 base.transform_filter(_outcome_filter())
-                .transform_filter(brush)
+                .transform_filter(chosen)
                 .mark_rule(opacity=0.6, strokeWidth=1, clip=True)
                 .encode(
                     x=x,
@@ -280,7 +290,7 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
                         scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]),
                         legend=_legend("prediction"),
                     ),  # fmt: skip
-                    opacity=alt.condition(brush, alt.value(0.8), alt.value(0.15)),
+                    opacity=alt.condition(chosen, alt.value(0.8), alt.value(0.15)),
                     tooltip=tooltip,
                 )
                 .add_params(brush)
@@ -322,6 +332,13 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
             "compared − reference: drag to select", anchor="start"), name="ls_hists"))  # fmt: skip
     out = alt.vconcat(*parts, data=_data(data, "pairs"), spacing=14)
     return _top_params(out, params)
+
+
+def _panel_selected(class_id: int | str, class_ids: list[int | str]) -> str:
+    """Whether a sample of panel `class_id` is selected: inside that panel's brush, or no panel has a brush."""
+    store = f"{panel_brush(class_id)}_store"
+    any_brush = " || ".join(f"length(data('{panel_brush(j)}_store'))" for j in class_ids)
+    return f"!({any_brush}) || (length(data('{store}')) > 0 && vlSelectionTest('{store}', datum))"
 
 
 def local_filters(compare: bool, class_ids: list[int | str]) -> list:
@@ -416,7 +433,9 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
             )
         for w, color in which:
             opacity = alt.condition(inside, alt.value(0.55), alt.value(0.06))
-            for half, (x0, x1) in (("in", ("0", "aw / 2")), ("out", ("aw / 2", "aw"))):
+            # Each half starts at the axis (x, y: the sample's value there) and ends at the cell edge (x2, y2: the
+            # midpoint with the neighbouring axis), so the incoming half runs leftwards from the axis.
+            for half, (x0, x1) in (("in", ("aw / 2", "0")), ("out", ("aw / 2", "aw"))):
                 if f"{w}_{half}" not in calc:
                     continue
                 layers.append(

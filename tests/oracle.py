@@ -1,0 +1,805 @@
+"""The view oracle: every mark a view draws, read back from Vega's scenegraph, against the store.
+
+A page is loaded in Chromium; `Scene` reads the marks it drew (absolute positions, colours and the few datum fields
+that say which sample or model a mark stands for) and the scales behind them. Each `check_*` function recomputes
+what the mark must show from the store's own Arrow files with pyarrow and numpy, never with lotterysite's site code,
+and maps it to pixels through the view's scales (domain and range: a scale's *inversion*, the number a reader
+reads off the axis). Positions must agree within `PX` pixels; a drawn axis within `TICK_PX` of its scale (Vega
+rounds tick positions to whole pixels).
+
+The datum fields are used as identities only (which sample, model, variant, class a mark is of); the value drawn
+is judged by the mark's position.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PX = 0.5  # a mark must sit within half a pixel of where its store value maps
+TICK_PX = 1.01  # Vega rounds axis tick positions to whole pixels (plus its half-pixel translate)
+GRAY, YELLOW, RED = "#8c8c8c", "#e6b800", "#d62728"  # charts.GRAY, YELLOW, RED (the oracle may not import them)
+
+# The datum fields the oracle reads (identities, and the fields a density's output carries).
+KEEP = [
+    "sample_id", "label", "model_id", "variant_label", "panel", "data", "study", "dimension", "metric", "which",
+    "variant", "class_name", "density", "rank", "col", "row", "value", "text", "x", "r", "arch", "method",
+]  # fmt: skip
+
+SCENE = """([keep, index]) => {
+  // Every mark of view `index`: {groups: [{gid, parent, name, x, y, width, height, datum}], marks: [{gid, name,
+  // type, role, items: [...]}], scales: {name: {type, domain, range}}}; positions absolute (view coordinates).
+  const view = window.lotterysiteRuntime.views[index].view;
+  const want = new Set(keep);
+  const groups = [], marks = [];
+  const pick = (d) => {
+    if (!d || typeof d !== 'object') return null;
+    const o = {};
+    for (const k of Object.keys(d)) {
+      if (!(want.has(k) || k.startsWith('v_'))) continue;
+      let v = d[k];
+      if (typeof v === 'bigint') v = Number(v);
+      if (v != null && typeof v === 'object') continue;
+      o[k] = v;
+    }
+    return o;
+  };
+  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const item = (it, ox, oy) => ({
+    x: num(it.x) == null ? null : ox + it.x, y: num(it.y) == null ? null : oy + it.y,
+    x2: num(it.x2) == null ? null : ox + it.x2, y2: num(it.y2) == null ? null : oy + it.y2,
+    width: num(it.width), height: num(it.height), fill: it.fill || null, stroke: it.stroke || null,
+    opacity: num(it.opacity), text: it.text == null ? null : [].concat(it.text).join(' '), limit: num(it.limit),
+    font: it.font || null, fontSize: num(it.fontSize), fontWeight: it.fontWeight == null ? null : String(it.fontWeight),
+    defined: it.defined === false ? false : true, datum: pick(it.datum),
+  });
+  let next = 0;
+  const walkMark = (m, ox, oy, gid) => {
+    if (m.marktype === 'group') {
+      for (const g of m.items || []) {
+        const id = next++;
+        const x = ox + (g.x || 0), y = oy + (g.y || 0);
+        groups.push({gid: id, parent: gid, name: m.name || null, role: m.role || null, x, y,
+                     width: num(g.width), height: num(g.height), datum: pick(g.datum)});
+        for (const c of g.items || []) walkMark(c, x, y, id);
+      }
+      return;
+    }
+    marks.push({gid, name: m.name || null, type: m.marktype, role: m.role || null,
+                items: (m.items || []).map((it) => item(it, ox, oy))});
+  };
+  walkMark(view.scenegraph().root, 0, 0, -1);
+  const scales = {};
+  for (const [name, s] of Object.entries(view._runtime.scales)) {
+    const f = s.value;
+    if (!f || typeof f.domain !== 'function') continue;
+    const dom = f.domain();
+    scales[name] = {type: f.type, domain: dom.every((d) => typeof d !== 'object') ? dom : null,
+                    range: typeof f.range === 'function' ? f.range() : null};
+  }
+  // Scales of facet cells (a facet with independent scales keeps them in a subcontext per cell): with the
+  // first row of the cell's data, which names the cell.
+  const cells = [];
+  const sub = (ctx) => {
+    const own = Object.entries(ctx.scales || {});
+    if (own.length) {
+      let row = null;
+      for (const d of Object.values(ctx.data || {})) {
+        const v = d.values && d.values.value;
+        if (v && v.length) { row = pick(v[0]); break; }
+      }
+      const sc = {};
+      for (const [name, s] of own) sc[name] = {type: s.value.type, domain: s.value.domain(), range: s.value.range()};
+      cells.push({row, scales: sc});
+    }
+    (ctx.subcontext || []).forEach(sub);
+  };
+  (view._runtime.subcontext || []).forEach(sub);
+  // One string: Playwright validates a structured result value by value (seconds for a large view).
+  return JSON.stringify({groups, marks, scales, cells});
+}"""
+
+
+@dataclass
+class Linear:
+    """A linear scale read from the view: value -> pixel (plus the offset of the group it is drawn in)."""
+
+    domain: tuple[float, float]
+    range: tuple[float, float]
+    offset: float = 0.0
+    log: bool = False
+
+    def px(self, v):
+        (d0, d1), (r0, r1) = self.domain, self.range
+        v = np.asarray(v, dtype=float)
+        if self.log:
+            v, d0, d1 = np.log(v), math.log(d0), math.log(d1)
+        return self.offset + r0 + (v - d0) / (d1 - d0) * (r1 - r0)
+
+    def value(self, p):
+        (d0, d1), (r0, r1) = self.domain, self.range
+        return d0 + (np.asarray(p, dtype=float) - self.offset - r0) / (r1 - r0) * (d1 - d0)
+
+
+def _linear(s: dict, name: str, offset: float) -> Linear:
+    assert s["type"] in ("linear", "log"), (name, s["type"])
+    return Linear(tuple(s["domain"]), tuple(s["range"]), offset, s["type"] == "log")
+
+
+@dataclass
+class Scene:
+    groups: dict[int, dict]
+    marks: list[dict]
+    scales: dict[str, dict]
+    cells: list[dict] = field(default_factory=list)
+    children: dict[int, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, page, index: int = 0) -> Scene:
+        raw = json.loads(page.evaluate(SCENE, [KEEP, index]))
+        groups = {g["gid"]: g for g in raw["groups"]}
+        children = defaultdict(list)
+        for g in raw["groups"]:
+            children[g["parent"]].append(g["gid"])
+        return cls(groups, raw["marks"], raw["scales"], raw["cells"], dict(children))
+
+    def under(self, gid: int) -> list[dict]:
+        """Marks drawn inside group item `gid`, at any depth."""
+        todo, inside = [gid], set()
+        while todo:
+            g = todo.pop()
+            inside.add(g)
+            todo += self.children.get(g, [])
+        return [m for m in self.marks if m["gid"] in inside]
+
+    def named(self, name: str) -> list[dict]:
+        """Group items of the group mark `name`."""
+        return [g for g in self.groups.values() if g["name"] == name]
+
+    def linear(self, name: str, offset: float = 0.0) -> Linear:
+        return _linear(self.scales[name], name, offset)
+
+    def cell_scale(self, cell: dict, channel: str) -> Linear:
+        """The `channel` scale of facet cell `cell` (a group item whose datum names its facet value)."""
+        (key, value), *_ = cell["datum"].items()
+        for c in self.cells:
+            if c["row"] and c["row"].get(key) == value:
+                names = [n for n in c["scales"] if n.endswith("_" + channel)]
+                if names:
+                    return _linear(c["scales"][names[0]], names[0], cell["x" if channel == "x" else "y"])
+        raise AssertionError(f"no {channel} scale for the cell {key} = {value!r}")
+
+    def axis_ticks(self, gid: int) -> list[tuple[float, float, float]]:
+        """(value, x, y) of the ticks of every axis drawn directly in group item `gid`."""
+        out = []
+        for a in (g for g in self.groups.values() if g["parent"] == gid and g["role"] == "axis"):
+            for m in self.marks:
+                if m["gid"] == a["gid"] and m["role"] == "axis-tick":
+                    out += [(it["datum"]["value"], it["x"], it["y"]) for it in m["items"]]
+        return out
+
+
+def read_arrow(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as f:
+        return pa.ipc.open_file(f).read_all()
+
+
+class Store:
+    """The store's own files, read with pyarrow only."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.manifest = json.loads((self.root / "manifest.json").read_text())
+        self.models = {m["model_id"]: m for m in read_arrow(self.root / "models.arrow").to_pylist()}
+        self._geometry: dict[str, pa.Table] = {}
+        self._tables: dict[str, list[dict]] = {}
+
+    def table(self, name: str) -> pa.Table:
+        return read_arrow(self.root / name)
+
+    def geometry(self, model_id: str, variant: str, severity: int) -> dict[int, dict]:
+        """{sample_id: row} of one model on one variant."""
+        key = self.models[model_id]["model_key"]
+        if key not in self._geometry:
+            self._geometry[key] = read_arrow(self.root / "geometry" / f"{key}.arrow")
+        t = self._geometry[key]
+        rows = t.filter(pc.and_(pc.equal(t["variant"], variant),
+                                        pc.equal(t["severity"], severity))).to_pylist()  # fmt: skip
+        return {r["sample_id"]: r for r in rows}
+
+    def accuracy(self, model_id: str, variant: str, severity: int = 0, class_id: int = -1) -> float:
+        if "accuracy" not in self._tables:
+            self._tables["accuracy"] = self.table("accuracy.arrow").to_pylist()
+        hits = [r for r in self._tables["accuracy"] if (r["model_id"], r["variant"], r["severity"], r["class_id"]) ==
+                (model_id, variant, severity, class_id)]  # fmt: skip
+        assert len(hits) == 1, (model_id, variant, severity, class_id, len(hits))
+        return hits[0]["correct"] / hits[0]["n"]
+
+
+def kde(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Gaussian kernel density with Scott's bandwidth as vega-statistics estimates it (1.06 min(sd, IQR / 1.34)
+    n^-1/5), written out here so that it does not come from the page."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    sd = v.std(ddof=1) if n > 1 else 0.0
+    q1, q3 = np.quantile(v, [0.25, 0.75])
+    h = (q3 - q1) / 1.34
+    s = min(sd, h) or sd or abs(q1) or 1.0
+    bw = 1.06 * s * n**-0.2
+    z = (np.asarray(at, dtype=float)[:, None] - v[None, :]) / bw
+    return np.exp(-0.5 * z**2).sum(axis=1) / (n * bw * math.sqrt(2 * math.pi))
+
+
+def near(a, b, tol=PX) -> bool:
+    return abs(a - b) <= tol
+
+
+# ---- views ----------------------------------------------------------------------------------------------------
+
+
+def page_config(page, index: int = 0) -> dict:
+    return page.evaluate(f"window.lotterysiteRuntime.views[{index}].cfg")
+
+
+def served_ids(site_data: Path) -> set[int]:
+    """The samples the site serves (its choice; the values drawn for them must be the store's)."""
+    return set(read_arrow(site_data / "samples.arrow")["sample_id"].to_pylist())
+
+
+def _slice(cfg: dict, file: str) -> tuple[str, int]:
+    s = next(s for s in cfg["slices"] if s["file"] == file)
+    return s["variant"], s["severity"]
+
+
+def check_densities(scene: Scene, areas: list[dict], values: dict[str, np.ndarray], pos, *, vertical: bool,
+                    what: str) -> int:  # fmt: skip
+    """Area marks of densities: each point's density is the KDE of the store values of its colour (`values`:
+    {fill: array}), drawn at the position `pos` maps its value to (the axis it borders). Returns points checked."""
+    n = 0
+    for m in areas:
+        items = [it for it in m["items"] if it["defined"]]
+        if not items:
+            continue
+        fill = items[0]["fill"]
+        assert fill in values, (what, fill, list(values))
+        vfield = next(k for k in items[0]["datum"] if k.startswith("v_"))
+        at = np.array([it["datum"][vfield] for it in items])
+        want = kde(values[fill], at)
+        got = np.array([it["datum"]["density"] for it in items])
+        assert np.allclose(got, want, rtol=1e-3, atol=1e-6 * max(want.max(), 1e-12)), (what, fill, got[:5], want[:5])
+        drawn = np.array([it["y"] if vertical else it["x"] for it in items])
+        expect = pos(at)
+        worst = np.abs(drawn - expect).max()
+        assert worst <= PX, f"{what}: a density point sits {worst:.2f} px off its value on the axis it borders"
+        n += len(items)
+    return n
+
+
+def check_global(page, store: Store, site_data: Path) -> dict:
+    """The PCP: every line passes through every axis at its sample's store value (within PX), runs on unbroken
+    from axis to axis, and each axis's densities are those of the class's store values, on the axis's scale."""
+    cfg = page_config(page)
+    state = dict(p.split("=", 1) for p in page.evaluate("location.hash.slice(1)").split("&") if "=" in p)
+    from urllib.parse import unquote
+
+    state = {k: unquote(v) for k, v in state.items()}
+    cls = int(state.get("class", cfg["axis_classes"][0]))
+    models = {GRAY: (state["ref"], _slice(cfg, state["refv"]))}
+    if state.get("cmp"):
+        models[YELLOW] = (state["cmp"], _slice(cfg, state["cmpv"]))
+    served = served_ids(site_data)
+    rows = {c: {i: r for i, r in store.geometry(m, *v).items() if r["label"] == cls and i in served}
+            for c, (m, v) in models.items()}  # fmt: skip
+    scene = Scene.read(page)
+    axes = cfg["axes"]
+    segs = defaultdict(list)  # (colour, sample) -> [(x, y, x2, y2)]
+    centres, edges = [], []
+    checked = {"points": 0, "density_points": 0}
+    for k, f in enumerate(axes):
+        (unit,) = scene.named(f"ls_axis_{k}_group")
+        aw = unit["width"]
+        cx = unit["x"] + aw / 2
+        centres.append(cx)
+        edges.append(unit["x"] + aw)
+        y = scene.linear(f"ls_axis_{k}_y", unit["y"])
+        ticks = scene.axis_ticks(unit["gid"])
+        assert ticks, f"axis {k} has no ticks"
+        for value, tx, ty in ticks:
+            assert abs(ty - float(y.px(value))) <= TICK_PX, (k, value, ty, float(y.px(value)))
+            assert abs(tx - cx) <= TICK_PX, f"axis {k} drawn at x={tx}, its lines cross at {cx}"
+        for rs in rows.values():
+            vals = np.array([r[f] for r in rs.values()], dtype=float)
+            lo, hi = y.domain
+            assert (vals >= lo).all() and (vals <= hi).all(), f"axis {k} ({f}) clips values of class {cls}"
+        marks = scene.under(unit["gid"])
+        for m in marks:
+            if m["type"] != "rule" or m["role"] != "mark":
+                continue
+            for it in m["items"]:
+                c, sid = it["stroke"], it["datum"]["sample_id"]
+                assert sid in rows[c], f"axis {k}: a line of sample {sid}, not a served sample of class {cls}"
+                want = float(y.px(rows[c][sid][f]))
+                # Every segment touches its axis at the sample's value there.
+                ends = [(it["x"], it["y"]), (it["x2"], it["y2"])]
+                at_axis = [e for e in ends if near(e[0], cx)]
+                assert len(at_axis) == 1, (k, sid, ends, cx)
+                gap = abs(at_axis[0][1] - want)
+                assert gap <= PX, (
+                    f"axis {k} ({f}): sample {sid}'s line crosses at y={at_axis[0][1]:.2f}, its value "
+                    f"{rows[c][sid][f]:.4g} is at y={want:.2f} ({gap:.1f} px off)"
+                )
+                segs[c, sid].append((it["x"], it["y"], it["x2"], it["y2"]))
+                checked["points"] += 1
+        vals = {c: np.array([r[f] for r in rs.values()], dtype=float) for c, rs in rows.items()}
+        areas = [m for m in marks if m["type"] == "area"]
+        assert len(areas) == len(rows), (k, len(areas))
+        checked["density_points"] += check_densities(scene, areas, vals, y.px, vertical=True, what=f"axis {k} ({f})")
+    # Unbroken: at every cell edge the line leaving one axis meets the line entering the next.
+    for (c, sid), ss in segs.items():
+        assert sid in rows[c]
+        assert len(ss) == 2 * len(axes) - 2, (c, sid, len(ss))
+        for k in range(len(axes) - 1):
+            e = edges[k]
+            ys = [y2 for x, y, x2, y2 in ss if near(x2, e)] + [y for x, y, x2, y2 in ss if near(x, e)]
+            assert len(ys) == 2, (sid, k, ys)
+            assert abs(ys[0] - ys[1]) <= PX, f"sample {sid}'s line jumps {abs(ys[0] - ys[1]):.1f} px after axis {k}"
+    for c, rs in rows.items():
+        drawn = {sid for (cc, sid) in segs if cc == c}
+        assert drawn == set(rs), f"lines drawn for {len(drawn)} samples, {len(rs)} served in class {cls}"
+    checked["lines"] = len(segs)
+    return checked
+
+
+TEXT_WIDTH = """(items) => {
+  // Width in px each text item needs at its font (what Vega's `limit` would cut it to, where it is narrower).
+  const ctx = document.createElement('canvas').getContext('2d');
+  return items.map((it) => {
+    ctx.font = `${it.fontWeight || 'normal'} ${it.fontSize || 11}px ${it.font || 'sans-serif'}`;
+    return ctx.measureText(it.text).width;
+  });
+}"""
+
+
+def uncut(page, items: list[dict], what: str) -> None:
+    """No text item is cut off by its `limit`."""
+    widths = page.evaluate(TEXT_WIDTH, items)
+    for it, w in zip(items, widths, strict=True):
+        assert it["limit"] is None or w <= it["limit"], f"{what}: {it['text']!r} ({w:.0f} px) is cut at {it['limit']}"
+
+
+def hash_state(page) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(page.evaluate("location.hash.slice(1)")))
+
+
+def scale_of(scene: Scene, gid: int, channel: str) -> str:
+    """Name of the `channel` scale of the unit drawn in group item `gid`: Vega-Lite names a unit's scales after the
+    unit (its first layer, or the facet around it), and its marks after the unit too."""
+    stems = [m["name"][: -len("_marks")] for m in scene.under(gid) if m["name"] and m["name"].endswith("_marks")]
+    for stem in stems:
+        for cand in (stem, stem.rsplit("_layer_", 1)[0]):
+            if f"{cand}_{channel}" in scene.scales:
+                return f"{cand}_{channel}"
+    # A facet's shared scales: named after the facet, a prefix of its unit's name.
+    prefixes = [n[: -len(channel) - 1] for n in scene.scales if n.endswith("_" + channel)]
+    hits = sorted((p for p in prefixes for stem in stems if stem.startswith(p + "_")), key=len)
+    if hits:
+        return f"{hits[-1]}_{channel}"
+    raise AssertionError(f"no {channel} scale for group {gid}: {stems}")
+
+
+def pct_reads(text: str, x: float) -> bool:
+    """`text` ("70.7%") is `x` to one decimal (either way at a tie: the store keeps float32, 0.7075 is 0.70749998)."""
+    return text.endswith("%") and abs(float(text[:-1]) - 100 * x) <= 0.05 + 1e-6
+
+
+def fmt_pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def check_local(page, store: Store, site_data: Path) -> dict:
+    """The local view: per class panel, every dot at its sample's (length, angle to the true class) from the store,
+    coloured by its prediction (single) or model (compare); trajectories from the reference to the compared dot;
+    the three densities those of the class's store values, lined up with the scatter they border; the header's
+    accuracies those of accuracy.arrow and its count the served samples of the class, not cut off."""
+    cfg = page_config(page)
+    state = hash_state(page)
+    models = {GRAY: (state["ref"], _slice(cfg, state["refv"]))}
+    if state.get("cmp"):
+        models[YELLOW] = (state["cmp"], _slice(cfg, state["cmpv"]))
+    served = served_ids(site_data)
+    geo = {c: {i: r for i, r in store.geometry(m, *v).items() if i in served} for c, (m, v) in models.items()}
+    scene = Scene.read(page)
+    panels = [g for g in scene.groups.values() if g["name"] and g["name"].startswith("ls_panels_concat_")
+              and g["name"].count("concat") == 1]  # fmt: skip
+    assert panels, "no class panels"
+    checked = defaultdict(int)
+    for panel in panels:
+        marks = scene.under(panel["gid"])
+        symbols = [m for m in marks if m["type"] == "symbol" and m["items"]]
+        if not symbols:
+            continue
+        labels = {it["datum"]["label"] for m in symbols for it in m["items"]}
+        assert len(labels) == 1, labels
+        (j,) = labels
+        rows = {c: {i: r for i, r in g.items() if r["label"] == j} for c, g in geo.items()}
+        sgid = symbols[0]["gid"]
+        unit = scene.groups[sgid]
+        x = scene.linear(scale_of(scene, sgid, "x"), unit["x"])
+        y = scene.linear(scale_of(scene, sgid, "y"), unit["y"])
+        for rs in rows.values():
+            for f, s in (("length", x), ("angle_true", y)):
+                v = np.array([r[f] for r in rs.values()])
+                assert s.domain[0] <= v.min() and v.max() <= s.domain[1], f"class {j}: {f} outside the panel's axis"
+        for value, tx, ty in scene.axis_ticks(sgid):  # the drawn axes are those scales
+            assert min(abs(tx - float(x.px(value))), abs(ty - float(y.px(value)))) <= TICK_PX, (j, value, tx, ty)
+        for m in symbols:
+            fills = {it["fill"] for it in m["items"]}
+            compare_cmp = fills == {YELLOW}
+            c = YELLOW if compare_cmp else GRAY
+            ids = [it["datum"]["sample_id"] for it in m["items"]]
+            assert sorted(ids) == sorted(rows[c]), f"class {j}: dots of {len(ids)} samples, {len(rows[c])} served"
+            for it in m["items"]:
+                r = rows[c][it["datum"]["sample_id"]]
+                dx, dy = abs(it["x"] - float(x.px(r["length"]))), abs(it["y"] - float(y.px(r["angle_true"])))
+                assert dx <= PX and dy <= PX, f"class {j}: sample {r['sample_id']}'s dot is {dx:.1f}, {dy:.1f} px off"
+                if len(models) == 1:
+                    assert it["fill"] == (GRAY if r["correct"] else RED), (j, r["sample_id"], it["fill"])
+                checked["dots"] += 1
+        for m in (m for m in marks if m["type"] == "rule" and m["role"] == "mark"):
+            for it in m["items"]:
+                a, b = rows[GRAY][it["datum"]["sample_id"]], rows[YELLOW][it["datum"]["sample_id"]]
+                want = (x.px(a["length"]), y.px(a["angle_true"]), x.px(b["length"]), y.px(b["angle_true"]))
+                got = (it["x"], it["y"], it["x2"], it["y2"])
+                assert max(abs(float(p) - q) for p, q in zip(want, got, strict=True)) <= PX, (j, want, got)
+                checked["trajectories"] += 1
+        # Densities: the length density above the scatter on its x scale, the angle density beside it on its y
+        # scale, the margin density below on its own axis.
+        areas = [m for m in marks if m["type"] == "area"]
+        by_field = defaultdict(list)
+        for m in areas:
+            items = [it for it in m["items"] if it["defined"]]
+            if items:
+                by_field[next(k for k in items[0]["datum"] if k.startswith("v_")).rsplit("_", 1)[1]].append(m)
+        assert set(by_field) == {"length", "angle", "margin"}, set(by_field)
+        vals = {f: {c: np.array([r[col] for r in rs.values()]) for c, rs in rows.items()}
+                for f, col in (("length", "length"), ("angle", "angle_true"), ("margin", "margin"))}  # fmt: skip
+        checked["density_points"] += check_densities(scene, by_field["length"], vals["length"], x.px, vertical=False,
+                                                     what=f"class {j} length density")  # fmt: skip
+        checked["density_points"] += check_densities(scene, by_field["angle"], vals["angle"], y.px, vertical=True,
+                                                     what=f"class {j} angle density")  # fmt: skip
+        mgid = by_field["margin"][0]["gid"]
+        mx = scene.linear(scale_of(scene, mgid, "x"), scene.groups[mgid]["x"])
+        for value, tx, _ in scene.axis_ticks(mgid):
+            assert abs(tx - float(mx.px(value))) <= TICK_PX, (j, value, tx)
+        checked["density_points"] += check_densities(scene, by_field["margin"], vals["margin"], mx.px,
+                                                     vertical=False, what=f"class {j} margin density")  # fmt: skip
+        # The header: class name, accuracy on every evaluation image of the class (accuracy.arrow), samples shown.
+        texts = [it for m in marks if m["type"] == "text" and m["role"] == "mark" for it in m["items"]]
+        header = " ".join(it["text"] for it in texts)
+        assert store.manifest["dataset"]["classes"][j] in header, header
+        printed = re.findall(r"\d+(?:\.\d)?%", header)
+        assert len(printed) == len(models), header
+        for text, (mid, (variant, sev)) in zip(printed, models.values(), strict=True):
+            assert pct_reads(text, store.accuracy(mid, variant, sev, j)), (header, mid)
+        assert f"{len(rows[GRAY])} shown" in header, header
+        uncut(page, texts, f"class {j} header")
+        checked["panels"] += 1
+    return dict(checked)
+
+
+def view_index(page, spec: str) -> int:
+    """Index of the static view on the page whose spec file is named `spec` (e.g. "curse.json")."""
+    specs = page.evaluate("window.lotterysiteRuntime.views.map(v => String(v.cfg.spec || ''))")
+    hits = [i for i, s in enumerate(specs) if s.endswith("/" + spec)]
+    assert len(hits) == 1, (spec, specs)
+    return hits[0]
+
+
+def top_scale(scene: Scene, gid: int, channel: str) -> Linear:
+    """The `channel` scale of a unit (its own, or the view's shared one), offset by the unit's position."""
+    g = scene.groups[gid]
+    return scene.linear(scale_of(scene, gid, channel), g["x"] if channel == "x" else g["y"])
+
+
+def tick_fit(scene: Scene, gid: int, channel: str) -> Linear:
+    """A cell's scale read off its drawn axis (least squares over the ticks), for facet cells whose own scales
+    Vega keeps inside the facet: good to a pixel (tick positions are rounded)."""
+    for a in (g for g in scene.groups.values() if g["parent"] == gid and g["role"] == "axis"):
+        ticks = [it for m in scene.marks if m["gid"] == a["gid"] and m["role"] == "axis-tick" for it in m["items"]]
+        vals = np.array([it["datum"]["value"] for it in ticks], dtype=float)
+        pos = np.array([it[channel] for it in ticks], dtype=float)
+        if len(ticks) >= 2 and np.ptp(pos) > 0:
+            b, a0 = np.polyfit(vals, pos, 1)
+            return Linear((0.0, 1.0), (a0, a0 + b))
+    raise AssertionError(f"no {channel} axis drawn in group {gid}")
+
+
+def method_of(m: dict) -> str:
+    return m["method"] + ("+retrain" if m.get("retrained") else "")
+
+
+def method_amount_label(m: dict) -> str:
+    return "dense" if m["amount"] == 0 else f"{method_of(m)} {m['amount'] * 100:g}%"
+
+
+def check_home(page, store: Store, site_data: Path | None = None) -> dict:
+    """The headline chart: every point at its model's (fraction pruned, clean or corruption-mean accuracy) from
+    models.arrow, in the panel of its architecture and data, and every band from its interval."""
+    scene = Scene.read(page, view_index(page, "headline.json"))
+    checked = defaultdict(int)
+    seen = defaultdict(set)
+    for cell in (g for g in scene.groups.values() if g["datum"] and "panel" in g["datum"]):
+        x, y = top_scale(scene, cell["gid"], "x"), top_scale(scene, cell["gid"], "y")
+        for m in scene.under(cell["gid"]):
+            if m["role"] != "mark":
+                continue
+            for it in m["items"]:
+                d = it["datum"]
+                if not d or "model_id" not in d:
+                    continue
+                model = store.models[d["model_id"]]
+                col = "clean_accuracy" if d["data"] == "clean" else "corrupted_accuracy"
+                assert cell["datum"]["panel"] == f"{model['arch']} · {d['data']}", (cell["datum"], d)
+                assert abs(it["x"] - float(x.px(model["amount"]))) <= PX, (d, it["x"], float(x.px(model["amount"])))
+                if m["type"] == "area":  # the interval band: y the lower end, y2 the upper
+                    lo, hi = float(y.px(model[col + "_lo"])), float(y.px(model[col + "_hi"]))
+                    assert abs(it["y"] - lo) <= PX and abs(it["y2"] - hi) <= PX, (d, it["y"], it["y2"], lo, hi)
+                else:
+                    want = float(y.px(model[col]))
+                    assert abs(it["y"] - want) <= PX, f"{d['model_id']} {d['data']}: y={it['y']:.1f}, want {want:.1f}"
+                    seen[m["type"]].add((d["model_id"], d["data"]))
+                checked[m["type"]] += 1
+    every = {(mid, d) for mid in store.models for d in ("clean", "corruption mean")}
+    assert seen["symbol"] == every, every ^ seen["symbol"]
+    return dict(checked)
+
+
+def _variant_of(label: str) -> str:
+    return "corruption_mean" if label == "corruption mean" else label
+
+
+def subset_accuracy(store: Store, ids: set[int], model_id: str, label: str) -> float:
+    """Accuracy of `model_id` on the served samples `ids` for an evaluation-table column, from outcomes.arrow."""
+    if "outcomes" not in store._tables:
+        store._tables["outcomes"] = store.table("outcomes.arrow").to_pylist()
+    rows = [r for r in store._tables["outcomes"] if r["model_id"] == model_id and r["sample_id"] in ids]
+    sev = len(store.manifest["severities"])
+    if label == "clean":
+        return sum(r["correct_clean"] for r in rows) / len(rows)
+    if label == "corruption mean":
+        return sum(r["robustness"] for r in rows) / (len(rows) * sev * len(store.manifest["corruptions"]))
+    return sum(r[f"c_{label}"] for r in rows) / (len(rows) * sev)
+
+
+def check_evaluation(page, store: Store, site_data: Path) -> dict:
+    """The evaluation table: every bar from 0 to its model's accuracy on its data set (accuracy.arrow), in the row
+    its axis labels with the model's method and amount, the printed value the same; with a class subset, every
+    subset − overall bar as long as the difference recomputed from outcomes.arrow over the served samples."""
+    state = hash_state(page)
+    sub = state.get("subset", "")
+    ids = None
+    if sub.startswith("class:"):
+        j = int(sub.split(":")[1])
+        samples = store.table("samples.arrow").to_pylist()
+        ids = {r["sample_id"] for r in samples if r["label"] == j} & served_ids(site_data)
+    scene = Scene.read(page)
+    checked = defaultdict(int)
+    for cell in (g for g in scene.groups.values() if g["datum"] and "variant_label" in g["datum"]):
+        label = cell["datum"]["variant_label"]
+        x = top_scale(scene, cell["gid"], "x")
+        marks = scene.under(cell["gid"])
+        ylabels = [it for m in marks if m["role"] == "axis-label" for it in m["items"]]
+        for m in (m for m in marks if m["role"] == "mark"):
+            for it in m["items"]:
+                d = it["datum"]
+                if not d or "model_id" not in d:
+                    continue
+                model = store.models[d["model_id"]]
+                acc = store.accuracy(d["model_id"], _variant_of(label))
+                if m["type"] == "rect" and it["fill"] not in (GREEN_DELTA, RED):
+                    lo, hi = sorted((it["x"], it["x2"]))
+                    assert abs(lo - float(x.px(0))) <= PX and abs(hi - float(x.px(acc))) <= PX, (label, d, lo, hi)
+                    cy = it["y"] + it["height"] / 2
+                    row = min(ylabels, key=lambda t: abs(t["y"] - cy))
+                    assert abs(row["y"] - cy) <= TICK_PX and row["text"] == method_amount_label(model), (row, d)
+                    checked["bars"] += 1
+                elif m["type"] == "text":
+                    assert pct_reads(it["text"], acc), (label, d, it["text"], acc)
+                    checked["values"] += 1
+                elif m["type"] == "rect":  # subset − overall, from the zero line (none without a subset)
+                    zero = float(x.px(EVAL_DELTA_ZERO))
+                    drawn = sorted((it["x"], it["x"] + it["width"]))
+                    if ids is None:
+                        assert all(abs(e - zero) <= PX for e in drawn), (label, d, drawn)
+                        continue
+                    delta = subset_accuracy(store, ids, d["model_id"], label) - acc
+                    end = float(x.px(EVAL_DELTA_ZERO + EVAL_DELTA_SCALE * np.clip(delta, -0.2, 0.2)))
+                    assert drawn == pytest_approx(sorted((zero, end))), (label, d, delta, drawn, zero, end)
+                    if abs(delta) > 1e-9:
+                        assert it["fill"] == (GREEN_DELTA if delta >= 0 else RED), (label, d, delta, it["fill"])
+                    checked["deltas"] += 1
+    return dict(checked)
+
+
+GREEN_DELTA = "#2ca02c"
+EVAL_DELTA_ZERO, EVAL_DELTA_SCALE = 1.44, 0.8  # the difference bars' origin and scale on the accuracy axis
+
+
+def check_correlations(page, store: Store, site_data: Path | None = None) -> dict:
+    """Table 1 as a chart: one cell per model and metric, in the row and column its axis labels name, holding the
+    store's r; and the Table 1 on the page: per architecture and method the mean r over its models."""
+    scene = Scene.read(page, view_index(page, "correlations.json"))
+    corr = {r["model_id"]: r for r in store.table("correlations.arrow").to_pylist()}
+    labels = [it for m in scene.marks if m["role"] == "axis-label" for it in m["items"]]
+    n = 0
+    for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] == "rect"):
+        for it in m["items"]:
+            d = it["datum"]
+            want = corr[d["model_id"]][d["metric"]]
+            assert abs(d["r"] - want) <= 1e-6, (d, want)
+            cx, cy = it["x"] + it["width"] / 2, it["y"] + it["height"] / 2
+            col = min(labels, key=lambda t: abs(t["x"] - cx) + (1e9 if t["y"] < cy else 0))
+            row = min(labels, key=lambda t: abs(t["y"] - cy) + (1e9 if t["x"] > cx else 0))
+            assert col["text"] == d["metric"].removeprefix("rc_") and row["text"] == d["model_id"], (d, col, row)
+            n += 1
+    assert n == 3 * len(corr), n
+    return {"cells": n}
+
+
+def check_table1(page, store: Store, site_data: Path | None = None) -> dict:
+    """The Table 1 on the findings page: per architecture and method, the mean r over the method's models."""
+    models = store.models
+    groups = defaultdict(list)
+    for r in store.table("correlations.arrow").to_pylist():
+        m = models[r["model_id"]]
+        groups[m["arch"], method_amount_label({**m, "amount": 1}).rsplit(" ", 1)[0] if m["amount"] else "dense"].append(
+            r
+        )
+    rows = page.eval_on_selector_all(
+        "table.ls-table1:not(.ls-home-table1) tbody tr:not(.ls-paper)",
+        "trs => trs.map(tr => Array.from(tr.cells).map(td => td.childNodes[0].textContent.trim()))",
+    )
+    assert len(rows) == len(groups), (rows, list(groups))
+    for arch, method, _amounts, *rs in rows:
+        members = groups[arch, method]
+        for text, k in zip(rs, ("rc_angle", "rc_length", "rc_margin"), strict=True):
+            want = np.mean([r[k] for r in members])
+            assert text == f"{want:+.2f}", (arch, method, k, text, want)
+    return {"rows": len(rows)}
+
+
+def check_curse(page, store: Store, site_data: Path | None = None) -> dict:
+    """Fig. 3: every point and line vertex at its study's mean angle for its dimension (curse.arrow), its error bar
+    from mean − std to mean + std, the dashed reference at 90°, each study in its own panel, dimension rightwards."""
+    scene = Scene.read(page, view_index(page, "curse.json"))
+    curse = {(r["study"], r["dimension"]): r for r in store.table("curse.arrow").to_pylist()}
+    seen, n = set(), defaultdict(int)
+    for cell in (g for g in scene.groups.values() if g["name"] == "ls_curse_cell"):
+        y, x = top_scale(scene, cell["gid"], "y"), scene.cell_scale(cell, "x")
+        for m in (m for m in scene.under(cell["gid"]) if m["role"] == "mark"):
+            xs = []
+            for it in m["items"]:
+                d = it["datum"]
+                r = curse[d["study"], d["dimension"]]
+                assert d["study"] == cell["datum"]["study"], (d, cell["datum"])
+                lo, hi = (float(y.px(r["angle_mean"] + s * r["angle_std"])) for s in (-1, 1))
+                if m["type"] == "rule" and it["y2"] is None:  # the reference line
+                    assert abs(it["y"] - float(y.px(90))) <= PX, it
+                    continue
+                if m["type"] == "rule":  # the error bar
+                    assert sorted((it["y"], it["y2"])) == pytest_approx(sorted((lo, hi))), (d, it, lo, hi)
+                elif m["type"] == "rect":  # the bar's end ticks
+                    mid = it["y"] + it["height"] / 2
+                    assert min(abs(mid - lo), abs(mid - hi)) <= PX, (d, mid, lo, hi)
+                else:
+                    want = float(y.px(r["angle_mean"]))
+                    assert abs(it["y"] - want) <= PX, f"{d}: mean angle drawn at {it['y']:.1f}, want {want:.1f}"
+                    seen.add((d["study"], d["dimension"]))
+                cx = it["x"] + (it["width"] or 0) / 2
+                if m["type"] != "rule":  # (the error bar's x is checked with its ticks)
+                    assert abs(cx - float(x.px(d["dimension"]))) <= PX, (d, cx, float(x.px(d["dimension"])))
+                xs.append((d["dimension"], cx))
+                n[m["type"]] += 1
+            xs.sort()
+            assert all(a[1] < b[1] for a, b in zip(xs, xs[1:], strict=False) if a[0] < b[0]), xs
+    assert seen == set(curse), set(curse) ^ seen
+    return dict(n)
+
+
+def pytest_approx(values, tol=PX):
+    """A list equal to `values` within `tol` px (pytest.approx, without importing pytest here)."""
+
+    class Approx(list):
+        def __eq__(self, other):
+            return len(other) == len(self) and all(abs(a - b) <= tol for a, b in zip(self, other, strict=True))
+
+    return Approx(values)
+
+
+def check_fig10(page, store: Store, site_data: Path | None = None) -> dict:
+    """Fig. 10: the two chosen models' relative margin change densities, every point at (x, density) of
+    margin_change.arrow, pooled and per corruption, model A blue and model B orange."""
+    idx = view_index(page, "margin_change.json")
+    a, b = page.evaluate(f"[window.lotterysiteRuntime.views[{idx}].view.signal('mc_a'), "
+                         f"window.lotterysiteRuntime.views[{idx}].view.signal('mc_b')]")  # fmt: skip
+    scene = Scene.read(page, idx)
+    mc = defaultdict(dict)
+    for r in store.table("margin_change.arrow").to_pylist():
+        mc[r["model_id"], r["variant"]][round(r["x"], 5)] = r["density"]
+    colours = {a: "#1f77b4", b: "#ff7f0e"}
+    n, drawn = 0, set()
+    for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] == "line"):
+        if m["items"][0]["datum"].get("variant") == "all":  # the pooled chart
+            x, y = top_scale(scene, m["gid"], "x"), top_scale(scene, m["gid"], "y")
+            tol = PX
+        else:  # a corruption's cell: the shared x scale, its own y scale (read off its axis)
+            cell = scene.groups[scene.groups[m["gid"]]["parent"]]
+            x, y = scene.linear("ls_fig10_per_x", cell["x"]), scene.cell_scale(cell, "y")
+            tol = PX
+        for it in m["items"]:
+            d = it["datum"]
+            want = mc[d["model_id"], d["variant"]][round(d["x"], 5)]
+            assert it["stroke"] == colours[d["model_id"]], (d, it["stroke"])
+            assert abs(it["x"] - float(x.px(d["x"]))) <= tol, (d, it["x"])
+            assert abs(it["y"] - float(y.px(want))) <= tol, f"{d}: y={it['y']:.1f}, density {want} at {y.px(want)}"
+            drawn.add((d["model_id"], d["variant"], round(d["x"], 5)))
+            n += 1
+    want = {(mid, v, x) for (mid, v), xs in mc.items() if mid in (a, b) for x in xs if -2 <= x <= 3}
+    assert drawn == want, len(drawn ^ want)
+    return {"points": n}
+
+
+def check_samples(page, store: Store, site_data: Path) -> dict:
+    """The sample grid: the served samples of lowest reference margin (store values), in that order row by row."""
+    cfg = page_config(page)
+    state = hash_state(page)
+    served = served_ids(site_data)
+    ref = {i: r for i, r in store.geometry(state["ref"], *_slice(cfg, state["refv"])).items() if i in served}
+    scene = Scene.read(page)
+    images = [it for m in scene.marks if m["type"] == "image" for it in m["items"]]
+    assert images
+    order = sorted(ref, key=lambda i: (ref[i]["margin"], i))[: len(images)]
+    drawn = sorted(images, key=lambda it: (round(it["y"]), it["x"]))
+    assert [it["datum"]["sample_id"] for it in drawn] == order, "the grid is not the lowest-margin samples in order"
+    texts = [it["text"] for m in scene.marks if m["type"] == "text" for it in m["items"] if it["text"]]
+    assert any(t.startswith(f"showing {len(images)} of {len(ref)}") for t in texts), texts
+    return {"images": len(images)}
+
+
+M08 = "lenet5/magnitude/0.8"
+
+
+def every_view(home: str = "") -> list[tuple[str, list]]:
+    """(page path, checks) for every view of the site fixture's pages; `home` is the page with the headline chart
+    (the plugin fills the author's home page, `lotterysite render` writes summary.md)."""
+    return [
+        (home, [check_home]),
+        ("findings/", [check_table1, check_correlations, check_curse, check_fig10]),
+        ("views/lenet5/evaluation/#subset=class:3", [check_evaluation]),
+        (f"views/lenet5/local/#cmp={M08}", [check_local]),
+        (f"views/lenet5/global/#class=4&cmp={M08}", [check_global]),
+        (f"views/lenet5/samples/#cmp={M08}", [check_samples]),
+    ]
+
+
+def check_pages(new_page, open_view, base: str, store: Store, site_data: Path, views: list[tuple[str, list]]) -> dict:
+    """Open each page in a fresh tab and run its checks; returns what each check counted."""
+    out = {}
+    for path, checks in views:
+        page = new_page(base)
+        open_view(page, base + path)
+        for check in checks:
+            out[f"{path} {check.__name__}"] = check(page, store, site_data)
+        assert page.problems == [], (path, page.problems)
+    return out

@@ -1,0 +1,162 @@
+"""The view oracle (tests/oracle.py) over every view: each mark a view draws is read back from Vega and compared
+with the value recomputed from the store's Arrow files. On the session's site store and on a store whose geometry
+is set by hand (values far apart on neighbouring axes, so that a line drawn through the wrong point shows)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import oracle
+import pyarrow as pa
+import pytest
+
+pytestmark = pytest.mark.browser
+M08 = "lenet5/magnitude/0.8"
+
+
+def hand_set(root, make_store):
+    """The site store with the dense model's clean geometry set by hand: sample i of a class sits at 70° or 110° on
+    alternating angle axes (a line zig-zags across the whole axis height), at length 5 + i, at margin ±(0.2 + 0.1 i)."""
+    from lotterysite.store import write_manifest, write_table
+
+    root = make_store(root)
+    path = root / "geometry/lenet5__dense.arrow"
+    table = oracle.read_arrow(path)
+    rows = table.to_pylist()
+    rank: dict[int, int] = {}
+    for r in rows:
+        if r["variant"] != "clean":
+            continue
+        i = rank[r["label"]] = rank.get(r["label"], -1) + 1
+        for j in range(10):
+            r[f"angle_{j}"] = 70.0 + 40.0 * ((i + j) % 2) + 0.25 * i
+        r["angle_true"] = r[f"angle_{r['label']}"]
+        r["length"] = 5.0 + i
+        r["margin"] = (-1) ** i * (0.2 + 0.1 * i)
+    meta = {k.decode().removeprefix("lotterysite."): v.decode() for k, v in (table.schema.metadata or {}).items()
+            if k != b"lotterysite.schema_version"}  # fmt: skip
+    write_table(path, pa.Table.from_pylist(rows, schema=table.schema.remove_metadata()), metadata=meta)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest.pop("schema_version")
+    write_manifest(root, manifest)
+    return root
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory, make_store, make_site, serve):
+    work = tmp_path_factory.mktemp("hand-set")
+    store = hand_set(work / "store", make_store)
+    site = make_site(work, store)
+    return oracle.Store(store), site, serve(site)
+
+
+@pytest.fixture(scope="module")
+def shared(site_store, site, serve):
+    return oracle.Store(site_store), site, serve(site)
+
+
+def test_hand_set_lines_pass_through_every_axis_at_their_values(hand, new_page, open_view):
+    store, site, base = hand
+    page = new_page(base)
+    for cls in (0, 6):
+        open_view(page, base + f"views/lenet5/global/#class={cls}")
+        got = oracle.check_global(page, store, site / "data")
+        assert got["lines"] >= 30 and got["points"] == got["lines"] * 22, got
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("hash_", ["class=4", f"class=2&cmp={M08}&cmpv=v3.arrow"])
+def test_global_view_draws_the_store(shared, new_page, open_view, hash_):
+    store, site, base = shared
+    page = new_page(base)
+    open_view(page, base + "views/lenet5/global/#" + hash_)
+    got = oracle.check_global(page, store, site / "data")
+    assert got["lines"] > 30 * (2 if "cmp" in hash_ else 1), got
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("path,checks", oracle.every_view(""), ids=lambda v: v if isinstance(v, str) else None)
+def test_every_view_draws_the_store(shared, new_page, open_view, path, checks):
+    """The MkDocs plugin's build (tests/test_render.py runs the same checks on `lotterysite render`'s)."""
+    store, site, base = shared
+    got = oracle.check_pages(new_page, open_view, base, store, site / "data", [(path, checks)])
+    assert all(n for counts in got.values() for n in counts.values()), got
+
+
+def test_kde_matches_a_plain_gaussian_sum():
+    x = np.array([0.0, 1.0, 2.0, 10.0])
+    at = np.array([0.5, 5.0])
+    got = oracle.kde(x, at)
+    assert got.shape == (2,) and got[0] > got[1] > 0
+
+
+@pytest.mark.parametrize("hash_", ["", f"cmp={M08}&refv=v3.arrow"])
+def test_local_view_draws_the_store(shared, new_page, open_view, hash_):
+    store, site, base = shared
+    page = new_page(base)
+    open_view(page, base + "views/lenet5/local/#" + hash_)
+    got = oracle.check_local(page, store, site / "data")
+    assert got["panels"] == 10 and got["dots"] >= 300 * (2 if hash_ else 1), got
+    # The trajectory menu shows in compare mode only (it does nothing in single mode).
+    assert page.locator(".ls-traj").is_visible() == bool(hash_)
+    assert page.problems == []
+
+
+def test_hand_set_local_dots_sit_at_their_values(hand, new_page, open_view):
+    store, site, base = hand
+    page = new_page(base)
+    open_view(page, base + "views/lenet5/local/")
+    assert oracle.check_local(page, store, site / "data")["panels"] == 10
+    assert page.problems == []
+
+
+PANEL_OPACITY = """() => {
+  // Mean opacity of each class panel's dots (single mode: selected dots are opaque, the rest faded).
+  const out = {};
+  const walk = (mark) => {
+    if (mark.marktype === 'symbol' && mark.role === 'mark' && mark.items.length && mark.items[0].shape === 'circle')
+      out[mark.items[0].datum.label] = mark.items.reduce((a, i) => a + i.opacity, 0) / mark.items.length;
+    else if (mark.marktype === 'group') mark.items.forEach(g => (g.items || []).forEach(walk));
+  };
+  walk(window.lotterysiteRuntime.views[0].view.scenegraph().root);
+  return out;
+}"""
+
+
+BRUSH_3 = """() => {
+  // Viewport box of the Dress panel's brushable scatter (brush_3).
+  const v = window.lotterysiteRuntime.views[0].view;
+  let f = null;
+  const walk = (m, x, y) => {
+    if (f) return;
+    if (m.name === 'brush_3_brush_bg' && m.group) {
+      f = {x: x, y: y, width: m.group.width, height: m.group.height};
+      return;
+    }
+    if (m.marktype === 'group') m.items.forEach(g => (g.items || []).forEach(c => walk(c, x + (g.x || 0),
+        y + (g.y || 0))));
+  };
+  walk(v.scenegraph().root, 0, 0);
+  const c = v.container().querySelector('canvas').getBoundingClientRect(), [ox, oy] = v.origin();
+  return {x: c.x + ox + f.x, y: c.y + oy + f.y, width: f.width, height: f.height};
+}"""
+
+
+def test_a_brush_in_one_panel_fades_the_unbrushed_panels(shared, new_page, open_view):
+    _, _, base = shared
+    page = new_page(base)
+    open_view(page, base + "views/lenet5/local/")
+    before = page.evaluate(PANEL_OPACITY)
+    assert len(before) == 10 and all(abs(v - 0.8) < 1e-6 for v in before.values()), before  # all selected
+    box = page.evaluate(BRUSH_3)
+    page.evaluate("(y) => window.scrollTo(0, y - 200)", box["y"])
+    box = page.evaluate(BRUSH_3)  # in the viewport now
+    page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.95, steps=5)
+    page.mouse.up()
+    page.wait_for_function("location.hash.includes('sel=')")
+    opacity = page.evaluate(PANEL_OPACITY)
+    assert opacity["3"] > 0.5 and all(abs(v - 0.15) < 1e-6 for k, v in opacity.items() if k != "3"), opacity
+    assert page.problems == []
