@@ -386,23 +386,25 @@ def _pil_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("table", ["cifar", "imagenet"])
-def test_jpeg_matches_pil_at_every_quality_of_the_tables(table, cifar, imagenet_u8):
-    """Our torch JPEG against PIL's libjpeg-turbo, the encoder both generators used, at 32 px, 224 px and odd sizes.
-
-    The bounds are what the float DCT costs next to libjpeg's fixed-point one (see lotterysite/corruptions/_jpeg.py):
-    measured worst images 35.6 dB (32 px, quality 7) and 44 dB (224 px); most pixels are exact.
-    """
-    from lotterysite.corruptions._jpeg import jpeg
-
+def test_jpeg_is_pils_exactly_at_every_quality_of_the_tables(table, cifar, imagenet_u8):
+    """corrupt() against PIL's save(quality=q) and decode, the path of both generators (make_cifar_c.py and the
+    peer's jpeg_compression), at 32 px, 224 px and an odd size: every pixel equal."""
     for images in (_u8(cifar), imagenet_u8[:6], np.ascontiguousarray(imagenet_u8[:6, :37, :29])):
         x = _tensor(images)
         for s in range(1, 6):
             quality = parameters("jpeg_compression", s, table)
-            ours = _u8(jpeg(x, quality))
+            ours = _u8(corrupt(x, "jpeg_compression", s, params=table))
             ref = np.stack([_pil_jpeg(np.ascontiguousarray(im), quality) for im in images])
-            worst = min(_psnr(o, r) for o, r in zip(ours, ref, strict=True))
-            assert worst >= 35, f"quality {quality}, {images.shape[1]} px: worst PSNR {worst:.1f} dB against PIL"
-            assert (ours == ref).mean() > 0.6, f"quality {quality}: only {(ours == ref).mean():.0%} pixels exact"
+            assert (ours != ref).sum() == 0, f"quality {quality}, {images.shape[1]} px: {(ours != ref).mean():.2%} off"
+
+
+def test_jpeg_is_the_peers_exactly(imagenet_u8):
+    from imagecorruptions import corrupt as peer
+
+    x = _tensor(imagenet_u8)
+    for s in range(1, 6):
+        ours = _u8(corrupt(x, "jpeg_compression", s, params="imagenet"))
+        np.testing.assert_array_equal(ours, np.stack([peer(im, s, "jpeg_compression") for im in imagenet_u8]))
 
 
 def _spatter_layers(size: int, severity: int, count: int = 6) -> np.ndarray:

@@ -19,10 +19,10 @@ Conventions, chosen so generated images are interchangeable with the published .
   channel instead, which leaves grey unchanged at every severity.
 - Motion blur (and the blur inside snow) follows the peer's numpy port of ImageMagick's motion blur for both
   tables; CIFAR-10-C itself was made with ImageMagick (Wand).
-- Everything runs on the images' device, batched, with no per-image step: JPEG is libjpeg's pipeline redone in
-  torch (``_jpeg``, within a level or two of PIL), glass blur's sequential pixel shuffle is one parallel map equal
-  to the reference's loop, and spatter's cv2 texture (Canny, distance transform, histogram equalisation) is
-  batched torch. So a CUDA batch never leaves the GPU.
+- Everything runs on the images' device, batched: JPEG is libjpeg-turbo through ``torchvision.io`` (byte-identical
+  to PIL's files; nvJPEG on CUDA), glass blur's sequential pixel shuffle is one parallel map equal to the
+  reference's loop, and spatter's cv2 texture (Canny, distance transform, histogram equalisation) is batched torch.
+  So a CUDA batch never leaves the GPU.
 """
 
 import difflib

@@ -142,6 +142,9 @@ def input_digests(recipe: Recipe, digests: DigestCache) -> dict[str, str]:
     if c.source != "generate":
         files = [Path(c.source) / f"{n}.npy" for n in c.names] + [Path(c.source) / "labels.npy"]
         out["cifar10c"] = _fingerprint([digests.digest(f) if f.is_file() else "" for f in files])
+    else:  # the generator's own code: a change in what it outputs regenerates the images and what was made of them
+        code = sorted(Path(__file__).parent.parent.joinpath("corruptions").glob("*.py"))
+        out["corruptions"] = _fingerprint([(f.name, digests.digest(f)) for f in code])
     return out
 
 
@@ -320,7 +323,7 @@ class _Runner:
         # Everything that determines the images is in the path, so a changed recipe never reuses stale ones.
         c, r = self.recipe.corruptions, self.recipe
         n = r.eval_subset if r.eval_subset is not None else "all"
-        fp = _fingerprint(asdict(r.data), self.inputs.get("data", ""))
+        fp = _fingerprint(asdict(r.data), self.inputs.get("data", ""), self.inputs.get("corruptions", ""))
         folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}-{fp}"
         return self.work / "corruptions" / folder / f"{name}-{severity}.npy"
 
@@ -488,7 +491,8 @@ class _Runner:
     def results_path(self, entry: ModelEntry) -> Path:
         c = self.recipe.corruptions
         fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, c.source, c.params, c.seed, c.names,
-                          c.severities, self.inputs.get("cifar10c", ""), results_file.FORMAT,
+                          c.severities, self.inputs.get("cifar10c", ""), self.inputs.get("corruptions", ""),
+                          results_file.FORMAT,
                           self.recipe.ship.severities)  # fmt: skip
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
@@ -699,7 +703,8 @@ class _Runner:
             c = r.corruptions
             gallery_file = gallery_name(min(images.shape[-2:]))
             suffix = Path(gallery_file).suffix
-            key = _fingerprint(self.inputs.get("data", ""), picks, c.names, c.params, c.seed, gallery_file)
+            code = self.inputs.get("corruptions", "")
+            key = _fingerprint(self.inputs.get("data", ""), code, picks, c.names, c.params, c.seed, gallery_file)
             cached = self.work / f"gallery-{key}{suffix}"
             if not self.done(cached):
                 atomic_write(
