@@ -28,6 +28,7 @@ Conventions, chosen so generated images are interchangeable with the published .
 import difflib
 import zlib
 
+import numpy as np
 import torch
 
 from . import _corruptions
@@ -113,10 +114,13 @@ def _check_images(images):
         raise ValueError(
             f"images are {images.shape[-2]}×{images.shape[-1]} px: both sides must be at least {MIN_SIDE} px"
         )
-    if images.numel():
-        lo, hi = images.min().item(), images.max().item()
-        if not (0.0 <= lo and hi <= 1.0):  # also rejects NaN
-            raise ValueError(f"image values span [{lo:.4g}, {hi:.4g}]: expected [0, 1]; divide uint8 data by 255")
+
+
+def _check_range(chunk):
+    # On a contiguous chunk: a reduction over a permuted (channels-last) batch runs ten times slower.
+    lo, hi = (v.item() for v in torch.aminmax(chunk))
+    if not (0.0 <= lo and hi <= 1.0):  # also rejects NaN
+        raise ValueError(f"image values span [{lo:.4g}, {hi:.4g}]: expected [0, 1]; divide uint8 data by 255")
 
 
 def _generator(seed: int, name: str, device: torch.device) -> torch.Generator:
@@ -140,14 +144,39 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, pa
         x = x.expand(-1, 3, -1, -1)
     gen = _generator(seed, name, x.device)
     function, p = _corruptions.FUNCTIONS[name], parameters(name, severity, params)
+    if x.is_cuda:
+        out = torch.empty(images.shape, dtype=torch.float32, device=x.device)
+    else:
+        # numpy asks the kernel for transparent huge pages on large arrays (torch's allocator does not): first
+        # writes into a fresh 1000-image output then fault 2 MB, not 4 kB, at a time, 3× faster (measured).
+        out = torch.from_numpy(np.empty(tuple(images.shape), np.float32))
     # On CPU, work through cache-sized chunks: temporaries of tens of MB go to fresh mmapped pages on every
     # op and run several times slower. Chunks draw from the same generator in order, so the result is still a
     # function of (seed, name, batch). GPUs get the whole batch.
     step = len(x) if x.is_cuda else max(1, CPU_CHUNK // x[0].numel())
-    out = torch.cat([function(x[i : i + step].contiguous(), p, params, gen) for i in range(0, len(x), step)])
-    if grey and out.shape[1] == 3:
-        out = luma(out)
-    # Match the reference's np.uint8(...) truncation; the epsilon keeps exact levels that float32 lands just
-    # below (k/255 * 255 = k - 1e-5) on their own level.
-    out = torch.floor(out.clamp(0, 1) * 255 + 1e-3) / 255
+    for i in range(0, len(x), step):
+        chunk = x[i : i + step].contiguous()
+        _check_range(chunk)
+        _quantise(function(chunk, p, params, gen), grey, images, out[i : i + step])
     return out.to(images.dtype)
+
+
+def _quantise(y: torch.Tensor, grey: bool, images: torch.Tensor, dest: torch.Tensor) -> None:
+    """Write a corruption's output into dest as the reference's np.uint8(...) levels /255, in as few passes as can be.
+
+    A function returns floats in [0, 1] (truncated to levels here) or uint8, its final levels already (what a C
+    library returned)."""
+    if y.dtype == torch.uint8:
+        if not grey:
+            dest.copy_(y).div_(255)
+            return
+        y = luma(y.float())
+    elif grey and y.shape[1] == 3:
+        y = luma(y).mul_(255)
+    elif y.untyped_storage().data_ptr() == images.untyped_storage().data_ptr():
+        y = y * 255  # never write into the caller's images
+    else:
+        y = y.mul_(255)
+    # The epsilon keeps exact levels that float32 lands just below (k/255 * 255 = k - 1e-5) on their own level.
+    torch.floor(y.clamp_(0, 255).add_(1e-3), out=dest)
+    dest.div_(255)

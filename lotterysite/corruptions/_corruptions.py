@@ -21,6 +21,15 @@ from . import _ops
 COLOUR = frozenset({"brightness", "saturate", "jpeg_compression", "frost", "spatter", "snow"})
 
 
+_HALF = torch.tensor(0.5)
+
+
+def _to_u8(x: torch.Tensor) -> torch.Tensor:
+    """Float images in [0, 1] as the uint8 image the reference's C libraries take: rounded (half up), so a uint8
+    image's /255 gives back its levels."""
+    return torch.add(_HALF.to(x.device), x, alpha=255).to(torch.uint8)  # one pass to floats, one to uint8
+
+
 def _uniform(shape, lo, hi, gen, device):
     return torch.rand(shape, generator=gen, device=device) * (hi - lo) + lo
 
@@ -196,9 +205,8 @@ def jpeg_compression(x, p, table, gen):
     # torchvision's encoder is the same libjpeg-turbo with the same settings: its files are byte-identical to
     # PIL's at every quality 1-100 (measured at 32 px, 224 px and 37×53 px; tests/test_corruptions.py checks
     # the decoded pixels). On CUDA the batch goes through nvJPEG and stays on the device.
-    u8 = torch.round(x * 255).to(torch.uint8)
-    decoded = decode_jpeg(encode_jpeg(list(u8), quality=int(p)), device=x.device)
-    return torch.stack(decoded).to(x.dtype) / 255
+    decoded = decode_jpeg(encode_jpeg(list(_to_u8(x)), quality=int(p)), device=x.device)
+    return torch.stack(decoded)  # uint8: the final levels
 
 
 def pixelate(x, p, table, gen):
