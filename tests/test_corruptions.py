@@ -289,6 +289,29 @@ def test_peer_fidelity_random_in_distribution(name, imagenet_u8):
         assert _close(mean_o, mean_p, rms_p), f"{name} s{s}: mean shift {mean_o.mean():.2f} vs {mean_p.mean():.2f}"
 
 
+@pytest.mark.parametrize("c, level", [(500, 77), (250, 3), (60, 128), (3, 200), (12, 255)])
+def test_shot_noise_alias_tables_draw_poisson_counts(c, level):
+    """The 8-bit path's alias tables give Poisson(level / 255 · c) counts, clipped at c: frequencies of every count
+    within 4 standard errors of the pmf, and no count the pmf gives under 1e-9."""
+    from lotterysite.corruptions._corruptions import shot_noise
+
+    x = torch.full((100, 3, 64, 64), level / 255)
+    counts = (shot_noise(x, c, "imagenet", torch.Generator().manual_seed(0)) * c).round().long().view(-1)
+    rate, n = level / 255 * c, counts.numel()
+    k = np.arange(c + 1)
+    pmf = np.exp(k * math.log(rate) - rate - np.array([math.lgamma(i + 1) for i in k]))
+    pmf[c] = max(0.0, 1 - pmf[:c].sum())
+    freq = np.bincount(counts.numpy(), minlength=c + 1) / n
+    assert np.all(np.abs(freq - pmf) <= 4 * np.sqrt(pmf * (1 - pmf) / n) + 1 / n), (freq - pmf)[freq != pmf]
+    assert freq[pmf < 1e-9].sum() == 0
+
+
+def test_shot_noise_off_the_8_bit_levels_uses_torch_s_sampler():
+    x = torch.full((20, 3, 32, 32), 0.3001)
+    y = corrupt(x, "shot_noise", 1, params="imagenet")
+    assert abs(y.mean().item() - 0.3001) < 0.01 and y.std().item() > 0.05
+
+
 def test_grey_input_and_saturate_on_grey(fashion):
     for name in NAMES:
         assert corrupt(fashion, name, 5).shape == fashion.shape

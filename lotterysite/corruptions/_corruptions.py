@@ -7,6 +7,7 @@ device. Colour corruptions (see COLOUR) get C = 3; the rest work channel by chan
 
 import functools
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +40,58 @@ def gaussian_noise(x, p, table, gen):
 
 
 def shot_noise(x, p, table, gen):
-    return (torch.poisson(x * p, generator=gen) / p).clamp(0, 1)
+    c = int(p)
+    level = torch.add(_HALF.to(x.device), x, alpha=255).floor_()
+    if not torch.equal(level / 255, x):  # not an 8-bit image: no table, torch's per-value sampler
+        return (torch.poisson(x * c, generator=gen) / c).clamp(0, 1)
+    # An 8-bit image has 256 rates, so every Poisson(level / 255 · c) is one alias table (Walker), sampled with one
+    # uniform (its integer part picks the slot, its fraction accepts the slot or takes its alias) and two lookups:
+    # several times faster on a CPU than a per-value sampler (torch's, or numpy's in the reference). Counts of c
+    # and more all give 1 after the clip, so they are one outcome: c + 1 in all. The fraction resolves
+    # probabilities to (c + 1)·2⁻²⁴ (4·10⁻⁶ for the ImageNet table, 3·10⁻⁵ at CIFAR's c = 500).
+    accept, value = _poisson_alias(c, x.device)
+    u = torch.rand(x.shape, generator=gen, device=x.device).mul_(c + 1)
+    outcome = u.floor().clamp_(max=c)
+    slot = level.mul_(c + 1).add_(outcome).long()  # exact in float32: below 256 · 501
+    keep = u.sub_(outcome) < accept.take(slot)
+    return torch.where(keep, outcome.div_(c), value.take(slot))
+
+
+@functools.cache
+def _poisson_alias(c: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Walker alias tables of Poisson(level / 255 · c) on the outcomes 0..c (c standing for c and more), for the
+    256 levels, flat (slot = level·(c+1) + outcome): the probability of keeping the slot's own outcome, and the
+    alias outcome / c taken otherwise."""
+    k = np.arange(c + 1)
+    log_factorial = np.array([math.lgamma(i + 1) for i in k])
+    accept = np.ones((256, c + 1))
+    alias = np.tile(k, (256, 1))
+    for level in range(256):
+        rate = level / 255 * c  # as the reference computes it, in float64
+        pmf = np.exp(k * np.log(rate) - rate - log_factorial) if rate > 0 else (k == 0) * 1.0
+        pmf[c] = max(0.0, 1.0 - pmf[:c].sum())  # P(count >= c)
+        scaled = list(pmf / pmf.sum() * (c + 1))
+        small = [i for i in range(c + 1) if scaled[i] < 1]
+        large = [i for i in range(c + 1) if scaled[i] >= 1]
+        while small and large:  # Vose's construction; what is left over keeps its own outcome
+            s, g = small.pop(), large.pop()
+            accept[level, s], alias[level, s] = scaled[s], g
+            scaled[g] -= 1 - scaled[s]
+            (small if scaled[g] < 1 else large).append(g)
+    # The uniform's fraction comes in steps of up to (c + 1)·2⁻²⁴ and can be 0: a probability below one step is
+    # never accepted, else a count of 1e-20 odds would come out as often as the fraction is 0.
+    accept[accept < (c + 1) * 2.0**-24] = 0
+    return (
+        torch.as_tensor(accept.reshape(-1), dtype=torch.float32, device=device),
+        torch.as_tensor(alias.reshape(-1) / c, dtype=torch.float32, device=device),
+    )
 
 
 def impulse_noise(x, p, table, gen):
-    # skimage random_noise(mode='s&p', amount=p): each value independently flipped with probability p,
-    # to 1 or 0 with equal odds.
-    flipped = torch.rand(x.shape, generator=gen, device=x.device) < p
-    salted = torch.rand(x.shape, generator=gen, device=x.device) < 0.5
-    out = torch.where(flipped & salted, torch.ones_like(x), x)
-    return torch.where(flipped & ~salted, torch.zeros_like(x), out)
+    # skimage random_noise(mode='s&p', amount=p): each value independently flipped with probability p, to 1 or 0
+    # with equal odds. One uniform decides both (below p/2: salt, p/2 to p: pepper), not the reference's two.
+    u = torch.rand(x.shape, generator=gen, device=x.device)
+    return torch.where(u < p, (u < p / 2).to(x.dtype), x)
 
 
 def speckle_noise(x, p, table, gen):
