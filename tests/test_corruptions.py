@@ -430,6 +430,19 @@ def test_jpeg_is_the_peers_exactly(imagenet_u8):
         np.testing.assert_array_equal(ours, np.stack([peer(im, s, "jpeg_compression") for im in imagenet_u8]))
 
 
+@pytest.mark.parametrize("table", ["cifar", "imagenet"])
+def test_pixelate_on_the_cpu_is_pils_exactly(table, cifar, imagenet_u8):
+    """make_cifar_c.py: BOX down, BOX up; the peer: BOX down, NEAREST up; every pixel equal at 32 and 224 px."""
+    up = Image.Resampling.BOX if table == "cifar" else Image.Resampling.NEAREST
+    for images in (_u8(cifar), imagenet_u8[:6]):
+        x, side = _tensor(images), images.shape[1]
+        for s in range(1, 6):
+            small = int(side * parameters("pixelate", s, table))
+            ours = _u8(corrupt(x, "pixelate", s, params=table))
+            down = [Image.fromarray(im).resize((small, small), Image.Resampling.BOX) for im in images]
+            np.testing.assert_array_equal(ours, np.stack([np.asarray(d.resize((side, side), up)) for d in down]))
+
+
 def _spatter_layers(size: int, severity: int, count: int = 6) -> np.ndarray:
     """The reference's liquid layers (ImageNet table), drawn with numpy as it draws them."""
     from skimage.filters import gaussian as sk_gaussian
