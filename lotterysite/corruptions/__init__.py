@@ -64,7 +64,7 @@ PARAMS = tuple(TABLES)
 MIN_SIDE = 8  # smaller images leave no room for the 3×3 and plasma steps
 CPU_CHUNK = 1 << 20  # values per chunk on CPU (4 MB of float32): fits in cache, beats one huge batch 3-8×
 
-__all__ = ["NAMES", "SEVERITIES", "PARAMS", "COLOUR", "corrupt", "gallery", "parameters"]
+__all__ = ["NAMES", "SEVERITIES", "PARAMS", "COLOUR", "corrupt", "gallery", "parameters", "path"]
 
 
 def parameters(name: str, severity: int, params: str = "cifar"):
@@ -73,6 +73,15 @@ def parameters(name: str, severity: int, params: str = "cifar"):
     _check_severity(severity)
     _check_params(params)
     return TABLES[params][name][severity - 1]
+
+
+def path(name: str, device: str | torch.device = "cpu") -> str:
+    """Which implementation corrupt() runs for `name` on `device`: batched torch, or on the CPU the reference's
+    own C library where torch there was slower (bench/corruptions.py, bench/RESULTS.md)."""
+    _check_name(name)
+    if torch.device(device).type == "cpu" and name in _corruptions.CPU_LIBRARY:
+        return _corruptions.CPU_LIBRARY[name]
+    return "nvJPEG (torchvision.io)" if name == "jpeg_compression" else "torch"
 
 
 def _check_name(name):

@@ -20,6 +20,16 @@ from . import _ops
 
 # Corruptions that mix channels or add colour; grey input runs through them as replicated RGB.
 COLOUR = frozenset({"brightness", "saturate", "jpeg_compression", "frost", "spatter", "snow"})
+# Where the CPU runs the reference's own C library instead of torch, and which (corruptions.path reports it).
+CPU_LIBRARY = {
+    "glass_blur": "torch + cv2 (Gaussian)",
+    "defocus_blur": "cv2 (filter2D)",
+    "gaussian_blur": "cv2 (sepFilter2D)",
+    "elastic_transform": "torch + cv2 (Gaussian)",
+    "jpeg_compression": "libjpeg-turbo (torchvision.io)",
+    "pixelate": "PIL",
+    "spatter": "torch + cv2 (Gaussian, texture)",
+}
 
 
 _HALF = torch.tensor(0.5)
