@@ -6,9 +6,9 @@ per image on the first --peer-images of them. Ratios are per-image throughputs, 
 
     python bench/corruptions.py [--images 1000] [--peer-images 20] [--threads 1] [--size 224] [--rounds 3]
 
-Prints per corruption ours and the peer's img/s (per CPU second of the process) over severities 1-5, their ratio and which path ours ran on the
-CPU (torch, or the reference's own C library where torch could not beat it), then the geometric mean of the
-ratios and the lowest.
+Prints per corruption ours and the peer's img/s (per CPU second of the process) over severities 1-5, their
+ratio and which path ours ran on the CPU (torch, or the reference's own C library where torch could not beat
+it), then the geometric mean of the ratios and the lowest.
 
 --size 32 uses foolbox's 20 real CIFAR-10 samples instead (the CIFAR-10-C case; the peer only has the ImageNet
 tables, so both still run params="imagenet").

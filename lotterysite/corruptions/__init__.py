@@ -170,6 +170,9 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, pa
     return out.to(images.dtype)
 
 
+_EPSILON = torch.tensor(1e-3)
+
+
 def _quantise(y: torch.Tensor, grey: bool, images: torch.Tensor, dest: torch.Tensor) -> None:
     """Write a corruption's output into dest as the reference's np.uint8(...) levels /255, in as few passes as can be.
 
@@ -181,11 +184,13 @@ def _quantise(y: torch.Tensor, grey: bool, images: torch.Tensor, dest: torch.Ten
             return
         y = luma(y.float())
     elif grey and y.shape[1] == 3:
-        y = luma(y).mul_(255)
-    elif y.untyped_storage().data_ptr() == images.untyped_storage().data_ptr():
-        y = y * 255  # never write into the caller's images
-    else:
-        y = y.mul_(255)
+        y = luma(y)
     # The epsilon keeps exact levels that float32 lands just below (k/255 * 255 = k - 1e-5) on their own level.
-    torch.floor(y.clamp_(0, 255).add_(1e-3), out=dest)
+    # In place unless y is the caller's images (a function may hand back its input).
+    eps = _EPSILON.to(y.device)
+    if y.untyped_storage().data_ptr() == images.untyped_storage().data_ptr():
+        y = torch.add(eps, y, alpha=255)
+    else:
+        y = torch.add(eps, y, alpha=255, out=y)
+    torch.floor(y.clamp_(0, 255), out=dest)
     dest.div_(255)

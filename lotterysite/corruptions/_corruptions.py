@@ -3,6 +3,10 @@
 Every function takes x (N×C×H×W float32 in [0, 1]), the severity's parameter entry p, the table name
 ('cifar' or 'imagenet', where the two generators differ in more than numbers) and a torch.Generator on x's
 device. Colour corruptions (see COLOUR) get C = 3; the rest work channel by channel for any C.
+
+A function returns floats, which corrupt() clips to [0, 1] as it quantises them (so the channel-wise ones leave
+the reference's final np.clip to it: one pass fewer), or uint8, its final levels. Colour corruptions clip
+themselves, as the luma of a grey input is taken from the clipped RGB.
 """
 
 import functools
@@ -46,7 +50,7 @@ def _uniform(shape, lo, hi, gen, device):
 
 
 def gaussian_noise(x, p, table, gen):
-    return (x + torch.randn(x.shape, generator=gen, device=x.device) * p).clamp(0, 1)
+    return torch.randn(x.shape, generator=gen, device=x.device).mul_(p).add_(x)
 
 
 def shot_noise(x, p, table, gen):
@@ -105,11 +109,11 @@ def impulse_noise(x, p, table, gen):
 
 
 def speckle_noise(x, p, table, gen):
-    return (x + x * torch.randn(x.shape, generator=gen, device=x.device) * p).clamp(0, 1)
+    return torch.randn(x.shape, generator=gen, device=x.device).mul_(p).mul_(x).add_(x)
 
 
 def gaussian_blur(x, p, table, gen):
-    return _ops.gaussian(x, p).clamp(0, 1)
+    return _ops.gaussian(x, p)
 
 
 def glass_blur(x, p, table, gen):
@@ -121,17 +125,17 @@ def glass_blur(x, p, table, gen):
     # _ops.glass_shuffle_map), then applied to all channels with one gather.
     index = _ops.glass_shuffle_map(n, h, w, int(max_delta), int(iterations), gen, x.device)
     shuffled = blurred.reshape(n, c, h * w).gather(2, index[:, None].expand(n, c, h * w)).reshape(n, c, h, w)
-    return _ops.gaussian(shuffled, sigma).clamp(0, 1)
+    return _ops.gaussian(shuffled, sigma)
 
 
 def defocus_blur(x, p, table, gen):
-    return _ops.filter2d(x, _ops.disk_kernel(p[0], p[1])).clamp(0, 1)
+    return _ops.filter2d(x, _ops.disk_kernel(p[0], p[1]))
 
 
 def motion_blur(x, p, table, gen):
     angles = _uniform((x.shape[0],), -45, 45, gen, x.device)
     # The reference blurs uint8 images and returns uint8; the caller quantises once at the end.
-    return _ops.motion_blur(x, p[0], p[1], angles).clamp(0, 1)
+    return _ops.motion_blur(x, p[0], p[1], angles)
 
 
 def zoom_blur(x, p, table, gen):
@@ -139,7 +143,7 @@ def zoom_blur(x, p, table, gen):
     out = x.clone()
     for factor in p:
         out += _ops.zoom(x, float(factor), trim)
-    return (out / (len(p) + 1)).clamp(0, 1)
+    return out.div_(len(p) + 1)
 
 
 def snow(x, p, table, gen):
@@ -221,7 +225,7 @@ def fog(x, p, table, gen):
     mapsize = 1 << (max(h, w, 3) - 1).bit_length()
     plasma = _ops.plasma_fractal(n, mapsize, p[1], gen, x.device)[:, None, :h, :w]
     max_val = x.reshape(n, -1).amax(1).view(n, 1, 1, 1)
-    return ((x + p[0] * plasma) * max_val / (max_val + p[0])).clamp(0, 1)
+    return torch.add(x, plasma, alpha=p[0]).mul_(max_val / (max_val + p[0]))
 
 
 def spatter(x, p, table, gen):
@@ -242,7 +246,7 @@ def spatter(x, p, table, gen):
 
 def contrast(x, p, table, gen):
     means = x.mean((2, 3), keepdim=True)
-    return ((x - means) * p + means).clamp(0, 1)
+    return (x - means).mul_(p).add_(means)
 
 
 def brightness(x, p, table, gen):
@@ -338,7 +342,7 @@ def elastic_transform(x, p, table, gen):
         dy = _smooth_field(n, h, w, -max_d, max_d, sigma, gen, x.device) * alpha
     # scipy map_coordinates(order=1, mode='reflect') = half-sample symmetric = grid_sample 'reflection'
     # with align_corners=False.
-    return _sample(x, yy + dy, xx + dx, False, "reflection").clamp(0, 1)
+    return _sample(x, yy + dy, xx + dx, False, "reflection")
 
 
 FUNCTIONS = {
