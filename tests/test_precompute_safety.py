@@ -544,3 +544,20 @@ console.log(written);
     header, row = out.stdout.strip().splitlines()
     assert header == "a,b,c,d,e,f,g"
     assert row == "'=cmd|' /C calc'!A0,-1.5,'+1,'@SUM(A1),'-2+3,plain,\"x,\"\"y\"\"\""
+
+
+def test_generated_corruptions_are_named_by_the_generator_s_code(tmp_path):
+    """Cached corrupted images, the results made from them and the gallery are named by a digest of
+    lotterysite/corruptions: a generator whose outputs changed (JPEG made exact) never reuses an older one's."""
+    from lotterysite.precompute.run import _Runner
+
+    recipe = parse_recipe(SMALL, str(tmp_path / "r.toml"))
+    inputs = input_digests(recipe, DigestCache())
+    assert inputs["corruptions"]
+    runner = _Runner(recipe, tmp_path / "store", force=False, device=torch.device("cpu"), progress=False)
+    entry = plan_models(recipe, inputs)[0]
+    paths = []
+    for code in (inputs["corruptions"], "another generator"):
+        runner.inputs = {**inputs, "corruptions": code}
+        paths.append((runner.corruption_path("fog", 1), runner.results_path(entry)))
+    assert paths[0][0] != paths[1][0] and paths[0][1] != paths[1][1]

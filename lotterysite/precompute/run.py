@@ -146,6 +146,9 @@ def input_digests(recipe: Recipe, digests: DigestCache, splits: DataSplits | Non
     if c.source != "generate":
         files = [Path(c.source) / f"{n}.npy" for n in c.names] + [Path(c.source) / "labels.npy"]
         out["cifar10c"] = _fingerprint([digests.digest(f) if f.is_file() else "" for f in files])
+    else:  # the generator's own code: a change in what it outputs regenerates the images and what was made of them
+        code = sorted(Path(__file__).parent.parent.joinpath("corruptions").glob("*.py"))
+        out["corruptions"] = _fingerprint([(f.name, digests.digest(f)) for f in code])
     return out
 
 
@@ -393,7 +396,7 @@ class _Runner:
         # Everything that determines the images is in the path, so a changed recipe never reuses stale ones.
         c, r = self.recipe.corruptions, self.recipe
         n = r.eval_subset if r.eval_subset is not None else "all"
-        fp = _fingerprint(_data_key(r, self.inputs))
+        fp = _fingerprint(_data_key(r, self.inputs), self.inputs.get("corruptions", ""))
         folder = f"{r.data.name}-test{r.data.test_subset or ''}-n{n}-{c.params}-seed{c.seed}-{fp}"
         return self.work / "corruptions" / folder / f"{name}-{severity}.npy"
 
@@ -572,7 +575,8 @@ class _Runner:
         c = self.recipe.corruptions
         source = "generate" if c.source == "generate" else "folder"  # a folder by its content (below), not its path
         fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, source, c.params, c.seed, c.names,
-                          c.severities, self.inputs.get("cifar10c", ""), results_file.FORMAT,
+                          c.severities, self.inputs.get("cifar10c", ""), self.inputs.get("corruptions", ""),
+                          results_file.FORMAT,
                           self.recipe.ship.severities)  # fmt: skip
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
@@ -794,7 +798,8 @@ class _Runner:
             c = r.corruptions
             gallery_file = gallery_name(min(images.shape[-2:]))
             suffix = Path(gallery_file).suffix
-            key = _fingerprint(self.inputs.get("data", ""), picks, c.names, c.params, c.seed, gallery_file)
+            code = self.inputs.get("corruptions", "")
+            key = _fingerprint(self.inputs.get("data", ""), code, picks, c.names, c.params, c.seed, gallery_file)
             cached = self.work / f"gallery-{key}{suffix}"
             if not self.done(cached) or not self.sealed(cached):
                 atomic_write(
