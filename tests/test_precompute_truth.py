@@ -99,7 +99,6 @@ def _folder(root: Path, per_class: int = 3) -> Path:
 MERGE_XFAIL = pytest.mark.xfail(reason="fails on the merged tree since session 6; see issue 22's note", strict=False)
 
 
-@MERGE_XFAIL
 def test_only_the_used_images_of_a_class_folder_set_are_digested(tmp_path, monkeypatch):
     from lotterysite.precompute import custom
 
