@@ -594,6 +594,11 @@ def check_evaluation(page, store: Store, site_data: Path) -> dict:
         samples = store.table("samples.arrow").to_pylist()
         ids = {r["sample_id"] for r in samples if r["label"] == j} & served_ids(site_data)
     scene = Scene.read(page)
+    # The Δ region's half range (param ls_dmax, set by the loader): ± it spans ± EVAL_DELTA_HALF of the accuracy axis.
+    dmax = page.evaluate(
+        "(() => { for (const e of window.lotterysiteRuntime.views) { try { return e.view.signal('ls_dmax'); }"
+        " catch (err) { /* not the evaluation table */ } } return null; })()"
+    )
     checked = defaultdict(int)
     for cell in (g for g in scene.groups.values() if g["datum"] and "variant_label" in g["datum"]):
         label = cell["datum"]["variant_label"]
@@ -624,7 +629,8 @@ def check_evaluation(page, store: Store, site_data: Path) -> dict:
                         assert all(abs(e - zero) <= PX for e in drawn), (label, d, drawn)
                         continue
                     delta = subset_accuracy(store, ids, d["model_id"], label) - acc
-                    end = float(x.px(EVAL_DELTA_ZERO + EVAL_DELTA_SCALE * np.clip(delta, -0.2, 0.2)))
+                    assert abs(delta) <= dmax + 1e-12, (label, d, delta, dmax)  # no bar is cut at the scale's end
+                    end = float(x.px(EVAL_DELTA_ZERO + EVAL_DELTA_HALF * delta / dmax))
                     assert drawn == pytest_approx(sorted((zero, end))), (label, d, delta, drawn, zero, end)
                     if abs(delta) > 1e-9:
                         assert it["fill"] == (GREEN_DELTA if delta >= 0 else RED), (label, d, delta, it["fill"])
@@ -633,7 +639,8 @@ def check_evaluation(page, store: Store, site_data: Path) -> dict:
 
 
 GREEN_DELTA = "#2ca02c"
-EVAL_DELTA_ZERO, EVAL_DELTA_SCALE = 1.44, 0.8  # the difference bars' origin and scale on the accuracy axis
+EVAL_DELTA_HALF = 0.36  # the difference bars' half range on the accuracy axis (± the view's ls_dmax)
+EVAL_DELTA_ZERO = 1.1 + EVAL_DELTA_HALF  # their origin on the accuracy axis
 
 
 def check_correlations(page, store: Store, site_data: Path | None = None) -> dict:

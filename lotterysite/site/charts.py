@@ -28,27 +28,44 @@ def _data(data, name: str):
     return alt.Data(name=name) if data is None else data
 
 
-EVAL_DELTA_ZERO = 1.44  # where the subset − overall bars start, on the accuracy axis (right of every 100 % bar)
-EVAL_DELTA_SCALE = 0.8  # a 10-point difference is 0.08 of the accuracy axis
-EVAL_DOMAIN = [0, 1.62]
+EVAL_DELTA_HALF = 0.36  # half the Δ region's width, on the accuracy axis: ± the param ls_dmax (in accuracy / 1)
+EVAL_DELTA_ZERO = 1.1 + EVAL_DELTA_HALF  # the subset − overall bars' zero, on the accuracy axis (right of 100 %)
+EVAL_DOMAIN = [0, EVAL_DELTA_ZERO + EVAL_DELTA_HALF + 0.03]
+EVAL_TEXT_INSIDE = 0.3  # accuracies from here print inside their bar (white), lower ones after it
+EVAL_DMAX = "ls_dmax"  # the Δ region's half range; the loader sets it to fit every bar and interval shown
+EVAL_FONT = 11  # px: the smallest text of the evaluation table
+
+
+def _eval_axis_values() -> tuple[list[float], str]:
+    """Tick positions of the evaluation table's one x axis and the label expression that names them: 0–100 % for
+    the accuracy bars, then the Δ region's own scale in points (−dmax, 0, +dmax), right of the dashed zero line."""
+    z, h = EVAL_DELTA_ZERO, EVAL_DELTA_HALF
+    # 100 % keeps its gridline but no label: it would run into the Δ region's first label.
+    label = (
+        f"datum.value < 1 ? format(datum.value, '.0%') : datum.value == 1 ? '' : "
+        f"datum.value == {z} ? '0' : format(round((datum.value - {z}) / {h} * {EVAL_DMAX} * 100), '+d')"
+    )
+    return [0, 0.5, 1, z - h, z, z + h], label
 
 
 def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt.FacetChart:
     """Evaluation table: accuracy per model, small multiples per data set, methods ranked (Fig. 4 ①⑤).
 
     Rows: model_id, model_label ("magnitude 50%"), method_label, amount, amount_label, variant_label, rank (1 = best
-    method of this variant), order (rank, then amount: the rows' order in a cell), accuracy, subset_accuracy and
-    delta (subset minus overall accuracy; null without a subset), each with its 95 % interval (subset_lo,
-    subset_hi, delta_lo, delta_hi; the loader computes them, lotterysite.store.sampling.mean_interval). One
-    horizontal bar per model on a shared 0-100 % axis with gridlines and the value printed; the subset − overall
-    difference is its own diverging bar on the right of each cell (green above, red below the model's accuracy).
-    Clicking a bar selects its model (param `model`) everywhere. The facet is named "ls_eval" (the loader sets its
-    columns to the page width).
+    method of this variant), order (rank, then amount: the rows' order in a cell), accuracy, subset_accuracy,
+    subset_lo / subset_hi (its 95 % interval; the loader computes it, lotterysite.store.sampling.mean_interval), delta,
+    delta_lo, delta_hi (subset minus overall accuracy and its interval; null without a subset). One horizontal bar per
+    model on a shared 0-100 % axis with gridlines and the value printed; the subset − overall difference is its own
+    diverging bar right of the dashed line, on its own labelled scale in points (green above, red below the model's
+    accuracy), ± param ls_dmax, which the loader sets to hold every bar and interval shown (no clamp); the interval is
+    a whisker. Every cell has its own x axis. Clicking a bar selects its model (param `model`) everywhere. The facet is
+    named "ls_eval" (the loader sets its columns to the page width).
     """
     model = alt.selection_point(name="model", fields=["model_id"], on="click", clear="dblclick")
     x_scale = alt.Scale(domain=EVAL_DOMAIN, nice=False)
+    values, label_expr = _eval_axis_values()
     y = alt.Y("model_label:N", title=None, sort=alt.EncodingSortField("order", op="min"),
-              axis=alt.Axis(labelLimit=110, labelFontSize=10, ticks=False, domain=False))  # fmt: skip
+              axis=alt.Axis(labelLimit=120, labelFontSize=EVAL_FONT, ticks=False, domain=False))  # fmt: skip
     tooltip = [
         alt.Tooltip("model_id:N", title="model"),
         alt.Tooltip("variant_label:N", title="data"),
@@ -58,18 +75,26 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
     base = alt.Chart()
     bars = base.mark_bar(height={"band": 0.75}).encode(
         x=alt.X("accuracy:Q", scale=x_scale, title=None,
-                axis=alt.Axis(values=[0, 0.25, 0.5, 0.75, 1], format=".0%", grid=True, labelFontSize=9,
-                              domain=False)),
+                # tickCount: Vega thins explicit values down to its default count (width / 40) otherwise.
+                axis=alt.Axis(values=values, labelExpr=label_expr, grid=True, labelFontSize=EVAL_FONT,
+                              domain=False, labelOverlap=False, tickCount=len(values))),
         y=y,
         color=alt.condition(model, alt.value("#4c78a8"), alt.value("#a9b4c2")),
         tooltip=tooltip,
     ).add_params(model)  # fmt: skip
-    values = base.mark_text(align="left", dx=2, fontSize=9).encode(
-        x=alt.X("accuracy:Q", scale=x_scale), y=y, text=alt.Text("accuracy:Q", format=".1%"), tooltip=tooltip
+    # The value prints inside a long bar and after a short one: the Δ region then starts right after 100 %.
+    inside = f"datum.accuracy >= {EVAL_TEXT_INSIDE}"
+    text = dict(x=alt.X("accuracy:Q", scale=x_scale), y=y, text=alt.Text("accuracy:Q", format=".1%"), tooltip=tooltip)
+    text_in = base.mark_text(align="right", dx=-2, fontSize=EVAL_FONT - 1, color="white").encode(
+        **text, opacity=alt.condition(inside, alt.value(1), alt.value(0))
     )
-    # Every layer reads the same rows (no per-layer filter): rows without a subset draw zero-width bars.
+    text_out = base.mark_text(align="left", dx=2, fontSize=EVAL_FONT - 1).encode(
+        **text, opacity=alt.condition(inside, alt.value(0), alt.value(1))
+    )
+    # Every layer reads the same rows (no per-layer filter): rows without a subset draw zero-width marks.
+    has = "isValid(datum.delta)"
     zero = base.mark_rule(strokeDash=[2, 2]).encode(
-        x=alt.X("d0:Q", scale=x_scale), opacity=alt.condition("isValid(datum.delta)", alt.value(0.6), alt.value(0))
+        x=alt.X("d0:Q", scale=x_scale), opacity=alt.condition(has, alt.value(0.6), alt.value(0))
     )
     delta = base.mark_bar(height={"band": 0.75}).encode(
         x=alt.X("d0:Q", scale=x_scale),
@@ -78,23 +103,39 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
         color=alt.condition("datum.delta >= 0", alt.value(GREEN), alt.value(RED)),
         tooltip=tooltip,
     )
-    layers = alt.layer(bars, values, zero, delta, data=_data(data, "evaluation")).transform_calculate(
-        subset_text="isValid(datum.delta) ? format(datum.subset_accuracy, '.1%') + ' [' + "
-        "format(datum.subset_lo, '.1%') + ', ' + format(datum.subset_hi, '.1%') + '] (' + "
-        "format(datum.delta, '+.1%') + ' from all)' : 'no subset chosen'",
-        d0=f"{EVAL_DELTA_ZERO}",
-        d1=f"{EVAL_DELTA_ZERO} + (isValid(datum.delta) ? {EVAL_DELTA_SCALE} * clamp(datum.delta, -0.2, 0.2) : 0)",
+    whisker = base.mark_rule(strokeWidth=1.2).encode(
+        x=alt.X("w0:Q", scale=x_scale), x2="w1:Q", y=y, opacity=alt.condition(has, alt.value(1), alt.value(0)),
+        tooltip=tooltip,
+    )  # fmt: skip
+    z, h = EVAL_DELTA_ZERO, EVAL_DELTA_HALF
+    # ls_dmax covers every bar and whisker (the loader rounds it up to 5, 10, 20, 30, 40, 60, 80 or 100 points):
+    # no clamp.
+    at = lambda f: f"{z} + (isValid(datum.{f}) ? {h} * clamp(datum.{f} / {EVAL_DMAX}, -1, 1) : 0)"  # noqa: E731
+    layers = alt.layer(bars, text_in, text_out, zero, delta, whisker, data=_data(data, "evaluation"))
+    layers = layers.transform_calculate(
+        subset_text=f"{has} ? format(datum.subset_accuracy, '.1%') + ' [' + format(datum.subset_lo, '.1%') + ', ' + "
+        "format(datum.subset_hi, '.1%') + '] (' + format(datum.delta, '+.1%') + ' from all)' : 'no subset chosen'",
+        d0=f"{z}",
+        d1=at("delta"),
+        w0=at("delta_lo"),
+        w1=at("delta_hi"),
     )
-    return (
-        layers.properties(width=150, height=alt.Step(12))
+    dmax = alt.param(name=EVAL_DMAX, value=0.2)
+    out = (
+        layers.properties(width=180, height=alt.Step(15))
         .facet(
-            facet=alt.Facet("variant_label:N", sort=variants, title=None, header=alt.Header(labelFontWeight="bold")),
+            facet=alt.Facet("variant_label:N", sort=variants, title=None,
+                            header=alt.Header(labelFontWeight="bold", labelFontSize=EVAL_FONT + 1)),
             columns=columns,
-            spacing={"row": 14, "column": 18},
+            spacing={"row": 16, "column": 18},
         )
         .resolve_scale(y="independent")
+        .resolve_axis(x="independent")  # every cell carries its own labelled axis, not only the bottom row
         .properties(name="ls_eval")
-    )
+    )  # fmt: skip
+    # A variable param lives at the top level (add_params would push it into the facet).
+    out.params = [*out.params, dmax.param]
+    return out
 
 
 def _legend(title: str | None) -> alt.Legend:
@@ -703,7 +744,8 @@ def curse_of_dimensionality(data=None) -> alt.FacetChart:
     """The curse of dimensionality (Fig. 3): mean ± std of angles vs dimension, random vectors and trained models.
 
     Rows: study ("random" or an architecture), dimension, angle_mean, angle_std, accuracy. The panels share one
-    angle scale (the paper's point is that both approach 90°); the log dimension axis labels powers of 4 only, so
+    angle scale, 0-180° (random angles concentrate at 90°, trained ones need not); the log dimension axis labels
+    powers of 4 only, so
     neighbouring labels never run together.
     """
     base = alt.Chart().transform_calculate(
@@ -711,13 +753,14 @@ def curse_of_dimensionality(data=None) -> alt.FacetChart:
     )
     x = alt.X("dimension:Q", scale=alt.Scale(type="log", base=2), title="dimension",
               axis=alt.Axis(values=[2 ** k for k in range(0, 17, 2)], format="~s", labelOverlap="greedy"))  # fmt: skip
-    band = base.mark_errorbar(ticks=True).encode(
+    # Angles lie in [0°, 180°]; mean ± std can pass either end at small dimensions: the axis shows all of [0, 180]
+    # and the bars are clipped to the plot instead of running over the panel titles.
+    band = base.mark_errorbar(ticks=True, clip=True).encode(
         x=x,
-        y=alt.Y(
-            "lo:Q", title="angle (°)", scale=alt.Scale(domain=[0, 120]), axis=alt.Axis(values=[0, 30, 60, 90, 120])
-        ),
+        y=alt.Y("lo:Q", title="angle (°)", scale=alt.Scale(domain=[0, 180]),
+                axis=alt.Axis(values=[0, 30, 60, 90, 120, 150, 180])),
         y2="hi:Q",
-    )
+    )  # fmt: skip
     rule = alt.Chart().mark_rule(strokeDash=[4, 3], color=GRAY).encode(y=alt.datum(90))
     line = base.mark_line(point=True).encode(
         x=x,

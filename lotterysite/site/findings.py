@@ -652,3 +652,30 @@ def default_pair(store: Store, margin: float = EQUIVALENCE_POINTS / 100) -> tupl
         return f.dense["model_id"], f.mpt["model_id"]
     ids = [m for m, _ in model_options(store)]
     return (ids[0], ids[1] if len(ids) > 1 else ids[0]) if ids else ("", "")
+
+
+def curse_caption(store: Store) -> str:
+    """Fig. 3's caption, from curse.arrow: what the random vectors and each trained study reach at their largest
+    dimension. The paper's point (§5.4) is that random angles concentrate at 90°; trained models need not follow,
+    so the text says where each one ends rather than claiming that all approach 90°."""
+    t = store.tables["curse.arrow"].to_pydict()
+    last: dict[str, tuple[int, float, float]] = {}
+    for study, d, m, s in zip(t["study"], t["dimension"], t["angle_mean"], t["angle_std"], strict=True):
+        if math.isfinite(m) and (study not in last or d > last[study][0]):
+            last[study] = (int(d), float(m), float(s))
+
+    def at(study: str) -> str:
+        d, m, s = last[study]
+        return f"{m:.1f}° ± {s:.1f}° at {d}"
+
+    parts = []
+    if "random" in last:
+        parts.append(f"Random vectors concentrate at 90° (dashed) as the dimension grows: {at('random')} dimensions.")
+    trained = [s for s in last if s != "random"]
+    if trained:
+        parts.append(
+            "The models' samples, angle to their class direction at the widest feature layer: "
+            + "; ".join(f"{escape(s)} {at(s)}" for s in trained)
+            + "."
+        )
+    return " ".join(parts)

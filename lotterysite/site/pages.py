@@ -125,8 +125,10 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             "ranked top-down by their best accuracy, each cell's bars are its pruning amounts. Click a bar to select "
             "that model everywhere (double-click clears); it becomes the reference model of the geometry views. "
             "When samples are selected in another view, or a class is chosen below, the green/red bars right of the "
-            "dashed line show the subset's accuracy (over every evaluated severity) minus the model's accuracy, "
-            "clamped at ±20 points; the values are in the tooltip and the data table. A model can also be chosen "
+            "dashed line show the subset's accuracy (over every evaluated severity) minus the model's accuracy, on "
+            "their own scale in points, with the subset's 95 % interval as a whisker (Wilson, over the subset's "
+            "samples); a bar or whisker beyond ±25 points is cut there and ends in an arrow (▸ ◂). The values are in "
+            "the tooltip and the data table. A model can also be chosen "
             'with the "reference model" menu.'
         ),
         "local": (
@@ -172,17 +174,18 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     }
     for kind, title in VIEWS:
         uri = f"{base}/{kind}.md"
-        cfg = {**common, "kind": kind, "samples": rel(uri, "data/samples.arrow"),
-               "slice_base": rel(uri, f"{data_dir}/g"),
+        cfg = {**common, "kind": kind, "slice_base": rel(uri, f"{data_dir}/g"),
                "links": {k: rel(uri, f"{base}/{k}/") for k, _ in VIEWS}}  # fmt: skip
         if kind == "evaluation":
             cfg["spec"] = rel(uri, f"{data_dir}/specs/evaluation.json")
             cfg["evaluation"] = rel(uri, f"{data_dir}/evaluation.arrow")
             cfg["correct"] = rel(uri, f"{data_dir}/correct.arrow")
             cfg["correct_columns"] = data.correct_columns
+            cfg["dmax_param"] = charts.EVAL_DMAX
             if picking:
                 cfg["picker"] = served  # many classes: a class subset is found by typing
         else:
+            cfg["samples"] = rel(uri, "data/samples.arrow")  # with the thumbnails: only the geometry views need it
             cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
             cfg["axes"] = [f for f, _ in axis_fields]
             cfg["axis_classes"] = axes
@@ -267,9 +270,19 @@ FIT = {
 }
 
 
-def _static(uri: str, spec: str, datasets: dict[str, str], css: str = "") -> str:
-    cfg = {"kind": "static", "spec": rel(uri, spec), "datasets": {k: rel(uri, v) for k, v in datasets.items()}}
-    cfg.update(FIT.get(next(iter(datasets), ""), {}))
+# The params of a static chart that a reader sets (a select, a legend click) and the link key each is kept under.
+KEPT_PARAMS = {
+    "headline": {"hl_method": "hl"},
+    "margin_change": {"mc_a": "fig10a", "mc_b": "fig10b"},
+}
+
+
+def _static(uri: str, spec: str, datasets: dict[str, str], css: str = "", *, title: str) -> str:
+    """A chart with no controls of its own but the ones in its spec; `title` names it to screen readers."""
+    name = next(iter(datasets), "")
+    cfg = {"kind": "static", "spec": rel(uri, spec), "datasets": {k: rel(uri, v) for k, v in datasets.items()},
+           "title": title, "keep": KEPT_PARAMS.get(name, {})}  # fmt: skip
+    cfg.update(FIT.get(name, {}))
     # The config in a hidden div, not a <script>: Material's instant navigation re-runs inline scripts.
     return (f"<div class=\"ls-view {css}\" data-ls-view=\"static\"><div class=\"ls-config\" "
             f"hidden>{to_json(cfg)}</div></div>")  # fmt: skip
@@ -291,7 +304,13 @@ def home_page(
         f"corruption; bands are each model's own 95 % bootstrap interval over the {n} evaluation images (whether two "
         "bands overlap is no test: the summary below compares models paired, on the same images). Click a point to "
         "open that model in the views; click a legend entry to isolate a method.\n\n"
-        + _static(uri, "data/specs/headline.json", {"headline": "data/headline.arrow"}, "ls-headline")
+        + _static(
+            uri,
+            "data/specs/headline.json",
+            {"headline": "data/headline.arrow"},
+            "ls-headline",
+            title="Accuracy against the fraction of weights pruned, per method and architecture",
+        )
         + "\n\n"
         + findings.summary(store, equivalence_points=equivalence_points)
         + "\n"
@@ -403,9 +422,16 @@ def findings_page(
     recipe = escape(str(store.manifest.get("recipe", {}).get("name", "")))
     n = findings.n_eval(store)
     boot = store.manifest.get("bootstrap") or {}
+    curse_words = ""
     if "curse.arrow" in store.tables:
+        curse_words = findings.curse_caption(store)
         specs["data/specs/curse.json"] = spec_dict(charts.curse_of_dimensionality())
-        curse_md = _static(uri, "data/specs/curse.json", {"curse": "data/curse.arrow"})
+        curse_md = _static(
+            uri,
+            "data/specs/curse.json",
+            {"curse": "data/curse.arrow"},
+            title="Fig. 3: angles against the dimension, random vectors and trained models",
+        )
     else:  # the recipe switched the study off ([curse] enabled = false)
         curse_md = "<p><em>This store has no curse.arrow: its recipe switched the study off.</em></p>"
     gallery_md = (
@@ -438,7 +464,14 @@ are the last rows.
 
 {_per_model_html(store)}
 
-{_static(uri, "data/specs/correlations.json", {"correlations": "data/correlations.arrow"})}
+{
+        _static(
+            uri,
+            "data/specs/correlations.json",
+            {"correlations": "data/correlations.arrow"},
+            title="Table 1 per model: Pearson r of robustness with angle, length and margin",
+        )
+    }
 
 </details>
 
@@ -466,12 +499,20 @@ within ±{findings.margin_text(equivalence_points)}):
 
 {fig10_md}
 
-{_static(uri, "data/specs/margin_change.json", fig10_data, "ls-fig10")}
+{
+        _static(
+            uri,
+            "data/specs/margin_change.json",
+            fig10_data,
+            "ls-fig10",
+            title="Fig. 10: relative margin change of two models under corruption",
+        )
+    }
 
 ## The curse of dimensionality (Fig. 3)
 
 Mean ± standard deviation of the angle between random vectors, and between samples and their class direction
-in trained models, against the dimension (paper §5.4). Both approach 90° (dashed) as the dimension grows.
+in trained models, against the dimension (paper §5.4). {curse_words}
 
 {curse_md}
 

@@ -59,9 +59,16 @@
     }
     return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
+  // A selection that does not decode to exactly the bytes n samples need (a link cut short in a chat, a link made
+  // for another store) is dropped with a warning: a shorter one would silently select fewer samples.
   function decodeSel(text, n) {
     if (!text) return null;
-    const s = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+    let s = null;
+    try { s = atob(text.replace(/-/g, "+").replace(/_/g, "/")); } catch (e) { s = null; }
+    if (s == null || s.length !== Math.ceil(n / 8)) {
+      LS.warnings.push(`sel: the link's selection is not one of ${n} samples (cut short?); ignored`);
+      return null;
+    }
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) out[i] = (s.charCodeAt(i >> 3) >> (i & 7)) & 1;
     return out;
@@ -125,8 +132,11 @@
     const order = (x, y) => { const p = key(x), q = key(y); for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) return p[i] < q[i] ? -1 : 1; return 0; };
     return [...a.keys()].sort(order).slice(0, n);
   }
-  function download(name, rows) {
-    const cols = Object.keys(rows[0] || {}).filter((k) => k !== "image" && k !== "thumbnail");
+  // `extra`: constant columns put first in every row (which models and data the rows are of).
+  function download(name, rows, extra) {
+    const lead = Object.keys(extra || {});
+    rows = lead.length ? rows.map((r) => Object.assign({}, extra, r)) : rows;
+    const cols = [...new Set([...lead, ...Object.keys(rows[0] || {})])].filter((k) => k !== "image" && k !== "thumbnail");
     // OWASP CSV injection rule: a text cell starting with = + - @ (or tab / carriage return) would run as a
     // spreadsheet formula, so it gets a leading apostrophe; numbers (and BigInts) are left as they are.
     const guard = (v) => (typeof v === "string" && /^[=+\-@\t\r]/.test(v) ? "'" + v : String(v));
@@ -192,6 +202,9 @@
         legend: Object.assign({ labelColor: fg, titleColor: fg, layout: { top: { direction: "vertical", anchor: "start" } } },
           width < 700 ? { columns: width < 480 ? 1 : 2 } : {}),
         title: { color: fg, subtitleColor: fg2 }, text: { color: fg }, view: { stroke: grid },
+        // Vega-Lite draws rules and ticks (error bars, legend symbols of stroke-only marks) black by default:
+        // invisible on the dark palette.
+        rule: { color: fg2 }, tick: { color: fg2 },
         style: { "guide-label": { fill: fg }, "guide-title": { fill: fg }, "group-title": { fill: fg } },
       },
     };
@@ -201,11 +214,13 @@
   function toolbar(root, entry, name) {
     const bar = el("div", { class: "ls-toolbar" });
     const dl = el("button", { type: "button", class: "md-button ls-download" }, "Download data (CSV)");
-    dl.addEventListener("click", () => download(name, entry.rows || []));
+    // A view that shows chosen models names them in the file's name and in its first columns (entry.csv).
+    const fileName = () => (entry.csv ? entry.csv().name : name);
+    dl.addEventListener("click", () => download(fileName(), entry.rows || [], entry.csv ? entry.csv().columns : {}));
     const png = el("button", { type: "button", class: "md-button ls-png" }, "Save chart (PNG)");
     png.addEventListener("click", async () => {
       if (!entry.view) return;
-      const a = el("a", { href: await entry.view.toImageURL("png", 2), download: name.replace(/\.csv$/, ".png") });
+      const a = el("a", { href: await entry.view.toImageURL("png", 2), download: fileName().replace(/\.csv$/, ".png") });
       document.body.appendChild(a);
       a.click();
       a.remove();
@@ -406,10 +421,47 @@
   }
 
   // ---- views ----
+  // A static chart's reader-set params (cfg.keep: param -> link key) live in the link: a select's value (one of its
+  // options), or a legend selection's values (JSON list, each one of its scale's domain). Anything else is dropped.
+  function keptValue(p, text) {
+    if (p.select) {
+      let values = null;
+      try { values = JSON.parse(text); } catch (e) { values = null; }
+      const field = (p.select.fields || [])[0];
+      return Array.isArray(values) && field ? values.filter((v) => typeof v === "string").map((v) => ({ [field]: v })) : null;
+    }
+    const options = p.bind && p.bind.options;
+    return options && options.includes(text) ? text : null;
+  }
+  function restoreKept(spec, keep, state) {
+    for (const p of spec.params || []) {
+      const key = keep[p.name];
+      if (!key || state[key] == null) continue;
+      const v = keptValue(p, state[key]);
+      if (v != null && !(Array.isArray(v) && !v.length)) p.value = v;
+    }
+  }
+  function watchKept(view, spec, keep) {
+    for (const p of spec.params || []) {
+      const key = keep[p.name];
+      if (!key) continue;
+      view.addSignalListener(p.name, (_, value) => {
+        const st = readState();
+        let text = value;
+        if (p.select) {
+          const vals = value && value[(p.select.fields || [])[0]];
+          text = vals && vals.length ? JSON.stringify(vals) : null;
+        }
+        if (text == null || text === "") delete st[key]; else st[key] = text;
+        writeState(st);
+      });
+    }
+  }
   async function staticView(root, cfg) {
     const entry = newEntry("static", root, cfg);
     root.append(entry.error, entry.figure, entry.summary);
     toolbar(root, entry, Object.keys(cfg.datasets || { data: 0 })[0] + ".csv");
+    const keep = cfg.keep || {};
     entry.refresh = () => entry.queue(async () => {
       const spec = await (await fetch(cfg.spec)).json();
       const datasets = {};
@@ -418,9 +470,12 @@
     }, async ([spec, datasets]) => {
       const first = Object.keys(datasets)[0];
       entry.rows = datasets[first] || [];
-      await embed(entry, spec, datasets);
+      const state = readState();
+      restoreKept(spec, keep, state);
+      const view = await embed(entry, spec, datasets);
+      watchKept(view, spec, keep);
       entry.shown = {};
-      describe(entry, cfg.title || "chart", (cfg.title ? cfg.title + ": " : "") + entry.rows.length + " rows; download them as CSV below.");
+      describe(entry, cfg.title, cfg.title + ": " + entry.rows.length + " rows; download them as CSV below.");
     });
     await entry.refresh();
   }
@@ -429,13 +484,15 @@
     const state = readState();
     const models = new Map(cfg.models.map((m) => [m.id, m]));
     if (state.ref && !models.has(state.ref)) delete state.ref;
-    const [spec, base, correct, samples] = await Promise.all([
-      fetch(cfg.spec).then((r) => r.json()), fetchRows(cfg.evaluation), fetchRows(cfg.correct), fetchRows(cfg.samples),
+    // correct.arrow has one row per served sample, in samples.arrow's order: it sizes the selection (the thumbnails
+    // in samples.arrow are not needed here).
+    const [spec, base, correct] = await Promise.all([
+      fetch(cfg.spec).then((r) => r.json()), fetchRows(cfg.evaluation), fetchRows(cfg.correct),
     ]);
     const entry = newEntry("evaluation", root, cfg);
     const info = (entry.info = el("p", { class: "ls-info", "aria-live": "polite" }));
     const controls = el("div", { class: "ls-controls" });
-    const sel = decodeSel(state.sel, samples.length);
+    const sel = decodeSel(state.sel, correct.length);
     const nsel = sel ? sel.reduce((a, b) => a + b, 0) : 0;
     const subsets = [["", "no subset"]];
     if (nsel) subsets.push(["sel", `samples selected in the geometry views (${nsel})`]);
@@ -495,6 +552,13 @@
           delta_lo: d(lo), delta_hi: d(hi) });
       });
     }
+    // The Δ region's half range: the smallest of 5, 10, 20, 30, 40, 60, 80, 100 points that holds every subset bar and
+    // interval, so that none is cut.
+    function deltaRange(rows) {
+      let most = 0;
+      for (const r of rows) if (r.delta != null) most = Math.max(most, Math.abs(r.delta_lo), Math.abs(r.delta_hi), Math.abs(r.delta));
+      return [0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1].find((d) => most <= d + 1e-12) || 1;
+    }
     function update() {
       const s = readState();
       if (state.ref) s.ref = state.ref; else delete s.ref;
@@ -505,6 +569,7 @@
         entry.rows = rows;
         const spec2 = JSON.parse(JSON.stringify(spec));
         if (ref) setParam(spec2, "model", [{ model_id: ref }]);
+        setParam(spec2, cfg.dmax_param, deltaRange(rows));
         const view = await embed(entry, spec2, { evaluation: rows });
         view.addSignalListener("model", (_, value) => {
           const id = value && value.model_id ? [].concat(value.model_id)[0] : null;
@@ -686,6 +751,16 @@
     const table = el("div");
     root.appendChild(table);
     toolbar(root, entry, kind + ".csv");
+    // The file names the models and data of the rows drawn (entry.drawn, set with them), not a newer choice.
+    entry.csv = () => {
+      const d = entry.drawn;
+      const columns = { ref_model: d.ref, ref_data: slices.get(d.refv).label };
+      if (d.compare) Object.assign(columns, { cmp_model: d.cmp || d.ref, cmp_data: slices.get(d.cmpv).label });
+      const part = (m, v) => m + "-" + v;
+      const who = [part(columns.ref_model, columns.ref_data)];
+      if (columns.cmp_model) who.push("vs", part(columns.cmp_model, columns.cmp_data));
+      return { name: `${kind}-${who.join("-")}.csv`.replace(/[^\w.+-]+/g, "_"), columns };
+    };
     const specs = {};
     const shownState = () => {
       const s = Object.assign({}, state);
@@ -803,6 +878,7 @@
         for (const [name, ext] of Object.entries(extents(rows))) setExtent(spec, name, ext);
         entry.mode = want;
         entry.rows = rows;
+        entry.drawn = { ref: snap.ref, refv: snap.refv, cmp: snap.cmp, cmpv: snap.cmpv, compare: want === "compare" };
         entry.brushValues = {};
         const view = await embed(entry, spec, { pairs: rows });
         for (const name of brushNames(spec)) {
