@@ -332,3 +332,55 @@ def test_subset_bars_agree_with_a_fresh_numpy_wilson_at_the_extremes():
     assert _interval([0] * 7 + [1] * 3)[1:] == pytest.approx(_wilson(0.3, 10))
     assert _interval([0.0, 0.6, 0.0, 0.6, 0.0, 0.6])[2] < _wilson(0.3, 6)[1]
     assert _interval([0, 1, 0, 1, 0, 1])[2] == pytest.approx(_wilson(0.5, 6)[1])
+
+
+def _decode_sel(text: str, n: int) -> set[int]:
+    # The link's selection: base64url of a bit set, bit j of byte i = sample 8 i + j in samples.arrow's order.
+    import base64
+
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return {i for i in range(n) if raw[i // 8] >> (i % 8) & 1}
+
+
+@pytest.mark.parametrize("kind", ["local", "global"])
+def test_samples_can_be_selected_with_the_keyboard(page, server, site, open_view, kind):
+    # No mouse: Tab to the "select by value" form, pick a brush with the arrow keys, type a range, press Enter. The
+    # chart draws that brush, and the selection carried to the other views is exactly the samples in the range,
+    # recomputed here from the store's geometry file.
+    from oracle import Store, hash_state
+
+    store = Store(site.parent / "store")
+    served = _table(site / "data" / "samples.arrow").to_pylist()
+    cls = 6
+    open_view(page, server + f"views/lenet5/{kind}/#class={cls}")
+    ref = page.evaluate("window.lotterysiteRuntime.views[0].cfg.models[0].id")
+    geo = store.geometry(ref, "clean", 0)
+    target = "brush_6" if kind == "local" else "ax10"  # the Shirt panel; the PCP's length axis
+    page.focus(".ls-kbd select")
+    for _ in range(30):
+        if page.evaluate("document.activeElement.value") == target:
+            break
+        page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.value") == target
+    in_class = [geo[s["sample_id"]] for s in served if s["in_sample"] and s["label"] == cls]
+    lengths = np.array([r["length"] for r in in_class])
+    lo, hi = (float(round(q, 3)) for q in np.quantile(lengths, [0.25, 0.75]))
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "length from"
+    page.keyboard.type(str(lo))
+    page.keyboard.press("Tab")
+    page.keyboard.type(str(hi))
+    page.keyboard.press("Enter")  # submits; any further bound left empty covers the data
+    page.wait_for_function("location.hash.includes('sel=')")
+    page.evaluate("window.lotterysiteRuntime.ready")
+    page.wait_for_function(f"(() => {{ try {{ const v = window.lotterysiteRuntime.views[0].view.signal('{target}');"
+                           " return v && Object.keys(v).length > 0; } catch (e) { return false; } })()")  # fmt: skip
+    state = hash_state(page)
+    chosen = _decode_sel(state["sel"], len(served))
+    want = {i for i, s in enumerate(served) if s["in_sample"] and s["label"] == cls
+            and lo <= geo[s["sample_id"]]["length"] <= hi}  # fmt: skip
+    assert chosen == want and 0 < len(want) < len(in_class)
+    drawn = page.evaluate(f"window.lotterysiteRuntime.views[0].view.signal('{target}')")
+    assert drawn["ref_length"] == pytest.approx([lo, hi])
+    assert f"{len(want)} samples selected" in page.text_content(".ls-info")
+    assert page.problems == []

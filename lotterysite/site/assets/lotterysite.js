@@ -641,6 +641,86 @@
     return rows;
   }
 
+  // Selecting samples without a mouse: a form that names every brush of the chart drawn and sets its range by
+  // typing. The range takes the path a brush restored from a link takes (restoreBrushes), so the chart draws the
+  // same brush, and the selection, the link and the other views follow as after a drag. An empty bound is the
+  // data's own end (the brush then covers every sample on that side).
+  function brushForm(onApply) {
+    const form = el("form", { class: "ls-kbd", "aria-label": "select samples by value (keyboard)" });
+    const legend = el("span", { class: "ls-kbd-title" }, "Select by value:");
+    const which = el("select", { "aria-label": "brush" });
+    const inputs = el("span", { class: "ls-kbd-ranges" });
+    const apply = el("button", { type: "submit" }, "select");
+    const clear = el("button", { type: "button" }, "clear");
+    form.append(legend, which, inputs, apply, clear);
+    let brushes = [];
+    const fill = () => {
+      const b = brushes.find((x) => x.name === which.value);
+      inputs.replaceChildren();
+      if (!b) return;
+      b.fields.forEach(([title, lo, hi, now], i) => {
+        for (const [end, bound, cur] of [["from", lo, now && now[0]], ["to", hi, now && now[1]]]) {
+          const input = el("input", { type: "number", step: "any", "data-enc": String(i), "data-end": end,
+            "aria-label": `${title} ${end}`, placeholder: Number.isFinite(bound) ? String(+bound.toPrecision(4)) : "" });
+          if (cur != null) input.value = String(cur);
+          const label = el("label", { class: "ls-control" }, `${title} ${end} `);
+          label.appendChild(input);
+          inputs.append(label);
+        }
+      });
+    };
+    which.addEventListener("change", fill);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const b = brushes.find((x) => x.name === which.value);
+      if (!b) return;
+      const read = (i, end, bound) => {
+        const v = inputs.querySelector(`input[data-enc="${i}"][data-end="${end}"]`).value.trim();
+        return v === "" || !Number.isFinite(Number(v)) ? bound : Number(v);
+      };
+      onApply(b.name, b.fields.map(([, lo, hi], i) => [read(i, "from", lo), read(i, "to", hi)].sort((x, y) => x - y)));
+    });
+    clear.addEventListener("click", () => { if (which.value) onApply(which.value, null); });
+    // brushes: [{name, label, fields: [[title, data min, data max, current range or null], ...]}]
+    form.update = (list) => {
+      const keep = which.value;
+      brushes = list;
+      which.replaceChildren(...list.map((b) => el("option", { value: b.name }, b.label)));
+      if (list.some((b) => b.name === keep)) which.value = keep;
+      form.hidden = !list.length;
+      fill();
+    };
+    return form;
+  }
+  // The brushes of a chart spec, named for a reader: the unit each brush lives in gives its fields and titles.
+  function brushList(spec, rows, saved, nameOf) {
+    const units = new Map();
+    const walk = (node) => {
+      if (Array.isArray(node)) { node.forEach(walk); return; }
+      if (!node || typeof node !== "object") return;
+      if (typeof node.name === "string" && node.encoding) units.set(node.name, node.encoding);
+      for (const v of Object.values(node)) if (v && typeof v === "object") walk(v);
+    };
+    walk(spec);
+    const out = [];
+    for (const p of spec.params || []) {
+      if (!p.select || p.select.type !== "interval") continue;
+      const enc = units.get((p.views || [])[0]);
+      if (!enc) continue;
+      const named = nameOf(p.name);
+      if (!named) continue;
+      const fields = (p.select.encodings || []).map((e, i) => {
+        const f = enc[e] && enc[e].field;
+        let lo = Infinity, hi = -Infinity;
+        for (const r of rows) if (named.keep(r) && Number.isFinite(r[f])) { lo = Math.min(lo, r[f]); hi = Math.max(hi, r[f]); }
+        const title = (enc[e] && typeof enc[e].title === "string" && enc[e].title) || named.titleOf(f);
+        return [title, lo, hi, saved[p.name] ? saved[p.name][i] : null];
+      });
+      out.push({ name: p.name, label: named.label, fields });
+    }
+    return out;
+  }
+
   async function geometryView(root, cfg) {
     const kind = cfg.kind;
     const state = readState();
@@ -746,6 +826,29 @@
     root.append(controls);
     if (kind === "local" && slots.length) root.append(chips);
     root.append(info, nav, shipped);
+    const kbd = kind === "samples" ? null : brushForm((name, ranges) => {
+      if (ranges) brushes[name] = ranges; else delete brushes[name];
+      if (Object.keys(brushes).length) state[brushKey] = JSON.stringify(brushes); else delete state[brushKey];
+      load();
+    });
+    if (kbd) root.append(kbd);
+    // How the form names a brush: its panel's class, the difference histogram or the PCP axis, and which rows its
+    // placeholders (the data's range) come from.
+    const fieldTitle = (f) => {
+      const m = /^(ref|cmp)_angle_(true|c?\d+)$/.exec(f);
+      if (!m) return f.replace(/^ref_/, "");
+      if (m[2] === "true") return "angle to true class";
+      const j = m[2][0] === "c" ? ((cfg.confused || {})[String(state.class)] || [])[Number(m[2].slice(1))] : Number(m[2]);
+      return "angle to " + (cfg.classes[j] == null ? "class ?" : cfg.classes[j]);
+    };
+    const brushName = (name) => {
+      if (name in cfg.panel_brushes) {
+        const j = slotClass(cfg.panel_brushes[name]);
+        return j < 0 ? null : { label: `${cfg.classes[j]} panel`, keep: (r) => r.label === j, titleOf: fieldTitle };
+      }
+      if (kind === "global") return { label: "axis " + name.slice(2), keep: (r) => String(r.label) === String(state.class), titleOf: fieldTitle };
+      return { label: "histogram", keep: () => true, titleOf: fieldTitle };
+    };
     if (traj) root.append(traj); // right above the chart, whose first row is the metric-difference histograms
     root.append(entry.error, entry.figure, entry.summary);
     const table = el("div");
@@ -796,7 +899,7 @@
       if (kind === "samples") return;
       const sel = selection();
       if (sel) { state.sel = encodeSel(sel[0]); info.textContent = sel[1] + " samples selected (carried to the other views)"; }
-      else { delete state.sel; info.textContent = "Drag on a chart to select samples."; }
+      else { delete state.sel; info.textContent = "Drag on a chart, or type a range under “Select by value”, to select samples."; }
     }
     function onBrush(name, value) {
       entry.brushValues[name] = value;
@@ -881,6 +984,10 @@
         entry.drawn = { ref: snap.ref, refv: snap.refv, cmp: snap.cmp, cmpv: snap.cmpv, compare: want === "compare" };
         entry.brushValues = {};
         const view = await embed(entry, spec, { pairs: rows });
+        if (kbd) {
+          kbd.update(brushList(spec, rows, saved, brushName).map((b) => (
+            Object.assign(b, { label: b.label === "histogram" || b.label.startsWith("axis") ? b.fields[0][0] : b.label }))));
+        }
         for (const name of brushNames(spec)) {
           const v = view.signal(name);
           if (v && Object.keys(v).length) entry.brushValues[name] = v;
