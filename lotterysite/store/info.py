@@ -65,6 +65,7 @@ def _describe(root: Path, m: dict, tables: dict) -> str:
         f"variants clean + {len(m['corruptions'])} corruptions x severities {m['severities']} "
         f"(source: {m['corruption_source']}; per-sample rows shipped for severities {m['shipped_severities']})",
     ]
+    lines.append(_skipped(d))
     lines += _shipping(root, m, tables["samples.arrow"])
     lines.append("files:")
     total = 0
@@ -81,6 +82,18 @@ def _describe(root: Path, m: dict, tables: dict) -> str:
         lines.append(f"  {name:<48} {info['rows']:>8} rows {info['bytes'] / 1024:>9.1f} KiB")
     lines.append(f"total {total / 1024 / 1024:.1f} MiB in {len(m['files'])} files")
     return "\n".join(lines)
+
+
+def _skipped(d: dict) -> str:
+    """Images the recipe's `skip_unreadable = true` left out (manifest `dataset.skipped_unreadable`): a data set
+    short of some images says so wherever its store is described, not only in the run's output."""
+    skipped = d.get("skipped_unreadable")
+    if skipped is None:  # a store written before the count was recorded
+        return "skipped  unreadable images not recorded (a store from an older lotterysite)"
+    counts = {split: int(skipped[split]) for split in ("train", "test")}
+    if not any(counts.values()):
+        return "skipped  no unreadable images"
+    return "skipped  " + ", ".join(f"{n} unreadable {s} images" for s, n in counts.items()) + " (skip_unreadable)"
 
 
 def _shipping(root: Path, m: dict, samples) -> list[str]:
