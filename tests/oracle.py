@@ -787,16 +787,17 @@ def check_samples(page, store: Store, site_data: Path) -> dict:
 M08 = "lenet5/magnitude/0.8"
 
 
-def every_view(home: str = "") -> list[tuple[str, list]]:
-    """(page path, checks) for every view of the site fixture's pages; `home` is the page with the headline chart
-    (the plugin fills the author's home page, `lotterysite render` writes summary.md)."""
+def every_view(home: str = "", arch: str = "lenet5", cmp: str = M08) -> list[tuple[str, list]]:
+    """(page path, checks) for every view of a site's pages; `home` is the page with the headline chart (the
+    plugin fills the author's home page, `lotterysite render` writes summary.md); `arch` and `cmp` (a model of it)
+    default to the site fixture's."""
     return [
         (home, [check_home]),
         ("findings/", [check_table1, check_correlations, check_curse, check_fig10]),
-        ("views/lenet5/evaluation/#subset=class:3", [check_evaluation]),
-        (f"views/lenet5/local/#cmp={M08}", [check_local]),
-        (f"views/lenet5/global/#class=4&cmp={M08}", [check_global]),
-        (f"views/lenet5/samples/#cmp={M08}", [check_samples]),
+        (f"views/{arch}/evaluation/#subset=class:3", [check_evaluation]),
+        (f"views/{arch}/local/#cmp={cmp}", [check_local]),
+        (f"views/{arch}/global/#class=4&cmp={cmp}", [check_global]),
+        (f"views/{arch}/samples/#cmp={cmp}", [check_samples]),
     ]
 
 

@@ -160,3 +160,33 @@ def test_a_brush_in_one_panel_fades_the_unbrushed_panels(shared, new_page, open_
     opacity = page.evaluate(PANEL_OPACITY)
     assert opacity["3"] > 0.5 and all(abs(v - 0.15) < 1e-6 for k, v in opacity.items() if k != "3"), opacity
     assert page.problems == []
+
+
+@pytest.fixture(scope="module")
+def given(tmp_path_factory, make_site, serve):
+    """A store named by LOTTERYSITE_ORACLE_STORE (the demo's: `LOTTERYSITE_ORACLE_STORE=store/demo pytest -k
+    given`), its site built by the plugin; skipped when unset (CI has no demo store)."""
+    import os
+    from pathlib import Path
+
+    path = os.environ.get("LOTTERYSITE_ORACLE_STORE")
+    if not path:
+        pytest.skip("LOTTERYSITE_ORACLE_STORE is not set")
+    store = Path(path).resolve()
+    site = make_site(tmp_path_factory.mktemp("given"), store)
+    return oracle.Store(store), site, serve(site)
+
+
+def test_every_view_of_a_given_store_draws_it(given, new_page, open_view):
+    """Every view of every architecture of the given store, against a pruned model of the same architecture."""
+    from lotterysite.site.data import unique_slugs
+
+    store, site, base = given
+    views = []
+    names = store.manifest["architectures"]
+    for name, slug in unique_slugs(names).items():  # the pages' folder names (the site's choice)
+        pruned = sorted(m for m, r in store.models.items() if r["arch"] == name and r["method"] != "dense")
+        views += oracle.every_view("", slug, pruned[len(pruned) // 2])[2:]
+    views = oracle.every_view("")[:2] + views
+    got = oracle.check_pages(new_page, open_view, base, store, site / "data", views)
+    assert all(n for counts in got.values() for n in counts.values()), got
