@@ -128,16 +128,24 @@ def live_share(store: Path, least: float = 0.95) -> float:
 SELECTED = re.compile(r"(\d+) samples selected")
 
 
-def drag(page, box, k, full: bool, y_only: bool = False):
+def drag(page, box, k, full: bool, y_only: bool = False, middle: bool = False):
     # A different rectangle each time, so every drag changes the selection. `full` (many classes, a sample or two
     # per class, at the corners of the class's padded range: 3.7 % inside the edges): from 3 % inside the chart (a
     # press nearer the edge misses it) to past the far corner (the brush stops at the edge, so the final rectangle
     # is the same each time), after a double click that cleared the last brush: every drag draws a new brush, over
     # all the class's points.
     # `y_only` (the global view's axes): along the axis, at its middle, where the brush's layer is hit.
-    lo, hi = (0.03, 1.02 + 0.01 * k) if full else (0.05 + 0.04 * k, 0.5 + 0.04 * k)
+    # `middle` (the generated scale store): the middle half of the chart, where most of its points lie, so that every
+    # drag selects samples whichever axis it brushes.
+    lo, hi = (
+        (0.03, 1.02 + 0.01 * k)
+        if full
+        else (0.3 + 0.02 * k, 0.8 + 0.02 * k)
+        if middle
+        else (0.05 + 0.04 * k, 0.5 + 0.04 * k)
+    )
     x0, x1 = (0.5, 0.5) if y_only else (lo, hi)
-    page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * (lo if full else 0.05))
+    page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * (lo if full or middle else 0.05))
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * hi, steps=4)
     page.mouse.up()
@@ -150,7 +158,8 @@ def clear(page, box):
     page.wait_for_timeout(150)
 
 
-def measure(browser, url: str, brush: str | None, drags: int, full: bool = False, subset: bool = False) -> dict:
+def measure(browser, url: str, brush: str | None, drags: int, full: bool = False, subset: bool = False,
+            middle: bool = False) -> dict:  # fmt: skip
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()
     sizes, errors = [], []
@@ -173,7 +182,7 @@ def measure(browser, url: str, brush: str | None, drags: int, full: bool = False
             if full and k:
                 clear(page, box)
                 page.evaluate("window.lotterysiteRuntime.latencies = []")  # the drags' updates only
-            drag(page, box, k, full, y_only=full and brush.startswith("ax"))
+            drag(page, box, k, full, y_only=full and brush.startswith("ax"), middle=middle)
             # Outside the timed span: how many samples the drag selected (the view's info line).
             found = SELECTED.search(page.inner_text(".ls-info"))
             selected.append(int(found.group(1)) if found else 0)
@@ -284,6 +293,7 @@ def main():
     parser.add_argument("--kinds", default=",".join(BRUSHES), help="views to measure, comma-separated")
     parser.add_argument("--no-home", action="store_true", help="leave out the home and findings pages")
     parser.add_argument("--drags", type=int, default=8)
+    parser.add_argument("--middle", action="store_true", help="drag over the middle half of a chart (--scale does)")
     parser.add_argument("--compare", action="store_true",
                         help="also the geometry views comparing the first model with the second (clean)")  # fmt: skip
     args = parser.parse_args()
@@ -353,7 +363,8 @@ def main():
         for path, brush in pages:
             label = path.split("#")[0] + (" (compare)" if "cmp=" in path else " (subset)" if "sel=" in path else "")
             try:
-                r = measure(browser, base + path, brush, args.drags, full=many, subset="evaluation/" in path)
+                r = measure(browser, base + path, brush, args.drags, full=many, subset="evaluation/" in path,
+                            middle=args.middle or args.scale)  # fmt: skip
             except Exception as e:  # a page that does not load at this size is a result, not a crash
                 failed.append(f"{label}: {type(e).__name__}: {str(e).splitlines()[0]}")
                 print(f"{label:36s} FAILED {failed[-1]}", flush=True)
