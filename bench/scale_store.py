@@ -68,7 +68,7 @@ def sweep(n: int) -> list[tuple[str, bool, float]]:
     return out[:n]
 
 
-def _results(cfg: ScaleConfig, labels, variants, keep, method: str, amount: float, model_seed: int):
+def _results(cfg: ScaleConfig, labels, variants, keep, method_label: str, amount: float, model_seed: int):
     """One model's `ModelResults` over every variant (see the module docstring for the model of the values)."""
     from lotterysite.precompute.aggregate import Confusion, ModelResults
 
@@ -82,7 +82,7 @@ def _results(cfg: ScaleConfig, labels, variants, keep, method: str, amount: floa
     disturb = shared.standard_normal((V, N)).astype(np.float32)  # a variant's effect on each sample, every model
     disturb[0] = 0
     own = np.random.default_rng([cfg.seed, 2, model_seed])
-    damage = DAMAGE[method](amount) if method != "dense" else 0.0
+    damage = DAMAGE[method_label](amount) if method_label != "dense" else 0.0  # "magnitude+retrain" its own
     true = 45 + 18 * difficulty[None, :] + 7 * shift[:, None] * (1 + damage) + 25 * damage + 6 * disturb
     true = true + 4 * own.standard_normal((V, N), dtype=np.float32)
     angle = 82 + 6 * pull[None, :, :] - 2 * shift[:, None, None] + 3 * own.standard_normal((V, N, C), dtype=np.float32)
