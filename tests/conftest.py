@@ -91,7 +91,6 @@ names = ["gaussian_noise", "brightness", "fog", "contrast", "pixelate", "shot_no
 severities = [1, 3]
 [ship]
 samples_per_class = 30
-severities = [1, 3]
 [curse]
 widths = [4, 16]
 random_dims = [2, 8, 32, 128, 512]

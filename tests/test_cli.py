@@ -137,5 +137,5 @@ def test_info_prints_the_effective_shipped_numbers_per_class(tmp_path, make_stor
     evaluated = manifest["dataset"]["shipping"]["evaluated_per_class"]
     for (name, (n, s, x, e)), n_eval_c in zip(expected.items(), evaluated, strict=True):
         assert re.search(rf"^    {re.escape(name)} +{n_eval_c} +{n} \({s} \+ {x}\) {e}$", result.output, re.M), name
-    assert "not cut: ship.max_rows_per_model = 10000" in result.output
+    assert "not cut: ship.max_rows_per_model = 50000" in result.output
     assert "cut by" not in result.output

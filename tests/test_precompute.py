@@ -225,7 +225,7 @@ def test_a_cut_store_ships_the_policys_stratified_sample_plus_extra_exemplars(ti
     assert (f"a class-stratified uniform random sample of 10 (seed 0, asked 1 per class), plus "
             f"{int((~in_sample).sum())} pruning-identified exemplars outside it as extra rows") in text  # fmt: skip
     # The untouched store was not cut.
-    assert "not cut: ship.max_rows_per_model = 10000 allows 3333 samples" in describe(store)
+    assert "not cut: ship.max_rows_per_model = 50000 allows 16666 samples" in describe(store)
     assert "the whole evaluation set" in describe(store)
 
 

@@ -112,10 +112,15 @@ class ShipConfig:
     # Size of the class-stratified uniform random sample shipped to the browser (x the classes, proportional to
     # class size), where the whole evaluation set does not fit max_rows_per_model (then all of it ships)
     samples_per_class: int = 50
-    severities: tuple[int, ...] = (3,)  # severities whose per-sample geometry is shipped (aggregates use all)
-    # Per-model geometry file limit, keeps each view responsive: the whole evaluation set ships where it fits, else
-    # the sample (cut to fit; one sample of every class even past it), then exemplars outside it as extra rows
-    max_rows_per_model: int = 10_000
+    # Severities whose per-sample geometry is shipped (aggregates use all). Default: every evaluated one. A page
+    # fetches one slice (one variant) per model it draws, so shipping more severities adds files to the store and
+    # the site, never bytes to a page (bench/RESULTS.md, "Severities").
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    # Per-model geometry file limit (its rows: samples x (clean + corruptions x shipped severities)): the whole
+    # evaluation set ships where it fits, else the sample (cut to fit; one sample of every class even past it), then
+    # exemplars outside it as extra rows. 50 000 holds the default sample (50 per class, 10 classes) at all 19
+    # corruptions x 5 severities (96 rows a sample): about 4 MB of Arrow per model.
+    max_rows_per_model: int = 50_000
     seed: int = 0  # seeds the stratified draw (store.sampling)
     thumbnails: bool = True  # embed a PNG thumbnail of every shipped sample
     # k: with more than store.schema.WIDE_CLASSES classes, a geometry row holds the angles to the k classes its
@@ -460,7 +465,7 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     c.done()
 
     s = _Reader(path, "ship", top.get("ship", dict, {}))
-    ship_sev = s.get_list("severities", int, (3,))
+    ship_sev = s.get_list("severities", int, corruptions.severities)  # default: every evaluated severity
     for j, v in enumerate(ship_sev):
         if v not in corruptions.severities:
             s.fail(
@@ -470,7 +475,9 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     ship = ShipConfig(
         samples_per_class=s.check("samples_per_class", s.get("samples_per_class", int, 50), *_POSITIVE),
         severities=tuple(sorted(ship_sev)),
-        max_rows_per_model=s.check("max_rows_per_model", s.get("max_rows_per_model", int, 10_000), *_POSITIVE),
+        max_rows_per_model=s.check(
+            "max_rows_per_model", s.get("max_rows_per_model", int, ShipConfig.max_rows_per_model), *_POSITIVE
+        ),
         seed=s.check("seed", s.get("seed", int, 0), *_SEED),
         thumbnails=s.get("thumbnails", bool, True),
         confused_classes=s.check("confused_classes", s.get("confused_classes", int, 8), 1, MAX_CONFUSED),

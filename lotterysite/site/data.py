@@ -369,6 +369,38 @@ def shipped_variants(store: Store) -> list[tuple[str, int]]:
     return [("clean", 0)] + [(c, int(s)) for c in sorted(store.manifest.get("corruptions") or []) for s in severities]
 
 
+SEVERITIES = (1, 2, 3, 4, 5)  # CIFAR-10-C's (and ImageNet-C's) severity levels
+
+
+@dataclass(frozen=True)
+class SeverityCoverage:
+    """Which severities of the store's corruptions carry per-sample rows (the geometry views' slices), and, for
+    each that does not, why: evaluated but not shipped (`ship.severities` left it out: the evaluation table counts
+    it, the geometry views cannot show it), or never evaluated (`corruptions.severities` left it out)."""
+
+    shipped: tuple[int, ...]
+    not_shipped: tuple[int, ...]  # evaluated, no per-sample rows: add to the recipe's ship.severities
+    not_evaluated: tuple[int, ...]  # add to corruptions.severities (ship.severities ships every evaluated one)
+
+    @property
+    def complete(self) -> bool:
+        return not self.not_shipped and not self.not_evaluated
+
+
+def severity_coverage(manifest: dict) -> SeverityCoverage | None:
+    """Per severity 1-5, whether the store ships its per-sample rows, from the manifest's `severities` (evaluated)
+    and `shipped_severities`; None for a store without corruptions."""
+    if not manifest.get("corruptions"):
+        return None
+    evaluated = {int(s) for s in manifest.get("severities") or []}
+    shipped = {int(s) for s in manifest.get("shipped_severities") or []} & evaluated
+    return SeverityCoverage(
+        tuple(sorted(shipped)),
+        tuple(sorted(evaluated - shipped)),
+        tuple(s for s in SEVERITIES if s not in evaluated),
+    )
+
+
 def _outcome_counts(store: Store, model_id: str, ids: np.ndarray) -> dict[str, tuple[np.ndarray, int]]:
     """Per served sample, its correct predictions per evaluation-table column, from outcomes.arrow (every evaluated
     severity, not only the shipped ones): {column: (counts aligned with `ids`, predictions per sample)}."""

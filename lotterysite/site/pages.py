@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html import escape
 
 from . import charts, findings
-from .data import ArchData, Store, amount_label, model_label
+from .data import ArchData, Store, amount_label, model_label, severity_coverage
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -70,6 +70,40 @@ def _model_options(store: Store, arch: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def _severities(levels) -> str:
+    """(1, 3, 5) -> "severities 1, 3 and 5"; (2,) -> "severity 2"."""
+    words = [str(s) for s in levels]
+    if len(words) == 1:
+        return f"severity {words[0]}"
+    return f"severities {', '.join(words[:-1])} and {words[-1]}"
+
+
+def severity_note(store: Store) -> str:
+    """What the geometry views can show of severities 1-5, and for each one they cannot, the recipe setting that
+    adds it: never a severity left out without saying so. Empty for a store without corruptions."""
+    cov = severity_coverage(store.manifest)
+    if cov is None:
+        return ""
+    if cov.complete:
+        return "Per-sample rows: every corruption at every severity, 1 to 5."
+    out = [f"Per-sample rows: every corruption at {_severities(cov.shipped)}." if cov.shipped
+           else "Per-sample rows: clean data only, no corruption."]  # fmt: skip
+    rerun = "and rerun `lotterysite precompute RECIPE`."
+    if cov.not_shipped:
+        one = len(cov.not_shipped) == 1
+        it, was = ("it", "was") if one else ("them", "were")
+        out.append(f"{_severities(cov.not_shipped).capitalize()} {was} evaluated (the evaluation table counts {it}) "
+                   f"but not shipped: to draw {it} here, list {it} in the recipe's `ship.severities` (or remove that "
+                   f"setting: its default ships every evaluated severity) {rerun}")  # fmt: skip
+    if cov.not_evaluated:
+        one = len(cov.not_evaluated) == 1
+        it, was = ("it", "was") if one else ("them", "were")
+        out.append(f"{_severities(cov.not_evaluated).capitalize()} {was} not evaluated: to add {it}, list {it} "
+                   f"in the recipe's `corruptions.severities` (and in `ship.severities`, if the recipe sets it) "
+                   f"{rerun}")  # fmt: skip
+    return " ".join(out)
+
+
 def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
                shipped: dict | None = None) -> tuple[list[Page], dict]:  # fmt: skip
     """The four view pages of one architecture, and their specs as {site path: spec dict}."""
@@ -117,6 +151,14 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         "shrink": {"ls_axis_": [20, 84, len(axis_fields), 90, "aw"]},
         "fit_params": {"gridcols": [charts.GRID_STEP, 3, 12]},
     }
+    coverage = severity_coverage(store.manifest)
+    if coverage is not None:  # which severities the slices hold, and the note naming the setting for the rest
+        common["severity_coverage"] = {
+            "shipped": list(coverage.shipped),
+            "not_shipped": list(coverage.not_shipped),
+            "not_evaluated": list(coverage.not_evaluated),
+            "note": severity_note(store),
+        }
     intros = {
         "evaluation": (
             f"Accuracy, over all {findings.n_eval(store)} evaluation images, of every model on clean data, on each "
@@ -201,7 +243,10 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
                 "global": charts.global_extents(axis_fields),
             }.get(kind, {})
         heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
-        pages.append(Page(uri, f"{title}", heading + _container(cfg, intros[kind])))
+        intro = intros[kind]
+        if kind != "evaluation" and severity_note(store):  # the views drawn from the per-sample slices
+            intro += "\n\n" + severity_note(store)
+        pages.append(Page(uri, f"{title}", heading + _container(cfg, intro)))
     return pages, specs
 
 
