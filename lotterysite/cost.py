@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 LARGE_BATCH = 256  # the "large batch" of the throughput latency
+COST_VERSION = "cost/1"  # in the precompute's results fingerprint: work files without cost are evaluated again
 _COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 

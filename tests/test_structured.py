@@ -245,3 +245,60 @@ def test_model_cost_columns():
     masked = prune(model, "magnitude", 0.7, bn_recalibration_batches=0)  # masks: dense shape, dense cost
     cost = model_cost(masked, in_channels=1, image_size=28, large_batch=8, latency=False)
     assert (cost["parameters"], cost["macs"]) == (dense["parameters"], dense["macs"])
+
+
+STRUCTURED_RECIPE = """
+name = "structured"
+[data]
+name = "fashion_mnist"
+train_subset = 1000
+eval_subset = 100
+[[architectures]]
+arch = "small_resnet"
+options = { width = 8 }
+[architectures.train]
+epochs = 1
+[[pruning]]
+method = "magnitude"
+amounts = [0.5]
+[[pruning]]
+method = "magnitude"
+label = "magnitude-channel"
+granularity = "channel"
+amounts = [0.5]
+retrain_epochs = 1
+[corruptions]
+names = ["fog"]
+severities = [1]
+[ship]
+samples_per_class = 2
+severities = [1]
+[curse]
+enabled = false
+"""
+
+
+def test_precompute_stores_granularity_feature_width_and_cost(tmp_path):
+    from lotterysite.precompute import load_recipe, precompute
+    from lotterysite.store import read_table
+    from lotterysite.store.publish import work_dir
+
+    path = tmp_path / "structured.toml"
+    path.write_text(STRUCTURED_RECIPE)
+    store = tmp_path / "store"
+    precompute(load_recipe(path), store=store, device="cpu", progress=False)
+    rows = {r["model_id"]: r for r in read_table(store / "models.arrow").to_pylist()}
+    dense, masked = rows["small_resnet/dense"], rows["small_resnet/magnitude/0.5"]
+    channel, retrained = rows["small_resnet/magnitude-channel/0.5"], rows["small_resnet/magnitude-channel+retrain/0.5"]
+    assert (dense["granularity"], masked["granularity"], channel["granularity"]) == ("none", "weight", "channel")
+    # Masks keep the dense shape, so the dense cost, latency included; channels cut all three.
+    for k in ("parameters", "macs", "latency_b1_ms", "latency_batch_ms", "latency_batch"):
+        assert masked[k] == dense[k], k
+    assert channel["parameters"] < dense["parameters"] and channel["macs"] < dense["macs"]
+    assert channel["latency_b1_ms"] > 0 and channel["latency_batch"] == 256
+    assert abs(channel["sparsity"] - 0.5) < 0.05 and channel["amount"] == 0.5
+    assert channel["feature_dim"] == dense["feature_dim"] == 32 == channel["dense_feature_dim"]
+    assert (retrained["parameters"], retrained["macs"]) == (channel["parameters"], channel["macs"])
+    model, _ = load_pruned(next((work_dir(store) / "models").glob("small_resnet__magnitude-channel__0.5-*.pt")))
+    assert parameter_count(model) == channel["parameters"]
+    assert macs_per_image(model, torch.rand(1, 1, 28, 28)) == channel["macs"]
