@@ -249,10 +249,11 @@ def test_model_cost_columns():
 
 STRUCTURED_RECIPE = """
 name = "structured"
+batch_size = 64
 [data]
 name = "fashion_mnist"
-train_subset = 1000
-eval_subset = 100
+train_subset = 500
+eval_subset = 60
 [[architectures]]
 arch = "small_resnet"
 options = { width = 8 }
@@ -265,6 +266,7 @@ amounts = [0.5]
 method = "magnitude"
 label = "magnitude-channel"
 granularity = "channel"
+prune_penultimate = true
 amounts = [0.5]
 retrain_epochs = 1
 [corruptions]
@@ -295,10 +297,29 @@ def test_precompute_stores_granularity_feature_width_and_cost(tmp_path):
     for k in ("parameters", "macs", "latency_b1_ms", "latency_batch_ms", "latency_batch"):
         assert masked[k] == dense[k], k
     assert channel["parameters"] < dense["parameters"] and channel["macs"] < dense["macs"]
-    assert channel["latency_b1_ms"] > 0 and channel["latency_batch"] == 256
+    assert channel["latency_b1_ms"] > 0 and channel["latency_batch"] == 64
     assert abs(channel["sparsity"] - 0.5) < 0.05 and channel["amount"] == 0.5
-    assert channel["feature_dim"] == dense["feature_dim"] == 32 == channel["dense_feature_dim"]
+    assert dense["feature_dim"] == 32 == channel["dense_feature_dim"] and channel["feature_dim"] < 32
+    assert masked["feature_dim"] == 32
     assert (retrained["parameters"], retrained["macs"]) == (channel["parameters"], channel["macs"])
     model, _ = load_pruned(next((work_dir(store) / "models").glob("small_resnet__magnitude-channel__0.5-*.pt")))
     assert parameter_count(model) == channel["parameters"]
     assert macs_per_image(model, torch.rand(1, 1, 28, 28)) == channel["macs"]
+    assert find_classifier(model)[1].in_features == channel["feature_dim"]
+
+    # The home page plots accuracy against cost, and says which models' feature dimension changed.
+    import pyarrow as pa
+
+    from lotterysite.site import pages
+    from lotterysite.site.data import load_store
+
+    md, specs, files = pages.home_page(load_store(store))
+    assert "## Accuracy against cost" in md and "data/specs/cost.json" in specs
+    assert "The feature dimension changed" in md and "`small_resnet/magnitude-channel/0.5` (32 →" in md
+    assert "findings.md#the-curse-of-dimensionality-fig-3" in md
+    cost = {(r["model_id"], r["method"], r["data"]): r for r in pa.ipc.open_file(files["data/cost.arrow"])
+            .read_all().to_pylist()}  # fmt: skip
+    assert cost[("small_resnet/magnitude/0.5", "magnitude", "clean")]["speedup"] == 1.0
+    assert cost[("small_resnet/dense", "magnitude-channel", "clean")]["macs"] == dense["macs"]
+    row = cost[("small_resnet/magnitude-channel/0.5", "magnitude-channel", "clean")]
+    assert row["speedup"] == pytest.approx(dense["latency_batch_ms"] / channel["latency_batch_ms"], rel=1e-6)
