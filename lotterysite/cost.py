@@ -96,6 +96,7 @@ def model_cost(
     latency is the median of 30 passes of one image and of 5 passes of `large_batch` images (NaN when
     `latency` is False). Inputs are uniform noise: the cost of a forward pass does not depend on the pixels."""
     device = torch.device(device)
+    model.to(device)  # where the precompute evaluated it already; float32, as loaded
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(large_batch, in_channels, image_size, image_size, generator=generator).to(device)
     out = {"parameters": parameter_count(model), "macs": macs_per_image(model, x[:1])}

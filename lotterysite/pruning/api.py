@@ -121,7 +121,7 @@ def _recalibrate(model: nn.Module, cfg: PruneConfig, data: Data | None, device) 
             f"{cfg.method} pruning of a model with batch norm without data=: its running statistics stay the dense "
             "model's, which can cost most of its accuracy; pass data= the training ImageSet to recalibrate them, "
             "or bn_recalibration_batches=0 to silence this",
-            stacklevel=3,
+            stacklevel=4,
         )
         return 0
     return recalibrate_batch_norm(
