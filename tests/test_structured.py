@@ -323,3 +323,15 @@ def test_precompute_stores_granularity_feature_width_and_cost(tmp_path):
     assert cost[("small_resnet/dense", "magnitude-channel", "clean")]["macs"] == dense["macs"]
     row = cost[("small_resnet/magnitude-channel/0.5", "magnitude-channel", "clean")]
     assert row["speedup"] == pytest.approx(dense["latency_batch_ms"] / channel["latency_batch_ms"], rel=1e-6)
+
+
+def test_recipe_tables_take_granularity_and_refuse_channel_mpt():
+    from lotterysite.precompute import RecipeError, parse_recipe
+
+    table = '[[pruning]]\nmethod = "{}"\namounts = [0.5]\ngranularity = "channel"\nprune_penultimate = true\n'
+    head = 'name = "r"\n[data]\nname = "fashion_mnist"\n[[architectures]]\narch = "lenet5"\n'
+    sweep = parse_recipe(head + table.format("taylor"), "r.toml").pruning[0]
+    cfg = sweep.config(0.5, 0, retrain=False)
+    assert (cfg.granularity, cfg.prune_penultimate, cfg.channel_norm) == ("channel", True, 1)
+    with pytest.raises(RecipeError, match=r"r.toml: table 'pruning\[0\]': method 'mpt' has no granularity 'channel'"):
+        parse_recipe(head + table.format("mpt"), "r.toml")
