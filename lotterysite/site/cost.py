@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from .data import Store, method_label
 
-FIG3 = "findings.md#the-curse-of-dimensionality-fig-3"  # the findings page's Fig. 3 heading
+FIG3 = "#the-curse-of-dimensionality-fig-3"  # the findings page's Fig. 3 heading
 
 
 def _models(store: Store) -> list[dict]:
@@ -53,8 +53,9 @@ def cost_table(store: Store, views: dict[str, str]) -> bytes:
     return arrow_bytes(pa.table(cols, schema=schema))
 
 
-def feature_dim_note(store: Store) -> str:
-    """A Markdown note naming the models whose feature dimension differs from their dense model's ('' if none)."""
+def feature_dim_note(store: Store, findings: str = "findings.md") -> str:
+    """A Markdown note naming the models whose feature dimension differs from their dense model's ('' if none);
+    `findings`: the findings page's path relative to the page the note is on."""
     if "feature_dim" not in store.models.column_names:
         return ""
     changed = [m for m in _models(store) if m["dense_feature_dim"] > 0 and m["feature_dim"] != m["dense_feature_dim"]]
@@ -65,5 +66,6 @@ def feature_dim_note(store: Store) -> str:
     return (
         f"**The feature dimension changed** for {names}{more}: their structured pruning removed channels of the "
         "classifier's input. Angles between features and class directions shrink as the dimension grows, and grow "
-        f"as it falls ([Fig. 3]({FIG3})), so compare their angles with the dense model's with that in mind.\n\n"
+        f"as it falls ([Fig. 3]({findings}{FIG3})), so compare their angles with the dense model's with that in "
+        "mind.\n\n"
     )

@@ -301,9 +301,10 @@ def home_page(
     if site_cost.has_channel_models(store):  # structured pruning: accuracy against what the models cost to run
         specs["data/specs/cost.json"] = spec_dict(charts.accuracy_vs_cost(methods=methods, archs=list(store.archs)))
         files["data/cost.arrow"] = site_cost.cost_table(store, views)
+        to_findings = posixpath.relpath("findings.md", posixpath.dirname(uri) or ".")  # a Markdown link's target
         md += ("\n## Accuracy against cost\n\nMasks leave a network's size and speed as they were; channel "
                "pruning removes whole channels. Multiply-accumulates per image; the tooltip gives the measured "
-               "speed-up over the dense model.\n\n" + site_cost.feature_dim_note(store)
+               "speed-up over the dense model.\n\n" + site_cost.feature_dim_note(store, to_findings)
                + _static(uri, "data/specs/cost.json", {"cost": "data/cost.arrow"}, "ls-headline") + "\n")  # fmt: skip
     return md, specs, files
 
