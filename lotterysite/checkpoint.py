@@ -113,9 +113,13 @@ def resize_modules(model: nn.Module, structure: dict[str, dict], state: dict[str
     """Give `model` (built by its factory, dense) the architecture of a channel-pruned one: set the attributes
     `structure` names, and replace every parameter and buffer whose shape differs from `state`'s by an empty
     tensor of the stored shape (load_state_dict then fills it)."""
+    plain = (bool, int, float, str, tuple, type(None))
     for name, attrs in structure.items():
         module = model.get_submodule(name)
         for attr, value in attrs.items():
+            # Only a module's own plain attributes (sizes, groups, ...), never methods or private state.
+            if attr.startswith("_") or not isinstance(getattr(module, attr, None), plain):
+                raise ValueError(f"module {name!r} has no plain attribute {attr!r}")
             setattr(module, attr, tuple(value) if isinstance(value, list) else value)
     for key, value in state.items():
         owner, _, leaf = key.rpartition(".")
@@ -164,10 +168,13 @@ def load_checkpoint(
     except (TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: fields 'arch' / 'options' do not build a model ({e})") from None
     try:
-        if payload.get("structure"):
+        if payload.get("structure"):  # only a channel-pruned model's shapes may differ from its factory's
             resize_modules(model, payload["structure"], payload["state_dict"])
+    except (AttributeError, ValueError) as e:  # a module or attribute the model lacks
+        raise CheckpointError(f"{path}: field 'structure' does not fit {payload['arch']} ({e})") from None
+    try:
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, AttributeError) as e:  # AttributeError: a 'structure' module name the model lacks
+    except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{path}: field 'state_dict' does not fit {payload['arch']} ({first})") from None
     bad = non_finite(payload["state_dict"])

@@ -335,3 +335,15 @@ def test_recipe_tables_take_granularity_and_refuse_channel_mpt():
     assert (cfg.granularity, cfg.prune_penultimate, cfg.channel_norm) == ("channel", True, 1)
     with pytest.raises(RecipeError, match=r"r.toml: table 'pruning\[0\]': method 'mpt' has no granularity 'channel'"):
         parse_recipe(head + table.format("mpt"), "r.toml")
+
+
+def test_a_checkpoint_whose_structure_names_a_method_or_a_missing_module_is_refused(tmp_path):
+    from lotterysite.checkpoint import CheckpointError
+
+    model, x, y = build("lenet5", 1, 28, {})
+    save_pruned(tmp_path / "p.pt", channel_prune(model, x, y), in_channels=1, image_size=28)
+    payload = torch.load(tmp_path / "p.pt", weights_only=True)
+    for structure in ({"body.1": {"forward": 3}}, {"body.1": {"_parameters": {}}}, {"nowhere": {"in_channels": 2}}):
+        torch.save({**payload, "structure": structure}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match="field 'structure' does not fit lenet5"):
+            load_pruned(tmp_path / "bad.pt")
