@@ -2,7 +2,9 @@
 
 A checkpoint is a plain dict of tensors and JSON-like values: {"format", "arch", "num_classes", "in_channels",
 "image_size", "options", "state_dict", "masks", "meta"}. `masks` maps parameter names to boolean keep-masks for
-pruned models (empty for dense ones); `meta` holds the configs that produced it.
+pruned models (empty for dense ones); `meta` holds the configs that produced it. A channel-pruned model adds
+"structure": {module name: {attribute: value}}, the attributes pruning changed (in_channels, out_features, ...):
+with the state_dict's shapes they rebuild its architecture from the registry factory (`resize_modules`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def save_checkpoint(
     options: dict[str, Any] | None = None,
     masks: dict[str, torch.Tensor] | None = None,
     meta: dict[str, Any] | None = None,
+    structure: dict[str, dict] | None = None,
 ) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     bad = non_finite(state)
@@ -63,6 +66,8 @@ def save_checkpoint(
         "masks": {k: v.detach().cpu().bool() for k, v in (masks or {}).items()},
         "meta": meta or {},
     }
+    if structure:
+        payload["structure"] = structure
     # Serialised in memory first: torch reports a full disk without the path or the errno.
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -99,7 +104,31 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         value = payload[name]
         if isinstance(value, bool) or not isinstance(value, kind):
             raise CheckpointError(f"{path}: field {name!r} is {type(value).__name__}, expected {kind.__name__}")
+    if not isinstance(payload.get("structure", {}), dict):
+        raise CheckpointError(f"{path}: field 'structure' is {type(payload['structure']).__name__}, expected dict")
     return payload
+
+
+def resize_modules(model: nn.Module, structure: dict[str, dict], state: dict[str, torch.Tensor]) -> None:
+    """Give `model` (built by its factory, dense) the architecture of a channel-pruned one: set the attributes
+    `structure` names, and replace every parameter and buffer whose shape differs from `state`'s by an empty
+    tensor of the stored shape (load_state_dict then fills it)."""
+    plain = (bool, int, float, str, tuple, type(None))
+    for name, attrs in structure.items():
+        module = model.get_submodule(name)
+        for attr, value in attrs.items():
+            # Only a module's own plain attributes (sizes, groups, ...), never methods or private state.
+            if attr.startswith("_") or not isinstance(getattr(module, attr, None), plain):
+                raise ValueError(f"module {name!r} has no plain attribute {attr!r}")
+            setattr(module, attr, tuple(value) if isinstance(value, list) else value)
+    for key, value in state.items():
+        owner, _, leaf = key.rpartition(".")
+        module = model.get_submodule(owner)
+        if leaf in module._parameters and module._parameters[leaf].shape != value.shape:
+            old = module._parameters[leaf]
+            module._parameters[leaf] = nn.Parameter(torch.empty_like(value), requires_grad=old.requires_grad)
+        elif module._buffers.get(leaf) is not None and module._buffers[leaf].shape != value.shape:
+            module._buffers[leaf] = torch.empty_like(value)
 
 
 def load_checkpoint(
@@ -138,6 +167,11 @@ def load_checkpoint(
         )
     except (TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: fields 'arch' / 'options' do not build a model ({e})") from None
+    try:
+        if payload.get("structure"):  # only a channel-pruned model's shapes may differ from its factory's
+            resize_modules(model, payload["structure"], payload["state_dict"])
+    except (AttributeError, ValueError) as e:  # a module or attribute the model lacks
+        raise CheckpointError(f"{path}: field 'structure' does not fit {payload['arch']} ({e})") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:

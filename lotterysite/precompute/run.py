@@ -37,12 +37,13 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
+from ..cost import COST_VERSION, LARGE_BATCH, model_cost
 from ..data import DATASETS, DataError, ImageSet, load_cifar10c
 from ..data._registry import DataSplits
 from ..errors import LotterysiteError
 from ..fileio import DigestCache, atomic_write, check_seal, remove_temporaries, scratch_file, seal, unseal, write_bytes
 from ..geometry import measure_model
-from ..models import create_model
+from ..models import create_model, find_classifier
 from ..models.imported import register_sources, source_file
 from ..pruning import load_pruned, prune_model, retrain, save_pruned, sparsity_report
 from ..store import geometry_schema, read_manifest, sampling, to_table, write_manifest, write_table
@@ -577,7 +578,7 @@ class _Runner:
         source = "generate" if c.source == "generate" else "folder"  # a folder by its content (below), not its path
         fp = _fingerprint(entry.fingerprint, self.recipe.eval_subset, source, c.params, c.seed, c.names,
                           c.severities, self.inputs.get("cifar10c", ""), self.inputs.get("corruptions", ""),
-                          results_file.FORMAT,
+                          results_file.FORMAT, COST_VERSION,
                           self.recipe.ship.severities)  # fmt: skip
         return self.work / "results" / f"{entry.key}-{fp}.npz"
 
@@ -634,10 +635,30 @@ class _Runner:
             report = sparsity_report(model)
             cfg = getattr(model, "prune_config", None)
             extra = {"sparsity": report["sparsity"], "prunable": report["count"],
-                     "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0)}  # fmt: skip
+                     "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0),
+                     **self.cost(entry, model, eval_set)}  # fmt: skip
             results_file.save(path, res, extra, angle_file=angle_file)
             seal(path)
             del res
+
+    def cost(self, entry: ModelEntry, model, eval_set) -> dict:
+        """What the model costs (lotterysite.cost) and how it was pruned: structured pruning changes the first, and
+        may change the feature dimension. Latency is measured here, on the precompute device, except for models of
+        the dense shape (masks), which take their dense model's in the store (see `models_table`)."""
+        structured = getattr(model, "structured", None) or {}
+        weight_level = entry.method != "dense" and not structured
+        cost = model_cost(model, in_channels=eval_set.in_channels, image_size=eval_set.image_size,
+                          device=self.device, large_batch=min(LARGE_BATCH, self.recipe.batch_size),
+                          latency=not weight_level)  # fmt: skip
+        feature_dim = find_classifier(model)[1].in_features
+        granularity = "none" if entry.method == "dense" else "channel" if structured else "weight"
+        return {
+            **cost,
+            "latency_batch": min(LARGE_BATCH, self.recipe.batch_size),
+            "granularity": granularity,
+            "feature_dim": feature_dim,
+            "dense_feature_dim": structured.get("dense_feature_dim", feature_dim),
+        }
 
     def all_results(self, eval_set: ImageSet, variants) -> StoredResults:
         """Every model's (entry, results, extra), the results read lazily from the work files the evaluate units
@@ -836,6 +857,9 @@ class _Runner:
         write_manifest(root, manifest)
 
 
+COST = ("parameters", "macs", "latency_b1_ms", "latency_batch_ms", "latency_batch")  # models.arrow cost columns
+
+
 # -- the store's tables: one builder each, returning {column name: values} (never built by position) -------------
 def accuracy_table(results: dict, C: int, weights) -> tuple[dict, dict]:
     """accuracy.arrow's columns, and per model {variant: (accuracy, lo, hi)} over all classes (for models.arrow)."""
@@ -863,7 +887,11 @@ def accuracy_table(results: dict, C: int, weights) -> tuple[dict, dict]:
 def models_table(results: dict, overall: dict) -> dict:
     nan3 = (float("nan"),) * 3
     cols = {k: [] for k in MODELS.names}
+    # A masked model has its dense model's shape, so its dense model's cost: latency is measured once per shape.
+    dense = {(e.arch, e.seed): x for e, _, x in results.values() if e.method == "dense"}
     for entry, _, extra in results.values():
+        if extra.get("granularity") != "channel":
+            extra = {**extra, **{k: v for k, v in dense.get((entry.arch, entry.seed), {}).items() if k in COST}}
         clean = overall[entry.model_id]["clean"]
         corrupted = overall[entry.model_id].get("corruption_mean", nan3)
         row = {
@@ -875,6 +903,10 @@ def models_table(results: dict, overall: dict) -> dict:
             "corrupted_accuracy": corrupted[0], "corrupted_accuracy_lo": corrupted[1],
             "corrupted_accuracy_hi": corrupted[2],
         }  # fmt: skip
+        row.update({k: extra.get(k, float("nan")) for k in COST})
+        row["granularity"] = extra.get("granularity", "none" if entry.method == "dense" else "weight")
+        row["feature_dim"] = extra.get("feature_dim", -1)  # -1: a work file from before schema 1.5
+        row["dense_feature_dim"] = extra.get("dense_feature_dim", -1)
         for k in MODELS.names:
             cols[k].append(row[k])
     return cols

@@ -5,7 +5,8 @@ architecture: its stored weights are the effective ones (pruned weights exactly 
 `model.masks` maps each pruned parameter name to a boolean keep-mask. `save_pruned` / `load_pruned` carry the
 masks through the checkpoint. The final classifier (the class directions) stays dense unless prune_classifier=True.
 Any `nn.Module` prunes (its classifier found by `lotterysite.models.find_classifier`), and models pruned by other
-tools load with `load_pruned_elsewhere`.
+tools load with `load_pruned_elsewhere`. `granularity="channel"` removes whole channels instead of masking weights
+(random, magnitude, Taylor; MPT stays weight-level): the model shrinks, see `structured`.
 """
 
 from . import methods, mpt  # noqa: F401  (explicit imports register the methods)

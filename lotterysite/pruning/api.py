@@ -16,6 +16,7 @@ from .batchnorm import has_batch_norm, recalibrate_batch_norm
 from .config import PruneConfig
 from .masks import apply_masks, attach_masks, prunable_parameters, pruned_count, reshape_masks
 from .retrain import retrain
+from .structured import prune_channels
 
 _FIELDS = {f.name for f in dataclasses.fields(PruneConfig)} - {"method", "amount", "seed"}
 
@@ -28,6 +29,7 @@ def prune(
     data: Data | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    example_input: torch.Tensor | None = None,
     **options,
 ) -> nn.Module:
     """A pruned copy of `model` (left untouched) with `round(amount * count)` prunable weights removed.
@@ -35,17 +37,24 @@ def prune(
     `data` (a data set, or any iterable of (images, labels) batches in the form the model expects) feeds Taylor,
     MPT, retraining and the batch-norm recalibration that follows pruning (`bn_recalibration_batches`, on by
     default for models with batch norm); `options` are the other `PruneConfig` fields (scope, prune_classifier,
-    taylor_batches, mpt_epochs, ...).
+    taylor_batches, mpt_epochs, granularity, ...). granularity="channel" removes whole channels (see
+    `pruning.structured`); it traces the model on one image of `data`, or on `example_input` when given.
     """
     unknown = sorted(set(options) - _FIELDS)
     if unknown:
         raise TypeError(f"unknown pruning option(s) {', '.join(unknown)}; known options: {', '.join(sorted(_FIELDS))}")
     get_method(method)  # an unknown method is reported before any config field
-    return prune_model(model, PruneConfig(method=method, amount=amount, seed=seed, **options), data=data, device=device)
+    cfg = PruneConfig(method=method, amount=amount, seed=seed, **options)
+    return prune_model(model, cfg, data=data, device=device, example_input=example_input)
 
 
 def prune_model(
-    model: nn.Module, cfg: PruneConfig, *, data: Data | None = None, device: torch.device | str = "cpu"
+    model: nn.Module,
+    cfg: PruneConfig,
+    *,
+    data: Data | None = None,
+    device: torch.device | str = "cpu",
+    example_input: torch.Tensor | None = None,
 ) -> nn.Module:
     """`prune` driven by a PruneConfig (what the recipe parses into)."""
     spec = get_method(cfg.method)
@@ -66,6 +75,13 @@ def prune_model(
     pruned = copy.deepcopy(model).to(device)
     if getattr(pruned, "masks", None):
         pruned.masks = {k: m.to(device) for k, m in pruned.masks.items()}
+    if cfg.granularity == "channel":
+        pruned.structured = prune_channels(pruned, cfg, data=data, device=device, example_input=example_input)
+        pruned.masks = {}
+        return _finish(pruned, cfg, data, device)
+    if getattr(pruned, "structured", None):
+        raise ValueError("the model is channel-pruned; prune it further with granularity='channel', or prune "
+                         "the dense model with masks")  # fmt: skip
     targets = prunable_parameters(pruned, prune_classifier=cfg.prune_classifier)
     outside = sorted(set(getattr(pruned, "masks", None) or {}) - set(targets))
     if outside and cfg.method != "mpt":  # MPT starts from a fresh initialisation, earlier masks play no part
@@ -79,6 +95,11 @@ def prune_model(
     _check_counts(masks, cfg)
     apply_masks(pruned, masks)
     attach_masks(pruned, masks)
+    return _finish(pruned, cfg, data, device)
+
+
+def _finish(pruned: nn.Module, cfg: PruneConfig, data: Data | None, device) -> nn.Module:
+    """Batch-norm recalibration and retraining, the same for masks and channels."""
     pruned.eval()
     cfg = dataclasses.replace(cfg, bn_recalibration_batches=_recalibrate(pruned, cfg, data, device))
     pruned.prune_config = cfg  # records the batches batch norm was recalibrated on (0: not recalibrated)
@@ -100,7 +121,7 @@ def _recalibrate(model: nn.Module, cfg: PruneConfig, data: Data | None, device) 
             f"{cfg.method} pruning of a model with batch norm without data=: its running statistics stay the dense "
             "model's, which can cost most of its accuracy; pass data= the training ImageSet to recalibrate them, "
             "or bn_recalibration_batches=0 to silence this",
-            stacklevel=3,
+            stacklevel=4,
         )
         return 0
     return recalibrate_batch_norm(

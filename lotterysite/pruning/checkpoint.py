@@ -1,4 +1,5 @@
-"""Pruned checkpoints: the ordinary checkpoint format, with the masks and the pruning config in it."""
+"""Pruned checkpoints: the ordinary checkpoint format, with the masks and the pruning config in it (a channel-pruned
+model: the changed module attributes in "structure", and `model.structured` less them in meta "structured")."""
 
 from __future__ import annotations
 
@@ -24,21 +25,31 @@ def save_pruned(
 ) -> None:
     """Save a pruned model with its masks; `meta` gains "pruning" (the PruneConfig) and "sparsity" (the report)."""
     masks = getattr(model, "masks", None)
-    if not masks:
+    structured = getattr(model, "structured", None)
+    if not masks and not structured:
         raise ValueError("model has no masks; prune it with lotterysite.pruning.prune, or save it with save_checkpoint")
     meta = dict(meta or {})
     config = getattr(model, "prune_config", None)
     if config is not None:
         meta["pruning"] = asdict(config)
     meta["sparsity"] = sparsity_report(model)
+    if structured:
+        meta["structured"] = {k: v for k, v in structured.items() if k != "modules"}
     save_checkpoint(
-        path, model, in_channels=in_channels, image_size=image_size, options=options, masks=masks, meta=meta
-    )
+        path, model, in_channels=in_channels, image_size=image_size, options=options, masks=masks, meta=meta,
+        structure=structured["modules"] if structured else None,
+    )  # fmt: skip
 
 
 def load_pruned(path: str | os.PathLike, **expect) -> tuple[nn.Module, dict[str, Any]]:
     """`load_checkpoint` plus the masks (checked against the weights) as `model.masks`, and `model.prune_config`."""
     model, payload = load_checkpoint(path, **expect)
+    if "structured" in payload["meta"]:  # channel-pruned: the architecture itself is the pruning
+        model.structured = {**payload["meta"]["structured"], "modules": payload.get("structure", {})}
+        model.masks = {}
+        if "pruning" in payload["meta"]:
+            model.prune_config = PruneConfig(**payload["meta"]["pruning"])
+        return model, payload
     if not payload["masks"]:
         raise CheckpointError(
             f"{path}: field 'masks' is empty; this is a dense checkpoint, load it with load_checkpoint"

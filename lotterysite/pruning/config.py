@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 
 SCOPES = ("global", "layer", "lamp")
+GRANULARITIES = ("weight", "channel")
+CHANNEL_METHODS = ("random", "magnitude", "taylor")  # the methods granularity "channel" supports
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class PruneConfig:
     retrain_epochs: int = 0  # fine-tune the surviving weights this many epochs after pruning (0: no retraining)
     retrain_lr: float = 1e-3  # peak AdamW learning rate of retraining, cosine-annealed
     progress: bool = True  # tqdm bars for Taylor accumulation, MPT training and retraining
+    granularity: str = "weight"  # "weight": masks of single weights; "channel": whole channels and filters removed
+    # through Torch-Pruning's dependency graph (random, magnitude, taylor; see pruning.structured)
+    channel_norm: int = 1  # granularity "channel", magnitude: the group norm, 1 (L1) or 2 (L2)
+    prune_penultimate: bool = False  # granularity "channel": also prune the classifier's input width (the feature
+    # dimension); by default it is kept, so angles stay comparable with the dense model
 
     def __post_init__(self):
         amount = self.amount
@@ -38,6 +45,18 @@ class PruneConfig:
             raise ValueError(
                 f"scope {self.scope!r} is not one of {', '.join(map(repr, SCOPES))} (or None for the method's default)"
             )
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity {self.granularity!r} is not one of {', '.join(map(repr, GRANULARITIES))}")
+        if self.granularity == "channel" and self.method not in CHANNEL_METHODS:
+            raise ValueError(
+                f"method {self.method!r} has no granularity 'channel' (MPT learns a weight-level subnetwork); "
+                f"channel pruning methods: {', '.join(CHANNEL_METHODS)}"
+            )
+        if self.granularity == "channel" and self.prune_classifier:
+            raise ValueError("prune_classifier does not apply to granularity 'channel' (the classifier's outputs "
+                             "are the classes); prune_penultimate = true prunes its input width")  # fmt: skip
+        if self.channel_norm not in (1, 2):
+            raise ValueError(f"channel_norm is {self.channel_norm!r}; it must be 1 (L1) or 2 (L2)")
         for name in ("batch_size", "taylor_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)}; it must be >= 1")

@@ -140,17 +140,21 @@ def attach_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 def sparsity_report(model: nn.Module) -> dict:
     """Per layer and in total: weight count, pruned (masked) count, zero count and sparsity.
 
-    A pruned model is reported over its masked weights; a dense one over its default prunable weights.
+    A pruned model is reported over its masked weights; a dense one over its default prunable weights; a
+    channel-pruned one over the weights its dense model had (removed channels count as pruned, and as zeros).
     """
     masks = getattr(model, "masks", None) or {}
     params = dict(model.named_parameters())
-    names = list(masks) if masks else list(prunable_parameters(model))
+    structured = getattr(model, "structured", None)
+    # A channel-pruned model is reported over its dense weights: a removed channel's weights count as pruned.
+    dense = structured["dense_layers"] if structured else {}
+    names = list(dense or masks or prunable_parameters(model))
     layers = {}
     for name in names:
         w = params[name].detach()
-        count = w.numel()
-        pruned = int((~masks[name]).sum()) if name in masks else 0
-        zeros = int((w == 0).sum())
+        count = dense.get(name, w.numel())
+        pruned = int((~masks[name]).sum()) if name in masks else count - w.numel()
+        zeros = int((w == 0).sum()) + count - w.numel()
         layers[name] = {"count": count, "pruned": pruned, "zeros": zeros, "sparsity": pruned / count if count else 0.0}
     count = sum(v["count"] for v in layers.values())
     pruned = sum(v["pruned"] for v in layers.values())

@@ -22,14 +22,15 @@ def retrain(
     test_set: ImageSet | None = None,
     progress: bool = True,
 ) -> tuple[nn.Module, History]:
-    """A fine-tuned copy of the pruned `model` (left untouched) and its training history; pruned weights stay 0."""
+    """A fine-tuned copy of the pruned `model` (left untouched) and its training history; pruned weights stay 0
+    (a channel-pruned model has none: its removed channels are gone, every remaining weight trains)."""
     masks = getattr(model, "masks", None)
-    if not masks:
+    if not masks and not getattr(model, "structured", None):  # a channel-pruned model has no masks to hold
         raise ValueError(
             "retrain needs a pruned model (with .masks); prune it first, or use training.train for a dense one"
         )
     model = copy.deepcopy(model).to(device)
-    model.masks = {k: m.to(device) for k, m in model.masks.items()}
+    model.masks = {k: m.to(device) for k, m in (masks or {}).items()}
     params = dict(model.named_parameters())
     # Zeroing the gradients keeps the optimizer's moments of pruned weights at zero; re-applying the masks after
     # every step also undoes weight decay and any numerical drift, so the pruned weights are exactly 0 throughout.

@@ -799,3 +799,40 @@ def correlations(data=None) -> alt.Chart:
         )
         .properties(width=240, name="ls_corr_unit")
     )
+
+
+def accuracy_vs_cost(data=None, *, methods: list[str], archs: list[str] | None = None) -> alt.FacetChart:
+    """Accuracy against what a model costs to run: multiply-accumulates per image (log axis), one line per method,
+    clean and the corruption mean side by side, one row per architecture. Masked models sit at their dense model's
+    cost (masks do not shrink a network); channel-pruned ones move left. The tooltip gives the measured speed-up.
+
+    Rows: model_id, arch, method, amount, macs, speedup (dense latency / this model's, at the large batch),
+    parameters, data ("clean" / "corruption mean"), panel ("<arch> · <data>"), accuracy, seed, href.
+    """
+    panels = [f"{a} · {d}" for a in archs for d in ("clean", "corruption mean")] if archs else "ascending"
+    pick = alt.selection_point(name="cost_method", fields=["method"], bind="legend")
+    color = alt.Color("method:N", title="method", scale=alt.Scale(domain=methods),
+                      legend=alt.Legend(orient="bottom", columns=min(len(methods), 6), symbolOpacity=1))  # fmt: skip
+    base = alt.Chart().encode(
+        x=alt.X("macs:Q", title="multiply-accumulates per image", scale=alt.Scale(type="log"),
+                axis=alt.Axis(format="~s")),
+        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".0%")),
+        color=color, detail="seed:N", opacity=alt.condition(pick, alt.value(1), alt.value(0.12)),
+    )  # fmt: skip
+    line = base.mark_line(strokeWidth=2).encode(order="amount:Q")
+    dots = base.mark_point(filled=True, size=55, cursor="pointer").encode(
+        href="href:N",
+        tooltip=[alt.Tooltip("model_id:N", title="model"), alt.Tooltip("data:N"),
+                 alt.Tooltip("accuracy:Q", format=".1%"), alt.Tooltip("amount:Q", title="pruned", format=".0%"),
+                 alt.Tooltip("macs:Q", title="MACs", format=".3~s"),
+                 alt.Tooltip("parameters:Q", format=".3~s"),
+                 alt.Tooltip("speedup:Q", title="measured speed-up", format=".2f")],
+    )  # fmt: skip
+    return (
+        alt.layer(line, dots, data=_data(data, "cost"))
+        .add_params(pick)
+        .properties(width=280, height=200, name="ls_cost_unit")
+        .facet(facet=alt.Facet("panel:N", title=None, sort=panels,
+                               header=alt.Header(labelFontSize=13, labelFontWeight="bold")), columns=2)
+        .properties(name="ls_cost")
+    )  # fmt: skip

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from html import escape
 
 from . import charts, findings
+from . import cost as site_cost
 from .data import ArchData, Store, amount_label, model_label, severity_coverage
 
 VIEWS = (
@@ -312,6 +313,7 @@ FIT = {
     },
     "curse": {"reflow": {"ls_curse": [380, 2]}, "shrink": {"ls_curse_unit": [180, 300, 1, 70]}},
     "correlations": {"shrink": {"ls_corr_unit": [120, 240, 1, 200]}},
+    "cost": {"reflow": {"ls_cost": [370, 2]}, "shrink": {"ls_cost_unit": [180, 280, 1, 80]}, "legend": 150},
 }
 
 
@@ -360,6 +362,14 @@ def home_page(
         + findings.summary(store, equivalence_points=equivalence_points)
         + "\n"
     )
+    if site_cost.has_channel_models(store):  # structured pruning: accuracy against what the models cost to run
+        specs["data/specs/cost.json"] = spec_dict(charts.accuracy_vs_cost(methods=methods, archs=list(store.archs)))
+        files["data/cost.arrow"] = site_cost.cost_table(store, views)
+        to_findings = posixpath.relpath("findings.md", posixpath.dirname(uri) or ".")  # a Markdown link's target
+        md += ("\n## Accuracy against cost\n\nMasks leave a network's size and speed as they were; channel "
+               "pruning removes whole channels. Multiply-accumulates per image; the tooltip gives the measured "
+               "speed-up over the dense model.\n\n" + site_cost.feature_dim_note(store, to_findings)
+               + _static(uri, "data/specs/cost.json", {"cost": "data/cost.arrow"}, "ls-headline") + "\n")  # fmt: skip
     return md, specs, files
 
 

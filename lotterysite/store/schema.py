@@ -27,7 +27,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.3"  # 1.3: paired.arrow, samples.arrow in_sample, the store signature
+SCHEMA_VERSION = "1.5"  # 1.3: paired.arrow, samples.arrow in_sample, the store signature; 1.5: models.arrow
+# granularity, feature dimensions and cost (parameters, MACs, measured latency)
+# models.arrow columns measured as wall time, not computed: they differ from run to run (tests comparing stores
+# leave them out)
+MEASURED = ("latency_b1_ms", "latency_batch_ms")
 
 STR = pa.dictionary(pa.int32(), pa.string())
 GALLERY_NAMES = ("gallery.png", "gallery.webp", "gallery.jpg")  # the gallery file a store may hold
@@ -50,6 +54,14 @@ MODELS = pa.schema(
         ("corrupted_accuracy", pa.float32()),  # mean over every corruption x severity evaluated
         ("corrupted_accuracy_lo", pa.float32()),
         ("corrupted_accuracy_hi", pa.float32()),
+        ("granularity", STR),  # "none" (dense), "weight" (masks) or "channel" (channels removed, structured)
+        ("feature_dim", pa.int32()),  # the classifier's input width: the dimension of the latent space measured
+        ("dense_feature_dim", pa.int32()),  # the same for the dense model (differs only with prune_penultimate)
+        ("parameters", pa.int32()),  # every parameter of the model; masked models: the dense count
+        ("macs", pa.float64()),  # conv + linear multiply-accumulates per image (float64: exact, and no BigInt)
+        ("latency_b1_ms", pa.float32()),  # median forward time of 1 image on the precompute device
+        ("latency_batch_ms", pa.float32()),  # median forward time of `latency_batch` images
+        ("latency_batch", pa.int16()),  # the large batch's size
     ]
 )
 
