@@ -886,9 +886,9 @@ def correlations_table(results: dict, weights, *, corrupted: bool) -> dict:
     if not corrupted:
         return cor
     for entry, res, _ in results.values():
-        ra, rl, rm = agg.correlations(res)
+        ra, rl, rm, rm5 = agg.correlations(res)
         row = {"model_id": entry.model_id, "arch": entry.arch, "method": entry.method, "amount": entry.amount,
-               "n": res.labels.shape[0], "rc_angle": ra, "rc_length": rl, "rc_margin": rm,
+               "n": res.labels.shape[0], "rc_angle": ra, "rc_length": rl, "rc_margin": rm, "rc_margin_eq5": rm5,
                **agg.correlation_intervals(res, weights, agg.BOOTSTRAP)}  # fmt: skip
         row["mc_abs_mean"], row["mc_abs_mean_lo"], row["mc_abs_mean_hi"] = agg.margin_change_spread(
             res, weights, agg.BOOTSTRAP
@@ -1032,7 +1032,7 @@ def geometry_table(entry: ModelEntry, res, shipped: np.ndarray, labels: np.ndarr
         g["label"].append(labels[shipped])
         g["pred"].append(res.pred[v, shipped])
         g["correct"].append(res.correct[v, shipped])
-        for metric in ("prob_true", "loss", "length", "margin", "degenerate"):
+        for metric in ("prob_true", "loss", "length", "margin", "margin_eq5", "degenerate"):
             g[metric].append(getattr(res, metric)[v, shipped])
         g["angle_true"].append(angle_true[v, shipped])
         g["rel_margin_change"].append(rel[v, shipped])
