@@ -1204,12 +1204,21 @@ class UnitTask:
         return time.perf_counter() - start
 
 
-def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False) -> list[Unit]:
-    """The units of `recipe`'s study, their dependencies and which are done (what `precompute --plan` prints)."""
+def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False, estimate_on=None):
+    """The units of `recipe`'s study, their dependencies and which are done (what `precompute --plan` prints).
+
+    With `estimate_on` (a device), also each unit's estimated time and peak memory there, from a short calibration
+    of the recipe's own models and data (precompute/estimate.py): returns (units, estimates, calibration) then."""
     store = Path(store) if store is not None else Path("store") / recipe.name
     runner = _Runner(recipe, store, force=force, device=torch.device("cpu"), progress=False)
     runner.rebuild = False
-    return _runner_plan(runner)
+    units = _runner_plan(runner)
+    if estimate_on is None:
+        return units
+    from .estimate import calibrate, estimate
+
+    cal = calibrate(runner, units, torch.device(estimate_on))
+    return units, estimate(runner, units, cal), cal
 
 
 def precompute(
@@ -1292,14 +1301,33 @@ def _kind(units: list[Unit], unit_id: str) -> str:
     return next(u.kind for u in units if u.id == unit_id)
 
 
-def format_plan(units: list[Unit]) -> str:
-    """The plan as text: one line per unit with its state and what it waits for."""
+def format_plan(units: list[Unit], estimates: dict | None = None, calibration=None) -> str:
+    """The plan as text: one line per unit with its state and what it waits for; with `estimates`, each unit's
+    estimated time and peak memory, the total, and every unit that will not fit the memory available."""
+    from .estimate import duration, size
+
     lines = []
     done = sum(u.done for u in units)
-    lines.append(f"{len(units)} units, {done} done, {len(units) - done} to run")
+    head = f"{len(units)} units, {done} done, {len(units) - done} to run"
+    if estimates is not None and calibration is not None:
+        total = sum(e.seconds for e in estimates.values())
+        head += (f"; estimated {duration(total)} on {calibration.device.type} in one process "
+                 f"(calibrated in {duration(calibration.seconds)})")  # fmt: skip
+    lines.append(head)
     for u in units:
         deps = ", ".join(u.deps[:3]) + (f" (+{len(u.deps) - 3})" if len(u.deps) > 3 else "")
-        lines.append(f"  [{'done' if u.done else 'todo'}] {u.id:<48} {u.kind:<11} after: {deps or '-'}")
+        line = f"  [{'done' if u.done else 'todo'}] {u.id:<48} {u.kind:<11} after: {deps or '-'}"
+        e = (estimates or {}).get(u.id)
+        if e is not None:
+            line += f"  ~{duration(e.seconds)}, peak {size(e.memory)}" + ("  DOES NOT FIT" if e.fits is False else "")
+        lines.append(line)
+    short = [(u, estimates[u.id]) for u in units if estimates and u.id in estimates and estimates[u.id].fits is False]
+    if short and calibration is not None:
+        for u, e in short:
+            where = "RAM" if u.kind == "store" or calibration.device.type == "cpu" else "CUDA memory"
+            free = calibration.ram if u.kind == "store" else calibration.available
+            lines.append(f"warning: {u.id} needs about {size(e.memory)} of {where}, {size(free)} is free now: it "
+                         "will not fit (lower the batch size, or run it on a larger device)")  # fmt: skip
     return "\n".join(lines)
 
 
