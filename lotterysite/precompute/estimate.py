@@ -3,7 +3,7 @@
 A short calibration runs the recipe's own code on a few batches of its own data, on the chosen device, and every
 unit's time is extrapolated from it by the unit's work count (training steps, images, batches):
 
-- training: `training.train` on 1 and 3 batches of each architecture's model (the recipe's optimizer, batch size,
+- training: `training.train` on 1 and 4 batches of each architecture's model (the recipe's optimizer, batch size,
   augmentation and amp), whose difference is the time of a step and the rest the per-run overhead;
 - evaluation: `geometry.measure_model` on a half and a whole batch of evaluation images (per image, per batch);
 - corruptions: `corruptions.corrupt` of each corruption on 16 and 64 evaluation images;
@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -55,6 +56,7 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
+from .curse import _angle_stats, random_vector_angles
 from .executors import Unit
 
 CORRUPTION_CHUNK = 1000  # images the cached corruption units corrupt at a time (run.py generate_corruptions)
@@ -162,6 +164,7 @@ class Calibration:
     pair: float  # seconds of one pair in paired.arrow
     thumbnail: float  # seconds per shipped sample's thumbnail
     curse: Line | None  # seconds of one curse width (training over n batches, then measuring)
+    vectors: Line | None  # seconds of the curse study's random vectors over n dimensions
     write: Line  # seconds of writing a file of n bytes (atomically, flushed to disk) beside the store
     available: int | None  # bytes free on the device
     ram: int | None  # bytes of RAM free
@@ -188,7 +191,7 @@ def _calibrate_arch(runner, arch_cfg, data, eval_set, device, entries) -> ArchCo
         train(model, data.train.head(min(n * bs, len(data.train))), cfg, device=device, progress=False)
 
     steps = max(1, math.ceil(len(data.train) / bs))
-    train_step = line(fit, 1, min(3, steps), device) if not (arch_cfg.checkpoint or arch_cfg.weights) else Line(0, 0)
+    train_step = line(fit, 1, min(4, steps), device) if not (arch_cfg.checkpoint or arch_cfg.weights) else Line(0, 0)
     eb = min(recipe.batch_size, len(eval_set))
 
     def infer(n: int) -> None:
@@ -285,18 +288,24 @@ def _calibrate_store(runner, eval_set, variants) -> tuple[Line, float, float]:
     return store, pair, thumb
 
 
-def _calibrate_curse(runner, data, eval_set, device) -> Line:
+def _calibrate_curse(runner, data, eval_set, device) -> tuple[Line, Line]:
+    """(seconds of one width over n training batches, seconds of the random-vector study over n dimensions)."""
     c = runner.recipe.curse
     width = sorted(c.widths)[len(c.widths) // 2]
     cfg = TrainConfig(epochs=1, seed=runner.recipe.seeds[0])
     train_set = data.train.head(c.train_subset)
 
-    def one(n: int) -> None:
+    def one(n: int) -> None:  # as width_sweep: build, measure untrained, train n batches, measure trained
         model = create_model(c.arch, num_classes=eval_set.num_classes, in_channels=eval_set.in_channels,
                              image_size=eval_set.image_size, feature_dim=width)  # fmt: skip
+        _angle_stats(model, eval_set, device)
         train(model, train_set.head(min(n * cfg.batch_size, len(train_set))), cfg, device=device, progress=False)
+        _angle_stats(model, eval_set, device)
 
-    return line(one, 1, 2, device)
+    def vectors(n: int) -> None:
+        random_vector_angles([n], c.random_samples, seed=0)
+
+    return line(one, 1, 2, device), line(vectors, 64, 512, torch.device("cpu"))
 
 
 def _calibrate_write(runner) -> Line:
@@ -312,7 +321,14 @@ def _calibrate_write(runner) -> Line:
 
 
 def calibrate(runner, units: list[Unit], device: torch.device) -> Calibration:
-    """Time the recipe's own work on a few batches of its data, for the units still to run."""
+    """Time the recipe's own work on a few batches of its data, for the units still to run. Warnings the work
+    raises (an untrained model's degenerate features, say) are the run's to report, not the plan's: silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _calibrate(runner, units, device)
+
+
+def _calibrate(runner, units: list[Unit], device: torch.device) -> Calibration:
     start = time.perf_counter()
     data, eval_set, variants = runner.prepare()
     todo = [u for u in units if not u.done]
@@ -335,10 +351,12 @@ def calibrate(runner, units: list[Unit], device: torch.device) -> Calibration:
     store, pair, thumb = (None, 0.0, 0.0)
     if any(u.kind == "store" for u in todo):
         store, pair, thumb = _calibrate_store(runner, eval_set, variants)
-    curse = _calibrate_curse(runner, data, eval_set, device) if any(u.kind == "curse" for u in todo) else None
+    curse, vectors = None, None
+    if any(u.kind == "curse" for u in todo):
+        curse, vectors = _calibrate_curse(runner, data, eval_set, device)
     write = _calibrate_write(runner) if todo else Line(0.0, 0.0)
     return Calibration(device=device, seconds=time.perf_counter() - start, archs=archs, corrupt=corrupt_cost,
-                       store=store, pair=pair, thumbnail=thumb, curse=curse, write=write,
+                       store=store, pair=pair, thumbnail=thumb, curse=curse, vectors=vectors, write=write,
                        available=available_memory(device),
                        ram=available_memory(torch.device("cpu")))  # fmt: skip
 
@@ -381,7 +399,9 @@ def estimate(runner, units: list[Unit], cal: Calibration) -> dict[str, Estimate]
         elif u.kind == "curse":
             c = recipe.curse
             steps = math.ceil(min(len(data.train), c.train_subset or len(data.train)) / TrainConfig().batch_size)
-            seconds = len(c.widths) * cal.curse.at(c.epochs * steps) if cal.curse else 0.0
+            if cal.curse:
+                seconds = len(c.widths) * cal.curse.at(c.epochs * steps) + cal.vectors.overhead * len(c.random_dims)
+                seconds += cal.vectors.slope * sum(c.random_dims) + _file(cal, 4096)
         elif u.kind == "store":
             M = len(runner.entries)
             seconds = (cal.store.at(M) if cal.store else 0.0) + cal.pair * M * (M + 1) / 2 + cal.thumbnail * N
