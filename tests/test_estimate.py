@@ -74,25 +74,33 @@ def test_the_plan_prints_each_units_time_memory_and_the_total(planned_and_run):
     assert text.splitlines()[0].startswith(f"{len(units)} units, 0 done, {len(units)} to run; estimated {total} on cpu")
     for u in units:
         row = next(line for line in text.splitlines() if f" {u.id} " in line)
-        assert f"~{est.duration(estimates[u.id].seconds)}, peak {est.size(estimates[u.id].memory)}" in row
+        e = estimates[u.id]
+        assert f"~{est.duration(e.seconds)}, peak {est.size(e.memory + e.host)}" in row  # on the CPU: one peak
     assert "DOES NOT FIT" not in text and "warning" not in text
 
 
 def test_a_unit_that_does_not_fit_is_flagged(planned_and_run):
     units, estimates, cal, _ = planned_and_run
     dense = estimates["model/lenet5/dense"]
+    need = dense.memory + dense.host  # on the CPU, device and host memory are one
     # As much memory free as the dense training needs, less one byte: that unit (and the larger ones) is flagged.
-    small = dataclasses.replace(cal, available=dense.memory - 1, ram=10**12)
+    small = dataclasses.replace(cal, available=need - 1, ram=need - 1)
     store = Path(next(u.output for u in units if u.kind == "store")).parent
     runner = run._Runner(parse_recipe(RECIPE, "estimate.toml"), store, force=False, device=torch.device("cpu"),
                          progress=False)  # fmt: skip
     again = est.estimate(runner, units, small)
     flagged = {u for u, e in again.items() if e.fits is False}
-    assert "model/lenet5/dense" in flagged and "store" not in flagged
-    assert flagged == {u for u, e in estimates.items() if e.memory > dense.memory - 1 and u != "store"}
+    assert "model/lenet5/dense" in flagged and "corruption/fog-2" not in flagged
+    assert flagged == {u for u, e in estimates.items() if e.memory + e.host >= need}
     text = run.format_plan(units, again, small)
     assert "[todo] model/lenet5/dense" in text and "DOES NOT FIT" in text
-    assert f"warning: model/lenet5/dense needs about {est.size(dense.memory)} of RAM" in text
+    assert f"warning: model/lenet5/dense needs about {est.size(need)} of RAM, {est.size(need - 1)} is free" in text
+    # On CUDA the weights and activations must fit the device, the images and results the RAM: each its own.
+    gpu = dataclasses.replace(cal, device=torch.device("cuda"), available=dense.memory - 1, ram=10**12)
+    on_gpu = est.estimate(runner, units, gpu)
+    assert on_gpu["model/lenet5/dense"].fits is False and on_gpu["corruption/fog-2"].fits is True
+    text = run.format_plan(units, on_gpu, gpu)
+    assert f"needs about {est.size(dense.memory)} of cuda memory" in text and "peak " in text and " RAM" in text
 
 
 def test_training_memory_counts_weights_gradients_optimizer_state_and_activations(planned_and_run):
@@ -104,6 +112,7 @@ def test_training_memory_counts_weights_gradients_optimizer_state_and_activation
     a = cal.archs["lenet5"]
     assert a.params == params and a.optimizer_states == 2  # the recipe's AdamW: two moments per weight
     assert estimates["model/lenet5/dense"].memory == params * 4 + a.activations * 128
+    assert estimates["model/lenet5/dense"].host == 0
 
 
 def test_activation_bytes_by_hand():

@@ -40,7 +40,7 @@ from ..corruptions import corrupt
 from ..fileio import write_bytes
 from ..geometry import measure_model
 from ..models import create_model
-from ..pruning import prune_model
+from ..pruning import get_method, prune_model
 from ..pruning.batchnorm import has_batch_norm
 from ..pruning.retrain import retrain
 from ..store import to_table
@@ -99,9 +99,8 @@ def line(fn, small: int, large: int, device: torch.device, repeats: int = 2) -> 
     if large <= small:
         return Line(0.0, t_small / max(small, 1))
     t_large = _best(lambda: fn(large), device, repeats)
+    # A larger size that ran no slower: the cost does not grow with the size (magnitude pruning's data loop).
     slope = max(t_large - t_small, 0.0) / (large - small)
-    if slope == 0.0:  # timer noise: the larger size ran faster; charge the larger size's time per unit of size
-        slope = t_large / large
     return Line(max(t_small - slope * small, 0.0), slope)
 
 
@@ -364,8 +363,14 @@ def _calibrate(runner, units: list[Unit], device: torch.device) -> Calibration:
 @dataclass(frozen=True)
 class Estimate:
     seconds: float
-    memory: int  # peak bytes on the device the unit runs on
+    memory: int  # peak bytes on the device the unit runs on (the weights, activations, a batch)
+    host: int  # peak bytes in RAM beside them (images of a variant, results); on the CPU the two add up
     fits: bool | None  # None: the available memory is unknown
+
+    def peak(self, device: torch.device) -> str:
+        if device.type == "cpu":
+            return f"peak {size(self.memory + self.host)}"
+        return f"peak {size(self.memory)} {device.type} + {size(self.host)} RAM"
 
 
 def _entry_of(runner, unit: Unit):
@@ -390,12 +395,13 @@ def estimate(runner, units: list[Unit], cal: Calibration) -> dict[str, Estimate]
     for u in units:
         if u.done:
             continue
-        seconds, memory = 0.0, 0
+        seconds, memory, host = 0.0, 0, 0
         if u.kind == "corruptions":
             name = u.id.split("/", 1)[1].rsplit("-", 1)[0]
             chunks = math.ceil(N / CORRUPTION_CHUNK)
             seconds = chunks * cal.corrupt[name].at(min(N, CORRUPTION_CHUNK)) + _file(cal, N * image_bytes)
-            memory = min(N, CORRUPTION_CHUNK) * image_bytes * 4 * 3 + N * image_bytes  # float input, output, work
+            memory = min(N, CORRUPTION_CHUNK) * image_bytes * 4 * 3  # a chunk in float: input, output, work
+            host = N * image_bytes * 2  # the corrupted variant in uint8, and its file's bytes
         elif u.kind == "curse":
             c = recipe.curse
             steps = math.ceil(min(len(data.train), c.train_subset or len(data.train)) / TrainConfig().batch_size)
@@ -409,7 +415,7 @@ def estimate(runner, units: list[Unit], cal: Calibration) -> dict[str, Estimate]
             # geometry rows (every evaluated sample at most, clean and the shipped severities) are most bytes.
             rows = N * len(runner.kept_variants(variants))
             seconds += (12 + M) * cal.write.overhead + cal.write.slope * M * rows * (len(eval_set.classes) + 12) * 4
-            memory = (V * N * 30) + agg.BOOTSTRAP.resamples * N * 4 * 2
+            host = (V * N * 30) + agg.BOOTSTRAP.resamples * N * 4 * 2  # a model's results, the resample weights
         else:
             entry = _entry_of(runner, u)
             a = cal.archs.get(entry.arch)
@@ -433,13 +439,15 @@ def estimate(runner, units: list[Unit], cal: Calibration) -> dict[str, Estimate]
                     seconds = a.retrain[sweep.name].at(sweep.retrain_epochs * batches) + _file(cal, 2 * a.params)
                     memory = a.params * 5 + a.activations * cfg.batch_size
                 else:
+                    # The batches the method's data loop runs (calibrated with one MPT epoch); a method that reads
+                    # no data loops over none, any other data method once over its training images.
                     if sweep.method == "mpt":
                         loops = cfg.mpt_epochs * batches
                     elif sweep.method == "taylor":
                         tb = cfg.taylor_batches
                         loops = batches if not isinstance(tb, int) else min(tb, batches)
                     else:
-                        loops = 0
+                        loops = batches if get_method(sweep.method).needs_data else 0
                     seconds = a.prune[sweep.name].at(loops) + _file(cal, 2 * a.params)  # weights and masks
                     if cfg.bn_recalibration_batches and a.batch_norm:  # forward passes over training batches
                         n = min(cfg.bn_recalibration_batches, batches)
@@ -451,14 +459,15 @@ def estimate(runner, units: list[Unit], cal: Calibration) -> dict[str, Estimate]
                 seconds = V * per_variant
                 if streamed:
                     seconds += (V - 1) * N * mean_corrupt
-                memory = a.params + a.activations * eb + N * image_bytes * 5 + V * N * 30
+                memory = a.params + a.activations * eb + eb * image_bytes * 4  # and a batch in float
+                host = N * image_bytes + V * N * 30  # a variant's images, the results
                 kept = len(runner.kept_variants(variants)) * N * len(eval_set.classes) * 4  # angles to every class
                 seconds += _file(cal, V * N * 30) + cal.write.slope * kept
-        fits = None
-        limit = cal.available if u.kind != "store" else cal.ram
-        if limit is not None:
-            fits = memory <= limit
-        out[u.id] = Estimate(seconds, int(memory), fits)
+        if cal.device.type == "cpu":
+            fits = None if cal.ram is None else memory + host <= cal.ram
+        else:
+            fits = None if cal.available is None or cal.ram is None else memory <= cal.available and host <= cal.ram
+        out[u.id] = Estimate(seconds, int(memory), int(host), fits)
     return out
 
 

@@ -1319,14 +1319,18 @@ def format_plan(units: list[Unit], estimates: dict | None = None, calibration=No
         line = f"  [{'done' if u.done else 'todo'}] {u.id:<48} {u.kind:<11} after: {deps or '-'}"
         e = (estimates or {}).get(u.id)
         if e is not None:
-            line += f"  ~{duration(e.seconds)}, peak {size(e.memory)}" + ("  DOES NOT FIT" if e.fits is False else "")
+            line += f"  ~{duration(e.seconds)}, {e.peak(calibration.device)}"
+            line += "  DOES NOT FIT" if e.fits is False else ""
         lines.append(line)
     short = [(u, estimates[u.id]) for u in units if estimates and u.id in estimates and estimates[u.id].fits is False]
     if short and calibration is not None:
+        cpu = calibration.device.type == "cpu"
         for u, e in short:
-            where = "RAM" if u.kind == "store" or calibration.device.type == "cpu" else "CUDA memory"
-            free = calibration.ram if u.kind == "store" else calibration.available
-            lines.append(f"warning: {u.id} needs about {size(e.memory)} of {where}, {size(free)} is free now: it "
+            if cpu or e.memory <= calibration.available:  # RAM is short (on the CPU: for both parts)
+                need, where, free = (e.memory + e.host if cpu else e.host), "RAM", calibration.ram
+            else:
+                need, where, free = e.memory, f"{calibration.device.type} memory", calibration.available
+            lines.append(f"warning: {u.id} needs about {size(need)} of {where}, {size(free)} is free now: it "
                          "will not fit (lower the batch size, or run it on a larger device)")  # fmt: skip
     return "\n".join(lines)
 
