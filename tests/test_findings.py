@@ -194,7 +194,21 @@ def test_table1_has_one_row_per_arch_and_method(stores):
     mag = rows[1]
     per_model = [c for c in stores["a"].tables["correlations.arrow"].to_pylist() if c["method"] == "magnitude"]
     assert mag["rc_margin"] == pytest.approx(sum(c["rc_margin"] for c in per_model) / 2)
+    assert mag["rc_margin_eq5"] == pytest.approx(sum(c["rc_margin_eq5"] for c in per_model) / 2)
     assert rows[0]["rc_angle"] == pytest.approx(-0.5) and rows[0]["rc_angle_lo"] == pytest.approx(-0.55)
+
+
+def test_table1_compares_both_margins_with_the_papers_one():
+    """The paper reports one margin, eq. 5's (no bias): its values sit under that column, a dash under ours, and
+    both our margins are judged against them."""
+    assert [k for k, _ in findings.METRICS] == ["rc_angle", "rc_length", "rc_margin", "rc_margin_eq5"]
+    assert findings.paper_range("rc_margin") == findings.paper_range("rc_margin_eq5") == (0.7681, 0.8234)
+    assert findings.paper_range("rc_length") == (0.3401, 0.5783)
+    cells = re.findall(r"<td>([^<]*)</td>", findings.paper_cells((-0.8107, 0.5783, 0.8234), 2))
+    assert cells == ["-0.81", "+0.58", "—", "+0.82"]
+    strong = findings.Value(0.9, 0.88, 0.92)
+    assert findings.compare_to_paper("rc_margin", strong) == findings.compare_to_paper("rc_margin_eq5", strong)
+    assert findings.compare_to_paper("rc_margin_eq5", strong) == "same sign, stronger than the paper's"
 
 
 def test_default_fig10_pair_is_dense_and_the_closest_mpt(stores):
