@@ -7,7 +7,7 @@ unit's time is extrapolated from it by the unit's work count (training steps, im
   augmentation and amp), whose difference is the time of a step and the rest the per-run overhead;
 - evaluation: `geometry.measure_model` on a half and a whole batch of evaluation images (per image, per batch);
 - corruptions: `corruptions.corrupt` of each corruption on 16 and 64 evaluation images;
-- pruning: `pruning.prune_model` of each [[pruning]] table on 1 and 2 batches of training data (its data loop:
+- pruning: `pruning.prune_model` of each [[pruning]] table on 1 and 4 batches of training data (its data loop:
   Taylor's batches, one MPT epoch), and `pruning.retrain` likewise where the table retrains;
 - the curse study: training and measuring its model at one width;
 - the store: the real table builders on random results of the study's shape, for 1 and 2 models;
@@ -202,7 +202,7 @@ def _calibrate_arch(runner, arch_cfg, data, eval_set, device, entries) -> ArchCo
         activations=_activation_bytes(model, eval_set.head(1).images.to(device).float().div(255)),
         optimizer_states=1 if cfg.optimizer == "sgd" else 2, batch_norm=has_batch_norm(model),
     )  # fmt: skip
-    # Each [[pruning]] table that prunes this architecture: its own method and options, on 1 and 2 batches.
+    # Each [[pruning]] table that prunes this architecture: its own method and options, on 1 and 4 batches.
     for sweep in recipe.pruning:
         if sweep.archs is not None and arch_cfg.model.arch not in sweep.archs:
             continue
@@ -216,7 +216,8 @@ def _calibrate_arch(runner, arch_cfg, data, eval_set, device, entries) -> ArchCo
         def prune(n: int, pcfg=pcfg, pb=pb, train_set=train_set) -> None:
             prune_model(model, pcfg, data=train_set.head(min(n * pb, len(train_set))), device=device)
 
-        costs.prune[sweep.name] = line(prune, 1, 2, device)
+        batches = max(1, math.ceil(len(train_set) / pb))
+        costs.prune[sweep.name] = line(prune, 1, min(4, batches), device)
         if sweep.retrain_epochs:
             pruned = prune_model(model, pcfg, data=train_set.head(pb), device=device)
             rcfg = TrainConfig(epochs=1, batch_size=pb, lr=pcfg.retrain_lr, seed=seed)
@@ -224,7 +225,7 @@ def _calibrate_arch(runner, arch_cfg, data, eval_set, device, entries) -> ArchCo
             def again(n: int, pruned=pruned, rcfg=rcfg, pb=pb, train_set=train_set) -> None:
                 retrain(pruned, train_set.head(min(n * pb, len(train_set))), rcfg, device=device, progress=False)
 
-            costs.retrain[sweep.name] = line(again, 1, 2, device)
+            costs.retrain[sweep.name] = line(again, 1, min(4, batches), device)
     return costs
 
 
