@@ -13,7 +13,8 @@ from lotterysite.precompute import estimate as est
 from lotterysite.precompute import parse_recipe, precompute, run
 
 # Small enough to run for real in a test (training dominates, as in a real study), with every kind of unit but the
-# curse study: corruptions, dense training, pruning, retraining, evaluation and the store.
+# curse study: corruptions, dense training, pruning (by weights alone, Taylor's batches and MPT's epochs),
+# retraining, evaluation and the store.
 RECIPE = """
 name = "estimate"
 [data]
@@ -28,6 +29,15 @@ epochs = 2
 method = "magnitude"
 amounts = [0.5]
 retrain_epochs = 1
+[[pruning]]
+method = "mpt"
+amounts = [0.5]
+mpt_epochs = 2
+train_subset = 1024
+[[pruning]]
+method = "taylor"
+amounts = [0.5]
+taylor_batches = 6
 [corruptions]
 names = ["fog"]
 severities = [2]
@@ -61,9 +71,13 @@ def test_the_estimate_is_within_2x_of_the_real_run(planned_and_run):
     estimated, real = sum(e.seconds for e in estimates.values()), sum(result.units.values())
     print({u: (round(estimates[u].seconds, 2), round(t, 2)) for u, t in result.units.items()}, estimated, real)
     assert real / 2 <= estimated <= real * 2, (estimated, real)
-    # Training is most of the work: its estimate alone must hold too.
+    # Training is most of the work: its estimate alone must hold too, and so must pruning's (with retraining).
     dense = "model/lenet5/dense"
     assert result.units[dense] / 2 <= estimates[dense].seconds <= result.units[dense] * 2
+    pruning = [u.id for u in units if u.kind in ("pruned", "retrained")]
+    assert len(pruning) == 4
+    estimated, real = sum(estimates[u].seconds for u in pruning), sum(result.units[u] for u in pruning)
+    assert real / 2 <= estimated <= real * 2, (estimated, real)
     assert cal.seconds < 30  # a short calibration
 
 
