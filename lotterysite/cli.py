@@ -186,7 +186,12 @@ def _only_with_executor(executor: str, wanted: str, names: list[str]) -> None:
     "--plan",
     "show_plan",
     is_flag=True,
-    help="Print the units of work, their dependencies and which are done; run nothing.",
+    help="Print the units of work, their dependencies and which are done, with each unit's estimated time and peak "
+    "memory on --device from a short calibration (a few batches of the recipe's own models and data); train nothing "
+    "to the end, write nothing to the store.",
+)
+@click.option(
+    "--no-estimate", is_flag=True, help="With --plan: list the units without calibrating (builds no model for real)."
 )
 @click.option(
     "--executor",
@@ -204,7 +209,7 @@ def _only_with_executor(executor: str, wanted: str, names: list[str]) -> None:
 @click.option(
     "--slurm-max-parallel", type=click.IntRange(min=1), default=64, show_default=True, help="Running jobs per array."
 )
-def precompute_cmd(recipe, store, force, device, wait, show_plan, executor, ray_address, slurm_partition,
+def precompute_cmd(recipe, store, force, device, wait, show_plan, no_estimate, executor, ray_address, slurm_partition,
                    slurm_gpus_per_task, slurm_time, slurm_max_parallel):  # fmt: skip
     """Run the experiment RECIPE describes (train, prune, corrupt, measure) and write its Arrow store.
 
@@ -215,8 +220,10 @@ def precompute_cmd(recipe, store, force, device, wait, show_plan, executor, ray_
 
     A recipe runs code: an arch written as module:function or file.py:function is imported when the recipe is read
     (its top-level code runs) and called to build the model, by --plan and validation too (on the meta device).
-    Run only recipes and model files you trust. Callables that cannot be model factories (built-ins, the standard
-    library, classes that are not nn.Module) are refused before they are called.
+    --plan's calibration also builds every model for real on --device and trains, prunes and measures it for a few
+    batches, so it runs that code in full (--plan --no-estimate does not). Run only recipes and model files you
+    trust. Callables that cannot be model factories (built-ins, the standard library, classes that are not
+    nn.Module) are refused before they are called.
     """
     from .precompute import load_recipe, precompute
     from .precompute.executors import SlurmOptions
@@ -227,8 +234,13 @@ def precompute_cmd(recipe, store, force, device, wait, show_plan, executor, ray_
                                             "slurm_max_parallel"])  # fmt: skip
     parsed = load_recipe(recipe)
     if show_plan:
-        click.echo(format_plan(plan(parsed, store=store, force=force)))
+        if no_estimate:
+            click.echo(format_plan(plan(parsed, store=store, force=force)))
+        else:
+            click.echo(format_plan(*plan(parsed, store=store, force=force, estimate_on=_device(device))))
         return
+    if no_estimate:
+        raise click.UsageError("--no-estimate: only used with --plan")
     # Ray and Slurm workers choose their own device ("auto"): the driver never initialises CUDA for them.
     dev = None if executor != "local" and device == "auto" else _device(device)
     slurm = SlurmOptions(partition=slurm_partition, gpus_per_task=slurm_gpus_per_task, time_min=slurm_time,

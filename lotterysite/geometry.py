@@ -4,11 +4,15 @@ For a sample with feature X (m), label y and the final layer's weight W (C x m) 
 - angle_j  = angle between X and class direction W_j, in degrees (§5.2);
 - length   = ||X||;
 - margin   = min over j != y of |(W_y - W_j)·X + b_y - b_j| / ||W_y - W_j||  (eq. 5 with the bias, so the hyperplanes
-             are the model's true decision boundaries), negated when the prediction is wrong.
+             are the model's true decision boundaries), negated when the prediction is wrong;
+- margin_eq5 = min over j != y of |(W_y - W_j)·X| / ||W_y - W_j||, the paper's eq. 5 as printed (no bias: the
+             hyperplanes through the origin), negated when the model's prediction (with its bias) is wrong, as the
+             paper negates it. With a zero bias the two are equal; site_src/method.md works a 2-D example.
 Degenerate cases have defined values: a zero-length X has NaN angles and `degenerate=True`; a pair of identical
 class directions W_y = W_j has no hyperplane between them, so it is left out of the minimum when its biases differ
 (the class with the larger bias always wins) and contributes 0 when the biases tie as well (the two classes tie
-everywhere). A sample with no boundary at all gets margin +inf / -inf.
+everywhere); without the bias (margin_eq5) such a pair always contributes 0. A sample with no boundary at all
+gets margin +inf / -inf.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from torch import nn
 from .errors import LotterysiteError
 from .models import FeatureHead, HeadError, find_classifier
 
-METRICS = ("angle", "length", "margin", "pred", "correct", "prob_true", "loss", "degenerate")
+METRICS = ("angle", "length", "margin", "margin_eq5", "pred", "correct", "prob_true", "loss", "degenerate")
 
 
 class GeometryError(LotterysiteError, ValueError):
@@ -34,6 +38,7 @@ class Geometry:
     angle: torch.Tensor  # N x C float, degrees between X and each class direction (NaN when ||X|| = 0)
     length: torch.Tensor  # N float, ||X||
     margin: torch.Tensor  # N float, signed distance to the nearest decision boundary (eq. 5), < 0 when wrong
+    margin_eq5: torch.Tensor  # N float, the same without the bias (eq. 5 as printed), < 0 when wrong
     pred: torch.Tensor  # N int64, argmax of the logits
     correct: torch.Tensor  # N bool, pred == label
     prob_true: torch.Tensor  # N float, softmax probability of the true class
@@ -116,10 +121,17 @@ def measure(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     dist = dist.scatter(1, y[:, None], torch.inf)  # j != y
     margin = dist.min(dim=1).values
     margin = torch.where(correct, margin, -margin)
+    # Eq. 5 as the paper prints it: the same distances with the bias left out, to the hyperplanes through the
+    # origin. Two identical directions tie everywhere there, so they contribute 0 (0 / 0 otherwise).
+    gap5 = (dots.gather(1, y[:, None]) - dots).abs()
+    dist5 = torch.where(same_direction, 0.0, gap5 / denom).scatter(1, y[:, None], torch.inf)
+    margin_eq5 = dist5.min(dim=1).values
+    margin_eq5 = torch.where(correct, margin_eq5, -margin_eq5)
     return Geometry(
         angle=angle,
         length=length,
         margin=margin,
+        margin_eq5=margin_eq5,
         pred=pred,
         correct=correct,
         prob_true=logp_true.exp(),

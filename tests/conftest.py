@@ -362,7 +362,7 @@ def outcome_numbers(outcomes: dict[str, dict], seed: int = 0) -> tuple[dict, dic
         z = np.zeros((V, N), np.float32)
         res = agg.ModelResults.from_angles(
             variants=[("clean", 0)] + [("fog", s) for s in range(1, V)], labels=np.zeros(N, np.int64),
-            pred=np.where(correct, 0, 1).astype(np.int16), margin=margin, length=z + 1,
+            pred=np.where(correct, 0, 1).astype(np.int16), margin=margin, margin_eq5=margin, length=z + 1,
             angle=np.full((V, N, 2), 45, np.float32), prob_true=z, loss=z, degenerate=np.zeros((V, N), bool),
         )  # fmt: skip
         inputs[mid] = agg.PairedInputs.of(res)

@@ -660,7 +660,7 @@ def check_correlations(page, store: Store, site_data: Path | None = None) -> dic
             row = min(labels, key=lambda t: abs(t["y"] - cy) + (1e9 if t["x"] > cx else 0))
             assert col["text"] == d["metric"].removeprefix("rc_") and row["text"] == d["model_id"], (d, col, row)
             n += 1
-    assert n == 3 * len(corr), n
+    assert n == 4 * len(corr), n  # angle, length and the margin both ways (with the bias, eq. 5 without)
     return {"cells": n}
 
 
@@ -680,7 +680,7 @@ def check_table1(page, store: Store, site_data: Path | None = None) -> dict:
     assert len(rows) == len(groups), (rows, list(groups))
     for arch, method, _amounts, *rs in rows:
         members = groups[arch, method]
-        for text, k in zip(rs, ("rc_angle", "rc_length", "rc_margin"), strict=True):
+        for text, k in zip(rs, ("rc_angle", "rc_length", "rc_margin", "rc_margin_eq5"), strict=True):
             want = np.mean([r[k] for r in members])
             assert text == f"{want:+.2f}", (arch, method, k, text, want)
     return {"rows": len(rows)}

@@ -17,6 +17,7 @@ def make_results(seed=0, N=60, C=3, variants=(("clean", 0), ("fog", 1), ("fog", 
         labels=labels,
         pred=pred,
         margin=rng.normal(size=(V, N)).astype(np.float32),
+        margin_eq5=rng.normal(size=(V, N)).astype(np.float32),
         length=rng.uniform(1, 5, (V, N)).astype(np.float32),
         angle=rng.uniform(20, 120, (V, N, C)).astype(np.float32),
         prob_true=rng.uniform(size=(V, N)).astype(np.float32),
@@ -59,10 +60,11 @@ def test_correlations_are_pearson_with_robustness():
     res = make_results(1)
     rob = (res.pred[1:] == res.labels[None]).sum(0).astype(float)
     angle_true = res.angle[0, np.arange(60), res.labels]
-    ra, rl, rm = agg.correlations(res)
+    ra, rl, rm, rm5 = agg.correlations(res)
     assert ra == pytest.approx(np.corrcoef(angle_true, rob)[0, 1])
     assert rl == pytest.approx(np.corrcoef(res.length[0], rob)[0, 1])
     assert rm == pytest.approx(np.corrcoef(res.margin[0], rob)[0, 1])
+    assert rm5 == pytest.approx(np.corrcoef(res.margin_eq5[0], rob)[0, 1]) and rm5 != pytest.approx(rm)
 
 
 def test_pearson_of_constant_is_nan():
@@ -160,7 +162,11 @@ def test_correlation_intervals_match_pearson_on_each_resample():
     out = agg.correlation_intervals(res, w, boot)
     rob = agg.robustness(res).astype(float)
     idx = np.random.default_rng(2).integers(0, 120, size=(200, 120))
-    for name, x in (("rc_angle", res.angle_true[0]), ("rc_margin", res.margin[0])):
+    for name, x in (
+        ("rc_angle", res.angle_true[0]),
+        ("rc_margin", res.margin[0]),
+        ("rc_margin_eq5", res.margin_eq5[0]),
+    ):
         values = [agg.pearson(x[i], rob[i]) for i in idx]
         lo, hi = np.quantile(values, [0.025, 0.975])
         assert out[f"{name}_lo"] == pytest.approx(lo, abs=1e-6) and out[f"{name}_hi"] == pytest.approx(hi, abs=1e-6)
@@ -192,8 +198,9 @@ def _results(labels, pred, angle):
     V, N = pred.shape
     z = np.zeros((V, N), np.float32)
     return agg.ModelResults.from_angles(variants=[("clean", 0)] + [("fog", s) for s in range(1, V)], labels=labels,
-                            pred=np.array(pred, np.int16), margin=z, length=z + 1, angle=angle.astype(np.float32),
-                            prob_true=z, loss=z, degenerate=np.zeros((V, N), bool))  # fmt: skip
+                            pred=np.array(pred, np.int16), margin=z, margin_eq5=z, length=z + 1,
+                            angle=angle.astype(np.float32), prob_true=z, loss=z,
+                            degenerate=np.zeros((V, N), bool))  # fmt: skip
 
 
 def test_confused_classes_by_hand():

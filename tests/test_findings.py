@@ -194,7 +194,21 @@ def test_table1_has_one_row_per_arch_and_method(stores):
     mag = rows[1]
     per_model = [c for c in stores["a"].tables["correlations.arrow"].to_pylist() if c["method"] == "magnitude"]
     assert mag["rc_margin"] == pytest.approx(sum(c["rc_margin"] for c in per_model) / 2)
+    assert mag["rc_margin_eq5"] == pytest.approx(sum(c["rc_margin_eq5"] for c in per_model) / 2)
     assert rows[0]["rc_angle"] == pytest.approx(-0.5) and rows[0]["rc_angle_lo"] == pytest.approx(-0.55)
+
+
+def test_table1_compares_both_margins_with_the_papers_one():
+    """The paper reports one margin, eq. 5's (no bias): its values sit under that column, a dash under ours, and
+    both our margins are judged against them."""
+    assert [k for k, _ in findings.METRICS] == ["rc_angle", "rc_length", "rc_margin", "rc_margin_eq5"]
+    assert findings.paper_range("rc_margin") == findings.paper_range("rc_margin_eq5") == (0.7681, 0.8234)
+    assert findings.paper_range("rc_length") == (0.3401, 0.5783)
+    cells = re.findall(r"<td>([^<]*)</td>", findings.paper_cells((-0.8107, 0.5783, 0.8234), 2))
+    assert cells == ["-0.81", "+0.58", "—", "+0.82"]
+    strong = findings.Value(0.9, 0.88, 0.92)
+    assert findings.compare_to_paper("rc_margin", strong) == findings.compare_to_paper("rc_margin_eq5", strong)
+    assert findings.compare_to_paper("rc_margin_eq5", strong) == "same sign, stronger than the paper's"
 
 
 def test_default_fig10_pair_is_dense_and_the_closest_mpt(stores):
@@ -378,8 +392,9 @@ def test_table1_sits_beside_the_papers_values(page, servers, open_view, shot):
     )
     ours = [(r[0], r[1]) for r in rows if "paper" not in r[1]]
     assert ours == [("lenet5", "dense"), ("lenet5", "magnitude"), ("lenet5", "random")]
-    paper = {r[0]: r[3:6] for r in rows if "paper" in r[1]}
-    assert paper["VGG16"] == ["-0.8107", "+0.5783", "+0.8234"] and set(paper) == {"ResNet18", "VGG16", "AlexNet"}
+    paper = {r[0]: r[3:7] for r in rows if "paper" in r[1]}
+    # The paper reports one margin, eq. 5's (no bias): under that column, a dash under ours (with the bias).
+    assert paper["VGG16"] == ["-0.8107", "+0.5783", "—", "+0.8234"] and set(paper) == {"ResNet18", "VGG16", "AlexNet"}
     assert rows[0][3].startswith("-0.50") and "[-0.55, -0.45]" in rows[0][3]
     details = page.locator("details.ls-details")
     details.locator("summary").first.click()

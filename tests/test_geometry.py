@@ -21,6 +21,7 @@ def numpy_reference(X, W, b, y):
     angle = np.zeros((N, C))
     length = np.zeros(N)
     margin = np.zeros(N)
+    margin_eq5 = np.zeros(N)  # the paper's eq. 5 as printed: no bias
     prob = np.zeros(N)
     for i in range(N):
         length[i] = math.sqrt(sum(v * v for v in X[i]))
@@ -30,11 +31,13 @@ def numpy_reference(X, W, b, y):
             angle[i, j] = math.degrees(math.acos(min(1.0, max(-1.0, cos))))
         yi = y[i]
         margin[i] = min(abs(z[yi] - z[j]) / np.linalg.norm(W[yi] - W[j]) for j in range(C) if j != yi)
-        if int(np.argmax(z)) != yi:
+        margin_eq5[i] = min(abs((W[yi] - W[j]) @ X[i]) / np.linalg.norm(W[yi] - W[j]) for j in range(C) if j != yi)
+        if int(np.argmax(z)) != yi:  # both negated when the model (with its bias) is wrong
             margin[i] = -margin[i]
+            margin_eq5[i] = -margin_eq5[i]
         e = np.exp(z - z.max())
         prob[i] = e[yi] / e.sum()
-    return angle, length, margin, prob
+    return angle, length, margin, prob, margin_eq5
 
 
 def test_hand_worked_two_classes():
@@ -57,6 +60,20 @@ def test_hand_worked_bias_moves_the_boundary():
     W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     g = measure(torch.tensor([[3.0, 4.0]]), W, torch.tensor([0.5, 0.0]), torch.tensor([1]))
     assert g.margin.item() == pytest.approx(0.5 / math.sqrt(2))
+    # Eq. 5 as printed ignores the bias: the boundary x2 = x1 through the origin, at |4 - 3| / sqrt(2).
+    assert g.margin_eq5.item() == pytest.approx(1 / math.sqrt(2))
+
+
+def test_margin_eq5_is_signed_by_the_models_own_prediction():
+    # b = (2, 0) makes the model predict class 0 for X = (3, 4) of class 1, although X lies on class 1's side of
+    # the bias-free boundary x2 = x1: the paper negates the margin when the model is wrong, so eq. 5 is -1/sqrt(2).
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    g = measure(torch.tensor([[3.0, 4.0]]), W, torch.tensor([2.0, 0.0]), torch.tensor([1]))
+    assert g.pred.item() == 0 and not g.correct.item()
+    assert g.margin.item() == pytest.approx(-1 / math.sqrt(2))  # |5 - 4| / sqrt(2), wrong
+    assert g.margin_eq5.item() == pytest.approx(-1 / math.sqrt(2))  # |3 - 4| / sqrt(2), wrong
+    g = measure(torch.tensor([[3.0, 4.0]]), W, None, torch.tensor([1]))  # no bias: the two margins are one
+    assert g.margin.item() == g.margin_eq5.item() == pytest.approx(1 / math.sqrt(2))
 
 
 def test_hand_worked_three_classes_takes_nearest_boundary():
@@ -79,10 +96,12 @@ def test_float32_matches_float64_numpy_reference(C):
     b = torch.randn(C, generator=gen) * 0.1
     y = torch.randint(0, C, (N,), generator=gen)
     g = measure(X, W, b, y)
-    angle, length, margin, prob = numpy_reference(X.numpy(), W.numpy(), b.numpy(), y.numpy())
+    angle, length, margin, prob, margin_eq5 = numpy_reference(X.numpy(), W.numpy(), b.numpy(), y.numpy())
     np.testing.assert_allclose(g.angle.numpy(), angle, rtol=1e-4)
     np.testing.assert_allclose(g.length.numpy(), length, rtol=1e-4)
     np.testing.assert_allclose(g.margin.numpy(), margin, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(g.margin_eq5.numpy(), margin_eq5, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(margin_eq5, margin)  # the bias really moves the boundaries here
     np.testing.assert_allclose(g.prob_true.numpy(), prob, rtol=1e-4, atol=1e-7)
     assert (g.correct.numpy() == (np.argmax(X.numpy() @ W.numpy().T + b.numpy(), 1) == y.numpy())).all()
     # Both signs occur, so the sign convention is really exercised.
@@ -123,8 +142,9 @@ def test_identical_class_directions():
     X = torch.tensor([[2.0, 0.0]])
     g = measure(X, W, torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0]))
     assert g.margin.item() == pytest.approx(5.0 / 2.0)  # only the boundary with class 2 counts
+    assert g.margin_eq5.item() == 0.0  # without the bias, classes 0 and 1 tie everywhere
     g = measure(X, W, torch.zeros(3), torch.tensor([0]))
-    assert g.margin.item() == 0.0
+    assert g.margin.item() == 0.0 and g.margin_eq5.item() == 0.0
     assert g.angle[0].tolist() == pytest.approx([0.0, 0.0, 180.0])
 
 
@@ -300,3 +320,55 @@ def test_cuda_defaults_match_float32_on_a_trained_model(trained_lenet):
     fast, _ = measure_model(model, data.batches(500), device="cuda")
     model.to("cpu")
     assert _within_1e3(fast, exact) == {}
+
+
+def test_method_md_worked_example():
+    """site_src/method.md works the margin both ways by hand: its inputs and every number it prints are read from the
+    page and recomputed in float64 numpy (and by `measure`), to the digits printed."""
+    import re
+    from pathlib import Path
+
+    md = (Path(__file__).parents[1] / "site_src" / "method.md").read_text().replace("−", "-")
+    block = md.split("A worked example", 1)[1].split("## Robustness", 1)[0]
+
+    def vec(label: str) -> np.ndarray:
+        # A label opens a line or follows a wide gap (the inputs share one line): "z = W·X + b" is not "b".
+        found = re.search(rf"(?m)(?:^|\s{{2,}}){re.escape(label)} = \(([^)]*)\)", block)
+        return np.array([float(v) for v in found[1].split(",")])
+
+    def number(pattern: str) -> float:
+        return float(re.search(pattern, block)[1])
+
+    W = np.stack([vec("W_0"), vec("W_1")])
+    b, X = vec("b"), vec("X")
+    y = int(number(r"true class y = (\d)"))
+    z = W @ X + b
+    assert np.array_equal(vec("W·X"), W @ X) and np.array_equal(vec("z = W·X + b"), z)
+    assert int(np.argmax(z)) == y and "correctly" in block  # the page says the prediction is right
+    d = W[y] - W[1 - y]
+    norm = np.linalg.norm(d)
+    assert np.array_equal(vec("W_0 - W_1"), W[0] - W[1]) and number(r"= √5 = ([\d.]+)") == round(norm, 4)
+    assert d @ d == 5  # the page writes √5
+    want = {"margin": abs(z[y] - z[1 - y]) / norm, "margin_eq5": abs(d @ X) / norm}
+    assert want["margin"] != want["margin_eq5"]
+    g = measure(torch.tensor(X[None]), torch.tensor(W), torch.tensor(b), torch.tensor([y]))
+    for name, value in want.items():
+        line = re.search(rf"(?m)^\s*{name}\s+= (.*)\n\s+boundary (.*) = 0, nearest point \(([^)]*)\)", block)
+        assert float(line[1].rsplit("= ", 1)[1]) == round(value, 4), (name, line[1], value)
+        assert getattr(g, name).item() == pytest.approx(value, rel=1e-12)
+        # The printed boundary (in u, v) is the hyperplane eq. 5 (no bias) or the model (with it) uses ...
+        offset = b[y] - b[1 - y] if name == "margin" else 0.0
+        terms = dict(u=0.0, v=0.0)
+        for sign, coef, var in re.findall(r"([+-]?)\s*(\d*\.?\d*)\s*([uv]?)(?=\s*[+-]|\s*$)", line[2].strip()):
+            if coef or var:
+                k = (-1 if sign == "-" else 1) * (float(coef) if coef else 1.0)
+                terms[var or "1"] = terms.get(var or "1", 0.0) + k
+        assert (terms["u"], terms["v"], terms.get("1", 0.0)) == (d[0], d[1], offset), (name, line[2])
+        # ... and the printed nearest point is X moved the margin along its normal, on that boundary.
+        point = np.array([float(v) for v in line[3].split(",")])
+        np.testing.assert_allclose(point, X - value * d / norm, atol=5e-13)
+        assert abs(d @ point + offset) < 1e-12
+    # The shift the bias makes: |b_0 - b_1| / ||W_0 - W_1||, the difference of the two margins here.
+    assert number(r"b<sub>1</sub> - b<sub>0</sub> = ([\d.]+)") == b[1] - b[0]
+    shift = number(r"towards X by\s+1 / √5 = ([\d.]+)")
+    assert shift == round(abs(b[0] - b[1]) / norm, 4) == round(want["margin_eq5"] - want["margin"], 4)

@@ -357,6 +357,9 @@ def test_own_study_numbers_equal_torchvisions_own_pipeline(study, imagenet_folde
         assert r["length"] == pytest.approx(np.linalg.norm(x), rel=1e-5)
         # float32 logits (as the model computes them) round z_y - z_j to ~1e-7 here: margins of 1e-4 carry that.
         assert r["margin"] == pytest.approx(margin if pred == y else -margin, rel=1e-4, abs=2e-6)
+        # The paper's eq. 5 as printed: the same hyperplanes without the bias, through the origin.
+        eq5 = min(abs((w[y] - w[j]) @ x) / np.linalg.norm(w[y] - w[j]) for j in others)
+        assert r["margin_eq5"] == pytest.approx(eq5 if pred == y else -eq5, rel=1e-4, abs=2e-6)
         assert r["angle_true"] == pytest.approx(angle(x, y), abs=2e-3)
         for k, j in confused[y].items():
             assert r[f"angle_c{k}"] == pytest.approx(angle(x, j), abs=2e-3), (r["sample_id"], k, j)

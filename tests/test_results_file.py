@@ -17,7 +17,7 @@ def make(keep=(0, 2)):
         variants, rng.integers(0, C, N), rng.integers(0, C, (V, N)).astype(np.int16),
         rng.normal(size=(V, N)).astype(np.float32), rng.uniform(1, 2, (V, N)).astype(np.float32), angle,
         rng.uniform(size=(V, N)).astype(np.float32), rng.uniform(size=(V, N)).astype(np.float32),
-        np.zeros((V, N), bool), keep=list(keep),
+        np.zeros((V, N), bool), keep=list(keep), margin_eq5=rng.normal(size=(V, N)).astype(np.float32),
     ), angle  # fmt: skip
 
 

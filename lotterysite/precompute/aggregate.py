@@ -23,7 +23,7 @@ import numpy as np
 # their densities) divide by the clean margin and may differ more for samples whose clean margin is near zero.
 THREAD_TOLERANCE = {
     "correlations.arrow": {"rc_*": (1e-5, 0.0), "mc_abs_mean*": (0.0, 1e-3)},
-    "geometry/*.arrow": {"angle*": (1e-3, 0.0), "length": (1e-6, 1e-5), "margin": (1e-5, 1e-5),
+    "geometry/*.arrow": {"angle*": (1e-3, 0.0), "length": (1e-6, 1e-5), "margin*": (1e-5, 1e-5),
                          "prob_true": (1e-5, 0.0), "loss": (1e-5, 1e-5)},
 }  # fmt: skip
 
@@ -76,6 +76,7 @@ class ModelResults:
     labels: np.ndarray  # N int
     pred: np.ndarray  # V x N int16
     margin: np.ndarray  # V x N float32
+    margin_eq5: np.ndarray  # V x N float32, the margin without the bias (the paper's eq. 5 as printed)
     length: np.ndarray  # V x N float32
     angle_true: np.ndarray  # V x N float32, angle to the sample's own class (NaN when degenerate)
     prob_true: np.ndarray  # V x N float32
@@ -85,11 +86,11 @@ class ModelResults:
     angle_variants: list[int]  # which variants (indices into `variants`) `angle` holds, in order
     confusion: Confusion
 
-    SMALL = ("labels", "pred", "margin", "length", "angle_true", "prob_true", "loss", "degenerate")
+    SMALL = ("labels", "pred", "margin", "margin_eq5", "length", "angle_true", "prob_true", "loss", "degenerate")
 
     @classmethod
     def from_angles(cls, variants, labels, pred, margin, length, angle, prob_true, loss, degenerate,
-                    keep: list[int] | None = None) -> ModelResults:  # fmt: skip
+                    keep: list[int] | None = None, *, margin_eq5) -> ModelResults:  # fmt: skip
         """Results from the full V x N x C angles (small sets, tests): every variant's angles kept unless `keep`."""
         labels = np.asarray(labels, np.int64)
         angle = np.asarray(angle, np.float32)
@@ -98,7 +99,8 @@ class ModelResults:
         for v in range(len(variants)):
             confusion.add(labels, pred[v], angle[v])
         angle_true = np.take_along_axis(angle, labels[None, :, None], axis=2)[..., 0]
-        return cls(variants=list(variants), labels=labels, pred=pred, margin=margin, length=length,
+        return cls(variants=list(variants), labels=labels, pred=pred, margin=margin, margin_eq5=margin_eq5,
+                   length=length,
                    angle_true=angle_true, prob_true=prob_true, loss=loss, degenerate=degenerate,
                    angle=angle[keep], angle_variants=keep, confusion=confusion)  # fmt: skip
 
@@ -221,14 +223,17 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def correlations(res: ModelResults) -> tuple[float, float, float]:
-    """Table 1: Pearson r of per-sample robustness with the clean angle to the true class, length and margin."""
+def correlations(res: ModelResults) -> tuple[float, float, float, float]:
+    """Table 1: Pearson r of per-sample robustness with the clean angle to the true class, length, margin and the
+    margin without the bias (the paper's eq. 5 as printed)."""
     rob = robustness(res).astype(np.float64)
-    return (
-        pearson(res.angle_true[0], rob),
-        pearson(res.length[0], rob),
-        pearson(res.margin[0], rob),
-    )
+    return tuple(pearson(x, rob) for x in table1_metrics(res).values())
+
+
+def table1_metrics(res: ModelResults) -> dict[str, np.ndarray]:
+    """The clean per-sample values Table 1 correlates with robustness, by their correlations.arrow column."""
+    return {"rc_angle": res.angle_true[0], "rc_length": res.length[0], "rc_margin": res.margin[0],
+            "rc_margin_eq5": res.margin_eq5[0]}  # fmt: skip
 
 
 def pearson_resampled(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -251,10 +256,10 @@ def pearson_resampled(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.n
 
 
 def correlation_intervals(res: ModelResults, weights: np.ndarray, boot: Bootstrap | None = None) -> dict[str, float]:
-    """Bootstrap intervals of the three Table 1 correlations: {"rc_angle_lo": ..., "rc_angle_hi": ..., ...}."""
+    """Bootstrap intervals of the four Table 1 correlations: {"rc_angle_lo": ..., "rc_angle_hi": ..., ...}."""
     boot = boot or Bootstrap()
     rob = robustness(res).astype(np.float64)
-    metrics = {"rc_angle": res.angle_true[0], "rc_length": res.length[0], "rc_margin": res.margin[0]}
+    metrics = table1_metrics(res)
     values = np.stack([pearson_resampled(m.astype(np.float64), rob, weights) for m in metrics.values()])
     lo, hi = boot.interval(values)
     out = {}

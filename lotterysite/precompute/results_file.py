@@ -24,7 +24,7 @@ import numpy as np
 from ..fileio import atomic_write
 from .aggregate import Confusion, ModelResults
 
-FORMAT = 2  # 2: angles kept for the shipped variants only, angle_true and confusion sums stored
+FORMAT = 3  # 2: angles kept for the shipped variants only, angle_true and confusion sums stored; 3: margin_eq5
 CONFUSION = ("confusion_count", "confusion_angle_sum", "confusion_angle_n")
 
 

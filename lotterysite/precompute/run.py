@@ -918,9 +918,9 @@ def correlations_table(results: dict, weights, *, corrupted: bool) -> dict:
     if not corrupted:
         return cor
     for entry, res, _ in results.values():
-        ra, rl, rm = agg.correlations(res)
+        ra, rl, rm, rm5 = agg.correlations(res)
         row = {"model_id": entry.model_id, "arch": entry.arch, "method": entry.method, "amount": entry.amount,
-               "n": res.labels.shape[0], "rc_angle": ra, "rc_length": rl, "rc_margin": rm,
+               "n": res.labels.shape[0], "rc_angle": ra, "rc_length": rl, "rc_margin": rm, "rc_margin_eq5": rm5,
                **agg.correlation_intervals(res, weights, agg.BOOTSTRAP)}  # fmt: skip
         row["mc_abs_mean"], row["mc_abs_mean_lo"], row["mc_abs_mean_hi"] = agg.margin_change_spread(
             res, weights, agg.BOOTSTRAP
@@ -1064,7 +1064,7 @@ def geometry_table(entry: ModelEntry, res, shipped: np.ndarray, labels: np.ndarr
         g["label"].append(labels[shipped])
         g["pred"].append(res.pred[v, shipped])
         g["correct"].append(res.correct[v, shipped])
-        for metric in ("prob_true", "loss", "length", "margin", "degenerate"):
+        for metric in ("prob_true", "loss", "length", "margin", "margin_eq5", "degenerate"):
             g[metric].append(getattr(res, metric)[v, shipped])
         g["angle_true"].append(angle_true[v, shipped])
         g["rel_margin_change"].append(rel[v, shipped])
@@ -1236,12 +1236,21 @@ class UnitTask:
         return time.perf_counter() - start
 
 
-def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False) -> list[Unit]:
-    """The units of `recipe`'s study, their dependencies and which are done (what `precompute --plan` prints)."""
+def plan(recipe: Recipe, *, store: str | Path | None = None, force: bool = False, estimate_on=None):
+    """The units of `recipe`'s study, their dependencies and which are done (what `precompute --plan` prints).
+
+    With `estimate_on` (a device), also each unit's estimated time and peak memory there, from a short calibration
+    of the recipe's own models and data (precompute/estimate.py): returns (units, estimates, calibration) then."""
     store = Path(store) if store is not None else Path("store") / recipe.name
     runner = _Runner(recipe, store, force=force, device=torch.device("cpu"), progress=False)
     runner.rebuild = False
-    return _runner_plan(runner)
+    units = _runner_plan(runner)
+    if estimate_on is None:
+        return units
+    from .estimate import calibrate, estimate
+
+    cal = calibrate(runner, units, torch.device(estimate_on))
+    return units, estimate(runner, units, cal), cal
 
 
 def precompute(
@@ -1324,14 +1333,37 @@ def _kind(units: list[Unit], unit_id: str) -> str:
     return next(u.kind for u in units if u.id == unit_id)
 
 
-def format_plan(units: list[Unit]) -> str:
-    """The plan as text: one line per unit with its state and what it waits for."""
+def format_plan(units: list[Unit], estimates: dict | None = None, calibration=None) -> str:
+    """The plan as text: one line per unit with its state and what it waits for; with `estimates`, each unit's
+    estimated time and peak memory, the total, and every unit that will not fit the memory available."""
+    from .estimate import duration, size
+
     lines = []
     done = sum(u.done for u in units)
-    lines.append(f"{len(units)} units, {done} done, {len(units) - done} to run")
+    head = f"{len(units)} units, {done} done, {len(units) - done} to run"
+    if estimates is not None and calibration is not None:
+        total = sum(e.seconds for e in estimates.values())
+        head += (f"; estimated {duration(total)} on {calibration.device.type} in one process "
+                 f"(calibrated in {duration(calibration.seconds)})")  # fmt: skip
+    lines.append(head)
     for u in units:
         deps = ", ".join(u.deps[:3]) + (f" (+{len(u.deps) - 3})" if len(u.deps) > 3 else "")
-        lines.append(f"  [{'done' if u.done else 'todo'}] {u.id:<48} {u.kind:<11} after: {deps or '-'}")
+        line = f"  [{'done' if u.done else 'todo'}] {u.id:<48} {u.kind:<11} after: {deps or '-'}"
+        e = (estimates or {}).get(u.id)
+        if e is not None:
+            line += f"  ~{duration(e.seconds)}, {e.peak(calibration.device)}"
+            line += "  DOES NOT FIT" if e.fits is False else ""
+        lines.append(line)
+    short = [(u, estimates[u.id]) for u in units if estimates and u.id in estimates and estimates[u.id].fits is False]
+    if short and calibration is not None:
+        cpu = calibration.device.type == "cpu"
+        for u, e in short:
+            if cpu or e.memory <= calibration.available:  # RAM is short (on the CPU: for both parts)
+                need, where, free = (e.memory + e.host if cpu else e.host), "RAM", calibration.ram
+            else:
+                need, where, free = e.memory, f"{calibration.device.type} memory", calibration.available
+            lines.append(f"warning: {u.id} needs about {size(need)} of {where}, {size(free)} is free now: it "
+                         "will not fit (lower the batch size, or run it on a larger device)")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -5,9 +5,9 @@ class-folder set: one batch of decoded uint8 images is read (or decoded) once, m
 variant of it (clean, then each corruption x severity) is generated there and measured before the next batch.
 
 Memory, for N samples, V variants, C classes and batch B (tests/test_stream.py guards the first point):
-- the results (`ResultsWriter`), written batch by batch into arrays allocated once: V x N x 7 small columns
-  (pred, margin, length, angle to the true class, ...; 2 MB per variant at 50 000 images), the C x C per-class
-  confusion sums (16 MB at 1000 classes), and the angle to every class only for the variants whose rows are
+- the results (`ResultsWriter`), written batch by batch into arrays allocated once: V x N x 8 small columns
+  (pred, margin, margin_eq5, length, angle to the true class, ...; 2 MB per variant at 50 000 images), the C x C
+  per-class confusion sums (16 MB at 1000 classes), and the angle to every class only for the variants whose rows are
   shipped (clean and the shipped severities), in a file in STORE.work during precompute (positional writes): the
   shipped samples are picked only after every model is evaluated, so those angles are kept for every sample
   (ImageNet, 50 000 x 20 x 1000: 4 GB of disk per model, not of memory). The angles of the other variants are
@@ -117,7 +117,8 @@ class ResultsWriter:
             angle = np.empty(shape, np.float32)
         return ModelResults(
             variants=self.variants, labels=self.labels, pred=np.empty((v, n), np.int16),
-            margin=np.empty((v, n), np.float32), length=np.empty((v, n), np.float32),
+            margin=np.empty((v, n), np.float32), margin_eq5=np.empty((v, n), np.float32),
+            length=np.empty((v, n), np.float32),
             angle_true=np.empty((v, n), np.float32), prob_true=np.empty((v, n), np.float32),
             loss=np.empty((v, n), np.float32), degenerate=np.empty((v, n), bool), angle=angle,
             angle_variants=self.keep, confusion=Confusion.empty(c),
@@ -128,7 +129,7 @@ class ResultsWriter:
         if self.res is None:
             self.res = self._allocate(g.angle.shape[1])
         res, rows = self.res, slice(start, start + len(g.margin))
-        for k in ("pred", "margin", "length", "prob_true", "loss", "degenerate"):
+        for k in ("pred", "margin", "margin_eq5", "length", "prob_true", "loss", "degenerate"):
             getattr(res, k)[v, rows] = getattr(g, k).numpy()
         angle = g.angle.numpy()
         labels = self.labels[rows]

@@ -783,13 +783,14 @@ def curse_of_dimensionality(data=None) -> alt.FacetChart:
 
 
 def correlations(data=None) -> alt.Chart:
-    """Table 1 as a chart: Pearson r of per-sample robustness with angle, length and margin, per model (§5.3).
+    """Table 1 as a chart: Pearson r of per-sample robustness with angle, length and margin, per model (§5.3); the
+    margin both ways, side by side: with the bias (`margin`) and without it, the paper's eq. 5 (`margin_eq5`).
 
-    Rows: model_id, arch, method, amount, rc_angle, rc_length, rc_margin.
+    Rows: model_id, arch, method, amount, rc_angle, rc_length, rc_margin, rc_margin_eq5.
     """
     return (
         alt.Chart(_data(data, "correlations"))
-        .transform_fold(["rc_angle", "rc_length", "rc_margin"], as_=["metric", "r"])
+        .transform_fold(["rc_angle", "rc_length", "rc_margin", "rc_margin_eq5"], as_=["metric", "r"])
         .mark_rect()
         .encode(
             x=alt.X("metric:N", title=None, axis=alt.Axis(labelAngle=0, labelExpr="replace(datum.label, 'rc_', '')")),
@@ -797,7 +798,7 @@ def correlations(data=None) -> alt.Chart:
             color=alt.Color("r:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1]), title="Pearson r"),
             tooltip=["model_id:N", "metric:N", alt.Tooltip("r:Q", format=".3f")],
         )
-        .properties(width=240, name="ls_corr_unit")
+        .properties(width=320, name="ls_corr_unit")
     )
 
 

@@ -22,7 +22,28 @@ PAPER_TABLE1 = (
     ("VGG16", -0.8107, 0.5783, 0.8234),
     ("AlexNet", -0.8572, 0.5557, 0.7681),
 )
-METRICS = (("rc_angle", "angle"), ("rc_length", "length"), ("rc_margin", "margin"))
+# The margin both ways (site_src/method.md, "Margin"): ours adds the classifier's bias (the distance to the model's
+# true boundaries), eq. 5 as the paper prints it has none. The paper reports one margin, eq. 5's.
+METRICS = (("rc_angle", "angle"), ("rc_length", "length"), ("rc_margin", "margin"),
+           ("rc_margin_eq5", "margin, eq. 5 (no bias)"))  # fmt: skip
+HEADERS = {"rc_angle": "rc-angle", "rc_length": "rc-length", "rc_margin": "rc-margin<br><small>with bias</small>",
+           "rc_margin_eq5": "rc-margin<br><small>eq. 5, no bias</small>"}  # fmt: skip
+PAPER_COLUMN = {"rc_angle": 0, "rc_length": 1, "rc_margin_eq5": 2}  # PAPER_TABLE1's value of each of our columns
+
+
+def metric_headers() -> str:
+    """The <th> cells of Table 1's metrics, in METRICS order."""
+    return "".join(f"<th>{HEADERS[k]}</th>" for k, _ in METRICS)
+
+
+def paper_cells(values, digits: int) -> str:
+    """The <td> cells of one PAPER_TABLE1 row under METRICS' columns: its margin under eq. 5's, and a dash under
+    the margin with the bias, which the paper does not report."""
+    return "".join(
+        f"<td>{values[PAPER_COLUMN[k]]:+.{digits}f}</td>" if k in PAPER_COLUMN else "<td>—</td>" for k, _ in METRICS
+    )
+
+
 # Accuracy points within which a pruned model keeps dense's accuracy, and two models count as equally accurate
 # (site_src/method.md, "Paired comparisons", says why 1).
 EQUIVALENCE_POINTS = 1.0
@@ -248,7 +269,8 @@ def table1(store: Store) -> list[dict]:
 
 
 def paper_range(k: str) -> tuple[float, float]:
-    i = [m for m, _ in METRICS].index(k) + 1
+    """The range of the paper's r for our column k; both our margins are compared with the paper's one margin."""
+    i = PAPER_COLUMN["rc_margin_eq5" if k == "rc_margin" else k] + 1
     values = [row[i] for row in PAPER_TABLE1]
     return min(values), max(values)
 
@@ -484,17 +506,17 @@ def summary(
         )
         rows.append(f"<tr><td>{e(arch)} (dense, this study)</td>{cells}</tr>")
     for name, *vals in PAPER_TABLE1:
-        rows.append(f"<tr class=\"ls-paper\"><td>{name} (paper, CIFAR-10)</td>"
-                    + "".join(f"<td>{v:+.2f}</td>" for v in vals) + "</tr>")  # fmt: skip
+        rows.append(f'<tr class="ls-paper"><td>{name} (paper, CIFAR-10)</td>{paper_cells(vals, 2)}</tr>')
     if rows:
         out.append(
             "**Table 1: robustness against geometry.** Pearson r between a sample's robustness (its correct "
-            "predictions over every corrupted version) and its clean angle to the true class, length and margin."
+            "predictions over every corrupted version) and its clean angle to the true class, length and margin "
+            "(with the classifier's bias, and without it as the paper's eq. 5 prints it)."
         )
         out.append(
-            '<table class="ls-table1 ls-home-table1"><thead><tr><th>model</th><th>rc-angle</th><th>rc-length</th>'
-            "<th>rc-margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-        )
+            '<table class="ls-table1 ls-home-table1"><thead><tr><th>model</th>' + metric_headers()
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        )  # fmt: skip
 
     verdicts = fig10_verdicts(store, margin, paired)
     if verdicts:

@@ -312,7 +312,7 @@ FIT = {
         "reflow": {"ls_fig10_per": [160, 4]},
     },
     "curse": {"reflow": {"ls_curse": [380, 2]}, "shrink": {"ls_curse_unit": [180, 300, 1, 70]}},
-    "correlations": {"shrink": {"ls_corr_unit": [120, 240, 1, 200]}},
+    "correlations": {"shrink": {"ls_corr_unit": [160, 320, 1, 200]}},
     "cost": {"reflow": {"ls_cost": [370, 2]}, "shrink": {"ls_cost_unit": [180, 280, 1, 80]}, "legend": 150},
 }
 
@@ -402,12 +402,12 @@ def _table1_html(store: Store) -> str:
         )
     for name, *vals in findings.PAPER_TABLE1:
         rows.append(f"<tr class=\"ls-paper\"><td>{name}</td><td>dense (paper, CIFAR-10)</td><td>dense</td>"
-                    + "".join(f"<td>{v:+.4f}</td>" for v in vals) + "</tr>")  # fmt: skip
+                    + findings.paper_cells(vals, 4) + "</tr>")  # fmt: skip
     return (
         '<div class="ls-scroll"><table class="ls-table1"><thead><tr><th>architecture</th><th>method</th>'
-        "<th>amounts</th><th>rc-angle</th>"
-        "<th>rc-length</th><th>rc-margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
-    )
+        "<th>amounts</th>" + findings.metric_headers()
+        + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+    )  # fmt: skip
 
 
 def _per_model_html(store: Store) -> str:
@@ -422,9 +422,11 @@ def _per_model_html(store: Store) -> str:
         )
         rows.append(f"<tr><td>{escape(r['model_id'])}</td>{cells}<td>{spread}</td></tr>")
     return (
-        '<div class="ls-scroll"><table class="ls-per-model"><thead><tr><th>model</th><th>rc-angle</th>'
-        "<th>rc-length</th><th>rc-margin</th>"
-        "<th>mean |rel. margin change|</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+        '<div class="ls-scroll"><table class="ls-per-model"><thead><tr><th>model</th>'
+        + findings.metric_headers()
+        + "<th>mean |rel. margin change|</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div>"
     )
 
 
@@ -505,7 +507,10 @@ seed {boot.get("seed", "?")}).
 ## Table 1: robustness and geometry
 
 Pearson correlation, over the evaluation set, of each sample's robustness (eq. 7: its correct predictions over
-every corrupted version) with its clean angle to the true class, length and margin (paper §5.3). One row per
+every corrupted version) with its clean angle to the true class, length and margin (paper §5.3). The margin is
+shown both ways: with the classifier's bias (the distance to the model's true decision boundaries, what every other
+view shows) and without it, as the paper's eq. 5 prints it and as its Table 1 reports it; with a zero bias the two
+agree (the Method page works an example). One row per
 architecture and method: the mean r over the method's pruning amounts (below it, the smallest and largest r over
 those amounts); the dense row is a single model, with its interval. The paper's values (dense models on CIFAR-10)
 are the last rows.

@@ -5,7 +5,8 @@ A store is a folder:
     manifest.json                   what is there: models, variants, classes, every file with its row count
     models.arrow                    one row per model (dense and pruned)
     accuracy.arrow                  accuracy per model x variant x severity x class, on the full evaluation set
-    correlations.arrow              Pearson correlation of robustness with angle, length, margin per model (Table 1)
+    correlations.arrow              Pearson correlation of robustness with angle, length, margin (with the bias and as
+                                    eq. 5 prints it, without) per model (Table 1)
     margin_change.arrow             density of the relative margin change per model (Fig. 10), full data
     paired.arrow                    paired differences of two models (or clean vs corrupted) on the same images
     exemplars.arrow                 pruning-identified exemplars per architecture, full data
@@ -27,8 +28,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.5"  # 1.3: paired.arrow, samples.arrow in_sample, the store signature; 1.5: models.arrow
-# granularity, feature dimensions and cost (parameters, MACs, measured latency)
+# 1.3: paired.arrow, samples.arrow in_sample, the store signature; 1.4: the margin without the bias (the paper's
+# eq. 5 as printed) beside ours: geometry files' margin_eq5, correlations.arrow rc_margin_eq5 and its interval;
+# 1.5: models.arrow granularity, feature dimensions and cost (parameters, MACs, measured latency).
+SCHEMA_VERSION = "1.5"
 # models.arrow columns measured as wall time, not computed: they differ from run to run (tests comparing stores
 # leave them out)
 MEASURED = ("latency_b1_ms", "latency_batch_ms")
@@ -89,12 +92,15 @@ CORRELATIONS = pa.schema(
         ("rc_angle", pa.float32()),  # Pearson r of per-sample robustness (eq. 7) with the clean angle to the true class
         ("rc_length", pa.float32()),  # ... with the clean length
         ("rc_margin", pa.float32()),  # ... with the clean margin
+        ("rc_margin_eq5", pa.float32()),  # ... with the clean margin without the bias (the paper's eq. 5 as printed)
         ("rc_angle_lo", pa.float32()),  # bootstrap intervals over evaluation samples (manifest "bootstrap")
         ("rc_angle_hi", pa.float32()),
         ("rc_length_lo", pa.float32()),
         ("rc_length_hi", pa.float32()),
         ("rc_margin_lo", pa.float32()),
         ("rc_margin_hi", pa.float32()),
+        ("rc_margin_eq5_lo", pa.float32()),
+        ("rc_margin_eq5_hi", pa.float32()),
         ("mc_abs_mean", pa.float32()),  # mean |relative margin change| over every corrupted variant, 0.5% tails trimmed
         ("mc_abs_mean_lo", pa.float32()),  # its bootstrap interval
         ("mc_abs_mean_hi", pa.float32()),
@@ -220,6 +226,7 @@ def geometry_schema(num_classes: int, confused: int | None = None) -> pa.Schema:
             ("loss", pa.float32()),
             ("length", pa.float32()),  # ||X||
             ("margin", pa.float32()),  # signed distance to the nearest decision boundary
+            ("margin_eq5", pa.float32()),  # the same without the bias (eq. 5 as printed): to hyperplanes through 0
             ("angle_true", pa.float32()),  # angle to the true class direction, degrees
             ("rel_margin_change", pa.float32()),  # (m_clean - m) / m_clean of the same sample and model; 0 for clean
             ("robustness", pa.int16()),  # correct predictions over all corrupted versions of the sample (eq. 7)
