@@ -369,7 +369,9 @@ def home_page(
         md += ("\n## Accuracy against cost\n\nMasks leave a network's size and speed as they were; channel "
                "pruning removes whole channels. Multiply-accumulates per image; the tooltip gives the measured "
                "speed-up over the dense model.\n\n" + site_cost.feature_dim_note(store, to_findings)
-               + _static(uri, "data/specs/cost.json", {"cost": "data/cost.arrow"}, "ls-headline") + "\n")  # fmt: skip
+               + _static(uri, "data/specs/cost.json", {"cost": "data/cost.arrow"}, "ls-headline",
+                         title="Accuracy against multiply-accumulates per image, per method and architecture")
+               + "\n")  # fmt: skip
     return md, specs, files
 
 
