@@ -878,7 +878,8 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     values) per page: it selects the samples whose values lie in its value range on every axis it spans, of the
     brushed panel's combination (the page reads the panel from the brush's store).
     """
-    x = alt.X("k:Q", axis=None, scale=alt.Scale(domain=[-0.5, n_axes - 0.5], nice=False, zero=False))
+    xscale = alt.Scale(domain=[-0.5, n_axes - 0.5], nice=False, zero=False)
+    x = alt.X("k:Q", axis=None, scale=xscale)
     yscale = alt.Scale(domain=[0, 1], nice=False, zero=False)
     y = alt.Y("y:Q", axis=None, scale=yscale)
     brush = alt.selection_interval(name="ws_pbrush", encodings=["x", "y"])
@@ -887,8 +888,7 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
         x=x, y=y, detail="sample_id:N", order="k:Q",
         stroke=alt.Stroke("role:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("line")),
         opacity=alt.condition("datum.selected == 1", alt.value(0.45), alt.value(0.04)),
-        tooltip=["sample_id:Q", alt.Tooltip("v:Q", title="value", format=".3g")],
-    ).add_params(brush)  # fmt: skip
+    )  # fmt: skip
     focus = (
         lines.transform_filter("datum.focus == 1")
         .mark_line(strokeWidth=3, color="#000000", clip=True)
@@ -908,7 +908,13 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     ]
     his = axes.mark_text(baseline="bottom", dy=-3, **text).encode(x=x, y=hi, text="hi:N")
     los = axes.mark_text(baseline="top", dy=3, **text).encode(x=x, y=lo, text="lo:N")
-    unit = alt.layer(rules, drawn, focus, *names, his, los).properties(width=n_axes * axis_step, height=170)
+    # The brush lives on invisible rects over the whole plot, drawn last: a line with `detail` is a group of its own,
+    # and a drag starting on one would measure the brush in that group's frame.
+    pad = axes.transform_calculate(k_lo="datum.k - 0.5", k_hi="datum.k + 0.5")
+    catch = pad.mark_rect(opacity=0).encode(x=alt.X("k_lo:Q", axis=None, scale=xscale), x2="k_hi:Q", y=lo, y2="y_hi:Q")
+    unit = alt.layer(rules, drawn, focus, *names, his, los, catch.add_params(brush)).properties(
+        width=n_axes * axis_step, height=170
+    )
     out = unit.facet(facet=alt.Facet("panel:N", header=_ws_titles("ws_ptitles"), sort=alt.SortField("panel_order")),
                      columns=columns, data=_data(data, "ws_pcp"), spacing={"row": 40, "column": 18})  # fmt: skip
     out = out.properties(name="ws_pcp")

@@ -334,7 +334,7 @@ def _figure_links(store: Store, uri: str) -> str:
     """Links to the workspace states of Figs. 7 and 8, per architecture (`figure_states`)."""
     items = []
     for arch in store.archs:
-        target = rel(uri, f"views/{store.slug(arch)}/workspace/")
+        target = rel(uri, f"views/{store.slug(arch)}/workspace/") + "/"  # a folder: its address ends in "/"
         states = figure_states(store, arch)
         for fig, words in (("fig7", "Fig. 7: one method at every amount against dense"),
                            ("fig8", "Fig. 8: the parallel coordinates of one class across models")):  # fmt: skip

@@ -38,8 +38,13 @@
   // marks that read the field change (a redraw would drop the brush being dragged).
   function modify(entry, name, field, value) {
     if (!entry.view) return Promise.resolve();
+    hold(entry);
     entry.view.change(name, vega.changeset().modify(() => true, field, value));
     return entry.view.runAsync();
+  }
+  // A linked update never shrinks a view: a page growing shorter under a drag would scroll, and move the brush.
+  function hold(entry) {
+    entry.target.style.minHeight = Math.max(parseFloat(entry.target.style.minHeight) || 0, entry.target.offsetHeight) + "px";
   }
   const selOf = (store) => (d) => (d.index == null ? 1 : store.get().sel ? store.get().sel[d.index] : 1);
   const focusOf = (store) => (d) => (d.sample_id === store.get().focus ? 1 : 0);
@@ -57,7 +62,7 @@
       const mask = Uint8Array.from(correct, (r, i) => (r.in_sample === false ? 0 : bits ? bits[i] : r.label === st.class ? 1 : 0));
       const [out, n] = lib.subsetRows(base, correct, cfg.correct_columns, mask);
       note.textContent = (bits ? `Subset: the ${n} selected samples` : `Subset: class ${cfg.classes[st.class]} (${n} samples)`) +
-        "; green/red bars: the subset's accuracy minus the model's, with its 95 % interval. Click a bar to add that model.";
+        "; bars right of the dashed line: its accuracy minus the model's (95 % interval). Click a bar to add its model.";
       entry.rows = out;
       return out;
     }
@@ -80,6 +85,7 @@
     async function select() {
       if (!entry.view || !base) return;
       const rs = rows();
+      hold(entry);
       entry.view.change("evaluation", vega.changeset().remove(() => true).insert(rs.map(lib.fields)));
       entry.view.signal(cfg.dmax_param, lib.deltaRange(rs));
       await entry.view.runAsync();

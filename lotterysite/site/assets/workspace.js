@@ -233,15 +233,17 @@
     const p = value && value.x && value.y ? brushedPanel(view, "ws_lbrush", panels) : null;
     return p ? { c: p.c, cls: p.cls, o: p.o || null, x: value.x, y: value.y } : null;
   }
+  // The PCP's brush is drawn on rects spanning each axis (fields k_lo: x, y_lo: y, on the lines' scales).
   function pcpBrush(cfg, view, value, panels) {
-    const p = value && value.k && value.y ? brushedPanel(view, "ws_pbrush", panels) : null;
+    const ks = value && value.k_lo, ys = value && value.y_lo;
+    const p = ks && ys ? brushedPanel(view, "ws_pbrush", panels) : null;
     if (!p) return null;
     const ranges = {};
-    const [a, b] = [Math.min(...value.k), Math.max(...value.k)];
+    const [a, b] = [Math.min(...ks), Math.max(...ks)];
     cfg.axes.forEach((f, k) => {
       if (k < a || k > b) return;
       const [lo, hi] = p.ranges[group(f)];
-      ranges[k] = value.y.map((t) => lo + t * (hi - lo)).sort((x, y) => x - y);
+      ranges[k] = ys.map((t) => lo + t * (hi - lo)).sort((x, y) => x - y);
     });
     return Object.keys(ranges).length ? { c: p.c, cls: p.cls, ranges } : null;
   }
