@@ -29,7 +29,7 @@ theme:
   features:
     - navigation.instant
 """
-VIEWS = [f"lotterysite/views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples")]
+VIEWS = [f"lotterysite/views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples", "workspace")]
 MARKS = """() => window.lotterysiteRuntime.views.map(v => {
   let n = 0;
   const walk = (item) => { if (item.items) item.items.forEach(walk); else n++; };
@@ -248,7 +248,7 @@ def test_rendered_views_draw_the_store(built, new_page, open_view, store):
     _, site, base = built
     views = [("lotterysite/" + path, checks) for path, checks in oracle.every_view("summary/")]
     got = oracle.check_pages(new_page, open_view, base, oracle.Store(store), site / "lotterysite/data", views)
-    assert len(got) == 9 and all(n for counts in got.values() for n in counts.values()), got
+    assert len(got) == 12 and all(n for counts in got.values() for n in counts.values()), got
 
 
 @pytest.mark.browser
