@@ -13,13 +13,13 @@ is judged by the mark's position.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
@@ -798,10 +798,6 @@ def check_samples(page, store: Store, site_data: Path) -> dict:
 
 
 M08 = "lenet5/magnitude/0.8"
-# Six combinations of the site fixture (four models on clean data, two on defocus_blur at severity 3), as a link.
-WS_SIX = quote(json.dumps([["lenet5/dense", "v0.arrow"], ["lenet5/magnitude/0.5", "v0.arrow"], [M08, "v0.arrow"],
-                           ["lenet5/random/0.3", "v0.arrow"], ["lenet5/dense", "v6.arrow"], [M08, "v6.arrow"]]),
-               safe="")  # fmt: skip
 
 
 def every_view(home: str = "") -> list[tuple[str, list]]:
@@ -834,12 +830,18 @@ def check_pages(new_page, open_view, base: str, store: Store, site_data: Path, v
 WS_VIEWS = {"evaluation": 0, "local": 1, "pcp": 2, "grid": 3}  # the workspace's views, in the page's order
 
 
+def ws_link(value) -> str:
+    """An object as the workspace's link holds it: base64url of its JSON (written here, not taken from the site)."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
 def ws_state(page) -> dict:
-    """The workspace's link: c (combinations) and b (brushes) parsed from JSON, the rest as text."""
+    """The workspace's link: c (combinations) and b (brushes) decoded (base64url JSON), the rest as text."""
     state = hash_state(page)
     for k in ("c", "b"):
         if k in state:
-            state[k] = json.loads(state[k])
+            text = state[k]
+            state[k] = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     return state
 
 
@@ -949,3 +951,8 @@ def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
     for k, g in enumerate(geo):
         assert lines[k] >= {i for i, r in g.items() if r["label"] == cls}, f"panel {k} misses lines"
     return dict(checked, panels=len(lines))
+
+
+# Six combinations of the site fixture (four models on clean data, two on defocus_blur at severity 3), as a link.
+WS_SIX = ws_link([["lenet5/dense", "v0.arrow"], ["lenet5/magnitude/0.5", "v0.arrow"], [M08, "v0.arrow"],
+                   ["lenet5/random/0.3", "v0.arrow"], ["lenet5/dense", "v6.arrow"], [M08, "v6.arrow"]])  # fmt: skip

@@ -41,6 +41,8 @@ CELL_BOX = """([index, param, panel]) => {
   const [ox, oy] = view.origin();
   return found && {x: canvas.x + ox + found.x, y: canvas.y + oy + found.y, width: found.width, height: found.height};
 }"""
+# The combinations in the page's link now (decoded in the page: base64url JSON).
+C_NOW = "JSON.parse(atob(new URLSearchParams(location.hash.slice(1)).get('c').replace(/-/g, '+').replace(/_/g, '/')))"
 SELECTED = """([index, name]) => [...new Set(window.lotterysiteRuntime.views[index].view.data(name)
   .filter(r => r.selected == 1 && r.sample_id != null).map(r => r.sample_id))].sort((a, b) => a - b)"""
 
@@ -51,7 +53,7 @@ def shared(site_store, site, serve):
 
 
 def ws_url(base, **state) -> str:
-    parts = [f"{k}={quote(json.dumps(v) if k in ('c', 'b') else str(v), safe='')}" for k, v in state.items()]
+    parts = [f"{k}={oracle.ws_link(v) if k in ('c', 'b') else quote(str(v), safe='')}" for k, v in state.items()]
     return base + WS + "#" + "&".join(parts)
 
 
@@ -190,7 +192,7 @@ def test_table_bar_adds_a_combination_and_the_panels_follow(shared, new_page, op
     assert point, "no bar of magnitude 80 % on clean"
     page.evaluate("(y) => window.scrollTo(0, y - 300)", point["y"])
     page.mouse.click(point["x"], point["y"] - page.evaluate("window.scrollY"))
-    page.wait_for_function("decodeURIComponent(location.hash).includes('magnitude/0.8')")
+    page.wait_for_function(f"{C_NOW}.length === 2")
     page.evaluate("window.lotterysiteRuntime.settled()")
     assert oracle.ws_state(page)["c"] == [SIX[0], ["lenet5/magnitude/0.8", "v0.arrow"]]
     assert page.locator(".ls-ws-list li").count() == 2
@@ -376,7 +378,7 @@ def test_keyboard_adds_reorders_and_removes_combinations(shared, new_page, open_
     page.keyboard.press("Tab")  # the add button
     assert page.evaluate("document.activeElement.textContent") == "Add combination"
     page.keyboard.press("Enter")
-    page.wait_for_function("JSON.parse(new URLSearchParams(location.hash.slice(1)).get('c')).length === 3")
+    page.wait_for_function(f"{C_NOW}.length === 3")
     added = oracle.ws_state(page)["c"][2]
     cfg = oracle.page_config(page)
     assert added[0] == cfg["models"][-1]["id"] and added[1] == next(
@@ -387,10 +389,10 @@ def test_keyboard_adds_reorders_and_removes_combinations(shared, new_page, open_
     # Move it up twice with the keyboard: focus stays on its "move up" button.
     page.locator(".ls-ws-list li").nth(2).locator(".ls-up").focus()
     page.keyboard.press("Enter")
-    page.wait_for_function("JSON.parse(new URLSearchParams(location.hash.slice(1)).get('c'))[1][1] !== 'v0.arrow'")
+    page.wait_for_function(f"{C_NOW}[1][1] !== 'v0.arrow'")
     assert "move up" in page.evaluate("document.activeElement.getAttribute('aria-label')")
     page.keyboard.press("Enter")
-    page.wait_for_function("JSON.parse(new URLSearchParams(location.hash.slice(1)).get('c'))[0][1] !== 'v0.arrow'")
+    page.wait_for_function(f"{C_NOW}[0][1] !== 'v0.arrow'")
     assert oracle.ws_state(page)["c"][0] == added
     assert page.locator(".ls-ws-list li").first.inner_text().endswith("(reference)") or "(reference)" in (
         page.locator(".ls-ws-list li").first.inner_text()
@@ -398,7 +400,7 @@ def test_keyboard_adds_reorders_and_removes_combinations(shared, new_page, open_
     # Remove it.
     page.locator(".ls-ws-list li").first.locator(".ls-remove").focus()
     page.keyboard.press("Enter")
-    page.wait_for_function("JSON.parse(new URLSearchParams(location.hash.slice(1)).get('c')).length === 2")
+    page.wait_for_function(f"{C_NOW}.length === 2")
     assert oracle.ws_state(page)["c"] == SIX[:2]
     page.evaluate("window.lotterysiteRuntime.settled()")
     assert page.evaluate("window.lotterysiteRuntime.errors") == [] and page.problems == []

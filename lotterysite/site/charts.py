@@ -807,11 +807,11 @@ WS_DOT_COLORS = [GRAY, RED, GRAY, YELLOW]
 WS_CELL = 150  # px of a workspace panel's plot area (the loader fits the facets' columns to the page)
 
 
-def _ws_titles(param: str) -> alt.Header:
+def _ws_titles(param: str, limit: int = WS_CELL + 40) -> alt.Header:
     # A panel's header comes from the page (param `param`: [line, line] per panel key), never from the facet value:
     # the facet value is the short key the brush's store names its cell by (parsed by the page).
     return alt.Header(title=None, labelExpr=f"{param}[datum.value] || datum.value", labelFontSize=11,
-                      labelLimit=WS_CELL + 40, labelAnchor="start", labelAlign="left")  # fmt: skip
+                      labelLimit=limit, labelAnchor="start", labelAlign="left")  # fmt: skip
 
 
 def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.FacetChart:
@@ -915,7 +915,8 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     unit = alt.layer(rules, drawn, focus, *names, his, los, catch.add_params(brush)).properties(
         width=n_axes * axis_step, height=170
     )
-    out = unit.facet(facet=alt.Facet("panel:N", header=_ws_titles("ws_ptitles"), sort=alt.SortField("panel_order")),
+    header = _ws_titles("ws_ptitles", n_axes * axis_step)
+    out = unit.facet(facet=alt.Facet("panel:N", header=header, sort=alt.SortField("panel_order")),
                      columns=columns, data=_data(data, "ws_pcp"), spacing={"row": 40, "column": 18})  # fmt: skip
     out = out.properties(name="ws_pcp")
     out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param]

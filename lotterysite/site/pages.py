@@ -286,6 +286,13 @@ def workspace_default(store: Store, arch: str) -> list[list[str]]:
     return [[m["model_id"], "v0.arrow"] for m in models[:2]]
 
 
+def link_value(value) -> str:
+    """An object as the workspace's link holds it (assets/selection.js `encode`): base64url of its JSON."""
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
 def _class_acc(store: Store, model_id: str) -> dict[int, float]:
     t = store.accuracy.filter(pc.and_(pc.equal(store.accuracy["model_id"].cast(pa.string()), model_id),
                                       pc.equal(store.accuracy["severity"], 0)))  # fmt: skip
@@ -318,13 +325,13 @@ def figure_states(store: Store, arch: str) -> dict[str, dict]:
         cls = max(base, key=lambda j: (abs(last.get(j, 0) - base[j]), -j)) if base else 0
         combos = [[m["model_id"], "v0.arrow"] for m in [dense, *chosen]]
         amounts = ", ".join(amount_label(m["amount"]) for m in chosen)
-        out["fig7"] = {"hash": urlencode({"c": json.dumps(combos), "class": cls, "layout": "class"}),
+        out["fig7"] = {"hash": urlencode({"c": link_value(combos), "class": cls, "layout": "class"}),
                        "text": f"{method} at {amounts} against dense, class {store.classes[cls]}"}  # fmt: skip
     near = sorted(models, key=lambda m: (abs(m["clean_accuracy"] - dense["clean_accuracy"]), m["model_id"]))[:6]
     near = [dense, *[m for m in near if m["model_id"] != dense["model_id"]]][:6]
     base = _class_acc(store, dense["model_id"])
     cls = min(base, key=lambda j: (base[j], j)) if base else 0
-    out["fig8"] = {"hash": urlencode({"c": json.dumps([[m["model_id"], "v0.arrow"] for m in near]), "class": cls,
+    out["fig8"] = {"hash": urlencode({"c": link_value([[m["model_id"], "v0.arrow"] for m in near]), "class": cls,
                                       "layout": "class"}),
                    "text": f"{len(near)} models, class {store.classes[cls]}"}  # fmt: skip
     return out

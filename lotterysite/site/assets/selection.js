@@ -3,7 +3,7 @@
  * A store holds one state object. A view never calls another view: it changes the state with
  * `store.set(patch, source)`, and every view that subscribed to a key of the patch is called with
  * (state, changed keys, source). The keys named when the store is made (`linked`) are the page's link: each change
- * writes them to the URL hash (JSON for objects), so a reload or a shared link reopens the same state. Other keys
+ * writes them to the URL hash (objects as base64url JSON), so a reload or a shared link reopens the same state. Other keys
  * (derived values such as the selected samples, computed from the brushes) are shared the same way but never
  * written to the link.
  */
@@ -11,13 +11,26 @@
   "use strict";
   const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || {});
 
-  // The link's values: `json` keys parsed (a value that is not valid JSON is dropped with a warning), others text.
+  // Objects travel in the link as base64url of their JSON: no quotes or brackets in the address, which some themes
+  // read as an element id (Zensical's scroll-to-anchor builds a selector from it). Plain JSON is read too.
+  function encode(v) {
+    const bytes = new TextEncoder().encode(JSON.stringify(v));
+    let s = "";
+    for (const b of bytes) s += String.fromCharCode(b);
+    return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function decode(text) {
+    if (/^[[{]/.test(text)) return JSON.parse(text);
+    const s = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(s, (c) => c.charCodeAt(0))));
+  }
+  // The link's values: `json` keys decoded (a value that does not decode is dropped with a warning), others text.
   function readHash(linked, json) {
     const out = {};
     const params = new URLSearchParams(location.hash.slice(1));
     for (const [k, v] of params) {
       if (!json.includes(k)) { out[k] = v; continue; }
-      try { out[k] = JSON.parse(v); } catch (e) { (LS.warnings = LS.warnings || []).push(`${k}: not JSON in the link; ignored`); }
+      try { out[k] = decode(v); } catch (e) { (LS.warnings = LS.warnings || []).push(`${k}: not a value of the link; ignored`); }
     }
     return out;
   }
@@ -27,7 +40,7 @@
     for (const k of linked) {
       const v = state[k];
       if (v == null || v === "") continue;
-      params.set(k, json.includes(k) ? JSON.stringify(v) : String(v));
+      params.set(k, json.includes(k) ? encode(v) : String(v));
     }
     history.replaceState(history.state, "", "#" + params.toString());
   }
@@ -55,5 +68,5 @@
     };
   }
 
-  LS.selection = { createStore, readHash };
+  LS.selection = { createStore, readHash, encode, decode };
 })();

@@ -170,7 +170,7 @@
     root.append(bar, info);
     const show = (s) => {
       const n = s.sel ? s.sel.reduce((a, b) => a + b, 0) : 0;
-      info.textContent = s.sel ? `${n} samples selected (drawn in every view; the table's bars are their subset)`
+      info.textContent = s.sel ? `${n} samples selected (${W().brushText(cfg, s)}): in every view; the table's bars are their subset`
         : "Drag a box on any local or parallel-coordinates panel to select samples.";
     };
     store.subscribe(["sel"], show);

@@ -128,6 +128,18 @@
     return [comboLabel(cfg, st.c[p.k], p.k), p.k ? `${name}: ${pct(ref.classAcc.get(p.cls))} → ${acc}` : `${name}: ${acc}`];
   }
 
+  // What the boxes select on, in words (a box restored from a link is not drawn again: this line says where it is).
+  function brushText(cfg, st) {
+    const b = st.b || {}, out = [];
+    const name = (c) => { const i = st.c.findIndex((x) => key(x) === c); return i < 0 ? c : comboLabel(cfg, st.c[i], i); };
+    if (b.l) out.push(`local box on ${name(b.l.c)}, ${cfg.classes[b.l.cls]}${b.l.o ? ", " + b.l.o : ""}`);
+    if (b.p) {
+      const ks = Object.keys(b.p.ranges).map(Number).sort((x, y) => x - y);
+      out.push(`parallel-coordinates box on ${name(b.p.c)}, ${ks.length} ax${ks.length > 1 ? "es" : "is"}`);
+    }
+    return out.join("; ");
+  }
+
   // ---- local geometry: panels and their rows ----
   function localPanels(cfg, model, st) {
     const present = [...new Set(Array.from(model.label).filter((_, i) => model.inSample[i]))].sort((a, b) => a - b);
@@ -249,5 +261,5 @@
   }
 
   LS.workspace = { initialState, loadModel, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
-    localBrush, pcpBrush, panelTitle, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key };
+    localBrush, pcpBrush, panelTitle, brushText, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key };
 })();
