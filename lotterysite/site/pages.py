@@ -293,6 +293,14 @@ def link_value(value) -> str:
     return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).rstrip(b"=").decode()
 
 
+def workspace_hash(combos: list[list[str]], cls: int, layout: str = "class") -> str:
+    """The address part after `#` of a workspace state: combinations [[model_id, slice file], ...] (slice files as
+    in the page config's `slices`, "v0.arrow" is clean), the class, the local panels' layout."""
+    from urllib.parse import urlencode
+
+    return urlencode({"c": link_value(combos), "class": cls, "layout": layout})
+
+
 def _class_acc(store: Store, model_id: str) -> dict[int, float]:
     t = store.accuracy.filter(pc.and_(pc.equal(store.accuracy["model_id"].cast(pa.string()), model_id),
                                       pc.equal(store.accuracy["severity"], 0)))  # fmt: skip
@@ -306,8 +314,6 @@ def figure_states(store: Store, arch: str) -> dict[str, dict]:
     changes most (the method with most amounts; MPT first, as the paper's bottom row, then magnitude). Fig. 8: the
     PCP of one class across up to six models of the most similar clean accuracy to dense (dense included), for
     dense's least accurate class."""
-    from urllib.parse import urlencode
-
     models = store.models_of(arch)
     dense = next((m for m in models if m["method"] == "dense"), models[0] if models else None)
     if dense is None:
@@ -325,14 +331,13 @@ def figure_states(store: Store, arch: str) -> dict[str, dict]:
         cls = max(base, key=lambda j: (abs(last.get(j, 0) - base[j]), -j)) if base else 0
         combos = [[m["model_id"], "v0.arrow"] for m in [dense, *chosen]]
         amounts = ", ".join(amount_label(m["amount"]) for m in chosen)
-        out["fig7"] = {"hash": urlencode({"c": link_value(combos), "class": cls, "layout": "class"}),
+        out["fig7"] = {"hash": workspace_hash(combos, cls),
                        "text": f"{method} at {amounts} against dense, class {store.classes[cls]}"}  # fmt: skip
     near = sorted(models, key=lambda m: (abs(m["clean_accuracy"] - dense["clean_accuracy"]), m["model_id"]))[:6]
     near = [dense, *[m for m in near if m["model_id"] != dense["model_id"]]][:6]
     base = _class_acc(store, dense["model_id"])
     cls = min(base, key=lambda j: (base[j], j)) if base else 0
-    out["fig8"] = {"hash": urlencode({"c": link_value([[m["model_id"], "v0.arrow"] for m in near]), "class": cls,
-                                      "layout": "class"}),
+    out["fig8"] = {"hash": workspace_hash([[m["model_id"], "v0.arrow"] for m in near], cls),
                    "text": f"{len(near)} models, class {store.classes[cls]}"}  # fmt: skip
     return out
 

@@ -17,6 +17,7 @@
   const W = () => LS.workspace;
   const LINKED = ["c", "class", "b", "focus", "layout", "scales", "traj", "sev"];
   const JSON_KEYS = ["c", "b"];
+  const SUBSET_FIELDS = ["subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi"];
 
   function section(parent, lib, cls, title) {
     const s = lib.el("section", { class: "ls-ws-section " + cls });
@@ -86,7 +87,11 @@
       if (!entry.view || !base) return;
       const rs = rows();
       hold(entry);
-      entry.view.change("evaluation", vega.changeset().remove(() => true).insert(rs.map(lib.fields)));
+      // The subset's fields changed in place (no remove and insert: the facet keeps its cells, a frame is cheaper).
+      const byKey = new Map(rs.map((r) => [r.model_id + "\u0000" + r.variant_label, r]));
+      const changes = vega.changeset();
+      for (const f of SUBSET_FIELDS) changes.modify(() => true, f, (d) => byKey.get(d.model_id + "\u0000" + d.variant_label)[f]);
+      entry.view.change("evaluation", changes);
       entry.view.signal(cfg.dmax_param, lib.deltaRange(rs));
       await entry.view.runAsync();
     }
