@@ -210,7 +210,9 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             rel(uri, f"{base}/workspace/")
         )
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intros[kind] + more)))
-    ws_page, ws_specs = workspace_page(store, arch, data, axis_fields, axes, common, served)
+    ws_page, ws_specs = workspace_page(
+        store, arch, data, axis_fields, axes, common, shipped, served if picking else None
+    )
     specs.update(ws_specs)
     return [ws_page, *pages], specs
 
@@ -229,8 +231,9 @@ WS_INTRO = (
 
 
 def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, axes: list[int], common: dict,
-                   shipped: dict | None) -> tuple[Page, dict]:  # fmt: skip
-    """The workspace of one architecture (views/<arch>/workspace/) and its chart specs."""
+                   shipped: dict | None, picker: list[int] | None = None) -> tuple[Page, dict]:  # fmt: skip
+    """The workspace of one architecture (views/<arch>/workspace/) and its chart specs; `picker`: with many classes,
+    the classes that have served samples (the class menu's choices)."""
     a = store.slug(arch)
     uri, data_dir = f"views/{a}/workspace.md", f"data/{a}"
     spec_paths = {
@@ -275,6 +278,8 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         },
         "fit_params": {"gridcols": [charts.GRID_STEP, 3, 12]},
     }
+    if picker is not None:
+        cfg["picker"] = picker
     heading = f"---\nhide:\n  - toc\n---\n\n# {escape(WORKSPACE[1])} — {escape(arch)}\n\n"
     return Page(uri, WORKSPACE[1], heading + _container(cfg, WS_INTRO)), specs
 
