@@ -422,3 +422,24 @@ def test_single_view_pages_link_to_the_workspace_with_their_models(shared, new_p
     nav = page.locator("nav.md-nav--primary").inner_text()
     assert "Workspace" in nav
     assert (site / WS / "index.html").is_file()
+
+
+def test_every_class_layout_shares_its_axes_across_class_panels(shared, new_page, open_view):
+    store, site, base = shared
+    page = new_page(base)
+    open_view(page, ws_url(base, c=SIX[:2], layout="classes"))
+    geo = oracle.ws_combos(page, store, site / "data")
+    rows = page.evaluate(f"window.lotterysiteRuntime.views[{LOCAL}].view.data('ws_local')")
+    panels: dict[str, set] = {}
+    for r in rows:
+        panels.setdefault(r["panel"], set()).add((r["label"], r["sample_id"]))
+    assert len(panels) == 2 * 10
+    for key, members in panels.items():  # combination k's panels, class by class: every sample of the class
+        k, j = divmod(int(key[1:]), 10)
+        assert members == {(j, i) for i, r in geo[k].items() if r["label"] == j}, key
+    scene = oracle.Scene.read(page, LOCAL)
+    assert "ws_local_x" in scene.scales and not scene.cells  # one x and one y scale for all 20 panels
+    lo, hi = scene.scales["ws_local_x"]["domain"]
+    lengths = [r["length"] for g in geo for r in g.values()]
+    assert lo <= min(lengths) and max(lengths) <= hi
+    assert page.problems == []
