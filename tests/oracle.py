@@ -13,6 +13,7 @@ is judged by the mark's position.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -32,6 +33,7 @@ GRAY, YELLOW, RED = "#8c8c8c", "#e6b800", "#d62728"  # charts.GRAY, YELLOW, RED 
 KEEP = [
     "sample_id", "label", "model_id", "variant_label", "panel", "data", "study", "dimension", "metric", "which",
     "variant", "class_name", "density", "rank", "col", "row", "value", "text", "x", "r", "arch", "method",
+    "role", "k", "index", "kind",
 ]  # fmt: skip
 
 SCENE = """([keep, index]) => {
@@ -582,14 +584,25 @@ def subset_accuracy(store: Store, ids: set[int], model_id: str, label: str) -> f
     return sum(r[f"c_{label}"] for r in rows) / (len(rows) * sev)
 
 
-def check_evaluation(page, store: Store, site_data: Path) -> dict:
+def check_evaluation_ws(page, store: Store, ids: set[int]) -> dict:
+    """The workspace's evaluation table (its first view) with the subset `ids` (the selected samples)."""
+    return check_evaluation(page, store, None, ids=ids)
+
+
+def check_ws_evaluation(page, store: Store, site_data: Path) -> dict:
+    """The workspace's evaluation table with no brush: its subset bars are the class's (the page's `class`)."""
+    cls = int(ws_state(page)["class"])
+    labels = dict(zip(*(store.table("samples.arrow")[k].to_pylist() for k in ("sample_id", "label")), strict=True))
+    return check_evaluation_ws(page, store, {i for i in in_sample_ids(site_data) if labels[i] == cls})
+
+
+def check_evaluation(page, store: Store, site_data: Path | None, ids: set[int] | None = None) -> dict:
     """The evaluation table: every bar from 0 to its model's accuracy on its data set (accuracy.arrow), in the row
     its axis labels with the model's method and amount, the printed value the same; with a class subset, every
     subset − overall bar as long as the difference recomputed from outcomes.arrow over the served samples."""
     state = hash_state(page)
     sub = state.get("subset", "")
-    ids = None
-    if sub.startswith("class:"):
+    if ids is None and sub.startswith("class:"):
         j = int(sub.split(":")[1])
         samples = store.table("samples.arrow").to_pylist()
         ids = {r["sample_id"] for r in samples if r["label"] == j} & served_ids(site_data)
@@ -798,6 +811,11 @@ def every_view(home: str = "", arch: str = "lenet5", cmp: str = M08) -> list[tup
         (f"views/{arch}/local/#cmp={cmp}", [check_local]),
         (f"views/{arch}/global/#class=4&cmp={cmp}", [check_global]),
         (f"views/{arch}/samples/#cmp={cmp}", [check_samples]),
+        # Six combinations on the fixture; on another store its default combinations.
+        (
+            f"views/{arch}/workspace/#class=3" + (f"&c={WS_SIX}" if (arch, cmp) == ("lenet5", M08) else ""),
+            [check_ws_evaluation, check_ws_local, check_ws_pcp],
+        ),
     ]
 
 
@@ -811,3 +829,135 @@ def check_pages(new_page, open_view, base: str, store: Store, site_data: Path, v
             out[f"{path} {check.__name__}"] = check(page, store, site_data)
         assert page.problems == [], (path, page.problems)
     return out
+
+
+# ---- the workspace (views/<arch>/workspace/) --------------------------------------------------------------------
+WS_VIEWS = {"evaluation": 0, "local": 1, "pcp": 2, "grid": 3}  # the workspace's views, in the page's order
+
+
+def ws_link(value) -> str:
+    """An object as the workspace's link holds it: base64url of its JSON (written here, not taken from the site)."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+def ws_state(page) -> dict:
+    """The workspace's link: c (combinations) and b (brushes) decoded (base64url JSON), the rest as text."""
+    state = hash_state(page)
+    for k in ("c", "b"):
+        if k in state:
+            text = state[k]
+            state[k] = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    return state
+
+
+def in_sample_ids(site_data: Path) -> set[int]:
+    """The served samples of the stratified sample (the views' densities and selections; no extra exemplar rows)."""
+    t = read_arrow(site_data / "samples.arrow")
+    return {i for i, s in zip(t["sample_id"].to_pylist(), t["in_sample"].to_pylist(), strict=True) if s}
+
+
+def ws_combos(page, store: Store, site_data: Path) -> list[dict[int, dict]]:
+    """Per combination of the page's link, {sample_id: store geometry row} of the stratified sample."""
+    cfg = page_config(page)
+    keep = in_sample_ids(site_data)
+    return [{i: r for i, r in store.geometry(m, *_slice(cfg, f)).items() if i in keep} for m, f in ws_state(page)["c"]]
+
+
+def _cell_of(scene: Scene, gid: int) -> dict:
+    g = scene.groups[gid]
+    while g["name"] not in ("ws_local_cell", "ws_pcp_cell"):
+        g = scene.groups[g["parent"]]
+    return g
+
+
+def check_ws_local(page, store: Store, site_data: Path) -> dict:
+    """The workspace's local panels (layout "class": panel p<k> is combination k, one class): every dot at its
+    sample's (length, angle to the true class) of the combination its role names (reference: the first, else the
+    panel's), on the panels' shared scales; every trajectory from the reference's dot to the compared one."""
+    state = ws_state(page)
+    assert state.get("layout", "class") == "class" and state.get("scales", "shared") == "shared", state
+    cls = int(state["class"])
+    geo = ws_combos(page, store, site_data)
+    scene = Scene.read(page, WS_VIEWS["local"])
+    checked = defaultdict(int)
+    panels = set()
+    for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] in ("symbol", "rule")):
+        for it in m["items"]:
+            d = it["datum"]
+            cell = _cell_of(scene, m["gid"])
+            k = int(cell["datum"]["panel"][1:])
+            panels.add(k)
+            x, y = scene.linear("ws_local_x", cell["x"]), scene.linear("ws_local_y", cell["y"])
+            own = geo[0 if d["role"] == "reference" else k][d["sample_id"]]
+            assert own["label"] == cls, (d, own["label"], cls)
+            want = (float(x.px(own["length"])), float(y.px(own["angle_true"])))
+            if m["type"] == "rule":  # a trajectory: from the reference's dot to the panel's
+                ref = geo[0][d["sample_id"]]
+                start = (float(x.px(ref["length"])), float(y.px(ref["angle_true"])))
+                assert near(it["x"], start[0]) and near(it["y"], start[1]), (d, it, start)
+                assert near(it["x2"], want[0]) and near(it["y2"], want[1]), (d, it, want)
+                checked["trajectories"] += 1
+                continue
+            assert near(it["x"], want[0]) and near(it["y"], want[1]), (
+                f"panel {k}: {d} at {it['x'], it['y']}, want {want}"
+            )
+            checked["focus" if it["fill"] is None or m["name"].endswith("layer_2_marks") else "dots"] += 1
+    assert panels == set(range(len(geo))), (panels, len(geo))
+    n = sum(1 for r in geo[0].values() if r["label"] == cls)
+    assert checked["dots"] == n * (2 * len(geo) - 1), (checked, n, len(geo))
+    return dict(checked, panels=len(panels))
+
+
+def ws_pcp_extents(geo: list[dict[int, dict]], axes: list[str], cls: int, which: list[int]) -> dict[str, tuple]:
+    """The PCP's ranges as the page states them: every angle axis one range, length and margin their own, over the
+    class's samples of the combinations `which`, padded by 4 % of the range."""
+    out: dict[str, list[float]] = {}
+    for k in which:
+        for r in geo[k].values():
+            if r["label"] != cls:
+                continue
+            for f in axes:
+                g = "angle" if f.startswith("angle") else f
+                lo, hi = out.get(g, (math.inf, -math.inf))
+                out[g] = [min(lo, r[f]), max(hi, r[f])]
+    return {g: (lo - ((hi - lo) * 0.04 or 0.5), hi + ((hi - lo) * 0.04 or 0.5)) for g, (lo, hi) in out.items()}
+
+
+def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
+    """The workspace's PCP panels (q<k>: combination k): every line passes through axis j at its sample's store value
+    of that combination, on the ranges shared by every panel (or each panel's own, scales=panel)."""
+    state = ws_state(page)
+    cls = int(state["class"])
+    cfg = page_config(page)
+    axes = cfg["axes"]
+    geo = ws_combos(page, store, site_data)
+    shared = state.get("scales", "shared") == "shared"
+    scene = Scene.read(page, WS_VIEWS["pcp"])
+    checked = defaultdict(int)
+    lines: dict[int, set] = defaultdict(set)
+    for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] == "line"):
+        cell = _cell_of(scene, m["gid"])
+        k = int(cell["datum"]["panel"][1:])
+        ext = ws_pcp_extents(geo, axes, cls, list(range(len(geo))) if shared else [k])
+        x, y = scene.linear("ws_pcp_x", cell["x"]), scene.linear("ws_pcp_y", cell["y"])
+        for it in m["items"]:
+            d = it["datum"]
+            r = geo[k][d["sample_id"]]
+            assert r["label"] == cls, (d, r["label"])
+            f = axes[d["k"]]
+            lo, hi = ext["angle" if f.startswith("angle") else f]
+            want = float(y.px((r[f] - lo) / (hi - lo)))
+            assert near(it["x"], float(x.px(d["k"]))), (d, it["x"])
+            assert near(it["y"], want), (
+                f"panel {k}, axis {f}: sample {d['sample_id']} at y={it['y']:.2f}, want {want:.2f}"
+            )
+            lines[k].add(d["sample_id"])
+            checked["points"] += 1
+    for k, g in enumerate(geo):
+        assert lines[k] >= {i for i, r in g.items() if r["label"] == cls}, f"panel {k} misses lines"
+    return dict(checked, panels=len(lines))
+
+
+# Six combinations of the site fixture (four models on clean data, two on defocus_blur at severity 3), as a link.
+WS_SIX = ws_link([["lenet5/dense", "v0.arrow"], ["lenet5/magnitude/0.5", "v0.arrow"], [M08, "v0.arrow"],
+                   ["lenet5/random/0.3", "v0.arrow"], ["lenet5/dense", "v6.arrow"], [M08, "v6.arrow"]])  # fmt: skip

@@ -333,7 +333,7 @@ def test_evaluation_subset_class_found_by_typing(browser, site, open_view):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("kind", ["evaluation", "local", "global", "samples"])
+@pytest.mark.parametrize("kind", ["evaluation", "local", "global", "samples", "workspace"])
 def test_pages_stay_within_budget(browser, site, kind, open_view):
     base, views, _ = site
     pg = _open(browser, f"{base}{views}/{kind}/", open_view)

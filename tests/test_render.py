@@ -29,7 +29,7 @@ theme:
   features:
     - navigation.instant
 """
-VIEWS = [f"lotterysite/views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples")]
+VIEWS = [f"lotterysite/views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples", "workspace")]
 MARKS = """() => window.lotterysiteRuntime.views.map(v => {
   let n = 0;
   const walk = (item) => { if (item.items) item.items.forEach(walk); else n++; };
@@ -60,7 +60,7 @@ def test_render_writes_its_folder_only_and_says_what(docs):
     assert (docs / "index.md").read_text() == HAND_WRITTEN
     out = docs / "lotterysite"
     pages = {"index.md", "findings/index.md", "store/index.md"}
-    pages |= {f"views/lenet5/{k}/index.md" for k in ("evaluation", "local", "global", "samples")}
+    pages |= {f"views/lenet5/{k}/index.md" for k in ("evaluation", "local", "global", "samples", "workspace")}
     assert pages <= {str(p.relative_to(out)) for p in out.rglob("*.md")}
     for page in pages:
         assert f"page  {page}" in output
@@ -71,6 +71,9 @@ def test_render_writes_its_folder_only_and_says_what(docs):
         "vega-embed.min.js",
         "vega-loader-arrow.min.js",
         "lotterysite.js",
+        "selection.js",
+        "workspace.js",
+        "workspace-views.js",
         "lotterysite.css",
         "loader.js",
     ):
@@ -95,8 +98,8 @@ def test_pages_reference_the_loader_and_files_that_exist(docs):
                 assert (url_dir / path).resolve().is_file(), (page, path)
     loader = (out / "assets/loader.js").read_text()
     assert (
-        '["vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-loader-arrow.min.js", "lotterysite.js"]'
-        in loader
+        '["vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-loader-arrow.min.js", "selection.js", '
+        '"workspace.js", "workspace-views.js", "lotterysite.js"]' in loader
     )
 
 
@@ -245,7 +248,7 @@ def test_rendered_views_draw_the_store(built, new_page, open_view, store):
     _, site, base = built
     views = [("lotterysite/" + path, checks) for path, checks in oracle.every_view("summary/")]
     got = oracle.check_pages(new_page, open_view, base, oracle.Store(store), site / "lotterysite/data", views)
-    assert len(got) == 9 and all(n for counts in got.values() for n in counts.values()), got
+    assert len(got) == 12 and all(n for counts in got.values() for n in counts.values()), got
 
 
 @pytest.mark.browser

@@ -43,6 +43,9 @@ def validated(make) -> dict:
         lambda: charts.margin_change_density(),
         lambda: charts.curse_of_dimensionality(),
         lambda: charts.correlations(),
+        lambda: charts.workspace_local(shared=True),
+        lambda: charts.workspace_local(shared=False),
+        lambda: charts.workspace_pcp(n_axes=len(AXES)),
     ],
 )
 def test_chart_functions_compile_to_vega_lite(make):

@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 PAGES = ["", "method/", "store/", "publish/", "findings/"] + [
-    f"views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples")
+    f"views/lenet5/{k}/" for k in ("evaluation", "local", "global", "samples", "workspace")
 ]
 
 # Leaf mark items drawn by every Vega view of the page, and the page box of the first brushable unit named `param`.

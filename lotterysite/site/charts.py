@@ -837,3 +837,125 @@ def accuracy_vs_cost(data=None, *, methods: list[str], archs: list[str] | None =
                                header=alt.Header(labelFontSize=13, labelFontWeight="bold")), columns=2)
         .properties(name="ls_cost")
     )  # fmt: skip
+
+
+# ---- the workspace: every combination side by side (paper Fig. 4, Figs. 7 and 8) -------------------------------
+WS_DOTS = [*CORRECTNESS, "reference", "compared"]  # a dot's role: a single combination's prediction, or a pair's
+WS_DOT_COLORS = [GRAY, RED, GRAY, YELLOW]
+WS_CELL = 150  # px of a workspace panel's plot area (the loader fits the facets' columns to the page)
+
+
+def _ws_titles(param: str, limit: int = WS_CELL + 40) -> alt.Header:
+    # A panel's header comes from the page (param `param`: [line, line] per panel key), never from the facet value:
+    # the facet value is the short key the brush's store names its cell by (parsed by the page).
+    return alt.Header(title=None, labelExpr=f"{param}[datum.value] || datum.value", labelFontSize=11,
+                      labelLimit=limit, labelAnchor="start", labelAlign="left")  # fmt: skip
+
+
+def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.FacetChart:
+    """Local geometry as small multiples: one panel per (combination, class) or per outcome subset, chosen by the
+    page (Fig. 7: one class across the combinations; Fig. 4 ④: outcome subsets b–f of two combinations).
+
+    Rows (dataset "ws_local", one per dot): panel (short key, e.g. "p3"), sample_id, index (the sample's place in
+    samples.arrow), label, class_name, role (WS_DOTS), x (length) and y (angle to the true class) of the dot's
+    combination, x0 / y0 (the reference combination's, on a compared dot: its trajectory's start), outcome (OUTCOMES,
+    compared dots), traj (1: draw its trajectory), selected (1: in the shared selection, or no selection), focus (1:
+    the sample picked in the grid). Param `ws_titles` holds each panel's header lines. One interval brush
+    (`ws_lbrush`, on x and y) over every panel; the page reads the panel from its store. `shared`: one x and one y
+    scale for every panel (the default); else each panel has its own ranges.
+    """
+    x = alt.X("x:Q", title="length", scale=alt.Scale(zero=False, nice=False))
+    y = alt.Y("y:Q", title="angle to true class (°)", scale=alt.Scale(zero=False, nice=False))
+    brush = alt.selection_interval(name="ws_lbrush", encodings=["x", "y"])
+    tooltip = [alt.Tooltip("image:N"), "sample_id:Q", "class_name:N", "role:N", "outcome:N",
+               alt.Tooltip("x:Q", title="length", format=".2f"),
+               alt.Tooltip("y:Q", title="angle", format=".1f")]  # fmt: skip
+    base = alt.Chart()
+    traj = (
+        base.transform_filter("datum.traj == 1 && datum.selected == 1")
+        .mark_rule(opacity=0.55, strokeWidth=1, clip=True)
+        .encode(
+            x="x0:Q", y="y0:Q", x2="x:Q", y2="y:Q",
+            stroke=alt.Stroke("outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS),
+                              legend=_legend("trajectory")),
+        )
+    )  # fmt: skip
+    dots = base.mark_circle(size=14, clip=True).encode(
+        x=x,
+        y=y,
+        fill=alt.Fill("role:N", scale=alt.Scale(domain=WS_DOTS, range=WS_DOT_COLORS), legend=_legend("dot")),
+        opacity=alt.condition("datum.selected == 1", alt.value(0.8), alt.value(0.07)),
+        tooltip=tooltip,
+    )
+    dots = dots.add_params(brush)
+    focus = (
+        base.transform_filter("datum.focus == 1")
+        .mark_point(size=130, strokeWidth=2, color="#000000", filled=False, clip=True)
+        .encode(x=x, y=y)
+    )
+    layers = alt.layer(dots, traj, focus).properties(width=WS_CELL, height=WS_CELL)
+    out = layers.facet(facet=alt.Facet("panel:N", header=_ws_titles("ws_titles"), sort=alt.SortField("panel_order")),
+                       columns=columns, data=_data(data, "ws_local"), spacing={"row": 12, "column": 14})  # fmt: skip
+    if not shared:
+        out = out.resolve_scale(x="independent", y="independent").resolve_axis(x="independent", y="independent")
+    out = out.properties(name="ws_local")
+    out.params = [*out.params, alt.param(name="ws_titles", value={}).param]
+    return out
+
+
+def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 34) -> alt.FacetChart:
+    """The global PCP as small multiples: one panel per combination, one class, on the same normalised axes.
+
+    Rows (dataset "ws_pcp"): kind "line" (one per sample and axis) or "axis" (one per panel and axis); panel,
+    panel_order, k (axis index, left to right), and on lines sample_id, index, label, role (CORRECTNESS of the
+    panel's combination), v (the store value), y (v on the axis's range: 0 at its low end, 1 at its high end),
+    selected, focus; on axes name, lo and hi (the range, as text). The page sets the ranges: every angle axis shares
+    one, length and margin their own, over every panel (shared, the default) or per panel (then the panels'
+    ranges differ and each panel's axes print theirs): the spec is the same either way. `n_axes` axes, `axis_step`
+    px apart. One interval brush (`ws_pbrush`, x over axes and y over
+    values) per page: it selects the samples whose values lie in its value range on every axis it spans, of the
+    brushed panel's combination (the page reads the panel from the brush's store).
+    """
+    xscale = alt.Scale(domain=[-0.5, n_axes - 0.5], nice=False, zero=False)
+    x = alt.X("k:Q", axis=None, scale=xscale)
+    yscale = alt.Scale(domain=[0, 1], nice=False, zero=False)
+    y = alt.Y("y:Q", axis=None, scale=yscale)
+    brush = alt.selection_interval(name="ws_pbrush", encodings=["x", "y"])
+    lines = alt.Chart().transform_filter("datum.kind == 'line'")
+    drawn = lines.mark_line(strokeWidth=1, clip=True).encode(
+        x=x, y=y, detail="sample_id:N", order="k:Q",
+        stroke=alt.Stroke("role:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("line")),
+        opacity=alt.condition("datum.selected == 1", alt.value(0.45), alt.value(0.04)),
+    )  # fmt: skip
+    focus = (
+        lines.transform_filter("datum.focus == 1")
+        .mark_line(strokeWidth=3, color="#000000", clip=True)
+        .encode(x=x, y=y, detail="sample_id:N", order="k:Q")
+    )
+    # Every layer's y is on the lines' scale with no axis of its own (a layer with an axis would merge with none).
+    axes = alt.Chart().transform_filter("datum.kind == 'axis'").transform_calculate(y_lo="0", y_hi="1")
+    lo, hi = (alt.Y(f"{f}:Q", axis=None, scale=yscale) for f in ("y_lo", "y_hi"))
+    rules = axes.mark_rule(color=GRAY, strokeWidth=1).encode(x=x, y=lo, y2="y_hi:Q")
+    text = dict(fontSize=9, align="center")
+    # Names on two staggered lines, so that neighbouring axes' names do not run into each other.
+    names = [
+        axes.transform_filter(f"datum.k % 2 == {odd}")
+        .mark_text(baseline="bottom", dy=-14 - 11 * odd, limit=axis_step * 2 - 4, **text)
+        .encode(x=x, y=hi, text="name:N")
+        for odd in (0, 1)
+    ]
+    his = axes.mark_text(baseline="bottom", dy=-3, **text).encode(x=x, y=hi, text="hi:N")
+    los = axes.mark_text(baseline="top", dy=3, **text).encode(x=x, y=lo, text="lo:N")
+    # The brush lives on invisible rects over the whole plot, drawn last: a line with `detail` is a group of its own,
+    # and a drag starting on one would measure the brush in that group's frame.
+    pad = axes.transform_calculate(k_lo="datum.k - 0.5", k_hi="datum.k + 0.5")
+    catch = pad.mark_rect(opacity=0).encode(x=alt.X("k_lo:Q", axis=None, scale=xscale), x2="k_hi:Q", y=lo, y2="y_hi:Q")
+    unit = alt.layer(rules, drawn, focus, *names, his, los, catch.add_params(brush)).properties(
+        width=n_axes * axis_step, height=170
+    )
+    header = _ws_titles("ws_ptitles", n_axes * axis_step)
+    out = unit.facet(facet=alt.Facet("panel:N", header=header, sort=alt.SortField("panel_order")),
+                     columns=columns, data=_data(data, "ws_pcp"), spacing={"row": 40, "column": 18})  # fmt: skip
+    out = out.properties(name="ws_pcp")
+    out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param]
+    return out

@@ -16,9 +16,12 @@ import warnings
 from dataclasses import dataclass
 from html import escape
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from . import charts, findings
 from . import cost as site_cost
-from .data import ArchData, Store, amount_label, model_label, severity_coverage
+from .data import ArchData, Store, amount_label, method_label, model_label, severity_coverage
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -26,6 +29,7 @@ VIEWS = (
     ("global", "Global geometry"),
     ("samples", "Sample examination"),
 )
+WORKSPACE = ("workspace", "Workspace")  # every view on one screen, live-linked (views/<arch>/workspace/)
 
 
 @dataclass
@@ -219,6 +223,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         uri = f"{base}/{kind}.md"
         cfg = {**common, "kind": kind, "slice_base": rel(uri, f"{data_dir}/g"),
                "links": {k: rel(uri, f"{base}/{k}/") for k, _ in VIEWS}}  # fmt: skip
+        cfg["links"]["workspace"] = rel(uri, f"{base}/workspace/")
         if kind == "evaluation":
             cfg["spec"] = rel(uri, f"{data_dir}/specs/evaluation.json")
             cfg["evaluation"] = rel(uri, f"{data_dir}/evaluation.arrow")
@@ -247,8 +252,15 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         intro = intros[kind]
         if kind != "evaluation" and severity_note(store):  # the views drawn from the per-sample slices
             intro += "\n\n" + severity_note(store)
-        pages.append(Page(uri, f"{title}", heading + _container(cfg, intro)))
-    return pages, specs
+        more = " All four views side by side, live-linked, any number of models: [the workspace]({}).".format(
+            rel(uri, f"{base}/workspace/")
+        )
+        pages.append(Page(uri, f"{title}", heading + _container(cfg, intro + more)))
+    ws_page, ws_specs = workspace_page(
+        store, arch, data, axis_fields, axes, common, shipped, served if picking else None
+    )
+    specs.update(ws_specs)
+    return [ws_page, *pages], specs
 
 
 def view_spec(kind: str, compare: bool, args: tuple) -> dict:
@@ -577,6 +589,10 @@ Mean ± standard deviation of the angle between random vectors, and between samp
 in trained models, against the dimension (paper §5.4). {curse_words}
 
 {curse_md}
+
+## The case studies in the workspace (Figs. 7 and 8)
+
+{_figure_links(store, uri)}
 
 ## Corruption gallery
 

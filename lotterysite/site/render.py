@@ -27,6 +27,9 @@ HERE = Path(__file__).parent
 VENDOR = HERE / "vendor"
 ASSETS = HERE / "assets"
 OWN_SCRIPT = "lotterysite.js"
+# Loaded before OWN_SCRIPT: the workspace's shared selection store, then its views (they register with the runtime
+# that OWN_SCRIPT starts, so they must be there when it looks at the page).
+WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "workspace-views.js")
 OWN_STYLE = "lotterysite.css"
 LOADER = "loader.js"
 PAGE_OVERHEAD = 400_000  # a page's HTML, theme CSS and scripts, chart specs and small data besides the vendored JS
@@ -150,9 +153,9 @@ def render(
     for path in vendor_files():
         out.files[f"{assets}/{path.name}"] = path
         out.scripts.append(f"{assets}/{path.name}")
-    for name in (OWN_SCRIPT, OWN_STYLE):
+    for name in (*WORKSPACE_SCRIPTS, OWN_SCRIPT, OWN_STYLE):
         out.files[f"{assets}/{name}"] = ASSETS / name
-    out.scripts.append(f"{assets}/{OWN_SCRIPT}")
+    out.scripts += [f"{assets}/{name}" for name in (*WORKSPACE_SCRIPTS, OWN_SCRIPT)]
     out.styles.append(f"{assets}/{OWN_STYLE}")
 
     if standalone:
@@ -212,7 +215,7 @@ def index_page(store: data.Store, sections: list[tuple[str, list[str]]]) -> str:
     """The generated folder's home: every generated page, linked in view order."""
     recipe = escape(str(store.manifest.get("recipe", {}).get("name", "")))
     dataset = escape(str(store.manifest.get("dataset", {}).get("name", "")))
-    titles = {kind: title for kind, title in pages.VIEWS}
+    titles = {kind: title for kind, title in (*pages.VIEWS, pages.WORKSPACE)}
     lines = [
         "# Results",
         "",

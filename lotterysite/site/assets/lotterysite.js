@@ -8,7 +8,10 @@
  */
 (function () {
   "use strict";
-  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || { views: [], latencies: [], warnings: [] });
+  // workspace.js loads first and may have made the runtime already (to register its view kind in LS.kinds).
+  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || {});
+  for (const k of ["views", "latencies", "warnings"]) LS[k] = LS[k] || [];
+  LS.kinds = LS.kinds || {};
   const cache = new Map();
   const SHARED = ["ref", "refv", "cmp", "cmpv", "class", "sel"];
 
@@ -480,6 +483,35 @@
     await entry.refresh();
   }
 
+  // The evaluation table's rows with the subset's accuracy (its 95 % interval) and its difference from each model's
+  // accuracy; `mask` (one 0/1 per row of correct.arrow, or null: no subset). Returns [rows, subset size].
+  function subsetRows(base, correct, columns, mask) {
+    const sub = new Map();
+    let n = 0;
+    if (mask) {
+      n = mask.reduce((a, b) => a + b, 0);
+      for (const c of columns) {
+        const shares = [];
+        for (let i = 0; i < correct.length; i++) if (mask[i]) shares.push(correct[i][c.column] / c.members);
+        if (n) sub.set(c.model_id + "\u0000" + c.variant_label, subsetInterval(shares));
+      }
+    }
+    const rows = base.map((r) => {
+      const [s, lo, hi] = sub.get(r.model_id + "\u0000" + r.variant_label) || [null, null, null];
+      const d = (x) => (x == null ? null : x - r.accuracy);
+      return Object.assign(fields(r), { subset_accuracy: s, subset_lo: lo, subset_hi: hi, delta: d(s),
+        delta_lo: d(lo), delta_hi: d(hi) });
+    });
+    return [rows, n];
+  }
+  // The Δ region's half range: the smallest of 5, 10, 20, 30, 40, 60, 80, 100 points that holds every subset bar and
+  // interval, so that none is cut.
+  function deltaRange(rows) {
+    let most = 0;
+    for (const r of rows) if (r.delta != null) most = Math.max(most, Math.abs(r.delta_lo), Math.abs(r.delta_hi), Math.abs(r.delta));
+    return [0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1].find((d) => most <= d + 1e-12) || 1;
+  }
+
   async function evaluationView(root, cfg) {
     const state = readState();
     const models = new Map(cfg.models.map((m) => [m.id, m]));
@@ -535,29 +567,9 @@
         const j = Number(subsetValue.slice(6));
         mask = Uint8Array.from(correct, (r) => (r.label === j && r.in_sample !== false ? 1 : 0));
       }
-      const sub = new Map();
-      if (mask) {
-        const n = mask.reduce((a, b) => a + b, 0);
-        for (const c of cfg.correct_columns) {
-          const shares = [];
-          for (let i = 0; i < correct.length; i++) if (mask[i]) shares.push(correct[i][c.column] / c.members);
-          if (n) sub.set(c.model_id + "\u0000" + c.variant_label, subsetInterval(shares));
-        }
-        entry.subsetSize = n;
-      }
-      return base.map((r) => {
-        const [s, lo, hi] = sub.get(r.model_id + "\u0000" + r.variant_label) || [null, null, null];
-        const d = (x) => (x == null ? null : x - r.accuracy);
-        return Object.assign(fields(r), { subset_accuracy: s, subset_lo: lo, subset_hi: hi, delta: d(s),
-          delta_lo: d(lo), delta_hi: d(hi) });
-      });
-    }
-    // The Δ region's half range: the smallest of 5, 10, 20, 30, 40, 60, 80, 100 points that holds every subset bar and
-    // interval, so that none is cut.
-    function deltaRange(rows) {
-      let most = 0;
-      for (const r of rows) if (r.delta != null) most = Math.max(most, Math.abs(r.delta_lo), Math.abs(r.delta_hi), Math.abs(r.delta));
-      return [0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1].find((d) => most <= d + 1e-12) || 1;
+      const [rows, n] = subsetRows(base, correct, cfg.correct_columns, mask);
+      if (mask) entry.subsetSize = n;
+      return rows;
     }
     function update() {
       const s = readState();
@@ -1038,6 +1050,10 @@
     await load();
   }
 
+  // What the views of other modules (workspace.js) draw with: the same embedding, queue, data and helpers.
+  LS.lib = { el, select, fetchRows, fields, embed, newEntry, describe, tableOf, pct, subsetInterval, buildPairs,
+    setParam, toolbar, decodeSel, encodeSel, fail, brushNames, subsetRows, deltaRange };
+
   function initView(root) {
     // Called again for the same container (document$ and the direct call): hand back the first run.
     if (!root.lsPromise) root.lsPromise = drawView(root);
@@ -1061,6 +1077,7 @@
     try {
       if (cfg.kind === "static") await staticView(root, cfg);
       else if (cfg.kind === "evaluation") await evaluationView(root, cfg);
+      else if (LS.kinds[cfg.kind]) await LS.kinds[cfg.kind](root, cfg, LS.lib);
       else await geometryView(root, cfg);
     } catch (e) {
       failures.push({ root, msg: String(e) });

@@ -1,0 +1,334 @@
+/* The workspace's views (issue 23): one function per view, each drawing from the shared selection store
+ * (selection.js) and writing to it, never to another view. The rows and the selection come from workspace.js;
+ * the embedding, the redraw queue and the helpers from lotterysite.js (`lib`).
+ *
+ *   store key   set by                                   drawn by
+ *   c           the combination list, a table bar click  every view (new data)
+ *   class       the class menu                           local, PCP (new rows); the table (class subset)
+ *   layout, scales, traj   their menus                   local, PCP
+ *   b           a brush in a local or PCP panel          -> sel (derived here)
+ *   sel         derived from b                           every view, during the drag (no redraw)
+ *   focus       the sample grid (click or menu)          local, PCP, the grid's detail line
+ */
+(function () {
+  "use strict";
+  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || {});
+  LS.kinds = LS.kinds || {};
+  const W = () => LS.workspace;
+  const LINKED = ["c", "class", "b", "focus", "layout", "scales", "traj", "sev"];
+  const JSON_KEYS = ["c", "b"];
+  const SUBSET_FIELDS = ["subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi"];
+
+  function section(parent, lib, cls, title) {
+    const s = lib.el("section", { class: "ls-ws-section " + cls });
+    s.appendChild(lib.el("h2", {}, title));
+    parent.appendChild(s);
+    return s;
+  }
+  function chartEntry(lib, kind, sec, cfg) {
+    const entry = lib.newEntry(kind, sec, cfg);
+    sec.append(entry.error, entry.figure, entry.summary);
+    return entry;
+  }
+  const specCache = new Map();
+  function specOf(url) {
+    if (!specCache.has(url)) specCache.set(url, fetch(url).then((r) => r.json()));
+    return specCache.get(url).then((s) => JSON.parse(JSON.stringify(s)));
+  }
+  // One field of every row of dataset `name`, changed in place: the view keeps its scales and its brush, only the
+  // marks that read the field change (a redraw would drop the brush being dragged).
+  function modify(entry, name, field, value) {
+    if (!entry.view) return Promise.resolve();
+    hold(entry);
+    entry.view.change(name, vega.changeset().modify(() => true, field, value));
+    return entry.view.runAsync();
+  }
+  // A linked update never shrinks a view: a page growing shorter under a drag would scroll, and move the brush.
+  function hold(entry) {
+    entry.target.style.minHeight = Math.max(parseFloat(entry.target.style.minHeight) || 0, entry.target.offsetHeight) + "px";
+  }
+  const selOf = (store) => (d) => (d.index == null ? 1 : store.get().sel ? store.get().sel[d.index] : 1);
+  const focusOf = (store) => (d) => (d.sample_id === store.get().focus ? 1 : 0);
+
+  // ---- the evaluation table: accuracies, and the subset bars of the selection (or the class) ----
+  function evaluationView(parent, cfg, lib, store, shared) {
+    const sec = section(parent, lib, "ls-ws-eval", "Evaluation table");
+    const note = lib.el("p", { class: "ls-info ls-ws-subset", "aria-live": "polite" });
+    sec.appendChild(note);
+    const entry = chartEntry(lib, "evaluation", sec, cfg);
+    lib.toolbar(sec, entry, "evaluation.csv");
+    let base = null, correct = null;
+    function rows() {
+      const st = store.get(), bits = st.sel;
+      const mask = Uint8Array.from(correct, (r, i) => (r.in_sample === false ? 0 : bits ? bits[i] : r.label === st.class ? 1 : 0));
+      const [out, n] = lib.subsetRows(base, correct, cfg.correct_columns, mask);
+      note.textContent = (bits ? `Subset: the ${n} selected samples` : `Subset: class ${cfg.classes[st.class]} (${n} samples)`) +
+        "; bars right of the dashed line: its accuracy minus the model's (95 % interval). Click a bar to add its model.";
+      entry.rows = out;
+      return out;
+    }
+    function draw() {
+      return entry.queue(async () => {
+        if (!base) [base, correct] = await Promise.all([lib.fetchRows(cfg.evaluation), lib.fetchRows(cfg.correct)]);
+        return specOf(cfg.specs.evaluation);
+      }, async (spec) => {
+        const rs = rows();
+        lib.setParam(spec, cfg.dmax_param, lib.deltaRange(rs));
+        lib.setParam(spec, "model", [...new Set(store.get().c.map((c) => c[0]))].map((m) => ({ model_id: m })));
+        const view = await lib.embed(entry, spec, { evaluation: rs });
+        view.addEventListener("click", (e, item) => {
+          const d = item && item.datum;
+          if (d && d.model_id && d.variant_label) shared.add(d.model_id, d.variant_label);
+        });
+        lib.describe(entry, "Evaluation table", note.textContent);
+      });
+    }
+    async function select() {
+      if (!entry.view || !base) return;
+      const rs = rows();
+      hold(entry);
+      // The subset's fields changed in place (no remove and insert: the facet keeps its cells, a frame is cheaper).
+      const byKey = new Map(rs.map((r) => [r.model_id + "\u0000" + r.variant_label, r]));
+      const changes = vega.changeset();
+      for (const f of SUBSET_FIELDS) changes.modify(() => true, f, (d) => byKey.get(d.model_id + "\u0000" + d.variant_label)[f]);
+      entry.view.change("evaluation", changes);
+      entry.view.signal(cfg.dmax_param, lib.deltaRange(rs));
+      await entry.view.runAsync();
+    }
+    return { entry, draw, select, focus: () => null };
+  }
+
+  // ---- the combination list: (model, data) pairs; add, remove, reorder; keyboard-operable buttons ----
+  function combinationsView(parent, cfg, lib, store, shared) {
+    const sec = section(parent, lib, "ls-ws-combos", "Combinations");
+    sec.appendChild(lib.el("p", { class: "ls-info" }, "The first is the reference: the others are compared with it."));
+    const list = lib.el("ol", { class: "ls-ws-list", "aria-label": "combinations" });
+    const status = lib.el("p", { class: "ls-status", role: "status", "aria-live": "polite" });
+    sec.append(list, pickerOf(cfg, lib, store, shared), status);
+    let again = null; // [combination, button class]: the button keyboard focus returns to after the list redraws
+    const set = (c, text) => { status.textContent = text; store.set({ c }, "combinations"); };
+    function act(c, i, what) {
+      const name = W().comboLabel(cfg, c[i], i).replace(/^\d+\. /, "");
+      if (what === "ls-remove") return set(c.filter((_, j) => j !== i), `Removed ${name}`);
+      const j = i + (what === "ls-up" ? -1 : 1), next = c.slice();
+      [next[i], next[j]] = [next[j], next[i]];
+      set(next, `${name} is now number ${j + 1}`);
+    }
+    function draw() {
+      const c = store.get().c;
+      list.replaceChildren(...c.map((x, i) => {
+        const name = W().comboLabel(cfg, x, i);
+        const li = lib.el("li", { class: i ? "ls-ws-cmp" : "ls-ws-ref", "data-combo": W().key(x) });
+        li.appendChild(lib.el("span", { class: "ls-ws-name" }, name.replace(/^\d+\. /, "") + (i ? "" : " (reference)")));
+        for (const [cls, text, words, off] of [["ls-up", "↑", "move up", i === 0], ["ls-down", "↓", "move down",
+          i === c.length - 1], ["ls-remove", "×", "remove", c.length === 1]]) {
+          const b = lib.el("button", { type: "button", class: "ls-chip " + cls, "aria-label": `${words}: ${name}` }, text);
+          b.disabled = off;
+          b.addEventListener("click", () => { again = [W().key(x), cls]; act(store.get().c, i, cls); });
+          li.appendChild(b);
+        }
+        return li;
+      }));
+      if (!again) return;
+      const li = Array.from(list.children).find((n) => n.dataset.combo === again[0]);
+      const b = li && li.querySelector("." + again[1]);
+      (b && !b.disabled ? b : list.querySelector("button:not([disabled])") || sec.querySelector(".ls-ws-addbtn")).focus();
+      again = null;
+    }
+    store.subscribe(["c"], draw);
+    draw();
+  }
+  function pickerOf(cfg, lib, store, shared) {
+    const box = lib.el("div", { class: "ls-controls ls-ws-add" });
+    const variants = [...new Set(cfg.slices.map((s) => s.variant))];
+    const sevs = W().severities(cfg);
+    let model = cfg.models[0].id, variant = variants[0];
+    const sliceFor = (v) => (cfg.slices.find((s) => s.variant === v && (s.severity === 0 || s.severity === store.get().sev)) ||
+      cfg.slices.find((s) => s.variant === v) || cfg.slices[0]).file;
+    shared.add = (m, label) => {
+      const file = sliceFor(variants.includes(label) ? label : variants[0]);
+      const c = store.get().c;
+      if (!c.some((x) => x[0] === m && x[1] === file)) store.set({ c: [...c, [m, file]] }, "add");
+    };
+    const add = lib.el("button", { type: "button", class: "md-button ls-ws-addbtn" }, "Add combination");
+    add.addEventListener("click", () => shared.add(model, variant));
+    box.append(lib.select("model", cfg.models.map((m) => [m.id, m.label]), model, (v) => { model = v; }),
+      lib.select("data", variants.map((v) => [v, v]), variant, (v) => { variant = v; }));
+    if (sevs.length) box.append(lib.select("severity", sevs.map((s) => [s, String(s)]), store.get().sev, (v) => store.set({ sev: Number(v) }, "picker")));
+    box.append(add);
+    return box;
+  }
+
+  // ---- the menus: class, local layout, axis ranges, trajectories; the selection's size; clear ----
+  function controlsView(root, cfg, lib, store) {
+    const bar = lib.el("div", { class: "ls-controls ls-ws-controls" });
+    const st = store.get();
+    bar.append(
+      lib.select("class", W().classChoices(cfg).map((j) => [j, cfg.classes[j]]), st.class, (v) => store.set({ class: Number(v), b: null }, "menu")),
+      lib.select("local panels", W().LAYOUTS, st.layout, (v) => store.set({ layout: v }, "menu")),
+      lib.select("axis ranges", [["shared", "shared by every panel"], ["panel", "per panel"]], st.scales, (v) => store.set({ scales: v }, "menu")),
+      lib.select("trajectories", [["all", "all"], ...cfg.outcomes.map((o) => [o, o])], st.traj, (v) => store.set({ traj: v }, "menu")));
+    const clear = lib.el("button", { type: "button", class: "md-button ls-ws-clear" }, "Clear selection");
+    clear.addEventListener("click", () => store.set({ b: null }, "menu"));
+    bar.appendChild(clear);
+    const info = lib.el("p", { class: "ls-info ls-ws-info", "aria-live": "polite" });
+    root.append(bar, info);
+    const show = (s) => {
+      const n = s.sel ? s.sel.reduce((a, b) => a + b, 0) : 0;
+      info.textContent = s.sel ? `${n} samples selected (${W().brushText(cfg, s)}): in every view; the table's bars are their subset`
+        : "Drag a box on any local or parallel-coordinates panel to select samples.";
+    };
+    store.subscribe(["sel"], show);
+    show(st);
+  }
+
+  // ---- local geometry and the PCP: small multiples, one brush each, linked through the store ----
+  function panelsView(parent, cfg, lib, store, shared, p) {
+    const sec = section(parent, lib, p.cls, p.title);
+    const entry = chartEntry(lib, p.kind, sec, cfg);
+    lib.toolbar(sec, entry, p.kind + ".csv");
+    let panels = [];
+    function draw() {
+      const st = store.get(), model = shared.model;
+      return entry.queue(async () => specOf(cfg.specs[p.spec(st)]), async (spec) => {
+        panels = p.panels(cfg, model, st);
+        const rows = p.rows(cfg, model, panels, st, st.sel);
+        lib.setParam(spec, p.titles, Object.fromEntries(panels.map((q) => [q.key, p.title_of(cfg, model, q, st)])));
+        entry.rows = rows;
+        const view = await lib.embed(entry, spec, { [p.data]: rows });
+        view.addSignalListener(p.brush, (_, value) => shared.brush(p.which, p.read(cfg, view, value, panels)));
+        lib.describe(entry, p.title, `${p.title}: ${panels.length} panels of ${st.c.length} combinations, class ` +
+          `${cfg.classes[st.class]}; download the drawn rows as CSV below.`);
+      });
+    }
+    return { entry, draw, select: () => modify(entry, p.data, "selected", selOf(store)),
+      focus: () => modify(entry, p.data, "focus", focusOf(store)) };
+  }
+  function localView(parent, cfg, lib, store, shared) {
+    return panelsView(parent, cfg, lib, store, shared, { cls: "ls-ws-local", title: "Local geometry", kind: "ws-local",
+      data: "ws_local", brush: "ws_lbrush", titles: "ws_titles", which: "l",
+      spec: (st) => (st.scales === "panel" ? "local_panel" : "local_shared"), panels: W().localPanels,
+      rows: W().localRows, title_of: (c, m, q, st) => W().panelTitle(c, m, q, st, lib.pct),
+      read: (c, view, value, panels) => W().localBrush(view, value, panels) });
+  }
+  function pcpView(parent, cfg, lib, store, shared) {
+    return panelsView(parent, cfg, lib, store, shared, { cls: "ls-ws-pcp", title: "Global geometry", kind: "ws-pcp",
+      data: "ws_pcp", brush: "ws_pbrush", titles: "ws_ptitles", which: "p", spec: () => "pcp",
+      panels: W().pcpPanels, rows: W().pcpRows,
+      title_of: (c, m, q, st) => [W().comboLabel(c, st.c[q.k], q.k), `${c.classes[st.class]}: ${lib.pct(m.combos[q.k].classAcc.get(st.class))}` +
+        (st.scales === "panel" ? " (own ranges)" : "")],
+      read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels) });
+  }
+
+  // ---- the sample grid: the selected samples, lowest margin first; a sample picked (click or menu) is marked ----
+  function gridView(parent, cfg, lib, store, shared) {
+    const sec = section(parent, lib, "ls-ws-grid", "Sample examination");
+    const menu = lib.select("examine sample", [["", "— none —"]], "", (v) => store.set({ focus: v === "" ? null : Number(v) }, "grid"));
+    const detail = lib.el("p", { class: "ls-info ls-ws-focus", "aria-live": "polite" });
+    sec.append(menu, detail);
+    const entry = chartEntry(lib, "ws-grid", sec, cfg);
+    lib.toolbar(sec, entry, "samples.csv");
+    function draw() {
+      const st = store.get(), model = shared.model, two = model.combos.length > 1;
+      return entry.queue(async () => specOf(cfg.specs[two ? "grid_compare" : "grid_single"]), async (spec) => {
+        const like = { classes: cfg.classes, outcomes: cfg.outcomes, correctness: cfg.correctness, axes: [], kind: "workspace" };
+        const rows = lib.buildPairs(like, model.samples, model.combos[0].rows, two ? model.combos[1].rows : null, null);
+        for (const r of rows) r.selected = st.sel ? st.sel[r.index] : 1;
+        entry.rows = rows;
+        const view = await lib.embed(entry, spec, { pairs: rows });
+        view.addEventListener("click", (e, item) => {
+          if (item && item.datum && item.datum.sample_id != null) store.set({ focus: item.datum.sample_id }, "grid");
+        });
+        listShown(); showFocus();
+      });
+    }
+    function listShown() {
+      // The grid's samples in its order (lowest reference margin first), as a menu: keyboard selection.
+      const shown = entry.rows.filter((r) => r.selected == 1).sort((a, b) => a.ref_margin - b.ref_margin).slice(0, 48);
+      const sel = menu.querySelector("select"), focus = store.get().focus;
+      sel.replaceChildren(lib.el("option", { value: "" }, "— none —"), ...shown.map((r) =>
+        lib.el("option", { value: String(r.sample_id) }, `#${r.sample_id} ${r.class_name} → ${r.ref_pred_name}` +
+          (r.cmp_pred_name ? ` / ${r.cmp_pred_name}` : "") + `, margin ${r.ref_margin.toFixed(2)}`)));
+      sel.value = shown.some((r) => r.sample_id === focus) ? String(focus) : "";
+    }
+    function showFocus() {
+      const st = store.get(), model = shared.model, i = model.samples.findIndex((s) => s.sample_id === st.focus);
+      if (i < 0) { detail.textContent = "Click a sample, or pick one from the menu, to mark it in every panel."; return; }
+      detail.textContent = `Sample #${st.focus}, ${cfg.classes[model.label[i]]}: ` + model.combos.map((c, k) =>
+        `${k + 1}. ${c.pred[i] >= 0 ? cfg.classes[c.pred[i]] : "—"} (margin ${c.values.margin[i].toFixed(2)})`).join("; ");
+    }
+    return { entry, draw, select: () => modify(entry, "pairs", "selected", selOf(store)).then(() => entry.view && listShown()),
+      focus: () => { showFocus(); if (entry.view) listShown(); } };
+  }
+
+  // ---- the single views, opened on the workspace's first two combinations ----
+  function linksView(root, cfg, lib, store) {
+    const nav = lib.el("p", { class: "ls-links" });
+    root.appendChild(nav);
+    const draw = () => {
+      const st = store.get(), p = new URLSearchParams({ ref: st.c[0][0], refv: st.c[0][1], class: String(st.class) });
+      if (st.c[1]) { p.set("cmp", st.c[1][0]); p.set("cmpv", st.c[1][1]); }
+      nav.replaceChildren("Single views of combinations 1 and 2: ", ...Object.entries(cfg.links).flatMap(([k, href]) =>
+        [lib.el("a", { href: href + "#" + p.toString() }, "→ " + k + " view"), " "]));
+    };
+    store.subscribe(["c", "class"], draw);
+    draw();
+  }
+
+  // ---- the coordinator: the store, the views, and the two derived steps (data from c, sel from b) ----
+  LS.kinds.workspace = async function (root, cfg, lib) {
+    const store = LS.selection.createStore(W().initialState(cfg), LINKED, JSON_KEYS);
+    const shared = { model: null };
+    controlsView(root, cfg, lib, store);
+    const top = lib.el("div", { class: "ls-ws-top" });
+    root.appendChild(top);
+    const evaluation = evaluationView(top, cfg, lib, store, shared);
+    combinationsView(top, cfg, lib, store, shared);
+    const geometry = [localView(root, cfg, lib, store, shared), pcpView(root, cfg, lib, store, shared),
+      gridView(root, cfg, lib, store, shared)];
+    linksView(root, cfg, lib, store);
+    const link = linker([evaluation, ...geometry]);
+    shared.brush = (which, brush) => {
+      const b = Object.assign({}, store.get().b || {});
+      if (brush) b[which] = brush; else delete b[which];
+      store.set({ b: Object.keys(b).length ? b : null }, which);
+    };
+    let loads = 0;
+    async function reload() {
+      const mine = ++loads, model = await W().loadModel(cfg, lib, store.get().c);
+      if (mine !== loads) return;
+      shared.model = model;
+      store.set({ sel: W().selectedBits(model, store.get().b, cfg) }, "data");
+      await Promise.all([evaluation.draw(), ...geometry.map((v) => v.draw())]);
+    }
+    store.subscribe(["c"], (st) => {
+      const keys = new Set(st.c.map(W().key)), b = Object.assign({}, st.b || {});
+      for (const k of Object.keys(b)) if (!keys.has(b[k].c)) delete b[k];
+      store.set({ b: Object.keys(b).length ? b : null }, "combinations");
+      reload();
+    });
+    store.subscribe(["class", "layout", "scales", "traj"], () => shared.model && geometry.slice(0, 2).forEach((v) => v.draw()));
+    store.subscribe(["b"], (st) => shared.model && store.set({ sel: W().selectedBits(shared.model, st.b, cfg) }, "brush"));
+    store.subscribe(["sel", "class"], link);
+    store.subscribe(["focus"], () => geometry.forEach((v) => v.focus()));
+    LS.workspaceView = { store, shared, views: { evaluation, local: geometry[0], pcp: geometry[1], grid: geometry[2] } };
+    await reload();
+  };
+
+  // The selection's linked update, once per frame during a drag (the latest selection wins); LS.linkLatencies: ms
+  // from the store's change to the last view's rerun.
+  function linker(views) {
+    let frame = null, t0 = null;
+    return function () {
+      if (t0 == null) t0 = performance.now();
+      if (frame) return;
+      frame = new Promise((r) => requestAnimationFrame(r)).then(async () => {
+        const start = t0;
+        frame = null; t0 = null;
+        await Promise.all(views.map((v) => v.select()));
+        (LS.linkLatencies = LS.linkLatencies || []).push(performance.now() - start);
+      });
+      for (const v of views) v.entry.settled = Promise.all([v.entry.settled, frame]);
+    };
+  }
+})();

@@ -1,0 +1,265 @@
+/* The workspace (issue 23, paper Fig. 4): the evaluation table, the combination list, the local geometry, the
+ * global parallel coordinates and the sample grid of one architecture on one page, linked through the shared
+ * selection store of selection.js. Each view subscribes to the store keys it draws from; a brush anywhere sets the
+ * store's brushes, the store's subscribers derive the selected samples and every view follows during the drag.
+ *
+ * Registered as the "workspace" view kind of lotterysite.js (which draws it with the helpers in `lib`). User
+ * strings reach the DOM as textContent and attribute values only.
+ */
+(function () {
+  "use strict";
+  const LS = (window.lotterysiteRuntime = window.lotterysiteRuntime || {});
+  LS.kinds = LS.kinds || {};
+  const LINKED = ["c", "class", "b", "focus", "layout", "scales", "traj", "sev"];
+  const JSON_KEYS = ["c", "b"];
+  const LAYOUTS = [["class", "one class, every combination (Fig. 7)"], ["classes", "every class, every combination"],
+    ["outcomes", "outcome subsets b–f of combinations 1 → 2 (Fig. 4 ④)"]];
+  const MOST_CLASSES = 10; // panels per combination in the "every class" layout
+  const key = (c) => c[0] + "|" + c[1];
+  const inRange = (v, r) => v >= Math.min(r[0], r[1]) && v <= Math.max(r[0], r[1]);
+
+  // ---- state: the link's, checked against the page (anything unknown is dropped, never guessed) ----
+  function initialState(cfg) {
+    const raw = LS.selection.readHash(LINKED, JSON_KEYS);
+    const models = new Set(cfg.models.map((m) => m.id));
+    const files = new Set(cfg.slices.map((s) => s.file));
+    const ok = (c) => Array.isArray(c) && c.length === 2 && models.has(c[0]) && files.has(c[1]);
+    let c = Array.isArray(raw.c) ? raw.c.filter(ok) : [];
+    // A link from a single-view page carries its reference and compared models: they become the combinations.
+    if (!c.length && models.has(raw.ref)) {
+      c = [[raw.ref, files.has(raw.refv) ? raw.refv : cfg.slices[0].file]];
+      if (models.has(raw.cmp)) c.push([raw.cmp, files.has(raw.cmpv) ? raw.cmpv : cfg.slices[0].file]);
+    }
+    if (!c.length) c = cfg.default.filter(ok);
+    c = c.filter((x, i) => c.findIndex((y) => key(y) === key(x)) === i);
+    const classes = classChoices(cfg);
+    const cls = classes.includes(Number(raw.class)) && raw.class !== "" ? Number(raw.class) : classes[0];
+    const sevs = severities(cfg);
+    const st = { c, class: cls, layout: LAYOUTS.some(([v]) => v === raw.layout) ? raw.layout : "class",
+      scales: raw.scales === "panel" ? "panel" : "shared", traj: cfg.outcomes.includes(raw.traj) ? raw.traj : "all",
+      sev: sevs.includes(Number(raw.sev)) ? Number(raw.sev) : sevs[0] };
+    if (Number.isInteger(Number(raw.focus)) && raw.focus !== "") st.focus = Number(raw.focus);
+    const b = validBrushes(raw.b, c, cfg, cls);
+    if (b) st.b = b;
+    return st;
+  }
+  function classChoices(cfg) {
+    // Many classes: those with served samples (the page's picker list); else every class.
+    return Array.isArray(cfg.picker) ? cfg.picker : cfg.classes.map((_, j) => j);
+  }
+  function severities(cfg) {
+    return [...new Set(cfg.slices.filter((s) => s.severity > 0).map((s) => s.severity))].sort((a, b) => a - b);
+  }
+  function validBrushes(b, combos, cfg, cls) {
+    if (!b || typeof b !== "object") return null;
+    const keys = new Set(combos.map(key));
+    const range = (r) => Array.isArray(r) && r.length === 2 && r.every((v) => typeof v === "number" && Number.isFinite(v));
+    const out = {};
+    const l = b.l;
+    if (l && keys.has(l.c) && Number.isInteger(l.cls) && range(l.x) && range(l.y) && (l.o == null || cfg.outcomes.includes(l.o))) out.l = l;
+    const p = b.p;
+    if (p && keys.has(p.c) && p.cls === cls && p.ranges && Object.entries(p.ranges).every(([k, r]) => cfg.axes[k] && range(r))) out.p = p;
+    return Object.keys(out).length ? out : null;
+  }
+
+  // ---- data: every combination's slice, aligned by sample (samples.arrow's order) ----
+  async function loadModel(cfg, lib, combos) {
+    const byId = new Map(cfg.models.map((m) => [m.id, m]));
+    const [samples, correct, ...slices] = await Promise.all([lib.fetchRows(cfg.samples), lib.fetchRows(cfg.correct),
+      ...combos.map(([m, f]) => lib.fetchRows(`${cfg.slice_base}/${byId.get(m).key}/${f}`))]);
+    const n = samples.length;
+    const index = new Map(samples.map((s, i) => [s.sample_id, i]));
+    const label = Int32Array.from(samples, (s) => s.label);
+    const inSample = Uint8Array.from(samples, (s) => (s.in_sample !== false ? 1 : 0));
+    const fieldsOf = [...new Set(["length", "angle_true", "margin", ...cfg.axes])];
+    const data = slices.map((rows, k) => {
+      const values = {};
+      for (const f of fieldsOf) values[f] = new Float64Array(n).fill(NaN);
+      const right = new Uint8Array(n), pred = new Int32Array(n).fill(-1), classAcc = new Map();
+      for (const r of rows) {
+        const i = index.get(r.sample_id);
+        if (i == null) continue;
+        for (const f of fieldsOf) values[f][i] = r[f];
+        right[i] = r.correct ? 1 : 0;
+        pred[i] = r.pred;
+        if (!classAcc.has(r.label)) classAcc.set(r.label, r.class_accuracy);
+      }
+      return { key: key(combos[k]), model: combos[k][0], file: combos[k][1], values, right, pred, classAcc, rows };
+    });
+    return { samples, correct, n, label, inSample, combos: data };
+  }
+  function outcomeOf(cfg, ref, cmp, i) {
+    const [wrong, newlyWrong, newlyRight, right] = cfg.outcomes;
+    return ref.right[i] ? (cmp.right[i] ? right : newlyWrong) : cmp.right[i] ? newlyRight : wrong;
+  }
+
+  // ---- the selection: the samples inside every brush (each on its own combination's values) ----
+  function selectedBits(model, b, cfg) {
+    const l = b && b.l, p = b && b.p;
+    if (!l && !p) return null;
+    const find = (k) => model.combos.find((c) => c.key === k);
+    const lc = l && find(l.c), pc = p && find(p.c), ref = model.combos[0];
+    const bits = new Uint8Array(model.n);
+    for (let i = 0; i < model.n; i++) {
+      if (!model.inSample[i]) continue;
+      if (l && (!lc || model.label[i] !== l.cls || !inRange(lc.values.length[i], l.x) ||
+        !inRange(lc.values.angle_true[i], l.y) || (l.o && outcomeOf(cfg, ref, lc, i) !== l.o))) continue;
+      if (p && (!pc || model.label[i] !== p.cls ||
+        !Object.entries(p.ranges).every(([k, r]) => inRange(pc.values[cfg.axes[k]][i], r)))) continue;
+      bits[i] = 1;
+    }
+    return bits;
+  }
+
+  // ---- labels ----
+  function comboLabel(cfg, c, k) {
+    const m = cfg.models.find((x) => x.id === c[0]);
+    const s = cfg.slices.find((x) => x.file === c[1]);
+    return `${k + 1}. ${m ? m.label.split(" — ")[0] : c[0]} · ${s ? s.label : c[1]}`;
+  }
+  function panelTitle(cfg, model, p, st, pct) {
+    const name = cfg.classes[p.cls];
+    const ref = model.combos[0], me = model.combos[p.k];
+    if (p.o !== undefined && st.layout === "outcomes") {
+      const letter = "bcdef"[p.idx] || "";
+      return [`${letter}. ${p.o || "all trajectories"}`, `${comboLabel(cfg, st.c[0], 0).split(". ")[0]} → ${p.k + 1} · ${name}`];
+    }
+    const acc = pct(me.classAcc.get(p.cls));
+    return [comboLabel(cfg, st.c[p.k], p.k), p.k ? `${name}: ${pct(ref.classAcc.get(p.cls))} → ${acc}` : `${name}: ${acc}`];
+  }
+
+  // What the boxes select on, in words (a box restored from a link is not drawn again: this line says where it is).
+  function brushText(cfg, st) {
+    const b = st.b || {}, out = [];
+    const name = (c) => { const i = st.c.findIndex((x) => key(x) === c); return i < 0 ? c : comboLabel(cfg, st.c[i], i); };
+    if (b.l) out.push(`local box on ${name(b.l.c)}, ${cfg.classes[b.l.cls]}${b.l.o ? ", " + b.l.o : ""}`);
+    if (b.p) {
+      const ks = Object.keys(b.p.ranges).map(Number).sort((x, y) => x - y);
+      out.push(`parallel-coordinates box on ${name(b.p.c)}, ${ks.length} ax${ks.length > 1 ? "es" : "is"}`);
+    }
+    return out.join("; ");
+  }
+
+  // ---- local geometry: panels and their rows ----
+  function localPanels(cfg, model, st) {
+    const present = [...new Set(Array.from(model.label).filter((_, i) => model.inSample[i]))].sort((a, b) => a - b);
+    const classes = st.layout === "classes" ? present.slice(0, MOST_CLASSES) : [st.class];
+    const out = [];
+    if (st.layout === "outcomes" && model.combos.length > 1) {
+      for (const o of [null, ...cfg.outcomes]) out.push({ k: 1, cls: st.class, o });
+    } else for (let k = 0; k < model.combos.length; k++) for (const cls of classes) out.push({ k, cls, o: null });
+    return out.map((p, i) => Object.assign(p, { idx: i, key: "p" + i, c: model.combos[p.k].key }));
+  }
+  function localRows(cfg, model, panels, st, bits) {
+    const ref = model.combos[0];
+    const [correct, incorrect, reference, compared] = cfg.dots;
+    const rows = [];
+    for (const p of panels) {
+      const me = model.combos[p.k];
+      for (let i = 0; i < model.n; i++) {
+        if (!model.inSample[i] || model.label[i] !== p.cls) continue;
+        const o = p.k ? outcomeOf(cfg, ref, me, i) : null;
+        if (p.o && o !== p.o) continue;
+        const s = model.samples[i];
+        const base = { panel: p.key, panel_order: p.idx, sample_id: s.sample_id, index: i, label: p.cls,
+          class_name: cfg.classes[p.cls], image: s.thumbnail, selected: bits ? bits[i] : 1,
+          focus: s.sample_id === st.focus ? 1 : 0 };
+        const at = (c) => ({ x: c.values.length[i], y: c.values.angle_true[i] });
+        if (!p.k) { rows.push(Object.assign(base, at(me), { role: me.right[i] ? correct : incorrect, traj: 0 })); continue; }
+        rows.push(Object.assign({}, base, at(ref), { role: reference, traj: 0, outcome: o }));
+        rows.push(Object.assign(base, at(me), { role: compared, outcome: o, x0: ref.values.length[i],
+          y0: ref.values.angle_true[i], traj: st.traj === "all" || st.traj === o ? 1 : 0 }));
+      }
+    }
+    return rows;
+  }
+
+  // ---- the PCP: ranges (shared or per panel), axis names, rows ----
+  const group = (f) => (f.startsWith("angle") ? "angle" : f);
+  function pcpRanges(cfg, model, cls, ks) {
+    const out = {};
+    for (const k of ks) for (const f of cfg.axes) {
+      const g = group(f), v = model.combos[k].values[f];
+      const r = out[g] || (out[g] = [Infinity, -Infinity]);
+      for (let i = 0; i < model.n; i++) {
+        if (!model.inSample[i] || model.label[i] !== cls || !Number.isFinite(v[i])) continue;
+        if (v[i] < r[0]) r[0] = v[i];
+        if (v[i] > r[1]) r[1] = v[i];
+      }
+    }
+    for (const [g, [lo, hi]] of Object.entries(out)) {
+      // Padded by 4 % of the range (±0.5 for a single value), as the global view's axes.
+      const ok = hi >= lo, pad = ok ? (hi - lo) * 0.04 || 0.5 : 0.5;
+      out[g] = ok ? [lo - pad, hi + pad] : [0, 1];
+    }
+    return out;
+  }
+  function axisNames(cfg, cls) {
+    const conf = (cfg.confused || {})[String(cls)] || [];
+    return cfg.axes.map((f, k) => {
+      const t = cfg.axis_titles[k];
+      if (f === "angle_true") return cfg.classes[cls] + " (true)";
+      if (t == null) { const j = conf[Number(f.slice("angle_c".length))]; return j == null ? "" : cfg.classes[j]; }
+      return f === "angle_" + cls ? t + " (true)" : t;
+    });
+  }
+  // One panel per combination; shared ranges span every combination's values of the class, per-panel ranges its own.
+  function pcpPanels(cfg, model, st) {
+    const shared = pcpRanges(cfg, model, st.class, model.combos.map((_, k) => k));
+    return model.combos.map((c, k) => ({ k, idx: k, key: "q" + k, c: c.key, cls: st.class,
+      ranges: st.scales === "panel" ? pcpRanges(cfg, model, st.class, [k]) : shared }));
+  }
+  function pcpRows(cfg, model, panels, st, bits) {
+    const names = axisNames(cfg, st.class);
+    const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
+    const [correct, incorrect] = cfg.correctness;
+    const rows = [];
+    for (const p of panels) {
+      const me = model.combos[p.k];
+      cfg.axes.forEach((f, k) => {
+        const [lo, hi] = p.ranges[group(f)];
+        rows.push({ kind: "axis", panel: p.key, panel_order: p.idx, k, name: names[k], lo: fmt(lo), hi: fmt(hi) });
+      });
+      for (let i = 0; i < model.n; i++) {
+        if (!model.inSample[i] || model.label[i] !== st.class) continue;
+        const sid = model.samples[i].sample_id;
+        const role = me.right[i] ? correct : incorrect;
+        cfg.axes.forEach((f, k) => {
+          const [lo, hi] = p.ranges[group(f)], v = me.values[f][i];
+          rows.push({ kind: "line", panel: p.key, panel_order: p.idx, k, sample_id: sid, index: i, label: st.class,
+            role, v, y: (v - lo) / (hi - lo), selected: bits ? bits[i] : 1, focus: sid === st.focus ? 1 : 0 });
+        });
+      }
+    }
+    return rows;
+  }
+
+  // ---- brushes: the brushed panel from the brush's store (Vega-Lite names a facet cell's unit by its value) ----
+  function brushedPanel(view, name, panels) {
+    const tuples = view.data(name + "_store") || [];
+    const unit = tuples.length ? String(tuples[0].unit) : "";
+    const m = unit.match(/([pq]\d+)$/);
+    return m ? panels.find((p) => p.key === m[1]) : null;
+  }
+  function localBrush(view, value, panels) {
+    const p = value && value.x && value.y ? brushedPanel(view, "ws_lbrush", panels) : null;
+    return p ? { c: p.c, cls: p.cls, o: p.o || null, x: value.x, y: value.y } : null;
+  }
+  // The PCP's brush is drawn on rects spanning each axis (fields k_lo: x, y_lo: y, on the lines' scales).
+  function pcpBrush(cfg, view, value, panels) {
+    const ks = value && value.k_lo, ys = value && value.y_lo;
+    const p = ks && ys ? brushedPanel(view, "ws_pbrush", panels) : null;
+    if (!p) return null;
+    const ranges = {};
+    const [a, b] = [Math.min(...ks), Math.max(...ks)];
+    cfg.axes.forEach((f, k) => {
+      if (k < a || k > b) return;
+      const [lo, hi] = p.ranges[group(f)];
+      ranges[k] = ys.map((t) => lo + t * (hi - lo)).sort((x, y) => x - y);
+    });
+    return Object.keys(ranges).length ? { c: p.c, cls: p.cls, ranges } : null;
+  }
+
+  LS.workspace = { initialState, loadModel, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
+    localBrush, pcpBrush, panelTitle, brushText, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key };
+})();
