@@ -263,6 +263,159 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     return [ws_page, *pages], specs
 
 
+WS_INTRO = (
+    "The paper's system on one screen (Fig. 4): the evaluation table (**R1**), the combinations, the local geometry "
+    "(**R2/R3**), the global parallel coordinates and the sample grid (**R4**), all linked. A combination is a model "
+    "on one data set (clean, or a corruption at one severity); the first is the reference the others are compared "
+    "with (reference gray, compared yellow, a trajectory per sample coloured by outcome). Add one with the picker "
+    "or by clicking a bar of the table; ↑ ↓ reorder, × removes. Drag a box on any local or parallel-coordinates "
+    "panel: it selects the samples whose values of that panel's combination lie inside it, and while you drag every "
+    "other view follows: the other panels, the sample grid, and the table's subset bars (the selected samples' "
+    "accuracy minus the model's, with its 95 % interval). Double-click a panel to clear its box. Pick a sample in "
+    "the grid (click, or the sample menu) to mark it in every panel. Everything is in the link."
+)
+
+
+def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, axes: list[int], common: dict,
+                   shipped: dict | None, picker: list[int] | None = None) -> tuple[Page, dict]:  # fmt: skip
+    """The workspace of one architecture (views/<arch>/workspace/) and its chart specs; `picker`: with many classes,
+    the classes that have served samples (the class menu's choices)."""
+    a = store.slug(arch)
+    uri, data_dir = f"views/{a}/workspace.md", f"data/{a}"
+    spec_paths = {
+        "evaluation": f"{data_dir}/specs/evaluation.json",
+        "local_shared": f"{data_dir}/specs/ws-local-shared.json",
+        "local_panel": f"{data_dir}/specs/ws-local-panel.json",
+        "pcp": f"{data_dir}/specs/ws-pcp.json",
+        "grid_single": f"{data_dir}/specs/ws-grid-single.json",
+        "grid_compare": f"{data_dir}/specs/ws-grid-compare.json",
+    }
+    specs = {
+        spec_paths["local_shared"]: spec_dict(charts.workspace_local(shared=True)),
+        spec_paths["local_panel"]: spec_dict(charts.workspace_local(shared=False)),
+        spec_paths["pcp"]: spec_dict(charts.workspace_pcp(n_axes=len(axis_fields))),
+        spec_paths["grid_single"]: spec_dict(charts.sample_examination(filters=["datum.selected == 1"], compare=False)),
+        spec_paths["grid_compare"]: spec_dict(charts.sample_examination(filters=["datum.selected == 1"], compare=True)),
+    }
+    k = store.confused_k
+    cfg = {
+        **common,
+        "kind": "workspace",
+        "specs": {name: rel(uri, path) for name, path in spec_paths.items()},
+        "slice_base": rel(uri, f"{data_dir}/g"),
+        "samples": rel(uri, "data/samples.arrow"),
+        "evaluation": rel(uri, f"{data_dir}/evaluation.arrow"),
+        "correct": rel(uri, f"{data_dir}/correct.arrow"),
+        "correct_columns": data.correct_columns,
+        "dmax_param": charts.EVAL_DMAX,
+        "dots": charts.WS_DOTS,
+        "axes": [f for f, _ in axis_fields],
+        "axis_titles": [t for _, t in axis_fields],
+        "axis_classes": axes,
+        "confused": store.confused_of(arch, [j for j, n in enumerate((shipped or {}).get("per_class") or []) if n])
+        if k is not None
+        else {},
+        "default": workspace_default(store, arch),
+        "links": {kind: rel(uri, f"views/{a}/{kind}/") for kind, _ in VIEWS},
+        "reflow": {
+            "ls_eval": common["reflow"]["ls_eval"],
+            "ws_local": [190, 8],
+            "ws_pcp": [len(axis_fields) * 34 + 40, 4],
+        },
+        "fit_params": {"gridcols": [charts.GRID_STEP, 3, 12]},
+    }
+    if picker is not None:
+        cfg["picker"] = picker
+    heading = f"---\nhide:\n  - toc\n---\n\n# {escape(WORKSPACE[1])} — {escape(arch)}\n\n"
+    return Page(uri, WORKSPACE[1], heading + _container(cfg, WS_INTRO)), specs
+
+
+def workspace_default(store: Store, arch: str) -> list[list[str]]:
+    """The combinations a bare workspace link opens with: the dense model (or the first) on clean data, then the
+    first pruned model on clean data (a comparison, as the paper's views open)."""
+    models = store.models_of(arch)
+    return [[m["model_id"], "v0.arrow"] for m in models[:2]]
+
+
+def link_value(value) -> str:
+    """An object as the workspace's link holds it (assets/selection.js `encode`): base64url of its JSON."""
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def workspace_hash(combos: list[list[str]], cls: int, layout: str = "class") -> str:
+    """The address part after `#` of a workspace state: combinations [[model_id, slice file], ...] (slice files as
+    in the page config's `slices`, "v0.arrow" is clean), the class, the local panels' layout."""
+    from urllib.parse import urlencode
+
+    return urlencode({"c": link_value(combos), "class": cls, "layout": layout})
+
+
+def _class_acc(store: Store, model_id: str) -> dict[int, float]:
+    t = store.accuracy.filter(pc.and_(pc.equal(store.accuracy["model_id"].cast(pa.string()), model_id),
+                                      pc.equal(store.accuracy["severity"], 0)))  # fmt: skip
+    return {r["class_id"]: r["accuracy"] for r in t.to_pylist() if r["class_id"] >= 0 and r["variant"] == "clean"}
+
+
+def figure_states(store: Store, arch: str) -> dict[str, dict]:
+    """The workspace states of the demo's Figs. 7 and 8 for `arch`, from the store: {fig: {"hash", "text"}}.
+
+    Fig. 7: one method at every amount against dense, on clean data, for the class whose accuracy that method
+    changes most (the method with most amounts; MPT first, as the paper's bottom row, then magnitude). Fig. 8: the
+    PCP of one class across up to six models of the most similar clean accuracy to dense (dense included), for
+    dense's least accurate class."""
+    models = store.models_of(arch)
+    dense = next((m for m in models if m["method"] == "dense"), models[0] if models else None)
+    if dense is None:
+        return {}
+    out = {}
+    by_method: dict[str, list[dict]] = {}
+    for m in models:
+        if m["method"] != "dense":
+            by_method.setdefault(method_label(m), []).append(m)
+    if by_method:
+        pref = {"mpt": 0, "magnitude": 1}
+        method = min(by_method, key=lambda k: (-len(by_method[k]), pref.get(k, 2), k))
+        chosen = sorted(by_method[method], key=lambda m: m["amount"])
+        base, last = _class_acc(store, dense["model_id"]), _class_acc(store, chosen[-1]["model_id"])
+        cls = max(base, key=lambda j: (abs(last.get(j, 0) - base[j]), -j)) if base else 0
+        combos = [[m["model_id"], "v0.arrow"] for m in [dense, *chosen]]
+        amounts = ", ".join(amount_label(m["amount"]) for m in chosen)
+        out["fig7"] = {"hash": workspace_hash(combos, cls),
+                       "text": f"{method} at {amounts} against dense, class {store.classes[cls]}"}  # fmt: skip
+    near = sorted(models, key=lambda m: (abs(m["clean_accuracy"] - dense["clean_accuracy"]), m["model_id"]))[:6]
+    near = [dense, *[m for m in near if m["model_id"] != dense["model_id"]]][:6]
+    base = _class_acc(store, dense["model_id"])
+    cls = min(base, key=lambda j: (base[j], j)) if base else 0
+    out["fig8"] = {"hash": workspace_hash([[m["model_id"], "v0.arrow"] for m in near], cls),
+                   "text": f"{len(near)} models, class {store.classes[cls]}"}  # fmt: skip
+    return out
+
+
+def _figure_links(store: Store, uri: str) -> str:
+    """Links to the workspace states of Figs. 7 and 8, per architecture (`figure_states`)."""
+    items = []
+    for arch in store.archs:
+        target = rel(uri, f"views/{store.slug(arch)}/workspace/") + "/"  # a folder: its address ends in "/"
+        states = figure_states(store, arch)
+        for fig, words in (("fig7", "Fig. 7: one method at every amount against dense"),
+                           ("fig8", "Fig. 8: the parallel coordinates of one class across models")):  # fmt: skip
+            if fig in states:
+                st = states[fig]
+                items.append(f'<li><a class="ls-{fig}" href="{escape(target)}#{escape(st["hash"])}">{words}</a> '
+                             f"({escape(arch)}: {escape(st['text'])})</li>")  # fmt: skip
+    if not items:
+        return "<p><em>No models in this store.</em></p>"
+    return (
+        "<p>The paper compares several models side by side: magnitude pruning and MPT at rising amounts against "
+        "dense (Fig. 7) and one class's parallel coordinates across six models (Fig. 8). These links open the "
+        "workspace on this store's counterparts, chosen from the store: the method with most amounts and the "
+        "class it changes most; the models closest to dense in clean accuracy and dense's least accurate class.</p>"
+        '<ul class="ls-figures">' + "".join(items) + "</ul>"
+    )
+
+
 def view_spec(kind: str, compare: bool, args: tuple) -> dict:
     """The spec of a view page's chart (`kind`: local, global, samples, evaluation) as a new dict.
 
