@@ -864,8 +864,9 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
     (`ws_lbrush`, on x and y) over every panel; the page reads the panel from its store. `shared`: one x and one y
     scale for every panel (the default); else each panel has its own ranges.
     """
-    x = alt.X("x:Q", title="length", scale=alt.Scale(zero=False, nice=False))
-    y = alt.Y("y:Q", title="angle to true class (°)", scale=alt.Scale(zero=False, nice=False))
+    # 6 px of padding: a dot at the data's end is drawn whole, not cut in half by the panel's clip.
+    x = alt.X("x:Q", title="length", scale=alt.Scale(zero=False, nice=False, padding=6))
+    y = alt.Y("y:Q", title="angle to true class (°)", scale=alt.Scale(zero=False, nice=False, padding=6))
     brush = alt.selection_interval(name="ws_lbrush", encodings=["x", "y"])
     tooltip = [alt.Tooltip("image:N"), "sample_id:Q", "class_name:N", "role:N", "outcome:N",
                alt.Tooltip("x:Q", title="length", format=".2f"),
