@@ -181,3 +181,41 @@ def test_mean_interval_is_wilson_for_zero_one_values_and_covers():
         _, lo, hi = sampling.mean_interval(shares)
         covered += lo <= truth <= hi
     assert 0.9 < covered / 400 <= 1.0
+
+
+def test_a_given_stores_sample_matches_its_full_class_accuracies():
+    """On a store named by LOTTERYSITE_ORACLE_STORE (the demo's: `LOTTERYSITE_ORACLE_STORE=store/demo pytest -k
+    given_stores`): for every model and class, the clean accuracy over the shipped stratified sample (in_sample
+    rows) lies within 4 standard errors (finite-population corrected) of the class accuracy accuracy.arrow holds
+    for the full evaluation set; and the z-scores average near 0. Read with pyarrow only."""
+    import os
+    from pathlib import Path
+
+    import oracle
+
+    path = os.environ.get("LOTTERYSITE_ORACLE_STORE")
+    if not path:
+        pytest.skip("LOTTERYSITE_ORACLE_STORE is not set")
+    store = oracle.Store(Path(path))
+    samples = store.table("samples.arrow").to_pydict()
+    inside = {i for i, keep in zip(samples["sample_id"], samples["in_sample"], strict=True) if keep}
+    acc = store.table("accuracy.arrow").to_pylist()
+    full = {(r["model_id"], r["class_id"]): (r["correct"], r["n"]) for r in acc
+            if r["variant"] == "clean" and r["severity"] == 0 and r["class_id"] >= 0}  # fmt: skip
+    zs, far, whole = [], [], 0
+    for model in store.models:
+        rows = [r for i, r in store.geometry(model, "clean", 0).items() if i in inside]
+        for c in sorted({r["label"] for r in rows}):
+            got = np.array([r["correct"] for r in rows if r["label"] == c], dtype=np.float64)
+            hits, n = full[(model, c)]
+            p, k = hits / n, len(got)
+            if k >= n or p in (0.0, 1.0):
+                assert got.mean() == pytest.approx(p), (model, c)  # the whole class, or no spread: equal
+                whole += 1
+                continue
+            se = np.sqrt(p * (1 - p) / k * (1 - k / n))
+            zs.append((got.mean() - p) / se)
+            if abs(zs[-1]) > 4:
+                far.append((model, c, got.mean(), p, k, n))
+    assert far == [] and (zs or whole)
+    assert not zs or abs(np.mean(zs)) < 0.5, np.mean(zs)  # a store that ships every sample has nothing to draw
