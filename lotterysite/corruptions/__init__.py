@@ -163,10 +163,14 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, pa
     # op and run several times slower. Chunks draw from the same generator in order, so the result is still a
     # function of (seed, name, batch). GPUs get the whole batch.
     step = len(x) if x.is_cuda else max(1, CPU_CHUNK // x[0].numel())
+    into = None if x.device.type != "cpu" or (grey and name in COLOUR) else _corruptions.CPU_INTO.get(name)
     for i in range(0, len(x), step):
         chunk = x[i : i + step].contiguous()
         _check_range(chunk)
-        _quantise(function(chunk, p, params, gen), grey, images, out[i : i + step])
+        if into is not None:
+            into(chunk.detach().numpy(), p, params, out[i : i + step].numpy())
+        else:
+            _quantise(function(chunk, p, params, gen), grey, images, out[i : i + step])
     return out.to(images.dtype)
 
 
