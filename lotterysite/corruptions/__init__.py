@@ -22,7 +22,10 @@ Conventions, chosen so generated images are interchangeable with the published .
 - Everything runs on the images' device, batched: JPEG is libjpeg-turbo through ``torchvision.io`` (byte-identical
   to PIL's files; nvJPEG on CUDA), glass blur's sequential pixel shuffle is one parallel map equal to the
   reference's loop, and spatter's cv2 texture (Canny, distance transform, histogram equalisation) is batched torch.
-  So a CUDA batch never leaves the GPU.
+  So a CUDA batch never leaves the GPU. pixelate replicates PIL's 8-bit BOX arithmetic exactly (``_pil``).
+- On the CPU, where the reference's C library beats torch, that library runs instead (``path(name)`` says which):
+  OpenCV's filters, libjpeg-turbo through OpenCV (the same bytes as PIL's), and pixelate through OpenCV over whole
+  chunks (``_cpu``). The fidelity tests check both paths.
 """
 
 import difflib
