@@ -7,8 +7,10 @@ per image on the first --peer-images of them. Ratios are per-image throughputs, 
     python bench/corruptions.py [--images 1000] [--peer-images 20] [--threads 1] [--size 224] [--rounds 3]
 
 Prints per corruption ours and the peer's img/s (per CPU second of the process) over severities 1-5, their
-ratio and which path ours ran on the CPU (torch, or the reference's own C library where torch could not beat
-it), then the geometric mean of the ratios and the lowest.
+ratio, the ceiling (the peer's time over the float I/O floor: reading a float batch once and writing a fresh
+float output, which any corrupt() pays and the peer's uint8 images do not) and which path ours ran on the CPU
+(torch, or the reference's own C library where torch could not beat it), then the geometric mean of the ratios
+and the lowest.
 
 --size 32 uses foolbox's 20 real CIFAR-10 samples instead (the CIFAR-10-C case; the peer only has the ImageNet
 tables, so both still run params="imagenet").
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lotterysite.corruptions import NAMES, corrupt, path
+from lotterysite.corruptions import CPU_CHUNK, NAMES, corrupt, path
 
 
 def real_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -57,6 +59,22 @@ def time_ours(x: torch.Tensor, name: str, batch: int) -> float:
     if x.is_cuda:
         torch.cuda.synchronize()
     return (clock() - start) / (5 * len(x))
+
+
+def time_floor(x: torch.Tensor, batch: int) -> float:
+    """Seconds per image of what any corrupt() pays on the CPU before doing any work: the range check of the float
+    input and one write of it into a fresh float output (allocated as corrupt() allocates it), chunk by chunk.
+    The peer reads and writes uint8 images, a quarter of the bytes."""
+    start = time.process_time()
+    for _ in range(5):
+        for i in range(0, len(x), batch):
+            images = x[i : i + batch]
+            out = torch.from_numpy(np.empty(tuple(images.shape), np.float32))
+            step = max(1, CPU_CHUNK // images[0].numel())
+            for j in range(0, len(images), step):
+                torch.aminmax(images[j : j + step])
+                out[j : j + step].copy_(images[j : j + step])
+    return (time.process_time() - start) / (5 * len(x))
 
 
 def time_peer(images: np.ndarray, name: str) -> float:
@@ -102,9 +120,15 @@ def main():
     cuda = torch.cuda.is_available()
     if cuda:
         xc = x.cuda()
+    floor = min(time_floor(x, args.batch) for _ in range(args.rounds))
     print(
-        f"{'corruption':18s} {'ours img/s':>11s} {'peer img/s':>11s} {'ratio':>7s}  {'path on the CPU':28s}"
-        + ("  cuda img/s" if cuda else "")
+        f"float I/O floor: {1 / floor:.1f} img/s ({floor * 1e3:.3f} ms per image: range check of the float input, "
+        "one write of a fresh float output); 'ceiling' below is the peer's time over it, the ratio nothing that "
+        "reads and writes float images could beat here"
+    )
+    print(
+        f"{'corruption':18s} {'ours img/s':>11s} {'peer img/s':>11s} {'ratio':>7s} {'ceiling':>8s}  "
+        f"{'path on the CPU':28s}" + ("  cuda img/s" if cuda else "")
     )
     ratios, total_ours, total_peer, total_cuda = [], 0.0, 0.0, 0.0
     for name in names:
@@ -118,7 +142,10 @@ def main():
             theirs = min(theirs, time_peer(images[: args.peer_images], name))
         total_ours, total_peer = total_ours + ours, total_peer + theirs
         ratios.append(theirs / ours)
-        line = f"{name:18s} {1 / ours:11.1f} {1 / theirs:11.1f} {theirs / ours:6.2f}×  {path(name, 'cpu'):28s}"
+        line = (
+            f"{name:18s} {1 / ours:11.1f} {1 / theirs:11.1f} {theirs / ours:6.2f}× {theirs / floor:7.1f}×  "
+            f"{path(name, 'cpu'):28s}"
+        )
         if cuda:
             corrupt(xc[:2], name, 1, params="imagenet")
             on_gpu = min(time_ours(xc, name, args.batch) for _ in range(args.rounds))

@@ -431,16 +431,63 @@ def test_jpeg_is_the_peers_exactly(imagenet_u8):
 
 
 @pytest.mark.parametrize("table", ["cifar", "imagenet"])
-def test_pixelate_on_the_cpu_is_pils_exactly(table, cifar, imagenet_u8):
-    """make_cifar_c.py: BOX down, BOX up; the peer: BOX down, NEAREST up; every pixel equal at 32 and 224 px."""
+def test_pixelate_is_pils_exactly_on_both_paths(table, cifar, fashion, imagenet_u8):
+    """make_cifar_c.py: BOX down, BOX up; the peer: BOX down, NEAREST up. Every pixel equal at 32 px, 224 px, an
+    odd 37×29 crop and on grey images, through corrupt() on the CPU (OpenCV) and through the torch function that
+    CUDA runs, here on the CPU."""
+    from lotterysite.corruptions import _corruptions
+
     up = Image.Resampling.BOX if table == "cifar" else Image.Resampling.NEAREST
-    for images in (_u8(cifar), imagenet_u8[:6]):
-        x, side = _tensor(images), images.shape[1]
+    odd = np.ascontiguousarray(imagenet_u8[:6, :37, :29])
+    for images in (_u8(cifar), imagenet_u8[:6], odd, _u8(fashion[:6])):
+        x, (h, w) = _tensor(images), images.shape[1:3]
+        pil = [Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im) for im in images]
         for s in range(1, 6):
-            small = int(side * parameters("pixelate", s, table))
-            ours = _u8(corrupt(x, "pixelate", s, params=table))
-            down = [Image.fromarray(im).resize((small, small), Image.Resampling.BOX) for im in images]
-            np.testing.assert_array_equal(ours, np.stack([np.asarray(d.resize((side, side), up)) for d in down]))
+            c = parameters("pixelate", s, table)
+            down = [im.resize((int(w * c), int(h * c)), Image.Resampling.BOX) for im in pil]
+            ref = np.stack([np.asarray(d.resize((w, h), up)) for d in down]).reshape(images.shape)
+            np.testing.assert_array_equal(_u8(corrupt(x, "pixelate", s, params=table)), ref)
+            on_torch = _corruptions.pixelate(x, c, table, None).permute(0, 2, 3, 1).numpy()
+            np.testing.assert_array_equal(on_torch, ref)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 6, 7, 8, 10, 16, 100, 127, 128])
+def test_box_rounding_is_pils_for_every_sum(count):
+    """PIL's 8-bit BOX rounding, (sum · kk + 2**21) >> 22, for every sum 0..255 · count of `count` pixels (row r of
+    the image sums to r), against PIL itself; both our paths (OpenCV's convertScaleAbs with a nudge, and torch's
+    floor((sum + half) / count)) must give it."""
+    from lotterysite.corruptions import _corruptions, _cpu, _pil
+
+    sums = np.arange(255 * count + 1)
+    rows = np.minimum(np.maximum(sums[:, None] - 255 * np.arange(count)[None, :], 0), 255).astype(np.uint8)
+    assert (rows.sum(1) == sums).all()
+    ref = np.asarray(Image.fromarray(rows).resize((1, len(rows)), Image.Resampling.BOX))[:, 0]
+    axis = _pil.box_axis(count, 1)
+    assert axis.count.tolist() == [count]
+    on_cpu = _cpu._box_rows(np.ascontiguousarray(rows.T), axis, 1)[0]
+    on_torch = _corruptions._box_pass(torch.from_numpy(rows).float(), -1, axis)[:, 0].to(torch.uint8).numpy()
+    np.testing.assert_array_equal(on_cpu, ref)
+    np.testing.assert_array_equal(on_torch, ref)
+
+
+def test_box_axis_refuses_what_its_rounding_cannot_hold():
+    from lotterysite.corruptions import _pil
+
+    with pytest.raises(ValueError, match="averages 129 pixels"):
+        _pil.box_axis(129, 1)
+
+
+def test_cpu_levels_round_trip_every_8_bit_level():
+    """corrupt()'s CPU paths read float images as uint8 levels and write k / 255 back: every level survives, and
+    the floats are torch's own k / 255."""
+    from lotterysite.corruptions import _cpu
+
+    k = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
+    floats = (k.float() / 255).numpy()
+    np.testing.assert_array_equal(_cpu.levels(floats), k.numpy())
+    out = np.empty_like(floats)
+    _cpu._to_floats(k.numpy()[0, 0], out[0, 0])
+    np.testing.assert_array_equal(out, floats)
 
 
 def _spatter_layers(size: int, severity: int, count: int = 6) -> np.ndarray:

@@ -63,3 +63,25 @@ def test_unknown_torchvision_model():
 def test_torchvision_model_rejects_grayscale():
     with pytest.raises(ValueError, match="takes 3-channel images"):
         create_model("tv:resnet18", num_classes=10, in_channels=1, image_size=28)
+
+
+def test_maxpool2x2_equals_pytorchs_without_and_with_autograd():
+    """The fast no-grad path gives max_pool2d's values exactly (ties, NaN, odd sizes); with autograd it is
+    PyTorch's own kernel, so training gradients are unchanged."""
+    import torch.nn.functional as F
+
+    from lotterysite.models.base import MaxPool2x2
+
+    torch.manual_seed(0)
+    for shape in ((8, 6, 28, 28), (4, 16, 11, 9), (3, 5, 5)):
+        x = torch.relu(torch.randn(shape)).round()  # many ties, at 0 and above
+        x.view(-1)[0] = float("nan")
+        with torch.no_grad():
+            ours, theirs = MaxPool2x2()(x), F.max_pool2d(x, 2)
+        assert ours.shape == theirs.shape and torch.equal(ours.nan_to_num(), theirs.nan_to_num())
+        assert ours.isnan().sum() == theirs.isnan().sum() == 1
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        g = torch.randn_like(theirs)
+        MaxPool2x2()(a).backward(g)
+        F.max_pool2d(b, 2).backward(g)
+        assert torch.equal(a.grad, b.grad)

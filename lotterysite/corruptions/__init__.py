@@ -22,7 +22,10 @@ Conventions, chosen so generated images are interchangeable with the published .
 - Everything runs on the images' device, batched: JPEG is libjpeg-turbo through ``torchvision.io`` (byte-identical
   to PIL's files; nvJPEG on CUDA), glass blur's sequential pixel shuffle is one parallel map equal to the
   reference's loop, and spatter's cv2 texture (Canny, distance transform, histogram equalisation) is batched torch.
-  So a CUDA batch never leaves the GPU.
+  So a CUDA batch never leaves the GPU. pixelate replicates PIL's 8-bit BOX arithmetic exactly (``_pil``).
+- On the CPU, where the reference's C library beats torch, that library runs instead (``path(name)`` says which):
+  OpenCV's filters, libjpeg-turbo through OpenCV (the same bytes as PIL's), and pixelate through OpenCV over whole
+  chunks (``_cpu``). The fidelity tests check both paths.
 """
 
 import difflib
@@ -163,10 +166,14 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, pa
     # op and run several times slower. Chunks draw from the same generator in order, so the result is still a
     # function of (seed, name, batch). GPUs get the whole batch.
     step = len(x) if x.is_cuda else max(1, CPU_CHUNK // x[0].numel())
+    into = None if x.device.type != "cpu" or (grey and name in COLOUR) else _corruptions.CPU_INTO.get(name)
     for i in range(0, len(x), step):
         chunk = x[i : i + step].contiguous()
         _check_range(chunk)
-        _quantise(function(chunk, p, params, gen), grey, images, out[i : i + step])
+        if into is not None:
+            into(chunk.detach().numpy(), p, params, out[i : i + step].numpy())
+        else:
+            _quantise(function(chunk, p, params, gen), grey, images, out[i : i + step])
     return out.to(images.dtype)
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.io import decode_jpeg, encode_jpeg
 
-from . import _ops
+from . import _cpu, _ops, _pil
 
 # Corruptions that mix channels or add colour; grey input runs through them as replicated RGB.
 COLOUR = frozenset({"brightness", "saturate", "jpeg_compression", "frost", "spatter", "snow"})
@@ -30,8 +30,8 @@ CPU_LIBRARY = {
     "defocus_blur": "cv2 (filter2D)",
     "gaussian_blur": "cv2 (sepFilter2D)",
     "elastic_transform": "torch + cv2 (Gaussian)",
-    "jpeg_compression": "libjpeg-turbo (torchvision.io)",
-    "pixelate": "PIL",
+    "jpeg_compression": "cv2 (libjpeg-turbo)",
+    "pixelate": "cv2 (PIL's BOX arithmetic)",
     "spatter": "torch + cv2 (Gaussian, texture)",
 }
 
@@ -40,9 +40,9 @@ _HALF = torch.tensor(0.5)
 
 
 def _to_u8(x: torch.Tensor) -> torch.Tensor:
-    """Float images in [0, 1] as the uint8 image the reference's C libraries take: rounded (half up), so a uint8
-    image's /255 gives back its levels."""
-    return torch.add(_HALF.to(x.device), x, alpha=255).to(torch.uint8)  # one pass to floats, one to uint8
+    """Float images in [0, 1] as the uint8 image the reference's C libraries take: x · 255 rounded half to even
+    (as OpenCV's convertScaleAbs on the CPU paths), so a uint8 image's /255 gives back its levels."""
+    return torch.round(x * 255).to(torch.uint8)
 
 
 def _uniform(shape, lo, hi, gen, device):
@@ -261,36 +261,37 @@ def jpeg_compression(x, p, table, gen):
     # Both generators saved with PIL (libjpeg-turbo, its defaults: standard tables scaled by quality, 4:2:0).
     # torchvision's encoder is the same libjpeg-turbo with the same settings: its files are byte-identical to
     # PIL's at every quality 1-100 (measured at 32 px, 224 px and 37×53 px; tests/test_corruptions.py checks
-    # the decoded pixels). On CUDA the batch goes through nvJPEG and stays on the device.
+    # the decoded pixels). On CUDA the batch goes through nvJPEG and stays on the device; the CPU runs _cpu.jpeg
+    # (OpenCV's libjpeg-turbo, the same bytes) for RGB batches.
     decoded = decode_jpeg(encode_jpeg(list(_to_u8(x)), quality=int(p)), device=x.device)
     return torch.stack(decoded)  # uint8: the final levels
 
 
 def pixelate(x, p, table, gen):
+    # PIL's BOX down, then NEAREST (peer) or BOX (make_cifar_c.py) up, in PIL's 8-bit arithmetic (see _pil): exact
+    # on any device. The CPU runs _cpu.pixelate instead (CPU_INTO), the same arithmetic through OpenCV.
     h, w = x.shape[-2:]
-    size = (int(h * p), int(w * p))
-    if x.device.type == "cpu":
-        # PIL itself, the reference's library, band by band: exact, and faster than torch on a CPU.
-        up = Image.Resampling.BOX if table == "cifar" else Image.Resampling.NEAREST
-        return _per_image(_to_u8(x), (h, w), lambda im: im.resize(size[::-1], Image.Resampling.BOX).resize((w, h), up))
-    small = _ops.box_resize(x, size)
-    # PIL works in uint8: round the downscaled image as PIL does before scaling back up.
-    small = torch.round(small * 255) / 255
-    if table == "cifar":
-        return _ops.box_resize(small, (h, w))
-    return _ops.nearest_resize(small, (h, w))
+    height, width = (int(h * p), int(w * p))
+    up = "box" if table == "cifar" else "nearest"
+    small = _box_pass(_box_pass(torch.round(x * 255), -1, _pil.box_axis(w, width)), -2, _pil.box_axis(h, height))
+    small = small.index_select(-2, torch.as_tensor(_pil.up_index(height, h, up), device=x.device))
+    return small.index_select(-1, torch.as_tensor(_pil.up_index(width, w, up), device=x.device)).to(torch.uint8)
 
 
-def _per_image(u8: torch.Tensor, size: tuple[int, int], function) -> torch.Tensor:
-    """function (PIL image → PIL image of `size`) on every image of a CPU uint8 batch N×C×H×W (C = 1 or 3);
-    returns N×C×size, a view of N×size×C memory."""
-    hwc = u8.permute(0, 2, 3, 1).contiguous().numpy()
-    out = np.empty((len(hwc), *size, hwc.shape[-1]), np.uint8)
-    grey = hwc.shape[-1] == 1
-    for i, image in enumerate(hwc):
-        result = np.asarray(function(Image.fromarray(image[..., 0] if grey else image)))
-        out[i] = result[..., None] if grey else result
-    return torch.from_numpy(out).permute(0, 3, 1, 2)
+def _box_pass(levels: torch.Tensor, dim: int, axis: "_pil.BoxAxis") -> torch.Tensor:
+    """PIL's BOX pass along dim on integer-valued float levels: run sums from a cumulative sum (exact in float32
+    below 2**24), then floor((sum + half) / count); the product by 1 / count lands every value at least 0.5 / count
+    from an integer, far beyond float32's error."""
+    shape = [1] * levels.dim()
+    shape[dim] = len(axis.start)
+    first = torch.as_tensor(axis.start, device=levels.device)
+    total = torch.cumsum(levels, dim)
+    total = torch.cat([torch.zeros_like(total.narrow(dim, 0, 1)), total], dim)
+    sums = total.index_select(dim, first + torch.as_tensor(axis.count, device=levels.device))
+    sums -= total.index_select(dim, first)
+    half = torch.as_tensor(axis.half, dtype=levels.dtype, device=levels.device).view(shape)
+    inverse = torch.as_tensor(1 / axis.count, dtype=levels.dtype, device=levels.device).view(shape)
+    return sums.add_(half).mul_(inverse).floor_()
 
 
 def _sample(x, gy, gx, align_corners, padding):
@@ -343,6 +344,21 @@ def elastic_transform(x, p, table, gen):
     # scipy map_coordinates(order=1, mode='reflect') = half-sample symmetric = grid_sample 'reflection'
     # with align_corners=False.
     return _sample(x, yy + dy, xx + dx, False, "reflection")
+
+
+def _pixelate_cpu(x, p, table, dest):
+    h, w = x.shape[-2:]
+    _cpu.pixelate(x, (int(h * p), int(w * p)), "box" if table == "cifar" else "nearest", dest)
+
+
+def _jpeg_cpu(x, p, table, dest):
+    _cpu.jpeg(x, int(p), dest)
+
+
+# On the CPU these write corrupt()'s output themselves (numpy chunk in, its slice of the output filled): their
+# work is 8-bit C-library calls, and the float passes around them are most of the cost (see _cpu). Grey input
+# to a colour one (JPEG) takes the batched function, whose RGB result corrupt() turns into luma.
+CPU_INTO = {"pixelate": _pixelate_cpu, "jpeg_compression": _jpeg_cpu}
 
 
 FUNCTIONS = {

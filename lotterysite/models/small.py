@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ._registry import register_model
-from .base import Classifier, Standardize
+from .base import Classifier, MaxPool2x2, Standardize
 
 
 class LeNet5(Classifier):
@@ -21,10 +21,10 @@ class LeNet5(Classifier):
             Standardize(),
             nn.Conv2d(in_channels, 6, 5, padding=pad),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             nn.Conv2d(6, 16, 5),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             nn.Flatten(),
             nn.Linear(16 * side * side, 120),
             nn.ReLU(inplace=True),
@@ -51,10 +51,10 @@ class SmallVGG(Classifier):
             Standardize(),
             *_conv_bn(in_channels, w),
             *_conv_bn(w, w),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             *_conv_bn(w, 2 * w),
             *_conv_bn(2 * w, 2 * w),
-            nn.MaxPool2d(2),
+            MaxPool2x2(),
             *_conv_bn(2 * w, 4 * w),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
