@@ -117,8 +117,8 @@ def test_each_pruning_stage_has_its_own_training_config():
     default = PruneConfig()
     assert (default.train_config("mpt").optimizer, default.train_config("retrain").optimizer) == ("sgd", "adamw")
     for bad, message in (
-        ({"mpt_optimizer": "adam"}, "mpt_optimizer is 'adam'"),
-        ({"retrain_schedule": "poly"}, "retrain_schedule is 'poly'"),
+        ({"mpt_optimizer": "adam"}, "mpt_optimizer 'adam' is not one of 'adamw', 'sgd'"),
+        ({"retrain_schedule": "poly"}, "retrain_schedule 'poly' is not one of 'cosine', 'step', 'constant'"),
         ({"retrain_momentum": 1.5}, "retrain_momentum is 1.5"),
         ({"mpt_crop_padding": -2}, "mpt_crop_padding is -2"),
     ):
@@ -216,7 +216,7 @@ def test_taylor_over_all_batches_equals_the_float64_reference():
     removed = np.flatnonzero(~pruned.masks["body.weight"].numpy().ravel())
     assert sorted(removed) == sorted(lowest)
     assert pruned.prune_config.taylor_batches == "all"
-    with pytest.raises(ValueError, match="taylor_batches is 'some'"):
+    with pytest.raises(ValueError, match="taylor_batches 'some' is not one of 'all'"):
         PruneConfig(taylor_batches="some")
 
 
