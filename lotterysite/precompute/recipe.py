@@ -28,6 +28,10 @@ retrain_epochs = 1                 # > 0: ship both the pruned and the retrained
 [corruptions]                      # CorruptionConfig
 [ship]                             # ShipConfig: what per-sample data the browser gets
 [curse]                            # CurseConfig: §5.4 study
+
+Every setting is declared once, as a `setting(...)` field of the config it parses into (lotterysite/settings.py):
+the parser below reads each table from those declarations (`TABLES`, `table_settings`), and the JSON Schema and
+docs/recipe-reference.md are generated from them (precompute/declare.py).
 """
 
 from __future__ import annotations
