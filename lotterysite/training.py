@@ -31,7 +31,8 @@ def default_device() -> torch.device:
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 2, flip: bool = True) -> torch.Tensor:
-    """Random shifts of up to `pad` pixels (zero fill) and horizontal flips, drawn per image, batched."""
+    """Random crops of the image zero-padded by `pad` pixels on each side (shifts of up to `pad` pixels, the CIFAR
+    pad-and-crop) and horizontal flips of half the images, drawn per image, batched."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
@@ -56,14 +57,26 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """The learning rate at optimizer step `step` (0-based) as a fraction of the peak (config.SCHEDULES)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "step":
+        return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+    if schedule == "constant":
+        return 1.0
+    raise ValueError(f"schedule {schedule!r} is not one of 'cosine', 'step', 'constant'")
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    """The learning-rate scheduler `cfg.schedule` names, stepped once per optimizer step."""
+    lr_factor(cfg.schedule, 0, total_steps, cfg.warmup_steps)  # an unknown schedule fails here, before any step
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(cfg.schedule, step, total_steps, cfg.warmup_steps)
+    )
 
 
 @dataclass
@@ -103,7 +116,7 @@ def train(
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    scheduler = cosine_schedule(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_steps)
+    scheduler = make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(cfg.seed)
     history = History()
     for epoch in range(cfg.epochs):
@@ -116,7 +129,7 @@ def train(
                    disable=not progress, leave=False, dynamic_ncols=True)  # fmt: skip
         for x, y in bar:
             if cfg.augment:
-                x = augment_batch(x, generator)
+                x = augment_batch(x, generator, pad=cfg.crop_padding, flip=cfg.flip)
             with _autocast(device, cfg.amp):
                 logits = model(x)
                 loss = F.cross_entropy(logits.float(), y)

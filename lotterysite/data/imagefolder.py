@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import INTERPOLATIONS  # torchvision's published weights use one of these (weights.transforms())
 from .imageset import DataError, ImageSet, batch_indices
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
@@ -46,7 +47,6 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 # 2: torchvision's rounding (longer side truncated, crop offset rounded), 16-bit gray scaled to 8 bits (it was
 # clipped at 255); 1 rounded the side and floored the offset.
 DECODE = 2
-INTERPOLATIONS = ("bilinear", "bicubic")  # torchvision's published weights use one of these (weights.transforms())
 CACHE_LIMIT = 8 * 2**30  # bytes of uint8 pixels a split's memory-mapped cache may take (ImageNet val, 224 px: 7.5 GB)
 TEST_FOLDERS = ("test", "val")  # the evaluation split's folder, first that exists
 

@@ -28,6 +28,10 @@ retrain_epochs = 1                 # > 0: ship both the pruned and the retrained
 [corruptions]                      # CorruptionConfig
 [ship]                             # ShipConfig: what per-sample data the browser gets
 [curse]                            # CurseConfig: §5.4 study
+
+Every setting is declared once, as a `setting(...)` field of the config it parses into (lotterysite/settings.py):
+the parser below reads each table from those declarations (`TABLES`, `table_settings`), and the JSON Schema and
+docs/recipe-reference.md are generated from them (precompute/declare.py).
 """
 
 from __future__ import annotations
@@ -37,15 +41,16 @@ import difflib
 import inspect
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import DataConfig, ModelConfig, TrainConfig
+from ..config import SEED_MAX, DataConfig, ModelConfig, TrainConfig
+from ..corruptions import NAMES, PARAMS, SEVERITIES
 from ..errors import LotterysiteError
 from ..pruning import PruneConfig, list_methods
+from ..settings import Declared, declared, setting, value_error
 
-SEED_MAX = 2**32 - 1  # numpy's and torch's seeds both accept 0 .. 2**32 - 1
 MAX_PARAMETERS = 2**31  # a model's parameters: far beyond any model lotterysite prunes (8 GiB of float32 weights)
 MAX_RANDOM_VALUES = 2**27  # curse: random_samples x the largest random_dims, per array (1 GiB of float64)
 MAX_NAME = 100  # bytes of a recipe name: the store's folder name, plus ".work" and ".NAME.staging-RUN" beside it
@@ -58,29 +63,40 @@ class RecipeError(LotterysiteError, ValueError):
 
 @dataclass(frozen=True)
 class ArchConfig:
-    model: ModelConfig  # architecture and its factory options
-    train: TrainConfig  # how the dense model is trained (ignored when `checkpoint` is given)
-    checkpoint: str | None = None  # a dense lotterysite checkpoint to load instead of training
-    weights: str | None = None  # a state_dict file (any layout `models.load_weights` reads) to load instead of training
+    model: ModelConfig  # architecture and its factory options ([[architectures]] arch, options)
+    train: TrainConfig  # how the dense model is trained ([architectures.train]; ignored when loaded instead)
+    checkpoint: str | None = setting(None, "a dense lotterysite checkpoint to load instead of training, relative to "
+                                     "the recipe")  # fmt: skip
+    weights: str | None = setting(None, "a state_dict file (any layout `models.load_weights` reads) to load instead "
+                                  "of training, relative to the recipe")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ExternalModel:
-    file: str  # state_dict or checkpoint of a model pruned by another tool
-    base: str  # arch of the [[architectures]] entry it was pruned from
-    label: str  # method name shown on the site
-    amount: float | None = None  # position on the amount axis; None: its measured sparsity
+    file: str = setting(help="state_dict or checkpoint of a model pruned by another tool, relative to the recipe")
+    base: str = setting(help="the arch of the [[architectures]] table it was pruned from")
+    label: str = setting(help="the method name shown on the site (not one of lotterysite's own method names)")
+    amount: float | None = setting(None, "where it sits on the amount axis (unset: its measured sparsity)", low=0,
+                                   high=1, high_open=True, out_of_range="is {value}, outside [0, 1): an amount is the "
+                                   "fraction of weights removed")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class PruneSweep:
-    method: str  # a registered pruning method
-    amounts: tuple[float, ...]  # fractions of prunable weights removed, one model each
-    options: dict[str, Any] = field(default_factory=dict)  # other PruneConfig fields (scope, taylor_batches, ...)
-    retrain_epochs: int = 0  # > 0: also ship a retrained copy of every pruned model
-    train_subset: int | None = None  # training images Taylor, MPT and retraining see (first N; None: all)
-    archs: tuple[str, ...] | None = None  # the architectures this sweep prunes (None: every one)
-    label: str | None = None  # the method name its models carry (None: `method`), e.g. "magnitude-lamp"
+    method: str = setting(help="a registered pruning method: random, magnitude, taylor, mpt (`lotterysite.pruning."
+                          "list_methods()`)")  # fmt: skip
+    amounts: tuple[float, ...] = setting(help="fractions of prunable weights removed, one model each", low=0,
+                                         high=1, low_open=True, high_open=True, out_of_range="is {value}, outside "
+                                         "(0, 1): an amount is the fraction of weights removed")  # fmt: skip
+    options: dict[str, Any] = field(default_factory=dict)  # the table's PruneConfig settings (scope, taylor_batches...)
+    # The table's PruneConfig.retrain_epochs, kept apart from `options`: it shapes the retrained copies only, so a
+    # change to it leaves the pruned models' work files as they are.
+    retrain_epochs: int = PruneConfig.retrain_epochs
+    train_subset: int | None = setting(None, "training images Taylor, MPT, retraining and batch-norm recalibration "
+                                       "see (the first N; unset: all)", low=1)  # fmt: skip
+    archs: tuple[str, ...] | None = setting(None, "the architectures this table prunes (unset: every one)")
+    label: str | None = setting(None, "the method name its models carry (unset: method), e.g. \"magnitude-lamp\": "
+                                "two tables of one method need different labels")  # fmt: skip
 
     @property
     def name(self) -> str:
@@ -100,58 +116,67 @@ class PruneSweep:
 
 @dataclass(frozen=True)
 class CorruptionConfig:
-    names: tuple[str, ...]  # CIFAR-10-C corruption names (default: all 19)
-    severities: tuple[int, ...] = (1, 2, 3, 4, 5)  # severity levels evaluated
-    source: str = "generate"  # "generate" on the fly, or the path of a CIFAR-10-C folder of .npy files
-    params: str = "cifar"  # parameter tables when generating: "cifar" (CIFAR-10-C) or "imagenet" (ImageNet-C)
-    seed: int = 0  # seed of the random corruptions
+    names: tuple[str, ...] = setting(help="\"all\" (the 19 CIFAR-10-C corruptions) or a list of their names",
+                                     choices=NAMES, default_text='"all"')  # fmt: skip
+    severities: tuple[int, ...] = setting(SEVERITIES, "severity levels evaluated", low=min(SEVERITIES),
+                                          high=max(SEVERITIES))  # fmt: skip
+    source: str = setting("generate", "\"generate\" on the fly, or a CIFAR-10-C folder of .npy files, relative to "
+                          "the recipe")  # fmt: skip
+    params: str = setting("cifar", "parameter tables when generating: \"cifar\" (CIFAR-10-C) or \"imagenet\" "
+                          "(ImageNet-C)", choices=PARAMS)  # fmt: skip
+    seed: int = setting(0, "seed of the random corruptions", low=0, high=SEED_MAX)
 
 
 @dataclass(frozen=True)
 class ShipConfig:
-    # Size of the class-stratified uniform random sample shipped to the browser (x the classes, proportional to
-    # class size), where the whole evaluation set does not fit max_rows_per_model (then all of it ships)
-    samples_per_class: int = 50
-    # Severities whose per-sample geometry is shipped (aggregates use all). Default: every evaluated one. A page
-    # fetches one slice (one variant) per model it draws, so shipping more severities adds files to the store and
-    # the site, never bytes to a page (bench/RESULTS.md, "Severities").
-    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
-    # Per-model geometry file limit (its rows: samples x (clean + corruptions x shipped severities)): the whole
-    # evaluation set ships where it fits, else the sample (cut to fit; one sample of every class even past it), then
-    # exemplars outside it as extra rows. 50 000 holds the default sample (50 per class, 10 classes) at all 19
-    # corruptions x 5 severities (96 rows a sample): about 4 MB of Arrow per model.
-    max_rows_per_model: int = 50_000
-    seed: int = 0  # seeds the stratified draw (store.sampling)
-    thumbnails: bool = True  # embed a PNG thumbnail of every shipped sample
-    # k: with more than store.schema.WIDE_CLASSES classes, a geometry row holds the angles to the k classes its
-    # true class is most confused with (the parallel coordinates' axes), not one angle per class
-    confused_classes: int = 8
+    samples_per_class: int = setting(50, "size of the class-stratified uniform random sample shipped to the browser "
+                                     "(x the classes, proportional to class size), where the whole evaluation set "
+                                     "does not fit max_rows_per_model (then all of it ships)", low=1)  # fmt: skip
+    # A page fetches one slice (one variant) per model it draws, so shipping more severities adds files to the store
+    # and the site, never bytes to a page (bench/RESULTS.md, "Severities"): by default every evaluated one ships.
+    severities: tuple[int, ...] = setting(tuple(SEVERITIES), "severities whose per-sample geometry is shipped "
+                                          "(aggregates use all); each must be evaluated", low=min(SEVERITIES),
+                                          high=max(SEVERITIES), default_text="every evaluated severity "
+                                          "(corruptions.severities)")  # fmt: skip
+    # 50 000 holds the default sample (50 per class, 10 classes) at all 19 corruptions x 5 severities (96 rows a
+    # sample): about 4 MB of Arrow per model.
+    max_rows_per_model: int = setting(50_000, "per-model geometry file limit, keeps each view responsive: the whole "
+                                      "evaluation set ships where it fits (rows = samples x (1 + corruptions x "
+                                      "shipped severities)), else the sample", low=1)  # fmt: skip
+    seed: int = setting(0, "seeds the stratified draw (store.sampling)", low=0, high=SEED_MAX)
+    thumbnails: bool = setting(True, "embed a PNG thumbnail of every shipped sample")
+    confused_classes: int = setting(8, "k: with more than 20 classes a geometry row holds the angles to the k "
+                                    "classes its true class is most confused with, not one angle per class", low=1,
+                                    high=MAX_CONFUSED)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class CurseConfig:
-    enabled: bool = True  # run the §5.4 study
-    random_dims: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)  # vector dimensions
-    random_samples: int = 10_000  # random vector pairs per dimension
-    arch: str = "lenet5"  # architecture whose penultimate width is swept (needs a feature_dim option)
-    widths: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)  # penultimate widths trained
-    epochs: int = 1  # training epochs per width
-    train_subset: int | None = 20_000  # training images per width (None: all)
+    enabled: bool = setting(True, "run the §5.4 study")
+    random_dims: tuple[int, ...] = setting((2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096), "dimensions of "
+                                           "the random vector pairs", low=1)  # fmt: skip
+    random_samples: int = setting(10_000, "random vector pairs per dimension", low=2)
+    arch: str = setting("lenet5", "architecture whose penultimate width is swept (needs a feature_dim option)")
+    widths: tuple[int, ...] = setting((2, 4, 8, 16, 32, 64, 128, 256), "penultimate widths trained", low=1)
+    epochs: int = setting(1, "training epochs per width", low=0)
+    train_subset: int | None = setting(20_000, "training images per width (unset: all; the default is cut to the "
+                                       "data's size)", low=1)  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Recipe:
-    name: str  # names the store and the site; letters, digits, - and _
-    title: str  # human title shown on the site
+    name: str = setting(help="names the store (store/<name>) and the site: letters, digits, - and _")
+    title: str = setting(help="human title shown on the site", default_text="the name")
     data: DataConfig
-    eval_subset: int | None  # evaluation images, first N of the test split (None: all)
-    seeds: tuple[int, ...]
+    eval_subset: int | None = setting(None, "evaluation images, the first N of the test split (unset: all); every "
+                                      "aggregate uses all of them", low=1, table="data")  # fmt: skip
+    seeds: tuple[int, ...] = setting((0,), "one dense model (and its pruned family) per seed", low=0, high=SEED_MAX)
     architectures: tuple[ArchConfig, ...]
     pruning: tuple[PruneSweep, ...]
     corruptions: CorruptionConfig
     ship: ShipConfig
     curse: CurseConfig
-    batch_size: int = 512  # evaluation batch size
+    batch_size: int = setting(512, "evaluation batch size", low=1)
     path: str = ""  # where the recipe was read from
     models: tuple[ExternalModel, ...] = ()  # models pruned elsewhere ([[models]] tables)
     sources: tuple[tuple[str, str], ...] = ()  # (arch spelt "file.py:function", the file it names), see imported.py
@@ -160,8 +185,54 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-def _fields(cls) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(cls)}
+@dataclass(frozen=True)
+class Table:
+    """One table of the recipe format: where it sits, the classes whose declared settings it holds, whether it is
+    an array of tables ([[pruning]]) and whether a recipe must have it."""
+
+    where: str  # "" for the top level; "architectures.train" for a table inside each [[architectures]]
+    classes: tuple[type, ...]
+    array: bool
+    required: bool
+    help: str
+
+
+# The recipe's tables. The parser reads each table's settings from its classes' declarations; precompute.declare
+# derives the JSON Schema and the recipe reference from the same list.
+TABLES: tuple[Table, ...] = (
+    Table("", (Recipe,), False, True, "the top level"),
+    Table("data", (DataConfig,), False, True, "the data set"),
+    Table(
+        "architectures", (ModelConfig, ArchConfig), True, True, "one per architecture: trained, or loaded from a file"
+    ),  # fmt: skip
+    Table(
+        "architectures.train",
+        (TrainConfig,),
+        False,
+        False,
+        "how the dense model is trained (ignored when it is loaded from checkpoint or weights)",
+    ),  # fmt: skip
+    Table("models", (ExternalModel,), True, False, "a model pruned elsewhere, shown beside lotterysite's own"),
+    Table(
+        "pruning",
+        (PruneSweep, PruneConfig),
+        True,
+        False,
+        "one per pruning method (or variant of one); each amount makes one model per architecture and seed",
+    ),  # fmt: skip
+    Table("corruptions", (CorruptionConfig,), False, False, "the corrupted variants every model is evaluated on"),
+    Table("ship", (ShipConfig,), False, False, "the per-sample data the browser gets"),
+    Table("curse", (CurseConfig,), False, False, "the §5.4 curse-of-dimensionality study"),
+)
+
+
+def table_settings(where: str) -> list[Declared]:
+    """Every setting of the recipe table `where` ("" for the top level), in declaration order."""
+    classes = next(t.classes for t in TABLES if t.where == where)
+    out = [d for cls in classes for d in declared(cls)]
+    if where == "data":
+        out += declared(Recipe, table="data")
+    return out
 
 
 class _Reader:
@@ -180,10 +251,10 @@ class _Reader:
     def fail(self, key: str, message: str):
         raise RecipeError(f"{self.path}: field {self.name(key)!r} {message}")
 
-    def get(self, key: str, kind, default=dataclasses.MISSING):
+    def get(self, key: str, kind, default=MISSING):
         self.consumed.add(key)
         if key not in self.table:
-            if default is dataclasses.MISSING:
+            if default is MISSING:
                 self.fail(key, "is missing")
             return default
         value = self.table.pop(key)
@@ -198,20 +269,17 @@ class _Reader:
             self.fail(key, f"must be a finite number, got {value!r}")
         return value
 
-    def get_list(self, key: str, kind, default=dataclasses.MISSING) -> tuple:
+    def get_list(self, key: str, kind, default=MISSING) -> tuple:
         value = self.get(key, list, default)
         if value is default:
             return value
+        kinds = kind if isinstance(kind, tuple) else (kind,)
         out = []
         for i, v in enumerate(value):
-            if (
-                float in (kind if isinstance(kind, tuple) else (kind,))
-                and isinstance(v, int)
-                and not isinstance(v, bool)
-            ):
+            if float in kinds and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
-            if isinstance(v, bool) or not isinstance(v, kind):
-                self.fail(f"{key}[{i}]", f"must be {getattr(kind, '__name__', kind)}, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, kinds):
+                self.fail(f"{key}[{i}]", f"must be {' or '.join(k.__name__ for k in kinds)}, got {v!r}")
             if isinstance(v, float) and not math.isfinite(v):
                 self.fail(f"{key}[{i}]", f"must be a finite number, got {v!r}")
             if v in out:
@@ -219,25 +287,34 @@ class _Reader:
             out.append(v)
         return tuple(out)
 
-    def typed(self, cls, limits: dict, **fixed):
-        """Build dataclass `cls` from the table, every field read with its declared type (strict booleans,
-        integers that are integers, finite floats) and checked against `limits[name]` = (low, high)."""
-        values = {}
-        for f in dataclasses.fields(cls):
-            if f.name in fixed:
-                continue
-            kind = _KINDS.get(str(f.type))
-            if kind is None:
-                continue  # a field the recipe does not set (dicts, ...): left to the caller
-            default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
-            if kind == "list":
-                value = self.get_list(f.name, int, default)
-            else:
-                value = self.get(f.name, kind, default)
-            if value is not None and f.name in limits:
-                for v in value if isinstance(value, tuple) else (value,):
-                    self.check(f.name, v, *limits[f.name])
-            values[f.name] = value
+    def setting(self, d: Declared):
+        """One declared setting: its type (strict booleans, integers that are integers, finite floats; a list's
+        items each, once each), range and choices, as declared; absent, its default (None where it may be left
+        out for the code to fill)."""
+        default = None if d.default is MISSING and d.default_text is not None else d.default
+        if d.is_list:
+            value = self.get_list(d.name, d.types, default)
+            items = () if value is default else enumerate(value)
+            for j, v in items:
+                problem = value_error(d, v)
+                if problem:
+                    self.fail(f"{d.name}[{j}]", problem)
+            return value
+        value = self.get(d.name, d.types, default)
+        if value is not None:
+            problem = value_error(d, value)
+            if problem:
+                self.fail(d.name, problem)
+        return value
+
+    def read(self, settings: list[Declared], *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The declared `settings` of this table, by name (tables, such as `options`, and `skip` left to the
+        caller)."""
+        return {d.name: self.setting(d) for d in settings if not d.is_table and d.name not in skip}
+
+    def build(self, cls, settings: list[Declared], **fixed):
+        """`cls` from this table's declared settings (and `fixed`); a value the class refuses names the table."""
+        values = self.read(settings)
         self.done()
         try:
             return cls(**values, **fixed)
@@ -264,15 +341,6 @@ class _Reader:
                 self.fail(key, f"is not a recipe field{hint}")
 
 
-# Declared field types (the annotations, as strings) -> what the TOML value must be.
-_KINDS = {"int": int, "int | None": int, "float": float, "bool": bool, "str": str, "str | None": str,
-          "tuple[int, ...]": "list"}  # fmt: skip
-_SEED = (0, SEED_MAX)
-_POSITIVE = (1, None)
-_TRAIN_LIMITS = {"epochs": (0, None), "batch_size": _POSITIVE, "lr": (0, None, True), "momentum": (0, 1),
-                 "weight_decay": (0, None), "warmup_steps": (0, None), "seed": _SEED}  # fmt: skip
-
-
 def _factory_options(arch: str) -> set[str] | None:
     """Keyword options a registered architecture's factory takes (None: any, e.g. torchvision's)."""
     from ..models import _registry
@@ -296,146 +364,39 @@ def _resolve(recipe_path: str, value: str) -> str:
 def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     """Parse and validate recipe TOML text; every error is one line naming `path` and the field.
 
-    Everything that can be checked without the data is checked here (types, ranges, duplicates, names); what
-    needs the data (subsets, model shapes) is `check_against_data`, run before any work.
+    Every setting's type, range and choices are read from its declaration (`table_settings`); what is checked
+    here by hand is what no one setting knows: names in registries, settings that depend on each other, and
+    duplicates. What needs the data (subsets, model shapes) is `check_against_data`, run before any work.
     """
-    from ..corruptions import NAMES
-    from ..data import list_datasets
-    from ..models import is_model, list_models
-
     try:
         doc = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML ({e}); fix the syntax at that line") from None
     top = _Reader(path, "", doc)
-    name = top.get("name", str)
+    values = top.read(table_settings(""))
+    name = values["name"]
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         top.fail("name", f"must be letters, digits, '-' or '_' (it names a folder), got {name!r}")
     if len(name.encode()) > MAX_NAME:
         top.fail("name", f"is {len(name.encode())} bytes long, more than {MAX_NAME}: it names the store folder and "
                          "the folders written beside it (a file name holds 255 bytes); shorten it")  # fmt: skip
-    title = top.get("title", str, name)
-    seeds = top.get_list("seeds", int, (0,))
-    if not seeds:
+    title = values["title"] if values["title"] is not None else name
+    if not values["seeds"]:
         top.fail("seeds", "must be a non-empty list of distinct integers, got []")
-    for j, seed in enumerate(seeds):
-        top.check(f"seeds[{j}]", seed, *_SEED)
-    batch_size = top.check("batch_size", top.get("batch_size", int, 512), *_POSITIVE)
 
     data_r = _Reader(path, "data", top.get("data", dict))
-    eval_subset = data_r.get("eval_subset", int, None)
-    if eval_subset is not None:
-        data_r.check("eval_subset", eval_subset, *_POSITIVE)
-    data = data_r.typed(DataConfig, {"train_subset": _POSITIVE, "test_subset": _POSITIVE})
-    if data.name != "imagefolder" and data.name not in list_datasets():
-        known = ", ".join([*list_datasets(), "imagefolder"])
+    eval_subset = data_r.setting(next(d for d in table_settings("data") if d.name == "eval_subset"))
+    data = data_r.build(DataConfig, declared(DataConfig))
+    if data.name != "imagefolder" and data.name not in _datasets():
+        known = ", ".join([*_datasets(), "imagefolder"])
         data_r.fail("name", f"is {data.name!r}, not a known data set; known: {known}")
     data = _check_data(data_r, data, path)
     if eval_subset is not None and data.test_subset is not None and eval_subset > data.test_subset:
         data_r.fail("eval_subset", f"is {eval_subset}, more than test_subset = {data.test_subset}")
 
-    archs, sources = [], {}
-    arch_tables = top.get("architectures", list)
-    if not arch_tables:
-        top.fail("architectures", "must list at least one [[architectures]] table")
-    for i, table in enumerate(arch_tables):
-        r = _Reader(path, f"architectures[{i}]", table)
-        arch = r.get("arch", str)
-        if not is_model(arch):
-            r.fail("arch", f"is {arch!r}, not a known architecture; known: {', '.join(list_models())}, tv:<name>")
-        options = r.get("options", dict, {})
-        allowed = _factory_options(arch)
-        for key, value in options.items():
-            if allowed is not None and key not in allowed:
-                r.fail(
-                    f"options.{key}", f"is not an option of {arch}; its options: {', '.join(sorted(allowed)) or 'none'}"
-                )
-            if not isinstance(value, (int, float, str, bool)):
-                r.fail(f"options.{key}", f"must be a number, string or boolean, got {value!r}")
-            if isinstance(value, float) and not math.isfinite(value):
-                r.fail(f"options.{key}", f"must be a finite number, got {value!r}")
-        checkpoint = r.get("checkpoint", str, None)
-        if checkpoint is not None:
-            checkpoint = _resolve(path, checkpoint)
-        weights = r.get("weights", str, None)
-        options, weights = _check_own_arch(r, arch, options, checkpoint, weights, path, sources)
-        train = _Reader(path, f"architectures[{i}].train", r.get("train", dict, {})).typed(TrainConfig, _TRAIN_LIMITS)
-        r.done()
-        archs.append(ArchConfig(ModelConfig(arch=arch, options=options), train, checkpoint, weights))
-    if len({a.model.arch for a in archs}) != len(archs):
-        top.fail("architectures", "lists an architecture twice; give each [[architectures]] a different arch")
-
-    externals = tuple(
-        _external_model(_Reader(path, f"models[{i}]", t), archs, path)
-        for i, t in enumerate(top.get("models", list, []))
-    )
-    if len({(m.base, m.label, m.amount) for m in externals}) != len(externals):
-        top.fail(
-            "models", "lists two models with the same base, label and amount; give each a different label or amount"
-        )
-    keys = [model_key(external_id(m)) for m in externals]  # the names of their work files
-    for i, key in enumerate(keys):
-        if key in keys[:i]:
-            other = externals[keys.index(key)]
-            top.fail(f"models[{i}].label", f"is {externals[i].label!r}, which names the same work files as "
-                     f"{other.label!r} (spaces, '-' and '_' read alike there); choose another")  # fmt: skip
-
-    sweeps = []
-    prune_kinds = {f.name: _KINDS.get(str(f.type)) for f in dataclasses.fields(PruneConfig)}
-    for i, table in enumerate(top.get("pruning", list, [])):
-        r = _Reader(path, f"pruning[{i}]", table)
-        method = r.get("method", str)
-        if method not in list_methods():
-            r.fail("method", f"is {method!r}, not a pruning method; known: {', '.join(list_methods())}")
-        label = r.get("label", str, None)
-        if label is not None:
-            # Two tables of one method (global and LAMP magnitude, say) need two names; a label naming another
-            # method, or dense, would put these models on that method's curve.
-            if not label or not all(c.isalnum() or c in "-_" for c in label):
-                r.fail("label", f"must be letters, digits, '-' or '_', got {label!r}")
-            plain = "".join(c for c in label.lower() if c.isalnum())
-            if plain in ({m for m in list_methods() if m != method} | {"dense"}) or plain.endswith("retrain"):
-                r.fail("label", f"is {label!r}: another method's name (or dense, or ends in retrain, which the "
-                                f"retrained copies add); name this variant of {method}, e.g. {method}-v2")  # fmt: skip
-        amounts = r.get_list("amounts", float)
-        if not amounts:
-            r.fail("amounts", "must list at least one amount")
-        for j, a in enumerate(amounts):
-            if not 0.0 < a < 1.0:
-                r.fail(f"amounts[{j}]", f"is {a}, outside (0, 1): an amount is the fraction of weights removed")
-        retrain_epochs = r.check("retrain_epochs", r.get("retrain_epochs", int, 0), 0)
-        train_subset = r.get("train_subset", int, None)
-        if train_subset is not None:
-            r.check("train_subset", train_subset, *_POSITIVE)
-        only = r.get_list("archs", str, None)
-        known = [a.model.arch for a in archs]
-        for j, a in enumerate(only or ()):
-            if a not in known:
-                r.fail(
-                    f"archs[{j}]",
-                    f"is {a!r}, not an architecture of this recipe; its architectures: {', '.join(known)}",
-                )
-        allowed = set(_fields(PruneConfig)) - {"method", "amount", "seed", "retrain_epochs", "progress"}
-        r.done(allowed=allowed)
-        options = {}
-        for key in list(r.table):
-            value = r.get(key, prune_kinds[key] or object)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                r.fail(key, f"must be >= 0, got {value}")
-            options[key] = value
-        sweep = PruneSweep(method, amounts, options, retrain_epochs, train_subset, only, label)
-        try:
-            sweep.config(amounts[0], seeds[0], retrain=True)
-        except (TypeError, ValueError) as e:
-            raise RecipeError(f"{path}: table 'pruning[{i}]': {e}") from None
-        sweeps.append(sweep)
-    if len({model_key(s.name) for s in sweeps}) != len(sweeps):
-        top.fail("pruning", "lists a method twice; merge their amounts into one [[pruning]] table, or give the "
-                            "tables different labels (label = \"magnitude-lamp\")")  # fmt: skip
-    own = {model_key(s.name) for s in sweeps}
-    for i, m in enumerate(externals):  # a model pruned elsewhere under a [[pruning]] label would join that curve
-        if model_key(m.label) in own:
-            top.fail(f"models[{i}].label", f"is {m.label!r}, the label of a [[pruning]] table; choose another")
+    archs, sources = _architectures(top, path)
+    externals = _externals(top, archs, path)
+    sweeps = _sweeps(top, archs, externals, values["seeds"], path)
 
     c = _Reader(path, "corruptions", top.get("corruptions", dict, {}))
     names = c.get("names", (list, str), "all")
@@ -450,43 +411,31 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
             c.fail(f"names[{j}]", f"is {n!r}, not a CIFAR-10-C corruption{hint}")
         if n in names[:j]:
             c.fail(f"names[{j}]", f"repeats {n!r}; list each corruption once")
-    severities = c.get_list("severities", int, (1, 2, 3, 4, 5))
-    for j, sev in enumerate(severities):
-        if not 1 <= sev <= 5:
-            c.fail(f"severities[{j}]", f"is {sev}, outside 1-5")
-    source = c.get("source", str, "generate")
-    if source != "generate":
-        source = _resolve(path, source)
-    params = c.get("params", str, "cifar")
-    if params not in ("cifar", "imagenet"):
-        c.fail("params", f"is {params!r}; use 'cifar' or 'imagenet'")
-    corruptions = CorruptionConfig(tuple(names), tuple(sorted(severities)), source, params,
-                                   c.check("seed", c.get("seed", int, 0), *_SEED))  # fmt: skip
+    corruption = c.read(declared(CorruptionConfig), skip=("names",))
+    if corruption["source"] != "generate":
+        corruption["source"] = _resolve(path, corruption["source"])
     c.done()
+    corruptions = CorruptionConfig(**{**corruption, "names": tuple(names),
+                                      "severities": tuple(sorted(corruption["severities"]))})  # fmt: skip
 
     s = _Reader(path, "ship", top.get("ship", dict, {}))
-    ship_sev = s.get_list("severities", int, corruptions.severities)  # default: every evaluated severity
-    for j, v in enumerate(ship_sev):
+    given = "severities" in s.table  # default: every evaluated severity (not ShipConfig's 1-5)
+    shipping = s.read(declared(ShipConfig))
+    if not given:
+        shipping["severities"] = corruptions.severities
+    for j, v in enumerate(shipping["severities"]):
         if v not in corruptions.severities:
             s.fail(
                 f"severities[{j}]",
                 f"is {v}, which is not evaluated (corruptions.severities = {list(corruptions.severities)})",
             )
-    ship = ShipConfig(
-        samples_per_class=s.check("samples_per_class", s.get("samples_per_class", int, 50), *_POSITIVE),
-        severities=tuple(sorted(ship_sev)),
-        max_rows_per_model=s.check(
-            "max_rows_per_model", s.get("max_rows_per_model", int, ShipConfig.max_rows_per_model), *_POSITIVE
-        ),
-        seed=s.check("seed", s.get("seed", int, 0), *_SEED),
-        thumbnails=s.get("thumbnails", bool, True),
-        confused_classes=s.check("confused_classes", s.get("confused_classes", int, 8), 1, MAX_CONFUSED),
-    )
     s.done()
+    ship = ShipConfig(**{**shipping, "severities": tuple(sorted(shipping["severities"]))})
 
     k = _Reader(path, "curse", top.get("curse", dict, {}))
-    curse = k.typed(CurseConfig, {"random_dims": _POSITIVE, "random_samples": (2, None), "widths": _POSITIVE,
-                                  "epochs": (0, None), "train_subset": _POSITIVE})  # fmt: skip
+    curse = k.build(CurseConfig, declared(CurseConfig))
+    from ..models import is_model, list_models
+
     if not is_model(curse.arch) or curse.arch.startswith("tv:"):
         k.fail("arch", f"is {curse.arch!r}, not a registered architecture; known: {', '.join(list_models())}")
     if "feature_dim" not in (_factory_options(curse.arch) or set()):
@@ -494,10 +443,10 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     for key in ("random_dims", "widths"):
         if not getattr(curse, key):
             k.fail(key, "must list at least one value")
-    values = curse.random_samples * max(curse.random_dims)
-    if curse.enabled and values > MAX_RANDOM_VALUES:
-        k.fail("random_samples", f"is {curse.random_samples}: with random_dims up to {max(curse.random_dims)} that is "
-                                 f"{values:,} random values per array, more than {MAX_RANDOM_VALUES:,} "
+    n_values = curse.random_samples * max(curse.random_dims)
+    if curse.enabled and n_values > MAX_RANDOM_VALUES:
+        k.fail("random_samples", f"is {curse.random_samples}: with random_dims up to {max(curse.random_dims)} that "
+                                 f"is {n_values:,} random values per array, more than {MAX_RANDOM_VALUES:,} "
                                  f"({MAX_RANDOM_VALUES * 8 / 2**30:.1f} GiB); lower random_samples or "
                                  "random_dims")  # fmt: skip
     top.done()
@@ -507,17 +456,130 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         title=title,
         data=data,
         eval_subset=eval_subset,
-        seeds=seeds,
+        seeds=values["seeds"],
         architectures=tuple(archs),
         pruning=tuple(sweeps),
         corruptions=corruptions,
         ship=ship,
         curse=curse,
-        batch_size=batch_size,
+        batch_size=values["batch_size"],
         path=path,
         models=externals,
         sources=tuple(sources.items()),
     )
+
+
+def _datasets() -> list[str]:
+    from ..data import list_datasets
+
+    return list_datasets()
+
+
+def _architectures(top: _Reader, path: str) -> tuple[list[ArchConfig], dict[str, str]]:
+    """The [[architectures]] tables; `sources` maps a "file.py:function" arch to the file it names."""
+    from ..models import is_model, list_models
+
+    archs, sources = [], {}
+    arch_tables = top.get("architectures", list)
+    if not arch_tables:
+        top.fail("architectures", "must list at least one [[architectures]] table")
+    for i, table in enumerate(arch_tables):
+        r = _Reader(path, f"architectures[{i}]", table)
+        values = r.read(table_settings("architectures"))
+        arch = values["arch"]
+        if not is_model(arch):
+            r.fail("arch", f"is {arch!r}, not a known architecture; known: {', '.join(list_models())}, tv:<name>")
+        options = r.get("options", dict, {})
+        allowed = _factory_options(arch)
+        for key, value in options.items():
+            if allowed is not None and key not in allowed:
+                r.fail(
+                    f"options.{key}", f"is not an option of {arch}; its options: {', '.join(sorted(allowed)) or 'none'}"
+                )
+            if not isinstance(value, (int, float, str, bool)):
+                r.fail(f"options.{key}", f"must be a number, string or boolean, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                r.fail(f"options.{key}", f"must be a finite number, got {value!r}")
+        checkpoint = values["checkpoint"]
+        if checkpoint is not None:
+            checkpoint = _resolve(path, checkpoint)
+        options, weights = _check_own_arch(r, arch, options, checkpoint, values["weights"], path, sources)
+        train_r = _Reader(path, f"architectures[{i}].train", r.get("train", dict, {}))
+        train = train_r.build(TrainConfig, table_settings("architectures.train"))
+        r.done()
+        archs.append(ArchConfig(ModelConfig(arch=arch, options=options), train, checkpoint, weights))
+    if len({a.model.arch for a in archs}) != len(archs):
+        top.fail("architectures", "lists an architecture twice; give each [[architectures]] a different arch")
+    return archs, sources
+
+
+def _externals(top: _Reader, archs: list[ArchConfig], path: str) -> tuple[ExternalModel, ...]:
+    """The [[models]] tables: models pruned elsewhere."""
+    externals = tuple(
+        _external_model(_Reader(path, f"models[{i}]", t), archs, path)
+        for i, t in enumerate(top.get("models", list, []))
+    )
+    if len({(m.base, m.label, m.amount) for m in externals}) != len(externals):
+        top.fail(
+            "models", "lists two models with the same base, label and amount; give each a different label or amount"
+        )
+    keys = [model_key(external_id(m)) for m in externals]  # the names of their work files
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            other = externals[keys.index(key)]
+            top.fail(f"models[{i}].label", f"is {externals[i].label!r}, which names the same work files as "
+                     f"{other.label!r} (spaces, '-' and '_' read alike there); choose another")  # fmt: skip
+    return externals
+
+
+def _sweeps(top: _Reader, archs: list[ArchConfig], externals, seeds, path: str) -> list[PruneSweep]:
+    """The [[pruning]] tables: the PruneSweep settings, and the PruneConfig settings as each sweep's options."""
+    sweeps = []
+    own = declared(PruneSweep)
+    for i, table in enumerate(top.get("pruning", list, [])):
+        r = _Reader(path, f"pruning[{i}]", table)
+        values = r.read(own)
+        method, label = values["method"], values["label"]
+        if method not in list_methods():
+            r.fail("method", f"is {method!r}, not a pruning method; known: {', '.join(list_methods())}")
+        if label is not None:
+            # Two tables of one method (global and LAMP magnitude, say) need two names; a label naming another
+            # method, or dense, would put these models on that method's curve.
+            if not label or not all(c.isalnum() or c in "-_" for c in label):
+                r.fail("label", f"must be letters, digits, '-' or '_', got {label!r}")
+            plain = "".join(c for c in label.lower() if c.isalnum())
+            if plain in ({m for m in list_methods() if m != method} | {"dense"}) or plain.endswith("retrain"):
+                r.fail("label", f"is {label!r}: another method's name (or dense, or ends in retrain, which the "
+                                f"retrained copies add); name this variant of {method}, e.g. {method}-v2")  # fmt: skip
+        if not values["amounts"]:
+            r.fail("amounts", "must list at least one amount")
+        known = [a.model.arch for a in archs]
+        for j, a in enumerate(values["archs"] or ()):
+            if a not in known:
+                r.fail(
+                    f"archs[{j}]",
+                    f"is {a!r}, not an architecture of this recipe; its architectures: {', '.join(known)}",
+                )
+        # Only the settings the table gives go into `options` (they, not the code's defaults, key its work files).
+        settings = declared(PruneConfig)
+        options = r.read([d for d in settings if d.name in r.table])
+        r.consumed.update(d.name for d in settings)  # a misspelt one is offered its closest setting
+        r.done()
+        retrain_epochs = options.pop("retrain_epochs", PruneSweep.retrain_epochs)
+        sweep = PruneSweep(**values, options=options, retrain_epochs=retrain_epochs)
+        try:
+            sweep.config(sweep.amounts[0], seeds[0], retrain=True)
+        except (TypeError, ValueError) as e:
+            raise RecipeError(f"{path}: table 'pruning[{i}]': {e}") from None
+        sweeps.append(sweep)
+    if len({model_key(s.name) for s in sweeps}) != len(sweeps):
+        top.fail("pruning", "lists a method twice; merge their amounts into one [[pruning]] table, or give the "
+                            "tables different labels (label = \"magnitude-lamp\")")  # fmt: skip
+    own_names = {model_key(s.name) for s in sweeps}
+    for i, m in enumerate(externals):  # a model pruned elsewhere under a [[pruning]] label would join that curve
+        if model_key(m.label) in own_names:
+            top.fail(f"models[{i}].label", f"is {m.label!r}, the label of a [[pruning]] table; choose another")
+    return sweeps
 
 
 def check_against_data(recipe: Recipe, train, test) -> None:
@@ -599,11 +661,6 @@ def _check_data(r: _Reader, data: DataConfig, path: str) -> DataConfig:
     if data.resize is not None and data.resize < data.image_size:
         r.fail("resize", f"is {data.resize}, smaller than image_size {data.image_size}: it is the shorter side "
                          "before the centre crop (ImageNet's evaluation: resize = 256, image_size = 224)")  # fmt: skip
-    from ..data.imagefolder import INTERPOLATIONS
-
-    if data.interpolation is not None and data.interpolation not in INTERPOLATIONS:
-        r.fail("interpolation", f"is {data.interpolation!r}, not 'bilinear' or 'bicubic' (what the weights' "
-                                "transforms() in torchvision use)")  # fmt: skip
     # Files and folders are checked when the recipe runs (precompute.custom.check_inputs), so a recipe parses
     # on any machine.
     classes = _resolve(path, data.classes) if data.classes else None
@@ -639,12 +696,14 @@ def _check_own_arch(r: _Reader, arch: str, options: dict, checkpoint, weights, p
 
 
 def _external_model(r: _Reader, archs: list[ArchConfig], path: str) -> ExternalModel:
-    file = _resolve(path, r.get("file", str))
-    base = r.get("base", str)
+    from ..pruning import list_methods
+
+    values = r.read(table_settings("models"))
+    r.done()
+    base, label = values["base"], values["label"]
     known = [a.model.arch for a in archs]
     if base not in known:
         r.fail("base", f"is {base!r}, not the arch of an [[architectures]] table; known: {', '.join(known)}")
-    label = r.get("label", str)
     if not label or not all(c.isalnum() or c in "-_ " for c in label) or label != label.strip() or label == "dense":
         r.fail("label", f"must be a method name of letters, digits, '-', '_' or inner spaces (not 'dense'), got "
                         f"{label!r}")  # fmt: skip
@@ -655,11 +714,7 @@ def _external_model(r: _Reader, archs: list[ArchConfig], path: str) -> ExternalM
     if plain in taken:
         r.fail("label", f"is {label!r}, a name lotterysite's own models use ({', '.join(list_methods())}, with "
                         "'+retrain', and dense); name the tool or method that pruned this model")  # fmt: skip
-    amount = r.get("amount", float, None)
-    if amount is not None and not 0.0 <= amount < 1.0:
-        r.fail("amount", f"is {amount}, outside [0, 1): an amount is the fraction of weights removed")
-    r.done()
-    return ExternalModel(file, base, label, amount)
+    return ExternalModel(**{**values, "file": _resolve(path, values["file"])})
 
 
 def load_recipe(path: str | Path) -> Recipe:

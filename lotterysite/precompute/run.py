@@ -36,7 +36,6 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..config import TrainConfig
 from ..cost import COST_VERSION, LARGE_BATCH, model_cost
 from ..data import DATASETS, DataError, ImageSet, load_cifar10c
 from ..data._registry import DataSplits
@@ -288,6 +287,10 @@ class StoredResults(Mapping):
     def __len__(self) -> int:
         return len(self.files)
 
+    def extra(self, model_id: str) -> dict:
+        """What the evaluate unit recorded beside `model_id`'s results (sparsity, settings, ...)."""
+        return self.files[model_id][2]
+
     def entries(self) -> list[ModelEntry]:
         return [entry for _, entry, _ in self.files.values()]
 
@@ -499,7 +502,8 @@ class _Runner:
             train_cfg = replace(arch_cfg.train, seed=entry.seed)
             train(model, data.train, train_cfg, device=self.device, progress=self.progress, desc=entry.model_id)
         save_checkpoint(path, model, **shape, options=arch_cfg.model.options,
-                        meta={**self.meta, "model_id": entry.model_id})  # fmt: skip
+                        meta={**self.meta, "model_id": entry.model_id,
+                              "settings": self.model_settings(entry, model)})  # fmt: skip
         seal(path)
         return model
 
@@ -520,9 +524,8 @@ class _Runner:
             model = self.prune_or_retrain(entry, sweep, parent, data)
         except TrainingError as e:  # MPT's or retraining's loss diverged: name the model it was making
             raise TrainingError(f"{entry.model_id}: {e}") from None
-        save_pruned(
-            path, model, **shape, options=arch_cfg.model.options, meta={**self.meta, "model_id": entry.model_id}
-        )
+        meta = {**self.meta, "model_id": entry.model_id, "settings": self.model_settings(entry, model)}
+        save_pruned(path, model, **shape, options=arch_cfg.model.options, meta=meta)
         seal(path)
         return model
 
@@ -530,16 +533,37 @@ class _Runner:
         if entry.retrained:
             # Retrain the very model that is shipped un-retrained, so the pair differs by retraining only.
             cfg = sweep.config(entry.amount, entry.seed, retrain=True, progress=self.progress)
-            train_cfg = TrainConfig(
-                epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=entry.seed
-            )
-            model, _ = retrain(parent, data.train.head(sweep.train_subset), train_cfg, device=self.device,
-                               progress=self.progress)  # fmt: skip
-            model.prune_config = cfg
+            model, _ = retrain(parent, data.train.head(sweep.train_subset), cfg.train_config("retrain"),
+                               device=self.device, progress=self.progress)  # fmt: skip
+            # The batches its parent's batch norm was recalibrated on (0 without batch norm, or with recalibration
+            # off), not the recipe's request: what was done to this model.
+            used = getattr(getattr(parent, "prune_config", None), "bn_recalibration_batches", 0)
+            model.prune_config = replace(cfg, bn_recalibration_batches=used)
         else:
             cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=self.progress)
             model = prune_model(parent, cfg, data=data.train.head(sweep.train_subset), device=self.device)
         return model
+
+    def model_settings(self, entry: ModelEntry, model) -> dict:
+        """Every setting that made `entry`'s model, defaults spelt out: "train" (the dense model's TrainConfig;
+        None when it was loaded from a checkpoint or weights file), and for a pruned model "pruning" (its
+        PruneConfig, with the batch-norm recalibration batches actually used), "train_subset" and the TrainConfig
+        of each training stage it went through ("mpt", "retrain"). In the checkpoint's meta and, per model, in the
+        store's manifest.json ("models"[i]["settings"])."""
+        if entry.file:  # a [[models]] table: made elsewhere
+            return {"made_elsewhere": True}
+        a = next(a for a in self.recipe.architectures if a.model.arch == entry.arch)
+        out: dict = {"train": None if a.checkpoint or a.weights else asdict(replace(a.train, seed=entry.seed))}
+        cfg = getattr(model, "prune_config", None)
+        if entry.method == "dense" or cfg is None:
+            return out
+        out["pruning"] = {k: v for k, v in asdict(cfg).items() if k != "progress"}
+        out["train_subset"] = self.sweep_of(entry).train_subset
+        if cfg.method == "mpt":
+            out["mpt"] = asdict(cfg.train_config("mpt"))
+        if entry.retrained:
+            out["retrain"] = asdict(cfg.train_config("retrain"))
+        return out
 
     def sweep_of(self, entry: ModelEntry):
         """The [[pruning]] table that made `entry` (a method may have one table per set of architectures)."""
@@ -636,7 +660,7 @@ class _Runner:
             cfg = getattr(model, "prune_config", None)
             extra = {"sparsity": report["sparsity"], "prunable": report["count"],
                      "bn_recalibration_batches": getattr(cfg, "bn_recalibration_batches", 0),
-                     **self.cost(entry, model, eval_set)}  # fmt: skip
+                     "settings": self.model_settings(entry, model), **self.cost(entry, model, eval_set)}  # fmt: skip
             results_file.save(path, res, extra, angle_file=angle_file)
             seal(path)
             del res
@@ -844,8 +868,10 @@ class _Runner:
             },
             "architectures": list(dict.fromkeys(e.arch for e in entries)),
             "methods": list(dict.fromkeys(e.method for e in entries)),
+            # "settings": every setting that made each model (_Runner.model_settings), defaults spelt out
             "models": [{k: getattr(e, k) for k in ("model_id", "arch", "method", "amount", "retrained", "seed")}
-                       | {"model_key": e.key} for e in entries],
+                       | {"model_key": e.key, "settings": results.extra(e.model_id).get("settings")}
+                       for e in entries],
             "corruptions": names,
             "severities": list(r.corruptions.severities),
             "shipped_severities": list(r.ship.severities),

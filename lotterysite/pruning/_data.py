@@ -40,8 +40,9 @@ class Batches:
             yield self.images[idx].to(device, non_blocking=True), self.labels[idx].to(device, non_blocking=True)
 
 
-def first_batches(data: Data, n: int, *, batch_size: int, device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The first `n` batches, in order (a data set is batched unshuffled, so the result is reproducible)."""
+def first_batches(data: Data, n: int | None, *, batch_size: int, device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `n` batches (None: all of them, one at a time), in order (a data set is batched unshuffled, so the
+    result is reproducible)."""
     batches = data.batches(batch_size, device=device) if hasattr(data, "batches") else iter(data)
     for x, y in islice(batches, n):
         yield x.to(device), y.to(device)

@@ -9,7 +9,6 @@ import warnings
 import torch
 from torch import nn
 
-from ..config import TrainConfig
 from ._data import Data, training_set
 from ._registry import get_method
 from .batchnorm import has_batch_norm, recalibrate_batch_norm
@@ -104,9 +103,10 @@ def _finish(pruned: nn.Module, cfg: PruneConfig, data: Data | None, device) -> n
     cfg = dataclasses.replace(cfg, bn_recalibration_batches=_recalibrate(pruned, cfg, data, device))
     pruned.prune_config = cfg  # records the batches batch norm was recalibrated on (0: not recalibrated)
     if cfg.retrain_epochs:
-        train_cfg = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.batch_size, lr=cfg.retrain_lr, seed=cfg.seed)
         history = getattr(pruned, "history", None)
-        pruned, retrain_history = retrain(pruned, training_set(data), train_cfg, device=device, progress=cfg.progress)
+        pruned, retrain_history = retrain(
+            pruned, training_set(data), cfg.train_config("retrain"), device=device, progress=cfg.progress
+        )
         pruned.retrain_history = retrain_history
         if history is not None:
             pruned.history = history

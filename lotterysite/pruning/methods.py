@@ -62,6 +62,11 @@ def taylor_scores(
 
 @register_method("taylor", needs_data=True)
 def taylor_pruning(model: nn.Module, targets: dict[str, nn.Parameter], cfg: PruneConfig, *, data, device):
-    batches = first_batches(data, cfg.taylor_batches, batch_size=cfg.batch_size, device=device)
-    scores = taylor_scores(model, targets, batches, total=cfg.taylor_batches, progress=cfg.progress)
+    if cfg.taylor_all:  # the whole of `data`, one batch at a time: the paper's D is the training set
+        n = None
+        total = -(-len(data) // cfg.batch_size) if hasattr(data, "batches") and hasattr(data, "__len__") else None
+    else:
+        n = total = cfg.taylor_batches
+    batches = first_batches(data, n, batch_size=cfg.batch_size, device=device)
+    scores = taylor_scores(model, targets, batches, total=total, progress=cfg.progress)
     return select_masks(scores, cfg.amount, cfg.scope, prior=_prior(model))

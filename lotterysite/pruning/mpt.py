@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..config import TrainConfig
+from ..models import find_classifier
 from ..training import train
 from ._data import training_set
 from ._registry import register_method
@@ -91,11 +91,20 @@ def mpt_pruning(model: nn.Module, targets: dict[str, nn.Parameter], cfg: PruneCo
         p.requires_grad_(False)
     modules = dict(model.named_modules())
     target_modules = {name: modules[name.rpartition(".")[0]] for name in targets}
+    head = find_classifier(model)[1]
+    head_params = []
     with torch.no_grad():
         for module in model.modules():
+            if not isinstance(module, PRUNABLE) or module in target_modules.values():
+                continue
+            if cfg.mpt_learn_classifier and module is head:
+                # A learned head: its Kaiming-normal weights and zero bias are the start, trained with the scores.
+                head_params += [p for p in (module.weight, module.bias) if p is not None]
+                continue
             # A layer left dense (the classifier by default) is binarised over all its weights, still frozen.
-            if isinstance(module, PRUNABLE) and module not in target_modules.values():
-                module.weight.copy_(binarise(module.weight, torch.ones_like(module.weight, dtype=torch.bool)))
+            module.weight.copy_(binarise(module.weight, torch.ones_like(module.weight, dtype=torch.bool)))
+    for p in head_params:
+        p.requires_grad_(True)
     wrappers = {}
     for name, module in target_modules.items():
         wrapper = Biprop(module.weight, pruned_count(cfg.amount, module.weight.numel()), generator)
@@ -103,11 +112,10 @@ def mpt_pruning(model: nn.Module, targets: dict[str, nn.Parameter], cfg: PruneCo
         module.parametrizations.weight.original.requires_grad_(False)
         wrappers[name] = wrapper
     scores = [w.scores for w in wrappers.values()]
-    train_cfg = TrainConfig(
-        epochs=cfg.mpt_epochs, batch_size=cfg.batch_size, optimizer="sgd", lr=cfg.mpt_lr,
-        weight_decay=cfg.mpt_weight_decay, seed=cfg.seed,
-    )  # fmt: skip
-    model.history = train(model, train_set, train_cfg, device=device, params=scores, progress=cfg.progress, desc="mpt")
+    learned = scores + head_params
+    model.history = train(
+        model, train_set, cfg.train_config("mpt"), device=device, params=learned, progress=cfg.progress, desc="mpt"
+    )
     masks = {}
     with torch.no_grad():
         for name, module in target_modules.items():
