@@ -103,7 +103,8 @@ def _results(cfg: ScaleConfig, labels, variants, keep, method_label: str, amount
     lse = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
     loss = lse - z_true
     return ModelResults(
-        variants=list(variants), labels=labels.astype(np.int64), pred=pred, margin=margin.astype(np.float32), margin_eq5=margin_eq5.astype(np.float32),
+        variants=list(variants), labels=labels.astype(np.int64), pred=pred, margin=margin.astype(np.float32),
+        margin_eq5=margin_eq5.astype(np.float32),
         length=length.astype(np.float32), angle_true=angle[:, np.arange(N), labels].astype(np.float32),
         prob_true=np.exp(-loss).astype(np.float32), loss=loss.astype(np.float32),
         degenerate=np.zeros((V, N), bool), angle=angle[keep].astype(np.float32), angle_variants=list(keep),
