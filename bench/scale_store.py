@@ -95,10 +95,16 @@ def _results(cfg: ScaleConfig, labels, variants, keep, method_label: str, amount
     others = logits.copy()
     others[:, np.arange(N), labels] = -np.inf
     margin = (z_true - others.max(-1)) / math.sqrt(2)
+    # Without a bias (eq. 5 as printed: the nearest boundary by distance, signed by correctness). These logits have
+    # no bias, so a correct sample's value equals `margin`; a wrong one's is the nearest boundary, not the winner's.
+    gap = np.abs(z_true[..., None] - logits)
+    gap[:, np.arange(N), labels] = np.inf
+    margin_eq5 = np.where(pred == labels[None, :], 1, -1) * gap.min(-1) / math.sqrt(2)
     lse = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
     loss = lse - z_true
     return ModelResults(
         variants=list(variants), labels=labels.astype(np.int64), pred=pred, margin=margin.astype(np.float32),
+        margin_eq5=margin_eq5.astype(np.float32),
         length=length.astype(np.float32), angle_true=angle[:, np.arange(N), labels].astype(np.float32),
         prob_true=np.exp(-loss).astype(np.float32), loss=loss.astype(np.float32),
         degenerate=np.zeros((V, N), bool), angle=angle[keep].astype(np.float32), angle_variants=list(keep),
@@ -213,7 +219,7 @@ def write_scale_store(root: str | Path, cfg: ScaleConfig = ScaleConfig(), *, log
         "recipe": {**recipe, "path": "", "config": meta["config"]},
         "dataset": {"name": "cifar10-scale-fixture", "classes": classes, "n_eval": N, "n_shipped": len(shipped),
                     "channels": 3, "image_size": 32, "shipping": shipping, "confused_classes": None,
-                    "skipped_unreadable": {}},
+                    "skipped_unreadable": {"train": 0, "test": 0}},
         "architectures": list(cfg.archs), "methods": list(dict.fromkeys(e.method for e, _, _ in results.values())),
         "models": [{"model_id": e.model_id, "arch": e.arch, "method": e.method, "amount": e.amount,
                     "retrained": e.retrained, "seed": e.seed, "model_key": e.key} for e, _, _ in results.values()],

@@ -13,7 +13,10 @@ Per page: bytes (every response body and header, uncompressed: http.server does 
 `--drags` mouse drags of the time from the last pointer event to the frame after the linked views updated
 (`lotterysiteRuntime.latencies`), and on the evaluation table the time of a subset change (class menu) to the
 frame after the redrawn table: its subset bars recomputed over every model and served sample.
-The workspace page (views/<arch>/workspace/, issue 23 §1) is measured when the site has it: `workspace_pages`.
+The workspace page (views/<arch>/workspace/, issue 23 §1) with 6 combinations (`workspace_state`: dense and one
+method at 5 amounts, clean) is measured when the site has it (`measure_workspace`): per brush (a local panel, a PCP
+panel) the median of the page's own `linkLatencies` over every linked update of the drags, each view's share, the
+samples selected, and a Chromium CPU profile of the same drags (self time per function).
 """
 
 from __future__ import annotations
@@ -217,30 +220,192 @@ def build_site_with(workdir: Path, store: Path, options: dict) -> Path:
     return workdir / "site"
 
 
-# -- the workspace page (issue 23 §1): measured once it exists -----------------------------------------------------
+# -- the workspace page (issue 23 §1) -------------------------------------------------------------------------------
 WORKSPACE_COMBINATIONS = 6  # the issue's "6 combinations on screen"
+WS_VIEWS = {"evaluation": 0, "local": 1, "pcp": 2, "grid": 3}  # the page's views in order (tests/oracle.WS_VIEWS)
+# The two brushes a drag on the workspace can draw: (view index, Vega param, facet cell of the second combination).
+WS_BRUSHES = {"local": (WS_VIEWS["local"], "ws_lbrush", "p1"), "pcp": (WS_VIEWS["pcp"], "ws_pbrush", "q1")}
 
 
-def workspace_state(model_ids: list[str], slices: list[str]) -> str | None:
-    """The URL fragment that opens the workspace with `WORKSPACE_COMBINATIONS` (model, data) combinations: the first
-    models against the clean slice and the reference on corrupted slices. TO FILL IN when the workspace page lands
-    (its URL state is the workspace's own); None until then, and the page is measured in its default state, which
-    the table marks."""
-    return None
+def workspace_state(models: list[dict], cls: int = 0) -> str:
+    """The URL fragment that opens the workspace with `WORKSPACE_COMBINATIONS` clean combinations as the paper's
+    Fig. 7 bottom row: dense and one method at 5 amounts (MPT where the architecture has 5 MPT models, else the
+    method with most unretrained amounts), class `cls`, the class layout. `models`: the manifest's of one arch."""
+    from lotterysite.site.pages import workspace_hash
+
+    dense = next(m for m in models if m["method"] == "dense")
+    by_method: dict[str, list[dict]] = {}
+    for m in models:
+        if m["method"] != "dense" and not m["retrained"]:
+            by_method.setdefault(m["method"], []).append(m)
+    need = WORKSPACE_COMBINATIONS - 1
+    method = "mpt" if len(by_method.get("mpt", [])) >= need else max(by_method, key=lambda k: len(by_method[k]))
+    chosen = sorted(by_method[method], key=lambda m: m["amount"])[:need]
+    assert len(chosen) == need, f"{method}: {len(chosen)} models, the workspace bench needs {need}"
+    return workspace_hash([[m["model_id"], "v0.arrow"] for m in [dense, *chosen]], cls, "class")
 
 
-def workspace_brush(site: Path, arch: str) -> str | None:
-    """The Vega param a drag on the workspace brushes (its local geometry's first panel, as on today's page), for
-    `measure`; TO CHECK when the workspace lands."""
-    return "brush_0"
-
-
-def workspace_pages(site: Path, arch: str, model_ids: list[str], slices: list[str]) -> list[tuple[str, str | None]]:
-    """(path, brush) of the workspace page of `arch` with 6 combinations, or [] while the site has none."""
+def workspace_pages(site: Path, arch: str, models: list[dict]) -> list[tuple[str, str | None]]:
+    """(path, "workspace") of the workspace page of `arch` with 6 combinations, or [] while the site has none."""
     if not (site / "views" / arch / "workspace" / "index.html").is_file():
         return []
-    state = workspace_state(model_ids, slices)
-    return [(f"views/{arch}/workspace/" + (f"#{state}" if state else ""), workspace_brush(site, arch))]
+    return [(f"views/{arch}/workspace/#{workspace_state(models)}", "workspace")]
+
+
+CELL_BOX = """([index, param, panel]) => {
+  // Viewport box of the brushable plot of facet cell `panel` in view `index` (tests/test_workspace.py's CELL_BOX).
+  const view = window.lotterysiteRuntime.views[index].view;
+  let found = null;
+  const walk = (mark, x, y, inCell) => {
+    if (found) return;
+    if (inCell && mark.name === param + '_brush_bg' && mark.group) {
+      found = {x, y, width: mark.group.width, height: mark.group.height};
+      return;
+    }
+    if (mark.marktype === 'group') mark.items.forEach(g => {
+      const here = inCell || (g.datum && g.datum.panel === panel && /_cell$/.test(mark.name || ''));
+      (g.items || []).forEach(m => walk(m, x + (g.x || 0), y + (g.y || 0), here));
+    });
+  };
+  walk(view.scenegraph().root, 0, 0, false);
+  const canvas = view.container().querySelector('canvas').getBoundingClientRect();
+  const [ox, oy] = view.origin();
+  return found && {x: canvas.x + ox + found.x, y: canvas.y + oy + found.y, width: found.width, height: found.height};
+}"""
+# Per view, the time of its part of each linked update (the linker calls every view's select() in one frame):
+# "sync", the main-thread work before select() returns (the views run one after another), and "done", the time
+# to its promise resolving (its Vega run finished), both from the call.
+WS_TIME_VIEWS = """() => {
+  const LS = window.lotterysiteRuntime, vs = LS.workspaceView.views;
+  LS.benchViews = {};
+  for (const [name, v] of Object.entries(vs)) {
+    const orig = v.select, out = (LS.benchViews[name] = {sync: [], done: []});
+    v.select = function () {
+      const t0 = performance.now(), p = orig.apply(this, arguments);
+      out.sync.push(performance.now() - t0);
+      return Promise.resolve(p).then((x) => { out.done.push(performance.now() - t0); return x; });
+    };
+  }
+}"""
+WS_SELECTED = (
+    "(() => { const s = window.lotterysiteRuntime.workspaceView.store.get().sel; "
+    "return s ? s.reduce((a, b) => a + b, 0) : -1; })()"
+)
+
+
+def ws_drag(page, box, which: str, k: int):
+    """Drag number k over a cell: each a different rectangle (a press inside the last brush moves it), in the
+    middle of the chart where the generated store's points lie; on the PCP across its first two axes."""
+    if which == "local":
+        x0, y0, x1, y1 = 0.3 + 0.02 * k, 0.3 + 0.02 * k, 0.8 + 0.02 * k, 0.8 + 0.02 * k
+    else:
+        x0, y0, x1, y1 = 0.02, 0.25 + 0.02 * k, 0.15, 0.65 + 0.02 * k
+    page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=8)
+    page.mouse.up()
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    page.wait_for_timeout(100)
+
+
+def cpu_profile(profile: dict, top: int = 6) -> list[tuple[str, float]]:
+    """Self time (ms) of a Chromium CPU profile (CDP Profiler.stop) per script file ("(program)": the browser's own
+    work outside JS: style, layout, canvas paint; "(idle)": waiting), then the `top` largest functions (file:line:col;
+    vega.min.js's are minified)."""
+    nodes = {n["id"]: n["callFrame"] for n in profile["nodes"]}
+    by_file: dict[str, float] = {}
+    by_fn: dict[str, float] = {}
+    for node, dt in zip(profile["samples"], profile["timeDeltas"], strict=True):
+        f = nodes[node]
+        file = f["url"].rsplit("/", 1)[-1] or f["functionName"]
+        by_file[file] = by_file.get(file, 0.0) + dt
+        if f["url"]:
+            name = f"{f['functionName'] or '(anon)'} {file}:{f['lineNumber'] + 1}:{f['columnNumber'] + 1}"
+            by_fn[name] = by_fn.get(name, 0.0) + dt
+    order = lambda d: sorted(d.items(), key=lambda kv: -kv[1])  # noqa: E731
+    return [(k, v / 1e3) for k, v in order(by_file)[:top]] + [("| " + k, v / 1e3) for k, v in order(by_fn)[:top]]
+
+
+def open_workspace(browser, url: str) -> tuple:
+    """A fresh context on the workspace, every view drawn; (context, page, response sizes, page errors)."""
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    sizes, errors = [], []
+    page.on("requestfinished", lambda r: sizes.append(r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]))
+    page.on("pageerror", lambda e: errors.append(str(e).splitlines()[0]))
+    page.goto(url)
+    page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=300_000)
+    page.evaluate("window.lotterysiteRuntime.ready")
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    return context, page, sizes, errors
+
+
+def measure_workspace(browser, url: str, drags: int) -> dict:
+    """The workspace with its combinations: bytes, first chart, and per brush (a local panel, a PCP panel; each on a
+    freshly loaded page, so that neither brush is drawn over the other's) the median over every linked update of
+    `drags` drags of `linkLatencies` (the store's change to the last view's rerun, once per frame), the per-view
+    times of those updates (`WS_TIME_VIEWS`), the samples each drag selected, and a CPU profile of the same drags
+    repeated (outside the timed ones)."""
+    out = {"first_ms": [], "errors": []}
+    for which, (index, param, panel) in WS_BRUSHES.items():
+        context, page, sizes, errors = open_workspace(browser, url)
+        out["first_ms"].append(page.evaluate("window.lotterysiteRuntime.firstRender"))
+        out["panels"] = page.evaluate("window.lotterysiteRuntime.workspaceView.store.get().c.length")
+        page.evaluate(WS_TIME_VIEWS)
+        box = page.evaluate(CELL_BOX, [index, param, panel])
+        assert box, f"{url}: no brushable cell {panel} of {param}"
+        page.evaluate("(y) => window.scrollTo(0, y - 200)", box["y"])
+        box = page.evaluate(CELL_BOX, [index, param, panel])
+        page.evaluate("window.lotterysiteRuntime.linkLatencies = []")
+        selected = []
+        for k in range(drags):
+            ws_drag(page, box, which, k)
+            selected.append(page.evaluate(WS_SELECTED))
+        lat = page.evaluate("window.lotterysiteRuntime.linkLatencies")
+        views = page.evaluate("window.lotterysiteRuntime.benchViews")
+        cdp = context.new_cdp_session(page)
+        cdp.send("Profiler.enable")
+        cdp.send("Profiler.setSamplingInterval", {"interval": 250})
+        cdp.send("Profiler.start")
+        for k in range(drags):
+            ws_drag(page, box, which, k)
+        profile = cdp.send("Profiler.stop")["profile"]
+        cdp.send("Profiler.disable")
+        page.wait_for_timeout(200)
+        context.close()
+        out["bytes"] = sum(sizes)  # the same files each load
+        out["errors"] += errors
+        out[which] = {"brush_ms": statistics.median(lat) if lat else None, "updates": len(lat), "selected": selected,
+                      "views": {v: (statistics.median(t["sync"]) if t["sync"] else None,
+                                    statistics.median(t["done"]) if t["done"] else None) for v, t in views.items()},
+                      "profile": cpu_profile(profile)}  # fmt: skip
+    out["first_ms"] = max(out["first_ms"])  # the slower of the two loads
+    return out
+
+
+def report_workspace(label: str, r: dict) -> tuple[float, list[str]]:
+    """Print the workspace's rows; returns its worst brush median and the brushes whose drags selected nothing."""
+    empty = []
+    for which in WS_BRUSHES:
+        b = r[which]
+        sel = f"{min(b['selected'])}-{max(b['selected'])}"
+        if min(b["selected"]) <= 0:
+            empty.append(f"{label} ({which})")
+        brush = f"{b['brush_ms']:.0f} ms" if b["brush_ms"] is not None else "-"
+        table = b["views"]["evaluation"][1]
+        print(f"{label + ' ' + which:36s} {r['bytes'] / 1e6:8.2f} MB {r['first_ms'] / 1e3:10.2f} s {brush:>14s} "
+              f"{(f'{table:.0f} ms' if table is not None else '-'):>8s} {sel:>8s} {os.getloadavg()[0]:5.1f}"
+              + (f"  page errors: {r['errors'][:2]}" if r["errors"] else ""), flush=True)  # fmt: skip
+        print(
+            f"    {r['panels']} combinations; {b['updates']} linked updates; per view median sync / done (ms): "
+            + ", ".join(f"{v} {s:.0f} / {d:.0f}" for v, (s, d) in b["views"].items() if s is not None)
+        )
+        print(
+            "    CPU profile of the same drags, self time: "
+            + "; ".join(f"{name} {ms:.0f} ms" for name, ms in b["profile"])
+        )
+    worst = max(r[w]["brush_ms"] or 0 for w in WS_BRUSHES)
+    return worst, empty
 
 
 SUBSET_CHANGE = """async () => {
@@ -350,8 +515,7 @@ def main():
                 pages.append(
                     (f"views/{arch}/{kind}/{cmp}", "brush_slot0" if many and kind == "local" else BRUSHES[kind])
                 )
-        slices = sorted({p.name for p in (site / "data" / arch / "g").glob("*/*.arrow")})
-        pages += workspace_pages(site, arch, ids, slices)
+        pages += workspace_pages(site, arch, [m for m in manifest["models"] if slug(m["arch"]) == arch])
         if not (site / "views" / arch / "workspace").is_dir():
             print(f"views/{arch}/workspace/: not in this site yet (workspace_pages measures it once it is)")
     print(f"store {store}\n{'page':36s} {'bytes':>10s} {'first chart':>12s} {'brush->update':>14s} "
@@ -362,6 +526,18 @@ def main():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for path, brush in pages:
             label = path.split("#")[0] + (" (compare)" if "cmp=" in path else " (subset)" if "sel=" in path else "")
+            if brush == "workspace":
+                try:
+                    r = measure_workspace(browser, base + path, args.drags)
+                except Exception as e:
+                    failed.append(f"{label}: {type(e).__name__}: {str(e).splitlines()[0]}")
+                    print(f"{label:36s} FAILED {failed[-1]}", flush=True)
+                    continue
+                ws_brush, ws_empty = report_workspace(label, r)
+                empty += ws_empty
+                worst = {"bytes": max(worst["bytes"], r["bytes"]), "first_ms": max(worst["first_ms"], r["first_ms"]),
+                         "brush_ms": max(worst["brush_ms"], ws_brush)}  # fmt: skip
+                continue
             try:
                 r = measure(browser, base + path, brush, args.drags, full=many, subset="evaluation/" in path,
                             middle=args.middle or args.scale)  # fmt: skip
