@@ -694,11 +694,13 @@
     });
     clear.addEventListener("click", () => { if (which.value) onApply(which.value, null); });
     // brushes: [{name, label, fields: [[title, data min, data max, current range or null], ...]}]
+    // The brush offered first follows the state alone (the first brush with a range, else the first), so a view
+    // changed in place shows what a fresh load of its link shows.
     form.update = (list) => {
-      const keep = which.value;
       brushes = list;
       which.replaceChildren(...list.map((b) => el("option", { value: b.name }, b.label)));
-      if (list.some((b) => b.name === keep)) which.value = keep;
+      const set = list.find((b) => b.fields.some((f) => f[3] != null));
+      if (set) which.value = set.name;
       form.hidden = !list.length;
       fill();
     };
