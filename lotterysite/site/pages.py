@@ -253,7 +253,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         if kind != "evaluation" and severity_note(store):  # the views drawn from the per-sample slices
             intro += "\n\n" + severity_note(store)
         more = " All four views side by side, live-linked, any number of models: [the workspace]({}).".format(
-            rel(uri, f"{base}/workspace/")
+            rel(uri, f"{base}/workspace/") + "/"  # a folder: its address ends in "/"
         )
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intro + more)))
     ws_page, ws_specs = workspace_page(

@@ -855,6 +855,13 @@
       const j = m[2][0] === "c" ? ((cfg.confused || {})[String(state.class)] || [])[Number(m[2].slice(1))] : Number(m[2]);
       return "angle to " + (cfg.classes[j] == null ? "class ?" : cfg.classes[j]);
     };
+    // The form lists the brushes of the chart drawn with their ranges (from a link, a drag or the form itself).
+    let formPending = false;
+    const syncForm = (spec, rows, saved) => {
+      if (!kbd) return;
+      kbd.update(brushList(spec, rows, saved, brushName).map((b) => (
+        Object.assign(b, { label: b.label === "histogram" || b.label.startsWith("axis") ? b.fields[0][0] : b.label }))));
+    };
     const brushName = (name) => {
       if (name in cfg.panel_brushes) {
         const j = slotClass(cfg.panel_brushes[name]);
@@ -925,6 +932,10 @@
       if (Object.keys(brushes).length) state[brushKey] = JSON.stringify(brushes); else delete state[brushKey];
       writeState(state);
       entry.shown = shownState();
+      if (kbd && !formPending) { // once a frame during a drag
+        formPending = true;
+        requestAnimationFrame(() => { formPending = false; syncForm(specs[entry.mode], entry.rows, brushes); });
+      }
       const t0 = LS.lastInput;
       requestAnimationFrame(() => { if (t0 != null) LS.latencies.push(performance.now() - t0); LS.lastInput = null; });
     }
@@ -998,10 +1009,7 @@
         entry.drawn = { ref: snap.ref, refv: snap.refv, cmp: snap.cmp, cmpv: snap.cmpv, compare: want === "compare" };
         entry.brushValues = {};
         const view = await embed(entry, spec, { pairs: rows });
-        if (kbd) {
-          kbd.update(brushList(spec, rows, saved, brushName).map((b) => (
-            Object.assign(b, { label: b.label === "histogram" || b.label.startsWith("axis") ? b.fields[0][0] : b.label }))));
-        }
+        syncForm(spec, rows, saved);
         for (const name of brushNames(spec)) {
           const v = view.signal(name);
           if (v && Object.keys(v).length) entry.brushValues[name] = v;
