@@ -47,6 +47,7 @@ from conftest import (  # noqa: E402
     imagenet_names,
 )
 from test_site_browser import BRUSH_BOX  # noqa: E402
+from test_workspace import CELL_BOX  # noqa: E402  (the workspace tests' own box finder)
 
 BRUSHES = {"local": "brush_0", "global": "ax0", "evaluation": None, "samples": None}
 
@@ -252,26 +253,6 @@ def workspace_pages(site: Path, arch: str, models: list[dict]) -> list[tuple[str
     return [(f"views/{arch}/workspace/#{workspace_state(models)}", "workspace")]
 
 
-CELL_BOX = """([index, param, panel]) => {
-  // Viewport box of the brushable plot of facet cell `panel` in view `index` (tests/test_workspace.py's CELL_BOX).
-  const view = window.lotterysiteRuntime.views[index].view;
-  let found = null;
-  const walk = (mark, x, y, inCell) => {
-    if (found) return;
-    if (inCell && mark.name === param + '_brush_bg' && mark.group) {
-      found = {x, y, width: mark.group.width, height: mark.group.height};
-      return;
-    }
-    if (mark.marktype === 'group') mark.items.forEach(g => {
-      const here = inCell || (g.datum && g.datum.panel === panel && /_cell$/.test(mark.name || ''));
-      (g.items || []).forEach(m => walk(m, x + (g.x || 0), y + (g.y || 0), here));
-    });
-  };
-  walk(view.scenegraph().root, 0, 0, false);
-  const canvas = view.container().querySelector('canvas').getBoundingClientRect();
-  const [ox, oy] = view.origin();
-  return found && {x: canvas.x + ox + found.x, y: canvas.y + oy + found.y, width: found.width, height: found.height};
-}"""
 # Per view, the time of its part of each linked update (the linker calls every view's select() in one frame):
 # "sync", the main-thread work before select() returns (the views run one after another), and "done", the time
 # to its promise resolving (its Vega run finished), both from the call.
