@@ -410,90 +410,110 @@ def summary(
     """The home page's summary, Markdown/HTML, every number from the store and every comparison of two models
     paired. `equivalence_points`: the margin, in accuracy points, within which a pruned model keeps dense's accuracy
     and two models are equally accurate. `views` maps an architecture to the URL of its first view page."""
-    n = n_eval(store)
-    boot = store.manifest.get("bootstrap") or {}
-    level = float(boot.get("level", 0.95))
     margin = equivalence_points / 100
-    pts = margin_text(equivalence_points)
     paired = Paired(store)
-    e = escape
-    out = [
-        (
-            f"Every accuracy here is measured on **{n} evaluation images** (and each of their "
-            f"{len(store.manifest.get('corruptions') or [])} corruptions × "
-            f"{len(store.manifest.get('severities') or [])} "
-            f"severities); brackets after an accuracy give its {level:.0%} bootstrap interval over those images. "
-            "Two models are always scored on the same images, so every comparison is **paired**: a difference's "
-            f"brackets are the {level:.0%} paired bootstrap interval (both models resampled on the same images), and "
-            "a difference is claimed only where that interval excludes 0. A pruned model **keeps dense's accuracy** "
-            f"when the paired interval of its drop lies below the equivalence margin of **{pts}**; two models are "
-            f"equally accurate when the interval of their difference lies within ±{pts}."
-        )
-    ]
+    out = [_summary_intro(store, equivalence_points)]
     if not paired.present:
         out.append(
             "<em>This store has no paired.arrow (it was made before store schema 1.3), so no comparison of two "
             "models is claimed below; rerun <code>lotterysite precompute RECIPE</code>.</em>"
         )
-    items = []
-    for arch in store.archs:
-        dense = dense_of(store, arch)
-        if dense is None:
-            continue
-        d_clean, d_corr = _value(dense, "clean_accuracy"), _value(dense, "corrupted_accuracy")
-        head = f"<strong>{e(arch)}</strong> (dense: clean {d_clean.pct()}, corruption mean {d_corr.pct()}"
-        cost = paired.get(dense["model_id"], dense["model_id"], "corrupted_vs_clean")
-        if cost is not None and cost.ok():
-            head += f"; corruption changes it by {cost.points()}, paired"
-        head += ")"
-        ranked = keeps_accuracy(store, arch, margin, paired)
-        kept = [(label, a, m) for label, a, m in ranked if a is not None]
-
-        def drop(m: dict) -> Diff | None:
-            parent = parent_dense(store, m)
-            diff = paired.get(m["model_id"], parent["model_id"], "clean_accuracy") if parent else None
-            return None if diff is None else diff.negated()
-
-        if kept:
-            top = kept[0][1]
-            leaders = [(label, m) for label, a, m in kept if a == top]
-            names = " and ".join(
-                f"<strong>{e(label)}</strong> ({_value(m, 'clean_accuracy').pct()}; drop {drop(m).points(margin)})"
-                for label, m in leaders
-            )
-            rest = [f"{e(label)} {amount_text(a)}" for label, a, _ in kept[len(leaders) :]]
-            never = [e(label) for label, a, _ in ranked if a is None]
-            text = (f"{head}: {names} {'keep' if len(leaders) > 1 else 'keeps'} dense's clean accuracy (paired drop "
-                    f"below {pts}) to the highest sparsity, {amount_text(top)} of the weights pruned")  # fmt: skip
-            if rest:
-                text += f"; then {', '.join(rest)}"
-            if never:
-                text += f"; {', '.join(never)}: no amount shown to keep it"
-            text += "."
-        else:
-            text = f"{head}: no pruned model is shown to keep dense's clean accuracy within {pts}"
-            drops = [(m, drop(m)) for m in _models(store) if m["arch"] == arch and m["method"] != "dense"]
-            drops = [(m, x) for m, x in drops if x is not None and x.ok()]
-            if drops:
-                m, x = min(drops, key=lambda t: t[1].hi)
-                text += f" (closest: {e(_label(m))}, drop {x.points(margin)})"
-            text += "."
-        wins, worse, total = corruption_wins(store, arch, paired)
-        if wins:
-            m, diff = wins[0]
-            v = _value(m, "corrupted_accuracy")
-            v_txt, d_txt = pcts(v, _value(parent_dense(store, m), "corrupted_accuracy"))
-            text += (
-                f" Under corruption, {len(wins)} of {total} pruned models beat dense (paired interval above 0); the "
-                f"largest gain is {e(method_label(m))} at {amount_text(m['amount'])}: {v_txt} vs {d_txt}, "
-                f"{diff.points()}."
-            )
-        else:
-            text += f" Under corruption, no pruned model beats dense ({worse} of {total} are below it, paired)."
-        items.append(text)
+    items = [
+        _arch_verdict(store, arch, dense, margin, margin_text(equivalence_points), paired)
+        for arch in store.archs
+        if (dense := dense_of(store, arch)) is not None
+    ]
     out.append('<ul class="ls-summary">' + "".join(f"<li>{t}</li>" for t in items) + "</ul>")
+    out += _home_table1(store)
+    verdicts = fig10_verdicts(store, margin, paired)
+    if verdicts:
+        out.append(
+            "**Fig. 10: does an MPT model's margin move less under corruption than an equally accurate dense "
+            "model's?** (The paper: yes, for VGG16 on CIFAR-10-C.)"
+        )
+        out.append('<ul class="ls-fig10">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>")
+    return "\n\n".join(out)
 
-    # Table 1, the dense models, next to the paper's values.
+
+def _summary_intro(store: Store, equivalence_points: float) -> str:
+    """What every number on the home page is measured on, and how two models are compared."""
+    n = n_eval(store)
+    level = float((store.manifest.get("bootstrap") or {}).get("level", 0.95))
+    pts = margin_text(equivalence_points)
+    return (
+        f"Every accuracy here is measured on **{n} evaluation images** (and each of their "
+        f"{len(store.manifest.get('corruptions') or [])} corruptions × "
+        f"{len(store.manifest.get('severities') or [])} "
+        f"severities); brackets after an accuracy give its {level:.0%} bootstrap interval over those images. "
+        "Two models are always scored on the same images, so every comparison is **paired**: a difference's "
+        f"brackets are the {level:.0%} paired bootstrap interval (both models resampled on the same images), and "
+        "a difference is claimed only where that interval excludes 0. A pruned model **keeps dense's accuracy** "
+        f"when the paired interval of its drop lies below the equivalence margin of **{pts}**; two models are "
+        f"equally accurate when the interval of their difference lies within ±{pts}."
+    )
+
+
+def _arch_verdict(store: Store, arch: str, dense: dict, margin: float, pts: str, paired: Paired) -> str:
+    """One architecture's line of the home page: how far each method keeps dense's clean accuracy (paired), and
+    whether any pruned model beats dense under corruption."""
+    e = escape
+    d_clean, d_corr = _value(dense, "clean_accuracy"), _value(dense, "corrupted_accuracy")
+    head = f"<strong>{e(arch)}</strong> (dense: clean {d_clean.pct()}, corruption mean {d_corr.pct()}"
+    cost = paired.get(dense["model_id"], dense["model_id"], "corrupted_vs_clean")
+    if cost is not None and cost.ok():
+        head += f"; corruption changes it by {cost.points()}, paired"
+    head += ")"
+    ranked = keeps_accuracy(store, arch, margin, paired)
+    kept = [(label, a, m) for label, a, m in ranked if a is not None]
+
+    def drop(m: dict) -> Diff | None:
+        parent = parent_dense(store, m)
+        diff = paired.get(m["model_id"], parent["model_id"], "clean_accuracy") if parent else None
+        return None if diff is None else diff.negated()
+
+    if kept:
+        top = kept[0][1]
+        leaders = [(label, m) for label, a, m in kept if a == top]
+        names = " and ".join(
+            f"<strong>{e(label)}</strong> ({_value(m, 'clean_accuracy').pct()}; drop {drop(m).points(margin)})"
+            for label, m in leaders
+        )
+        rest = [f"{e(label)} {amount_text(a)}" for label, a, _ in kept[len(leaders) :]]
+        never = [e(label) for label, a, _ in ranked if a is None]
+        text = (f"{head}: {names} {'keep' if len(leaders) > 1 else 'keeps'} dense's clean accuracy (paired drop "
+                f"below {pts}) to the highest sparsity, {amount_text(top)} of the weights pruned")  # fmt: skip
+        if rest:
+            text += f"; then {', '.join(rest)}"
+        if never:
+            text += f"; {', '.join(never)}: no amount shown to keep it"
+        text += "."
+    else:
+        text = f"{head}: no pruned model is shown to keep dense's clean accuracy within {pts}"
+        drops = [(m, drop(m)) for m in _models(store) if m["arch"] == arch and m["method"] != "dense"]
+        drops = [(m, x) for m, x in drops if x is not None and x.ok()]
+        if drops:
+            m, x = min(drops, key=lambda t: t[1].hi)
+            text += f" (closest: {e(_label(m))}, drop {x.points(margin)})"
+        text += "."
+    return text + _corruption_verdict(store, arch, paired)
+
+
+def _corruption_verdict(store: Store, arch: str, paired: Paired) -> str:
+    """' Under corruption, …': how many pruned models beat dense (paired interval above 0), and the largest gain."""
+    wins, worse, total = corruption_wins(store, arch, paired)
+    if not wins:
+        return f" Under corruption, no pruned model beats dense ({worse} of {total} are below it, paired)."
+    m, diff = wins[0]
+    v_txt, d_txt = pcts(_value(m, "corrupted_accuracy"), _value(parent_dense(store, m), "corrupted_accuracy"))
+    return (
+        f" Under corruption, {len(wins)} of {total} pruned models beat dense (paired interval above 0); the "
+        f"largest gain is {escape(method_label(m))} at {amount_text(m['amount'])}: {v_txt} vs {d_txt}, "
+        f"{diff.points()}."
+    )
+
+
+def _home_table1(store: Store) -> list[str]:
+    """Table 1 for the home page: the dense models' r next to the paper's values."""
     corr = {r["model_id"]: r for r in _corr_rows(store)}
     rows = []
     for arch in store.archs:
@@ -504,28 +524,21 @@ def summary(
         cells = "".join(
             f"<td>{_value(r, k).r()}<br><small>{compare_to_paper(k, _value(r, k))}</small></td>" for k, _ in METRICS
         )
-        rows.append(f"<tr><td>{e(arch)} (dense, this study)</td>{cells}</tr>")
+        rows.append(f"<tr><td>{escape(arch)} (dense, this study)</td>{cells}</tr>")
     for name, *vals in PAPER_TABLE1:
         rows.append(f'<tr class="ls-paper"><td>{name} (paper, CIFAR-10)</td>{paper_cells(vals, 2)}</tr>')
-    if rows:
-        out.append(
-            "**Table 1: robustness against geometry.** Pearson r between a sample's robustness (its correct "
-            "predictions over every corrupted version) and its clean angle to the true class, length and margin "
-            "(with the classifier's bias, and without it as the paper's eq. 5 prints it)."
-        )
-        out.append(
-            '<table class="ls-table1 ls-home-table1"><thead><tr><th>model</th>' + metric_headers()
-            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-        )  # fmt: skip
-
-    verdicts = fig10_verdicts(store, margin, paired)
-    if verdicts:
-        out.append(
-            "**Fig. 10: does an MPT model's margin move less under corruption than an equally accurate dense "
-            "model's?** (The paper: yes, for VGG16 on CIFAR-10-C.)"
-        )
-        out.append('<ul class="ls-fig10">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>")
-    return "\n\n".join(out)
+    if not rows:
+        return []
+    return [
+        "**Table 1: robustness against geometry.** Pearson r between a sample's robustness (its correct "
+        "predictions over every corrupted version) and its clean angle to the true class, length and margin "
+        "(with the classifier's bias, and without it as the paper's eq. 5 prints it).",
+        '<table class="ls-table1 ls-home-table1"><thead><tr><th>model</th>'
+        + metric_headers()
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>",  # fmt: skip
+    ]
 
 
 def fig10_verdicts(store: Store, margin: float = EQUIVALENCE_POINTS / 100, paired: Paired | None = None) -> list[str]:

@@ -628,13 +628,6 @@ def findings_page(
     margin = equivalence_points / 100
     options = findings.model_options(store)
     pair = findings.default_pair(store, margin)
-    verdicts = findings.fig10_verdicts(store, margin)
-    fig10_data = {"margin_change": "data/margin_change.arrow"}
-    if options:
-        fig10_data["fig10_paired"] = "data/fig10_paired.arrow"
-    fig10_md = (
-        ('<ul class="ls-fig10-verdict">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>") if verdicts else ""
-    )
     specs = {
         "data/specs/margin_change.json": spec_dict(
             charts.margin_change_pair(models=options, a=pair[0], b=pair[1])
@@ -643,28 +636,19 @@ def findings_page(
         ),
         "data/specs/correlations.json": spec_dict(charts.correlations()),
     }
+    md = _findings_head(store, uri, equivalence_points) + _findings_tail(store, uri, gallery, specs, margin,
+                                                                         equivalence_points, bool(options))  # fmt: skip
+    data = {"data/fig10_paired.arrow": findings.pair_texts(store, margin)} if options else {}
+    return Page(uri, "Findings", md), specs, data
+
+
+def _findings_head(store: Store, uri: str, equivalence_points: float) -> str:
+    """The findings page up to Fig. 10: the store's provenance, Table 1 and the paired drops."""
+    margin = equivalence_points / 100
     recipe = escape(str(store.manifest.get("recipe", {}).get("name", "")))
     n = findings.n_eval(store)
     boot = store.manifest.get("bootstrap") or {}
-    curse_words = ""
-    if "curse.arrow" in store.tables:
-        curse_words = findings.curse_caption(store)
-        specs["data/specs/curse.json"] = spec_dict(charts.curse_of_dimensionality())
-        curse_md = _static(
-            uri,
-            "data/specs/curse.json",
-            {"curse": "data/curse.arrow"},
-            title="Fig. 3: angles against the dimension, random vectors and trained models",
-        )
-    else:  # the recipe switched the study off ([curse] enabled = false)
-        curse_md = "<p><em>This store has no curse.arrow: its recipe switched the study off.</em></p>"
-    gallery_md = (
-        f'<div class="ls-gallery-wrap"><img class="ls-gallery" src="{rel(uri, f"data/{gallery}")}" '
-        'alt="every corruption at every severity"></div>'
-        if gallery
-        else "<p><em>This store has no gallery.png.</em></p>"
-    )
-    md = f"""# Findings
+    return f"""# Findings
 
 Store: recipe <code>{recipe}</code>, {len(store.manifest.get("models", []))} models. Every number on this page is
 computed over the **{n} evaluation images** (and all their corrupted versions); intervals in brackets are
@@ -714,7 +698,40 @@ A model **keeps dense's accuracy** when the whole interval of its clean drop lie
 
 {_paired_html(store, margin)}
 
-## Relative margin change (Fig. 10)
+"""
+
+
+def _findings_tail(
+    store: Store, uri: str, gallery: str | None, specs: dict, margin: float, equivalence_points: float, pair: bool
+) -> str:
+    """The findings page from Fig. 10 on: the two-model margin change, Fig. 3 (its spec added to `specs`), the
+    workspace case studies, the gallery."""
+    verdicts = findings.fig10_verdicts(store, margin)
+    fig10_data = {"margin_change": "data/margin_change.arrow"}
+    if pair:
+        fig10_data["fig10_paired"] = "data/fig10_paired.arrow"
+    fig10_md = (
+        ('<ul class="ls-fig10-verdict">' + "".join(f"<li>{v}</li>" for v in verdicts) + "</ul>") if verdicts else ""
+    )
+    curse_words = ""
+    if "curse.arrow" in store.tables:
+        curse_words = findings.curse_caption(store)
+        specs["data/specs/curse.json"] = spec_dict(charts.curse_of_dimensionality())
+        curse_md = _static(
+            uri,
+            "data/specs/curse.json",
+            {"curse": "data/curse.arrow"},
+            title="Fig. 3: angles against the dimension, random vectors and trained models",
+        )
+    else:  # the recipe switched the study off ([curse] enabled = false)
+        curse_md = "<p><em>This store has no curse.arrow: its recipe switched the study off.</em></p>"
+    gallery_md = (
+        f'<div class="ls-gallery-wrap"><img class="ls-gallery" src="{rel(uri, f"data/{gallery}")}" '
+        'alt="every corruption at every severity"></div>'
+        if gallery
+        else "<p><em>This store has no gallery.png.</em></p>"
+    )
+    return f"""## Relative margin change (Fig. 10)
 
 The paper compares a dense VGG16 with an MPT model **of the same clean accuracy**: the MPT model's relative margin
 change (m<sub>clean</sub> − m<sub>corrupted</sub>) / m<sub>clean</sub> is more concentrated, i.e. its margins move
@@ -751,5 +768,3 @@ in trained models, against the dimension (paper §5.4). {curse_words}
 
 {gallery_md}
 """
-    return Page(uri, "Findings", md), specs, ({"data/fig10_paired.arrow": findings.pair_texts(store, margin)}
-                                              if options else {})  # fmt: skip
