@@ -433,86 +433,95 @@ def global_geometry(data=None, *, axes: list[tuple[str, str]], compare: bool, ax
     for b in brushes[1:]:
         inside = inside & b
     which = [("ref", GRAY), ("cmp", YELLOW)] if compare else [("ref", GRAY)]
-
-    def at(k: int, w: str) -> str:
-        # Axis k's value of a row, as a position on axis `here`'s scale: (v - lo_k) / (hi_k - lo_k) on the shared
-        # height.
-        e = axis_extent(axes[k][0])
-        return f"(datum.{w}_{axes[k][0]} - {e}[0]) / ({e}[1] - {e}[0])"
-
     # Positions inside a unit come from param `aw` (the unit's width; Vega's `width` signal is the whole view's):
     # the axis at aw / 2, the lines to the next axis leave at aw. The loader fits both to the page.
     params.append(alt.param(name="aw", value=axis_width))
-    units = []
-    for k, ((field, title), brush) in enumerate(zip(axes, brushes, strict=True)):
-        e = axis_extent(field)
-        scale = alt.Scale(domain=alt.ExprRef(e), nice=False, zero=False)
-        is_angle = field.startswith("angle")
-        axis = alt.Axis(offset=alt.ExprRef("-aw / 2"), labels=k == 0 or not is_angle, title=None, tickCount=5,
-                        labelFontSize=9, grid=False, zindex=1,
-                        labelExpr="datum.label + '°'" if is_angle else "datum.label")  # fmt: skip
-        to_here = f"{e}[0] + ({e}[1] - {e}[0]) * "
-        calc = {}
-        for w, _ in which:
-            if k > 0:
-                calc[f"{w}_in"] = to_here + f"({at(k - 1, w)} + {at(k, w)}) / 2"
-            if k < len(axes) - 1:
-                calc[f"{w}_out"] = to_here + f"({at(k, w)} + {at(k + 1, w)}) / 2"
-        base = alt.Chart().transform_calculate(**calc) if calc else alt.Chart()
-        layers = []
-        for w, color in which:
-            layers.append(
-                alt.Chart()
-                .transform_density(f"{w}_{field}", as_=[f"v_{e}", "density"], extent=extents[e])
-                .mark_area(orient="horizontal", color=color, opacity=0.35)
-                .encode(
-                    y=alt.Y(f"v_{e}:Q", scale=scale, axis=axis),
-                    x=alt.X(
-                        "density:Q", axis=None, scale=alt.Scale(range=[alt.ExprRef("aw / 2"), alt.ExprRef("aw * 0.95")])
-                    ),
-                )
-            )
-        for w, color in which:
-            opacity = alt.condition(inside, alt.value(0.55), alt.value(0.06))
-            # Each half starts at the axis (x, y: the sample's value there) and ends at the cell edge (x2, y2: the
-            # midpoint with the neighbouring axis), so the incoming half runs leftwards from the axis.
-            for half, (x0, x1) in (("in", ("aw / 2", "0")), ("out", ("aw / 2", "aw"))):
-                if f"{w}_{half}" not in calc:
-                    continue
-                layers.append(
-                    base.mark_rule(color=color, strokeWidth=1).encode(
-                        x=alt.value(alt.ExprRef(x0)),
-                        x2=alt.value(alt.ExprRef(x1)),
-                        y=alt.Y(f"{w}_{field}:Q", scale=scale, axis=axis),
-                        y2=f"{w}_{half}:Q",
-                        opacity=opacity,
-                        tooltip=[alt.Tooltip("image:N"), "sample_id:Q", alt.Tooltip(f"{w}_{field}:Q", format=".2f")],
-                    )
-                )
-        # The brush lives on an invisible layer spanning the unit: an axis is brushable on both its sides.
-        layers.append(
-            alt.Chart().mark_tick(opacity=0).encode(y=alt.Y(f"ref_{field}:Q", scale=scale, axis=axis)).add_params(brush)
-        )
-        name = json.dumps(title) if title is not None else f"axis_names[{k}]"
-        own = f"{json.dumps(field)} == 'angle_' + cls"
-        if title is None:  # the page's names mark the true class's axis (" (true)"); bold here
-            own = "true" if field == "angle_true" else "false"
-        label = (
-            alt.Chart()
-            .transform_aggregate(n="count()")
-            # Narrow axes (a phone) turn their names up so that they do not run into each other.
-            .mark_text(baseline="bottom", fontSize=11, limit=axis_width + 20,
-                       text=alt.ExprRef(f"{name} + ({own} ? ' (true)' : '')"),
-                       fontWeight=alt.ExprRef(f"{own} ? 'bold' : 'normal'"),
-                       angle=alt.ExprRef("aw < 60 ? 300 : 0"), align=alt.ExprRef("aw < 60 ? 'left' : 'center'"))
-            .encode(x=alt.value(alt.ExprRef("aw / 2")), y=alt.value(-6))
-        )  # fmt: skip
-        layers.append(label)
-        units.append(alt.layer(*layers).properties(width=axis_width, height=height, name=f"ls_axis_{k}",
-                                                   view=alt.ViewBackground(stroke=None)))  # fmt: skip
+    units = [_pcp_unit(axes, k, brush, inside, which, extents, axis_width, height) for k, brush in enumerate(brushes)]
     # Flush: the units abut, so each sample's line runs on unbroken from one axis to the next.
     out = alt.hconcat(*units, spacing=0, data=_data(data, "pairs"), bounds="flush")
     return _top_params(out.transform_filter("datum.label == cls"), params)
+
+
+def _pcp_at(axes: list[tuple[str, str]], k: int, w: str) -> str:
+    """Axis k's value of a row, as a position on an axis's scale: (v - lo_k) / (hi_k - lo_k) on the shared
+    height."""
+    e = axis_extent(axes[k][0])
+    return f"(datum.{w}_{axes[k][0]} - {e}[0]) / ({e}[1] - {e}[0])"
+
+
+def _pcp_unit(axes, k: int, brush, inside, which, extents: dict, axis_width: int, height: int) -> alt.LayerChart:
+    """Axis k of the PCP: both models' densities on it, each sample's line halves to the neighbouring axes, the
+    brush, the axis name."""
+    field, title = axes[k]
+    e = axis_extent(field)
+    scale = alt.Scale(domain=alt.ExprRef(e), nice=False, zero=False)
+    is_angle = field.startswith("angle")
+    axis = alt.Axis(offset=alt.ExprRef("-aw / 2"), labels=k == 0 or not is_angle, title=None, tickCount=5,
+                    labelFontSize=9, grid=False, zindex=1,
+                    labelExpr="datum.label + '°'" if is_angle else "datum.label")  # fmt: skip
+    to_here = f"{e}[0] + ({e}[1] - {e}[0]) * "
+    calc = {}
+    for w, _ in which:
+        if k > 0:
+            calc[f"{w}_in"] = to_here + f"({_pcp_at(axes, k - 1, w)} + {_pcp_at(axes, k, w)}) / 2"
+        if k < len(axes) - 1:
+            calc[f"{w}_out"] = to_here + f"({_pcp_at(axes, k, w)} + {_pcp_at(axes, k + 1, w)}) / 2"
+    base = alt.Chart().transform_calculate(**calc) if calc else alt.Chart()
+    layers = []
+    for w, color in which:
+        layers.append(
+            alt.Chart()
+            .transform_density(f"{w}_{field}", as_=[f"v_{e}", "density"], extent=extents[e])
+            .mark_area(orient="horizontal", color=color, opacity=0.35)
+            .encode(
+                y=alt.Y(f"v_{e}:Q", scale=scale, axis=axis),
+                x=alt.X(
+                    "density:Q", axis=None, scale=alt.Scale(range=[alt.ExprRef("aw / 2"), alt.ExprRef("aw * 0.95")])
+                ),
+            )
+        )
+    for w, color in which:
+        opacity = alt.condition(inside, alt.value(0.55), alt.value(0.06))
+        # Each half starts at the axis (x, y: the sample's value there) and ends at the cell edge (x2, y2: the
+        # midpoint with the neighbouring axis), so the incoming half runs leftwards from the axis.
+        for half, (x0, x1) in (("in", ("aw / 2", "0")), ("out", ("aw / 2", "aw"))):
+            if f"{w}_{half}" not in calc:
+                continue
+            layers.append(
+                base.mark_rule(color=color, strokeWidth=1).encode(
+                    x=alt.value(alt.ExprRef(x0)),
+                    x2=alt.value(alt.ExprRef(x1)),
+                    y=alt.Y(f"{w}_{field}:Q", scale=scale, axis=axis),
+                    y2=f"{w}_{half}:Q",
+                    opacity=opacity,
+                    tooltip=[alt.Tooltip("image:N"), "sample_id:Q", alt.Tooltip(f"{w}_{field}:Q", format=".2f")],
+                )
+            )
+    # The brush lives on an invisible layer spanning the unit: an axis is brushable on both its sides.
+    layers.append(
+        alt.Chart().mark_tick(opacity=0).encode(y=alt.Y(f"ref_{field}:Q", scale=scale, axis=axis)).add_params(brush)
+    )
+    layers.append(_pcp_label(field, title, k, axis_width))
+    return alt.layer(*layers).properties(width=axis_width, height=height, name=f"ls_axis_{k}",
+                                         view=alt.ViewBackground(stroke=None))  # fmt: skip
+
+
+def _pcp_label(field: str, title: str | None, k: int, axis_width: int) -> alt.Chart:
+    """An axis's name above it, bold (and " (true)") on the class's own axis."""
+    name = json.dumps(title) if title is not None else f"axis_names[{k}]"
+    own = f"{json.dumps(field)} == 'angle_' + cls"
+    if title is None:  # the page's names mark the true class's axis (" (true)"); bold here
+        own = "true" if field == "angle_true" else "false"
+    return (
+        alt.Chart()
+        .transform_aggregate(n="count()")
+        # Narrow axes (a phone) turn their names up so that they do not run into each other.
+        .mark_text(baseline="bottom", fontSize=11, limit=axis_width + 20,
+                   text=alt.ExprRef(f"{name} + ({own} ? ' (true)' : '')"),
+                   fontWeight=alt.ExprRef(f"{own} ? 'bold' : 'normal'"),
+                   angle=alt.ExprRef("aw < 60 ? 300 : 0"), align=alt.ExprRef("aw < 60 ? 'left' : 'center'"))
+        .encode(x=alt.value(alt.ExprRef("aw / 2")), y=alt.value(-6))
+    )  # fmt: skip
 
 
 def global_filters(n_axes: int) -> list:
