@@ -56,10 +56,12 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
+from . import tables
 from .curse import _angle_stats, random_vector_angles
 from .executors import Unit
+from .plan import ModelEntry
 
-CORRUPTION_CHUNK = 1000  # images the cached corruption units corrupt at a time (run.py generate_corruptions)
+CORRUPTION_CHUNK = 1000  # images the cached corruption units corrupt at a time (units.py generate_corruptions)
 
 
 @dataclass(frozen=True)
@@ -232,15 +234,13 @@ def _calibrate_arch(runner, arch_cfg, data, eval_set, device, entries) -> ArchCo
 def _calibrate_store(runner, eval_set, variants) -> tuple[Line, float, float]:
     """The store's table builders on random results of the study's shape: seconds over n models, per pair, and
     per thumbnail."""
-    from . import run as run_module
-
     rng = np.random.default_rng(0)
     N, V, C = len(eval_set), len(variants), len(eval_set.classes)
     keep = runner.kept_variants(variants)
     labels = eval_set.labels.numpy().astype(np.int64)
 
     def fake(i: int):
-        entry = run_module.ModelEntry(f"m{i}", f"m{i}", "a", "dense", 0.0, False, 0)
+        entry = ModelEntry(f"m{i}", f"m{i}", "a", "dense", 0.0, False, 0)
         res = agg.ModelResults.from_angles(
             variants, labels, rng.integers(0, C, (V, N)).astype(np.int16), rng.normal(size=(V, N)).astype(np.float32),
             rng.uniform(1, 2, (V, N)).astype(np.float32), rng.uniform(0, 180, (V, N, C)).astype(np.float32),
@@ -256,24 +256,24 @@ def _calibrate_store(runner, eval_set, variants) -> tuple[Line, float, float]:
 
     names = list(runner.recipe.corruptions.names)
 
-    def tables(n: int) -> None:
+    def builders(n: int) -> None:
         # Each builder, then its Arrow table (pyarrow's casts cost as much as the builders on a small study).
         results = dict(list(models.items())[:n])
-        acc, overall = run_module.accuracy_table(results, C, weights)
+        acc, overall = tables.accuracy_table(results, C, weights)
         to_table(acc, ACCURACY)
-        to_table(run_module.models_table(results, overall), MODELS)
-        to_table(run_module.correlations_table(results, weights, corrupted=corrupted), CORRELATIONS)
-        to_table(run_module.margin_change_table(results, corrupted=corrupted), MARGIN_CHANGE)
-        to_table(run_module.exemplars_table(results, labels), EXEMPLARS)
-        to_table(run_module.outcomes_table(results, shipped, names), outcomes_schema(names))
+        to_table(tables.models_table(results, overall), MODELS)
+        to_table(tables.correlations_table(results, weights, corrupted=corrupted), CORRELATIONS)
+        to_table(tables.margin_change_table(results, corrupted=corrupted), MARGIN_CHANGE)
+        to_table(tables.exemplars_table(results, labels), EXEMPLARS)
+        to_table(tables.outcomes_table(results, shipped, names), outcomes_schema(names))
         for entry, res, _ in results.values():
-            to_table(run_module.geometry_table(entry, res, shipped, labels, keep, C), geometry_schema(C))
+            to_table(tables.geometry_table(entry, res, shipped, labels, keep, C), geometry_schema(C))
 
     def pairs() -> None:
-        to_table(run_module.paired_table(models, weights), PAIRED)  # 2 models: 3 pairs (each with itself, the two)
+        to_table(tables.paired_table(models, weights), PAIRED)  # 2 models: 3 pairs (each with itself, the two)
 
     device = torch.device("cpu")
-    store = line(tables, 1, 2, device)
+    store = line(builders, 1, 2, device)
     pairs()  # warm-up
     pair = _best(pairs, device, 2) / 3
     n = min(N, 20)
@@ -281,9 +281,9 @@ def _calibrate_store(runner, eval_set, variants) -> tuple[Line, float, float]:
 
     def thumbs() -> None:
         for img in images[1:]:
-            run_module._thumbnail(img)
+            tables.thumbnail(img)
 
-    run_module._thumbnail(images[0])  # warm-up: PIL's import and codecs
+    tables.thumbnail(images[0])  # warm-up: PIL's import and codecs
     thumb = _best(thumbs, device, 2) / max(n, 1)
     return store, pair, thumb
 
