@@ -12,7 +12,7 @@ disturbance and a per-sample pull towards each other class shared by every model
 trained ones do), a feature length, and from those the logits z_j = length * cos(angle_j) (unit class directions):
 the prediction is the nearest class direction, the margin (z_y - max_{j!=y} z_j) / sqrt(2) (signed: positive
 exactly when correct), prob_true and loss the softmax's. These become `ModelResults`, and the tables are built by
-the precompute's own table builders (`lotterysite.precompute.run`) and written through the store's writers
+the precompute's own table builders (`lotterysite.precompute.tables`) and written through the store's writers
 (declared schemas, `to_table`, `write_table`, `write_manifest`): accuracy with bootstrap intervals, Table 1, Fig. 10,
 exemplars, outcomes, geometry. Not written: paired.arrow and curse.arrow (optional tables; the findings page
 leaves those figures out) and the gallery (no corruptions were generated). Thumbnails are PNG crops of the 20
@@ -118,7 +118,7 @@ def thumbnails(n: int, seed: int) -> list[str]:
     import torch
     from PIL import Image
 
-    from lotterysite.precompute.run import _thumbnail
+    from lotterysite.precompute.tables import thumbnail
 
     folder = Path(importlib.util.find_spec("foolbox").origin).parent / "data"
     photos = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("cifar10_*.png"))]
@@ -132,7 +132,7 @@ def thumbnails(n: int, seed: int) -> list[str]:
         y, x = rng.integers(0, 33 - side, size=2)
         crop = Image.fromarray(img[y : y + side, x : x + side]).resize((32, 32), Image.BILINEAR)
         arr = np.asarray(crop)[:, ::-1] if rng.random() < 0.5 else np.asarray(crop)
-        out.append(_thumbnail(torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))))
+        out.append(thumbnail(torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))))
     return out
 
 
@@ -141,7 +141,8 @@ def write_scale_store(root: str | Path, cfg: ScaleConfig = ScaleConfig(), *, log
     from lotterysite import __version__
     from lotterysite.corruptions import NAMES
     from lotterysite.precompute import aggregate as agg
-    from lotterysite.precompute import run
+    from lotterysite.precompute import tables
+    from lotterysite.precompute.plan import ModelEntry
     from lotterysite.precompute.recipe import model_id, model_key
     from lotterysite.store import sampling, to_table, write_manifest, write_table
     from lotterysite.store.publish import new_run_id
@@ -181,19 +182,19 @@ def write_scale_store(root: str | Path, cfg: ScaleConfig = ScaleConfig(), *, log
         for method, retrained, amount in sweep(cfg.models):
             label = method + ("+retrain" if retrained else "")
             mid = model_id(arch, method, amount, retrained=retrained, seed=0, many_seeds=False)
-            entry = run.ModelEntry(mid, model_key(mid), arch, method, amount, retrained, 0)
+            entry = ModelEntry(mid, model_key(mid), arch, method, amount, retrained, 0)
             res = _results(cfg, labels, variants, keep, label, amount, model_seed=len(results))
             extra = {"sparsity": amount, "prunable": 14_710_464}  # VGG16's prunable conv + linear weights
             results[mid] = (entry, res, extra)
     log(f"generated {len(results)} models x {len(variants)} variants x {N} samples in {time.perf_counter() - t0:.0f} s")
 
     weights = agg.BOOTSTRAP.weights(N)
-    acc, overall = run.accuracy_table(results, C, weights)
-    put("models.arrow", run.models_table(results, overall), MODELS)
+    acc, overall = tables.accuracy_table(results, C, weights)
+    put("models.arrow", tables.models_table(results, overall), MODELS)
     put("accuracy.arrow", acc, ACCURACY)
-    put("correlations.arrow", run.correlations_table(results, weights, corrupted=len(variants) > 1), CORRELATIONS)
-    put("margin_change.arrow", run.margin_change_table(results, corrupted=len(variants) > 1), MARGIN_CHANGE)
-    exm = run.exemplars_table(results, labels)
+    put("correlations.arrow", tables.correlations_table(results, weights, corrupted=len(variants) > 1), CORRELATIONS)
+    put("margin_change.arrow", tables.margin_change_table(results, corrupted=len(variants) > 1), MARGIN_CHANGE)
+    exm = tables.exemplars_table(results, labels)
     put("exemplars.arrow", exm, EXEMPLARS)
     del weights
 
@@ -203,16 +204,20 @@ def write_scale_store(root: str | Path, cfg: ScaleConfig = ScaleConfig(), *, log
     pie = np.isin(np.arange(N), pies)
     drawn = sampling.draw_samples(labels, pie, sample_size=N, budget=N, seed=cfg.seed)
     shipped = drawn.index
-    shipping = run.shipping_record(labels, pies, drawn, C, asked=N // C, max_rows=N * rows_per_sample,
-                                   rows_per_sample=rows_per_sample, limit=N, seed=cfg.seed)  # fmt: skip
+    shipping = tables.shipping_record(labels, pies, drawn, C, asked=N // C, max_rows=N * rows_per_sample,
+                                      rows_per_sample=rows_per_sample, limit=N, seed=cfg.seed)  # fmt: skip
     thumbs = thumbnails(N, cfg.seed) if cfg.thumbnails else [""] * N
     put("samples.arrow", {"sample_id": shipped, "label": labels[shipped],
                           "class_name": [classes[j] for j in labels[shipped]],
                           "thumbnail": [thumbs[i] for i in shipped], "pie": pie[shipped],
                           "in_sample": drawn.in_sample}, SAMPLES)  # fmt: skip
-    put("outcomes.arrow", run.outcomes_table(results, shipped, names), outcomes_schema(names))
+    put("outcomes.arrow", tables.outcomes_table(results, shipped, names), outcomes_schema(names))
     for entry, res, _ in results.values():
-        put(f"geometry/{entry.key}.arrow", run.geometry_table(entry, res, shipped, labels, keep, C), geometry_schema(C))
+        put(
+            f"geometry/{entry.key}.arrow",
+            tables.geometry_table(entry, res, shipped, labels, keep, C),
+            geometry_schema(C),
+        )
     manifest = {
         "run_id": run_id, "lotterysite_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
                                                                                      time.gmtime()),

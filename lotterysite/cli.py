@@ -227,7 +227,8 @@ def precompute_cmd(recipe, store, force, device, wait, show_plan, no_estimate, e
     """
     from .precompute import load_recipe, precompute
     from .precompute.executors import SlurmOptions
-    from .precompute.run import format_plan, plan
+    from .precompute.plan import format_plan
+    from .precompute.run import plan
 
     _only_with_executor(executor, "ray", ["ray_address"])
     _only_with_executor(executor, "slurm", ["slurm_partition", "slurm_gpus_per_task", "slurm_time",

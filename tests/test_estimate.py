@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from lotterysite.cli import main
 from lotterysite.precompute import estimate as est
-from lotterysite.precompute import parse_recipe, precompute, run
+from lotterysite.precompute import parse_recipe, plan, precompute, run
 
 # Small enough to run for real in a test (training dominates, as in a real study), with every kind of unit but the
 # curse study: corruptions, dense training, pruning (by weights alone, Taylor's batches and MPT's epochs),
@@ -83,7 +83,7 @@ def test_the_estimate_is_within_2x_of_the_real_run(planned_and_run):
 
 def test_the_plan_prints_each_units_time_memory_and_the_total(planned_and_run):
     units, estimates, cal, _ = planned_and_run
-    text = run.format_plan(units, estimates, cal)
+    text = plan.format_plan(units, estimates, cal)
     total = est.duration(sum(e.seconds for e in estimates.values()))
     assert text.splitlines()[0].startswith(f"{len(units)} units, 0 done, {len(units)} to run; estimated {total} on cpu")
     for u in units:
@@ -106,14 +106,14 @@ def test_a_unit_that_does_not_fit_is_flagged(planned_and_run):
     flagged = {u for u, e in again.items() if e.fits is False}
     assert "model/lenet5/dense" in flagged and "corruption/fog-2" not in flagged
     assert flagged == {u for u, e in estimates.items() if e.memory + e.host >= need}
-    text = run.format_plan(units, again, small)
+    text = plan.format_plan(units, again, small)
     assert "[todo] model/lenet5/dense" in text and "DOES NOT FIT" in text
     assert f"warning: model/lenet5/dense needs about {est.size(need)} of RAM, {est.size(need - 1)} is free" in text
     # On CUDA the weights and activations must fit the device, the images and results the RAM: each its own.
     gpu = dataclasses.replace(cal, device=torch.device("cuda"), available=dense.memory - 1, ram=10**12)
     on_gpu = est.estimate(runner, units, gpu)
     assert on_gpu["model/lenet5/dense"].fits is False and on_gpu["corruption/fog-2"].fits is True
-    text = run.format_plan(units, on_gpu, gpu)
+    text = plan.format_plan(units, on_gpu, gpu)
     assert f"needs about {est.size(dense.memory)} of cuda memory" in text and "peak " in text and " RAM" in text
 
 

@@ -226,7 +226,7 @@ def test_weights_for_another_class_count_stop_the_cli_before_any_work(study, tmp
 def test_a_file_arch_s_code_is_in_its_fingerprint(study):
     """Editing the model's file changes the digests that name its work files, so its models are recomputed."""
     from lotterysite.fileio import DigestCache
-    from lotterysite.precompute.run import input_digests
+    from lotterysite.precompute.plan import input_digests
 
     folder, _, _ = study
     recipe = load_recipe(folder / "recipe.toml")
@@ -246,7 +246,7 @@ def test_the_decoding_rules_are_in_the_data_fingerprint(study, monkeypatch):
     evaluation and corruption fingerprint holds: no result computed on the old pixels is reused."""
     from lotterysite.data import imagefolder
     from lotterysite.fileio import DigestCache
-    from lotterysite.precompute.run import input_digests
+    from lotterysite.precompute.plan import input_digests
 
     folder, _, _ = study
     recipe = load_recipe(folder / "recipe.toml")
@@ -261,7 +261,7 @@ def test_the_data_digest_covers_the_splits_only(study, tmp_path):
     import shutil
 
     from lotterysite.fileio import DigestCache
-    from lotterysite.precompute.run import input_digests
+    from lotterysite.precompute.plan import input_digests
 
     folder, _, _ = study
     root = tmp_path / "project"
@@ -288,16 +288,16 @@ def test_the_data_digest_covers_the_splits_only(study, tmp_path):
 def test_two_models_never_share_work_files(study, monkeypatch):
     """The last guard behind the recipe checks: a plan where two models' keys (their work files' names) coincide
     is refused in one line naming both, instead of one model's results overwriting the other's."""
-    from lotterysite.precompute import run
+    from lotterysite.precompute import plan
 
     folder, _, _ = study
     recipe = load_recipe(folder / "recipe.toml")
-    assert len({e.key for e in run.plan_models(recipe)}) == len(run.plan_models(recipe))
-    clash = run.ModelEntry("tv:resnet18/x", run.model_key("tv:resnet18/dense"), "tv:resnet18", "x", 0.5, False, 0,
-                           "fp", file="x.pt")  # fmt: skip
-    monkeypatch.setattr(run.custom, "plan_external", lambda *a: [clash])
+    assert len({e.key for e in plan.plan_models(recipe)}) == len(plan.plan_models(recipe))
+    clash = plan.ModelEntry("tv:resnet18/x", plan.model_key("tv:resnet18/dense"), "tv:resnet18", "x", 0.5, False, 0,
+                            "fp", file="x.pt")  # fmt: skip
+    monkeypatch.setattr(plan.custom, "plan_external", lambda *a: [clash])
     with pytest.raises(RecipeError, match=r"models 'tv:resnet18/dense' and 'tv:resnet18/x' would share the work files"):
-        run.plan_models(recipe)
+        plan.plan_models(recipe)
 
 
 @pytest.mark.parametrize("model_id, weights", [("tv:resnet18/dense", "resnet18.pt"),

@@ -31,7 +31,8 @@ from lotterysite.cli import main
 from lotterysite.errors import LotterysiteError
 from lotterysite.precompute import parse_recipe, precompute, run
 from lotterysite.precompute.executors import SlurmOptions
-from lotterysite.precompute.run import UnitTask, format_plan, plan
+from lotterysite.precompute.plan import format_plan
+from lotterysite.precompute.run import UnitTask, plan
 from lotterysite.pruning import methods as pruning_methods
 from lotterysite.store.schema import MEASURED
 
@@ -385,21 +386,22 @@ enabled = false
 
 
 def test_class_folder_study_streams_on_every_executor(imagenet_folder, tmp_path, one_thread, monkeypatch):
-    from lotterysite.precompute import load_recipe, run
+    from lotterysite.precompute import load_recipe
+    from lotterysite.precompute import units as unit_work
 
     (tmp_path / "tinynet.py").write_text(TINYNET)
     (tmp_path / "recipe.toml").write_text(RECIPE_224.format(root=imagenet_folder))
     recipe = load_recipe(tmp_path / "recipe.toml")
     units = plan(recipe, store=tmp_path / "local")
     assert [u.kind for u in units] == ["dense", "evaluate", "pruned", "evaluate", "store"]  # no corruption units
-    streamed, real = [], run.stream_results
+    streamed, real = [], unit_work.stream_results
 
     def stream_results(model, data, variants, **kw):
         streamed.append(list(variants))
         return real(model, data, variants, **kw)
 
     with monkeypatch.context() as m:  # the local executor runs the units in this process
-        m.setattr(run, "stream_results", stream_results)
+        m.setattr(unit_work, "stream_results", stream_results)
         precompute(recipe, store=tmp_path / "local", device="cpu", progress=False)
     assert streamed == [[("clean", 0), ("contrast", 2)]] * 2  # both evaluate units streamed
     assert not (tmp_path / "local.work" / "corruptions").exists()  # nothing cached

@@ -21,8 +21,9 @@ from lotterysite.data import DataError, load_dataset
 from lotterysite.fileio import DigestCache
 from lotterysite.models import create_model
 from lotterysite.precompute import RecipeError, load_recipe, parse_recipe, plan_models, precompute
-from lotterysite.precompute import run as run_module
-from lotterysite.precompute.run import input_digests
+from lotterysite.precompute import plan as plan_module
+from lotterysite.precompute import publish as publish_module
+from lotterysite.precompute.plan import input_digests
 from lotterysite.store import StoreError, read_manifest, read_table, verify_store, write_manifest, write_table
 from lotterysite.store.info import describe
 from lotterysite.store.publish import store_lock, work_dir
@@ -98,8 +99,8 @@ def test_failed_store_stage_of_a_changed_recipe_keeps_the_previous_store(store, 
             raise failure(28, "No space left on device")
         return real(path, table, **kw)
 
-    real = run_module.write_table
-    monkeypatch.setattr(run_module, "write_table", failing)
+    real = publish_module.write_table
+    monkeypatch.setattr(publish_module, "write_table", failing)
     with pytest.raises(failure):
         run(SMALL.replace("eval_subset = 60", "eval_subset = 50"), store)
     assert snapshot(store) == before  # exactly as it was
@@ -110,14 +111,14 @@ def test_failed_store_stage_of_a_changed_recipe_keeps_the_previous_store(store, 
 KILL_DURING_PUBLISH = """
 import os, signal, sys
 from lotterysite.precompute import load_recipe, precompute
-from lotterysite.precompute import run
+from lotterysite.precompute import publish as publishing
 from lotterysite.store import publish as pub
 
 def die(*args):
     os.kill(os.getpid(), signal.SIGKILL)
 
 if sys.argv[1] == "before-switch":
-    run.publish = die  # the whole new store is staged: kill -9 just before the switch
+    publishing.publish = die  # the whole new store is staged: kill -9 just before the switch
 else:
     pub._exchange = lambda a, b: False  # a file system without an atomic exchange: two renames
     rename = os.rename
@@ -271,7 +272,7 @@ def test_fingerprints_cover_data_files_cifar10c_files_and_the_code_version(tmp_p
     second = input_digests(recipe, digests)
     assert second["data"] != first["data"] and second["cifar10c"] != first["cifar10c"]
     assert all(a != b for a, b in zip(fps, (e.fingerprint for e in plan_models(recipe, second)), strict=True))
-    monkeypatch.setattr(run_module, "__version__", "99.0")
+    monkeypatch.setattr(plan_module, "__version__", "99.0")
     assert all(a != b for a, b in zip(fps, (e.fingerprint for e in plan_models(recipe, first)), strict=True))
 
 

@@ -21,7 +21,7 @@ from lotterysite.errors import LotterysiteError
 from lotterysite.fileio import DigestCache, StorageError, check_seal, file_digest, seal
 from lotterysite.models import create_model
 from lotterysite.precompute import load_recipe, parse_recipe, plan_models
-from lotterysite.precompute.run import input_digests
+from lotterysite.precompute.plan import input_digests
 from lotterysite.store import read_table
 from lotterysite.store.publish import work_dir
 from lotterysite.store.schema import MEASURED

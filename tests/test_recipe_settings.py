@@ -306,8 +306,8 @@ enabled = false
 def test_models_record_their_settings_and_the_recalibration_actually_used(tmp_path):
     from lotterysite.checkpoint import read_checkpoint
     from lotterysite.precompute import parse_recipe, precompute
-    from lotterysite.precompute.run import work_dir
     from lotterysite.store import read_table
+    from lotterysite.store.publish import work_dir
 
     recipe = parse_recipe(RECORDED, str(tmp_path / "recorded.toml"))
     precompute(recipe, store=tmp_path / "store", device="cpu", progress=False)

@@ -1,5 +1,5 @@
 """Precompute's pieces for your own study: class-folder data, models with weights from files, models pruned
-elsewhere. `run.py` calls these at a few points; everything here is also usable on its own."""
+elsewhere. the precompute modules call these at a few points; everything here is also usable on its own."""
 
 from __future__ import annotations
 
@@ -91,10 +91,10 @@ def model_from_weights(arch_cfg: ArchConfig, *, num_classes: int, in_channels: i
 
 
 def plan_external(recipe: Recipe, entry_cls, inputs: dict[str, str], fingerprint, data: list, arch_key) -> list:
-    """One entry per [[models]] table (`entry_cls` is run.ModelEntry), after lotterysite's own models.
+    """One entry per [[models]] table (`entry_cls` is plan.ModelEntry), after lotterysite's own models.
 
-    Its fingerprint covers the data (`data`, run._data_key), the base architecture (`arch_key`, run._arch_key: its
-    settings and source) and the file's content digest (`inputs`, from run.input_digests, hashed by
+    Its fingerprint covers the data (`data`, plan._data_key), the base architecture (`arch_key`, plan._arch_key: its
+    settings and source) and the file's content digest (`inputs`, from plan.input_digests, hashed by
     `fingerprint`), so replacing the file at the same path evaluates it again. Its amount is the table's, or NaN
     until the model is loaded and its sparsity measured (`placed`).
     """

@@ -56,10 +56,12 @@ from ..store.schema import (
 )
 from ..training import train
 from . import aggregate as agg
+from . import tables
 from .curse import _angle_stats, random_vector_angles
 from .executors import Unit
+from .plan import ModelEntry
 
-CORRUPTION_CHUNK = 1000  # images the cached corruption units corrupt at a time (run.py generate_corruptions)
+CORRUPTION_CHUNK = 1000  # images the cached corruption units corrupt at a time (units.py generate_corruptions)
 
 
 @dataclass(frozen=True)
@@ -232,15 +234,13 @@ def _calibrate_arch(runner, arch_cfg, data, eval_set, device, entries) -> ArchCo
 def _calibrate_store(runner, eval_set, variants) -> tuple[Line, float, float]:
     """The store's table builders on random results of the study's shape: seconds over n models, per pair, and
     per thumbnail."""
-    from . import run as run_module
-
     rng = np.random.default_rng(0)
     N, V, C = len(eval_set), len(variants), len(eval_set.classes)
     keep = runner.kept_variants(variants)
     labels = eval_set.labels.numpy().astype(np.int64)
 
     def fake(i: int):
-        entry = run_module.ModelEntry(f"m{i}", f"m{i}", "a", "dense", 0.0, False, 0)
+        entry = ModelEntry(f"m{i}", f"m{i}", "a", "dense", 0.0, False, 0)
         res = agg.ModelResults.from_angles(
             variants, labels, rng.integers(0, C, (V, N)).astype(np.int16), rng.normal(size=(V, N)).astype(np.float32),
             rng.uniform(1, 2, (V, N)).astype(np.float32), rng.uniform(0, 180, (V, N, C)).astype(np.float32),
@@ -256,24 +256,24 @@ def _calibrate_store(runner, eval_set, variants) -> tuple[Line, float, float]:
 
     names = list(runner.recipe.corruptions.names)
 
-    def tables(n: int) -> None:
+    def builders(n: int) -> None:
         # Each builder, then its Arrow table (pyarrow's casts cost as much as the builders on a small study).
         results = dict(list(models.items())[:n])
-        acc, overall = run_module.accuracy_table(results, C, weights)
+        acc, overall = tables.accuracy_table(results, C, weights)
         to_table(acc, ACCURACY)
-        to_table(run_module.models_table(results, overall), MODELS)
-        to_table(run_module.correlations_table(results, weights, corrupted=corrupted), CORRELATIONS)
-        to_table(run_module.margin_change_table(results, corrupted=corrupted), MARGIN_CHANGE)
-        to_table(run_module.exemplars_table(results, labels), EXEMPLARS)
-        to_table(run_module.outcomes_table(results, shipped, names), outcomes_schema(names))
+        to_table(tables.models_table(results, overall), MODELS)
+        to_table(tables.correlations_table(results, weights, corrupted=corrupted), CORRELATIONS)
+        to_table(tables.margin_change_table(results, corrupted=corrupted), MARGIN_CHANGE)
+        to_table(tables.exemplars_table(results, labels), EXEMPLARS)
+        to_table(tables.outcomes_table(results, shipped, names), outcomes_schema(names))
         for entry, res, _ in results.values():
-            to_table(run_module.geometry_table(entry, res, shipped, labels, keep, C), geometry_schema(C))
+            to_table(tables.geometry_table(entry, res, shipped, labels, keep, C), geometry_schema(C))
 
     def pairs() -> None:
-        to_table(run_module.paired_table(models, weights), PAIRED)  # 2 models: 3 pairs (each with itself, the two)
+        to_table(tables.paired_table(models, weights), PAIRED)  # 2 models: 3 pairs (each with itself, the two)
 
     device = torch.device("cpu")
-    store = line(tables, 1, 2, device)
+    store = line(builders, 1, 2, device)
     pairs()  # warm-up
     pair = _best(pairs, device, 2) / 3
     n = min(N, 20)
@@ -281,9 +281,9 @@ def _calibrate_store(runner, eval_set, variants) -> tuple[Line, float, float]:
 
     def thumbs() -> None:
         for img in images[1:]:
-            run_module._thumbnail(img)
+            tables.thumbnail(img)
 
-    run_module._thumbnail(images[0])  # warm-up: PIL's import and codecs
+    tables.thumbnail(images[0])  # warm-up: PIL's import and codecs
     thumb = _best(thumbs, device, 2) / max(n, 1)
     return store, pair, thumb
 
@@ -383,7 +383,7 @@ def estimate(runner, units: list[Unit], cal: Calibration) -> dict[str, Estimate]
     """Seconds and peak memory of every unit still to run, from the calibration."""
     data, eval_set, variants = runner.prepare()
     recipe = runner.recipe
-    N, V = len(eval_set), len(variants)
+    N = len(eval_set)
     image_bytes = eval_set.images[:1].numel() if len(eval_set) else 0
     streamed = not any(u.kind == "corruptions" for u in units) and recipe.corruptions.source == "generate"
     mean_corrupt = (
@@ -396,80 +396,116 @@ def estimate(runner, units: list[Unit], cal: Calibration) -> dict[str, Estimate]
     for u in units:
         if u.done:
             continue
-        seconds, memory, host = 0.0, 0, 0
         if u.kind == "corruptions":
-            name = u.id.split("/", 1)[1].rsplit("-", 1)[0]
-            chunks = math.ceil(N / CORRUPTION_CHUNK)
-            seconds = chunks * cal.corrupt[name].at(min(N, CORRUPTION_CHUNK)) + _file(cal, N * image_bytes)
-            memory = min(N, CORRUPTION_CHUNK) * image_bytes * 4 * 3  # a chunk in float: input, output, work
-            host = N * image_bytes * 2  # the corrupted variant in uint8, and its file's bytes
+            cost = _corruption_cost(u, cal, N, image_bytes)
         elif u.kind == "curse":
-            c = recipe.curse
-            steps = math.ceil(min(len(data.train), c.train_subset or len(data.train)) / TrainConfig().batch_size)
-            if cal.curse:
-                seconds = len(c.widths) * cal.curse.at(c.epochs * steps) + cal.vectors.overhead * len(c.random_dims)
-                seconds += cal.vectors.slope * sum(c.random_dims) + _file(cal, 4096)
+            cost = _curse_cost(recipe, data, cal)
         elif u.kind == "store":
-            M = len(runner.entries)
-            seconds = (cal.store.at(M) if cal.store else 0.0) + cal.pair * M * (M + 1) / 2 + cal.thumbnail * N
-            # One file per table and per model's geometry, the gallery (twice: its cache) and the manifest; the
-            # geometry rows (every evaluated sample at most, clean and the shipped severities) are most bytes.
-            rows = N * len(runner.kept_variants(variants))
-            seconds += (12 + M) * cal.write.overhead + cal.write.slope * M * rows * (len(eval_set.classes) + 12) * 4
-            host = (V * N * 30) + agg.BOOTSTRAP.resamples * N * 4 * 2  # a model's results, the resample weights
+            cost = _store_cost(runner, cal, eval_set, variants)
         else:
-            entry = _entry_of(runner, u)
-            a = cal.archs.get(entry.arch)
-            if a is None:
+            cost = _model_unit_cost(runner, u, cal, data, eval_set, variants, streamed, mean_corrupt)
+            if cost is None:  # an architecture the calibration did not time
                 continue
-            train_steps = math.ceil(len(data.train) / a.train_batch)
-            if u.kind == "dense":
-                arch_cfg = next(x for x in recipe.architectures if x.model.arch == entry.arch)
-                seconds = (
-                    0.0
-                    if arch_cfg.checkpoint or arch_cfg.weights
-                    else a.train_step.at(arch_cfg.train.epochs * train_steps)
-                ) + _file(cal, a.params)
-                memory = a.params * (2 + a.optimizer_states) + a.activations * a.train_batch
-            elif u.kind in ("pruned", "retrained"):
-                sweep = runner.sweep_of(entry)
-                cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=False)
-                n_train = min(len(data.train), sweep.train_subset or len(data.train))
-                batches = math.ceil(n_train / cfg.batch_size)
-                if u.kind == "retrained":
-                    seconds = a.retrain[sweep.name].at(sweep.retrain_epochs * batches) + _file(cal, 2 * a.params)
-                    memory = a.params * 5 + a.activations * cfg.batch_size
-                else:
-                    # The batches the method's data loop runs (calibrated with one MPT epoch); a method that reads
-                    # no data loops over none, any other data method once over its training images.
-                    if sweep.method == "mpt":
-                        loops = cfg.mpt_epochs * batches
-                    elif sweep.method == "taylor":
-                        tb = cfg.taylor_batches
-                        loops = batches if not isinstance(tb, int) else min(tb, batches)
-                    else:
-                        loops = batches if get_method(sweep.method).needs_data else 0
-                    seconds = a.prune[sweep.name].at(loops) + _file(cal, 2 * a.params)  # weights and masks
-                    if cfg.bn_recalibration_batches and a.batch_norm:  # forward passes over training batches
-                        n = min(cfg.bn_recalibration_batches, batches)
-                        seconds += n * a.infer.at(cfg.batch_size)
-                    memory = a.params * 4 + a.activations * cfg.batch_size
-            elif u.kind == "evaluate":
-                eb = min(recipe.batch_size, max(N, 1))
-                per_variant = math.ceil(N / eb) * a.infer.overhead + N * a.infer.slope
-                seconds = V * per_variant
-                if streamed:
-                    seconds += (V - 1) * N * mean_corrupt
-                memory = a.params + a.activations * eb + eb * image_bytes * 4  # and a batch in float
-                host = N * image_bytes + V * N * 30  # a variant's images, the results
-                kept = len(runner.kept_variants(variants)) * N * len(eval_set.classes) * 4  # angles to every class
-                seconds += _file(cal, V * N * 30) + cal.write.slope * kept
+        seconds, memory, host = cost
         if cal.device.type == "cpu":
             fits = None if cal.ram is None else memory + host <= cal.ram
         else:
             fits = None if cal.available is None or cal.ram is None else memory <= cal.available and host <= cal.ram
         out[u.id] = Estimate(seconds, int(memory), int(host), fits)
     return out
+
+
+def _corruption_cost(u: Unit, cal: Calibration, N: int, image_bytes: int) -> tuple[float, int, int]:
+    """(seconds, device bytes, host bytes) of one cached corruption unit."""
+    name = u.id.split("/", 1)[1].rsplit("-", 1)[0]
+    chunks = math.ceil(N / CORRUPTION_CHUNK)
+    seconds = chunks * cal.corrupt[name].at(min(N, CORRUPTION_CHUNK)) + _file(cal, N * image_bytes)
+    memory = min(N, CORRUPTION_CHUNK) * image_bytes * 4 * 3  # a chunk in float: input, output, work
+    host = N * image_bytes * 2  # the corrupted variant in uint8, and its file's bytes
+    return seconds, memory, host
+
+
+def _curse_cost(recipe, data, cal: Calibration) -> tuple[float, int, int]:
+    """(seconds, device bytes, host bytes) of the curse study's unit."""
+    seconds = 0.0
+    c = recipe.curse
+    steps = math.ceil(min(len(data.train), c.train_subset or len(data.train)) / TrainConfig().batch_size)
+    if cal.curse:
+        seconds = len(c.widths) * cal.curse.at(c.epochs * steps) + cal.vectors.overhead * len(c.random_dims)
+        seconds += cal.vectors.slope * sum(c.random_dims) + _file(cal, 4096)
+    return seconds, 0, 0
+
+
+def _store_cost(runner, cal: Calibration, eval_set, variants) -> tuple[float, int, int]:
+    """(seconds, device bytes, host bytes) of the store unit."""
+    N, V = len(eval_set), len(variants)
+    M = len(runner.entries)
+    seconds = (cal.store.at(M) if cal.store else 0.0) + cal.pair * M * (M + 1) / 2 + cal.thumbnail * N
+    # One file per table and per model's geometry, the gallery (twice: its cache) and the manifest; the
+    # geometry rows (every evaluated sample at most, clean and the shipped severities) are most bytes.
+    rows = N * len(runner.kept_variants(variants))
+    seconds += (12 + M) * cal.write.overhead + cal.write.slope * M * rows * (len(eval_set.classes) + 12) * 4
+    host = (V * N * 30) + agg.BOOTSTRAP.resamples * N * 4 * 2  # a model's results, the resample weights
+    return seconds, 0, host
+
+
+def _model_unit_cost(runner, u: Unit, cal: Calibration, data, eval_set, variants, streamed: bool,
+                     mean_corrupt: float) -> tuple[float, int, int] | None:  # fmt: skip
+    """(seconds, device bytes, host bytes) of a model's unit (dense, pruned, retrained, evaluate), or None when its
+    architecture was not calibrated."""
+    recipe = runner.recipe
+    N, V = len(eval_set), len(variants)
+    image_bytes = eval_set.images[:1].numel() if len(eval_set) else 0
+    seconds, memory, host = 0.0, 0, 0
+    entry = _entry_of(runner, u)
+    a = cal.archs.get(entry.arch)
+    if a is None:
+        return None
+    train_steps = math.ceil(len(data.train) / a.train_batch)
+    if u.kind == "dense":
+        arch_cfg = next(x for x in recipe.architectures if x.model.arch == entry.arch)
+        seconds = (
+            0.0 if arch_cfg.checkpoint or arch_cfg.weights else a.train_step.at(arch_cfg.train.epochs * train_steps)
+        ) + _file(cal, a.params)
+        memory = a.params * (2 + a.optimizer_states) + a.activations * a.train_batch
+    elif u.kind in ("pruned", "retrained"):
+        seconds, memory = _pruning_cost(runner, u, entry, a, cal, data)
+    elif u.kind == "evaluate":
+        eb = min(recipe.batch_size, max(N, 1))
+        per_variant = math.ceil(N / eb) * a.infer.overhead + N * a.infer.slope
+        seconds = V * per_variant
+        if streamed:
+            seconds += (V - 1) * N * mean_corrupt
+        memory = a.params + a.activations * eb + eb * image_bytes * 4  # and a batch in float
+        host = N * image_bytes + V * N * 30  # a variant's images, the results
+        kept = len(runner.kept_variants(variants)) * N * len(eval_set.classes) * 4  # angles to every class
+        seconds += _file(cal, V * N * 30) + cal.write.slope * kept
+    return seconds, memory, host
+
+
+def _pruning_cost(runner, u: Unit, entry, a: ArchCosts, cal: Calibration, data) -> tuple[float, int]:
+    """(seconds, device bytes) of a pruned or retrained model's unit."""
+    sweep = runner.sweep_of(entry)
+    cfg = sweep.config(entry.amount, entry.seed, retrain=False, progress=False)
+    n_train = min(len(data.train), sweep.train_subset or len(data.train))
+    batches = math.ceil(n_train / cfg.batch_size)
+    if u.kind == "retrained":
+        seconds = a.retrain[sweep.name].at(sweep.retrain_epochs * batches) + _file(cal, 2 * a.params)
+        return seconds, a.params * 5 + a.activations * cfg.batch_size
+    # The batches the method's data loop runs (calibrated with one MPT epoch); a method that reads no data loops
+    # over none, any other data method once over its training images.
+    if sweep.method == "mpt":
+        loops = cfg.mpt_epochs * batches
+    elif sweep.method == "taylor":
+        tb = cfg.taylor_batches
+        loops = batches if not isinstance(tb, int) else min(tb, batches)
+    else:
+        loops = batches if get_method(sweep.method).needs_data else 0
+    seconds = a.prune[sweep.name].at(loops) + _file(cal, 2 * a.params)  # weights and masks
+    if cfg.bn_recalibration_batches and a.batch_norm:  # forward passes over training batches
+        n = min(cfg.bn_recalibration_batches, batches)
+        seconds += n * a.infer.at(cfg.batch_size)
+    return seconds, a.params * 4 + a.activations * cfg.batch_size
 
 
 def _file(cal: Calibration, n: int) -> float:

@@ -384,71 +384,13 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     if not values["seeds"]:
         top.fail("seeds", "must be a non-empty list of distinct integers, got []")
 
-    data_r = _Reader(path, "data", top.get("data", dict))
-    eval_subset = data_r.setting(next(d for d in table_settings("data") if d.name == "eval_subset"))
-    data = data_r.build(DataConfig, declared(DataConfig))
-    if data.name != "imagefolder" and data.name not in _datasets():
-        known = ", ".join([*_datasets(), "imagefolder"])
-        data_r.fail("name", f"is {data.name!r}, not a known data set; known: {known}")
-    data = _check_data(data_r, data, path)
-    if eval_subset is not None and data.test_subset is not None and eval_subset > data.test_subset:
-        data_r.fail("eval_subset", f"is {eval_subset}, more than test_subset = {data.test_subset}")
-
+    data, eval_subset = _data_table(top, path)
     archs, sources = _architectures(top, path)
     externals = _externals(top, archs, path)
     sweeps = _sweeps(top, archs, externals, values["seeds"], path)
-
-    c = _Reader(path, "corruptions", top.get("corruptions", dict, {}))
-    names = c.get("names", (list, str), "all")
-    if names == "all":
-        names = NAMES
-    elif isinstance(names, str):
-        c.fail("names", f'must be "all" or a list of corruption names, got {names!r}')
-    for j, n in enumerate(names):
-        if n not in NAMES:
-            close = difflib.get_close_matches(str(n), NAMES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(NAMES)}"
-            c.fail(f"names[{j}]", f"is {n!r}, not a CIFAR-10-C corruption{hint}")
-        if n in names[:j]:
-            c.fail(f"names[{j}]", f"repeats {n!r}; list each corruption once")
-    corruption = c.read(declared(CorruptionConfig), skip=("names",))
-    if corruption["source"] != "generate":
-        corruption["source"] = _resolve(path, corruption["source"])
-    c.done()
-    corruptions = CorruptionConfig(**{**corruption, "names": tuple(names),
-                                      "severities": tuple(sorted(corruption["severities"]))})  # fmt: skip
-
-    s = _Reader(path, "ship", top.get("ship", dict, {}))
-    given = "severities" in s.table  # default: every evaluated severity (not ShipConfig's 1-5)
-    shipping = s.read(declared(ShipConfig))
-    if not given:
-        shipping["severities"] = corruptions.severities
-    for j, v in enumerate(shipping["severities"]):
-        if v not in corruptions.severities:
-            s.fail(
-                f"severities[{j}]",
-                f"is {v}, which is not evaluated (corruptions.severities = {list(corruptions.severities)})",
-            )
-    s.done()
-    ship = ShipConfig(**{**shipping, "severities": tuple(sorted(shipping["severities"]))})
-
-    k = _Reader(path, "curse", top.get("curse", dict, {}))
-    curse = k.build(CurseConfig, declared(CurseConfig))
-    from ..models import is_model, list_models
-
-    if not is_model(curse.arch) or curse.arch.startswith("tv:"):
-        k.fail("arch", f"is {curse.arch!r}, not a registered architecture; known: {', '.join(list_models())}")
-    if "feature_dim" not in (_factory_options(curse.arch) or set()):
-        k.fail("arch", f"is {curse.arch!r}, which has no feature_dim option to sweep; use lenet5")
-    for key in ("random_dims", "widths"):
-        if not getattr(curse, key):
-            k.fail(key, "must list at least one value")
-    n_values = curse.random_samples * max(curse.random_dims)
-    if curse.enabled and n_values > MAX_RANDOM_VALUES:
-        k.fail("random_samples", f"is {curse.random_samples}: with random_dims up to {max(curse.random_dims)} that "
-                                 f"is {n_values:,} random values per array, more than {MAX_RANDOM_VALUES:,} "
-                                 f"({MAX_RANDOM_VALUES * 8 / 2**30:.1f} GiB); lower random_samples or "
-                                 "random_dims")  # fmt: skip
+    corruptions = _corruptions(top, path)
+    ship = _ship(top, path, corruptions)
+    curse = _curse(top, path)
     top.done()
 
     return Recipe(
@@ -467,6 +409,82 @@ def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
         models=externals,
         sources=tuple(sources.items()),
     )
+
+
+def _data_table(top: _Reader, path: str) -> tuple[DataConfig, int | None]:
+    """The [data] table, and the top-level eval_subset checked against its test_subset."""
+    data_r = _Reader(path, "data", top.get("data", dict))
+    eval_subset = data_r.setting(next(d for d in table_settings("data") if d.name == "eval_subset"))
+    data = data_r.build(DataConfig, declared(DataConfig))
+    if data.name != "imagefolder" and data.name not in _datasets():
+        known = ", ".join([*_datasets(), "imagefolder"])
+        data_r.fail("name", f"is {data.name!r}, not a known data set; known: {known}")
+    data = _check_data(data_r, data, path)
+    if eval_subset is not None and data.test_subset is not None and eval_subset > data.test_subset:
+        data_r.fail("eval_subset", f"is {eval_subset}, more than test_subset = {data.test_subset}")
+    return data, eval_subset
+
+
+def _corruptions(top: _Reader, path: str) -> CorruptionConfig:
+    """The [corruptions] table: known CIFAR-10-C names, each once; a folder source relative to the recipe."""
+    c = _Reader(path, "corruptions", top.get("corruptions", dict, {}))
+    names = c.get("names", (list, str), "all")
+    if names == "all":
+        names = NAMES
+    elif isinstance(names, str):
+        c.fail("names", f'must be "all" or a list of corruption names, got {names!r}')
+    for j, n in enumerate(names):
+        if n not in NAMES:
+            close = difflib.get_close_matches(str(n), NAMES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(NAMES)}"
+            c.fail(f"names[{j}]", f"is {n!r}, not a CIFAR-10-C corruption{hint}")
+        if n in names[:j]:
+            c.fail(f"names[{j}]", f"repeats {n!r}; list each corruption once")
+    corruption = c.read(declared(CorruptionConfig), skip=("names",))
+    if corruption["source"] != "generate":
+        corruption["source"] = _resolve(path, corruption["source"])
+    c.done()
+    return CorruptionConfig(**{**corruption, "names": tuple(names),
+                               "severities": tuple(sorted(corruption["severities"]))})  # fmt: skip
+
+
+def _ship(top: _Reader, path: str, corruptions: CorruptionConfig) -> ShipConfig:
+    """The [ship] table: the shipped severities must be evaluated ones."""
+    s = _Reader(path, "ship", top.get("ship", dict, {}))
+    given = "severities" in s.table  # default: every evaluated severity (not ShipConfig's 1-5)
+    shipping = s.read(declared(ShipConfig))
+    if not given:
+        shipping["severities"] = corruptions.severities
+    for j, v in enumerate(shipping["severities"]):
+        if v not in corruptions.severities:
+            s.fail(
+                f"severities[{j}]",
+                f"is {v}, which is not evaluated (corruptions.severities = {list(corruptions.severities)})",
+            )
+    s.done()
+    return ShipConfig(**{**shipping, "severities": tuple(sorted(shipping["severities"]))})
+
+
+def _curse(top: _Reader, path: str) -> CurseConfig:
+    """The [curse] table: a registered architecture with a feature_dim to sweep, and arrays that fit memory."""
+    k = _Reader(path, "curse", top.get("curse", dict, {}))
+    curse = k.build(CurseConfig, declared(CurseConfig))
+    from ..models import is_model, list_models
+
+    if not is_model(curse.arch) or curse.arch.startswith("tv:"):
+        k.fail("arch", f"is {curse.arch!r}, not a registered architecture; known: {', '.join(list_models())}")
+    if "feature_dim" not in (_factory_options(curse.arch) or set()):
+        k.fail("arch", f"is {curse.arch!r}, which has no feature_dim option to sweep; use lenet5")
+    for key in ("random_dims", "widths"):
+        if not getattr(curse, key):
+            k.fail(key, "must list at least one value")
+    n_values = curse.random_samples * max(curse.random_dims)
+    if curse.enabled and n_values > MAX_RANDOM_VALUES:
+        k.fail("random_samples", f"is {curse.random_samples}: with random_dims up to {max(curse.random_dims)} that "
+                                 f"is {n_values:,} random values per array, more than {MAX_RANDOM_VALUES:,} "
+                                 f"({MAX_RANDOM_VALUES * 8 / 2**30:.1f} GiB); lower random_samples or "
+                                 "random_dims")  # fmt: skip
+    return curse
 
 
 def _datasets() -> list[str]:
