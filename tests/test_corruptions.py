@@ -111,6 +111,51 @@ def test_shape_range_dtype_all_severities(name, cifar, fashion):
     assert y.dtype == torch.float64 and y.shape == (2, 3, 32, 32)
 
 
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """Float images as their uint8 levels, N×C×H×W (the float path's outputs are exact k / 255)."""
+    return (x * 255).round().to(torch.uint8)
+
+
+@pytest.mark.parametrize("route", ["cpu library", "torch"])
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_path_is_the_float_path_in_levels(name, route, cifar, fashion, imagenet_u8, monkeypatch):
+    """uint8 in gives uint8 out, and exactly the float path's result on images.float() / 255 in levels, the same
+    draws included: at 32 px, 224 px, an odd crop and grey, both tables, every severity. 'torch' takes away the CPU
+    routes that write levels straight into the output (pixelate, JPEG), so the functions CUDA runs are checked on
+    the uint8 path too."""
+    from lotterysite.corruptions import _corruptions
+
+    if route == "torch":
+        monkeypatch.setattr(_corruptions, "CPU_INTO", {})
+    odd = np.ascontiguousarray(imagenet_u8[:2, :37, :29])
+    batches = [_levels(cifar[:6]), _levels(fashion[:4]), _tensor(imagenet_u8[:2]).mul(255).round().to(torch.uint8)]
+    batches.append(torch.from_numpy(odd).permute(0, 3, 1, 2).contiguous())
+    for u8 in batches:
+        for table in ("cifar", "imagenet"):
+            for s in range(1, 6):
+                got = corrupt(u8, name, s, seed=5, params=table)
+                assert got.dtype == torch.uint8 and got.shape == u8.shape
+                want = _levels(corrupt(u8.float() / 255, name, s, seed=5, params=table))
+                assert torch.equal(got, want), f"{name} {table} s{s} {tuple(u8.shape)}: {(got != want).sum()} off"
+
+
+def test_uint8_levels_to_floats_is_the_callers_division():
+    """corrupt()'s uint8 path divides a chunk by 255 in one op: the floats of images.float() / 255, every level."""
+    k = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(torch.div(k, 255), k.float() / 255)
+
+
+@pytest.mark.parametrize("name", ["jpeg_compression", "pixelate"])
+def test_uint8_jpeg_and_pixelate_are_the_peers_exactly(name, imagenet_u8):
+    """The 8-bit CPU routes (levels never leave uint8) against the peer's own uint8 output, every pixel."""
+    from imagecorruptions import corrupt as peer
+
+    u8 = torch.from_numpy(imagenet_u8[:8]).permute(0, 3, 1, 2).contiguous()
+    for s in range(1, 6):
+        ours = corrupt(u8, name, s, params="imagenet").permute(0, 2, 3, 1).numpy()
+        np.testing.assert_array_equal(ours, np.stack([peer(im, s, name) for im in imagenet_u8[:8]]))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_for_a_seed(name, cifar):
     x = cifar[:8]
@@ -340,7 +385,7 @@ def test_bad_input_errors(cifar):
         (lambda: corrupt(x * 255, "fog", 1), ValueError, "divide uint8 data by 255"),
         (lambda: corrupt(x - 0.5, "fog", 1), ValueError, "expected [0, 1]"),
         (lambda: corrupt(x * float("nan"), "fog", 1), ValueError, "expected [0, 1]"),
-        (lambda: corrupt((x * 255).to(torch.uint8), "fog", 1), TypeError, "images.float() / 255"),
+        (lambda: corrupt((x * 255).to(torch.int32), "fog", 1), TypeError, "pass uint8 levels 0-255 or floats"),
         (lambda: corrupt(x.numpy(), "fog", 1), TypeError, "torch.Tensor"),
         (lambda: corrupt(x[..., :4, :4], "fog", 1), ValueError, "at least 8 px"),
     ]

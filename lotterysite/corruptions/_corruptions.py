@@ -346,16 +346,17 @@ def elastic_transform(x, p, table, gen):
     return _sample(x, yy + dy, xx + dx, False, "reflection")
 
 
-def _pixelate_cpu(x, p, table, dest):
-    h, w = x.shape[-2:]
-    _cpu.pixelate(x, (int(h * p), int(w * p)), "box" if table == "cifar" else "nearest", dest)
+def _pixelate_cpu(u8, p, table, dest):
+    h, w = u8.shape[-2:]
+    _cpu.pixelate(u8, (int(h * p), int(w * p)), "box" if table == "cifar" else "nearest", dest)
 
 
-def _jpeg_cpu(x, p, table, dest):
-    _cpu.jpeg(x, int(p), dest)
+def _jpeg_cpu(u8, p, table, dest):
+    _cpu.jpeg(u8, int(p), dest)
 
 
-# On the CPU these write corrupt()'s output themselves (numpy chunk in, its slice of the output filled): their
+# On the CPU these write corrupt()'s output themselves (a chunk's uint8 levels in, its slice of the output filled,
+# levels or floats): their
 # work is 8-bit C-library calls, and the float passes around them are most of the cost (see _cpu). Grey input
 # to a colour one (JPEG) takes the batched function, whose RGB result corrupt() turns into luma.
 CPU_INTO = {"pixelate": _pixelate_cpu, "jpeg_compression": _jpeg_cpu}
