@@ -283,6 +283,32 @@ def test_peer_fidelity_motion_blur_at_fixed_angles(imagenet_u8):
                 assert _psnr(o, np.round(ref)) >= 30
 
 
+@pytest.mark.parametrize("table", ["cifar", "imagenet"])
+def test_defocus_on_the_cpu_filters_with_the_trimmed_disk_as_with_the_full_one(table, imagenet_u8):
+    """The CPU path drops the disk's zero rings and sub-1e-30 weights (OpenCV then filters small disks directly, not
+    through the DFT): the result is the full kernel's, cv2.filter2D's and the torch FFT path's (CUDA's), to 1e-6."""
+    import cv2
+
+    x = _tensor(imagenet_u8[:2, :64, :48])
+    for s in range(1, 6):
+        kernel = _ops.disk_kernel(*parameters("defocus_blur", s, table))
+        if table == "cifar" or s <= 2:  # small disks on the 17×17 grid
+            assert len(_ops._trimmed(kernel)) < len(kernel)
+        got = _ops.filter2d(x, kernel)
+        full = np.stack(
+            [[cv2.filter2D(p.numpy(), -1, kernel.astype(np.float32), borderType=cv2.BORDER_REFLECT_101) for p in im]
+             for im in x]
+        )  # fmt: skip
+        np.testing.assert_allclose(got.numpy(), full, rtol=0, atol=1e-6)
+        torch.testing.assert_close(got, _ops.filter2d(x.double(), kernel).float(), rtol=0, atol=1e-6)
+
+
+def test_replicate_padding_by_opencv_is_pad_s():
+    x = torch.rand(3, 2, 20, 17)
+    for r in (1, 5, 19, 41):  # wider than the image too: the motion kernel's width is
+        assert torch.equal(_ops._pad_replicate_cv2(x, r), _ops.pad(x, r, r, "replicate"))
+
+
 def test_disk_kernel_matches_peer():
     from imagecorruptions.corruptions import disk
 

@@ -3,6 +3,7 @@
 Every function takes N×C×H×W float tensors and works on whatever device they live on.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -106,14 +107,27 @@ def _cv2_planes(x: torch.Tensor, function) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def _pad_replicate_cv2(x: torch.Tensor, r: int) -> torch.Tensor:
+    """pad(x, r, r, 'replicate') on a CPU float32 batch by OpenCV's border copy, plane by plane."""
+    src = x.contiguous().numpy()
+    n, c, h, w = src.shape
+    out = np.empty((n, c, h + 2 * r, w + 2 * r), np.float32)
+    for i in range(n):
+        for k in range(c):
+            cv2().copyMakeBorder(src[i, k], r, r, r, r, cv2().BORDER_REPLICATE, dst=out[i, k])
+    return torch.from_numpy(out)
+
+
 def _cv2_gaussian_kernel(ksize: int, sigma: float) -> np.ndarray:
     t = np.arange(ksize) - (ksize - 1) / 2
     k = np.exp(-(t**2) / (2 * sigma**2))
     return k / k.sum()
 
 
+@functools.cache
 def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
-    """The reference's antialiased disk: cv2.GaussianBlur of an aliased disk (BORDER_REFLECT_101)."""
+    """The reference's antialiased disk: cv2.GaussianBlur of an aliased disk (BORDER_REFLECT_101). Cached (read-only):
+    building it took 0.8 ms, per chunk of six 224-px images."""
     if radius <= 8:
         grid, ksize = np.arange(-8, 8 + 1), 3
     else:
@@ -124,7 +138,26 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     k = _cv2_gaussian_kernel(ksize, alias_blur)
     t = torch.from_numpy(aliased)[None, None]
     t = filter_separable(t, k, k, "reflect101")
-    return t[0, 0].numpy()
+    kernel = t[0, 0].numpy()
+    kernel.flags.writeable = False
+    return kernel
+
+
+def _trimmed(kernel: np.ndarray) -> np.ndarray:
+    """A centred odd kernel as float32 without weights below 1e-30 (float32 denormals, or zero there: the alias
+    blur of the peer's disk at sigma 0.1 makes e^-200) and then without the all-zero border rings.
+
+    The reference's disk sits on a 17×17 grid from radius 0.3 up to 8: OpenCV filters kernels of 130 weights and
+    more through the DFT, 0.48 ms per 224-px plane whatever the disk, and smaller ones directly, where denormal
+    weights cost 30×. Trimmed, the ImageNet table's severities 1-2 run 4× and 2.5× faster and all of CIFAR's about
+    10× (measured, one thread); the sums change in the last float32 bit (at most 5e-7 here)."""
+    k = np.where(np.abs(kernel) < 1e-30, 0.0, kernel).astype(np.float32)
+    n = len(k)
+    assert k.shape == (n, n) and n % 2 == 1, f"_trimmed: a centred odd square kernel, got {k.shape}"
+    ring = 0
+    while ring < n // 2 and not (k[ring].any() or k[-1 - ring].any() or k[:, ring].any() or k[:, -1 - ring].any()):
+        ring += 1
+    return np.ascontiguousarray(k[ring : n - ring, ring : n - ring])
 
 
 def filter2d(x: torch.Tensor, kernel: np.ndarray, mode: str = "reflect101") -> torch.Tensor:
@@ -134,7 +167,7 @@ def filter2d(x: torch.Tensor, kernel: np.ndarray, mode: str = "reflect101") -> t
     correlation inside the crop, at a cost that does not grow with the kernel.
     """
     if x.device.type == "cpu" and x.dtype == torch.float32:
-        k32, border = kernel.astype(np.float32), _CV2_BORDER[mode]
+        k32, border = _trimmed(kernel), _CV2_BORDER[mode]
         return _cv2_planes(x, lambda plane, out: cv2().filter2D(plane, -1, k32, dst=out, borderType=border))
     h, w = x.shape[-2:]
     kh, kw = kernel.shape
@@ -170,9 +203,13 @@ def motion_blur(
     width = int(radius * 2 + 1)
     kernel = np.exp(-(np.arange(width) ** 2) / (2 * sigma**2))
     kernel /= kernel.sum()
-    xp = pad(x, width, width, "replicate")
     if batched is None:
         batched = x.device.type != "cpu"
+    if not batched and x.device.type == "cpu" and x.dtype == torch.float32:
+        # OpenCV's border copy per plane: a third of the CPU path's time went to two index_select gathers.
+        xp = _pad_replicate_cv2(x, width)
+    else:
+        xp = pad(x, width, width, "replicate")
     if batched:
         # Shifts computed on the device in float64, as math.* computes them on the host.
         rad = torch.deg2rad(angles.to(torch.float64))
