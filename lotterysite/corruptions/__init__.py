@@ -179,10 +179,14 @@ def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, pa
     # function of (seed, name, batch), and the same for uint8 and float input. GPUs get the whole batch.
     step = len(x) if x.is_cuda else max(1, CPU_CHUNK // x[0].numel())
     into = None if x.device.type != "cpu" or (grey and name in COLOUR) else _corruptions.CPU_INTO.get(name)
+    on_levels = _corruptions.LEVELS.get(name) if levels and not (grey and name in COLOUR) else None
     for i in range(0, len(x), step):
         chunk = x[i : i + step].contiguous()
         if into is not None:  # 8-bit C-library work: levels in, levels (or their floats) straight into out
             into(chunk.numpy() if levels else _cpu.levels(chunk.detach().numpy()), p, params, out[i : i + step].numpy())
+            continue
+        if on_levels is not None:  # uint8 work on uint8 levels: no float image at all
+            out[i : i + step].copy_(on_levels(chunk, p, params, gen))
             continue
         if levels:
             # The floats the caller's images.float() / 255 would be (the same values, tested): on the CPU in one
