@@ -60,9 +60,13 @@ def jpeg(u8: np.ndarray, quality: int, dest: np.ndarray) -> None:
         ok, encoded = cv.imencode(".jpg", cv.merge((image[2], image[1], image[0])), params)  # OpenCV is BGR
         if not ok:
             raise RuntimeError(f"cv2.imencode failed on a {image.shape[1]}×{image.shape[2]} image")
-        blue, green, red = cv.split(cv.imdecode(encoded, cv.IMREAD_COLOR))
-        for plane, channel in ((red, 0), (green, 1), (blue, 2)):
-            _write(plane, out[channel])
+        decoded = cv.imdecode(encoded, cv.IMREAD_COLOR)
+        if out.dtype == np.uint8:
+            cv.split(decoded, [out[2], out[1], out[0]])  # straight into the output planes (OpenCV fills given arrays)
+        else:
+            blue, green, red = cv.split(decoded)
+            for plane, channel in ((red, 0), (green, 1), (blue, 2)):
+                _write(plane, out[channel])
 
 
 def pixelate(u8: np.ndarray, size: tuple[int, int], up: str, dest: np.ndarray) -> None:
