@@ -303,6 +303,37 @@ def test_defocus_on_the_cpu_filters_with_the_trimmed_disk_as_with_the_full_one(t
         torch.testing.assert_close(got, _ops.filter2d(x.double(), kernel).float(), rtol=0, atol=1e-6)
 
 
+def _plasma_with_rolls(n, mapsize, wibbledecay, gen):
+    """The reference's plasma_fractal line by line (np.roll → torch.roll), batched, for the same draws."""
+    m = torch.zeros(n, mapsize, mapsize)
+    stepsize, wibble = mapsize, 100.0
+
+    def wibbledmean(a):
+        return a / 4 + wibble * (torch.rand(a.shape, generator=gen) * (2 * wibble) - wibble)
+
+    while stepsize >= 2:
+        half = stepsize // 2
+        corner = m[:, 0::stepsize, 0::stepsize]
+        square = corner + torch.roll(corner, -1, 1)
+        square = square + torch.roll(square, -1, 2)
+        m[:, half::stepsize, half::stepsize] = wibbledmean(square)
+        dr, ul = m[:, half::stepsize, half::stepsize], m[:, 0::stepsize, 0::stepsize]
+        m[:, 0::stepsize, half::stepsize] = wibbledmean(dr + torch.roll(dr, 1, 1) + ul + torch.roll(ul, -1, 2))
+        m[:, half::stepsize, 0::stepsize] = wibbledmean(dr + torch.roll(dr, 1, 2) + ul + torch.roll(ul, -1, 1))
+        stepsize //= 2
+        wibble /= wibbledecay
+    m -= m.amin((1, 2), keepdim=True)
+    return m / m.amax((1, 2), keepdim=True)
+
+
+@pytest.mark.parametrize("n, mapsize, decay", [(3, 256, 2.0), (2, 32, 1.75), (1, 8, 3.0), (2, 2, 2.0)])
+def test_plasma_without_rolls_is_the_reference_s_with_them(n, mapsize, decay):
+    """fog's heightmap adds rolled neighbours without torch.roll's copies: the same sums in the same order, so the
+    same bits as the reference's steps written with rolls, for the same draws."""
+    got = _ops.plasma_fractal(n, mapsize, decay, torch.Generator().manual_seed(4), "cpu")
+    assert torch.equal(got, _plasma_with_rolls(n, mapsize, decay, torch.Generator().manual_seed(4)))
+
+
 def test_replicate_padding_by_opencv_is_pad_s():
     x = torch.rand(3, 2, 20, 17)
     for r in (1, 5, 19, 41):  # wider than the image too: the motion kernel's width is

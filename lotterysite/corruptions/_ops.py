@@ -262,34 +262,51 @@ def zoom(x: torch.Tensor, factor: float, trim: str | None) -> torch.Tensor:
     return z
 
 
+def _add_rolled(a: torch.Tensor, b: torch.Tensor, shift: int, dim: int, out: torch.Tensor | None = None):
+    """a + torch.roll(b, shift, dim) for shift ±1, the same sums without roll's concatenated copy (into out if given,
+    which may be a strided view)."""
+    k = b.shape[dim]
+    if out is None:
+        out = torch.empty(a.shape, dtype=torch.result_type(a, b), device=a.device)
+    wrap, body = (k - 1, 0) if shift == -1 else (0, 1)  # where the wrapped element lands, where the rest starts
+    src = 1 if shift == -1 else 0
+    torch.add(a.narrow(dim, body, k - 1), b.narrow(dim, src, k - 1), out=out.narrow(dim, body, k - 1))
+    torch.add(a.narrow(dim, wrap, 1), b.narrow(dim, k - 1 - wrap, 1), out=out.narrow(dim, wrap, 1))
+    return out
+
+
 def plasma_fractal(n: int, mapsize: int, wibbledecay: float, gen: torch.Generator, device) -> torch.Tensor:
-    """The reference's diamond-square heightmap in [0, 1], n independent maps at once (n×mapsize×mapsize)."""
+    """The reference's diamond-square heightmap in [0, 1], n independent maps at once (n×mapsize×mapsize).
+
+    Written for few temporaries: torch.roll concatenates a copy, and on one CPU core those copies (and the page
+    faults of fresh temporaries) were 60 % of fog; the sums are the same ones in the same order."""
     assert mapsize & (mapsize - 1) == 0
     m = torch.zeros(n, mapsize, mapsize, device=device)
     stepsize, wibble = mapsize, 100.0
 
-    def wibbledmean(a):
-        noise = torch.rand(a.shape, generator=gen, device=device) * (2 * wibble) - wibble
-        return a / 4 + wibble * noise
+    def wibbledmean(a, out):
+        # a / 4 + wibble * (uniform · 2·wibble - wibble), operation by operation as the reference, into out.
+        noise = torch.rand(a.shape, generator=gen, device=device).mul_(2 * wibble).sub_(wibble).mul_(wibble)
+        torch.add(a.div_(4), noise, out=out)
 
     while stepsize >= 2:
         half = stepsize // 2
         corner = m[:, 0::stepsize, 0::stepsize]
-        square = corner + torch.roll(corner, -1, 1)
-        square = square + torch.roll(square, -1, 2)
-        m[:, half::stepsize, half::stepsize] = wibbledmean(square)
+        square = _add_rolled(corner, corner, -1, 1)
+        square = _add_rolled(square, square, -1, 2)
         dr = m[:, half::stepsize, half::stepsize]
+        wibbledmean(square, dr)
         ul = m[:, 0::stepsize, 0::stepsize]
-        lt = dr + torch.roll(dr, 1, 1) + ul + torch.roll(ul, -1, 2)
-        m[:, 0::stepsize, half::stepsize] = wibbledmean(lt)
-        tt = dr + torch.roll(dr, 1, 2) + ul + torch.roll(ul, -1, 1)
-        m[:, half::stepsize, 0::stepsize] = wibbledmean(tt)
+        lt = _add_rolled(dr, dr, 1, 1).add_(ul)
+        wibbledmean(_add_rolled(lt, ul, -1, 2, out=lt), m[:, 0::stepsize, half::stepsize])
+        tt = _add_rolled(dr, dr, 1, 2).add_(ul)
+        wibbledmean(_add_rolled(tt, ul, -1, 1, out=tt), m[:, half::stepsize, 0::stepsize])
         stepsize //= 2
         wibble /= wibbledecay
-    flat = m.reshape(n, -1)
-    flat = flat - flat.min(1, keepdim=True).values
-    flat = flat / flat.max(1, keepdim=True).values
-    return flat.reshape(n, mapsize, mapsize)
+    flat = m.view(n, -1)
+    flat.sub_(flat.min(1, keepdim=True).values)
+    flat.div_(flat.max(1, keepdim=True).values)
+    return m
 
 
 def _box_bounds(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
