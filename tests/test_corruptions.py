@@ -686,6 +686,18 @@ def test_cuda_runs_on_the_device_and_matches_the_cpu(name, imagenet_u8):
 
 
 @cuda
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_path_on_cuda_is_the_float_path_in_levels(name, cifar, imagenet_u8):
+    """On the GPU too, uint8 in gives the float path's levels for the same draws (the device's generator)."""
+    for u8 in (_levels(cifar[:6]).cuda(), torch.from_numpy(imagenet_u8[:2]).permute(0, 3, 1, 2).contiguous().cuda()):
+        for s in (1, 3, 5):
+            got = corrupt(u8, name, s, seed=5, params="imagenet")
+            assert got.dtype == torch.uint8 and got.device == u8.device
+            want = _levels(corrupt(u8.float() / 255, name, s, seed=5, params="imagenet"))
+            assert torch.equal(got, want), f"{name} s{s}: {(got != want).sum()} off"
+
+
+@cuda
 def test_glass_shuffle_map_on_cuda_equals_the_cpu_for_the_same_moves():
     offsets = _ops.glass_shuffle_offsets(4, 64, 48, 3, 2, torch.Generator().manual_seed(0), "cpu")
     cpu = _ops.glass_shuffle_map(4, 64, 48, 3, 2, None, "cpu", offsets=offsets)
