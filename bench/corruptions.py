@@ -6,11 +6,13 @@ per image on the first --peer-images of them. Ratios are per-image throughputs, 
 
     python bench/corruptions.py [--images 1000] [--peer-images 20] [--threads 1] [--size 224] [--rounds 3]
 
-Prints per corruption ours and the peer's img/s (per CPU second of the process) over severities 1-5, their
-ratio, the ceiling (the peer's time over the float I/O floor: reading a float batch once and writing a fresh
-float output, which any corrupt() pays and the peer's uint8 images do not) and which path ours ran on the CPU
-(torch, or the reference's own C library where torch could not beat it), then the geometric mean of the ratios
-and the lowest.
+Like with like: both sides take uint8 images and return uint8 (the peer: one H×W×3 image, ``np.uint8(result)``;
+ours: an N×3×H×W uint8 batch, the layout torch holds images in, converted once untimed). Prints per corruption
+ours and the peer's img/s (per CPU second of the process) over severities 1-5 and their ratio, then the same for
+our float path (N×3×H×W floats in [0, 1] in and out, what an evaluation that already holds floats calls) with its
+ceiling (the peer's time over the float I/O floor: reading a float batch once and writing a fresh float output,
+which any float corrupt() pays and uint8 images do not), and which path ours ran on the CPU (torch, or the
+reference's own C library where torch could not beat it); then the geometric means of both ratios and the lowest.
 
 --size 32 uses foolbox's 20 real CIFAR-10 samples instead (the CIFAR-10-C case; the peer only has the ImageNet
 tables, so both still run params="imagenet").
@@ -50,7 +52,7 @@ def real_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
 # processes hold the core, which comes and goes between the two sides' turns. Both sides run one thread (torch
 # and OpenCV set to --threads), so on an idle machine the two clocks agree. CUDA work is timed on the wall clock.
 def time_ours(x: torch.Tensor, name: str, batch: int) -> float:
-    """Seconds per image over severities 1-5."""
+    """Seconds per image over severities 1-5 (x uint8 or float: corrupt() returns the same dtype)."""
     clock = time.perf_counter if x.is_cuda else time.process_time
     start = clock()
     for severity in range(1, 6):
@@ -108,8 +110,10 @@ def main():
 
     names = args.names.split(",")
     images = real_crops(args.images, args.size)
-    # N×C×H×W float in [0, 1], contiguous, as the evaluation hands batches over; the conversion is not timed.
-    x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255).contiguous()
+    # N×C×H×W, contiguous, uint8 (the headline, like the peer's uint8 images) and float in [0, 1] (as an evaluation
+    # holding floats hands batches over); the conversions are not timed.
+    u8 = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    x = (u8.float() / 255).contiguous()
     source = "CIFAR-10 samples, repeated with flips" if args.size == 32 else "ImageNet samples"
     print(
         f"{args.images} real {args.size}-px crops of foolbox's 20 {source}; peer timed on "
@@ -119,7 +123,7 @@ def main():
     )
     cuda = torch.cuda.is_available()
     if cuda:
-        xc = x.cuda()
+        xc = u8.cuda()
     floor = min(time_floor(x, args.batch) for _ in range(args.rounds))
     print(
         f"float I/O floor: {1 / floor:.1f} img/s ({floor * 1e3:.3f} ms per image: range check of the float input, "
@@ -127,24 +131,27 @@ def main():
         "reads and writes float images could beat here"
     )
     print(
-        f"{'corruption':18s} {'ours img/s':>11s} {'peer img/s':>11s} {'ratio':>7s} {'ceiling':>8s}  "
-        f"{'path on the CPU':28s}" + ("  cuda img/s" if cuda else "")
+        f"{'corruption':18s} {'uint8 ours':>11s} {'peer img/s':>11s} {'ratio':>7s} | {'float ours':>11s} "
+        f"{'ratio':>7s} {'ceiling':>8s}  {'path on the CPU':28s}" + ("  cuda img/s (uint8)" if cuda else "")
     )
-    ratios, total_ours, total_peer, total_cuda = [], 0.0, 0.0, 0.0
+    ratios, float_ratios, total_ours, total_float, total_peer, total_cuda = [], [], 0.0, 0.0, 0.0, 0.0
     for name in names:
         for severity in range(1, 6):  # warm-up: caches, tables, the peer's numba kernels (glass blur)
+            corrupt(u8[:2], name, severity, params="imagenet")
             corrupt(x[:2], name, severity, params="imagenet")
             peer(images[0], severity, name)
         np.random.seed(0)
-        ours = theirs = float("inf")
+        ours = floats = theirs = float("inf")
         for _ in range(args.rounds):
-            ours = min(ours, time_ours(x, name, args.batch))
+            ours = min(ours, time_ours(u8, name, args.batch))
+            floats = min(floats, time_ours(x, name, args.batch))
             theirs = min(theirs, time_peer(images[: args.peer_images], name))
-        total_ours, total_peer = total_ours + ours, total_peer + theirs
+        total_ours, total_float, total_peer = total_ours + ours, total_float + floats, total_peer + theirs
         ratios.append(theirs / ours)
+        float_ratios.append(theirs / floats)
         line = (
-            f"{name:18s} {1 / ours:11.1f} {1 / theirs:11.1f} {theirs / ours:6.2f}× {theirs / floor:7.1f}×  "
-            f"{path(name, 'cpu'):28s}"
+            f"{name:18s} {1 / ours:11.1f} {1 / theirs:11.1f} {theirs / ours:6.2f}× | {1 / floats:11.1f} "
+            f"{theirs / floats:6.2f}× {theirs / floor:7.1f}×  {path(name, 'cpu'):28s}"
         )
         if cuda:
             corrupt(xc[:2], name, 1, params="imagenet")
@@ -152,13 +159,17 @@ def main():
             total_cuda += on_gpu
             line += f" {1 / on_gpu:11.1f} ({path(name, 'cuda')})"
         print(line, flush=True)
-    geomean = float(np.exp(np.mean(np.log(ratios))))
-    lowest = int(np.argmin(ratios))
     print(
         f"{'all':18s} {len(names) / total_ours:11.1f} {len(names) / total_peer:11.1f} "
-        f"{total_peer / total_ours:6.2f}×  (total time)" + (f" {len(names) / total_cuda:11.1f}" if cuda else "")
+        f"{total_peer / total_ours:6.2f}× | {len(names) / total_float:11.1f} {total_peer / total_float:6.2f}×  "
+        "(total time)" + (f" {len(names) / total_cuda:11.1f}" if cuda else "")
     )
-    print(f"geometric mean of the ratios {geomean:.2f}×; lowest {ratios[lowest]:.2f}× ({names[lowest]})")
+    for label, r in (("uint8 → uint8 (like the peer)", ratios), ("float → float", float_ratios)):
+        lowest = int(np.argmin(r))
+        print(
+            f"{label}: geometric mean of the ratios {float(np.exp(np.mean(np.log(r)))):.2f}×; "
+            f"lowest {r[lowest]:.2f}× ({names[lowest]})"
+        )
     print(f"load at the end {os.getloadavg()[0]:.1f}")
 
 

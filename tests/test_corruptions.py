@@ -111,6 +111,51 @@ def test_shape_range_dtype_all_severities(name, cifar, fashion):
     assert y.dtype == torch.float64 and y.shape == (2, 3, 32, 32)
 
 
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """Float images as their uint8 levels, N×C×H×W (the float path's outputs are exact k / 255)."""
+    return (x * 255).round().to(torch.uint8)
+
+
+@pytest.mark.parametrize("route", ["cpu library", "torch"])
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_path_is_the_float_path_in_levels(name, route, cifar, fashion, imagenet_u8, monkeypatch):
+    """uint8 in gives uint8 out, and exactly the float path's result on images.float() / 255 in levels, the same
+    draws included: at 32 px, 224 px, an odd crop and grey, both tables, every severity. 'torch' takes away the CPU
+    routes that write levels straight into the output (pixelate, JPEG), so the functions CUDA runs are checked on
+    the uint8 path too."""
+    from lotterysite.corruptions import _corruptions
+
+    if route == "torch":
+        monkeypatch.setattr(_corruptions, "CPU_INTO", {})
+    odd = np.ascontiguousarray(imagenet_u8[:2, :37, :29])
+    batches = [_levels(cifar[:6]), _levels(fashion[:4]), _tensor(imagenet_u8[:2]).mul(255).round().to(torch.uint8)]
+    batches.append(torch.from_numpy(odd).permute(0, 3, 1, 2).contiguous())
+    for u8 in batches:
+        for table in ("cifar", "imagenet"):
+            for s in range(1, 6):
+                got = corrupt(u8, name, s, seed=5, params=table)
+                assert got.dtype == torch.uint8 and got.shape == u8.shape
+                want = _levels(corrupt(u8.float() / 255, name, s, seed=5, params=table))
+                assert torch.equal(got, want), f"{name} {table} s{s} {tuple(u8.shape)}: {(got != want).sum()} off"
+
+
+def test_uint8_levels_to_floats_is_the_callers_division():
+    """corrupt()'s uint8 path divides a chunk by 255 in one op: the floats of images.float() / 255, every level."""
+    k = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(torch.div(k, 255), k.float() / 255)
+
+
+@pytest.mark.parametrize("name", ["jpeg_compression", "pixelate"])
+def test_uint8_jpeg_and_pixelate_are_the_peers_exactly(name, imagenet_u8):
+    """The 8-bit CPU routes (levels never leave uint8) against the peer's own uint8 output, every pixel."""
+    from imagecorruptions import corrupt as peer
+
+    u8 = torch.from_numpy(imagenet_u8[:8]).permute(0, 3, 1, 2).contiguous()
+    for s in range(1, 6):
+        ours = corrupt(u8, name, s, params="imagenet").permute(0, 2, 3, 1).numpy()
+        np.testing.assert_array_equal(ours, np.stack([peer(im, s, name) for im in imagenet_u8[:8]]))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_for_a_seed(name, cifar):
     x = cifar[:8]
@@ -238,6 +283,63 @@ def test_peer_fidelity_motion_blur_at_fixed_angles(imagenet_u8):
                 assert _psnr(o, np.round(ref)) >= 30
 
 
+@pytest.mark.parametrize("table", ["cifar", "imagenet"])
+def test_defocus_on_the_cpu_filters_with_the_trimmed_disk_as_with_the_full_one(table, imagenet_u8):
+    """The CPU path drops the disk's zero rings and sub-1e-30 weights (OpenCV then filters small disks directly, not
+    through the DFT): the result is the full kernel's, cv2.filter2D's and the torch FFT path's (CUDA's), to 1e-6."""
+    import cv2
+
+    x = _tensor(imagenet_u8[:2, :64, :48])
+    for s in range(1, 6):
+        kernel = _ops.disk_kernel(*parameters("defocus_blur", s, table))
+        if table == "cifar" or s <= 2:  # small disks on the 17×17 grid
+            assert len(_ops._trimmed(kernel)) < len(kernel)
+        got = _ops.filter2d(x, kernel)
+        full = np.stack(
+            [[cv2.filter2D(p.numpy(), -1, kernel.astype(np.float32), borderType=cv2.BORDER_REFLECT_101) for p in im]
+             for im in x]
+        )  # fmt: skip
+        np.testing.assert_allclose(got.numpy(), full, rtol=0, atol=1e-6)
+        torch.testing.assert_close(got, _ops.filter2d(x.double(), kernel).float(), rtol=0, atol=1e-6)
+
+
+def _plasma_with_rolls(n, mapsize, wibbledecay, gen):
+    """The reference's plasma_fractal line by line (np.roll → torch.roll), batched, for the same draws."""
+    m = torch.zeros(n, mapsize, mapsize)
+    stepsize, wibble = mapsize, 100.0
+
+    def wibbledmean(a):
+        return a / 4 + wibble * (torch.rand(a.shape, generator=gen) * (2 * wibble) - wibble)
+
+    while stepsize >= 2:
+        half = stepsize // 2
+        corner = m[:, 0::stepsize, 0::stepsize]
+        square = corner + torch.roll(corner, -1, 1)
+        square = square + torch.roll(square, -1, 2)
+        m[:, half::stepsize, half::stepsize] = wibbledmean(square)
+        dr, ul = m[:, half::stepsize, half::stepsize], m[:, 0::stepsize, 0::stepsize]
+        m[:, 0::stepsize, half::stepsize] = wibbledmean(dr + torch.roll(dr, 1, 1) + ul + torch.roll(ul, -1, 2))
+        m[:, half::stepsize, 0::stepsize] = wibbledmean(dr + torch.roll(dr, 1, 2) + ul + torch.roll(ul, -1, 1))
+        stepsize //= 2
+        wibble /= wibbledecay
+    m -= m.amin((1, 2), keepdim=True)
+    return m / m.amax((1, 2), keepdim=True)
+
+
+@pytest.mark.parametrize("n, mapsize, decay", [(3, 256, 2.0), (2, 32, 1.75), (1, 8, 3.0), (2, 2, 2.0)])
+def test_plasma_without_rolls_is_the_reference_s_with_them(n, mapsize, decay):
+    """fog's heightmap adds rolled neighbours without torch.roll's copies: the same sums in the same order, so the
+    same bits as the reference's steps written with rolls, for the same draws."""
+    got = _ops.plasma_fractal(n, mapsize, decay, torch.Generator().manual_seed(4), "cpu")
+    assert torch.equal(got, _plasma_with_rolls(n, mapsize, decay, torch.Generator().manual_seed(4)))
+
+
+def test_replicate_padding_by_opencv_is_pad_s():
+    x = torch.rand(3, 2, 20, 17)
+    for r in (1, 5, 19, 41):  # wider than the image too: the motion kernel's width is
+        assert torch.equal(_ops._pad_replicate_cv2(x, r), _ops.pad(x, r, r, "replicate"))
+
+
 def test_disk_kernel_matches_peer():
     from imagecorruptions.corruptions import disk
 
@@ -340,7 +442,7 @@ def test_bad_input_errors(cifar):
         (lambda: corrupt(x * 255, "fog", 1), ValueError, "divide uint8 data by 255"),
         (lambda: corrupt(x - 0.5, "fog", 1), ValueError, "expected [0, 1]"),
         (lambda: corrupt(x * float("nan"), "fog", 1), ValueError, "expected [0, 1]"),
-        (lambda: corrupt((x * 255).to(torch.uint8), "fog", 1), TypeError, "images.float() / 255"),
+        (lambda: corrupt((x * 255).to(torch.int32), "fog", 1), TypeError, "pass uint8 levels 0-255 or floats"),
         (lambda: corrupt(x.numpy(), "fog", 1), TypeError, "torch.Tensor"),
         (lambda: corrupt(x[..., :4, :4], "fog", 1), ValueError, "at least 8 px"),
     ]
@@ -581,6 +683,18 @@ def test_cuda_runs_on_the_device_and_matches_the_cpu(name, imagenet_u8):
         else:
             change_cpu, change_gpu = (cpu - x).abs().mean(), (gpu - x).abs().mean()
             assert abs(change_gpu - change_cpu) <= 0.1 * change_cpu + 2e-3, (s, change_cpu, change_gpu)
+
+
+@cuda
+@pytest.mark.parametrize("name", NAMES)
+def test_uint8_path_on_cuda_is_the_float_path_in_levels(name, cifar, imagenet_u8):
+    """On the GPU too, uint8 in gives the float path's levels for the same draws (the device's generator)."""
+    for u8 in (_levels(cifar[:6]).cuda(), torch.from_numpy(imagenet_u8[:2]).permute(0, 3, 1, 2).contiguous().cuda()):
+        for s in (1, 3, 5):
+            got = corrupt(u8, name, s, seed=5, params="imagenet")
+            assert got.dtype == torch.uint8 and got.device == u8.device
+            want = _levels(corrupt(u8.float() / 255, name, s, seed=5, params="imagenet"))
+            assert torch.equal(got, want), f"{name} s{s}: {(got != want).sum()} off"
 
 
 @cuda

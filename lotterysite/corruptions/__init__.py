@@ -2,11 +2,13 @@
 
 ``corrupt(images, name, severity)`` reproduces Hendrycks & Dietterich's generators (``params="cifar"``: the
 tables of make_cifar_c.py that made CIFAR-10-C; ``params="imagenet"``: the ImageNet-C tables, as in the peer
-package imagecorruptions-imaug) on N×C×H×W float tensors in [0, 1], on CPU or CUDA.
+package imagecorruptions-imaug) on N×C×H×W tensors, on CPU or CUDA: uint8 levels in, uint8 out (the reference's own
+contract, and the fast path on the CPU), or floats in [0, 1] in, floats out.
 
 Conventions, chosen so generated images are interchangeable with the published .npy files:
 
-- Outputs are quantised like the reference's ``np.uint8(...)`` cast (truncation to 1/255 steps).
+- Outputs are quantised like the reference's ``np.uint8(...)`` cast (truncation to 1/255 steps); a uint8 batch
+  gets those levels themselves, equal to the float path's on ``images.float() / 255`` times 255.
 - Randomness comes from a ``torch.Generator`` on the images' device seeded from ``seed`` and the corruption
   name, so different corruptions never share draws while the five severities of one corruption share theirs
   (the same snowflakes get heavier). The same (seed, name, batch) gives the same output on a given device.
@@ -34,7 +36,7 @@ import zlib
 import numpy as np
 import torch
 
-from . import _corruptions
+from . import _corruptions, _cpu
 from ._corruptions import COLOUR
 from ._ops import luma
 from ._params import TABLES
@@ -113,10 +115,12 @@ def _check_images(images):
     if not isinstance(images, torch.Tensor):
         raise TypeError(
             f"images must be a torch.Tensor, got {type(images).__name__}: convert with "
-            "torch.as_tensor(...).float() / 255"
+            "torch.as_tensor(...) (uint8 levels 0-255, or floats in [0, 1])"
         )
-    if not images.is_floating_point():
-        raise TypeError(f"images have dtype {images.dtype}: pass floats in [0, 1], e.g. images.float() / 255")
+    if not images.is_floating_point() and images.dtype != torch.uint8:
+        raise TypeError(
+            f"images have dtype {images.dtype}: pass uint8 levels 0-255 or floats in [0, 1], e.g. images.float() / 255"
+        )
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(
             f"images have shape {tuple(images.shape)}: expected N×C×H×W with C = 1 or 3 "
@@ -143,51 +147,73 @@ def _generator(seed: int, name: str, device: torch.device) -> torch.Generator:
 
 
 def corrupt(images: torch.Tensor, name: str, severity: int, *, seed: int = 0, params: str = "cifar") -> torch.Tensor:
-    """Corrupt a batch N×C×H×W (C = 1 or 3, floats in [0, 1]); returns the same shape, dtype and device."""
+    """Corrupt a batch N×C×H×W (C = 1 or 3) of uint8 levels or floats in [0, 1]; returns the same shape, dtype and
+    device.
+
+    uint8 in, uint8 out is the reference's own contract (uint8 image, ``np.uint8(result)``) and the fast one on the
+    CPU: no range check, a quarter of the bytes to write, and pixelate and JPEG never leave 8 bits. The result is the
+    float path's on ``images.float() / 255`` in levels: ``corrupt(u8) == (corrupt(u8.float() / 255) * 255).round()``
+    exactly, the same draws included (tests/test_corruptions.py checks every corruption)."""
     _check_name(name)
     _check_severity(severity)
     _check_params(params)
     _check_images(images)
     if images.shape[0] == 0:
         return images.clone()
-    x = images.float()
+    levels = images.dtype == torch.uint8
+    x = images if levels else images.float()
     grey = x.shape[1] == 1
     if grey and name in COLOUR:
         x = x.expand(-1, 3, -1, -1)
     gen = _generator(seed, name, x.device)
     function, p = _corruptions.FUNCTIONS[name], parameters(name, severity, params)
+    dtype = torch.uint8 if levels else torch.float32
     if x.is_cuda:
-        out = torch.empty(images.shape, dtype=torch.float32, device=x.device)
+        out = torch.empty(images.shape, dtype=dtype, device=x.device)
     else:
         # numpy asks the kernel for transparent huge pages on large arrays (torch's allocator does not): first
         # writes into a fresh 1000-image output then fault 2 MB, not 4 kB, at a time, 3× faster (measured).
-        out = torch.from_numpy(np.empty(tuple(images.shape), np.float32))
+        out = torch.from_numpy(np.empty(tuple(images.shape), np.float32 if dtype == torch.float32 else np.uint8))
     # On CPU, work through cache-sized chunks: temporaries of tens of MB go to fresh mmapped pages on every
     # op and run several times slower. Chunks draw from the same generator in order, so the result is still a
-    # function of (seed, name, batch). GPUs get the whole batch.
+    # function of (seed, name, batch), and the same for uint8 and float input. GPUs get the whole batch.
     step = len(x) if x.is_cuda else max(1, CPU_CHUNK // x[0].numel())
     into = None if x.device.type != "cpu" or (grey and name in COLOUR) else _corruptions.CPU_INTO.get(name)
+    on_levels = _corruptions.LEVELS.get(name) if levels and not (grey and name in COLOUR) else None
     for i in range(0, len(x), step):
         chunk = x[i : i + step].contiguous()
-        _check_range(chunk)
-        if into is not None:
-            into(chunk.detach().numpy(), p, params, out[i : i + step].numpy())
+        if into is not None:  # 8-bit C-library work: levels in, levels (or their floats) straight into out
+            into(chunk.numpy() if levels else _cpu.levels(chunk.detach().numpy()), p, params, out[i : i + step].numpy())
+            continue
+        if on_levels is not None:  # uint8 work on uint8 levels: no float image at all
+            out[i : i + step].copy_(on_levels(chunk, p, params, gen))
+            continue
+        if levels:
+            # The floats the caller's images.float() / 255 would be (the same values, tested): on the CPU in one
+            # OpenCV pass, 7× faster there than torch.div.
+            chunk = torch.div(chunk, 255) if chunk.is_cuda else torch.from_numpy(_cpu.floats(chunk.numpy()))
         else:
-            _quantise(function(chunk, p, params, gen), grey, images, out[i : i + step])
-    return out.to(images.dtype)
+            _check_range(chunk)
+        _quantise(function(chunk, p, params, gen), grey, images, out[i : i + step])
+    return out if levels else out.to(images.dtype)
 
 
 _EPSILON = torch.tensor(1e-3)
 
 
 def _quantise(y: torch.Tensor, grey: bool, images: torch.Tensor, dest: torch.Tensor) -> None:
-    """Write a corruption's output into dest as the reference's np.uint8(...) levels /255, in as few passes as can be.
+    """Write a corruption's output into dest as the reference's np.uint8(...) levels: uint8 dest takes the levels,
+    float dest their /255, in as few passes as can be.
 
     A function returns floats in [0, 1] (truncated to levels here) or uint8, its final levels already (what a C
     library returned)."""
+    levels = dest.dtype == torch.uint8
     if y.dtype == torch.uint8:
         if not grey:
-            dest.copy_(y).div_(255)
+            if levels:
+                dest.copy_(y)
+            else:
+                dest.copy_(y).div_(255)
             return
         y = luma(y.float())
     elif grey and y.shape[1] == 3:
@@ -199,5 +225,9 @@ def _quantise(y: torch.Tensor, grey: bool, images: torch.Tensor, dest: torch.Ten
         y = torch.add(eps, y, alpha=255)
     else:
         y = torch.add(eps, y, alpha=255, out=y)
-    torch.floor(y.clamp_(0, 255), out=dest)
+    y.clamp_(0, 255)
+    if levels:
+        dest.copy_(y)  # the cast truncates, which is floor on [0, 255]: the levels the float path divides by 255
+        return
+    torch.floor(y, out=dest)
     dest.div_(255)

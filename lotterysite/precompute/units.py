@@ -51,10 +51,9 @@ class UnitWork:
         for name, severity in self.bar(todo, desc="corruptions", unit="variant"):
             parts = []
             for start in range(0, len(eval_set), chunk):
-                x = eval_set.images[start : start + chunk].to(self.device).float().div_(255)
+                x = eval_set.images[start : start + chunk].to(self.device)  # uint8: corrupt() returns its levels
                 # The generator is seeded per chunk start too, so a chunk's draws don't depend on chunk order.
-                y = corrupt(x, name, severity, seed=c.seed * 100_003 + start, params=c.params)
-                parts.append((y * 255).round().to(torch.uint8).cpu())
+                parts.append(corrupt(x, name, severity, seed=c.seed * 100_003 + start, params=c.params).cpu())
             buf = io.BytesIO()
             np.save(buf, torch.cat(parts).numpy())
             write_bytes(self.corruption_path(name, severity), buf.getvalue())
