@@ -571,17 +571,40 @@ def _variant_of(label: str) -> str:
     return "corruption_mean" if label == "corruption mean" else label
 
 
-def subset_accuracy(store: Store, ids: set[int], model_id: str, label: str) -> float:
-    """Accuracy of `model_id` on the served samples `ids` for an evaluation-table column, from outcomes.arrow."""
+def subset_shares(store: Store, ids: set[int], model_id: str, label: str) -> np.ndarray:
+    """Per served sample of `ids`, its share of correct predictions of `model_id` in an evaluation-table column
+    (clean: 0/1; a corruption: over its severities; the corruption mean: over every corruption and severity), from
+    outcomes.arrow, float64."""
     if "outcomes" not in store._tables:
         store._tables["outcomes"] = store.table("outcomes.arrow").to_pylist()
     rows = [r for r in store._tables["outcomes"] if r["model_id"] == model_id and r["sample_id"] in ids]
     sev = len(store.manifest["severities"])
     if label == "clean":
-        return sum(r["correct_clean"] for r in rows) / len(rows)
-    if label == "corruption mean":
-        return sum(r["robustness"] for r in rows) / (len(rows) * sev * len(store.manifest["corruptions"]))
-    return sum(r[f"c_{label}"] for r in rows) / (len(rows) * sev)
+        hits, members = [r["correct_clean"] for r in rows], 1
+    elif label == "corruption mean":
+        hits, members = [r["robustness"] for r in rows], sev * len(store.manifest["corruptions"])
+    else:
+        hits, members = [r[f"c_{label}"] for r in rows], sev
+    return np.asarray(hits, dtype=np.float64) / members
+
+
+def subset_accuracy(store: Store, ids: set[int], model_id: str, label: str) -> float:
+    """Accuracy of `model_id` on the served samples `ids` for an evaluation-table column, from outcomes.arrow."""
+    return float(subset_shares(store, ids, model_id, label).mean())
+
+
+def subset_interval(store: Store, ids: set[int], model_id: str, label: str) -> tuple[float, float, float]:
+    """(accuracy, lo, hi) of the subset `ids` as the table's subset bar and whisker should show it, in float64 numpy:
+    the 95 % Wilson score interval at the effective sample size max(n, n p (1 - p) / s^2), s^2 the shares' variance
+    (ddof 1; exactly 0 when every share is equal), the rule the page states (method page, lotterysite.js)."""
+    v = subset_shares(store, ids, model_id, label)
+    n, p = len(v), float(v.mean())
+    s2 = float(v.var(ddof=1)) if n > 1 and np.ptp(v) > 0 else 0.0
+    m = n if s2 == 0 or p in (0.0, 1.0) else max(n, n * p * (1 - p) / s2)
+    z = 1.959964
+    centre = (p + z * z / (2 * m)) / (1 + z * z / m)
+    half = z / (1 + z * z / m) * np.sqrt(p * (1 - p) / m + z * z / (4 * m * m))
+    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def check_evaluation_ws(page, store: Store, ids: set[int]) -> dict:

@@ -170,6 +170,10 @@ def test_mean_interval_is_wilson_for_zero_one_values_and_covers():
     p, lo, hi = sampling.mean_interval([1.0] * 5)
     assert p == 1 and lo < 1 and hi == 1
     assert all(np.isnan(sampling.mean_interval([])))
+    # Equal shares (7 samples, each 1 of 5 predictions right): no spread, so the plain Wilson interval at n = 7 (the
+    # Wilson interval of p = 0.2 at n = 7: 0.0455 to 0.5671), not the point a rounding-error variance made of it.
+    p, lo, hi = sampling.mean_interval([0.2] * 7)
+    assert abs(p - 0.2) < 1e-12 and abs(lo - 0.04555) < 1e-4 and abs(hi - 0.56705) < 1e-4
     # Coverage over repeated samples of per-sample shares (m = 6 correlated predictions each): about 95 %.
     rng = np.random.default_rng(1)
     difficulty = rng.beta(2, 1, 5000)

@@ -198,8 +198,40 @@ def test_site_serves_a_stratified_sample_of_every_class_and_reads_variants_from_
     # Subset accuracy counts every evaluated severity, from outcomes.arrow.
     fog = [c for c in got.correct_columns if c["variant_label"] == "fog"]
     assert fog and all(c["members"] == len(manifest["severities"]) for c in fog)
-    mean = [c for c in got.correct_columns if c["variant_label"] == "corruption mean"][0]
-    assert mean["members"] == len(manifest["severities"]) * len(manifest["corruptions"])
+    means = [c for c in got.correct_columns if c["variant_label"] == "corruption mean"]
+    assert len(means) == len(store.models_of(arch)) > 1
+    assert all(c["members"] == len(manifest["severities"]) * len(manifest["corruptions"]) for c in means)
+    check_correct_arrow(store, got, ids)
+
+
+def check_correct_arrow(store, got, ids):
+    """correct.arrow's packed counts, unpacked here bit by bit, are outcomes.arrow's per-sample counts of every
+    column (the corruption mean: the sum of its `sum` slots, which are the model's corruption columns)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    manifest = store.manifest
+    table = pa.ipc.open_file(pa.py_buffer(got.files["lenet5/correct.arrow"])).read_all()
+    assert table.column_names == ["sample_id", "label", "in_sample", "counts"]
+    assert table["sample_id"].to_pylist() == sorted(int(i) for i in ids)
+    bits = got.correct_bits
+    assert bits == 4  # clean 0-1, a corruption 0-5 severities: two a byte
+    raw = np.frombuffer(b"".join(table["counts"].to_pylist()), np.uint8).reshape(len(ids), -1)
+    stored = [c for c in got.correct_columns if "slot" in c]
+    assert sorted(c["slot"] for c in stored) == list(range(len(stored))) and raw.shape[1] == (len(stored) + 1) // 2
+    slot = lambda k: (raw[:, k // 2] >> (4 * (k % 2))) & 15  # noqa: E731
+    out = store.tables["outcomes.arrow"]
+    for c in got.correct_columns:
+        t = out.filter(pc.equal(out["model_id"].cast(pa.string()), c["model_id"])).sort_by("sample_id")
+        t = t.filter(pc.is_in(t["sample_id"], pa.array(ids, pa.int32())))
+        if "slot" in c:
+            col = "correct_clean" if c["variant_label"] == "clean" else f"c_{c['variant_label']}"
+            assert (slot(c["slot"]) == t[col].to_numpy()).all(), c
+        else:
+            assert c["variant_label"] == "corruption mean" and len(c["sum"]) == len(manifest["corruptions"])
+            total = sum(slot(k).astype(int) for k in c["sum"])
+            assert (total == t["robustness"].to_numpy()).all(), c
 
 
 def test_page_config_carries_outcome_labels_and_effective_numbers(site):

@@ -320,6 +320,64 @@ def test_evaluation_subset_bars_have_a_scale_an_interval_and_no_hidden_clamp(pag
     assert page.problems == []
 
 
+def _class_shares(site: Path, cls: int) -> dict[tuple[str, str], np.ndarray]:
+    """Per (model, evaluation-table column) the shares of correct predictions of the served in-sample samples of
+    class `cls`, from outcomes.arrow (the corruption mean: every corruption and severity), float64."""
+    served = _table(site / "data" / "samples.arrow").to_pydict()
+    rows = zip(served["sample_id"], served["label"], served["in_sample"], strict=True)
+    keep = {i for i, c, flag in rows if c == cls and flag}
+    outcomes = _table(site.parent / "store" / "outcomes.arrow").to_pydict()
+    manifest = json.loads((site.parent / "store" / "manifest.json").read_text())
+    n_sev, corr = len(manifest["severities"]), manifest["corruptions"]
+    out: dict[tuple[str, str], list[float]] = {}
+    for i, model in enumerate(outcomes["model_id"]):
+        if outcomes["sample_id"][i] not in keep:
+            continue
+        out.setdefault((model, "clean"), []).append(float(outcomes["correct_clean"][i]))
+        for c in corr:
+            out.setdefault((model, c), []).append(outcomes[f"c_{c}"][i] / n_sev)
+        out.setdefault((model, "corruption mean"), []).append(
+            sum(outcomes[f"c_{c}"][i] for c in corr) / (n_sev * len(corr))
+        )
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def test_evaluation_subset_menu_swaps_the_new_subset_into_the_live_view(page, server, site, open_view):
+    # A subset change redraws no view: the new subset's bars and intervals are swapped into the live table, each the
+    # float64 numpy Wilson interval of the class's samples (every column, the corruption mean included), and the
+    # drawn Δ bars follow; "no subset" empties them.
+    from lotterysite.site import charts
+
+    open_view(page, server + "views/lenet5/evaluation/#subset=class%3A6")
+    page.evaluate("window.lotterysiteRuntime.views[0].view.__before = true")
+    for value, cls in (("class:2", 2), ("", None)):
+        page.locator("select").nth(1).select_option(value)
+        page.evaluate("window.lotterysiteRuntime.settled()")
+        assert page.evaluate("window.lotterysiteRuntime.views[0].view.__before") is True  # the same view
+        assert _hash(page).get("subset", "") == value
+        rows = page.evaluate("window.lotterysiteRuntime.views[0].view.data('evaluation')")
+        if cls is None:
+            assert all(r[f] is None for r in rows for f in ("subset_accuracy", "subset_lo", "delta_hi"))
+            continue
+        shares = _class_shares(site, cls)
+        assert {(r["model_id"], r["variant_label"]) for r in rows} <= set(shares)
+        for r in rows:
+            p, lo, hi = _interval(shares[(r["model_id"], r["variant_label"])])
+            assert (r["subset_accuracy"], r["subset_lo"], r["subset_hi"]) == pytest.approx((p, lo, hi), abs=1e-7)
+            assert r["delta"] == pytest.approx(p - r["accuracy"], abs=1e-12)
+        dmax = page.evaluate(f"window.lotterysiteRuntime.views[0].view.signal('{charts.EVAL_DMAX}')")
+        z, h = charts.EVAL_DELTA_ZERO, charts.EVAL_DELTA_HALF
+        by = {(r["model_id"], r["variant_label"]): r for r in rows}
+        bars = 0
+        for kind, model, key, x0, x1, _ in page.evaluate(DELTA_MARKS):
+            ends = sorted(((x0 - z) / h * dmax, (x1 - z) / h * dmax))
+            if kind == "rect" and min(abs(e) for e in ends) < 1e-3:  # a Δ bar (the accuracy bars start at 0 %)
+                assert ends == pytest.approx(sorted((0.0, by[(model, key)]["delta"])), abs=1e-3), (model, key)
+                bars += 1
+        assert bars == len(rows)
+    assert page.problems == []
+
+
 def test_subset_bars_agree_with_a_fresh_numpy_wilson_at_the_extremes():
     # The interval the page draws, at p = 0 and 1 and tiny n, has the Wilson score interval's known values.
     lo, hi = _wilson(0.0, 10)

@@ -96,10 +96,13 @@ def check_linked(page, store, site_data, want: set[int]):
     assert set(page.evaluate(SELECTED, [GRID, "pairs"])) == want
     assert page.evaluate(oracle_grid_images(), GRID) == min(48, len(want))
     rows = page.evaluate(f"window.lotterysiteRuntime.views[{EVAL}].view.data('evaluation')")
-    for r in rows:
-        got = r["subset_accuracy"]
-        assert got is not None, r
-        assert abs(got - oracle.subset_accuracy(store, want, r["model_id"], r["variant_label"])) < 1e-6, r
+    for r in rows:  # the subset bar and its interval, against float64 numpy over outcomes.arrow
+        assert r["subset_accuracy"] is not None, r
+        p, lo, hi = oracle.subset_interval(store, want, r["model_id"], r["variant_label"])
+        got = [r[f] for f in ("subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi")]
+        assert np.allclose(got, [p, lo, hi, p - r["accuracy"], lo - r["accuracy"], hi - r["accuracy"]],
+                           rtol=0, atol=1e-9), (r, p, lo, hi)  # fmt: skip
+        assert r["subset_lo"] < r["subset_hi"], r
     assert page.inner_text(".ls-ws-info").startswith(f"{len(want)} samples selected")
     checked = oracle.check_evaluation_ws(page, store, want)
     assert checked["deltas"] == len(rows), checked

@@ -83,8 +83,11 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
         tooltip=tooltip,
     ).add_params(model)  # fmt: skip
     # The value prints inside a long bar and after a short one: the Δ region then starts right after 100 %.
+    # The printed values and the whiskers carry no tooltip (the bar beside or under them has it, and a click on them
+    # still selects their row's model): a subset swapped into the live table re-encodes every mark of its rows, and
+    # their tooltips were a quarter of that (bench/RESULTS.md, 2026-12-05).
     inside = f"datum.accuracy >= {EVAL_TEXT_INSIDE}"
-    text = dict(x=alt.X("accuracy:Q", scale=x_scale), y=y, text=alt.Text("accuracy:Q", format=".1%"), tooltip=tooltip)
+    text = dict(x=alt.X("accuracy:Q", scale=x_scale), y=y, text=alt.Text("accuracy:Q", format=".1%"))
     text_in = base.mark_text(align="right", dx=-2, fontSize=EVAL_FONT - 1, color="white").encode(
         **text, opacity=alt.condition(inside, alt.value(1), alt.value(0))
     )
@@ -105,7 +108,6 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
     )
     whisker = base.mark_rule(strokeWidth=1.2).encode(
         x=alt.X("w0:Q", scale=x_scale), x2="w1:Q", y=y, opacity=alt.condition(has, alt.value(1), alt.value(0)),
-        tooltip=tooltip,
     )  # fmt: skip
     z, h = EVAL_DELTA_ZERO, EVAL_DELTA_HALF
     # ls_dmax covers every bar and whisker (the loader rounds it up to 5, 10, 20, 30, 40, 60, 80 or 100 points):

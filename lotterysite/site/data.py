@@ -303,7 +303,10 @@ class ArchData:
 
     files: dict[str, bytes]  # relative path under data/ -> content
     slices: list[dict]  # [{"label", "variant", "severity", "file"}]
-    correct_columns: list[dict]  # [{"column", "model_id", "variant_label", "members"}]
+    # [{"slot" (stored in correct.arrow's counts) or "sum" (the slots it adds up), "model_id", "variant_label",
+    # "members"}]
+    correct_columns: list[dict]
+    correct_bits: int = 8  # bits per count in correct.arrow's `counts` (count_bits)
 
 
 def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]) -> ArchData:
@@ -312,7 +315,7 @@ def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]
     served = as_served(store, served)
     ids = served.ids
     files: dict[str, bytes] = {}
-    counts: dict[str, np.ndarray] = {}
+    counts: list[np.ndarray] = []  # correct.arrow's stored columns, in slot order
     columns: list[dict] = []
     schema = store_geometry_schema(store.manifest)
     if store.confused_k is None:
@@ -349,20 +352,58 @@ def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]
             if part.num_rows != len(ids):
                 raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow: {part.num_rows} rows for {v!r} "
                                  f"severity {s}, expected one per shipped sample ({len(ids)})")  # fmt: skip
+        stored = {}  # column -> its entry
         for group, (column, members) in _outcome_counts(store, m["model_id"], ids).items():
-            col = f"c{len(columns)}"
-            counts[col] = column
-            columns.append({"column": col, "model_id": m["model_id"], "variant_label": group, "members": members})
+            stored[group] = {"slot": len(counts), "model_id": m["model_id"], "variant_label": group, "members": members}
+            counts.append(column)
+            columns.append(stored[group])
+        corruptions = [stored[c] for c in store.manifest.get("corruptions") or []]
+        if corruptions:  # derived in the browser: a sample's sum over the corruption columns
+            columns.append({"sum": [c["slot"] for c in corruptions], "model_id": m["model_id"],
+                            "variant_label": "corruption mean",
+                            "members": sum(c["members"] for c in corruptions)})  # fmt: skip
+    bits = count_bits(max((c["members"] for c in columns if "slot" in c), default=1))
     labels = samples_table(store, served)["label"]
-    # A count is at most its column's members (variants), 95 for the corruption mean of 19 x 5: one byte each halves
-    # the workspace's largest file (bench/RESULTS.md, the workspace at CIFAR scale); int16 past 255 members.
-    kind = pa.uint8() if all(c["members"] <= 255 for c in columns) else pa.int16()
-    correct = pa.table({"sample_id": pa.array(ids, pa.int32()), "label": labels,
-                        "in_sample": pa.array(served.in_sample, pa.bool_()),
-                        **{k: pa.array(v, kind) for k, v in counts.items()}})  # fmt: skip
+    correct = correct_table(ids, labels, served.in_sample, counts, bits)
     files[f"{store.slug(arch)}/correct.arrow"] = arrow_bytes(correct)
     files[f"{store.slug(arch)}/evaluation.arrow"] = arrow_bytes(evaluation_rows(store, arch))
-    return ArchData(files, slices, columns)
+    return ArchData(files, slices, columns, bits)
+
+
+def count_bits(most: int) -> int:
+    """Bits a count of at most `most` is packed in: 4 (a corruption's count is 0-5 severities, clean's 0-1), 8, 16."""
+    for bits in (4, 8, 16):
+        if most < 1 << bits:
+            return bits
+    raise StoreError(f"correct.arrow: a column counts {most} predictions a sample, more than 16 bits hold")
+
+
+def pack_counts(counts: list[np.ndarray], bits: int) -> np.ndarray:
+    """Per sample the counts of every column, packed at `bits` bits in column order (4: two a byte, the even column
+    in the low nibble; 16: little-endian): (samples, bytes a sample) uint8."""
+    m = np.stack(counts, axis=1).astype(np.int64) if counts else np.zeros((0, 0), np.int64)
+    if m.size and (m.min() < 0 or m.max() >= 1 << bits):
+        raise StoreError(f"correct.arrow: counts {m.min()}..{m.max()} do not fit {bits} bits")
+    if bits == 4:
+        m = np.pad(m, ((0, 0), (0, m.shape[1] % 2)))
+        return (m[:, 0::2] | (m[:, 1::2] << 4)).astype(np.uint8)
+    return np.ascontiguousarray(m.astype("<u2" if bits == 16 else np.uint8)).view(np.uint8)
+
+
+def correct_table(ids, labels, in_sample, counts: list[np.ndarray], bits: int) -> pa.Table:
+    """correct.arrow: per served sample (samples.arrow's order) its id, label, whether it is in the stratified
+    sample, and `counts`: its correct predictions per stored evaluation-table column, packed (`pack_counts`). One
+    fixed-size binary a sample, so the browser decodes the counts into typed arrays in one pass over the samples."""
+    packed = pack_counts(counts, bits)
+    width = max(1, packed.shape[1])
+    if packed.shape[1] == 0:
+        packed = np.zeros((len(ids), 1), np.uint8)
+    field = pa.field("counts", pa.binary(width), nullable=False,
+                     metadata={"bits": str(bits), "columns": str(len(counts))})  # fmt: skip
+    schema = pa.schema([pa.field("sample_id", pa.int32()), pa.field("label", labels.type),
+                        pa.field("in_sample", pa.bool_()), field])  # fmt: skip
+    binary = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(ids), [None, pa.py_buffer(packed.tobytes())])
+    return pa.table([pa.array(ids, pa.int32()), labels, pa.array(in_sample, pa.bool_()), binary], schema=schema)
 
 
 def shipped_variants(store: Store) -> list[tuple[str, int]]:
@@ -405,8 +446,9 @@ def severity_coverage(manifest: dict) -> SeverityCoverage | None:
 
 
 def _outcome_counts(store: Store, model_id: str, ids: np.ndarray) -> dict[str, tuple[np.ndarray, int]]:
-    """Per served sample, its correct predictions per evaluation-table column, from outcomes.arrow (every evaluated
-    severity, not only the shipped ones): {column: (counts aligned with `ids`, predictions per sample)}."""
+    """Per served sample, its correct predictions per evaluation-table column but the corruption mean (the browser
+    sums the corruptions' columns), from outcomes.arrow (every evaluated severity, not only the shipped ones):
+    {column: (counts aligned with `ids`, predictions per sample)}."""
     t = store.tables["outcomes.arrow"]
     t = t.filter(pc.equal(t["model_id"].cast(pa.string()), model_id))
     t = t.filter(pc.is_in(t["sample_id"], pa.array(ids, pa.int32()))).sort_by("sample_id")
@@ -418,9 +460,6 @@ def _outcome_counts(store: Store, model_id: str, ids: np.ndarray) -> dict[str, t
     corruptions = list(store.manifest.get("corruptions") or [])
     for c in corruptions:
         out[c] = (t[f"c_{c}"].to_numpy(zero_copy_only=False).astype(np.int16), n_sev)
-    if corruptions:
-        out["corruption mean"] = (np.sum([out[c][0] for c in corruptions], axis=0).astype(np.int16),
-                                  n_sev * len(corruptions))  # fmt: skip
     return out
 
 

@@ -229,6 +229,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             cfg["evaluation"] = rel(uri, f"{data_dir}/evaluation.arrow")
             cfg["correct"] = rel(uri, f"{data_dir}/correct.arrow")
             cfg["correct_columns"] = data.correct_columns
+            cfg["correct_bits"] = data.correct_bits
             cfg["dmax_param"] = charts.EVAL_DMAX
             if picking:
                 cfg["picker"] = served  # many classes: a class subset is found by typing
@@ -307,6 +308,7 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         "evaluation": rel(uri, f"{data_dir}/evaluation.arrow"),
         "correct": rel(uri, f"{data_dir}/correct.arrow"),
         "correct_columns": data.correct_columns,
+        "correct_bits": data.correct_bits,
         "dmax_param": charts.EVAL_DMAX,
         "dots": charts.WS_DOTS,
         "axes": [f for f, _ in axis_fields],

@@ -98,7 +98,9 @@ def mean_interval(values, z: float = 1.959964) -> tuple[float, float, float]:
     if n == 0:
         return float("nan"), float("nan"), float("nan")
     p = float(v.mean())
-    s2 = float(v.var(ddof=1)) if n > 1 else 0.0
+    # Equal shares have no spread: s² is 0 exactly (the float mean of 7 × 0.2 is not 0.2, and a variance of 1e-33
+    # would make n_eff huge and the interval a point); the browser's integer sums give 0 there too.
+    s2 = float(v.var(ddof=1)) if n > 1 and v.max() > v.min() else 0.0
     n_eff = n if s2 == 0 or p in (0.0, 1.0) else max(n, n * p * (1 - p) / s2)
     z2 = z * z
     centre = (p + z2 / (2 * n_eff)) / (1 + z2 / n_eff)

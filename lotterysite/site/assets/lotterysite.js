@@ -409,14 +409,16 @@
     return details;
   }
   const pct = (x) => (x == null || Number.isNaN(x) ? "—" : (100 * x).toFixed(1) + " %");
-  // [mean, lo, hi] of per-sample shares of correct predictions (each in [0, 1]): a 95 % Wilson score interval at
-  // the effective sample size max(n, n p (1 - p) / s^2). The same as lotterysite.store.sampling.mean_interval.
-  function subsetInterval(values) {
-    const n = values.length;
+  // [mean, lo, hi] of the shares of correct predictions of n samples, from their counts' sum and sum of squares (each
+  // sample's count of `members` predictions): a 95 % Wilson score interval at the effective sample size
+  // max(n, n p (1 - p) / s^2), s^2 the shares' variance (n - 1 in the denominator). The same rule as
+  // lotterysite.store.sampling.mean_interval. Sums of integer counts are exact in doubles (n * sumSq < 2^53 up to
+  // 10^5 samples of 95 predictions), so s^2 is 0 exactly when every share is equal.
+  function subsetInterval(n, sum, sumSq, members) {
     if (!n) return [null, null, null];
-    const p = values.reduce((a, b) => a + b, 0) / n;
-    const s2 = n > 1 ? values.reduce((a, v) => a + (v - p) * (v - p), 0) / (n - 1) : 0;
-    const m = s2 === 0 || p === 0 || p === 1 ? n : Math.max(n, (n * p * (1 - p)) / s2);
+    const p = sum / (n * members);
+    const s2 = n > 1 ? (n * sumSq - sum * sum) / (n * (n - 1) * members * members) : 0;
+    const m = s2 <= 0 || p === 0 || p === 1 ? n : Math.max(n, (n * p * (1 - p)) / s2);
     const z = 1.959964, z2 = z * z;
     const centre = (p + z2 / (2 * m)) / (1 + z2 / m);
     const half = (z / (1 + z2 / m)) * Math.sqrt((p * (1 - p)) / m + z2 / (4 * m * m));
@@ -483,19 +485,63 @@
     await entry.refresh();
   }
 
-  // The evaluation table's rows with the subset's accuracy (its 95 % interval) and its difference from each model's
-  // accuracy; `mask` (one 0/1 per row of correct.arrow, or null: no subset). Returns [rows, subset size].
-  function subsetRows(base, correct, columns, mask) {
-    const sub = new Map();
-    let n = 0;
-    if (mask) {
-      n = mask.reduce((a, b) => a + b, 0);
-      for (const c of columns) {
-        const shares = [];
-        for (let i = 0; i < correct.length; i++) if (mask[i]) shares.push(correct[i][c.column] / c.members);
-        if (n) sub.set(c.model_id + "\u0000" + c.variant_label, subsetInterval(shares));
-      }
+  // ---- the evaluation table's subsets: per-sample correct counts as typed arrays, summed over the subset ----
+  // correct.arrow (site/data.py correct_table): per served sample (samples.arrow's order) its label, in_sample and
+  // `counts`, its correct predictions per stored column packed at cfg.correct_bits bits (4: two a byte, the even slot
+  // in the low nibble; 16: little-endian). A column of cfg.correct_columns is stored (`slot`) or the sum of slots
+  // (`sum`: the corruption mean). Decoded once per file into one typed array per column.
+  const countCache = new Map();
+  function fetchCounts(cfg) {
+    if (!countCache.has(cfg.correct)) {
+      countCache.set(cfg.correct, fetchRows(cfg.correct).then((rows) => decodeCounts(cfg, rows)));
     }
+    return countCache.get(cfg.correct);
+  }
+  function unpackSlots(url, rows, slots, bits) {
+    const n = rows.length, Type = bits > 8 ? Uint16Array : Uint8Array;
+    const out = Array.from({ length: slots }, () => new Type(n));
+    for (let i = 0; i < n; i++) {
+      const b = rows[i].counts;
+      if (!b || b.length * 8 < slots * bits) throw new Error(`${url}: counts of row ${i} hold fewer than ${slots} columns`);
+      if (bits === 4) for (let k = 0; k < slots; k++) out[k][i] = (b[k >> 1] >> ((k & 1) << 2)) & 15;
+      else if (bits === 8) for (let k = 0; k < slots; k++) out[k][i] = b[k];
+      else for (let k = 0; k < slots; k++) out[k][i] = b[2 * k] | (b[2 * k + 1] << 8);
+    }
+    return out;
+  }
+  function decodeCounts(cfg, rows) {
+    const columns = cfg.correct_columns, n = rows.length;
+    const slots = columns.reduce((a, c) => (c.slot == null ? a : Math.max(a, c.slot + 1)), 0);
+    const stored = unpackSlots(cfg.correct, rows, slots, cfg.correct_bits || 8);
+    const values = columns.map((c) => {
+      if (c.slot != null) return stored[c.slot];
+      const out = new (c.members > 65535 ? Uint32Array : c.members > 255 ? Uint16Array : Uint8Array)(n);
+      for (const k of c.sum) { const v = stored[k]; for (let i = 0; i < n; i++) out[i] += v[i]; }
+      return out;
+    });
+    return { n, values, label: Int32Array.from(rows, (r) => r.label),
+      inSample: Uint8Array.from(rows, (r) => (r.in_sample === false ? 0 : 1)) };
+  }
+  // The subset's samples: those of the stratified sample (in_sample: extra exemplar rows would pull a subset toward
+  // hard samples, method page "Which samples the views show") that `keep(i)` takes, as an index list.
+  function subsetIndex(counts, keep) {
+    const idx = new Int32Array(counts.n);
+    let k = 0;
+    for (let i = 0; i < counts.n; i++) if (counts.inSample[i] && keep(i)) idx[k++] = i;
+    return idx.subarray(0, k);
+  }
+  // The evaluation table's rows with the subset's accuracy (its 95 % interval) and its difference from each model's
+  // accuracy; `idx`: the subset's samples (subsetIndex) or null (no subset). One pass per column over the subset,
+  // summing the counts and their squares. Returns [rows, subset size].
+  function subsetRows(base, counts, columns, idx) {
+    const sub = new Map();
+    const n = idx ? idx.length : 0;
+    if (n) columns.forEach((c, j) => {
+      const v = counts.values[j];
+      let sum = 0, sq = 0;
+      for (let t = 0; t < n; t++) { const x = v[idx[t]]; sum += x; sq += x * x; }
+      sub.set(c.model_id + "\u0000" + c.variant_label, subsetInterval(n, sum, sq, c.members));
+    });
     const rows = base.map((r) => {
       const [s, lo, hi] = sub.get(r.model_id + "\u0000" + r.variant_label) || [null, null, null];
       const d = (x) => (x == null ? null : x - r.accuracy);
@@ -503,6 +549,18 @@
         delta_lo: d(lo), delta_hi: d(hi) });
     });
     return [rows, n];
+  }
+  // A new subset as a data swap into the live table: the subset fields of its rows changed in place (the facet keeps
+  // its cells, the scales and the model selection stay) and the Δ range set, then one dataflow run; a re-embed
+  // rebuilt the whole view per change (bench/RESULTS.md, the table's subset update).
+  const SUBSET_FIELDS = ["subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi"];
+  function swapSubset(entry, rows, dmaxParam) {
+    const byKey = new Map(rows.map((r) => [r.model_id + "\u0000" + r.variant_label, r]));
+    const changes = vega.changeset();
+    for (const f of SUBSET_FIELDS) changes.modify(() => true, f, (d) => byKey.get(d.model_id + "\u0000" + d.variant_label)[f]);
+    entry.view.change("evaluation", changes);
+    entry.view.signal(dmaxParam, deltaRange(rows));
+    return entry.view.runAsync();
   }
   // The Δ region's half range: the smallest of 5, 10, 20, 30, 40, 60, 80, 100 points that holds every subset bar and
   // interval, so that none is cut.
@@ -512,20 +570,10 @@
     return [0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1].find((d) => most <= d + 1e-12) || 1;
   }
 
-  async function evaluationView(root, cfg) {
-    const state = readState();
-    const models = new Map(cfg.models.map((m) => [m.id, m]));
-    if (state.ref && !models.has(state.ref)) delete state.ref;
-    // correct.arrow has one row per served sample, in samples.arrow's order: it sizes the selection (the thumbnails
-    // in samples.arrow are not needed here).
-    const [spec, base, correct] = await Promise.all([
-      fetch(cfg.spec).then((r) => r.json()), fetchRows(cfg.evaluation), fetchRows(cfg.correct),
-    ]);
-    const entry = newEntry("evaluation", root, cfg);
-    const info = (entry.info = el("p", { class: "ls-info", "aria-live": "polite" }));
+  // The evaluation page's controls: the reference model, the subset menu (the selection carried from the geometry
+  // views, a class) and, with many classes, a class picker. `on`: {ref(id), subset(value)}.
+  function evaluationControls(cfg, state, nsel, on) {
     const controls = el("div", { class: "ls-controls" });
-    const sel = decodeSel(state.sel, correct.length);
-    const nsel = sel ? sel.reduce((a, b) => a + b, 0) : 0;
     const subsets = [["", "no subset"]];
     if (nsel) subsets.push(["sel", `samples selected in the geometry views (${nsel})`]);
     // Many classes: the menu offers the class in the link only; the picker finds any class with served samples.
@@ -533,23 +581,61 @@
     const linked = /^class:\d+$/.test(state.subset || "") ? Number(state.subset.slice(6)) : null;
     const classOptions = picking ? cfg.picker.filter((j) => j === linked) : cfg.classes.map((_, j) => j);
     classOptions.forEach((j) => subsets.push(["class:" + j, "class: " + cfg.classes[j]]));
-    let subset = subsets.some(([v]) => v === state.subset) ? state.subset : nsel ? "sel" : "";
-    const refSelect = select("reference model", [["", "— none —"], ...cfg.models.map((m) => [m.id, m.label])], state.ref || "", (v) => {
-      if (v) state.ref = v; else delete state.ref;
-      update();
-    });
-    const subsetSelect = select("subset", subsets, subset, (v) => { subset = v; update(); });
+    const subset = subsets.some(([v]) => v === state.subset) ? state.subset : nsel ? "sel" : "";
+    const refSelect = select("reference model", [["", "— none —"], ...cfg.models.map((m) => [m.id, m.label])],
+      state.ref || "", on.ref);
+    const subsetSelect = select("subset", subsets, subset, on.subset);
     controls.append(refSelect, subsetSelect);
     if (picking) {
       controls.append(classPicker("class subset", cfg.classes, cfg.picker, (j) => {
         const menu = subsetSelect.querySelector("select");
         for (const o of Array.from(menu.options)) if (o.value.startsWith("class:")) o.remove();
         menu.appendChild(el("option", { value: "class:" + j }, "class: " + cfg.classes[j]));
-        menu.value = subset = "class:" + j;
-        update();
+        menu.value = "class:" + j;
+        on.subset(menu.value);
       }));
     }
-    root.append(controls, info, entry.error, entry.figure, entry.summary);
+    return { controls, subset, refMenu: refSelect.querySelector("select") };
+  }
+  // The evaluation table's data table (accuracy, with the subset's and its interval) and its description.
+  function evaluationSummary(entry, table, models, rows, subset) {
+    const name = (id) => (models.has(id) ? models.get(id).label : id);
+    const variants = [...new Set(rows.map((r) => r.variant_label))];
+    const byModel = new Map();
+    for (const r of rows) {
+      if (!byModel.has(r.model_id)) byModel.set(r.model_id, {});
+      byModel.get(r.model_id)[r.variant_label] = r;
+    }
+    const cell = (r) => (r ? pct(r.accuracy) + (r.delta == null ? "" :
+      ` (subset ${pct(r.subset_accuracy)}, 95 % ${pct(r.subset_lo)}–${pct(r.subset_hi)})`) : "—");
+    table.replaceChildren(tableOf("Data table: accuracy per model and data set", ["model", ...variants],
+      [...byModel].map(([id, vs]) => [name(id), ...variants.map((v) => cell(vs[v]))])));
+    const best = rows.filter((r) => r.variant_label === variants[0]).sort((a, b) => b.accuracy - a.accuracy)[0];
+    describe(entry, "Evaluation table: accuracy of " + byModel.size + " models on " + variants.length + " data sets",
+      `${byModel.size} models on ${variants.length} data sets; best on ${variants[0]}: ` + (best ? name(best.model_id) : "—") +
+      (subset ? `. Subset: ${entry.subsetSize || 0} samples.` : "."));
+  }
+
+  async function evaluationView(root, cfg) {
+    const state = readState();
+    const models = new Map(cfg.models.map((m) => [m.id, m]));
+    if (state.ref && !models.has(state.ref)) delete state.ref;
+    // correct.arrow has one row per served sample, in samples.arrow's order: it sizes the selection (the thumbnails
+    // in samples.arrow are not needed here).
+    const [spec, base, counts] = await Promise.all([
+      fetch(cfg.spec).then((r) => r.json()), fetchRows(cfg.evaluation), fetchCounts(cfg),
+    ]);
+    const entry = newEntry("evaluation", root, cfg);
+    const info = (entry.info = el("p", { class: "ls-info", "aria-live": "polite" }));
+    const sel = decodeSel(state.sel, counts.n);
+    const nsel = sel ? sel.reduce((a, b) => a + b, 0) : 0;
+    let subset = "";
+    const ui = evaluationControls(cfg, state, nsel, {
+      ref: (v) => { if (v) state.ref = v; else delete state.ref; update(false); },
+      subset: (v) => { subset = v; update(true); },
+    });
+    subset = ui.subset;
+    root.append(ui.controls, info, entry.error, entry.figure, entry.summary);
     const table = el("div");
     root.appendChild(table);
     toolbar(root, entry, "evaluation.csv");
@@ -557,21 +643,33 @@
       info.textContent = state.ref ? "Reference model for the geometry views: " + models.get(state.ref).label
         : "Click a bar (or choose above) to pick the reference model for the geometry views.";
     };
-
     function rowsFor(subsetValue) {
-      // Only the stratified sample's rows count (in_sample): extra exemplar rows would pull a subset toward hard
-      // samples (method page, "Which samples the views show").
-      let mask = null;
-      if (subsetValue === "sel" && sel) mask = Uint8Array.from(correct, (r, i) => (sel[i] && r.in_sample !== false ? 1 : 0));
+      let idx = null;
+      if (subsetValue === "sel" && sel) idx = subsetIndex(counts, (i) => sel[i] === 1);
       else if (subsetValue.startsWith("class:")) {
         const j = Number(subsetValue.slice(6));
-        mask = Uint8Array.from(correct, (r) => (r.label === j && r.in_sample !== false ? 1 : 0));
+        idx = subsetIndex(counts, (i) => counts.label[i] === j);
       }
-      const [rows, n] = subsetRows(base, correct, cfg.correct_columns, mask);
-      if (mask) entry.subsetSize = n;
+      const [rows, n] = subsetRows(base, counts, cfg.correct_columns, idx);
+      if (idx) entry.subsetSize = n;
       return rows;
     }
-    function update() {
+    async function embedTable(rows, ref) {
+      const spec2 = JSON.parse(JSON.stringify(spec));
+      if (ref) setParam(spec2, "model", [{ model_id: ref }]);
+      setParam(spec2, cfg.dmax_param, deltaRange(rows));
+      const view = await embed(entry, spec2, { evaluation: rows });
+      view.addSignalListener("model", (_, value) => {
+        const id = value && value.model_id ? [].concat(value.model_id)[0] : null;
+        const st = readState();
+        if (id) { st.ref = id; state.ref = id; } else { delete st.ref; delete state.ref; }
+        writeState(Object.assign(st, { subset }));
+        ui.refMenu.value = id || "";
+        showRef();
+      });
+    }
+    // swap: a new subset only, drawn into the live view (the reference model, a new width or palette re-embed).
+    function update(swap) {
       const s = readState();
       if (state.ref) s.ref = state.ref; else delete s.ref;
       s.subset = subset;
@@ -579,39 +677,15 @@
       const ref = state.ref;
       return entry.queue(async () => rowsFor(subset), async (rows) => {
         entry.rows = rows;
-        const spec2 = JSON.parse(JSON.stringify(spec));
-        if (ref) setParam(spec2, "model", [{ model_id: ref }]);
-        setParam(spec2, cfg.dmax_param, deltaRange(rows));
-        const view = await embed(entry, spec2, { evaluation: rows });
-        view.addSignalListener("model", (_, value) => {
-          const id = value && value.model_id ? [].concat(value.model_id)[0] : null;
-          const st = readState();
-          if (id) { st.ref = id; state.ref = id; } else { delete st.ref; delete state.ref; }
-          writeState(Object.assign(st, { subset }));
-          refSelect.querySelector("select").value = id || "";
-          showRef();
-        });
+        if (swap && entry.view) await swapSubset(entry, rows, cfg.dmax_param);
+        else await embedTable(rows, ref);
         entry.shown = { ref: ref || null, subset };
         showRef();
-        const variants = [...new Set(rows.map((r) => r.variant_label))];
-        const byModel = new Map();
-        for (const r of rows) {
-          if (!byModel.has(r.model_id)) byModel.set(r.model_id, {});
-          byModel.get(r.model_id)[r.variant_label] = r;
-        }
-        const cell = (r) => (r ? pct(r.accuracy) + (r.delta == null ? "" :
-          ` (subset ${pct(r.subset_accuracy)}, 95 % ${pct(r.subset_lo)}–${pct(r.subset_hi)})`) : "—");
-        table.replaceChildren(tableOf("Data table: accuracy per model and data set", ["model", ...variants],
-          [...byModel].map(([id, vs]) => [models.has(id) ? models.get(id).label : id, ...variants.map((v) => cell(vs[v]))])));
-        const best = rows.filter((r) => r.variant_label === variants[0]).sort((a, b) => b.accuracy - a.accuracy)[0];
-        describe(entry, "Evaluation table: accuracy of " + byModel.size + " models on " + variants.length + " data sets",
-          `${byModel.size} models on ${variants.length} data sets; best on ${variants[0]}: ` +
-          (best ? `${models.has(best.model_id) ? models.get(best.model_id).label : best.model_id}` : "—") +
-          (subset ? `. Subset: ${entry.subsetSize || 0} samples.` : "."));
+        evaluationSummary(entry, table, models, rows, subset);
       });
     }
-    entry.refresh = update;
-    await update();
+    entry.refresh = () => update(false);
+    await update(false);
   }
 
   function buildPairs(cfg, samples, ref, cmp, sel) {
@@ -1062,7 +1136,8 @@
 
   // What the views of other modules (workspace.js) draw with: the same embedding, queue, data and helpers.
   LS.lib = { el, select, fetchRows, fields, embed, newEntry, describe, tableOf, pct, subsetInterval, buildPairs,
-    setParam, toolbar, decodeSel, encodeSel, fail, brushNames, subsetRows, deltaRange };
+    setParam, toolbar, decodeSel, encodeSel, fail, brushNames, fetchCounts, subsetIndex, subsetRows, swapSubset,
+    deltaRange };
 
   function initView(root) {
     // Called again for the same container (document$ and the direct call): hand back the first run.

@@ -17,7 +17,6 @@
   const W = () => LS.workspace;
   const LINKED = ["c", "class", "b", "focus", "layout", "scales", "traj", "sev"];
   const JSON_KEYS = ["c", "b"];
-  const SUBSET_FIELDS = ["subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi"];
 
   function section(parent, lib, cls, title) {
     const s = lib.el("section", { class: "ls-ws-section " + cls });
@@ -57,11 +56,11 @@
     sec.appendChild(note);
     const entry = chartEntry(lib, "evaluation", sec, cfg);
     lib.toolbar(sec, entry, "evaluation.csv");
-    let base = null, correct = null;
+    let base = null, counts = null;
     function rows() {
       const st = store.get(), bits = st.sel;
-      const mask = Uint8Array.from(correct, (r, i) => (r.in_sample === false ? 0 : bits ? bits[i] : r.label === st.class ? 1 : 0));
-      const [out, n] = lib.subsetRows(base, correct, cfg.correct_columns, mask);
+      const idx = lib.subsetIndex(counts, bits ? (i) => bits[i] === 1 : (i) => counts.label[i] === st.class);
+      const [out, n] = lib.subsetRows(base, counts, cfg.correct_columns, idx);
       note.textContent = (bits ? `Subset: the ${n} selected samples` : `Subset: class ${cfg.classes[st.class]} (${n} samples)`) +
         "; bars right of the dashed line: its accuracy minus the model's (95 % interval). Click a bar to add its model.";
       entry.rows = out;
@@ -69,7 +68,7 @@
     }
     function draw() {
       return entry.queue(async () => {
-        if (!base) [base, correct] = await Promise.all([lib.fetchRows(cfg.evaluation), lib.fetchRows(cfg.correct)]);
+        if (!base) [base, counts] = await Promise.all([lib.fetchRows(cfg.evaluation), lib.fetchCounts(cfg)]);
         return specOf(cfg.specs.evaluation);
       }, async (spec) => {
         const rs = rows();
@@ -87,13 +86,7 @@
       if (!entry.view || !base) return;
       const rs = rows();
       hold(entry);
-      // The subset's fields changed in place (no remove and insert: the facet keeps its cells, a frame is cheaper).
-      const byKey = new Map(rs.map((r) => [r.model_id + "\u0000" + r.variant_label, r]));
-      const changes = vega.changeset();
-      for (const f of SUBSET_FIELDS) changes.modify(() => true, f, (d) => byKey.get(d.model_id + "\u0000" + d.variant_label)[f]);
-      entry.view.change("evaluation", changes);
-      entry.view.signal(cfg.dmax_param, lib.deltaRange(rs));
-      await entry.view.runAsync();
+      await lib.swapSubset(entry, rs, cfg.dmax_param);
     }
     return { entry, draw, select, focus: () => null };
   }

@@ -65,7 +65,8 @@
   // ---- data: every combination's slice, aligned by sample (samples.arrow's order) ----
   async function loadModel(cfg, lib, combos) {
     const byId = new Map(cfg.models.map((m) => [m.id, m]));
-    const [samples, correct, ...slices] = await Promise.all([lib.fetchRows(cfg.samples), lib.fetchRows(cfg.correct),
+    // The table's counts load alongside (decoded once, cached: the table's draw finds them ready).
+    const [samples, correct, ...slices] = await Promise.all([lib.fetchRows(cfg.samples), lib.fetchCounts(cfg),
       ...combos.map(([m, f]) => lib.fetchRows(`${cfg.slice_base}/${byId.get(m).key}/${f}`))]);
     const n = samples.length;
     const index = new Map(samples.map((s, i) => [s.sample_id, i]));
