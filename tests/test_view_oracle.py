@@ -190,3 +190,65 @@ def test_every_view_of_a_given_store_draws_it(given, new_page, open_view):
     views = oracle.every_view("")[:2] + views
     got = oracle.check_pages(new_page, open_view, base, store, site / "data", views)
     assert all(n for counts in got.values() for n in counts.values()), got
+
+
+def brush_boxes(page, names: list[str]) -> dict[str, list[dict]]:
+    """The drawn box of each brush named in `names` (view 0): for every `<name>_brush` rect with a size, its bounds
+    read back from the scenegraph and inverted through the scales of the unit it is drawn in, {channel: (lo, hi)}
+    (a brush on one channel spans the other: that one is left out)."""
+    scene = oracle.Scene.read(page)
+    out: dict[str, list[dict]] = {}
+    for m in scene.marks:
+        name = (m["name"] or "").removesuffix("_brush")
+        if name not in names or not m["name"].endswith("_brush"):
+            continue
+        g = scene.groups[m["gid"]]
+        for it in (it for it in m["items"] if (it["width"] or 0) > 0 and (it["height"] or 0) > 0):
+            read = {}
+            for c, a, b in (("x", it["x"], it["x"] + it["width"]), ("y", it["y"], it["y"] + it["height"])):
+                try:
+                    s = scene.linear(oracle.scale_of(scene, m["gid"], c), g[c])
+                except AssertionError:  # no scale on that channel in this unit
+                    continue
+                read[c] = tuple(sorted(float(v) for v in s.value([a, b])))
+            out.setdefault(name, []).append(read)
+    return out
+
+
+@pytest.mark.parametrize("cmp", ["", M08])
+def test_a_brush_from_the_link_is_drawn_on_the_single_views(shared, new_page, open_view, cmp):
+    """A link's brushes are drawn on the local and global pages: each box, read back from the scenegraph through
+    its unit's scales, spans the link's ranges (chosen inside the store's values of the class)."""
+    from urllib.parse import quote
+
+    store, site, base = shared
+    page = new_page(base)
+    open_view(page, base + "views/lenet5/local/")
+    state = oracle.hash_state(page)
+    served = oracle.served_ids(site / "data")
+    geo = store.geometry(state["ref"], *oracle._slice(oracle.page_config(page), state["refv"]))
+    rows = [r for i, r in geo.items() if i in served and r["label"] == 3]
+
+    def q(f, a, b):
+        return [float(v) for v in np.quantile([r[f] for r in rows], [a, b])]
+
+    local = {"brush_3": [q("length", 0.2, 0.7), q("angle_true", 0.1, 0.9)]}
+    extra = f"cmp={quote(cmp, safe='')}&" if cmp else ""
+    page = new_page(base)  # a fresh tab: a link that differs in its hash only would not reload the page
+    open_view(page, base + f"views/lenet5/local/#{extra}b_local={quote(json.dumps(local))}")
+    boxes = brush_boxes(page, [f"brush_{j}" for j in range(10)])
+    assert list(boxes) == ["brush_3"] and len(boxes["brush_3"]) == 1, boxes
+    got = boxes["brush_3"][0]
+    assert np.allclose(got["x"], local["brush_3"][0], rtol=1e-9), (got, local)
+    assert np.allclose(got["y"], local["brush_3"][1], rtol=1e-9), (got, local)
+    assert int(page.inner_text(".ls-info").split()[0]) > 0
+    assert page.problems == []
+
+    glob = {"ax0": [q("angle_0", 0.2, 0.8)], "ax1": [q("angle_1", 0.1, 0.6)]}  # the axes' fields (10 classes)
+    page = new_page(base)
+    open_view(page, base + f"views/lenet5/global/#{extra}class=3&b_global={quote(json.dumps(glob))}")
+    boxes = brush_boxes(page, [f"ax{k}" for k in range(12)])
+    assert sorted(boxes) == ["ax0", "ax1"], boxes
+    for k, (rng,) in glob.items():
+        assert np.allclose(boxes[k][0]["y"], rng, rtol=1e-9), (k, boxes[k], rng)
+    assert page.problems == []
