@@ -735,6 +735,40 @@
     return out;
   }
 
+  // Axis ranges the charts share (one angle scale for every class axis; a panel's scatter and densities), over both
+  // models, padded by 4 %: `params` is {param: [fields, class or null for the page's class]}, `classOf` names the
+  // class a param's rows are of. `shared`: the params on the same fields (the local panels' length, angle, margin)
+  // take one range over all their classes, so that the panels compare on the same axes.
+  function axisExtents(params, rows, classOf, shared) {
+    const span = {};
+    for (const [param, [fieldsOf, cls]] of Object.entries(params)) {
+      const want = classOf(cls);
+      let lo = Infinity, hi = -Infinity;
+      for (const r of rows) {
+        if (String(r.label) !== want) continue;
+        for (const f of fieldsOf) for (const w of ["ref_", "cmp_"]) {
+          const x = r[w + f];
+          if (x != null && Number.isFinite(x)) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+        }
+      }
+      span[param] = [lo, hi];
+    }
+    const group = (param) => (shared ? JSON.stringify(params[param][0]) : param);
+    const joined = {};
+    for (const [param, [lo, hi]] of Object.entries(span)) {
+      const g = joined[group(param)] || (joined[group(param)] = [Infinity, -Infinity]);
+      g[0] = Math.min(g[0], lo); g[1] = Math.max(g[1], hi);
+    }
+    const out = {};
+    for (const param of Object.keys(span)) {
+      let [lo, hi] = joined[group(param)];
+      if (!(hi >= lo)) { lo = 0; hi = 1; }
+      const pad = (hi - lo) * 0.04 || 0.5;
+      out[param] = [lo - pad, hi + pad];
+    }
+    return out;
+  }
+
   async function geometryView(root, cfg) {
     const kind = cfg.kind;
     const state = readState();
@@ -760,6 +794,7 @@
       if (state.classes != null) { const e = explicit(); if (e.length) state.classes = e.join(","); else delete state.classes; }
     } else if (state.class == null || !cfg.classes[Number(state.class)]) state.class = String(cfg.axis_classes[0] || 0);
     if (state.traj && !cfg.outcomes.includes(state.traj)) delete state.traj;
+    if (kind !== "local" || state.scales !== "panel") delete state.scales; // shared axis ranges: the default
     const brushKey = "b_" + kind;
     let brushes = {};
     try { brushes = JSON.parse(state[brushKey] || "{}"); } catch (e) { brushes = {}; }
@@ -820,6 +855,8 @@
         } else load();
       });
       traj.classList.add("ls-traj");
+      controls.append(select("axis ranges", [["shared", "shared by every panel"], ["panel", "per panel"]],
+        state.scales || "shared", (v) => changed("scales")(v === "panel" ? v : "")));
     }
     const info = (entry.info = el("p", { class: "ls-info", "aria-live": "polite" }));
     const nav = el("p", { class: "ls-links" });
@@ -942,26 +979,8 @@
     entry.target.addEventListener("pointermove", (e) => { if (e.buttons) LS.lastInput = e.timeStamp; }, true);
     entry.target.addEventListener("pointerup", (e) => { LS.lastInput = e.timeStamp; }, true);
 
-    function extents(rows) {
-      // Axis ranges the charts share (one angle scale for every class axis; a panel's scatter and densities),
-      // over both models, padded: cfg.extents is {param: [fields, class or null for the page's class]}.
-      const out = {};
-      for (const [param, [fieldsOf, cls]] of Object.entries(cfg.extents || {})) {
-        const want = String(cls == null ? state.class : slotClass(cls));
-        let lo = Infinity, hi = -Infinity;
-        for (const r of rows) {
-          if (String(r.label) !== want) continue;
-          for (const f of fieldsOf) for (const w of ["ref_", "cmp_"]) {
-            const x = r[w + f];
-            if (x != null && Number.isFinite(x)) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
-          }
-        }
-        if (!(hi >= lo)) { lo = 0; hi = 1; }
-        const pad = (hi - lo) * 0.04 || 0.5;
-        out[param] = [lo - pad, hi + pad];
-      }
-      return out;
-    }
+    const extents = (rows) => axisExtents(cfg.extents || {}, rows, (cls) => String(cls == null ? state.class : slotClass(cls)),
+      kind === "local" && state.scales !== "panel");
 
     function load() {
       writeState(state);
