@@ -198,7 +198,9 @@ def class_slots(n: int) -> list[str]:
 def panel_extents(class_ids: list[int | str]) -> dict[str, tuple[list[str], int | str]]:
     """The local view's axis ranges: {param: (fields, class)}, one per class and metric, over both models.
 
-    The loader sets each from the rows it draws (padded), so a panel's scatter and its densities share one scale.
+    The loader sets each from the rows it draws (padded), so a panel's scatter and its densities share one scale;
+    by default every panel's param of a metric gets the same range (over all the panels' classes), or with the
+    page's "axis ranges: per panel" (scales=panel in the link) its own class's.
     """
     return {f"ext_{j}_{m}": ([f], j) for j in class_ids for m, f in (("length", "length"), ("angle", "angle_true"),
                                                                           ("margin", "margin"))}  # fmt: skip
