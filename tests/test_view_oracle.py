@@ -190,3 +190,131 @@ def test_every_view_of_a_given_store_draws_it(given, new_page, open_view):
     views = oracle.every_view("")[:2] + views
     got = oracle.check_pages(new_page, open_view, base, store, site / "data", views)
     assert all(n for counts in got.values() for n in counts.values()), got
+
+
+def brush_boxes(page, names: list[str]) -> dict[str, list[dict]]:
+    """The drawn box of each brush named in `names` (view 0): for every `<name>_brush` rect with a size, its bounds
+    read back from the scenegraph and inverted through the scales of the unit it is drawn in, {channel: (lo, hi)}
+    (a brush on one channel spans the other: that one is left out)."""
+    scene = oracle.Scene.read(page)
+    out: dict[str, list[dict]] = {}
+    for m in scene.marks:
+        name = (m["name"] or "").removesuffix("_brush")
+        if name not in names or not m["name"].endswith("_brush"):
+            continue
+        g = scene.groups[m["gid"]]
+        for it in (it for it in m["items"] if (it["width"] or 0) > 0 and (it["height"] or 0) > 0):
+            read = {}
+            for c, a, b in (("x", it["x"], it["x"] + it["width"]), ("y", it["y"], it["y"] + it["height"])):
+                try:
+                    s = scene.linear(oracle.scale_of(scene, m["gid"], c), g[c])
+                except AssertionError:  # no scale on that channel in this unit
+                    continue
+                read[c] = tuple(sorted(float(v) for v in s.value([a, b])))
+            out.setdefault(name, []).append(read)
+    return out
+
+
+@pytest.mark.parametrize("cmp", ["", M08])
+def test_a_brush_from_the_link_is_drawn_on_the_single_views(shared, new_page, open_view, cmp):
+    """A link's brushes are drawn on the local and global pages: each box, read back from the scenegraph through
+    its unit's scales, spans the link's ranges (chosen inside the store's values of the class)."""
+    from urllib.parse import quote
+
+    store, site, base = shared
+    page = new_page(base)
+    open_view(page, base + "views/lenet5/local/")
+    state = oracle.hash_state(page)
+    served = oracle.served_ids(site / "data")
+    geo = store.geometry(state["ref"], *oracle._slice(oracle.page_config(page), state["refv"]))
+    rows = [r for i, r in geo.items() if i in served and r["label"] == 3]
+
+    def q(f, a, b):
+        return [float(v) for v in np.quantile([r[f] for r in rows], [a, b])]
+
+    local = {"brush_3": [q("length", 0.2, 0.7), q("angle_true", 0.1, 0.9)]}
+    extra = f"cmp={quote(cmp, safe='')}&" if cmp else ""
+    page = new_page(base)  # a fresh tab: a link that differs in its hash only would not reload the page
+    open_view(page, base + f"views/lenet5/local/#{extra}b_local={quote(json.dumps(local))}")
+    boxes = brush_boxes(page, [f"brush_{j}" for j in range(10)])
+    assert list(boxes) == ["brush_3"] and len(boxes["brush_3"]) == 1, boxes
+    got = boxes["brush_3"][0]
+    assert np.allclose(got["x"], local["brush_3"][0], rtol=1e-9), (got, local)
+    assert np.allclose(got["y"], local["brush_3"][1], rtol=1e-9), (got, local)
+    assert int(page.inner_text(".ls-info").split()[0]) > 0
+    assert page.problems == []
+
+    glob = {"ax0": [q("angle_0", 0.2, 0.8)], "ax1": [q("angle_1", 0.1, 0.6)]}  # the axes' fields (10 classes)
+    page = new_page(base)
+    open_view(page, base + f"views/lenet5/global/#{extra}class=3&b_global={quote(json.dumps(glob))}")
+    boxes = brush_boxes(page, [f"ax{k}" for k in range(12)])
+    assert sorted(boxes) == ["ax0", "ax1"], boxes
+    for k, (rng,) in glob.items():
+        assert np.allclose(boxes[k][0]["y"], rng, rtol=1e-9), (k, boxes[k], rng)
+    assert page.problems == []
+
+
+def panel_domains(page) -> dict[int, dict[str, tuple]]:
+    """Per class panel of the local view: the x (length) and y (angle) domains of its scatter, and the x domain of
+    its margin density, as the view's scales hold them."""
+    scene = oracle.Scene.read(page)
+    out = {}
+    for panel in scene.groups.values():
+        if not (panel["name"] or "").startswith("ls_panels_concat_") or panel["name"].count("concat") != 1:
+            continue
+        marks = scene.under(panel["gid"])
+        symbols = [m for m in marks if m["type"] == "symbol" and m["role"] == "mark" and m["items"]]
+        areas = [m for m in marks if m["type"] == "area" and any(it["defined"] for it in m["items"])]
+        margin = [m for m in areas if any(k.endswith("_margin") for it in m["items"] for k in it["datum"] or {})]
+        if not symbols or not margin:
+            continue
+        (j,) = {it["datum"]["label"] for m in symbols for it in m["items"]}
+        dom = lambda gid, c: tuple(scene.scales[oracle.scale_of(scene, gid, c)]["domain"])  # noqa: E731
+        out[j] = {"length": dom(symbols[0]["gid"], "x"), "angle_true": dom(symbols[0]["gid"], "y"),
+                  "margin": dom(margin[0]["gid"], "x")}  # fmt: skip
+    return out
+
+
+def padded(values) -> tuple[float, float]:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    pad = (hi - lo) * 0.04 or 0.5
+    return lo - pad, hi + pad
+
+
+@pytest.mark.parametrize("cmp", ["", M08])
+def test_local_panels_share_their_axis_ranges_unless_asked_per_panel(shared, new_page, open_view, cmp):
+    """By default every class panel of the local page has the same length, angle and margin ranges: those of the
+    shown classes' samples of both models (from the store, padded by 4 %); with "axis ranges: per panel" (scales=panel
+    in the link) each panel has its class's own, and they differ."""
+    from urllib.parse import quote
+
+    store, site, base = shared
+    hash_ = f"cmp={quote(cmp, safe='')}" if cmp else ""
+    page = new_page(base)
+    open_view(page, base + "views/lenet5/local/#" + hash_)
+    cfg, state = oracle.page_config(page), oracle.hash_state(page)
+    keep = oracle.in_sample_ids(site / "data")
+    models = [(state["ref"], state["refv"])] + ([(cmp, state["cmpv"])] if cmp else [])
+    geo = [[r for i, r in store.geometry(m, *oracle._slice(cfg, v)).items() if i in keep] for m, v in models]
+    got = panel_domains(page)
+    assert sorted(got) == list(range(10)), got
+    want = {f: padded([r[f] for g in geo for r in g]) for f in ("length", "angle_true", "margin")}
+    for j, doms in got.items():
+        for f, d in doms.items():
+            assert np.allclose(d, want[f], rtol=1e-6), (j, f, d, want[f])
+    assert page.locator(".ls-controls select").nth(4).input_value() == "shared"
+
+    page.locator(".ls-controls select").nth(4).select_option("panel")
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert oracle.hash_state(page)["scales"] == "panel"
+    again = new_page(base)
+    open_view(again, page.url)  # the option is in the link
+    for p in (page, again):
+        got = panel_domains(p)
+        for j, doms in got.items():
+            for f, d in doms.items():
+                own = padded([r[f] for g in geo for r in g if r["label"] == j])
+                assert np.allclose(d, own, rtol=1e-6), (j, f, d, own)
+        assert len({doms["length"] for doms in got.values()}) == 10  # every class its own range
+    assert again.locator(".ls-controls select").nth(4).input_value() == "panel"
+    assert page.problems == [] and again.problems == []

@@ -446,3 +446,80 @@ def test_every_class_layout_shares_its_axes_across_class_panels(shared, new_page
     lengths = [r["length"] for g in geo for r in g.values()]
     assert lo <= min(lengths) and max(lengths) <= hi
     assert page.problems == []
+
+
+BRUSH_MARK = """([index, name, panel]) => {
+  // Bounds of the brush box drawn in each facet cell of view `index` (cell key -> [x, y, x2, y2], the cell's frame):
+  // the `<name>_brush` rect of the cell, where it has a size.
+  const view = window.lotterysiteRuntime.views[index].view;
+  const out = {};
+  const walk = (mark, cell) => {
+    if (cell && mark.name === name + '_brush') {
+      for (const it of mark.items) {
+        if (it.width > 0 && it.height > 0) out[cell] = [it.x, it.y, it.x + it.width, it.y + it.height];
+      }
+      return;
+    }
+    if (mark.marktype === 'group') mark.items.forEach(g => {
+      const here = cell || (g.datum && /_cell$/.test(mark.name || '') ? g.datum.panel : null);
+      (g.items || []).forEach(m => walk(m, here));
+    });
+  };
+  walk(view.scenegraph().root, null);
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("scales", ["shared", "panel"])
+def test_a_brush_from_the_link_is_drawn_where_its_ranges_are(shared, new_page, open_view, scales):
+    """A reloaded or shared link draws its boxes: the local box's rect, read back from the scenegraph and inverted
+    through its panel's scales, spans the link's ranges; the PCP box spans the link's axes and, on the first, its
+    value range (ranges recomputed from the store). The selection and the link stay those of the link."""
+    store, site, base = shared
+    page = new_page(base)
+    open_view(page, ws_url(base, c=SIX[:3], scales=scales, **{"class": 2}))
+    geo = oracle.ws_combos(page, store, site / "data")
+    cls = [r for r in geo[1].values() if r["label"] == 2]
+    # A box over the middle of combination 2's class-2 dots, and a PCP box over axes 1-2 of combination 1.
+    xs = np.quantile([r["length"] for r in cls], [0.2, 0.75])
+    ys = np.quantile([r["angle_true"] for r in cls], [0.1, 0.8])
+    cfg = oracle.page_config(page)
+    ext = oracle.ws_pcp_extents(geo, cfg["axes"], 2, [0, 1, 2] if scales == "shared" else [0])
+    lo, hi = ext["angle" if cfg["axes"][1].startswith("angle") else cfg["axes"][1]]
+    b = {"l": {"c": "|".join(SIX[1]), "cls": 2, "x": [float(xs[1]), float(xs[0])], "y": [float(v) for v in ys]}}
+    local = expected_local(page, store, site / "data", {"b": b})
+    # The PCP box: from the lowest of the local box's samples on axes 1 and 2 (combination 1) to their median.
+    seen = sorted((geo[0][i][cfg["axes"][k]] - lo) / (hi - lo) for i in local for k in (1, 2))
+    t = [seen[0] - 0.01, seen[len(seen) // 2]]
+    b["p"] = {"c": "|".join(SIX[0]), "cls": 2, "ranges": {str(k): [lo + v * (hi - lo) for v in t] for k in (1, 2)}}
+    if cfg["axes"][2].startswith("angle") != cfg["axes"][1].startswith("angle"):
+        pytest.skip("axes 1 and 2 of the fixture are on different ranges")
+    url = ws_url(base, c=SIX[:3], b=b, scales=scales, **{"class": 2})
+    open_view(page, url)
+    scene = oracle.Scene.read(page, LOCAL)
+    boxes = page.evaluate(BRUSH_MARK, [LOCAL, "ws_lbrush"])
+    assert set(boxes) == {"p1"}, boxes  # drawn in its own panel only
+    cell = next(g for g in scene.groups.values() if g["name"] == "ws_local_cell" and g["datum"]["panel"] == "p1")
+    if scales == "shared":
+        x, y = scene.linear("ws_local_x"), scene.linear("ws_local_y")
+    else:
+        x, y = (scene.cell_scale(cell, c) for c in "xy")
+        x.offset = y.offset = 0.0  # the box's bounds are in the cell's frame
+    x0, y0, x1, y1 = boxes["p1"]
+    assert np.allclose(sorted(x.value([x0, x1])), sorted(b["l"]["x"]), rtol=1e-9)
+    assert np.allclose(sorted(y.value([y0, y1])), sorted(b["l"]["y"]), rtol=1e-9)
+    pboxes = page.evaluate(BRUSH_MARK, [PCP, "ws_pbrush"])
+    assert set(pboxes) == {"q0"}, pboxes
+    pscene = oracle.Scene.read(page, PCP)
+    px, py = pscene.linear("ws_pcp_x"), pscene.linear("ws_pcp_y")
+    k0, ty0, k1, ty1 = pboxes["q0"]
+    ks = sorted(px.value([k0, k1]))
+    assert [k for k in range(len(cfg["axes"])) if ks[0] <= k <= ks[1]] == [1, 2], ks
+    assert np.allclose(sorted(py.value([ty0, ty1])), t, rtol=1e-9)
+    # The selection is the link's: the link unchanged, every view showing the store's samples in both boxes.
+    assert oracle.ws_state(page)["b"] == b
+    pcp = {i for i, r in geo[0].items() if r["label"] == 2
+           and all(min(v) <= r[cfg["axes"][int(k)]] <= max(v) for k, v in b["p"]["ranges"].items())}  # fmt: skip
+    assert 0 < len(local & pcp) < len(local)
+    check_linked(page, store, site / "data", local & pcp)
+    assert page.problems == []

@@ -200,7 +200,9 @@ def class_slots(n: int) -> list[str]:
 def panel_extents(class_ids: list[int | str]) -> dict[str, tuple[list[str], int | str]]:
     """The local view's axis ranges: {param: (fields, class)}, one per class and metric, over both models.
 
-    The loader sets each from the rows it draws (padded), so a panel's scatter and its densities share one scale.
+    The loader sets each from the rows it draws (padded), so a panel's scatter and its densities share one scale;
+    by default every panel's param of a metric gets the same range (over all the panels' classes), or with the
+    page's "axis ranges: per panel" (scales=panel in the link) its own class's.
     """
     return {f"ext_{j}_{m}": ([f], j) for j in class_ids for m, f in (("length", "length"), ("angle", "angle_true"),
                                                                           ("margin", "margin"))}  # fmt: skip
@@ -236,7 +238,8 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
     coloured by outcome (Fig. 4 ④, Fig. 7), filtered by the `outcome` param (the page's trajectory control) and
     the metric-difference ranges `d_angle`, `d_length`, `d_margin`. Each class panel has its own brush (length ×
     angle, `panel_brush(class_id)`) that selects samples of that class only. A panel's scatter and densities share
-    the ranges of `panel_extents`. The panels are one concat named "ls_panels" (the loader fits its columns).
+    the ranges of `panel_extents` (the page sets them: one range per metric over every panel by default, or each
+    panel's own). The panels are one concat named "ls_panels" (the loader fits its columns).
     A class id given as a string (`class_slots`) is a param: the page sets which class that panel shows.
     """
     extents = _extent_values(data, panel_extents([j for j, _ in classes]))
@@ -246,135 +249,161 @@ def local_geometry(data=None, *, classes: list[tuple[int | str, str]], compare: 
     if compare:
         params.append(alt.param(name="outcome", value="all"))  # set by the page's trajectory control
         diffs = [alt.selection_interval(name=name, encodings=["x"]) for name, _ in METRIC_DIFFS]
-    panels = []
-    for class_id, _name in classes:
-        brush = alt.selection_interval(name=panel_brush(class_id), encodings=["x", "y"])
-        flt = f"datum.label == {class_id}"
-        # Selected as the sample grid selects (`local_filters`): in this panel's brush, or every sample while no
-        # panel has one. (The brush alone would select all of an unbrushed panel while another panel has a brush.)
-        chosen = _panel_selected(class_id, [j for j, _ in classes])
-        ext = {m: (f"ext_{class_id}_{m}", extents[f"ext_{class_id}_{m}"]) for m in ("length", "angle", "margin")}
-        dom = {m: alt.ExprRef(param) for m, (param, _) in ext.items()}
-        # Class accuracy on the full evaluation set (a per-row constant from accuracy.arrow), n = shipped samples.
-        acc = "ref_class_accuracy"
-        # Three short lines, each within the panel's width: the class, its accuracy (over every evaluation image of
-        # the class, a per-row constant from accuracy.arrow), the number of shipped samples drawn as dots.
-        head = (
-            alt.Chart()
-            .transform_filter(flt)
-            .transform_aggregate(
-                ref=f"mean({acc})",
-                cmp="mean(cmp_class_accuracy)" if compare else f"mean({acc})",
-                n="count()",
-                groupby=["class_name"],
-            )  # fmt: skip
-            .transform_calculate(
-                acc="'accuracy ' + format(datum.ref, '.1%')"
-                + (" + ' → ' + format(datum.cmp, '.1%')" if compare else ""),
-                shown="'(all eval. images; ' + datum.n + ' shown)'",
-            )
-        )
-        line = dict(align="left", baseline="middle", x=0, limit=HEADER_WIDTH)
-        header = alt.layer(
-            head.mark_text(y=7, fontWeight="bold", **line).encode(text="class_name:N", tooltip="class_name:N"),
-            head.mark_text(y=20, fontSize=10, **line).encode(text="acc:N"),
-            head.mark_text(y=32, fontSize=10, **line).encode(text="shown:N"),
-        ).properties(height=40, width=170)
-        x = alt.X("ref_length:Q", title="length", scale=alt.Scale(domain=dom["length"], nice=False))
-        y = alt.Y("ref_angle_true:Q", title="angle to true class (°)", scale=alt.Scale(domain=dom["angle"], nice=False))
-        tooltip = [
-            alt.Tooltip("image:N"),
-            "sample_id:Q",
-            "class_name:N",
-            alt.Tooltip("ref_pred_name:N", title="ref pred"),
-            alt.Tooltip("ref_angle_true:Q", format=".1f"),
-            alt.Tooltip("ref_length:Q", format=".2f"),
-            alt.Tooltip("ref_margin:Q", format=".2f"),
-        ]
-        if compare:
-            tooltip += [alt.Tooltip("cmp_pred_name:N", title="cmp pred"), "outcome:N",
-                        alt.Tooltip("d_angle:Q", format="+.1f"), alt.Tooltip("d_length:Q", format="+.2f"),
-                        alt.Tooltip("d_margin:Q", format="+.2f")]  # fmt: skip
-            base = alt.Chart().transform_filter(flt)
-            traj = (
-                base.transform_filter(_outcome_filter())
-                .transform_filter(chosen)
-                .mark_rule(opacity=0.6, strokeWidth=1, clip=True)
-                .encode(
-                    x=x,
-                    y=y,
-                    x2="cmp_length:Q",
-                    y2="cmp_angle_true:Q",
-                    color=alt.Color(
-                        "outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS), legend=_legend("outcome")
-                    ),
-                )  # fmt: skip
-            )
-            for d in diffs:
-                traj = traj.transform_filter(d)
-            ref = base.mark_circle(size=12, color=GRAY, opacity=0.7, clip=True).encode(x=x, y=y, tooltip=tooltip)
-            ref = ref.add_params(brush)
-            cmp_ = base.mark_circle(size=12, color=YELLOW, opacity=0.8, clip=True).encode(
-                x="cmp_length:Q", y="cmp_angle_true:Q", tooltip=tooltip
-            )
-            scatter = alt.layer(ref, cmp_, traj)
-            fields = (["ref_length", "cmp_length"], ["ref_angle_true", "cmp_angle_true"], ["ref_margin", "cmp_margin"])
-            colors = [GRAY, YELLOW]
-        else:
-            scatter = (
-                alt.Chart()
-                .transform_filter(flt)
-                .mark_circle(size=14, clip=True)
-                .encode(
-                    x=x,
-                    y=y,
-                    color=alt.Color(
-                        "ref_outcome:N",
-                        scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]),
-                        legend=_legend("prediction"),
-                    ),  # fmt: skip
-                    opacity=alt.condition(chosen, alt.value(0.8), alt.value(0.15)),
-                    tooltip=tooltip,
-                )
-                .add_params(brush)
-            )
-            fields = (["ref_length"], ["ref_angle_true"], ["ref_margin"])
-            colors = [GRAY]
-        scatter = scatter.properties(width=170, height=170)
-        top = _density(fields[0], colors, vertical=False, size=30, extent=ext["length"]).transform_filter(flt)
-        right = _density(fields[1], colors, vertical=True, size=30, extent=ext["angle"]).transform_filter(flt)
-        margin_axis = alt.Axis(title="margin (density)", labelFontSize=9, titleFontSize=10, tickCount=4)
-        margin = (
-            _density(fields[2], colors, vertical=False, size=30, extent=ext["margin"], axis=margin_axis)
-            .transform_filter(flt)
-            .properties(width=170)
-        )
-        # Flush bounds: the densities line up with the scatter's plot area, not with its axis labels.
-        # (Properties of a concat go to its constructor: `.properties` would copy the whole nested chart, which costs
-        # Altair seconds here; the spec is the same.)
-        inner = alt.vconcat(
-            header,
-            top.properties(width=170),
-            alt.hconcat(scatter, right.properties(height=170), spacing=2),
-            spacing=2,
-            bounds="flush",
-        )
-        panels.append(alt.vconcat(inner, margin, spacing=6))
+    ids = [j for j, _ in classes]
+    panels = [_local_panel(class_id, ids, extents, compare, diffs) for class_id, _ in classes]
     parts = [alt.concat(*panels, columns=columns, spacing=18, name="ls_panels")]
     if compare:
-        hists = []
-        for (name, title), sel in zip(METRIC_DIFFS, diffs, strict=True):
-            hists.append(
-                alt.Chart()
-                .mark_bar(color=YELLOW)
-                .encode(x=alt.X(f"{name}:Q", bin=alt.Bin(maxbins=40), title=title), y=alt.Y("count():Q", title=None))
-                .add_params(sel)
-                .properties(width=200, height=60)
-            )
-        parts.insert(0, alt.concat(*hists, columns=len(hists), title=alt.TitleParams(
-            "compared − reference: drag to select", anchor="start"), name="ls_hists"))  # fmt: skip
+        parts.insert(0, _diff_histograms(diffs))
     out = alt.vconcat(*parts, data=_data(data, "pairs"), spacing=14)
     return _top_params(out, params)
+
+
+def _local_header(flt: str, compare: bool) -> alt.LayerChart:
+    """A local panel's header: three short lines, each within the panel's width: the class, its accuracy (over every
+    evaluation image of the class, a per-row constant from accuracy.arrow), the number of shipped samples drawn."""
+    acc = "ref_class_accuracy"
+    head = (
+        alt.Chart()
+        .transform_filter(flt)
+        .transform_aggregate(
+            ref=f"mean({acc})",
+            cmp="mean(cmp_class_accuracy)" if compare else f"mean({acc})",
+            n="count()",
+            groupby=["class_name"],
+        )  # fmt: skip
+        .transform_calculate(
+            acc="'accuracy ' + format(datum.ref, '.1%')" + (" + ' → ' + format(datum.cmp, '.1%')" if compare else ""),
+            shown="'(all eval. images; ' + datum.n + ' shown)'",
+        )
+    )
+    line = dict(align="left", baseline="middle", x=0, limit=HEADER_WIDTH)
+    return alt.layer(
+        head.mark_text(y=7, fontWeight="bold", **line).encode(text="class_name:N", tooltip="class_name:N"),
+        head.mark_text(y=20, fontSize=10, **line).encode(text="acc:N"),
+        head.mark_text(y=32, fontSize=10, **line).encode(text="shown:N"),
+    ).properties(height=40, width=170)
+
+
+def _local_tooltip(compare: bool) -> list:
+    tooltip = [
+        alt.Tooltip("image:N"),
+        "sample_id:Q",
+        "class_name:N",
+        alt.Tooltip("ref_pred_name:N", title="ref pred"),
+        alt.Tooltip("ref_angle_true:Q", format=".1f"),
+        alt.Tooltip("ref_length:Q", format=".2f"),
+        alt.Tooltip("ref_margin:Q", format=".2f"),
+    ]
+    if compare:
+        tooltip += [alt.Tooltip("cmp_pred_name:N", title="cmp pred"), "outcome:N",
+                    alt.Tooltip("d_angle:Q", format="+.1f"), alt.Tooltip("d_length:Q", format="+.2f"),
+                    alt.Tooltip("d_margin:Q", format="+.2f")]  # fmt: skip
+    return tooltip
+
+
+def _compare_scatter(flt: str, chosen: str, x, y, brush, diffs: list, tooltip: list) -> alt.LayerChart:
+    """Reference dots (gray, brushable), compared dots (yellow) and the trajectories between them."""
+    base = alt.Chart().transform_filter(flt)
+    traj = (
+        base.transform_filter(_outcome_filter())
+        .transform_filter(chosen)
+        .mark_rule(opacity=0.6, strokeWidth=1, clip=True)
+        .encode(
+            x=x,
+            y=y,
+            x2="cmp_length:Q",
+            y2="cmp_angle_true:Q",
+            color=alt.Color(
+                "outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS), legend=_legend("outcome")
+            ),
+        )  # fmt: skip
+    )
+    for d in diffs:
+        traj = traj.transform_filter(d)
+    ref = base.mark_circle(size=12, color=GRAY, opacity=0.7, clip=True).encode(x=x, y=y, tooltip=tooltip)
+    ref = ref.add_params(brush)
+    cmp_ = base.mark_circle(size=12, color=YELLOW, opacity=0.8, clip=True).encode(
+        x="cmp_length:Q", y="cmp_angle_true:Q", tooltip=tooltip
+    )
+    return alt.layer(ref, cmp_, traj)
+
+
+def _single_scatter(flt: str, chosen: str, x, y, brush, tooltip: list) -> alt.Chart:
+    """One model's dots: gray correct, red incorrect; faded outside the selection."""
+    return (
+        alt.Chart()
+        .transform_filter(flt)
+        .mark_circle(size=14, clip=True)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color(
+                "ref_outcome:N",
+                scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]),
+                legend=_legend("prediction"),
+            ),  # fmt: skip
+            opacity=alt.condition(chosen, alt.value(0.8), alt.value(0.15)),
+            tooltip=tooltip,
+        )
+        .add_params(brush)
+    )
+
+
+def _local_panel(class_id: int | str, ids: list[int | str], extents: dict, compare: bool, diffs: list):
+    """One class panel: header, length density, scatter with the angle density beside it, margin density."""
+    brush = alt.selection_interval(name=panel_brush(class_id), encodings=["x", "y"])
+    flt = f"datum.label == {class_id}"
+    # Selected as the sample grid selects (`local_filters`): in this panel's brush, or every sample while no
+    # panel has one. (The brush alone would select all of an unbrushed panel while another panel has a brush.)
+    chosen = _panel_selected(class_id, ids)
+    ext = {m: (f"ext_{class_id}_{m}", extents[f"ext_{class_id}_{m}"]) for m in ("length", "angle", "margin")}
+    dom = {m: alt.ExprRef(param) for m, (param, _) in ext.items()}
+    x = alt.X("ref_length:Q", title="length", scale=alt.Scale(domain=dom["length"], nice=False))
+    y = alt.Y("ref_angle_true:Q", title="angle to true class (°)", scale=alt.Scale(domain=dom["angle"], nice=False))
+    tooltip = _local_tooltip(compare)
+    if compare:
+        scatter = _compare_scatter(flt, chosen, x, y, brush, diffs, tooltip)
+        fields = (["ref_length", "cmp_length"], ["ref_angle_true", "cmp_angle_true"], ["ref_margin", "cmp_margin"])
+        colors = [GRAY, YELLOW]
+    else:
+        scatter = _single_scatter(flt, chosen, x, y, brush, tooltip)
+        fields = (["ref_length"], ["ref_angle_true"], ["ref_margin"])
+        colors = [GRAY]
+    scatter = scatter.properties(width=170, height=170)
+    top = _density(fields[0], colors, vertical=False, size=30, extent=ext["length"]).transform_filter(flt)
+    right = _density(fields[1], colors, vertical=True, size=30, extent=ext["angle"]).transform_filter(flt)
+    margin_axis = alt.Axis(title="margin (density)", labelFontSize=9, titleFontSize=10, tickCount=4)
+    margin = (
+        _density(fields[2], colors, vertical=False, size=30, extent=ext["margin"], axis=margin_axis)
+        .transform_filter(flt)
+        .properties(width=170)
+    )
+    # Flush bounds: the densities line up with the scatter's plot area, not with its axis labels.
+    # (Properties of a concat go to its constructor: `.properties` would copy the whole nested chart, which costs
+    # Altair seconds here; the spec is the same.)
+    inner = alt.vconcat(
+        _local_header(flt, compare),
+        top.properties(width=170),
+        alt.hconcat(scatter, right.properties(height=170), spacing=2),
+        spacing=2,
+        bounds="flush",
+    )
+    return alt.vconcat(inner, margin, spacing=6)
+
+
+def _diff_histograms(diffs: list) -> alt.ConcatChart:
+    """Compare mode: the compared − reference histograms of angle, length and margin, each brushable on x."""
+    hists = []
+    for (name, title), sel in zip(METRIC_DIFFS, diffs, strict=True):
+        hists.append(
+            alt.Chart()
+            .mark_bar(color=YELLOW)
+            .encode(x=alt.X(f"{name}:Q", bin=alt.Bin(maxbins=40), title=title), y=alt.Y("count():Q", title=None))
+            .add_params(sel)
+            .properties(width=200, height=60)
+        )
+    return alt.concat(*hists, columns=len(hists), title=alt.TitleParams(
+        "compared − reference: drag to select", anchor="start"), name="ls_hists")  # fmt: skip
 
 
 def _panel_selected(class_id: int | str, class_ids: list[int | str]) -> str:

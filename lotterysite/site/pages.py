@@ -185,7 +185,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             "Fig. 7): reference gray, compared yellow, a trajectory per sample coloured by outcome. Drag on the "
             "metric-difference histograms to keep the samples whose Δangle, Δlength or Δmargin lies in a range, pick "
             "a trajectory outcome above them, drag on a class's scatter to select samples of that class. The "
-            "selection travels to the other views and the link."
+            "selection travels to the other views and the link. The panels share their axis ranges, so that the "
+            "classes compare on the same axes; “axis ranges: per panel” gives each class its own."
             + (
                 f" With {len(store.classes)} classes the view shows {len(shown_classes)} at a time: by default the "
                 "classes with the lowest accuracy of the reference model, or, when comparing, those whose accuracy "

@@ -809,329 +809,408 @@
     return out;
   }
 
-  async function geometryView(root, cfg) {
-    const kind = cfg.kind;
-    const state = readState();
-    const models = cfg.models;
-    const byId = new Map(models.map((m) => [m.id, m]));
-    const slices = new Map(cfg.slices.map((s) => [s.file, s]));
-    if (!byId.has(state.ref)) state.ref = models[0].id;
-    if (state.cmp && !byId.has(state.cmp)) delete state.cmp;
-    if (!slices.has(state.refv)) state.refv = cfg.slices[0].file;
-    if (!slices.has(state.cmpv)) state.cmpv = cfg.slices[0].file;
+  // Axis ranges the charts share (one angle scale for every class axis; a panel's scatter and densities), over both
+  // models, padded by 4 %: `params` is {param: [fields, class or null for the page's class]}, `classOf` names the
+  // class a param's rows are of. `shared`: the params on the same fields (the local panels' length, angle, margin)
+  // take one range over all their classes, so that the panels compare on the same axes.
+  function axisExtents(params, rows, classOf, shared) {
+    const span = {};
+    for (const [param, [fieldsOf, cls]] of Object.entries(params)) {
+      const want = classOf(cls);
+      let lo = Infinity, hi = -Infinity;
+      for (const r of rows) {
+        if (String(r.label) !== want) continue;
+        for (const f of fieldsOf) for (const w of ["ref_", "cmp_"]) {
+          const x = r[w + f];
+          if (x != null && Number.isFinite(x)) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+        }
+      }
+      span[param] = [lo, hi];
+    }
+    const group = (param) => (shared ? JSON.stringify(params[param][0]) : param);
+    const joined = {};
+    for (const [param, [lo, hi]] of Object.entries(span)) {
+      const g = joined[group(param)] || (joined[group(param)] = [Infinity, -Infinity]);
+      g[0] = Math.min(g[0], lo); g[1] = Math.max(g[1], hi);
+    }
+    const out = {};
+    for (const param of Object.keys(span)) {
+      let [lo, hi] = joined[group(param)];
+      if (!(hi >= lo)) { lo = 0; hi = 1; }
+      const pad = (hi - lo) * 0.04 || 0.5;
+      out[param] = [lo - pad, hi + pad];
+    }
+    return out;
+  }
+
+  // ---- the single geometry pages (local, global, samples), in named parts that share one context `g` ----
+  // Who writes what in `g` (every part reads it): g.state, the page's link: the controls (g.changed, then
+  // loadGeometry), the trajectory menu, onBrush (the brush ranges, sel); g.brushes, the link's brush ranges
+  // ({param: [range per encoding]}): onBrush and the keyboard form; g.shownClasses, the local panels' classes:
+  // drawGeometry; g.entry: the drawn view (rows, samples, mode, brushValues, drawn, shown): drawGeometry and onBrush.
+  // A change never calls another view: the other pages read the link and sessionStorage (writeState) when opened.
+  function geometryContext(root, cfg) {
+    const g = { cfg, kind: cfg.kind, state: readState(), byId: new Map(cfg.models.map((m) => [m.id, m])),
+      slices: new Map(cfg.slices.map((s) => [s.file, s])), picking: Array.isArray(cfg.picker), slots: cfg.slots || [],
+      shownClasses: [], brushKey: "b_" + cfg.kind, specs: {}, formPending: false, traj: null, kbd: null };
+    // A panel's class: a fixed class id, or a slot (many classes) holding the class shown in it (-1: none).
+    g.slotClass = (v) => {
+      const i = typeof v === "string" ? g.slots.indexOf(v) : -2;
+      return i === -2 ? v : i >= 0 && g.shownClasses[i] != null ? g.shownClasses[i] : -1;
+    };
+    checkState(g);
+    try { g.brushes = JSON.parse(g.state[g.brushKey] || "{}"); } catch (e) { g.brushes = {}; }
+    g.entry = newEntry(g.kind, root, cfg);
+    g.entry.brushValues = {};
+    g.info = g.entry.info = el("p", { class: "ls-info", "aria-live": "polite" });
+    g.changed = (key) => (v) => {
+      if (v === "") delete g.state[key]; else g.state[key] = v;
+      if (key === "class" || key === "classes") { g.brushes = {}; delete g.state[g.brushKey]; }
+      loadGeometry(g);
+    };
+    return g;
+  }
+  // The link's values checked against the page: anything unknown is dropped or set to the page's default.
+  function checkState(g) {
+    const { cfg, state, kind } = g;
+    if (!g.byId.has(state.ref)) state.ref = cfg.models[0].id;
+    if (state.cmp && !g.byId.has(state.cmp)) delete state.cmp;
+    if (!g.slices.has(state.refv)) state.refv = cfg.slices[0].file;
+    if (!g.slices.has(state.cmpv)) state.cmpv = cfg.slices[0].file;
     // Many classes: a picker instead of a class menu, the local view's panels are slots whose classes the reader
     // picks (state.classes, in the link) or the defaults derived from the models shown.
-    const picking = Array.isArray(cfg.picker);
-    const slots = cfg.slots || [];
-    let shownClasses = [];
-    const slotClass = (v) => (typeof v === "string" ? (slots.indexOf(v) >= 0 && shownClasses[slots.indexOf(v)] != null
-      ? shownClasses[slots.indexOf(v)] : -1) : v);
-    const pickable = new Set(picking ? cfg.picker : []);
+    const pickable = new Set(g.picking ? cfg.picker : []);
     const explicit = () => (state.classes || "").split(",").filter((x) => x !== "").map(Number)
-      .filter((j, i, all) => pickable.has(j) && all.indexOf(j) === i).slice(0, slots.length);
-    if (picking) {
+      .filter((j, i, all) => pickable.has(j) && all.indexOf(j) === i).slice(0, g.slots.length);
+    if (g.picking) {
       if (state.class != null && !pickable.has(Number(state.class))) delete state.class; // the page picks one
       if (state.classes != null) { const e = explicit(); if (e.length) state.classes = e.join(","); else delete state.classes; }
     } else if (state.class == null || !cfg.classes[Number(state.class)]) state.class = String(cfg.axis_classes[0] || 0);
     if (state.traj && !cfg.outcomes.includes(state.traj)) delete state.traj;
-    const brushKey = "b_" + kind;
-    let brushes = {};
-    try { brushes = JSON.parse(state[brushKey] || "{}"); } catch (e) { brushes = {}; }
-    const entry = newEntry(kind, root, cfg);
-    entry.brushValues = {};
+    if (kind !== "local" || state.scales !== "panel") delete state.scales; // shared axis ranges: the default
+  }
 
+  function geometryControls(g) {
+    const { cfg, kind, state } = g;
     const controls = el("div", { class: "ls-controls" });
-    const modelOpts = models.map((m) => [m.id, m.label]);
+    const modelOpts = cfg.models.map((m) => [m.id, m.label]);
     const sliceOpts = cfg.slices.map((s) => [s.file, s.label]);
-    const changed = (key) => (v) => {
-      if (v === "") delete state[key]; else state[key] = v;
-      if (key === "class" || key === "classes") { brushes = {}; delete state[brushKey]; }
-      load();
-    };
     const refGroup = el("fieldset", { class: "ls-group ls-ref" });
-    refGroup.append(el("legend", {}, "reference"), select("model", modelOpts, state.ref, changed("ref")),
-      select("on", sliceOpts, state.refv, changed("refv")));
+    refGroup.append(el("legend", {}, "reference"), select("model", modelOpts, state.ref, g.changed("ref")),
+      select("on", sliceOpts, state.refv, g.changed("refv")));
     const cmpGroup = el("fieldset", { class: "ls-group ls-cmp" });
-    cmpGroup.append(el("legend", {}, "compare with"), select("model", [["", "— none —"], ...modelOpts], state.cmp || "", changed("cmp")),
-      select("on", sliceOpts, state.cmpv, changed("cmpv")));
+    cmpGroup.append(el("legend", {}, "compare with"), select("model", [["", "— none —"], ...modelOpts], state.cmp || "", g.changed("cmp")),
+      select("on", sliceOpts, state.cmpv, g.changed("cmpv")));
     controls.append(refGroup, cmpGroup);
-    const current = el("span", { class: "ls-current" });
-    const chips = el("div", { class: "ls-chips", role: "group", "aria-label": "classes shown" });
-    if (kind === "global" && picking) {
-      controls.append(classPicker("class", cfg.classes, cfg.picker, (j) => changed("class")(String(j))), current);
-    } else if (kind === "global") controls.append(select("class", cfg.classes.map((c, j) => [j, c]), state.class, changed("class")));
-    if (kind === "local" && slots.length) {
+    g.current = el("span", { class: "ls-current" });
+    g.chips = el("div", { class: "ls-chips", role: "group", "aria-label": "classes shown" });
+    if (kind === "global" && g.picking) {
+      controls.append(classPicker("class", cfg.classes, cfg.picker, (j) => g.changed("class")(String(j))), g.current);
+    } else if (kind === "global") controls.append(select("class", cfg.classes.map((c, j) => [j, c]), state.class, g.changed("class")));
+    if (kind === "local" && g.slots.length) {
       controls.append(classPicker("add a class", cfg.classes, cfg.picker, (j) => {
-        const now = shownClasses.filter((c) => c >= 0);
-        changed("classes")([j, ...now.filter((c) => c !== j)].slice(0, slots.length).join(","));
+        const now = g.shownClasses.filter((c) => c >= 0);
+        g.changed("classes")([j, ...now.filter((c) => c !== j)].slice(0, g.slots.length).join(","));
       }));
     }
-    function showChips() {
-      // The local view's classes: one button each (removes it), and a way back to the defaults.
-      const items = [];
-      shownClasses.forEach((j) => {
-        if (j < 0) return;
-        const b = el("button", { type: "button", class: "ls-chip", "data-class": String(j),
-          "aria-label": "remove class " + cfg.classes[j] }, cfg.classes[j] + " ×");
-        b.addEventListener("click", () => changed("classes")(shownClasses.filter((c) => c >= 0 && c !== j).join(",")));
-        items.push(b);
-      });
-      if (state.classes) {
-        const reset = el("button", { type: "button", class: "ls-chip ls-reset" }, "default classes");
-        reset.addEventListener("click", () => changed("classes")(""));
-        items.push(reset);
-      }
-      chips.replaceChildren(...items);
-    }
-    let traj = null;
     if (kind === "local") {
-      traj = select("trajectories", [["all", "all"], ...cfg.outcomes.map((o) => [o, o])], state.traj || "all", (v) => {
-        if (v === "all") delete state.traj; else state.traj = v;
-        writeState(state);
-        if (entry.view && entry.mode === "compare") {
-          entry.view.signal("outcome", v);
-          entry.view.runAsync().then(() => { showSelection(); writeState(state); entry.shown = shownState(); });
-        } else load();
-      });
-      traj.classList.add("ls-traj");
+      g.traj = trajectoryControl(g);
+      // The class panels' axes: one range per metric over every panel (compare the classes), or each its own.
+      controls.append(select("axis ranges", [["shared", "shared by every panel"], ["panel", "per panel"]],
+        state.scales || "shared", (v) => g.changed("scales")(v === "panel" ? v : "")));
     }
-    const info = (entry.info = el("p", { class: "ls-info", "aria-live": "polite" }));
+    return controls;
+  }
+  // The local page's trajectory menu: in compare mode it filters the drawn view in place (a signal), else reloads.
+  function trajectoryControl(g) {
+    const { cfg, state, entry } = g;
+    const traj = select("trajectories", [["all", "all"], ...cfg.outcomes.map((o) => [o, o])], state.traj || "all", (v) => {
+      if (v === "all") delete state.traj; else state.traj = v;
+      writeState(state);
+      if (entry.view && entry.mode === "compare") {
+        entry.view.signal("outcome", v);
+        entry.view.runAsync().then(() => { showSelection(g); writeState(state); entry.shown = shownState(g); });
+      } else loadGeometry(g);
+    });
+    traj.classList.add("ls-traj");
+    return traj;
+  }
+  // The local view's classes: one button each (removes it), and a way back to the defaults.
+  function showChips(g) {
+    const { cfg } = g;
+    const items = [];
+    g.shownClasses.forEach((j) => {
+      if (j < 0) return;
+      const b = el("button", { type: "button", class: "ls-chip", "data-class": String(j),
+        "aria-label": "remove class " + cfg.classes[j] }, cfg.classes[j] + " ×");
+      b.addEventListener("click", () => g.changed("classes")(g.shownClasses.filter((c) => c >= 0 && c !== j).join(",")));
+      items.push(b);
+    });
+    if (g.state.classes) {
+      const reset = el("button", { type: "button", class: "ls-chip ls-reset" }, "default classes");
+      reset.addEventListener("click", () => g.changed("classes")(""));
+      items.push(reset);
+    }
+    g.chips.replaceChildren(...items);
+  }
+  function navLinks(cfg, kind) {
     const nav = el("p", { class: "ls-links" });
     for (const [k, href] of Object.entries(cfg.links)) if (k !== kind) {
       const a = el("a", { href }, "→ " + k + " view");
       a.addEventListener("click", () => { a.href = href + location.hash; });
       nav.append(a, " ");
     }
+    return nav;
+  }
+  // Which samples the page serves (cfg.shipped), in words.
+  function shippedNote(cfg, kind, picking) {
     const sh = cfg.shipped || {};
     // Many classes: most have no evaluation sample at all (ImageNet photos of a few classes): count those that have.
     const perClass = picking ? (sh.per_class || []).filter((n) => n > 0) : sh.per_class || [];
-    const shipped = el("p", { class: "ls-shipped" }, !sh.served ? "" : (sh.everything
+    return el("p", { class: "ls-shipped" }, !sh.served ? "" : (sh.everything
       ? `All ${sh.evaluated} evaluated samples` : `A class-stratified random sample of ${sh.sample} of the ${sh.evaluated} evaluated samples`) +
       `: ${Math.min(...perClass)}–${Math.max(...perClass)} per class` + (picking ? ` in ${perClass.length} of ${cfg.classes.length} classes` : "") +
       `, ${sh.exemplars_in_sample} of them pruning-identified exemplars` +
       (sh.extra ? (kind === "samples" ? `; plus ${sh.extra} more exemplars outside the sample, shown here only.`
         : `; ${sh.extra} more exemplars outside the sample are in the sample view only.`) : "."));
-    root.append(controls);
-    if (kind === "local" && slots.length) root.append(chips);
-    root.append(info, nav, shipped);
-    const kbd = kind === "samples" ? null : brushForm((name, ranges) => {
-      if (ranges) brushes[name] = ranges; else delete brushes[name];
-      if (Object.keys(brushes).length) state[brushKey] = JSON.stringify(brushes); else delete state[brushKey];
-      load();
-    });
-    if (kbd) root.append(kbd);
-    // How the form names a brush: its panel's class, the difference histogram or the PCP axis, and which rows its
-    // placeholders (the data's range) come from.
-    const fieldTitle = (f) => {
-      const m = /^(ref|cmp)_angle_(true|c?\d+)$/.exec(f);
-      if (!m) return f.replace(/^ref_/, "");
-      if (m[2] === "true") return "angle to true class";
-      const j = m[2][0] === "c" ? ((cfg.confused || {})[String(state.class)] || [])[Number(m[2].slice(1))] : Number(m[2]);
-      return "angle to " + (cfg.classes[j] == null ? "class ?" : cfg.classes[j]);
-    };
-    // The form lists the brushes of the chart drawn with their ranges (from a link, a drag or the form itself).
-    let formPending = false;
-    const syncForm = (spec, rows, saved) => {
-      if (!kbd) return;
-      kbd.update(brushList(spec, rows, saved, brushName).map((b) => (
-        Object.assign(b, { label: b.label === "histogram" || b.label.startsWith("axis") ? b.fields[0][0] : b.label }))));
-    };
-    const brushName = (name) => {
-      if (name in cfg.panel_brushes) {
-        const j = slotClass(cfg.panel_brushes[name]);
-        return j < 0 ? null : { label: `${cfg.classes[j]} panel`, keep: (r) => r.label === j, titleOf: fieldTitle };
-      }
-      if (kind === "global") return { label: "axis " + name.slice(2), keep: (r) => String(r.label) === String(state.class), titleOf: fieldTitle };
-      return { label: "histogram", keep: () => true, titleOf: fieldTitle };
-    };
-    if (traj) root.append(traj); // right above the chart, whose first row is the metric-difference histograms
-    root.append(entry.error, entry.figure, entry.summary);
-    const table = el("div");
-    root.appendChild(table);
-    toolbar(root, entry, kind + ".csv");
-    // The file names the models and data of the rows drawn (entry.drawn, set with them), not a newer choice.
-    entry.csv = () => {
-      const d = entry.drawn;
-      const columns = { ref_model: d.ref, ref_data: slices.get(d.refv).label };
-      if (d.compare) Object.assign(columns, { cmp_model: d.cmp || d.ref, cmp_data: slices.get(d.cmpv).label });
-      const part = (m, v) => m + "-" + v;
-      const who = [part(columns.ref_model, columns.ref_data)];
-      if (columns.cmp_model) who.push("vs", part(columns.cmp_model, columns.cmp_data));
-      return { name: `${kind}-${who.join("-")}.csv`.replace(/[^\w.+-]+/g, "_"), columns };
-    };
-    const specs = {};
-    const shownState = () => {
-      const s = Object.assign({}, state);
-      delete s.sel; // derived from the brushes
-      return s;
-    };
+  }
 
-    function selection() {
-      // Recompute the selected samples from the brushes, as the charts' filters do (inclusive ranges): a panel's
-      // brush selects within its class (a union over brushed panels), every other brush narrows the selection.
-      const active = Object.entries(entry.brushValues).filter(([, v]) => v && Object.keys(v).length);
-      const outcome = entry.mode === "compare" && kind === "local" ? state.traj || "all" : "all";
-      if (!active.length && outcome === "all") return null;
-      const panels = active.filter(([name]) => name in cfg.panel_brushes);
-      const others = active.filter(([name]) => !(name in cfg.panel_brushes));
-      const inside = (r, v) => Object.entries(v).every(([f, range]) => {
-        const x = r[f], lo = Math.min(range[0], range[1]), hi = Math.max(range[0], range[1]);
-        return x >= lo && x <= hi;
-      });
-      const bits = new Uint8Array(entry.samples.length);
-      let n = 0;
-      for (const r of entry.rows) {
-        if (kind === "global" && String(r.label) !== String(state.class)) continue;
-        if (outcome !== "all" && r.outcome !== outcome) continue;
-        if (panels.length && !panels.some(([name, v]) => slotClass(cfg.panel_brushes[name]) === r.label && inside(r, v))) continue;
-        if (!others.every(([, v]) => inside(r, v))) continue;
-        bits[r.index] = 1;
-        n++;
-      }
-      return [bits, n];
+  // ---- the keyboard form: how it names a brush (its panel's class, the difference histogram or the PCP axis,
+  // and which rows its placeholders, the data's range, come from) ----
+  function fieldTitle(g, f) {
+    const m = /^(ref|cmp)_angle_(true|c?\d+)$/.exec(f);
+    if (!m) return f.replace(/^ref_/, "");
+    if (m[2] === "true") return "angle to true class";
+    const j = m[2][0] === "c" ? ((g.cfg.confused || {})[String(g.state.class)] || [])[Number(m[2].slice(1))] : Number(m[2]);
+    return "angle to " + (g.cfg.classes[j] == null ? "class ?" : g.cfg.classes[j]);
+  }
+  function brushNameOf(g, name) {
+    const { cfg, state } = g;
+    const titleOf = (f) => fieldTitle(g, f);
+    if (name in cfg.panel_brushes) {
+      const j = g.slotClass(cfg.panel_brushes[name]);
+      return j < 0 ? null : { label: `${cfg.classes[j]} panel`, keep: (r) => r.label === j, titleOf };
     }
-    function showSelection() {
-      if (kind === "samples") return;
-      const sel = selection();
-      if (sel) { state.sel = encodeSel(sel[0]); info.textContent = sel[1] + " samples selected (carried to the other views)"; }
-      else { delete state.sel; info.textContent = "Drag on a chart, or type a range under “Select by value”, to select samples."; }
-    }
-    function onBrush(name, value) {
-      entry.brushValues[name] = value;
-      const p = (specs[entry.mode].params || []).find((q) => q.name === name);
-      const keys = Object.keys(value || {});
-      brushes[name] = keys.length ? (p.select.encodings || []).map((_, i) => value[keys[i]]) : undefined;
-      if (!keys.length) delete brushes[name];
-      showSelection();
-      if (Object.keys(brushes).length) state[brushKey] = JSON.stringify(brushes); else delete state[brushKey];
-      writeState(state);
-      entry.shown = shownState();
-      if (kbd && !formPending) { // once a frame during a drag
-        formPending = true;
-        requestAnimationFrame(() => { formPending = false; syncForm(specs[entry.mode], entry.rows, brushes); });
-      }
-      const t0 = LS.lastInput;
-      requestAnimationFrame(() => { if (t0 != null) LS.latencies.push(performance.now() - t0); LS.lastInput = null; });
-    }
+    if (g.kind === "global") return { label: "axis " + name.slice(2), keep: (r) => String(r.label) === String(state.class), titleOf };
+    return { label: "histogram", keep: () => true, titleOf };
+  }
+  // The form lists the brushes of the chart drawn with their ranges (from a link, a drag or the form itself).
+  function syncForm(g, spec, rows, saved) {
+    if (!g.kbd) return;
+    g.kbd.update(brushList(spec, rows, saved, (name) => brushNameOf(g, name)).map((b) => (
+      Object.assign(b, { label: b.label === "histogram" || b.label.startsWith("axis") ? b.fields[0][0] : b.label }))));
+  }
+  function keyboardForm(g) {
+    if (g.kind === "samples") return null;
+    return brushForm((name, ranges) => {
+      if (ranges) g.brushes[name] = ranges; else delete g.brushes[name];
+      if (Object.keys(g.brushes).length) g.state[g.brushKey] = JSON.stringify(g.brushes); else delete g.state[g.brushKey];
+      loadGeometry(g);
+    });
+  }
+  // The CSV's file name and first columns name the models and data of the rows drawn (entry.drawn), not a newer choice.
+  function csvNaming(g) {
+    const d = g.entry.drawn;
+    const columns = { ref_model: d.ref, ref_data: g.slices.get(d.refv).label };
+    if (d.compare) Object.assign(columns, { cmp_model: d.cmp || d.ref, cmp_data: g.slices.get(d.cmpv).label });
+    const part = (m, v) => m + "-" + v;
+    const who = [part(columns.ref_model, columns.ref_data)];
+    if (columns.cmp_model) who.push("vs", part(columns.cmp_model, columns.cmp_data));
+    return { name: `${g.kind}-${who.join("-")}.csv`.replace(/[^\w.+-]+/g, "_"), columns };
+  }
+
+  async function geometryView(root, cfg) {
+    const g = geometryContext(root, cfg);
+    const { kind, entry } = g;
+    root.append(geometryControls(g));
+    if (kind === "local" && g.slots.length) root.append(g.chips);
+    root.append(g.info, navLinks(cfg, kind), shippedNote(cfg, kind, g.picking));
+    g.kbd = keyboardForm(g);
+    if (g.kbd) root.append(g.kbd);
+    if (g.traj) root.append(g.traj); // right above the chart, whose first row is the metric-difference histograms
+    root.append(entry.error, entry.figure, entry.summary);
+    g.table = el("div");
+    root.appendChild(g.table);
+    toolbar(root, entry, kind + ".csv");
+    entry.csv = () => csvNaming(g);
     entry.target.addEventListener("pointermove", (e) => { if (e.buttons) LS.lastInput = e.timeStamp; }, true);
     entry.target.addEventListener("pointerup", (e) => { LS.lastInput = e.timeStamp; }, true);
+    entry.refresh = () => loadGeometry(g);
+    await loadGeometry(g);
+  }
 
-    function extents(rows) {
-      // Axis ranges the charts share (one angle scale for every class axis; a panel's scatter and densities),
-      // over both models, padded: cfg.extents is {param: [fields, class or null for the page's class]}.
-      const out = {};
-      for (const [param, [fieldsOf, cls]] of Object.entries(cfg.extents || {})) {
-        const want = String(cls == null ? state.class : slotClass(cls));
-        let lo = Infinity, hi = -Infinity;
-        for (const r of rows) {
-          if (String(r.label) !== want) continue;
-          for (const f of fieldsOf) for (const w of ["ref_", "cmp_"]) {
-            const x = r[w + f];
-            if (x != null && Number.isFinite(x)) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
-          }
-        }
-        if (!(hi >= lo)) { lo = 0; hi = 1; }
-        const pad = (hi - lo) * 0.04 || 0.5;
-        out[param] = [lo - pad, hi + pad];
-      }
-      return out;
+  // ---- the selection: the brushes -> the selected samples (sel, in the link: the other pages read it) ----
+  function shownState(g) {
+    const s = Object.assign({}, g.state);
+    delete s.sel; // derived from the brushes
+    return s;
+  }
+  // Recompute the selected samples from the brushes, as the charts' filters do (inclusive ranges): a panel's brush
+  // selects within its class (a union over brushed panels), every other brush narrows the selection.
+  function selectedSamples(g) {
+    const { cfg, kind, state, entry } = g;
+    const active = Object.entries(entry.brushValues).filter(([, v]) => v && Object.keys(v).length);
+    const outcome = entry.mode === "compare" && kind === "local" ? state.traj || "all" : "all";
+    if (!active.length && outcome === "all") return null;
+    const panels = active.filter(([name]) => name in cfg.panel_brushes);
+    const others = active.filter(([name]) => !(name in cfg.panel_brushes));
+    const inside = (r, v) => Object.entries(v).every(([f, range]) => {
+      const x = r[f], lo = Math.min(range[0], range[1]), hi = Math.max(range[0], range[1]);
+      return x >= lo && x <= hi;
+    });
+    const bits = new Uint8Array(entry.samples.length);
+    let n = 0;
+    for (const r of entry.rows) {
+      if (kind === "global" && String(r.label) !== String(state.class)) continue;
+      if (outcome !== "all" && r.outcome !== outcome) continue;
+      if (panels.length && !panels.some(([name, v]) => g.slotClass(cfg.panel_brushes[name]) === r.label && inside(r, v))) continue;
+      if (!others.every(([, v]) => inside(r, v))) continue;
+      bits[r.index] = 1;
+      n++;
     }
+    return [bits, n];
+  }
+  function showSelection(g) {
+    if (g.kind === "samples") return;
+    const sel = selectedSamples(g);
+    if (sel) { g.state.sel = encodeSel(sel[0]); g.info.textContent = sel[1] + " samples selected (carried to the other views)"; }
+    else { delete g.state.sel; g.info.textContent = "Drag on a chart, or type a range under “Select by value”, to select samples."; }
+  }
+  // A brush moved: its range into the link, the selection recomputed, the keyboard form once a frame.
+  function onBrush(g, name, value) {
+    const { entry, brushes, state } = g;
+    entry.brushValues[name] = value;
+    const p = (g.specs[entry.mode].params || []).find((q) => q.name === name);
+    const keys = Object.keys(value || {});
+    brushes[name] = keys.length ? (p.select.encodings || []).map((_, i) => value[keys[i]]) : undefined;
+    if (!keys.length) delete brushes[name];
+    showSelection(g);
+    if (Object.keys(brushes).length) state[g.brushKey] = JSON.stringify(brushes); else delete state[g.brushKey];
+    writeState(state);
+    entry.shown = shownState(g);
+    if (g.kbd && !g.formPending) { // once a frame during a drag
+      g.formPending = true;
+      requestAnimationFrame(() => { g.formPending = false; syncForm(g, g.specs[entry.mode], entry.rows, g.brushes); });
+    }
+    const t0 = LS.lastInput;
+    requestAnimationFrame(() => { if (t0 != null) LS.latencies.push(performance.now() - t0); LS.lastInput = null; });
+  }
 
-    function load() {
-      writeState(state);
-      const want = state.cmp ? "compare" : "single";
-      const snap = JSON.parse(JSON.stringify(state));
-      const saved = JSON.parse(JSON.stringify(brushes));
-      return entry.queue(async () => {
-        const [samples, ref, cmp] = await Promise.all([
-          fetchRows(cfg.samples),
-          fetchRows(`${cfg.slice_base}/${byId.get(snap.ref).key}/${snap.refv}`),
-          snap.cmp ? fetchRows(`${cfg.slice_base}/${byId.get(snap.cmp).key}/${snap.cmpv}`) : null,
-        ]);
-        if (!specs[want]) specs[want] = await fetch(cfg.specs[want]).then((r) => r.json());
-        return [samples, ref, cmp];
-      }, async ([samples, ref, cmp]) => {
-        entry.samples = samples;
-        if (picking) {
-          const defaults = defaultClasses(ref, cmp, Math.max(1, slots.length));
-          if (kind === "global" && snap.class == null) { snap.class = state.class = String(defaults[0]); }
-          shownClasses = snap.classes ? snap.classes.split(",").map(Number) : defaults;
-          shownClasses = slots.map((_, i) => (shownClasses[i] == null ? -1 : shownClasses[i]));
-          if (kind === "global") current.textContent = "showing " + cfg.classes[Number(snap.class)];
-          else if (kind === "local") showChips();
-        }
-        const sel = kind === "samples" ? decodeSel(snap.sel, samples.length) : null;
-        const rows = buildPairs(cfg, samples, ref, cmp, sel);
-        const spec = JSON.parse(JSON.stringify(specs[want]));
-        restoreBrushes(spec, saved);
-        setParam(spec, "cls", Number(snap.class));
-        slots.forEach((name, i) => setParam(spec, name, shownClasses[i]));
-        if (cfg.axis_titles) {
-          const c = Number(snap.class), conf = cfg.confused[String(c)] || [];
-          setParam(spec, "axis_names", cfg.axis_titles.map((t, k) => {
-            if (t != null) return t;
-            const f = cfg.axes[k];
-            if (f === "angle_true") return cfg.classes[c]; // the chart marks it " (true)"
-            const j = conf[Number(f.slice("angle_c".length))];
-            return j == null ? "" : cfg.classes[j];
-          }));
-        }
-        setParam(spec, "outcome", snap.traj || "all");
-        for (const [name, ext] of Object.entries(extents(rows))) setExtent(spec, name, ext);
-        entry.mode = want;
-        entry.rows = rows;
-        entry.drawn = { ref: snap.ref, refv: snap.refv, cmp: snap.cmp, cmpv: snap.cmpv, compare: want === "compare" };
-        entry.brushValues = {};
-        const view = await embed(entry, spec, { pairs: rows });
-        syncForm(spec, rows, saved);
-        for (const name of brushNames(spec)) {
-          const v = view.signal(name);
-          if (v && Object.keys(v).length) entry.brushValues[name] = v;
-          view.addSignalListener(name, onBrush);
-        }
-        if (traj) traj.hidden = want !== "compare";
-        if (kind === "samples") {
-          const n = sel ? rows.filter((r) => r.selected).length : 0;
-          info.textContent = sel ? `${n} selected samples` : "No samples selected: brush in the local or global geometry view first. Showing the lowest-margin samples.";
-        } else {
-          showSelection();
-          writeState(state);
-        }
-        entry.shown = shownState();
-        summarize(rows, cmp != null);
-      });
+  // ---- a load: fetch the slices (at once), then draw through the entry's queue (newest choice wins) ----
+  function loadGeometry(g) {
+    writeState(g.state);
+    const want = g.state.cmp ? "compare" : "single";
+    const snap = JSON.parse(JSON.stringify(g.state));
+    const saved = JSON.parse(JSON.stringify(g.brushes));
+    return g.entry.queue(() => fetchGeometry(g, snap, want), (data) => drawGeometry(g, snap, saved, want, data));
+  }
+  async function fetchGeometry(g, snap, want) {
+    const { cfg } = g;
+    const got = await Promise.all([
+      fetchRows(cfg.samples),
+      fetchRows(`${cfg.slice_base}/${g.byId.get(snap.ref).key}/${snap.refv}`),
+      snap.cmp ? fetchRows(`${cfg.slice_base}/${g.byId.get(snap.cmp).key}/${snap.cmpv}`) : null,
+    ]);
+    if (!g.specs[want]) g.specs[want] = await fetch(cfg.specs[want]).then((r) => r.json());
+    return got;
+  }
+  // Many classes: the class (global) or the panels' classes (local) from the link, else the defaults.
+  function pickClasses(g, snap, ref, cmp) {
+    if (!g.picking) return;
+    const defaults = defaultClasses(ref, cmp, Math.max(1, g.slots.length));
+    if (g.kind === "global" && snap.class == null) { snap.class = g.state.class = String(defaults[0]); }
+    const shown = snap.classes ? snap.classes.split(",").map(Number) : defaults;
+    g.shownClasses = g.slots.map((_, i) => (shown[i] == null ? -1 : shown[i]));
+    if (g.kind === "global") g.current.textContent = "showing " + g.cfg.classes[Number(snap.class)];
+    else if (g.kind === "local") showChips(g);
+  }
+  // The chart's spec for this load: brushes from the link, classes, axis names, trajectory filter, axis ranges.
+  function geometrySpec(g, want, snap, saved, rows) {
+    const { cfg } = g;
+    const spec = JSON.parse(JSON.stringify(g.specs[want]));
+    restoreBrushes(spec, saved);
+    setParam(spec, "cls", Number(snap.class));
+    g.slots.forEach((name, i) => setParam(spec, name, g.shownClasses[i]));
+    if (cfg.axis_titles) {
+      const c = Number(snap.class), conf = cfg.confused[String(c)] || [];
+      setParam(spec, "axis_names", cfg.axis_titles.map((t, k) => {
+        if (t != null) return t;
+        const f = cfg.axes[k];
+        if (f === "angle_true") return cfg.classes[c]; // the chart marks it " (true)"
+        const j = conf[Number(f.slice("angle_c".length))];
+        return j == null ? "" : cfg.classes[j];
+      }));
     }
+    setParam(spec, "outcome", snap.traj || "all");
+    const ranges = axisExtents(cfg.extents || {}, rows, (cls) => String(cls == null ? g.state.class : g.slotClass(cls)),
+      g.kind === "local" && g.state.scales !== "panel");
+    for (const [name, ext] of Object.entries(ranges)) setExtent(spec, name, ext);
+    return spec;
+  }
+  async function drawGeometry(g, snap, saved, want, [samples, ref, cmp]) {
+    const { entry, kind } = g;
+    entry.samples = samples;
+    pickClasses(g, snap, ref, cmp);
+    const sel = kind === "samples" ? decodeSel(snap.sel, samples.length) : null;
+    const rows = buildPairs(g.cfg, samples, ref, cmp, sel);
+    const spec = geometrySpec(g, want, snap, saved, rows);
+    entry.mode = want;
+    entry.rows = rows;
+    entry.drawn = { ref: snap.ref, refv: snap.refv, cmp: snap.cmp, cmpv: snap.cmpv, compare: want === "compare" };
+    entry.brushValues = {};
+    const view = await embed(entry, spec, { pairs: rows });
+    syncForm(g, spec, rows, saved);
+    for (const name of brushNames(spec)) {
+      const v = view.signal(name);
+      if (v && Object.keys(v).length) entry.brushValues[name] = v;
+      view.addSignalListener(name, (n, value) => onBrush(g, n, value));
+    }
+    if (g.traj) g.traj.hidden = want !== "compare";
+    if (kind === "samples") {
+      const n = sel ? rows.filter((r) => r.selected).length : 0;
+      g.info.textContent = sel ? `${n} selected samples` : "No samples selected: brush in the local or global geometry view first. Showing the lowest-margin samples.";
+    } else {
+      showSelection(g);
+      writeState(g.state);
+    }
+    entry.shown = shownState(g);
+    summarize(g, rows, cmp != null);
+  }
 
-    function summarize(rows, compare) {
-      const refM = byId.get(state.ref), refS = slices.get(state.refv);
-      const cmpM = compare ? byId.get(state.cmp) : null, cmpS = compare ? slices.get(state.cmpv) : null;
-      const what = `${refM.label.split(" — ")[0]} on ${refS.label}` + (compare ? ` vs ${cmpM.label.split(" — ")[0]} on ${cmpS.label}` : "");
-      const titles = { local: "Local geometry", global: "Global geometry", samples: "Sample examination" };
-      const mean = (rs, f) => rs.reduce((a, r) => a + r[f], 0) / (rs.length || 1);
-      const header = ["class", "samples", "ref accuracy", "ref mean angle (°)", "ref mean length", "ref mean margin"]
-        .concat(compare ? ["cmp accuracy", "cmp mean angle (°)", "cmp mean length", "cmp mean margin"] : []);
-      const body = [];
-      // Many classes: the table lists the classes on show (the selected samples' on the samples page, at most 50).
-      const only = !picking ? null : new Set(kind === "local" ? shownClasses : kind === "global" ? [Number(state.class)]
-        : [...new Set(state.sel ? rows.filter((r) => r.selected).map((r) => r.label) : [])].slice(0, 50));
-      cfg.classes.forEach((name, j) => {
-        if (only && !only.has(j)) return;
-        const rs = rows.filter((r) => r.label === j && r.in_sample); // class statistics: the sample only
-        if (!rs.length) return;
-        const line = [name, String(rs.length), pct(rs[0].ref_class_accuracy), mean(rs, "ref_angle_true").toFixed(1),
-          mean(rs, "ref_length").toFixed(2), mean(rs, "ref_margin").toFixed(2)];
-        if (compare) line.push(pct(rs[0].cmp_class_accuracy), mean(rs, "cmp_angle_true").toFixed(1),
-          mean(rs, "cmp_length").toFixed(2), mean(rs, "cmp_margin").toFixed(2));
-        body.push(line);
-      });
-      const scope = kind === "global" ? `, class ${cfg.classes[Number(state.class)]}` : "";
-      const counted = only && kind !== "samples" ? body.reduce((a, line) => a + Number(line[1]), 0) : rows.length;
-      describe(entry, `${titles[kind]}: ${what}${scope}`, `${titles[kind]} of ${what}${scope}: ${counted} samples ` +
-        `in ${body.length} classes. ${info.textContent}`);
-      table.replaceChildren(tableOf("Data table: per-class summary", header, body));
-    }
-    entry.refresh = load;
-    await load();
+  // ---- the summary: the chart's description and the per-class data table ----
+  function classTable(g, rows, compare) {
+    const { cfg, kind, state } = g;
+    const mean = (rs, f) => rs.reduce((a, r) => a + r[f], 0) / (rs.length || 1);
+    const header = ["class", "samples", "ref accuracy", "ref mean angle (°)", "ref mean length", "ref mean margin"]
+      .concat(compare ? ["cmp accuracy", "cmp mean angle (°)", "cmp mean length", "cmp mean margin"] : []);
+    const body = [];
+    // Many classes: the table lists the classes on show (the selected samples' on the samples page, at most 50).
+    const only = !g.picking ? null : new Set(kind === "local" ? g.shownClasses : kind === "global" ? [Number(state.class)]
+      : [...new Set(state.sel ? rows.filter((r) => r.selected).map((r) => r.label) : [])].slice(0, 50));
+    cfg.classes.forEach((name, j) => {
+      if (only && !only.has(j)) return;
+      const rs = rows.filter((r) => r.label === j && r.in_sample); // class statistics: the sample only
+      if (!rs.length) return;
+      const line = [name, String(rs.length), pct(rs[0].ref_class_accuracy), mean(rs, "ref_angle_true").toFixed(1),
+        mean(rs, "ref_length").toFixed(2), mean(rs, "ref_margin").toFixed(2)];
+      if (compare) line.push(pct(rs[0].cmp_class_accuracy), mean(rs, "cmp_angle_true").toFixed(1),
+        mean(rs, "cmp_length").toFixed(2), mean(rs, "cmp_margin").toFixed(2));
+      body.push(line);
+    });
+    return { header, body, only };
+  }
+  function summarize(g, rows, compare) {
+    const { kind, state, cfg } = g;
+    const refM = g.byId.get(state.ref), refS = g.slices.get(state.refv);
+    const cmpM = compare ? g.byId.get(state.cmp) : null, cmpS = compare ? g.slices.get(state.cmpv) : null;
+    const what = `${refM.label.split(" — ")[0]} on ${refS.label}` + (compare ? ` vs ${cmpM.label.split(" — ")[0]} on ${cmpS.label}` : "");
+    const titles = { local: "Local geometry", global: "Global geometry", samples: "Sample examination" };
+    const { header, body, only } = classTable(g, rows, compare);
+    const scope = kind === "global" ? `, class ${cfg.classes[Number(state.class)]}` : "";
+    const counted = only && kind !== "samples" ? body.reduce((a, line) => a + Number(line[1]), 0) : rows.length;
+    describe(g.entry, `${titles[kind]}: ${what}${scope}`, `${titles[kind]} of ${what}${scope}: ${counted} samples ` +
+      `in ${body.length} classes. ${g.info.textContent}`);
+    g.table.replaceChildren(tableOf("Data table: per-class summary", header, body));
   }
 
   // What the views of other modules (workspace.js) draw with: the same embedding, queue, data and helpers.

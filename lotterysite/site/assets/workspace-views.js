@@ -189,6 +189,7 @@
         lib.setParam(spec, p.titles, Object.fromEntries(panels.map((q) => [q.key, p.title_of(cfg, model, q, st)])));
         entry.rows = rows;
         const view = await lib.embed(entry, spec, { [p.data]: rows });
+        await drawBox(view, p.brush, W().boxOf(cfg, p.which, (store.get().b || {})[p.which], panels));
         view.addSignalListener(p.brush, (_, value) => shared.brush(p.which, p.read(cfg, view, value, panels)));
         lib.describe(entry, p.title, `${p.title}: ${panels.length} panels of ${st.c.length} combinations, class ` +
           `${cfg.classes[st.class]}; download the drawn rows as CSV below.`);
@@ -196,6 +197,45 @@
     }
     return { entry, draw, select: () => modify(entry, p.data, "selected", selOf(store)),
       focus: () => modify(entry, p.data, "focus", focusOf(store)) };
+  }
+  // A brush restored from the link, drawn: Vega-Lite cannot start a facet's interval brush from a value (its
+  // initial store would not name the cell), so the box's pixel signals are set in the cell's dataflow, as a drag
+  // sets them; the brush then reads its data ranges back and selects as after that drag.
+  function drawBox(view, name, box) {
+    if (!box) return;
+    const cell = cellContext(view._runtime, name, box.panel);
+    if (!cell) return;
+    // The cell's `facet` signal names the brush's unit (Vega-Lite sets it on the first pointer move in the cell).
+    if (cell.signals.facet) view.update(cell.signals.facet, cell.signals.parent.value);
+    const fields = cell.signals[name + "_tuple_fields"].value;
+    const data = new Set(fields.map((f) => name + "_" + f.field));
+    for (const { channel } of fields) {
+      // The pixel signal: <name>_<channel>, renamed <name>_<channel>_1 when a field has that name already.
+      const px = [name + "_" + channel, name + "_" + channel + "_1"].find((s) => !data.has(s) && cell.signals[s]);
+      const scale = scaleOf(cell, view._runtime, channel);
+      if (!px || !scale) return;
+      view.update(cell.signals[px], box[channel].map((v) => scale(v)));
+    }
+    return view.runAsync();
+  }
+  // The facet cell whose parent datum is panel `key` (Vega's runtime: a subcontext per cell, its `parent` signal
+  // the cell's facet datum).
+  function cellContext(ctx, name, key) {
+    for (const sub of ctx.subcontext || []) {
+      const parent = sub.signals && sub.signals.parent;
+      if (parent && parent.value && parent.value.panel === key && sub.signals[name + "_tuple_fields"]) return sub;
+      const found = cellContext(sub, name, key);
+      if (found) return found;
+    }
+    return null;
+  }
+  // The cell's own scale of a channel (per-panel ranges), else the facet's shared one.
+  function scaleOf(cell, top, channel) {
+    for (const scales of [cell.scales || {}, top.scales || {}]) {
+      const hit = Object.keys(scales).find((n) => n.endsWith("_" + channel) && typeof scales[n].value === "function");
+      if (hit) return scales[hit].value;
+    }
+    return null;
   }
   function localView(parent, cfg, lib, store, shared) {
     return panelsView(parent, cfg, lib, store, shared, { cls: "ls-ws-local", title: "Local geometry", kind: "ws-local",
@@ -283,6 +323,7 @@
     const link = linker([evaluation, ...geometry]);
     shared.brush = (which, brush) => {
       const b = Object.assign({}, store.get().b || {});
+      if (W().sameBrush(b[which], brush)) return; // a box redrawn from the link: its ranges read back
       if (brush) b[which] = brush; else delete b[which];
       store.set({ b: Object.keys(b).length ? b : null }, which);
     };

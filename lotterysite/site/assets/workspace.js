@@ -129,7 +129,7 @@
     return [comboLabel(cfg, st.c[p.k], p.k), p.k ? `${name}: ${pct(ref.classAcc.get(p.cls))} → ${acc}` : `${name}: ${acc}`];
   }
 
-  // What the boxes select on, in words (a box restored from a link is not drawn again: this line says where it is).
+  // What the boxes select on, in words.
   function brushText(cfg, st) {
     const b = st.b || {}, out = [];
     const name = (c) => { const i = st.c.findIndex((x) => key(x) === c); return i < 0 ? c : comboLabel(cfg, st.c[i], i); };
@@ -261,6 +261,33 @@
     return Object.keys(ranges).length ? { c: p.c, cls: p.cls, ranges } : null;
   }
 
-  LS.workspace = { initialState, loadModel, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
+  // ---- a brush from the link, as the box to draw: its panel and its data ranges per channel ----
+  // The local box is its x (length) and y (angle) ranges. The PCP box spans the axes it selects on: x from half an
+  // axis step before the first to past the last (pcpBrush keeps the axes whose k lies in x), y the first axis's
+  // range on that axis's 0–1 scale (one y range serves every axis: pcpBrush maps it onto each axis's range).
+  function boxOf(cfg, which, brush, panels) {
+    if (!brush) return null;
+    const p = panels.find((q) => q.c === brush.c && q.cls === brush.cls && (which === "p" || (q.o || null) === (brush.o || null)));
+    if (!p) return null;
+    if (which === "l") return { panel: p.key, x: brush.x, y: brush.y };
+    const ks = Object.keys(brush.ranges).map(Number).sort((a, b) => a - b);
+    const [lo, hi] = p.ranges[group(cfg.axes[ks[0]])];
+    const y = brush.ranges[ks[0]].map((v) => (v - lo) / (hi - lo));
+    return { panel: p.key, x: [ks[0] - 0.4, ks[ks.length - 1] + 0.4], y };
+  }
+  // Whether two brushes select the same (a box redrawn from the link reads back its ranges with rounding error).
+  function sameBrush(a, b) {
+    if (!a || !b) return a === b;
+    const close = (r, s) => Array.isArray(r) && Array.isArray(s) && r.length === s.length &&
+      r.every((v, i) => Math.abs(v - s[i]) <= 1e-9 * Math.max(1, Math.abs(v)));
+    if (a.c !== b.c || a.cls !== b.cls || (a.o || null) !== (b.o || null)) return false;
+    if (a.ranges || b.ranges) {
+      const ka = Object.keys(a.ranges || {}).sort(), kb = Object.keys(b.ranges || {}).sort();
+      return ka.join() === kb.join() && ka.every((k) => close([...a.ranges[k]].sort((x, y) => x - y), [...b.ranges[k]].sort((x, y) => x - y)));
+    }
+    return close(a.x, b.x) && close(a.y, b.y);
+  }
+
+  LS.workspace = { initialState, boxOf, sameBrush, loadModel, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
     localBrush, pcpBrush, panelTitle, brushText, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key };
 })();
