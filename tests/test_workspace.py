@@ -95,6 +95,11 @@ def check_linked(page, store, site_data, want: set[int]):
     assert pcp == {i for i in want if store_label(store, i) == int(cls)}
     assert set(page.evaluate(SELECTED, [GRID, "pairs"])) == want
     assert page.evaluate(oracle_grid_images(), GRID) == min(48, len(want))
+    # The grid's thumbnails are the selected samples' own images (the store's bytes), fetched as their files; the
+    # page never fetched the thumbnails of samples no grid showed (the first grid: the lowest-margin 48 of all).
+    shown, fetched = oracle.check_thumbnails(page, store, GRID)
+    assert shown <= want and len(shown) == min(48, len(want))
+    assert shown <= fetched and len(fetched) <= 2 * 48 + 8, len(fetched)
     rows = page.evaluate(f"window.lotterysiteRuntime.views[{EVAL}].view.data('evaluation')")
     for r in rows:
         got = r["subset_accuracy"]

@@ -7,6 +7,7 @@ table's rows and ranks, the per-sample correctness counts behind subset accuracy
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import re
@@ -288,13 +289,63 @@ def shipped_summary(store: Store, served) -> dict:
             "everything": len(served.ids) == int(store.manifest.get("dataset", {}).get("n_eval") or -1)}  # fmt: skip
 
 
+THUMBS = "thumbs"  # data/thumbs/<sample_id>.<format>: one image file per served sample with a thumbnail
+
+
+def _thumbnails(store: Store, served: Served) -> tuple[list[str | None], list[str | None]]:
+    """Per served sample (in id order), its thumbnail's format ("png", "jpeg", "webp"; None: the store has none) and
+    its data URI, checked when the store was loaded (`THUMBNAIL`)."""
+    t = store.tables["samples.arrow"]
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(served.ids, pa.int32()))).sort_by("sample_id")
+    uris = t.column("thumbnail").to_pylist()
+    kinds = [THUMBNAIL.match(u).group(1) if u else None for u in uris]
+    return kinds, uris
+
+
 def samples_table(store: Store, served) -> pa.Table:
-    """samples.arrow of the served samples, `in_sample` as the site's cut set it."""
+    """samples.arrow of the served samples, `in_sample` as the site's cut set it, and `thumb`: the format of the
+    sample's image file (`thumbnail_files`), null where the store has no thumbnail. The images themselves are not
+    in it: at 10 000 samples they were 29.7 of its 29.8 MB (bench/RESULTS.md, the site at CIFAR scale), and a page
+    shows a few dozen at a time; the grid asks for those files only."""
     served = as_served(store, served)
     t = store.tables["samples.arrow"]
     t = t.filter(pc.is_in(t["sample_id"], pa.array(served.ids, pa.int32()))).sort_by("sample_id")
-    t = t.select(["sample_id", "label", "pie", "thumbnail"])
-    return t.append_column("in_sample", pa.array(served.in_sample, pa.bool_()))
+    t = t.select(["sample_id", "label", "pie"])
+    kinds, _ = _thumbnails(store, served)
+    thumb = pa.array(kinds, pa.string()).dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string()))
+    return t.append_column("in_sample", pa.array(served.in_sample, pa.bool_())).append_column("thumb", thumb)
+
+
+def thumbnail_files(store: Store, served) -> dict[str, bytes]:
+    """{"thumbs/<sample_id>.<format>": the image's bytes} for every served sample with a thumbnail: the store's data
+    URI decoded, so the file is byte for byte the image the store holds."""
+    served = as_served(store, served)
+    kinds, uris = _thumbnails(store, served)
+    return {f"{THUMBS}/{int(i)}.{k}": base64.b64decode(u.split(",", 1)[1], validate=True)
+            for i, k, u in zip(served.ids, kinds, uris, strict=True) if k}  # fmt: skip
+
+
+def slice_bytes(store: Store, max_axes: int, n: int) -> int:
+    """Bytes of one geometry slice of `n` samples (`geometry_slices`), estimated: an empty slice's file (schema and
+    footer) plus, per sample, its columns' fixed widths in the store's schema (the angles for at most `max_axes`
+    classes, or the confused classes; the class accuracy) and 8 bytes for each column's buffer alignment."""
+    schema = store_geometry_schema(store.manifest)
+    k = store.confused_k
+    angles = [f"angle_c{r}" for r in range(k)] if k is not None else [f"angle_{j}" for j in range(
+        min(max_axes, len(store.classes)))]  # fmt: skip
+    fields = [schema.field(c) for c in (*SLICE_COLUMNS, *angles)] + [pa.field("class_accuracy", pa.float32())]
+    first = f"geometry/{store.models.column('model_key')[0].as_py()}.arrow"
+    meta = ipc.open_file(pa.BufferReader(store.blobs[first])).schema.metadata  # a slice keeps the store's metadata
+    empty = len(arrow_bytes(pa.schema(fields, metadata=meta).empty_table()))
+    row = sum(f.type.bit_width / 8 for f in fields)
+    return int(empty + n * row + 64 * len(fields))
+
+
+def largest_thumbnail(store: Store) -> int:
+    """Bytes of the largest thumbnail image in the store (0: none)."""
+    uris = store.tables["samples.arrow"].column("thumbnail")
+    longest = pc.max(pc.utf8_length(uris)).as_py() or 0
+    return longest * 3 // 4  # base64: 3 bytes per 4 characters (an upper bound; the prefix counts too)
 
 
 @dataclass

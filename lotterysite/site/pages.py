@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from . import charts, findings
 from . import cost as site_cost
-from .data import ArchData, Store, amount_label, method_label, model_label, severity_coverage
+from .data import THUMBS, ArchData, Store, amount_label, method_label, model_label, severity_coverage
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -233,7 +233,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             if picking:
                 cfg["picker"] = served  # many classes: a class subset is found by typing
         else:
-            cfg["samples"] = rel(uri, "data/samples.arrow")  # with the thumbnails: only the geometry views need it
+            cfg["samples"] = rel(uri, "data/samples.arrow")  # the labels and flags: only the geometry views need it
+            cfg["thumbs"] = rel(uri, f"data/{THUMBS}") + "/"  # <sample_id>.<thumb>: fetched per image shown
             cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
             cfg["axes"] = [f for f, _ in axis_fields]
             cfg["axis_classes"] = axes
@@ -304,6 +305,7 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         "specs": {name: rel(uri, path) for name, path in spec_paths.items()},
         "slice_base": rel(uri, f"{data_dir}/g"),
         "samples": rel(uri, "data/samples.arrow"),
+        "thumbs": rel(uri, f"data/{THUMBS}") + "/",
         "evaluation": rel(uri, f"{data_dir}/evaluation.arrow"),
         "correct": rel(uri, f"{data_dir}/correct.arrow"),
         "correct_columns": data.correct_columns,

@@ -614,6 +614,11 @@
     await update();
   }
 
+  // A sample's thumbnail: a file of its own (data/thumbs/<id>.<format>), so the browser fetches only the images a
+  // grid or a tooltip shows (an image mark loads its url when drawn).
+  function thumbUrl(cfg, s) {
+    return s.thumb ? cfg.thumbs + s.sample_id + "." + s.thumb : null;
+  }
   function buildPairs(cfg, samples, ref, cmp, sel) {
     const byId = new Map(samples.map((s, i) => [s.sample_id, [s, i]]));
     const cmpById = cmp ? new Map(cmp.map((r) => [r.sample_id, r])) : null;
@@ -629,7 +634,7 @@
       const inSample = s.in_sample !== false;
       if (!inSample && cfg.kind !== "samples") continue;
       const o = {
-        sample_id: r.sample_id, label: r.label, class_name: names[r.label], image: s.thumbnail, pie: !!s.pie,
+        sample_id: r.sample_id, label: r.label, class_name: names[r.label], image: thumbUrl(cfg, s), pie: !!s.pie,
         in_sample: inSample,
         robustness: r.robustness, ref_correct: r.correct ? 1 : 0, ref_outcome: r.correct ? cfg.correctness[0] : cfg.correctness[1],
         ref_class_accuracy: r.class_accuracy,
@@ -1062,7 +1067,7 @@
 
   // What the views of other modules (workspace.js) draw with: the same embedding, queue, data and helpers.
   LS.lib = { el, select, fetchRows, fields, embed, newEntry, describe, tableOf, pct, subsetInterval, buildPairs,
-    setParam, toolbar, decodeSel, encodeSel, fail, brushNames, subsetRows, deltaRange };
+    setParam, toolbar, decodeSel, encodeSel, fail, brushNames, subsetRows, deltaRange, thumbUrl };
 
   function initView(root) {
     // Called again for the same container (document$ and the direct call): hand back the first run.

@@ -231,7 +231,8 @@
     function draw() {
       const st = store.get(), model = shared.model, two = model.combos.length > 1;
       return entry.queue(async () => specOf(cfg.specs[two ? "grid_compare" : "grid_single"]), async (spec) => {
-        const like = { classes: cfg.classes, outcomes: cfg.outcomes, correctness: cfg.correctness, axes: [], kind: "workspace" };
+        const like = { classes: cfg.classes, outcomes: cfg.outcomes, correctness: cfg.correctness, axes: [], kind: "workspace",
+          thumbs: cfg.thumbs };
         const rows = lib.buildPairs(like, model.samples, model.combos[0].rows, two ? model.combos[1].rows : null, null);
         for (const r of rows) r.selected = st.sel ? st.sel[r.index] : 1;
         entry.rows = rows;

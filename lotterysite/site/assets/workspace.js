@@ -162,7 +162,7 @@
         if (p.o && o !== p.o) continue;
         const s = model.samples[i];
         const base = { panel: p.key, panel_order: p.idx, sample_id: s.sample_id, index: i, label: p.cls,
-          class_name: cfg.classes[p.cls], image: s.thumbnail, selected: bits ? bits[i] : 1,
+          class_name: cfg.classes[p.cls], image: LS.lib.thumbUrl(cfg, s), selected: bits ? bits[i] : 1,
           focus: s.sample_id === st.focus ? 1 : 0 };
         const at = (c) => ({ x: c.values.length[i], y: c.values.angle_true[i] });
         if (!p.k) { rows.push(Object.assign(base, at(me), { role: me.right[i] ? correct : incorrect, traj: 0 })); continue; }
