@@ -48,12 +48,15 @@ class SiteOptions:
     max_classes: int = 10  # class panels of the local geometry view; with more classes the reader picks them
     picked_classes: int = 8  # panels of the local view when the reader picks the classes (more than max_classes)
     page_bytes: int = 5_000_000  # budget of a page with everything it fetches; served samples are cut to fit
+    # Samples a workspace panel draws as marks: a class with more is drawn as the density of all of them plus a
+    # uniform random subsample (and the selected samples), so six panels stay fast (bench/RESULTS.md, issue 23 §4).
+    panel_marks: int = 400
     # Accuracy points: a pruned model keeps dense's accuracy when the paired interval of its drop lies below this,
     # and two models are equally accurate when their difference's lies within ± this (site_src/method.md).
     equivalence_points: float = 1.0
 
     def __post_init__(self):
-        for name in ("max_samples", "max_axes", "max_classes", "picked_classes", "page_bytes"):
+        for name in ("max_samples", "max_axes", "max_classes", "picked_classes", "page_bytes", "panel_marks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RenderError(f"site option {name} = {value!r}: must be a whole number >= 1")
@@ -115,6 +118,8 @@ def render(
     out.files["data/samples.arrow"] = samples
     out.files.update({f"data/{k}": v for k, v in data.thumbnail_files(store, ids).items()})
     served = data.shipped_summary(store, ids)
+    # Some class has more samples than a workspace panel draws as marks: the panels draw densities besides.
+    dense = not (data.dot_samples(store, ids, options.panel_marks) == ids.in_sample).all()
     generated: list[pages.Page] = []
     for arch in store.archs:
         axes = data.axis_classes(store, arch, options.max_axes)
@@ -125,7 +130,13 @@ def render(
             shown = data.axis_classes(store, arch, options.max_classes)
         arch_data = data.geometry_slices(store, arch, ids, axes)
         out.files.update({f"data/{k}": v for k, v in arch_data.files.items()})
-        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, served)
+        density = None
+        if dense:
+            fields = [f for f, _ in pages.pcp_axes(store, axes)]
+            files, extents = data.densities(store, arch, ids, fields, arch_data.slices)
+            out.files.update({f"data/{k}": v for k, v in files.items()})
+            density = {"extents": extents}
+        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, served, density)
         out.files.update({k: _spec_json(v) for k, v in specs.items()})
         generated += arch_pages
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
@@ -180,7 +191,7 @@ def served_samples(store: data.Store, options: SiteOptions) -> tuple:
     kept). The thumbnails are files of their own that a page fetches only for the samples its grid shows, so they
     no longer cut the served samples."""
     served = data.served_samples(store, options.max_samples)
-    samples = data.arrow_bytes(data.samples_table(store, served))
+    samples = data.arrow_bytes(data.samples_table(store, served, options.panel_marks))
     while page_estimate(store, served, samples, options) > options.page_bytes and len(served.ids) > 1:
         fixed = page_estimate(store, data.Served(served.ids[:0], served.in_sample[:0]), b"", options)
         per_sample = (page_estimate(store, served, samples, options) - fixed) / len(served.ids)
@@ -189,7 +200,7 @@ def served_samples(store: data.Store, options: SiteOptions) -> tuple:
         if len(smaller.ids) >= len(served.ids):
             break  # one sample per class alone does not fit: it is served anyway
         served = smaller
-        samples = data.arrow_bytes(data.samples_table(store, served))
+        samples = data.arrow_bytes(data.samples_table(store, served, options.panel_marks))
     return served, samples
 
 
