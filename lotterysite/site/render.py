@@ -48,12 +48,12 @@ class SiteOptions:
     max_classes: int = 10  # class panels of the local geometry view; with more classes the reader picks them
     picked_classes: int = 8  # panels of the local view when the reader picks the classes (more than max_classes)
     page_bytes: int = 5_000_000  # budget of a page with everything it fetches; served samples are cut to fit
-    # Samples a workspace panel draws as marks: a class with more is drawn as the density of all of them plus a
-    # uniform random subsample (and the selected samples), so six panels stay fast (bench/RESULTS.md, issue 23 §4).
-    panel_marks: int = 400
     # Accuracy points: a pruned model keeps dense's accuracy when the paired interval of its drop lies below this,
     # and two models are equally accurate when their difference's lies within ± this (site_src/method.md).
     equivalence_points: float = 1.0
+    # Samples a workspace panel draws as marks: a class with more is drawn as the density of all of them plus a
+    # uniform random subsample (and the selected samples), so six panels stay fast (bench/RESULTS.md, issue 23 §4).
+    panel_marks: int = 400
 
     def __post_init__(self):
         for name in ("max_samples", "max_axes", "max_classes", "picked_classes", "page_bytes", "panel_marks"):
