@@ -435,6 +435,7 @@ def main():
     parser.add_argument("--no-thumbnails", action="store_true", help="--scale: a store without thumbnails")
     parser.add_argument("--max-samples", type=int, help="site option: samples served per view (default 2000)")
     parser.add_argument("--page-bytes", type=int, help="site option: a page's budget (default 5 000 000)")
+    parser.add_argument("--panel-marks", type=int, help="site option: marks per workspace panel (default 400)")
     parser.add_argument("--site", type=Path, help="measure this already built site (of --store) instead of building")
     parser.add_argument("--kinds", default=",".join(BRUSHES), help="views to measure, comma-separated")
     parser.add_argument("--no-home", action="store_true", help="leave out the home and findings pages")
@@ -467,7 +468,8 @@ def main():
     many = (manifest.get("dataset") or {}).get("confused_classes") is not None
     if many and args.many_scale is None:
         live_share(store, least=0.0)  # the share only (--many-scale asserts it)
-    options = {k: v for k, v in (("max_samples", args.max_samples), ("page_bytes", args.page_bytes)) if v}
+    options = {k: v for k, v in (("max_samples", args.max_samples), ("page_bytes", args.page_bytes),
+                                 ("panel_marks", args.panel_marks)) if v}  # fmt: skip
     t0 = time.perf_counter()
     site = args.site or build_site_with(work, store, options)
     print(f"site build {time.perf_counter() - t0:.0f} s (load {os.getloadavg()[0]:.1f}), options {options or None}",

@@ -817,7 +817,49 @@ def check_samples(page, store: Store, site_data: Path) -> dict:
     assert [it["datum"]["sample_id"] for it in drawn] == order, "the grid is not the lowest-margin samples in order"
     texts = [it["text"] for m in scene.marks if m["type"] == "text" for it in m["items"] if it["text"]]
     assert any(t.startswith(f"showing {len(images)} of {len(ref)}") for t in texts), texts
+    # The thumbnails drawn are the samples' own, and the page fetched those files and no others.
+    shown, fetched = check_thumbnails(page, store)
+    assert shown == set(order) and fetched == shown, (sorted(shown), sorted(fetched))
     return {"images": len(images)}
+
+
+THUMBS = """async (index) => {
+  // Every image item of view `index`: its sample, its url, whether the image loaded, and the file's bytes (base64);
+  // and every thumbnail file the page fetched before this call (the browser's resource timing).
+  const fetched = performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/thumbs/'));
+  const view = window.lotterysiteRuntime.views[index].view;
+  const items = [];
+  const walk = (m) => { if (m.marktype === 'image') items.push(...m.items);
+    else if (m.marktype === 'group') m.items.forEach((g) => (g.items || []).forEach(walk)); };
+  walk(view.scenegraph().root);
+  const loaded = (it) => !!(it.image && it.image.complete && it.image.naturalWidth > 0 && it.image.url === it.url);
+  for (let t = 0; t < 50 && !items.every(loaded); t++) await new Promise((r) => setTimeout(r, 100));
+  const out = [];
+  for (const it of items) {
+    const buf = new Uint8Array(await (await fetch(it.url)).arrayBuffer());
+    let s = '';
+    for (const b of buf) s += String.fromCharCode(b);
+    out.push({sample_id: it.datum.sample_id, url: it.url, loaded: loaded(it), b64: btoa(s)});
+  }
+  return JSON.stringify({items: out, fetched});
+}"""
+
+
+def check_thumbnails(page, store: Store, index: int = 0) -> tuple[set[int], set[int]]:
+    """Every thumbnail the grid of view `index` draws is its sample's image as the store holds it (the file's bytes
+    equal the store's data URI decoded; the image loaded); returns (the samples shown, the samples whose thumbnail
+    file the page fetched)."""
+    got = json.loads(page.evaluate(THUMBS, index))
+    t = store.table("samples.arrow")
+    uris = dict(zip(t["sample_id"].to_pylist(), t["thumbnail"].to_pylist(), strict=True))
+    for it in got["items"]:
+        uri = uris[it["sample_id"]]
+        kind, payload = uri.split(";base64,", 1)
+        assert it["url"].endswith(f"/thumbs/{it['sample_id']}.{kind.removeprefix('data:image/')}"), it["url"]
+        assert it["b64"] == payload, f"the thumbnail of sample {it['sample_id']} is not its image in the store"
+        assert it["loaded"], it["url"]
+    fetched = {int(u.rsplit("/", 1)[1].split(".")[0]) for u in got["fetched"]}
+    return {it["sample_id"] for it in got["items"]}, fetched
 
 
 M08 = "lenet5/magnitude/0.8"

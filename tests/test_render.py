@@ -328,10 +328,23 @@ def test_served_samples_are_cut_to_the_page_budget(store):
     everything, samples = render.served_samples(st, render.SiteOptions())
     ids = everything.ids
     assert len(ids) == st.tables["samples.arrow"].num_rows  # the fixture fits: everything is served
+    # The estimate, recomputed: scripts and page, samples.arrow, two slices as rendered, a full grid of the largest
+    # thumbnail files as rendered (the thumbnails of the grid only: the others are never fetched with the page).
     fixed = sum(p.stat().st_size for p in render.vendor_files()) + render.PAGE_OVERHEAD
-    budget = int(fixed + len(samples) * render.SLICE_SHARE / 2)  # room for about half the thumbnails
+    rendered = render.render(st)
+    slice_bytes = max(len(v) for k, v in rendered.files.items() if k.startswith("data/lenet5/g/"))
+    thumbs = [len(v) for k, v in rendered.files.items() if k.startswith("data/thumbs/")]
+    assert len(thumbs) == len(ids) and rendered.files["data/samples.arrow"] == samples
+    full = fixed + len(samples) + 2 * slice_bytes + render.SAMPLES_GRID * max(thumbs)
+    assert abs(render.page_estimate(st, everything, samples, render.SiteOptions()) - full) < 0.05 * (full - fixed)
+    # The scripts, a grid of thumbnails and the files' headers cost the same whatever the samples: a budget with
+    # room for about half the samples.
+    none = render.page_estimate(st, data.Served(ids[:0], everything.in_sample[:0]), b"", render.SiteOptions())
+    assert none < full and abs(none - fixed - render.SAMPLES_GRID * max(thumbs)) < 0.2 * (full - fixed)
+    budget = int(none + (full - none) / 2)
     fewer, smaller = render.served_samples(st, render.SiteOptions(page_bytes=budget))
-    assert fixed + len(smaller) * render.SLICE_SHARE <= budget and len(ids) / 3 < len(fewer.ids) < len(ids)
+    assert render.page_estimate(st, fewer, smaller, render.SiteOptions()) <= budget
+    assert len(ids) / 3 < len(fewer.ids) < len(ids)
     labels = st.tables["samples.arrow"].column("label").to_numpy()
     served = np.isin(st.tables["samples.arrow"].column("sample_id").to_numpy(), fewer.ids)
     assert set(labels[served]) == set(labels)  # every class kept

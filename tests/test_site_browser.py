@@ -181,7 +181,10 @@ def test_tooltip_shows_the_sample_thumbnail(page, server, open_view):
     page.mouse.move(point["x"], point["y"], steps=3)
     tooltip = page.locator("#vg-tooltip-element img")
     tooltip.wait_for(state="visible", timeout=5_000)
-    assert tooltip.get_attribute("src").startswith("data:image/png;base64,")
+    # The sample's own thumbnail file (data/thumbs/<sample_id>.png), fetched when the tooltip shows it.
+    src = tooltip.get_attribute("src")
+    assert re.search(r"(^|/)data/thumbs/\d+\.png$", src), src
+    assert page.evaluate("(src) => fetch(src).then((r) => r.ok && r.headers.get('content-type'))", src) == "image/png"
     assert page.locator("#vg-tooltip-element").inner_text().strip()  # and the sample's fields beside it
     assert page.problems == []
 

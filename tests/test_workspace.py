@@ -95,6 +95,11 @@ def check_linked(page, store, site_data, want: set[int]):
     assert pcp == {i for i in want if store_label(store, i) == int(cls)}
     assert set(page.evaluate(SELECTED, [GRID, "pairs"])) == want
     assert page.evaluate(oracle_grid_images(), GRID) == min(48, len(want))
+    # The grid's thumbnails are the selected samples' own images (the store's bytes), fetched as their files; the
+    # page never fetched the thumbnails of samples no grid showed (the first grid: the lowest-margin 48 of all).
+    shown, fetched = oracle.check_thumbnails(page, store, GRID)
+    assert shown <= want and len(shown) == min(48, len(want))
+    assert shown <= fetched and len(fetched) <= 2 * 48 + 8, len(fetched)
     rows = page.evaluate(f"window.lotterysiteRuntime.views[{EVAL}].view.data('evaluation')")
     for r in rows:  # the subset bar and its interval, against float64 numpy over outcomes.arrow
         assert r["subset_accuracy"] is not None, r
@@ -522,4 +527,108 @@ def test_a_brush_from_the_link_is_drawn_where_its_ranges_are(shared, new_page, o
            and all(min(v) <= r[cfg["axes"][int(k)]] <= max(v) for k, v in b["p"]["ranges"].items())}  # fmt: skip
     assert 0 < len(local & pcp) < len(local)
     check_linked(page, store, site / "data", local & pcp)
+
+
+# -- more samples than a panel draws as marks: the store's density of all, a labelled subsample, the selection ----
+PANEL_MARKS = 12  # the fixture has about 40 samples a class: every panel is dense
+
+
+@pytest.fixture(scope="module")
+def dense(site_store, tmp_path_factory, serve):
+    """The site of the fixture store built with `panel_marks: 12` (the plugin's option)."""
+    from pathlib import Path
+
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    work = tmp_path_factory.mktemp("dense")
+    text = (repo / "mkdocs.yml").read_text(encoding="utf-8")
+    for old, new in (("store: store/demo", f"store: {site_store}\n      panel_marks: {PANEL_MARKS}"),
+                     ("docs_dir: site_src", f"docs_dir: {repo / 'site_src'}"),
+                     ("site_dir: site", f"site_dir: {work / 'site'}")):  # fmt: skip
+        assert old in text, old
+        text = text.replace(old, new)
+    (work / "mkdocs.yml").write_text(text, encoding="utf-8")
+    build(load_config(str(work / "mkdocs.yml")))
+    return oracle.Store(site_store), work / "site", serve(work / "site")
+
+
+def padded(values) -> tuple[float, float]:
+    """The axes' padding, written out: 4 % of the range each side (±0.5 for a single value)."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    pad = (hi - lo) * 0.04 or 0.5
+    return lo - pad, hi + pad
+
+
+def histogram(values, extent, m) -> np.ndarray:
+    """Counts in m equal bins of `extent`, each bin [lo + b w, lo + (b + 1) w), the last closed (float64)."""
+    lo, hi = extent
+    return np.histogram(np.asarray(values, np.float64), bins=np.linspace(lo, hi, m + 1))[0]
+
+
+def test_dense_panels_draw_the_store_density_and_a_labelled_subsample(dense, new_page, open_view):
+    store, site, base = dense
+    page = new_page(base)
+    cls = 2
+    open_view(page, ws_url(base, c=SIX[:3], **{"class": cls}))
+    cfg = oracle.page_config(page)
+    nx, ny = cfg["density"]["bins"]
+    nb = cfg["density"]["pcp_bins"]
+    samples = oracle.read_arrow(site / "data/samples.arrow").to_pylist()
+    served = [r["sample_id"] for r in samples if r["in_sample"] and r["label"] == cls]
+    dots = {r["sample_id"] for r in samples if r["dot"] and r["label"] == cls}
+    assert 0 < len(dots) <= PANEL_MARKS + 1 < len(served)
+    assert all(r["in_sample"] for r in samples if r["dot"])
+    # The bins span the class's values over every model and variant of the architecture (the store's, float64).
+    values = {"length": [], "angle_true": [], "angle": [], "margin": []}
+    severities = store.manifest["shipped_severities"]
+    variants = [("clean", 0)] + [(c, s) for c in store.manifest["corruptions"] for s in severities]
+    for m in store.models:
+        for v, s in variants:
+            rows = store.geometry(m, v, s)
+            for i in served:
+                r = rows[i]
+                values["length"].append(r["length"])
+                values["angle_true"].append(r["angle_true"])
+                values["margin"].append(r["margin"])
+                values["angle"] += [r[f] for f in cfg["axes"] if f.startswith("angle")]
+    ex, ey = padded(values["length"]), padded(values["angle_true"])
+    local = page.evaluate(f"window.lotterysiteRuntime.views[{LOCAL}].view.data('ws_local')")
+    titles = page.evaluate(f"window.lotterysiteRuntime.views[{LOCAL}].view.signal('ws_titles')")
+    for k, (model, file) in enumerate(SIX[:3]):
+        rows = store.geometry(model, *oracle._slice(cfg, file))
+        want = np.histogram2d([rows[i]["length"] for i in served], [rows[i]["angle_true"] for i in served],
+                              bins=[np.linspace(*ex, nx + 1), np.linspace(*ey, ny + 1)])[0]  # fmt: skip
+        got = np.zeros((nx, ny))
+        for d in (d for d in local if d["panel"] == f"p{k}" and d.get("kind") == "density"):
+            got[d["ix"], d["iy"]] = d["n"]
+            assert abs(d["x"] - (ex[0] + d["ix"] * (ex[1] - ex[0]) / nx)) < 1e-9
+            assert abs(d["y2"] - (ey[0] + (d["iy"] + 1) * (ey[1] - ey[0]) / ny)) < 1e-9
+        assert (got == want).all() and got.sum() == len(served), k
+        # The marks: the subsample (the same samples in every panel), nothing selected yet; the title says so.
+        marks = {d["sample_id"] for d in local if d["panel"] == f"p{k}" and d.get("kind") != "density"}
+        assert marks == dots
+        assert titles[f"p{k}"][-2:] == [f"density of all {len(served)};", f"dots: a uniform random {len(dots)}"]
+    # The PCP: per axis the counts of every sample of the class on the shared bins of its group.
+    pcp = page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.data('ws_pcp')")
+    model, file = SIX[1]
+    rows = store.geometry(model, *oracle._slice(cfg, file))
+    for k, f in enumerate(cfg["axes"]):
+        ext = padded(values["angle" if f.startswith("angle") else f])
+        want = histogram([rows[i][f] for i in served], ext, nb)
+        got = np.zeros(nb)
+        for d in (d for d in pcp if d["panel"] == "q1" and d.get("kind") == "density" and d["k"] == k):
+            got[d["iy"]] = d["n"]
+        assert (got == want).all(), (f, got, want)
+    lines = {d["sample_id"] for d in pcp if d["panel"] == "q1" and d.get("kind") == "line"}
+    assert lines == dots
+    ptitles = page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.signal('ws_ptitles')")
+    assert ptitles["q1"][-2:] == [f"density of all {len(served)};", f"dots: a uniform random {len(dots)}"]
+    # A box selects among every sample, not the marks: the brushed samples outside the subsample become marks.
+    drag(page, LOCAL, "ws_lbrush", "p1", frac=(0.3, 0.3, 0.95, 0.95))
+    state = oracle.ws_state(page)
+    want = expected_local(page, store, site / "data", state)
+    assert want - dots, "the box selected only subsample samples: the test would prove little"
+    check_linked(page, store, site / "data", want)
     assert page.problems == []

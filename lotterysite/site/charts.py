@@ -900,7 +900,10 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
     samples.arrow), label, class_name, role (WS_DOTS), x (length) and y (angle to the true class) of the dot's
     combination, x0 / y0 (the reference combination's, on a compared dot: its trajectory's start), outcome (OUTCOMES,
     compared dots), traj (1: draw its trajectory), selected (1: in the shared selection, or no selection), focus (1:
-    the sample picked in the grid). Param `ws_titles` holds each panel's header lines. One interval brush
+    the sample picked in the grid), extra (1: a selected sample drawn besides a dense panel's subsample); rows kind
+    "density" (a dense page: a class with more samples than a panel draws as marks) are a bin of the store's
+    density of every sample (x..x2, y..y2; n its count, o its opacity). Param `ws_titles` holds each panel's header
+    lines. One interval brush
     (`ws_lbrush`, on x and y) over every panel; the page reads the panel from its store. `shared`: one x and one y
     scale for every panel (the default); else each panel has its own ranges.
     """
@@ -921,12 +924,24 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
                               legend=_legend("trajectory")),
         )
     )  # fmt: skip
-    dots = base.mark_circle(size=14, clip=True).encode(
-        x=x,
-        y=y,
-        fill=alt.Fill("role:N", scale=alt.Scale(domain=WS_DOTS, range=WS_DOT_COLORS), legend=_legend("dot")),
-        opacity=alt.condition("datum.selected == 1", alt.value(0.8), alt.value(0.07)),
-        tooltip=tooltip,
+    # Where a class has more samples than a panel draws as marks (the page's densities), the density of every
+    # sample: one rect per non-empty bin (rows kind "density": x..x2, y..y2 the bin, n its count, o its opacity).
+    density = (
+        base.transform_filter("datum.kind == 'density'")
+        .mark_rect(clip=True, color=GRAY)
+        .encode(x="x:Q", x2="x2:Q", y="y:Q", y2="y2:Q", opacity=alt.Opacity("o:Q", scale=None),
+                tooltip=[alt.Tooltip("n:Q", title="samples in this bin")])
+    )  # fmt: skip
+    dots = (
+        base.transform_filter("datum.kind != 'density'")
+        .mark_circle(size=14, clip=True)
+        .encode(
+            x=x,
+            y=y,
+            fill=alt.Fill("role:N", scale=alt.Scale(domain=WS_DOTS, range=WS_DOT_COLORS), legend=_legend("dot")),
+            opacity=alt.condition("datum.selected == 1", alt.value(0.8), alt.value(0.07)),
+            tooltip=tooltip,
+        )
     )
     dots = dots.add_params(brush)
     focus = (
@@ -934,7 +949,7 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
         .mark_point(size=130, strokeWidth=2, color="#000000", filled=False, clip=True)
         .encode(x=x, y=y)
     )
-    layers = alt.layer(dots, traj, focus).properties(width=WS_CELL, height=WS_CELL)
+    layers = alt.layer(density, dots, traj, focus).properties(width=WS_CELL, height=WS_CELL)
     out = layers.facet(facet=alt.Facet("panel:N", header=_ws_titles("ws_titles"), sort=alt.SortField("panel_order")),
                        columns=columns, data=_data(data, "ws_local"), spacing={"row": 12, "column": 14})  # fmt: skip
     if not shared:
@@ -950,9 +965,11 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     Rows (dataset "ws_pcp"): kind "line" (one per sample and axis) or "axis" (one per panel and axis); panel,
     panel_order, k (axis index, left to right), and on lines sample_id, index, label, role (CORRECTNESS of the
     panel's combination), v (the store value), y (v on the axis's range: 0 at its low end, 1 at its high end),
-    selected, focus; on axes name, lo and hi (the range, as text). The page sets the ranges: every angle axis shares
-    one, length and margin their own, over every panel (shared, the default) or per panel (then the panels'
-    ranges differ and each panel's axes print theirs): the spec is the same either way. `n_axes` axes, `axis_step`
+    selected, focus, extra; on axes name, lo and hi (the range, as text); kind "density" (a dense page): a bin of the
+    store's density of every sample of the class on axis k (k_lo..k_hi its width, y_lo..y_hi the bin, n its count).
+    The page sets the ranges: every angle axis shares one, length and margin their own, over every panel (shared,
+    the default) or per panel (then the panels' ranges differ and each panel's axes print theirs; a dense page: the
+    density's, the class's values over every model): the spec is the same either way. `n_axes` axes, `axis_step`
     px apart. One interval brush (`ws_pbrush`, x over axes and y over
     values) per page: it selects the samples whose values lie in its value range on every axis it spans, of the
     brushed panel's combination (the page reads the panel from the brush's store).
@@ -991,7 +1008,15 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     # and a drag starting on one would measure the brush in that group's frame.
     pad = axes.transform_calculate(k_lo="datum.k - 0.5", k_hi="datum.k + 0.5")
     catch = pad.mark_rect(opacity=0).encode(x=alt.X("k_lo:Q", axis=None, scale=xscale), x2="k_hi:Q", y=lo, y2="y_hi:Q")
-    unit = alt.layer(rules, drawn, focus, *names, his, los, catch.add_params(brush)).properties(
+    # The density of every sample of the class (the page's densities, where a class has more samples than a panel
+    # draws as lines): per axis a bar per non-empty bin, as wide as its count (rows kind "density").
+    density = (
+        alt.Chart().transform_filter("datum.kind == 'density'")
+        .mark_rect(color=GRAY, opacity=0.45, clip=True)
+        .encode(x=alt.X("k_lo:Q", axis=None, scale=xscale), x2="k_hi:Q", y=lo, y2="y_hi:Q",
+                tooltip=[alt.Tooltip("n:Q", title="samples in this bin")])
+    )  # fmt: skip
+    unit = alt.layer(density, rules, drawn, focus, *names, his, los, catch.add_params(brush)).properties(
         width=n_axes * axis_step, height=170
     )
     header = _ws_titles("ws_ptitles", n_axes * axis_step)

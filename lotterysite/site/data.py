@@ -7,6 +7,7 @@ table's rows and ranks, the per-sample correctness counts behind subset accuracy
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import re
@@ -288,13 +289,193 @@ def shipped_summary(store: Store, served) -> dict:
             "everything": len(served.ids) == int(store.manifest.get("dataset", {}).get("n_eval") or -1)}  # fmt: skip
 
 
-def samples_table(store: Store, served) -> pa.Table:
-    """samples.arrow of the served samples, `in_sample` as the site's cut set it."""
+THUMBS = "thumbs"  # data/thumbs/<sample_id>.<format>: one image file per served sample with a thumbnail
+
+
+def _thumbnails(store: Store, served: Served) -> tuple[list[str | None], list[str | None]]:
+    """Per served sample (in id order), its thumbnail's format ("png", "jpeg", "webp"; None: the store has none) and
+    its data URI, checked when the store was loaded (`THUMBNAIL`)."""
+    t = store.tables["samples.arrow"]
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(served.ids, pa.int32()))).sort_by("sample_id")
+    uris = t.column("thumbnail").to_pylist()
+    kinds = [THUMBNAIL.match(u).group(1) if u else None for u in uris]
+    return kinds, uris
+
+
+def samples_table(store: Store, served, panel_marks: int | None = None) -> pa.Table:
+    """samples.arrow of the served samples, `in_sample` as the site's cut set it, `thumb`: the format of the
+    sample's image file (`thumbnail_files`), null where the store has no thumbnail, and `dot` (`dot_samples`): the
+    samples the workspace draws as marks where a class has more than `panel_marks` (None: every sample). The images
+    themselves are not in it: at 10 000 samples they were 29.7 of its 29.8 MB (bench/RESULTS.md, the site at CIFAR
+    scale), and a page shows a few dozen at a time; the grid asks for those files only."""
     served = as_served(store, served)
     t = store.tables["samples.arrow"]
     t = t.filter(pc.is_in(t["sample_id"], pa.array(served.ids, pa.int32()))).sort_by("sample_id")
-    t = t.select(["sample_id", "label", "pie", "thumbnail"])
-    return t.append_column("in_sample", pa.array(served.in_sample, pa.bool_()))
+    dots = dot_samples(store, served, panel_marks)
+    t = t.select(["sample_id", "label", "pie"])
+    kinds, _ = _thumbnails(store, served)
+    thumb = pa.array(kinds, pa.string()).dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string()))
+    t = t.append_column("in_sample", pa.array(served.in_sample, pa.bool_())).append_column("thumb", thumb)
+    return t.append_column("dot", pa.array(dots, pa.bool_()))
+
+
+def dot_samples(store: Store, served, panel_marks: int | None) -> np.ndarray:
+    """Per served sample (id order), whether the workspace's panels draw it as a mark (a dot, a line) when nothing
+    is selected: every sample of the stratified sample where each class has at most `panel_marks` of them, else
+    the store's policy (`sampling.draw_samples`, the store's seed) applied to them: a class-stratified uniform
+    random subsample sized so that the largest class gets about `panel_marks`. The rest are drawn as a density
+    (`densities`), and as marks when selected. The same flags for every view and every combination."""
+    served = as_served(store, served)
+    if panel_marks is None or not served.in_sample.any():
+        return served.in_sample.copy()
+    labels = store_labels(store, served)
+    counts = np.bincount(labels[served.in_sample])
+    if counts.max() <= panel_marks:
+        return served.in_sample.copy()
+    size = max(1, int(panel_marks * served.in_sample.sum() / counts.max()))
+    pie = np.zeros(len(labels), bool)  # no extra rows: the subsample is a uniform sample of the served sample
+    seed = int(((store.manifest.get("dataset") or {}).get("shipping") or {}).get("seed", 0))
+    drawn = sampling.draw_samples(labels, pie, sample_size=size, budget=size, seed=seed, population=served.in_sample)
+    out = np.zeros(len(labels), bool)
+    out[drawn.index] = True
+    return out
+
+
+def store_labels(store: Store, served: Served) -> np.ndarray:
+    """The labels of the served samples, in id order."""
+    t = store.tables["samples.arrow"]
+    t = t.filter(pc.is_in(t["sample_id"], pa.array(served.ids, pa.int32()))).sort_by("sample_id")
+    return t.column("label").to_numpy().astype(np.int64)
+
+
+LOCAL_BINS = (30, 20)  # the workspace's local density: bins of length x angle to the true class, per class
+PCP_BINS = 24  # the workspace's PCP density: bins per axis
+
+
+def _padded(lo: float, hi: float) -> list[float]:
+    """A range padded by 4 % (±0.5 for a single value), as the views' axes are (workspace.js `pcpRanges`)."""
+    if not hi >= lo:
+        return [0.0, 1.0]
+    pad = (hi - lo) * 0.04 or 0.5
+    return [float(lo - pad), float(hi + pad)]
+
+
+def _group(field_name: str) -> str:
+    return "angle" if field_name.startswith("angle") else field_name
+
+
+def densities(store: Store, arch: str, served, axes: list[str], slices: list[dict]) -> tuple[dict[str, bytes], dict]:
+    """The workspace's binned densities of every served sample of the stratified sample, computed here from the
+    store: per (model, variant) a file of exact counts per class, of the local view's (length, angle to the true
+    class) on LOCAL_BINS and of each PCP axis (`axes`) on PCP_BINS. The bins span, per class, the values of every
+    model and variant of the architecture (padded as the axes are): one grid for every combination, so that two
+    panels' densities compare bin for bin. Returns ({path under data/: file}, {class: extents}) with extents
+    {"x": length range, "y": angle range, "angle" | "length" | "margin": the PCP groups' ranges}.
+
+    A file's rows: cls, k (-1: the local density; else the PCP axis), ix, iy (the bin: length and angle bins for
+    the local density, the value's bin on axis k for the PCP with ix 0), n (samples in the bin; empty bins left out).
+    Bin b of a range [lo, hi] split in m holds lo + b (hi - lo) / m <= v < lo + (b + 1) (hi - lo) / m."""
+    served = as_served(store, served)
+    ids = pa.array(served.ids, pa.int32())
+    labels = store_labels(store, served)
+    keep = served.in_sample
+    schema = store_geometry_schema(store.manifest)
+    keys = shipped_variants(store)
+    fields = sorted({"length", "angle_true", *axes})
+    classes = sorted(set(labels[keep].tolist()))
+
+    def parts():
+        for m in store.models_of(arch):
+            table = store.table(f"geometry/{m['model_key']}.arrow", schema)
+            table = table.filter(pc.is_in(table["sample_id"], ids))
+            variant = table["variant"].cast(pa.string())
+            for v, sev in keys:
+                part = table.filter(pc.and_(pc.equal(variant, v), pc.equal(table["severity"], sev)))
+                part = part.sort_by("sample_id")
+                yield m, (v, sev), {f: part[f].to_numpy(zero_copy_only=False).astype(np.float64) for f in fields}
+
+    lo = {c: {} for c in classes}
+    hi = {c: {} for c in classes}
+    for _, _, vals in parts():
+        for c in classes:
+            rows = keep & (labels == c)
+            for name, f in [("x", "length"), ("y", "angle_true"), *((_group(a), a) for a in axes)]:
+                v = vals[f][rows]
+                v = v[np.isfinite(v)]
+                if len(v):
+                    lo[c][name] = min(lo[c].get(name, np.inf), v.min())
+                    hi[c][name] = max(hi[c].get(name, -np.inf), v.max())
+    extents = {c: {k: _padded(lo[c][k], hi[c][k]) for k in lo[c]} for c in classes}
+    by_key = {(s["variant"], s["severity"]): s["file"] for s in slices}
+    files: dict[str, bytes] = {}
+    for m, key, vals in parts():
+        out = {k: [] for k in ("cls", "k", "ix", "iy", "n")}
+
+        def add(c, k, ix, iy, counts, out=out):
+            nz = np.flatnonzero(counts)
+            out["cls"] += [c] * len(nz)
+            out["k"] += [k] * len(nz)
+            out["ix"] += list(ix[nz]) if ix is not None else [0] * len(nz)
+            out["iy"] += list(iy[nz])
+            out["n"] += list(counts[nz])
+
+        for c in classes:
+            rows = keep & (labels == c)
+            e = extents[c]
+            bx = _bins(vals["length"][rows], e["x"], LOCAL_BINS[0])
+            by = _bins(vals["angle_true"][rows], e["y"], LOCAL_BINS[1])
+            ok = (bx >= 0) & (by >= 0)
+            counts = np.bincount(bx[ok] * LOCAL_BINS[1] + by[ok], minlength=LOCAL_BINS[0] * LOCAL_BINS[1])
+            grid = np.arange(len(counts))
+            add(c, -1, grid // LOCAL_BINS[1], grid % LOCAL_BINS[1], counts)
+            for k, f in enumerate(axes):
+                b = _bins(vals[f][rows], e[_group(f)], PCP_BINS)
+                add(c, k, None, np.arange(PCP_BINS), np.bincount(b[b >= 0], minlength=PCP_BINS))
+        table = pa.table({"cls": pa.array(out["cls"], pa.int16()), "k": pa.array(out["k"], pa.int8()),
+                          "ix": pa.array(out["ix"], pa.uint8()), "iy": pa.array(out["iy"], pa.uint8()),
+                          "n": pa.array(out["n"], pa.uint16() if len(labels) < 2**16 else pa.int32())})  # fmt: skip
+        files[f"{store.slug(arch)}/d/{m['model_key']}/{by_key[key]}"] = arrow_bytes(table)
+    return files, {str(c): e for c, e in extents.items()}
+
+
+def _bins(values: np.ndarray, extent: list[float], m: int) -> np.ndarray:
+    """Each value's bin among m equal bins of `extent` (the last bin closed), -1 for a value that is not finite."""
+    lo, hi = extent
+    b = np.floor((values - lo) / (hi - lo) * m)
+    b = np.where(np.isfinite(b), np.clip(b, 0, m - 1), -1)
+    return b.astype(np.int64)
+
+
+def thumbnail_files(store: Store, served) -> dict[str, bytes]:
+    """{"thumbs/<sample_id>.<format>": the image's bytes} for every served sample with a thumbnail: the store's data
+    URI decoded, so the file is byte for byte the image the store holds."""
+    served = as_served(store, served)
+    kinds, uris = _thumbnails(store, served)
+    return {f"{THUMBS}/{int(i)}.{k}": base64.b64decode(u.split(",", 1)[1], validate=True)
+            for i, k, u in zip(served.ids, kinds, uris, strict=True) if k}  # fmt: skip
+
+
+def slice_bytes(store: Store, max_axes: int, n: int) -> int:
+    """Bytes of one geometry slice of `n` samples (`geometry_slices`), estimated: an empty slice's file (schema and
+    footer) plus, per sample, its columns' fixed widths in the store's schema (the angles for at most `max_axes`
+    classes, or the confused classes; the class accuracy) and 8 bytes for each column's buffer alignment."""
+    schema = store_geometry_schema(store.manifest)
+    k = store.confused_k
+    angles = [f"angle_c{r}" for r in range(k)] if k is not None else [f"angle_{j}" for j in range(
+        min(max_axes, len(store.classes)))]  # fmt: skip
+    fields = [schema.field(c) for c in (*SLICE_COLUMNS, *angles)] + [pa.field("class_accuracy", pa.float32())]
+    first = f"geometry/{store.models.column('model_key')[0].as_py()}.arrow"
+    meta = ipc.open_file(pa.BufferReader(store.blobs[first])).schema.metadata  # a slice keeps the store's metadata
+    empty = len(arrow_bytes(pa.schema(fields, metadata=meta).empty_table()))
+    row = sum(f.type.bit_width / 8 for f in fields)
+    return int(empty + n * row + 64 * len(fields))
+
+
+def largest_thumbnail(store: Store) -> int:
+    """Bytes of the largest thumbnail image in the store (0: none)."""
+    uris = store.tables["samples.arrow"].column("thumbnail")
+    longest = pc.max(pc.utf8_length(uris)).as_py() or 0
+    return longest * 3 // 4  # base64: 3 bytes per 4 characters (an upper bound; the prefix counts too)
 
 
 @dataclass

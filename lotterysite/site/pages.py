@@ -21,7 +21,17 @@ import pyarrow.compute as pc
 
 from . import charts, findings
 from . import cost as site_cost
-from .data import ArchData, Store, amount_label, method_label, model_label, severity_coverage
+from .data import (
+    LOCAL_BINS,
+    PCP_BINS,
+    THUMBS,
+    ArchData,
+    Store,
+    amount_label,
+    method_label,
+    model_label,
+    severity_coverage,
+)
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -109,16 +119,8 @@ def severity_note(store: Store) -> str:
     return " ".join(out)
 
 
-def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
-               shipped: dict | None = None) -> tuple[list[Page], dict]:  # fmt: skip
-    """The four view pages of one architecture, and their specs as {site path: spec dict}."""
-    a = store.slug(arch)
-    base = f"views/{a}"
-    data_dir = f"data/{a}"
-    specs: dict[str, dict] = {}
-    # Panels of fixed classes (few classes), or slots whose class the reader picks (many: charts.class_slots).
-    picking = any(isinstance(j, str) for j in shown_classes)
-    classes = [(j, "" if isinstance(j, str) else store.classes[j]) for j in shown_classes]
+def pcp_axes(store: Store, axes: list[int]) -> list[tuple[str, str | None]]:
+    """The parallel coordinates' axes: (geometry field, title; None: named by the page per class)."""
     k = store.confused_k
     if k is not None:
         # Many classes (Fig. 5's pre-selection): the true class, the k classes its samples are most confused with
@@ -130,7 +132,21 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         axis_fields = [(f"angle_{j}", store.classes[j]) for j in axes]
         if len(axes) < len(store.classes):
             axis_fields.insert(0, ("angle_true", "true class"))
-    axis_fields += [("length", "length"), ("margin", "margin")]
+    return axis_fields + [("length", "length"), ("margin", "margin")]
+
+
+def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
+               shipped: dict | None = None, density: dict | None = None) -> tuple[list[Page], dict]:  # fmt: skip
+    """The four view pages of one architecture, and their specs as {site path: spec dict}."""
+    a = store.slug(arch)
+    base = f"views/{a}"
+    data_dir = f"data/{a}"
+    specs: dict[str, dict] = {}
+    # Panels of fixed classes (few classes), or slots whose class the reader picks (many: charts.class_slots).
+    picking = any(isinstance(j, str) for j in shown_classes)
+    classes = [(j, "" if isinstance(j, str) else store.classes[j]) for j in shown_classes]
+    k = store.confused_k
+    axis_fields = pcp_axes(store, axes)
     served = [j for j, n in enumerate((shipped or {}).get("per_class") or []) if n]
     for compare in (False, True):
         mode = "compare" if compare else "single"
@@ -235,7 +251,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             if picking:
                 cfg["picker"] = served  # many classes: a class subset is found by typing
         else:
-            cfg["samples"] = rel(uri, "data/samples.arrow")  # with the thumbnails: only the geometry views need it
+            cfg["samples"] = rel(uri, "data/samples.arrow")  # the labels and flags: only the geometry views need it
+            cfg["thumbs"] = rel(uri, f"data/{THUMBS}") + "/"  # <sample_id>.<thumb>: fetched per image shown
             cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
             cfg["axes"] = [f for f, _ in axis_fields]
             cfg["axis_classes"] = axes
@@ -259,7 +276,7 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
         )
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intro + more)))
     ws_page, ws_specs = workspace_page(
-        store, arch, data, axis_fields, axes, common, shipped, served if picking else None
+        store, arch, data, axis_fields, axes, common, shipped, served if picking else None, density
     )
     specs.update(ws_specs)
     return [ws_page, *pages], specs
@@ -279,9 +296,12 @@ WS_INTRO = (
 
 
 def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, axes: list[int], common: dict,
-                   shipped: dict | None, picker: list[int] | None = None) -> tuple[Page, dict]:  # fmt: skip
+                   shipped: dict | None, picker: list[int] | None = None,
+                   density: dict | None = None) -> tuple[Page, dict]:  # fmt: skip
     """The workspace of one architecture (views/<arch>/workspace/) and its chart specs; `picker`: with many classes,
-    the classes that have served samples (the class menu's choices)."""
+    the classes that have served samples (the class menu's choices); `density`: where a class has more served
+    samples than a panel draws as marks, {"extents": per class (data.densities)}: the panels draw the density of
+    every sample and a uniform random subsample (samples.arrow's `dot`) as marks."""
     a = store.slug(arch)
     uri, data_dir = f"views/{a}/workspace.md", f"data/{a}"
     spec_paths = {
@@ -306,6 +326,7 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         "specs": {name: rel(uri, path) for name, path in spec_paths.items()},
         "slice_base": rel(uri, f"{data_dir}/g"),
         "samples": rel(uri, "data/samples.arrow"),
+        "thumbs": rel(uri, f"data/{THUMBS}") + "/",
         "evaluation": rel(uri, f"{data_dir}/evaluation.arrow"),
         "correct": rel(uri, f"{data_dir}/correct.arrow"),
         "correct_columns": data.correct_columns,
@@ -329,6 +350,9 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
     }
     if picker is not None:
         cfg["picker"] = picker
+    if density is not None:
+        cfg["density"] = {"base": rel(uri, f"{data_dir}/d"), "bins": list(LOCAL_BINS), "pcp_bins": PCP_BINS,
+                          "extents": density["extents"]}  # fmt: skip
     heading = f"---\nhide:\n  - toc\n---\n\n# {escape(WORKSPACE[1])} — {escape(arch)}\n\n"
     return Page(uri, WORKSPACE[1], heading + _container(cfg, WS_INTRO)), specs
 

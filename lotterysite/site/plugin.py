@@ -35,6 +35,7 @@ class LotterysiteConfig(Config):
     picked_classes = c.Type(int, default=8)  # panels the reader picks classes for (more than max_classes)
     page_bytes = c.Type(int, default=5_000_000)  # a page's budget with all it fetches: served samples are cut to it
     equivalence_points = c.Type((int, float), default=1.0)  # accuracy points: "keeps dense's accuracy" margin
+    panel_marks = c.Type(int, default=400)  # samples a workspace panel draws as marks; more: a density besides
     node_modules = c.Deprecated(
         message="the pinned JavaScript now ships inside the lotterysite package; "
         "remove `node_modules` from the plugin's options"
@@ -49,7 +50,7 @@ class LotterysitePlugin(BasePlugin[LotterysiteConfig]):
         try:
             options = SiteOptions(**{k: self.config[k] for k in ("max_samples", "max_axes", "max_classes",
                                                                   "picked_classes", "page_bytes",
-                                                                  "equivalence_points")})  # fmt: skip
+                                                                  "equivalence_points", "panel_marks")})  # fmt: skip
         except LotterysiteError as e:
             raise PluginError(f"lotterysite plugin options in {config.config_file_path or 'mkdocs.yml'}: {e}") from None
         try:

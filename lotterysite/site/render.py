@@ -33,7 +33,7 @@ WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "workspace-views.js")
 OWN_STYLE = "lotterysite.css"
 LOADER = "loader.js"
 PAGE_OVERHEAD = 400_000  # a page's HTML, theme CSS and scripts, chart specs and small data besides the vendored JS
-SLICE_SHARE = 1.3  # samples.arrow plus the geometry slices a page fetches with it, relative to samples.arrow
+SAMPLES_GRID = 120  # thumbnails the samples page's grid shows at most (pages.view_spec: its `limit`)
 MARKER = ".lotterysite-render.json"  # in the generated folder: what wrote it (hidden files are not published)
 
 
@@ -51,9 +51,12 @@ class SiteOptions:
     # Accuracy points: a pruned model keeps dense's accuracy when the paired interval of its drop lies below this,
     # and two models are equally accurate when their difference's lies within ± this (site_src/method.md).
     equivalence_points: float = 1.0
+    # Samples a workspace panel draws as marks: a class with more is drawn as the density of all of them plus a
+    # uniform random subsample (and the selected samples), so six panels stay fast (bench/RESULTS.md, issue 23 §4).
+    panel_marks: int = 400
 
     def __post_init__(self):
-        for name in ("max_samples", "max_axes", "max_classes", "picked_classes", "page_bytes"):
+        for name in ("max_samples", "max_axes", "max_classes", "picked_classes", "page_bytes", "panel_marks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RenderError(f"site option {name} = {value!r}: must be a whole number >= 1")
@@ -113,7 +116,10 @@ def render(
     out = Rendered()
     ids, samples = served_samples(store, options)
     out.files["data/samples.arrow"] = samples
+    out.files.update({f"data/{k}": v for k, v in data.thumbnail_files(store, ids).items()})
     served = data.shipped_summary(store, ids)
+    # Some class has more samples than a workspace panel draws as marks: the panels draw densities besides.
+    dense = not (data.dot_samples(store, ids, options.panel_marks) == ids.in_sample).all()
     generated: list[pages.Page] = []
     for arch in store.archs:
         axes = data.axis_classes(store, arch, options.max_axes)
@@ -124,7 +130,13 @@ def render(
             shown = data.axis_classes(store, arch, options.max_classes)
         arch_data = data.geometry_slices(store, arch, ids, axes)
         out.files.update({f"data/{k}": v for k, v in arch_data.files.items()})
-        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, served)
+        density = None
+        if dense:
+            fields = [f for f, _ in pages.pcp_axes(store, axes)]
+            files, extents = data.densities(store, arch, ids, fields, arch_data.slices)
+            out.files.update({f"data/{k}": v for k, v in files.items()})
+            density = {"extents": extents}
+        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, served, density)
         out.files.update({k: _spec_json(v) for k, v in specs.items()})
         generated += arch_pages
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
@@ -174,20 +186,32 @@ def render(
 
 def served_samples(store: data.Store, options: SiteOptions) -> tuple:
     """The samples the site serves (`data.Served`) and their samples.arrow: at most `max_samples`, and fewer when
-    the heaviest page (the scripts, samples.arrow with every thumbnail, two geometry slices) would pass
-    `page_bytes`, as with thousands of large images; the cut is the store's own policy (`data.served_samples`:
-    a class-stratified uniform random sample, extra exemplar rows after it, every class kept)."""
+    the heaviest view page (`page_estimate`) would pass `page_bytes`; the cut is the store's own policy
+    (`data.served_samples`: a class-stratified uniform random sample, extra exemplar rows after it, every class
+    kept). The thumbnails are files of their own that a page fetches only for the samples its grid shows, so they
+    no longer cut the served samples."""
     served = data.served_samples(store, options.max_samples)
-    samples = data.arrow_bytes(data.samples_table(store, served))
-    fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
-    while fixed + len(samples) * SLICE_SHARE > options.page_bytes and len(served.ids) > 1:
-        fewer = int(len(served.ids) * (options.page_bytes - fixed) / (len(samples) * SLICE_SHARE) * 0.97)
+    samples = data.arrow_bytes(data.samples_table(store, served, options.panel_marks))
+    while page_estimate(store, served, samples, options) > options.page_bytes and len(served.ids) > 1:
+        fixed = page_estimate(store, data.Served(served.ids[:0], served.in_sample[:0]), b"", options)
+        per_sample = (page_estimate(store, served, samples, options) - fixed) / len(served.ids)
+        fewer = int((options.page_bytes - fixed) / per_sample * 0.97)
         smaller = data.served_samples(store, max(1, min(fewer, len(served.ids) - 1)))
         if len(smaller.ids) >= len(served.ids):
             break  # one sample per class alone does not fit: it is served anyway
         served = smaller
-        samples = data.arrow_bytes(data.samples_table(store, served))
+        samples = data.arrow_bytes(data.samples_table(store, served, options.panel_marks))
     return served, samples
+
+
+def page_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions) -> int:
+    """Bytes of the heaviest single view page for `served`: the vendored scripts and the page itself
+    (PAGE_OVERHEAD), samples.arrow, the two geometry slices of a comparison (their row width from the store's
+    geometry schema), and a full sample grid's thumbnail files (SAMPLES_GRID of the largest). The workspace fetches
+    one slice per combination and the evaluation table's counts besides: bench/site.py measures it."""
+    fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
+    slices = 2 * data.slice_bytes(store, options.max_axes, len(served.ids))
+    return fixed + len(samples) + slices + SAMPLES_GRID * data.largest_thumbnail(store)
 
 
 def as_index(uri: str) -> str:

@@ -67,7 +67,7 @@
   function decodeSel(text, n) {
     if (!text) return null;
     let s = null;
-    try { s = atob(text.replace(/-/g, "+").replace(/_/g, "/")); } catch (e) { s = null; }
+    try { s = atob(text.replace(/-/g, "+").replace(/_/g, "/")); } catch { s = null; }
     if (s == null || s.length !== Math.ceil(n / 8)) {
       LS.warnings.push(`sel: the link's selection is not one of ${n} samples (cut short?); ignored`);
       return null;
@@ -234,7 +234,7 @@
       try {
         await navigator.clipboard.writeText(location.href);
         status.textContent = "Link copied";
-      } catch (e) {
+      } catch {
         status.textContent = "Could not copy: the link is in the address bar";
       }
       clearTimeout(status.timer);
@@ -431,7 +431,7 @@
   function keptValue(p, text) {
     if (p.select) {
       let values = null;
-      try { values = JSON.parse(text); } catch (e) { values = null; }
+      try { values = JSON.parse(text); } catch { values = null; }
       const field = (p.select.fields || [])[0];
       return Array.isArray(values) && field ? values.filter((v) => typeof v === "string").map((v) => ({ [field]: v })) : null;
     }
@@ -620,8 +620,8 @@
     const state = readState();
     const models = new Map(cfg.models.map((m) => [m.id, m]));
     if (state.ref && !models.has(state.ref)) delete state.ref;
-    // correct.arrow has one row per served sample, in samples.arrow's order: it sizes the selection (the thumbnails
-    // in samples.arrow are not needed here).
+    // correct.arrow holds one record per served sample, in samples.arrow's order: it sizes the selection, so
+    // samples.arrow is not needed here.
     const [spec, base, counts] = await Promise.all([
       fetch(cfg.spec).then((r) => r.json()), fetchRows(cfg.evaluation), fetchCounts(cfg),
     ]);
@@ -688,6 +688,11 @@
     await update(false);
   }
 
+  // A sample's thumbnail: a file of its own (data/thumbs/<id>.<format>), so the browser fetches only the images a
+  // grid or a tooltip shows (an image mark loads its url when drawn).
+  function thumbUrl(cfg, s) {
+    return s.thumb ? cfg.thumbs + s.sample_id + "." + s.thumb : null;
+  }
   function buildPairs(cfg, samples, ref, cmp, sel) {
     const byId = new Map(samples.map((s, i) => [s.sample_id, [s, i]]));
     const cmpById = cmp ? new Map(cmp.map((r) => [r.sample_id, r])) : null;
@@ -703,7 +708,7 @@
       const inSample = s.in_sample !== false;
       if (!inSample && cfg.kind !== "samples") continue;
       const o = {
-        sample_id: r.sample_id, label: r.label, class_name: names[r.label], image: s.thumbnail, pie: !!s.pie,
+        sample_id: r.sample_id, label: r.label, class_name: names[r.label], image: thumbUrl(cfg, s), pie: !!s.pie,
         in_sample: inSample,
         robustness: r.robustness, ref_correct: r.correct ? 1 : 0, ref_outcome: r.correct ? cfg.correctness[0] : cfg.correctness[1],
         ref_class_accuracy: r.class_accuracy,
@@ -859,7 +864,7 @@
       return i === -2 ? v : i >= 0 && g.shownClasses[i] != null ? g.shownClasses[i] : -1;
     };
     checkState(g);
-    try { g.brushes = JSON.parse(g.state[g.brushKey] || "{}"); } catch (e) { g.brushes = {}; }
+    try { g.brushes = JSON.parse(g.state[g.brushKey] || "{}"); } catch { g.brushes = {}; }
     g.entry = newEntry(g.kind, root, cfg);
     g.entry.brushValues = {};
     g.info = g.entry.info = el("p", { class: "ls-info", "aria-live": "polite" });
@@ -1216,7 +1221,7 @@
   // What the views of other modules (workspace.js) draw with: the same embedding, queue, data and helpers.
   LS.lib = { el, select, fetchRows, fields, embed, newEntry, describe, tableOf, pct, subsetInterval, buildPairs,
     setParam, toolbar, decodeSel, encodeSel, fail, brushNames, fetchCounts, subsetIndex, subsetRows, swapSubset,
-    deltaRange };
+    deltaRange, thumbUrl };
 
   function initView(root) {
     // Called again for the same container (document$ and the direct call): hand back the first run.

@@ -30,7 +30,7 @@
     const params = new URLSearchParams(location.hash.slice(1));
     for (const [k, v] of params) {
       if (!json.includes(k)) { out[k] = v; continue; }
-      try { out[k] = decode(v); } catch (e) { (LS.warnings = LS.warnings || []).push(`${k}: not a value of the link; ignored`); }
+      try { out[k] = decode(v); } catch { (LS.warnings = LS.warnings || []).push(`${k}: not a value of the link; ignored`); }
     }
     return out;
   }

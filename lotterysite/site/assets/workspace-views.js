@@ -42,6 +42,18 @@
     entry.view.change(name, vega.changeset().modify(() => true, field, value));
     return entry.view.runAsync();
   }
+  // A dense panel view's new selection (workspace.js, densities): the selected samples outside the subsample are
+  // swapped in as marks (rows `extra`), and the samples' rows (not the density's or the axes') take the new
+  // `selected`, in one changeset (a second change of the same dataset before the run would drop the first).
+  function reselect(entry, name, store, extra) {
+    if (!entry.view) return Promise.resolve();
+    hold(entry);
+    const sel = selOf(store);
+    entry.view.change(name, vega.changeset().remove((d) => d.extra === 1).insert(extra)
+      .modify((d) => d.index != null && d.extra !== 1, "selected", sel));
+    entry.rows = entry.rows.filter((r) => r.extra !== 1).concat(extra);
+    return entry.view.runAsync();
+  }
   // A linked update never shrinks a view: a page growing shorter under a drag would scroll, and move the brush.
   function hold(entry) {
     entry.target.style.minHeight = Math.max(parseFloat(entry.target.style.minHeight) || 0, entry.target.offsetHeight) + "px";
@@ -178,12 +190,18 @@
   // ---- local geometry and the PCP: small multiples, one brush each, linked through the store ----
   function panelsView(parent, cfg, lib, store, shared, p) {
     const sec = section(parent, lib, p.cls, p.title);
+    const drawn = lib.el("p", { class: "ls-info ls-ws-drawn" });
+    sec.appendChild(drawn);
     const entry = chartEntry(lib, p.kind, sec, cfg);
     lib.toolbar(sec, entry, p.kind + ".csv");
     let panels = [];
+    const dense = (st) => (p.which === "p" ? !!cfg.density : W().dense(cfg, st));
     function draw() {
       const st = store.get(), model = shared.model;
       return entry.queue(async () => specOf(cfg.specs[p.spec(st)]), async (spec) => {
+        drawn.textContent = dense(st) ? "Each panel draws every sample of its class as a density (rectangles: the " +
+          "store's exact counts per bin, darker = more) and, as marks, a uniform random subsample (the same samples " +
+          "in every panel) and every selected sample; its title gives the numbers. A box selects among all samples." : "";
         panels = p.panels(cfg, model, st);
         const rows = p.rows(cfg, model, panels, st, st.sel);
         lib.setParam(spec, p.titles, Object.fromEntries(panels.map((q) => [q.key, p.title_of(cfg, model, q, st)])));
@@ -195,8 +213,12 @@
           `${cfg.classes[st.class]}; download the drawn rows as CSV below.`);
       });
     }
-    return { entry, draw, select: () => modify(entry, p.data, "selected", selOf(store)),
-      focus: () => modify(entry, p.data, "focus", focusOf(store)) };
+    function select() {
+      const st = store.get();
+      if (!entry.view || !dense(st)) return modify(entry, p.data, "selected", selOf(store));
+      return reselect(entry, p.data, store, p.rows(cfg, shared.model, panels, st, st.sel, "extra"));
+    }
+    return { entry, draw, select, focus: () => modify(entry, p.data, "focus", focusOf(store)) };
   }
   // A brush restored from the link, drawn: Vega-Lite cannot start a facet's interval brush from a value (its
   // initial store would not name the cell), so the box's pixel signals are set in the cell's dataflow, as a drag
@@ -249,7 +271,7 @@
       data: "ws_pcp", brush: "ws_pbrush", titles: "ws_ptitles", which: "p", spec: () => "pcp",
       panels: W().pcpPanels, rows: W().pcpRows,
       title_of: (c, m, q, st) => [W().comboLabel(c, st.c[q.k], q.k), `${c.classes[st.class]}: ${lib.pct(m.combos[q.k].classAcc.get(st.class))}` +
-        (st.scales === "panel" ? " (own ranges)" : "")],
+        (st.scales === "panel" && !c.density ? " (own ranges)" : ""), ...W().densityLine(c, m, W().PCP_LAYOUT, st.class)],
       read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels) });
   }
 
@@ -264,7 +286,8 @@
     function draw() {
       const st = store.get(), model = shared.model, two = model.combos.length > 1;
       return entry.queue(async () => specOf(cfg.specs[two ? "grid_compare" : "grid_single"]), async (spec) => {
-        const like = { classes: cfg.classes, outcomes: cfg.outcomes, correctness: cfg.correctness, axes: [], kind: "workspace" };
+        const like = { classes: cfg.classes, outcomes: cfg.outcomes, correctness: cfg.correctness, axes: [], kind: "workspace",
+          thumbs: cfg.thumbs };
         const rows = lib.buildPairs(like, model.samples, model.combos[0].rows, two ? model.combos[1].rows : null, null);
         for (const r of rows) r.selected = st.sel ? st.sel[r.index] : 1;
         entry.rows = rows;

@@ -68,10 +68,13 @@
     // The table's counts load alongside (decoded once, cached: the table's draw finds them ready).
     const [samples, correct, ...slices] = await Promise.all([lib.fetchRows(cfg.samples), lib.fetchCounts(cfg),
       ...combos.map(([m, f]) => lib.fetchRows(`${cfg.slice_base}/${byId.get(m).key}/${f}`))]);
+    const densities = cfg.density ? await Promise.all(combos.map(([m, f]) =>
+      lib.fetchRows(`${cfg.density.base}/${byId.get(m).key}/${f}`))) : combos.map(() => []);
     const n = samples.length;
     const index = new Map(samples.map((s, i) => [s.sample_id, i]));
     const label = Int32Array.from(samples, (s) => s.label);
     const inSample = Uint8Array.from(samples, (s) => (s.in_sample !== false ? 1 : 0));
+    const dot = Uint8Array.from(samples, (s) => (s.dot === false ? 0 : 1));
     const fieldsOf = [...new Set(["length", "angle_true", "margin", ...cfg.axes])];
     const data = slices.map((rows, k) => {
       const values = {};
@@ -85,9 +88,16 @@
         pred[i] = r.pred;
         if (!classAcc.has(r.label)) classAcc.set(r.label, r.class_accuracy);
       }
-      return { key: key(combos[k]), model: combos[k][0], file: combos[k][1], values, right, pred, classAcc, rows };
+      // The store's counts per (class, axis): axis -1 the local density, k the PCP's axis k (data.densities).
+      const density = new Map();
+      for (const d of densities[k]) {
+        const at = d.cls + "|" + d.k;
+        if (!density.has(at)) density.set(at, []);
+        density.get(at).push(d);
+      }
+      return { key: key(combos[k]), model: combos[k][0], file: combos[k][1], values, right, pred, classAcc, rows, density };
     });
-    return { samples, correct, n, label, inSample, combos: data };
+    return { samples, correct, n, label, inSample, dot, combos: data };
   }
   function outcomeOf(cfg, ref, cmp, i) {
     const [wrong, newlyWrong, newlyRight, right] = cfg.outcomes;
@@ -126,7 +136,8 @@
       return [`${letter}. ${p.o || "all trajectories"}`, `${comboLabel(cfg, st.c[0], 0).split(". ")[0]} → ${p.k + 1} · ${name}`];
     }
     const acc = pct(me.classAcc.get(p.cls));
-    return [comboLabel(cfg, st.c[p.k], p.k), p.k ? `${name}: ${pct(ref.classAcc.get(p.cls))} → ${acc}` : `${name}: ${acc}`];
+    return [comboLabel(cfg, st.c[p.k], p.k), p.k ? `${name}: ${pct(ref.classAcc.get(p.cls))} → ${acc}` : `${name}: ${acc}`,
+      ...densityLine(cfg, model, st, p.cls)];
   }
 
   // What the boxes select on, in words.
@@ -141,6 +152,39 @@
     return out.join("; ");
   }
 
+  // ---- densities: where a class has more served samples than a panel draws as marks (cfg.density) ----
+  // The panels then draw the store's exact counts of every sample (rects, data.densities), the uniform random
+  // subsample of samples.arrow's `dot` as marks, and every selected sample as a mark (`extra` rows, swapped in as
+  // the selection changes). The selection itself is computed over every sample (selectedBits), never the marks.
+  const dense = (cfg, st) => !!cfg.density && st.layout !== "outcomes";
+  const PCP_LAYOUT = { layout: "class" };
+  // Which samples a panel draws as marks: all of them, or (dense) the subsample and the selected; `only` "extra":
+  // the selected samples outside the subsample (what a new selection swaps in).
+  function marked(cfg, model, st, bits, only) {
+    if (!dense(cfg, st)) return only === "extra" ? () => false : () => true;
+    if (only === "extra") return (i) => !model.dot[i] && !!bits && bits[i] === 1;
+    return (i) => model.dot[i] === 1 || (!!bits && bits[i] === 1);
+  }
+  // What a dense panel draws, for its subtitle: every sample of the class (N) and the subsample's (n).
+  function drawnCounts(model, cls) {
+    let all = 0, dots = 0;
+    for (let i = 0; i < model.n; i++) if (model.inSample[i] && model.label[i] === cls) { all++; dots += model.dot[i]; }
+    return [all, dots];
+  }
+  function densityLine(cfg, model, st, cls) {
+    if (!dense(cfg, st)) return [];
+    const [all, dots] = drawnCounts(model, cls);
+    return [`density of all ${all};`, `dots: a uniform random ${dots}`];
+  }
+  const binEdge = (r, b, m) => r[0] + (b * (r[1] - r[0])) / m;
+  function localDensity(cfg, me, p) {
+    const [nx, ny] = cfg.density.bins, e = cfg.density.extents[String(p.cls)], cells = me.density.get(p.cls + "|-1") || [];
+    const top = cells.reduce((a, c) => Math.max(a, c.n), 1);
+    return cells.map((c) => ({ kind: "density", panel: p.key, panel_order: p.idx, label: p.cls, n: c.n, ix: c.ix, iy: c.iy,
+      x: binEdge(e.x, c.ix, nx), x2: binEdge(e.x, c.ix + 1, nx), y: binEdge(e.y, c.iy, ny), y2: binEdge(e.y, c.iy + 1, ny),
+      o: 0.12 + (0.6 * c.n) / top }));
+  }
+
   // ---- local geometry: panels and their rows ----
   function localPanels(cfg, model, st) {
     const present = [...new Set(Array.from(model.label).filter((_, i) => model.inSample[i]))].sort((a, b) => a - b);
@@ -151,20 +195,21 @@
     } else for (let k = 0; k < model.combos.length; k++) for (const cls of classes) out.push({ k, cls, o: null });
     return out.map((p, i) => Object.assign(p, { idx: i, key: "p" + i, c: model.combos[p.k].key }));
   }
-  function localRows(cfg, model, panels, st, bits) {
+  function localRows(cfg, model, panels, st, bits, only) {
     const ref = model.combos[0];
     const [correct, incorrect, reference, compared] = cfg.dots;
-    const rows = [];
+    const rows = [], mark = marked(cfg, model, st, bits, only), extra = only === "extra" ? 1 : 0;
     for (const p of panels) {
       const me = model.combos[p.k];
+      if (dense(cfg, st) && !only) rows.push(...localDensity(cfg, me, p));
       for (let i = 0; i < model.n; i++) {
-        if (!model.inSample[i] || model.label[i] !== p.cls) continue;
+        if (!model.inSample[i] || model.label[i] !== p.cls || !mark(i)) continue;
         const o = p.k ? outcomeOf(cfg, ref, me, i) : null;
         if (p.o && o !== p.o) continue;
         const s = model.samples[i];
         const base = { panel: p.key, panel_order: p.idx, sample_id: s.sample_id, index: i, label: p.cls,
-          class_name: cfg.classes[p.cls], image: s.thumbnail, selected: bits ? bits[i] : 1,
-          focus: s.sample_id === st.focus ? 1 : 0 };
+          class_name: cfg.classes[p.cls], image: LS.lib.thumbUrl(cfg, s), selected: bits ? bits[i] : 1,
+          focus: s.sample_id === st.focus ? 1 : 0, extra };
         const at = (c) => ({ x: c.values.length[i], y: c.values.angle_true[i] });
         if (!p.k) { rows.push(Object.assign(base, at(me), { role: me.right[i] ? correct : incorrect, traj: 0 })); continue; }
         rows.push(Object.assign({}, base, at(ref), { role: reference, traj: 0, outcome: o }));
@@ -206,29 +251,42 @@
   }
   // One panel per combination; shared ranges span every combination's values of the class, per-panel ranges its own.
   function pcpPanels(cfg, model, st) {
+    // Dense: the density's bins span the class's values over every model (data.densities); the axes show that range.
+    if (cfg.density) {
+      const e = cfg.density.extents[String(st.class)];
+      return model.combos.map((c, k) => ({ k, idx: k, key: "q" + k, c: c.key, cls: st.class, ranges: e }));
+    }
     const shared = pcpRanges(cfg, model, st.class, model.combos.map((_, k) => k));
     return model.combos.map((c, k) => ({ k, idx: k, key: "q" + k, c: c.key, cls: st.class,
       ranges: st.scales === "panel" ? pcpRanges(cfg, model, st.class, [k]) : shared }));
   }
-  function pcpRows(cfg, model, panels, st, bits) {
+  function pcpRows(cfg, model, panels, st, bits, only) {
     const names = axisNames(cfg, st.class);
     const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
     const [correct, incorrect] = cfg.correctness;
-    const rows = [];
+    // The PCP draws one class whatever the local layout: dense wherever the page has densities.
+    const rows = [], mark = marked(cfg, model, PCP_LAYOUT, bits, only), extra = only === "extra" ? 1 : 0;
     for (const p of panels) {
       const me = model.combos[p.k];
-      cfg.axes.forEach((f, k) => {
+      if (!only) cfg.axes.forEach((f, k) => {
         const [lo, hi] = p.ranges[group(f)];
         rows.push({ kind: "axis", panel: p.key, panel_order: p.idx, k, name: names[k], lo: fmt(lo), hi: fmt(hi) });
+        if (!cfg.density) return;
+        // The axis's density: a bar per bin, as wide as its count (the widest bin of the axis: 0.84 of the axes' gap).
+        const cells = me.density.get(st.class + "|" + k) || [], nb = cfg.density.pcp_bins, r = p.ranges[group(f)];
+        const top = cells.reduce((a, c) => Math.max(a, c.n), 1);
+        for (const c of cells) rows.push({ kind: "density", panel: p.key, panel_order: p.idx, k, n: c.n, iy: c.iy,
+          k_lo: k - (0.42 * c.n) / top, k_hi: k + (0.42 * c.n) / top,
+          y_lo: (binEdge(r, c.iy, nb) - lo) / (hi - lo), y_hi: (binEdge(r, c.iy + 1, nb) - lo) / (hi - lo) });
       });
       for (let i = 0; i < model.n; i++) {
-        if (!model.inSample[i] || model.label[i] !== st.class) continue;
+        if (!model.inSample[i] || model.label[i] !== st.class || !mark(i)) continue;
         const sid = model.samples[i].sample_id;
         const role = me.right[i] ? correct : incorrect;
         cfg.axes.forEach((f, k) => {
           const [lo, hi] = p.ranges[group(f)], v = me.values[f][i];
           rows.push({ kind: "line", panel: p.key, panel_order: p.idx, k, sample_id: sid, index: i, label: st.class,
-            role, v, y: (v - lo) / (hi - lo), selected: bits ? bits[i] : 1, focus: sid === st.focus ? 1 : 0 });
+            role, v, y: (v - lo) / (hi - lo), selected: bits ? bits[i] : 1, focus: sid === st.focus ? 1 : 0, extra });
         });
       }
     }
@@ -289,5 +347,6 @@
   }
 
   LS.workspace = { initialState, boxOf, sameBrush, loadModel, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
-    localBrush, pcpBrush, panelTitle, brushText, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key };
+    localBrush, pcpBrush, panelTitle, brushText, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key,
+    dense, densityLine, PCP_LAYOUT };
 })();
