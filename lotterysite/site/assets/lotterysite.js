@@ -932,9 +932,14 @@
     const traj = select("trajectories", [["all", "all"], ...cfg.outcomes.map((o) => [o, o])], state.traj || "all", (v) => {
       if (v === "all") delete state.traj; else state.traj = v;
       writeState(state);
+      // Through the view's queue, so that the page counts as settled only once the filtered view (and its image
+      // marks, fetched as files) is drawn and the selection line says what it selects.
       if (entry.view && entry.mode === "compare") {
-        entry.view.signal("outcome", v);
-        entry.view.runAsync().then(() => { showSelection(g); writeState(state); entry.shown = shownState(g); });
+        entry.queue(async () => null, async () => {
+          entry.view.signal("outcome", v);
+          await entry.view.runAsync();
+          showSelection(g); writeState(state); entry.shown = shownState(g);
+        });
       } else loadGeometry(g);
     });
     traj.classList.add("ls-traj");
