@@ -302,6 +302,12 @@ SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"  # look at
 
 
 def _open_view(page, url):
+    # A URL that differs from the open page's only after '#' is a same-document navigation: the page's scripts do
+    # not run again, and mkdocs-material's instant navigation swaps the page on its own clock, so `ready` could be
+    # the previous page's promise (CI once read a view that was still being made). Open it as a reader opening a
+    # shared link does: a fresh load.
+    if page.url.split("#")[0] == url.split("#")[0]:
+        page.goto("about:blank")
     page.goto(url)
     page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=30_000)
     page.evaluate("window.lotterysiteRuntime.ready")
