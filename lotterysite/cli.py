@@ -311,8 +311,25 @@ def info_cmd(store):
     show_default=True,
     help="Accuracy points: a pruned model keeps dense's accuracy when the paired interval of its drop lies below this.",
 )
+@click.option(
+    "--panel-marks",
+    type=click.IntRange(min=1),
+    default=400,
+    show_default=True,
+    help="Samples of the largest class a workspace panel draws as marks; above it, the store's binned density of "
+    "every sample with a uniform random subsample as marks (every selected sample stays a mark).",
+)
 def render_cmd(
-    store, docs_dir, folder, max_samples, max_axes, max_classes, picked_classes, page_bytes, equivalence_points
+    store,
+    docs_dir,
+    folder,
+    max_samples,
+    max_axes,
+    max_classes,
+    picked_classes,
+    page_bytes,
+    equivalence_points,
+    panel_marks,
 ):
     """Write the site's pages, chart specs, data and JavaScript for STORE into DOCS_DIR/lotterysite/.
 
@@ -321,7 +338,9 @@ def render_cmd(
     """
     from .site.render import SiteOptions, render_store
 
-    options = SiteOptions(max_samples, max_axes, max_classes, picked_classes, page_bytes, equivalence_points)
+    options = SiteOptions(
+        max_samples, max_axes, max_classes, picked_classes, page_bytes, equivalence_points, panel_marks
+    )
     click.echo(render_store(store, docs_dir, folder=folder, options=options).report())
 
 

@@ -101,3 +101,21 @@ def test_every_example_recipe_parses(path):
     if recipe.data.name == "imagefolder":  # published ImageNet weights: their evaluation transform and normalisation
         assert (recipe.data.resize, recipe.data.image_size) == (256, 224)
         assert all(a.model.options.get("input_norm") == "imagenet" for a in recipe.architectures if a.weights)
+
+
+def test_every_site_option_is_documented_for_the_plugin_and_the_command():
+    """Each SiteOptions field is a `lotterysite render` flag and a plugin option, and publish.md names it both ways."""
+    from click.testing import CliRunner
+
+    from lotterysite.cli import main
+    from lotterysite.site import plugin
+    from lotterysite.site.render import SiteOptions
+
+    md = (ROOT / "site_src" / "publish.md").read_text()
+    plugin_block = md.split("## The MkDocs plugin", 1)[1].split("Builders that run", 1)[0]
+    help_text = CliRunner().invoke(main, ["render", "--help"]).output
+    for f in dataclasses.fields(SiteOptions):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in help_text and f"`{flag}`" in md, flag
+        assert hasattr(plugin.LotterysiteConfig, f.name), f.name
+        assert re.search(rf"^\s+{f.name}: ", plugin_block, flags=re.M), f.name

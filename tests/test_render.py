@@ -388,3 +388,31 @@ def test_equivalence_margin_is_a_plugin_option(monkeypatch, tmp_path):
     )
     p.on_config(MkdocsConfig())
     assert seen["options"].equivalence_points == 2
+
+
+def test_panel_marks_is_a_render_option(tmp_path, store):
+    """`--panel-marks N` (the plugin's `panel_marks`): a class with more served samples than N gets drawn in the
+    workspace as the store's density plus a uniform random subsample (samples.arrow's `dot`), sized so that the
+    largest class has about N; at the default every sample of the fixture is a mark. A nonsense value is one line."""
+    import pyarrow as pa
+
+    def render_with(*extra):
+        docs = tmp_path / f"docs{len(extra)}"
+        docs.mkdir()
+        result = CliRunner().invoke(main, ["render", str(store), str(docs), *extra])
+        assert result.exit_code == 0, result.output
+        out = docs / "lotterysite"
+        table = pa.ipc.open_file(pa.memory_map(str(out / "data/samples.arrow"))).read_all()
+        return out, np.array(table["dot"]), np.array(table["in_sample"]), np.array(table["label"])
+
+    out, dot, in_sample, labels = render_with()
+    assert (dot == in_sample).all() and not list(out.glob("data/*/d/**/*.arrow"))
+    out, dot, in_sample, labels = render_with("--panel-marks", "5")
+    per_class = np.bincount(labels[in_sample])
+    assert dot[~in_sample].sum() == 0 and 0 < dot.sum() < in_sample.sum()
+    # The class-stratified subsample: each class in proportion, the largest about 5 (rounding: within one).
+    assert abs(np.bincount(labels[dot]).max() - 5) <= 1, np.bincount(labels[dot])
+    assert dot.sum() == int(5 * in_sample.sum() / per_class.max())
+    assert list(out.glob("data/*/d/**/*.arrow"))  # the store's densities, for the panels' rects
+    bad = CliRunner().invoke(main, ["render", str(store), str(tmp_path / "bad"), "--panel-marks", "0"])
+    assert bad.exit_code != 0 and "--panel-marks" in bad.output

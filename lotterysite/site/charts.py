@@ -576,51 +576,11 @@ def sample_examination(
     trajectories), a dashed frame marks a sample no corruption left correctly classified (robustness 0), a blue
     diamond a pruning-identified exemplar (PIE). Param `gridcols` (the loader fits it to the page) sets the columns.
     """
-    chart = alt.Chart(_data(data, "pairs"))
-    for f in filters:
-        chart = chart.transform_filter(f)
-    chart = (
-        chart.transform_joinaggregate(total="count()")
-        .transform_window(rank="row_number()", sort=[alt.SortField("ref_margin", order="ascending")])
-        .transform_filter(f"datum.rank <= {limit}")
-        .transform_calculate(
-            col="(datum.rank - 1) % gridcols",
-            row="floor((datum.rank - 1) / gridcols)",
-            robust="datum.robustness == 0 ? 'never correct under corruption' : 'correct under some corruption'",
-            pie_mark="datum.pie ? 'pruning-identified exemplar (PIE)' : null",
-            line1="datum.class_name",
-            line2="'→ ' + datum.ref_pred_name" + (" + ' / ' + datum.cmp_pred_name" if compare else ""),
-        )
-    )
+    chart = _grid_cells(data, filters, compare, limit)
     gridcols = alt.param(name="gridcols", value=columns)
     x = alt.X("col:O", axis=None, scale=alt.Scale(domain=alt.ExprRef("sequence(0, gridcols)"), paddingInner=0.08))
     y = alt.Y("row:O", axis=None, scale=alt.Scale(paddingInner=0.08))
-    tooltip = [alt.Tooltip("image:N"), "sample_id:Q", "class_name:N", alt.Tooltip("ref_pred_name:N", title="ref pred"),
-               alt.Tooltip("ref_angle_true:Q", format=".1f"), alt.Tooltip("ref_length:Q", format=".2f"),
-               alt.Tooltip("ref_margin:Q", format=".2f"), "robustness:Q", "pie:N"]  # fmt: skip
-    if compare:
-        tooltip += [alt.Tooltip("cmp_pred_name:N", title="cmp pred"), "outcome:N"]
-        stroke = alt.Stroke(
-            "outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS), legend=_legend("outcome")
-        )
-    else:
-        stroke = alt.Stroke(
-            "ref_outcome:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("prediction")
-        )
-    robust = ["correct under some corruption", "never correct under corruption"]
-    # Vega-Lite has no dash channel for rects: dashed and solid frames are two layers, the legend comes from a
-    # zero-length rule that encodes the same meaning.
-    frames = [
-        chart.transform_filter(f"datum.robust == '{kind}'")
-        .mark_rect(filled=False, strokeWidth=2.5, strokeDash=dash)
-        .encode(x=x, y=y, stroke=stroke)
-        for kind, dash in zip(robust, ([1, 0], [4, 3]), strict=True)
-    ]
-    dash_legend = chart.transform_filter("datum.rank == 1").mark_rule(strokeWidth=2).encode(
-        x=alt.value(0), x2=alt.value(0), y=alt.value(0), y2=alt.value(0),
-        strokeDash=alt.StrokeDash("robust:N", scale=alt.Scale(domain=robust, range=[[1, 0], [4, 3]]),
-                                  legend=_legend("robustness")),
-    )  # fmt: skip
+    tooltip, stroke = _grid_tooltip_and_stroke(compare)
     pie = (
         chart.transform_filter("datum.pie")
         .mark_point(
@@ -642,10 +602,64 @@ def sample_examination(
         .encode(text="text:N")
     )
     return (
-        alt.layer(*frames, dash_legend, image, *caption, pie, title)
+        alt.layer(*_grid_frames(chart, x, y, stroke), image, *caption, pie, title)
         .properties(width=alt.Step(GRID_STEP), height=alt.Step(GRID_STEP))
         .add_params(gridcols)
     )
+
+
+def _grid_cells(data, filters: list, compare: bool, limit: int) -> alt.Chart:
+    """The grid's rows: the samples passing every filter, ranked by margin, the first `limit` placed in cells."""
+    chart = alt.Chart(_data(data, "pairs"))
+    for f in filters:
+        chart = chart.transform_filter(f)
+    return (
+        chart.transform_joinaggregate(total="count()")
+        .transform_window(rank="row_number()", sort=[alt.SortField("ref_margin", order="ascending")])
+        .transform_filter(f"datum.rank <= {limit}")
+        .transform_calculate(
+            col="(datum.rank - 1) % gridcols",
+            row="floor((datum.rank - 1) / gridcols)",
+            robust="datum.robustness == 0 ? 'never correct under corruption' : 'correct under some corruption'",
+            pie_mark="datum.pie ? 'pruning-identified exemplar (PIE)' : null",
+            line1="datum.class_name",
+            line2="'→ ' + datum.ref_pred_name" + (" + ' / ' + datum.cmp_pred_name" if compare else ""),
+        )
+    )
+
+
+def _grid_tooltip_and_stroke(compare: bool) -> tuple[list, alt.Stroke]:
+    """A cell's tooltip, and its frame's colour: the prediction, or in compare mode the trajectory's outcome."""
+    tooltip = [alt.Tooltip("image:N"), "sample_id:Q", "class_name:N", alt.Tooltip("ref_pred_name:N", title="ref pred"),
+               alt.Tooltip("ref_angle_true:Q", format=".1f"), alt.Tooltip("ref_length:Q", format=".2f"),
+               alt.Tooltip("ref_margin:Q", format=".2f"), "robustness:Q", "pie:N"]  # fmt: skip
+    if compare:
+        tooltip += [alt.Tooltip("cmp_pred_name:N", title="cmp pred"), "outcome:N"]
+        return tooltip, alt.Stroke(
+            "outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS), legend=_legend("outcome")
+        )
+    return tooltip, alt.Stroke(
+        "ref_outcome:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("prediction")
+    )
+
+
+def _grid_frames(chart: alt.Chart, x, y, stroke) -> list:
+    """The cells' frames, solid or dashed by robustness, and the legend of the dashes."""
+    robust = ["correct under some corruption", "never correct under corruption"]
+    # Vega-Lite has no dash channel for rects: dashed and solid frames are two layers, the legend comes from a
+    # zero-length rule that encodes the same meaning.
+    frames = [
+        chart.transform_filter(f"datum.robust == '{kind}'")
+        .mark_rect(filled=False, strokeWidth=2.5, strokeDash=dash)
+        .encode(x=x, y=y, stroke=stroke)
+        for kind, dash in zip(robust, ([1, 0], [4, 3]), strict=True)
+    ]
+    dash_legend = chart.transform_filter("datum.rank == 1").mark_rule(strokeWidth=2).encode(
+        x=alt.value(0), x2=alt.value(0), y=alt.value(0), y2=alt.value(0),
+        strokeDash=alt.StrokeDash("robust:N", scale=alt.Scale(domain=robust, range=[[1, 0], [4, 3]]),
+                                  legend=_legend("robustness")),
+    )  # fmt: skip
+    return [*frames, dash_legend]
 
 
 MARGIN_CHANGE_RANGE = (-2.0, 3.0)  # x range of Fig. 10: 0 unchanged, 1 margin gone, > 1 flipped to wrong

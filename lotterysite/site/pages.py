@@ -137,26 +137,54 @@ def pcp_axes(store: Store, axes: list[int]) -> list[tuple[str, str | None]]:
 
 def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
                shipped: dict | None = None, density: dict | None = None) -> tuple[list[Page], dict]:  # fmt: skip
-    """The four view pages of one architecture, and their specs as {site path: spec dict}."""
+    """The four view pages of one architecture and its workspace, and their specs as {site path: spec dict}."""
     a = store.slug(arch)
     base = f"views/{a}"
     data_dir = f"data/{a}"
-    specs: dict[str, dict] = {}
     # Panels of fixed classes (few classes), or slots whose class the reader picks (many: charts.class_slots).
     picking = any(isinstance(j, str) for j in shown_classes)
-    classes = [(j, "" if isinstance(j, str) else store.classes[j]) for j in shown_classes]
-    k = store.confused_k
     axis_fields = pcp_axes(store, axes)
     served = [j for j, n in enumerate((shipped or {}).get("per_class") or []) if n]
+    variants = _variants(store)
+    specs = _arch_specs(store, data_dir, shown_classes, axis_fields, variants)
+    common = _arch_common(store, arch, data, shown_classes, axis_fields, variants, shipped)
+    intros = _view_intros(store, shown_classes, picking)
+    pages = []
+    for kind, title in VIEWS:
+        uri = f"{base}/{kind}.md"
+        cfg = _view_config(store, arch, data, kind, uri, common, shown_classes=shown_classes, axes=axes,
+                           axis_fields=axis_fields, picking=picking, served=served)  # fmt: skip
+        heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
+        intro = intros[kind]
+        if kind != "evaluation" and severity_note(store):  # the views drawn from the per-sample slices
+            intro += "\n\n" + severity_note(store)
+        more = " All four views side by side, live-linked, any number of models: [the workspace]({}).".format(
+            rel(uri, f"{base}/workspace/") + "/"  # a folder: its address ends in "/"
+        )
+        pages.append(Page(uri, f"{title}", heading + _container(cfg, intro + more)))
+    ws_page, ws_specs = workspace_page(
+        store, arch, data, axis_fields, axes, common, shipped, served if picking else None, density
+    )
+    specs.update(ws_specs)
+    return [ws_page, *pages], specs
+
+
+def _arch_specs(store: Store, data_dir: str, shown_classes: list, axis_fields: list, variants: list[str]) -> dict:
+    """The view pages' chart specs, single and compare, by site path."""
+    classes = [(j, "" if isinstance(j, str) else store.classes[j]) for j in shown_classes]
+    specs: dict[str, dict] = {}
     for compare in (False, True):
         mode = "compare" if compare else "single"
         specs[f"{data_dir}/specs/local-{mode}.json"] = view_spec("local", compare, tuple(classes))
         specs[f"{data_dir}/specs/global-{mode}.json"] = view_spec("global", compare, tuple(axis_fields))
         specs[f"{data_dir}/specs/samples-{mode}.json"] = view_spec("samples", compare, ())
-    variants = _variants(store)
     specs[f"{data_dir}/specs/evaluation.json"] = view_spec("evaluation", False, tuple(variants))
+    return specs
 
-    pages = []
+
+def _arch_common(store: Store, arch: str, data: ArchData, shown_classes: list, axis_fields: list,
+                 variants: list[str], shipped: dict | None) -> dict:  # fmt: skip
+    """The page configuration every view page (and the workspace) of one architecture shares."""
     common = {
         "arch": arch,
         "classes": store.classes,
@@ -180,7 +208,13 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             "not_evaluated": list(coverage.not_evaluated),
             "note": severity_note(store),
         }
-    intros = {
+    return common
+
+
+def _view_intros(store: Store, shown_classes: list, picking: bool) -> dict[str, str]:
+    """Each view page's introduction: what it shows, in the paper's terms, and how to use it."""
+    k = store.confused_k
+    return {
         "evaluation": (
             f"Accuracy, over all {findings.n_eval(store)} evaluation images, of every model on clean data, on each "
             "corruption (mean over its severities) and on their "
@@ -236,50 +270,43 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
             "statistics), and the table below counts the sample only."
         ),
     }
-    for kind, title in VIEWS:
-        uri = f"{base}/{kind}.md"
-        cfg = {**common, "kind": kind, "slice_base": rel(uri, f"{data_dir}/g"),
-               "links": {k: rel(uri, f"{base}/{k}/") for k, _ in VIEWS}}  # fmt: skip
-        cfg["links"]["workspace"] = rel(uri, f"{base}/workspace/")
-        if kind == "evaluation":
-            cfg["spec"] = rel(uri, f"{data_dir}/specs/evaluation.json")
-            cfg["evaluation"] = rel(uri, f"{data_dir}/evaluation.arrow")
-            cfg["correct"] = rel(uri, f"{data_dir}/correct.arrow")
-            cfg["correct_columns"] = data.correct_columns
-            cfg["correct_bits"] = data.correct_bits
-            cfg["dmax_param"] = charts.EVAL_DMAX
-            if picking:
-                cfg["picker"] = served  # many classes: a class subset is found by typing
-        else:
-            cfg["samples"] = rel(uri, "data/samples.arrow")  # the labels and flags: only the geometry views need it
-            cfg["thumbs"] = rel(uri, f"data/{THUMBS}") + "/"  # <sample_id>.<thumb>: fetched per image shown
-            cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
-            cfg["axes"] = [f for f, _ in axis_fields]
-            cfg["axis_classes"] = axes
-            if picking:  # many classes: a class picker, the panels' classes picked on the page (local view)
-                cfg["picker"] = served
-                cfg["slots"] = shown_classes if kind == "local" else []
-            if k is not None and kind == "global":
-                cfg["axis_titles"] = [t for _, t in axis_fields]  # None: named by the page per class
-                cfg["confused"] = store.confused_of(arch, served)
-            cfg["panel_brushes"] = {charts.panel_brush(j): j for j in shown_classes} if kind == "local" else {}
-            cfg["extents"] = {
-                "local": charts.panel_extents(shown_classes),
-                "global": charts.global_extents(axis_fields),
-            }.get(kind, {})
-        heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
-        intro = intros[kind]
-        if kind != "evaluation" and severity_note(store):  # the views drawn from the per-sample slices
-            intro += "\n\n" + severity_note(store)
-        more = " All four views side by side, live-linked, any number of models: [the workspace]({}).".format(
-            rel(uri, f"{base}/workspace/") + "/"  # a folder: its address ends in "/"
-        )
-        pages.append(Page(uri, f"{title}", heading + _container(cfg, intro + more)))
-    ws_page, ws_specs = workspace_page(
-        store, arch, data, axis_fields, axes, common, shipped, served if picking else None, density
-    )
-    specs.update(ws_specs)
-    return [ws_page, *pages], specs
+
+
+def _view_config(store: Store, arch: str, data: ArchData, kind: str, uri: str, common: dict, *, shown_classes: list,
+                 axes: list[int], axis_fields: list, picking: bool, served: list[int]) -> dict:  # fmt: skip
+    """One view page's configuration (the page's JSON): what it fetches and how it draws."""
+    base, data_dir = f"views/{store.slug(arch)}", f"data/{store.slug(arch)}"
+    k = store.confused_k
+    cfg = {**common, "kind": kind, "slice_base": rel(uri, f"{data_dir}/g"),
+           "links": {k: rel(uri, f"{base}/{k}/") for k, _ in VIEWS}}  # fmt: skip
+    cfg["links"]["workspace"] = rel(uri, f"{base}/workspace/")
+    if kind == "evaluation":
+        cfg["spec"] = rel(uri, f"{data_dir}/specs/evaluation.json")
+        cfg["evaluation"] = rel(uri, f"{data_dir}/evaluation.arrow")
+        cfg["correct"] = rel(uri, f"{data_dir}/correct.arrow")
+        cfg["correct_columns"] = data.correct_columns
+        cfg["correct_bits"] = data.correct_bits
+        cfg["dmax_param"] = charts.EVAL_DMAX
+        if picking:
+            cfg["picker"] = served  # many classes: a class subset is found by typing
+    else:
+        cfg["samples"] = rel(uri, "data/samples.arrow")  # the labels and flags: only the geometry views need it
+        cfg["thumbs"] = rel(uri, f"data/{THUMBS}") + "/"  # <sample_id>.<thumb>: fetched per image shown
+        cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
+        cfg["axes"] = [f for f, _ in axis_fields]
+        cfg["axis_classes"] = axes
+        if picking:  # many classes: a class picker, the panels' classes picked on the page (local view)
+            cfg["picker"] = served
+            cfg["slots"] = shown_classes if kind == "local" else []
+        if k is not None and kind == "global":
+            cfg["axis_titles"] = [t for _, t in axis_fields]  # None: named by the page per class
+            cfg["confused"] = store.confused_of(arch, served)
+        cfg["panel_brushes"] = {charts.panel_brush(j): j for j in shown_classes} if kind == "local" else {}
+        cfg["extents"] = {
+            "local": charts.panel_extents(shown_classes),
+            "global": charts.global_extents(axis_fields),
+        }.get(kind, {})
+    return cfg
 
 
 WS_INTRO = (
