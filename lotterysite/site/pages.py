@@ -326,7 +326,6 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         **common,
         "kind": "workspace",
         "specs": {name: rel(uri, path) for name, path in spec_paths.items()},
-        "slice_base": rel(uri, f"{data_dir}/g"),
         # The workspace's own slices (data.workspace_files): the local columns per combination, and the PCP's angles
         # per class, fetched when the class is shown.
         "local_base": rel(uri, f"{data_dir}/{WS_LOCAL}"),
