@@ -597,6 +597,13 @@ def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(share
         assert {d["sample_id"] for d in mine} == {i for i in keep if rows[i]["label"] == 5}
         want = np.array([rows[d["sample_id"]][cfg["axes"][d["k"]]] for d in mine], np.float64)
         assert np.allclose([d["v"] for d in mine], want, rtol=1e-6, atol=0), k
+    # Back to a class shown before: its angles are kept, nothing is fetched again.
+    got.clear()
+    page.locator(".ls-ws-controls select").first.select_option("3")
+    page.wait_for_function("location.hash.includes('class=3')")
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert not {k for k in got if k.endswith(".arrow")}, sorted(got)
+    assert oracle.check_ws_pcp(page, store, site / "data")["panels"] == len(SIX)
     assert page.problems == []
 
 
