@@ -311,8 +311,13 @@ def open_workspace(browser, url: str) -> tuple:
     """A fresh context on the workspace, every view drawn; (context, page, response sizes, page errors)."""
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()
-    sizes, errors = [], []
-    page.on("requestfinished", lambda r: sizes.append(r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]))
+    sizes, errors = {}, []  # response URL -> bytes (body and headers)
+    page.on(
+        "requestfinished",
+        lambda r: sizes.__setitem__(
+            r.url, sizes.get(r.url, 0) + r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]
+        ),
+    )
     page.on("pageerror", lambda e: errors.append(str(e).splitlines()[0]))
     page.goto(url)
     page.wait_for_function("window.lotterysiteRuntime && window.lotterysiteRuntime.ready", timeout=300_000)
@@ -331,6 +336,7 @@ def measure_workspace(browser, url: str, drags: int) -> dict:
     for which, (index, param, panel) in WS_BRUSHES.items():
         context, page, sizes, errors = open_workspace(browser, url)
         out["first_ms"].append(page.evaluate("window.lotterysiteRuntime.firstRender"))
+        out["load_files"] = dict(sizes)  # what the page fetched to draw every view, before any drag
         out["panels"] = page.evaluate("window.lotterysiteRuntime.workspaceView.store.get().c.length")
         page.evaluate(WS_TIME_VIEWS)
         box = page.evaluate(CELL_BOX, [index, param, panel])
@@ -354,13 +360,41 @@ def measure_workspace(browser, url: str, drags: int) -> dict:
         cdp.send("Profiler.disable")
         page.wait_for_timeout(200)
         context.close()
-        out["bytes"] = sum(sizes)  # the same files each load
+        out["bytes"] = sum(sizes.values())  # the same files each load
+        out["files"] = dict(sizes)
         out["errors"] += errors
         out[which] = {"brush_ms": statistics.median(lat) if lat else None, "updates": len(lat), "selected": selected,
                       "views": {v: (statistics.median(t["sync"]) if t["sync"] else None,
                                     statistics.median(t["done"]) if t["done"] else None) for v, t in views.items()},
                       "profile": cpu_profile(profile)}  # fmt: skip
     out["first_ms"] = max(out["first_ms"])  # the slower of the two loads
+    return out
+
+
+def file_groups(files: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """The workspace's fetched bytes per kind of file: {group: (files, bytes)}; a data file named by its folder
+    (`g/`: the single pages' slices, `w/`: the workspace's local slices, `p/`: its per-class PCP angles, `d/`: the
+    densities), the rest by name."""
+    out: dict[str, tuple[int, int]] = {}
+    for url, n in files.items():
+        path = url.split("?")[0].split("#")[0]
+        name = path.rsplit("/", 1)[-1]
+        if "/thumbs/" in path:
+            group = "thumbnails"
+        elif name.endswith((".js", ".css", ".woff", ".woff2")) or "/assets/" in path:
+            group = "scripts, styles, fonts"
+        elif "/data/" in path and name.endswith(".json"):
+            group = "chart specs"
+        elif "/data/" in path:
+            rel = path.split("/data/", 1)[1]
+            parts = rel.split("/")
+            kinds = {"g": "slice (all columns)", "w": "workspace local slice", "p": "workspace class angles",
+                     "d": "density"}  # fmt: skip
+            group = kinds.get(parts[1], rel) if len(parts) > 2 else rel
+        else:
+            group = "page (HTML)" if not name or name.endswith(".html") else name
+        f, b = out.get(group, (0, 0))
+        out[group] = (f + 1, b + n)
     return out
 
 
@@ -385,6 +419,10 @@ def report_workspace(label: str, r: dict) -> tuple[float, list[str]]:
             "    CPU profile of the same drags, self time: "
             + "; ".join(f"{name} {ms:.0f} ms" for name, ms in b["profile"])
         )
+    for when, files in (("to draw every view", r["load_files"]), ("after the drags", r["files"])):
+        groups = sorted(file_groups(files).items(), key=lambda kv: -kv[1][1])
+        print(f"    fetched {when}: {sum(files.values()) / 1e6:.3f} MB: "
+              + "; ".join(f"{g} {n} x {b / 1e6:.3f} MB" for g, (n, b) in groups))  # fmt: skip
     worst = max(r[w]["brush_ms"] or 0 for w in WS_BRUSHES)
     return worst, empty
 

@@ -341,8 +341,14 @@ def test_served_samples_are_cut_to_the_page_budget(store):
     # room for about half the samples.
     none = render.page_estimate(st, data.Served(ids[:0], everything.in_sample[:0]), b"", render.SiteOptions())
     assert none < full and abs(none - fixed - render.SAMPLES_GRID * max(thumbs)) < 0.2 * (full - fixed)
-    budget = int(none + (full - none) / 2)
+    # The cut budgets the heaviest page: a single view page or the workspace with its 6 combinations (heavier: the
+    # evaluation table's counts and a slice per combination). A budget with room for about half the samples.
+    empty = data.Served(ids[:0], everything.in_sample[:0])
+    lo, hi = (render.budget_estimate(st, s, b, render.SiteOptions()) for s, b in ((empty, b""), (everything, samples)))
+    assert hi >= render.workspace_estimate(st, everything, samples, render.SiteOptions()) > full
+    budget = int(lo + (hi - lo) / 2)
     fewer, smaller = render.served_samples(st, render.SiteOptions(page_bytes=budget))
+    assert render.budget_estimate(st, fewer, smaller, render.SiteOptions()) <= budget
     assert render.page_estimate(st, fewer, smaller, render.SiteOptions()) <= budget
     assert len(ids) / 3 < len(fewer.ids) < len(ids)
     labels = st.tables["samples.arrow"].column("label").to_numpy()

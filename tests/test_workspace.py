@@ -533,6 +533,80 @@ def test_a_brush_from_the_link_is_drawn_where_its_ranges_are(shared, new_page, o
 PANEL_MARKS = 12  # the fixture has about 40 samples a class: every panel is dense
 
 
+def fetched_files(page, base: str) -> dict[str, int]:
+    """Record every response of `page` under the site's data/ from now on: {path under the site: body bytes}."""
+    got: dict[str, int] = {}
+    page.on("requestfinished", lambda r: got.__setitem__(r.url[len(base):].split("?")[0], r.sizes()["responseBodySize"])
+            if r.url.startswith(base + "data/") else None)  # fmt: skip
+    return got
+
+
+def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(shared, site_store, new_page, open_view):
+    """Six combinations: the page fetches samples.arrow, the table's rows and counts, per combination its local slice
+    (no class angles) and the shown class's angle file, and none of the single pages' full slices; each file's bytes
+    are the built file's, within the budget's estimate (render.workspace_parts, from the columns' widths), and the
+    page's bytes within render.workspace_estimate. A class change fetches that class's angle files and nothing else,
+    and the PCP then draws the store's values (float64 from the store's Arrow files)."""
+    from lotterysite.site import data, render
+
+    store, site, base = shared
+    page = new_page(base)
+    everything: dict[str, int] = {}
+    page.on("requestfinished", lambda r: everything.__setitem__(r.url, r.sizes()["responseBodySize"]))
+    got = fetched_files(page, base)
+    open_view(page, ws_url(base, c=SIX, **{"class": 3}))
+    cfg = oracle.page_config(page)
+    key = {m["id"]: m["key"] for m in cfg["models"]}
+    local = {f"data/lenet5/w/{key[m]}/{f}" for m, f in SIX}
+    angles = {c: {f"data/lenet5/p/{key[m]}/{f.removesuffix('.arrow')}/c{c}.arrow" for m, f in SIX} for c in (3, 5)}
+    tables = {"data/samples.arrow", "data/lenet5/correct.arrow", "data/lenet5/evaluation.arrow"}
+    arrows = {k for k in got if k.endswith(".arrow")}
+    assert arrows == tables | local | angles[3], sorted(arrows ^ (tables | local | angles[3]))
+    assert all(n == (site / k).stat().st_size for k, n in got.items()), "a file's bytes differ from the built file's"
+    # The budget's estimate of the same files: exact where it takes the built bytes, within 5 % from the widths.
+    st = data.load_store(site_store)
+    options = render.SiteOptions()
+    served, samples = render.served_samples(st, options)
+    assert samples == (site / "data/samples.arrow").read_bytes()
+    parts = render.workspace_parts(st, served, samples, options, combos=len(SIX))
+    assert got["data/samples.arrow"] == parts["samples.arrow"]
+    assert got["data/lenet5/evaluation.arrow"] == parts["evaluation.arrow"]
+    labels = oracle.read_arrow(site / "data/samples.arrow")["label"].to_numpy()
+    one_local, one_angles = data.workspace_slice_bytes(st, options.max_axes, len(labels), int((labels == 3).sum()))
+    for name, files, want in (("correct.arrow", {"data/lenet5/correct.arrow"}, parts["correct.arrow"]),
+                              ("local slices", local, parts["local slices"]),
+                              ("class 3's angles", angles[3], len(SIX) * one_angles)):  # fmt: skip
+        n = sum(got[k] for k in files)
+        assert abs(n - want) <= 0.05 * want, (name, n, want)
+    assert sum(got[k] for k in angles[3]) <= parts["class angles"]  # the largest class's
+    assert sum(everything.values()) <= render.workspace_estimate(st, served, samples, options, combos=len(SIX))
+    # A class change: that class's angle files only, and the PCP draws the store's values.
+    got.clear()
+    page.locator(".ls-ws-controls select").first.select_option("5")
+    page.wait_for_function("location.hash.includes('class=5')")
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert {k for k in got if k.endswith(".arrow")} == angles[5]
+    assert oracle.check_ws_pcp(page, store, site / "data")["panels"] == len(SIX)
+    lines = [d for d in page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.data('ws_pcp')")
+             if d.get("kind") == "line"]  # fmt: skip
+    assert {d["label"] for d in lines} == {5}
+    keep = oracle.in_sample_ids(site / "data")
+    for k, (model, file) in enumerate(SIX):
+        rows = store.geometry(model, *oracle._slice(cfg, file))
+        mine = [d for d in lines if d["panel"] == f"q{k}"]
+        assert {d["sample_id"] for d in mine} == {i for i in keep if rows[i]["label"] == 5}
+        want = np.array([rows[d["sample_id"]][cfg["axes"][d["k"]]] for d in mine], np.float64)
+        assert np.allclose([d["v"] for d in mine], want, rtol=1e-6, atol=0), k
+    # Back to a class shown before: its angles are kept, nothing is fetched again.
+    got.clear()
+    page.locator(".ls-ws-controls select").first.select_option("3")
+    page.wait_for_function("location.hash.includes('class=3')")
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert not {k for k in got if k.endswith(".arrow")}, sorted(got)
+    assert oracle.check_ws_pcp(page, store, site / "data")["panels"] == len(SIX)
+    assert page.problems == []
+
+
 @pytest.fixture(scope="module")
 def dense(site_store, tmp_path_factory, serve):
     """The site of the fixture store built with `panel_marks: 12` (the plugin's option)."""

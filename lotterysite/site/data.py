@@ -26,6 +26,12 @@ from ..store.schema import GALLERY_NAMES, OPTIONAL_TABLES, outcomes_schema, stor
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
+# The workspace's own files (issue 23 §4: 6 combinations within the page budget at 10 000 samples). Per combination
+# the local slice: SLICE_COLUMNS and the class accuracy, without the class angles (what the local panels, the
+# selection and the sample grid read); and the PCP's angles apart, one file per class (the PCP draws one class),
+# fetched when that class is shown. Many classes (confused-class axes): one file of every sample's angles.
+WS_LOCAL = "w"  # data/<arch>/w/<model_key>/<slice file>
+WS_ANGLES = "p"  # data/<arch>/p/<model_key>/<slice stem>/c<class>.arrow (or all.arrow)
 THUMBNAIL = re.compile(r"^data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]*$")  # never a URL readers would fetch
 SMALL_TABLES = ("models.arrow", "accuracy.arrow", "correlations.arrow", "margin_change.arrow", "exemplars.arrow",
                 "curse.arrow", "paired.arrow")  # fmt: skip
@@ -471,6 +477,55 @@ def slice_bytes(store: Store, max_axes: int, n: int) -> int:
     return int(empty + n * row + 64 * len(fields))
 
 
+def _ipc_estimate(store: Store, fields: list[pa.Field], n: int) -> int:
+    """Bytes of an Arrow file of `n` rows of `fields` with the store's geometry metadata (as a slice keeps it): the
+    empty file (schema and footer) plus the fixed widths and 8 bytes of each column buffer's alignment."""
+    first = f"geometry/{store.models.column('model_key')[0].as_py()}.arrow"
+    meta = ipc.open_file(pa.BufferReader(store.blobs[first])).schema.metadata
+    empty = len(arrow_bytes(pa.schema(fields, metadata=meta).empty_table()))
+    return int(empty + n * sum(f.type.bit_width / 8 for f in fields) + 64 * len(fields))
+
+
+def _narrow_range(lo: int, hi: int) -> pa.DataType:
+    return narrow_int(pa.array([lo, hi], pa.int64()))
+
+
+def workspace_slice_bytes(store: Store, max_axes: int, n: int, per_class: int) -> tuple[int, int]:
+    """Bytes of one combination's workspace files (`workspace_files`), estimated from the columns' widths: (its local
+    slice of `n` samples, the angle file the PCP fetches for one class of `per_class` samples; with many classes, the
+    one file of all `n`). Class ids and robustness counts narrowed as `narrow_int` does, from their largest values."""
+    schema = store_geometry_schema(store.manifest)
+    n_cls = len(store.classes)
+    most = len(store.manifest.get("corruptions") or []) * len(store.manifest.get("severities") or [])
+    types = {"label": _narrow_range(0, n_cls - 1), "pred": _narrow_range(-1, n_cls - 1),
+             "robustness": _narrow_range(0, most)}  # fmt: skip
+    local = [pa.field(c, types.get(c, schema.field(c).type)) for c in SLICE_COLUMNS]
+    local.append(pa.field("class_accuracy", pa.float32()))
+    k = store.confused_k
+    angles = [f"angle_c{r}" for r in range(k)] if k is not None else [f"angle_{j}" for j in range(
+        min(max_axes, n_cls))]  # fmt: skip
+    angle_fields = [schema.field("sample_id")] + [schema.field(a) for a in angles]
+    return _ipc_estimate(store, local, n), _ipc_estimate(store, angle_fields, n if k is not None else per_class)
+
+
+def correct_bytes(store: Store, arch: str, n: int) -> int:
+    """Bytes of an architecture's correct.arrow of `n` served samples (`correct_table`), estimated: per sample its
+    id, label and in_sample flag, and its packed counts (one column per model and clean or corruption)."""
+    corruptions = len(store.manifest.get("corruptions") or [])
+    columns = len(store.models_of(arch)) * (1 + corruptions)
+    bits = count_bits(max(1, len(store.manifest.get("severities") or []) if corruptions else 1))
+    width = max(1, -(-columns * bits // 8))
+    label = store.tables["samples.arrow"].schema.field("label").type.bit_width // 8
+    return int(n * (4 + label + 1 / 8 + width) + 4 * 64 + 1000)
+
+
+def density_bytes(store: Store, n_axes: int, per_class: list[int]) -> int:
+    """Bytes of one combination's density file (`densities`) at most: per class a row per bin its samples can fill
+    (at most one a sample), of the local grid and of each PCP axis, 7 bytes a row (cls, k, ix, iy, n)."""
+    rows = sum(min(LOCAL_BINS[0] * LOCAL_BINS[1], c) + n_axes * min(PCP_BINS, c) for c in per_class)
+    return int(rows * 7 + 5 * 64 + 1000)
+
+
 def largest_thumbnail(store: Store) -> int:
     """Bytes of the largest thumbnail image in the store (0: none)."""
     uris = store.tables["samples.arrow"].column("thumbnail")
@@ -488,6 +543,8 @@ class ArchData:
     # "members"}]
     correct_columns: list[dict]
     correct_bits: int = 8  # bits per count in correct.arrow's `counts` (count_bits)
+    angle_fields: list[str] = field(default_factory=list)  # the columns of the workspace's angle files (WS_ANGLES)
+    by_class: bool = True  # the workspace's angle files are one per class (else one of every sample, "all")
 
 
 def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]) -> ArchData:
@@ -530,6 +587,8 @@ def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]
             part = part.append_column("class_accuracy", pa.array(
                 [full.get(int(c), float("nan")) for c in label_np], pa.float32()))  # fmt: skip
             files[f"{base}/{m['model_key']}/{by_key[(v, s)]['file']}"] = arrow_bytes(part)
+            files.update(workspace_files(store.slug(arch), m["model_key"], by_key[(v, s)]["file"], part,
+                                         wanted[len(SLICE_COLUMNS):], store.confused_k is None))  # fmt: skip
             if part.num_rows != len(ids):
                 raise StoreError(f"{store.root}/geometry/{m['model_key']}.arrow: {part.num_rows} rows for {v!r} "
                                  f"severity {s}, expected one per shipped sample ({len(ids)})")  # fmt: skip
@@ -548,7 +607,39 @@ def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]
     correct = correct_table(ids, labels, served.in_sample, counts, bits)
     files[f"{store.slug(arch)}/correct.arrow"] = arrow_bytes(correct)
     files[f"{store.slug(arch)}/evaluation.arrow"] = arrow_bytes(evaluation_rows(store, arch))
-    return ArchData(files, slices, columns, bits)
+    return ArchData(files, slices, columns, bits, wanted[len(SLICE_COLUMNS) :], store.confused_k is None)
+
+
+def narrow_int(column: pa.ChunkedArray | pa.Array) -> pa.DataType:
+    """The narrowest signed integer type that holds every value of an integer column (int8 for class ids below 128
+    and robustness counts up to 127): the same numbers in fewer bytes."""
+    lo, hi = pc.min(column).as_py(), pc.max(column).as_py()
+    for t, bits in ((pa.int8(), 8), (pa.int16(), 16), (pa.int32(), 32)):
+        if lo is None or (-(1 << (bits - 1)) <= lo and hi < 1 << (bits - 1)):
+            return t
+    return pa.int64()
+
+
+def workspace_files(arch_slug: str, model_key: str, file: str, part: pa.Table, angle_fields: list[str],
+                    by_class: bool) -> dict[str, bytes]:  # fmt: skip
+    """The workspace's files of one (model, slice): its local slice (`WS_LOCAL`: SLICE_COLUMNS and the class
+    accuracy, integer columns narrowed by `narrow_int`) and its angles (`WS_ANGLES`: sample_id and `angle_fields`),
+    one file per class present (`by_class`) or one of every sample ("all"); rows by sample_id, values as the store's.
+    `part`: the (model, slice)'s geometry slice (`geometry_slices`)."""
+    local = part.select([*SLICE_COLUMNS, "class_accuracy"])
+    for name in ("label", "pred", "robustness"):
+        i = local.schema.get_field_index(name)
+        local = local.set_column(i, name, local[name].cast(narrow_int(local[name])))
+    out = {f"{arch_slug}/{WS_LOCAL}/{model_key}/{file}": arrow_bytes(local)}
+    angles = part.select(["sample_id", *angle_fields])
+    stem = file.removesuffix(".arrow")
+    if not by_class:
+        out[f"{arch_slug}/{WS_ANGLES}/{model_key}/{stem}/all.arrow"] = arrow_bytes(angles)
+        return out
+    labels = part["label"]
+    for c in sorted(set(labels.to_pylist())):
+        out[f"{arch_slug}/{WS_ANGLES}/{model_key}/{stem}/c{c}.arrow"] = arrow_bytes(angles.filter(pc.equal(labels, c)))
+    return out
 
 
 def count_bits(most: int) -> int:

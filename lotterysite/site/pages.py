@@ -25,6 +25,8 @@ from .data import (
     LOCAL_BINS,
     PCP_BINS,
     THUMBS,
+    WS_ANGLES,
+    WS_LOCAL,
     ArchData,
     Store,
     amount_label,
@@ -351,7 +353,10 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         **common,
         "kind": "workspace",
         "specs": {name: rel(uri, path) for name, path in spec_paths.items()},
-        "slice_base": rel(uri, f"{data_dir}/g"),
+        # The workspace's own slices (data.workspace_files): the local columns per combination, and the PCP's angles
+        # per class, fetched when the class is shown.
+        "local_base": rel(uri, f"{data_dir}/{WS_LOCAL}"),
+        "angles": {"base": rel(uri, f"{data_dir}/{WS_ANGLES}"), "fields": data.angle_fields, "by_class": data.by_class},
         "samples": rel(uri, "data/samples.arrow"),
         "thumbs": rel(uri, f"data/{THUMBS}") + "/",
         "evaluation": rel(uri, f"{data_dir}/evaluation.arrow"),

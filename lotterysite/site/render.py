@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import LotterysiteError
 from ..fileio import storage_error
 from ..store.publish import exchange
@@ -33,6 +35,7 @@ WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "workspace-views.js")
 OWN_STYLE = "lotterysite.css"
 LOADER = "loader.js"
 PAGE_OVERHEAD = 400_000  # a page's HTML, theme CSS and scripts, chart specs and small data besides the vendored JS
+WORKSPACE_COMBINATIONS = 6  # the workspace's combinations a page budget allows for (issue 23 §4: "6 on screen")
 SAMPLES_GRID = 120  # thumbnails the samples page's grid shows at most (pages.view_spec: its `limit`)
 MARKER = ".lotterysite-render.json"  # in the generated folder: what wrote it (hidden files are not published)
 
@@ -186,15 +189,15 @@ def render(
 
 def served_samples(store: data.Store, options: SiteOptions) -> tuple:
     """The samples the site serves (`data.Served`) and their samples.arrow: at most `max_samples`, and fewer when
-    the heaviest view page (`page_estimate`) would pass `page_bytes`; the cut is the store's own policy
-    (`data.served_samples`: a class-stratified uniform random sample, extra exemplar rows after it, every class
-    kept). The thumbnails are files of their own that a page fetches only for the samples its grid shows, so they
-    no longer cut the served samples."""
+    the heaviest page (`budget_estimate`: a single view page or the workspace with its 6 combinations) would pass
+    `page_bytes`; the cut is the store's own policy (`data.served_samples`: a class-stratified uniform random
+    sample, extra exemplar rows after it, every class kept). The thumbnails are files of their own that a page
+    fetches only for the samples its grid shows, so they no longer cut the served samples."""
     served = data.served_samples(store, options.max_samples)
     samples = data.arrow_bytes(data.samples_table(store, served, options.panel_marks))
-    while page_estimate(store, served, samples, options) > options.page_bytes and len(served.ids) > 1:
-        fixed = page_estimate(store, data.Served(served.ids[:0], served.in_sample[:0]), b"", options)
-        per_sample = (page_estimate(store, served, samples, options) - fixed) / len(served.ids)
+    while budget_estimate(store, served, samples, options) > options.page_bytes and len(served.ids) > 1:
+        fixed = budget_estimate(store, data.Served(served.ids[:0], served.in_sample[:0]), b"", options)
+        per_sample = (budget_estimate(store, served, samples, options) - fixed) / len(served.ids)
         fewer = int((options.page_bytes - fixed) / per_sample * 0.97)
         smaller = data.served_samples(store, max(1, min(fewer, len(served.ids) - 1)))
         if len(smaller.ids) >= len(served.ids):
@@ -204,14 +207,56 @@ def served_samples(store: data.Store, options: SiteOptions) -> tuple:
     return served, samples
 
 
+def budget_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions) -> int:
+    """Bytes of the heaviest page for `served`: the heavier of a single view page (`page_estimate`) and the
+    workspace with WORKSPACE_COMBINATIONS combinations (`workspace_estimate`)."""
+    return max(page_estimate(store, served, samples, options), workspace_estimate(store, served, samples, options))
+
+
 def page_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions) -> int:
     """Bytes of the heaviest single view page for `served`: the vendored scripts and the page itself
     (PAGE_OVERHEAD), samples.arrow, the two geometry slices of a comparison (their row width from the store's
-    geometry schema), and a full sample grid's thumbnail files (SAMPLES_GRID of the largest). The workspace fetches
-    one slice per combination and the evaluation table's counts besides: bench/site.py measures it."""
+    geometry schema), and a full sample grid's thumbnail files (SAMPLES_GRID of the largest). The workspace's own
+    estimate is `workspace_estimate`."""
     fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
     slices = 2 * data.slice_bytes(store, options.max_axes, len(served.ids))
     return fixed + len(samples) + slices + SAMPLES_GRID * data.largest_thumbnail(store)
+
+
+def workspace_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions,
+                       combos: int = WORKSPACE_COMBINATIONS) -> int:  # fmt: skip
+    """Bytes of the heaviest architecture's workspace with `combos` combinations on one class: the scripts and page
+    (PAGE_OVERHEAD), samples.arrow, the evaluation table's rows and counts (evaluation.arrow, correct.arrow), per
+    combination its local slice, the largest class's angle file and (where the panels draw densities) its density
+    file, and a full sample grid of the largest thumbnail. `workspace_parts` itemises it."""
+    return sum(workspace_parts(store, served, samples, options, combos).values())
+
+
+def workspace_parts(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions,
+                    combos: int = WORKSPACE_COMBINATIONS) -> dict[str, int]:  # fmt: skip
+    """`workspace_estimate` by file: {"scripts and page", "samples.arrow", "evaluation.arrow", "correct.arrow",
+    "local slices", "class angles", "densities", "thumbnails"} of its heaviest architecture."""
+    n = len(served.ids)
+    labels = np.asarray(data.store_labels(store, served) if n else [], np.int64)
+    # A class's angle file holds every served sample of it (extra exemplar rows too); its density, the stratified
+    # sample's only.
+    served_per_class = np.bincount(labels, minlength=len(store.classes))
+    per_class = np.bincount(labels[served.in_sample], minlength=len(store.classes)).tolist() if n else []
+    dense = n > 0 and not (data.dot_samples(store, served, options.panel_marks) == served.in_sample).all()
+    local, angles = data.workspace_slice_bytes(store, options.max_axes, n, int(served_per_class.max(initial=0)))
+    best: dict[str, int] = {}
+    for arch in store.archs:
+        n_axes = len(pages.pcp_axes(store, data.axis_classes(store, arch, options.max_axes)))
+        parts = {"scripts and page": sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD,
+                 "samples.arrow": len(samples),
+                 "evaluation.arrow": len(data.arrow_bytes(data.evaluation_rows(store, arch))),
+                 "correct.arrow": data.correct_bytes(store, arch, n),
+                 "local slices": combos * local, "class angles": combos * angles,
+                 "densities": combos * data.density_bytes(store, n_axes, per_class) if dense else 0,
+                 "thumbnails": SAMPLES_GRID * data.largest_thumbnail(store)}  # fmt: skip
+        if sum(parts.values()) > sum(best.values()):
+            best = parts
+    return best
 
 
 def as_index(uri: str) -> str:

@@ -198,7 +198,11 @@
     const dense = (st) => (p.which === "p" ? !!cfg.density : W().dense(cfg, st));
     function draw() {
       const st = store.get(), model = shared.model;
-      return entry.queue(async () => specOf(cfg.specs[p.spec(st)]), async (spec) => {
+      // p.prepare: what the panels need fetched first (the PCP: its class's angles, W().loadClass).
+      return entry.queue(async () => {
+        if (p.prepare) await p.prepare(model, st);
+        return specOf(cfg.specs[p.spec(st)]);
+      }, async (spec) => {
         drawn.textContent = dense(st) ? "Each panel draws every sample of its class as a density (rectangles: the " +
           "store's exact counts per bin, darker = more) and, as marks, a uniform random subsample (the same samples " +
           "in every panel) and every selected sample; its title gives the numbers. A box selects among all samples." : "";
@@ -269,7 +273,7 @@
   function pcpView(parent, cfg, lib, store, shared) {
     return panelsView(parent, cfg, lib, store, shared, { cls: "ls-ws-pcp", title: "Global geometry", kind: "ws-pcp",
       data: "ws_pcp", brush: "ws_pbrush", titles: "ws_ptitles", which: "p", spec: () => "pcp",
-      panels: W().pcpPanels, rows: W().pcpRows,
+      panels: W().pcpPanels, rows: W().pcpRows, prepare: (m, st) => W().loadClass(cfg, lib, m, st.class),
       title_of: (c, m, q, st) => [W().comboLabel(c, st.c[q.k], q.k), `${c.classes[st.class]}: ${lib.pct(m.combos[q.k].classAcc.get(st.class))}` +
         (st.scales === "panel" && !c.density ? " (own ranges)" : ""), ...W().densityLine(c, m, W().PCP_LAYOUT, st.class)],
       read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels) });
@@ -352,7 +356,7 @@
     };
     let loads = 0;
     async function reload() {
-      const mine = ++loads, model = await W().loadModel(cfg, lib, store.get().c);
+      const mine = ++loads, model = await W().loadModel(cfg, lib, store.get().c, store.get().class);
       if (mine !== loads) return;
       shared.model = model;
       store.set({ sel: W().selectedBits(model, store.get().b, cfg) }, "data");

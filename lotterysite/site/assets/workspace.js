@@ -63,11 +63,13 @@
   }
 
   // ---- data: every combination's slice, aligned by sample (samples.arrow's order) ----
-  async function loadModel(cfg, lib, combos) {
+  // Per combination its local slice (cfg.local_base: no class angles); the PCP's angles of class `cls` come from
+  // their own files (loadClass), as do another class's when it is shown.
+  async function loadModel(cfg, lib, combos, cls) {
     const byId = new Map(cfg.models.map((m) => [m.id, m]));
     // The table's counts load alongside (decoded once, cached: the table's draw finds them ready).
     const [samples, correct, ...slices] = await Promise.all([lib.fetchRows(cfg.samples), lib.fetchCounts(cfg),
-      ...combos.map(([m, f]) => lib.fetchRows(`${cfg.slice_base}/${byId.get(m).key}/${f}`))]);
+      ...combos.map(([m, f]) => lib.fetchRows(`${cfg.local_base}/${byId.get(m).key}/${f}`))]);
     const densities = cfg.density ? await Promise.all(combos.map(([m, f]) =>
       lib.fetchRows(`${cfg.density.base}/${byId.get(m).key}/${f}`))) : combos.map(() => []);
     const n = samples.length;
@@ -76,6 +78,7 @@
     const inSample = Uint8Array.from(samples, (s) => (s.in_sample !== false ? 1 : 0));
     const dot = Uint8Array.from(samples, (s) => (s.dot === false ? 0 : 1));
     const fieldsOf = [...new Set(["length", "angle_true", "margin", ...cfg.axes])];
+    const angles = new Set(cfg.angles.fields), local = fieldsOf.filter((f) => !angles.has(f));
     const data = slices.map((rows, k) => {
       const values = {};
       for (const f of fieldsOf) values[f] = new Float64Array(n).fill(NaN);
@@ -83,7 +86,7 @@
       for (const r of rows) {
         const i = index.get(r.sample_id);
         if (i == null) continue;
-        for (const f of fieldsOf) values[f][i] = r[f];
+        for (const f of local) values[f][i] = r[f];
         right[i] = r.correct ? 1 : 0;
         pred[i] = r.pred;
         if (!classAcc.has(r.label)) classAcc.set(r.label, r.class_accuracy);
@@ -95,9 +98,26 @@
         if (!density.has(at)) density.set(at, []);
         density.get(at).push(d);
       }
-      return { key: key(combos[k]), model: combos[k][0], file: combos[k][1], values, right, pred, classAcc, rows, density };
+      return { key: key(combos[k]), model: combos[k][0], file: combos[k][1], mkey: byId.get(combos[k][0]).key, values,
+        right, pred, classAcc, rows, density, loaded: new Set() };
     });
-    return { samples, correct, n, label, inSample, dot, combos: data };
+    return loadClass(cfg, lib, { samples, correct, n, index, label, inSample, dot, combos: data }, cls);
+  }
+  // The PCP's angles of class `cls` into every combination's values, fetched once per combination and class: a file
+  // per class (cfg.angles.by_class: that class's samples only), or, with many classes, one of every sample.
+  async function loadClass(cfg, lib, model, cls) {
+    const a = cfg.angles, name = a.by_class ? "c" + cls : "all";
+    if (!a.fields.length || (a.by_class && !model.label.includes(cls))) return model;
+    const todo = model.combos.filter((c) => !c.loaded.has(name));
+    const got = await Promise.all(todo.map((c) => lib.fetchRows(`${a.base}/${c.mkey}/${c.file.replace(/\.arrow$/, "")}/${name}.arrow`)));
+    todo.forEach((c, k) => {
+      for (const r of got[k]) {
+        const i = model.index.get(r.sample_id);
+        if (i != null) for (const f of a.fields) if (f in c.values) c.values[f][i] = r[f];
+      }
+      c.loaded.add(name);
+    });
+    return model;
   }
   function outcomeOf(cfg, ref, cmp, i) {
     const [wrong, newlyWrong, newlyRight, right] = cfg.outcomes;
@@ -346,7 +366,7 @@
     return close(a.x, b.x) && close(a.y, b.y);
   }
 
-  LS.workspace = { initialState, boxOf, sameBrush, loadModel, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
+  LS.workspace = { initialState, boxOf, sameBrush, loadModel, loadClass, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
     localBrush, pcpBrush, panelTitle, brushText, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key,
     dense, densityLine, PCP_LAYOUT };
 })();
