@@ -965,8 +965,9 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     Rows (dataset "ws_pcp"): kind "line" (one per sample and axis) or "axis" (one per panel and axis); panel,
     panel_order, k (axis index, left to right), and on lines sample_id, index, label, role (CORRECTNESS of the
     panel's combination), v (the store value), y (v on the axis's range: 0 at its low end, 1 at its high end),
-    selected, focus, extra; on axes name, lo and hi (the range, as text); kind "density" (a dense page): a bin of the
-    store's density of every sample of the class on axis k (k_lo..k_hi its width, y_lo..y_hi the bin, n its count).
+    y_next (the same sample's y on axis k + 1; none on the last axis), selected, focus, extra; on axes name, lo
+    and hi (the range, as text); kind "density" (a dense page): a bin of the store's density of every sample of the
+    class on axis k (k_lo..k_hi its width, y_lo..y_hi the bin, n its count).
     The page sets the ranges: every angle axis shares one, length and margin their own, over every panel (shared,
     the default) or per panel (then the panels' ranges differ and each panel's axes print theirs; a dense page: the
     density's, the class's values over every model): the spec is the same either way. `n_axes` axes, `axis_step`
@@ -979,16 +980,24 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     yscale = alt.Scale(domain=[0, 1], nice=False, zero=False)
     y = alt.Y("y:Q", axis=None, scale=yscale)
     brush = alt.selection_interval(name="ws_pbrush", encodings=["x", "y"])
-    lines = alt.Chart().transform_filter("datum.kind == 'line'")
-    drawn = lines.mark_line(strokeWidth=1, clip=True).encode(
-        x=x, y=y, detail="sample_id:N", order="k:Q",
+    # A sample's line as one rule per pair of neighbouring axes (row k: from axis k at y to axis k + 1 at y_next, the
+    # page's): a line mark with `detail` makes every sample a group with a dataflow of its own, and a brush that
+    # adds or drops samples built and tore down hundreds of them per frame (bench/RESULTS.md, 2026-12-06).
+    lines = (
+        alt.Chart()
+        .transform_filter("datum.kind == 'line' && isValid(datum.y_next)")
+        .transform_calculate(k_next="datum.k + 1")
+    )
+    x2, y2 = alt.X2("k_next:Q"), alt.Y2("y_next:Q")
+    drawn = lines.mark_rule(strokeWidth=1, clip=True).encode(
+        x=x, y=y, x2=x2, y2=y2,
         stroke=alt.Stroke("role:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("line")),
         opacity=alt.condition("datum.selected == 1", alt.value(0.45), alt.value(0.04)),
     )  # fmt: skip
     focus = (
         lines.transform_filter("datum.focus == 1")
-        .mark_line(strokeWidth=3, color="#000000", clip=True)
-        .encode(x=x, y=y, detail="sample_id:N", order="k:Q")
+        .mark_rule(strokeWidth=3, color="#000000", clip=True)
+        .encode(x=x, y=y, x2=x2, y2=y2)
     )
     # Every layer's y is on the lines' scale with no axis of its own (a layer with an axis would merge with none).
     axes = alt.Chart().transform_filter("datum.kind == 'axis'").transform_calculate(y_lo="0", y_hi="1")

@@ -284,10 +284,21 @@
       rows: W().localRows, title_of: (c, m, q, st) => W().panelTitle(c, m, q, st, lib.pct),
       read: (c, view, value, panels) => W().localBrush(view, value, panels) });
   }
+  // The PCP draws a line as rules between neighbouring axes (charts.workspace_pcp): each line row gets the same
+  // sample's y on the next axis (pcpRows writes a sample's rows axis after axis, in one panel).
+  function segments(rows) {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i], n = rows[i + 1];
+      if (r.kind !== "line") continue;
+      const next = n && n.kind === "line" && n.panel === r.panel && n.sample_id === r.sample_id && n.k === r.k + 1;
+      r.y_next = next ? n.y : null;
+    }
+    return rows;
+  }
   function pcpView(parent, cfg, lib, store, shared) {
     return panelsView(parent, cfg, lib, store, shared, { cls: "ls-ws-pcp", title: "Global geometry", kind: "ws-pcp",
       data: "ws_pcp", brush: "ws_pbrush", titles: "ws_ptitles", which: "p", spec: () => "pcp",
-      panels: W().pcpPanels, rows: W().pcpRows,
+      panels: W().pcpPanels, rows: (...args) => segments(W().pcpRows(...args)),
       title_of: (c, m, q, st) => [W().comboLabel(c, st.c[q.k], q.k), `${c.classes[st.class]}: ${lib.pct(m.combos[q.k].classAcc.get(st.class))}` +
         (st.scales === "panel" && !c.density ? " (own ranges)" : ""), ...W().densityLine(c, m, W().PCP_LAYOUT, st.class)],
       read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels) });
