@@ -1000,24 +1000,28 @@ def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
     scene = Scene.read(page, WS_VIEWS["pcp"])
     checked = defaultdict(int)
     lines: dict[int, set] = defaultdict(set)
-    for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] == "line"):
+    # A line is drawn as rules between neighbouring axes: each from axis j at the sample's value there to axis j + 1
+    # at its value there.
+    segments = (m for m in scene.marks if m["role"] == "mark" and m["type"] == "rule")
+    for m in segments:
         cell = _cell_of(scene, m["gid"])
         k = int(cell["datum"]["panel"][1:])
         ext = ws_pcp_extents(geo, axes, cls, list(range(len(geo))) if shared else [k])
         x, y = scene.linear("ws_pcp_x", cell["x"]), scene.linear("ws_pcp_y", cell["y"])
-        for it in m["items"]:
+        for it in (it for it in m["items"] if it["datum"].get("kind") == "line"):
             d = it["datum"]
             r = geo[k][d["sample_id"]]
             assert r["label"] == cls, (d, r["label"])
-            f = axes[d["k"]]
-            lo, hi = ext["angle" if f.startswith("angle") else f]
-            want = float(y.px((r[f] - lo) / (hi - lo)))
-            assert near(it["x"], float(x.px(d["k"]))), (d, it["x"])
-            assert near(it["y"], want), (
-                f"panel {k}, axis {f}: sample {d['sample_id']} at y={it['y']:.2f}, want {want:.2f}"
-            )
+            for j, (px, py) in ((d["k"], ("x", "y")), (d["k"] + 1, ("x2", "y2"))):
+                f = axes[j]
+                lo, hi = ext["angle" if f.startswith("angle") else f]
+                want = float(y.px((r[f] - lo) / (hi - lo)))
+                assert near(it[px], float(x.px(j))), (d, j, it[px])
+                assert near(it[py], want), (
+                    f"panel {k}, axis {f}: sample {d['sample_id']} at y={it[py]:.2f}, want {want:.2f}"
+                )
+                checked["points"] += 1
             lines[k].add(d["sample_id"])
-            checked["points"] += 1
     for k, g in enumerate(geo):
         assert lines[k] >= {i for i, r in g.items() if r["label"] == cls}, f"panel {k} misses lines"
     return dict(checked, panels=len(lines))

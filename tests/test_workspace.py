@@ -706,3 +706,62 @@ def test_dense_panels_draw_the_store_density_and_a_labelled_subsample(dense, new
     assert want - dots, "the box selected only subsample samples: the test would prove little"
     check_linked(page, store, site / "data", want)
     assert page.problems == []
+
+
+# A burst of brushes, one a frame, none waited for: each view runs one linked update at a time (a newer brush
+# supersedes the ones that came during it), and what the views end on is the last brush's selection.
+BURST = """async (boxes) => {
+  const LS = window.lotterysiteRuntime, ws = LS.workspaceView, most = {};
+  for (const [name, v] of Object.entries(ws.views)) {
+    const orig = v.select;
+    let now = 0;
+    most[name] = 0;
+    v.select = function () {
+      most[name] = Math.max(most[name], ++now);
+      return Promise.resolve(orig.apply(this, arguments)).finally(() => { now--; });
+    };
+  }
+  LS.linkLatencies = [];
+  for (const l of boxes) {
+    ws.store.set({ b: { l } }, "test");
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  await LS.settled();
+  return [most, LS.linkLatencies.length];
+}"""
+
+
+def test_a_burst_of_brushes_ends_on_the_last_brushs_selection(dense, new_page, open_view):
+    store, site, base = dense
+    page = new_page(base)
+    cls = 2
+    open_view(page, ws_url(base, c=SIX[:3], **{"class": cls}))
+    model, file = SIX[1]
+    rows = store.geometry(model, *oracle._slice(oracle.page_config(page), file))
+    keep = oracle.in_sample_ids(site / "data")
+    lengths = np.array([r["length"] for i, r in rows.items() if i in keep and r["label"] == cls])
+    q = lambda a: float(np.quantile(lengths, a))  # noqa: E731
+    # Grown, shrunk, moved: samples come in and go out of the selection (and of the extra marks) between brushes.
+    spans = [(0.1, 0.3), (0.1, 0.9), (0.4, 0.6), (0.0, 0.5), (0.5, 1.0), (0.2, 0.75)]
+    boxes = [{"c": "|".join(SIX[1]), "cls": cls, "o": None, "x": [q(a), q(b)], "y": [-1e9, 1e9]} for a, b in spans]
+    most, updates = page.evaluate(BURST, boxes)
+    assert all(n == 1 for n in most.values()), most  # never two updates of a view at once
+    assert 1 <= updates <= len(boxes)
+    state = oracle.ws_state(page)
+    assert state["b"]["l"]["x"] == boxes[-1]["x"]
+    want = expected_local(page, store, site / "data", state)
+    samples = oracle.read_arrow(site / "data/samples.arrow").to_pylist()
+    dots = {r["sample_id"] for r in samples if r["dot"] and r["label"] == cls}
+    assert want - dots and dots - want, "the last box must select samples in and out of the subsample"
+    check_linked(page, store, site / "data", want)
+    # Every mark once: the swapped-in extra rows of earlier brushes are gone, none doubled (a row per panel, role and
+    # sample in the local view; per panel, axis and sample in the PCP).
+    local = page.evaluate(f"window.lotterysiteRuntime.views[{LOCAL}].view.data('ws_local')")
+    marks = [(d["panel"], d["role"], d["sample_id"]) for d in local if d.get("kind") != "density"]
+    assert len(marks) == len(set(marks))
+    assert {d["sample_id"] for d in local if d.get("kind") != "density"} == dots | want
+    pcp = page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.data('ws_pcp')")
+    lines = [(d["panel"], d["k"], d["sample_id"]) for d in pcp if d.get("kind") == "line"]
+    assert len(lines) == len(set(lines))
+    assert {d["sample_id"] for d in pcp if d.get("kind") == "line"} == dots | want
+    assert page.problems == []

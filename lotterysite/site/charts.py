@@ -52,18 +52,20 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
     """Evaluation table: accuracy per model, small multiples per data set, methods ranked (Fig. 4 ①⑤).
 
     Rows: model_id, model_label ("magnitude 50%"), method_label, amount, amount_label, variant_label, rank (1 = best
-    method of this variant), order (rank, then amount: the rows' order in a cell), accuracy, subset_accuracy,
-    subset_lo / subset_hi (its 95 % interval; the loader computes it, lotterysite.store.sampling.mean_interval), delta,
-    delta_lo, delta_hi (subset minus overall accuracy and its interval; null without a subset). One horizontal bar per
-    model on a shared 0-100 % axis with gridlines and the value printed; the subset − overall difference is its own
-    diverging bar right of the dashed line, on its own labelled scale in points (green above, red below the model's
-    accuracy), ± param ls_dmax, which the loader sets to hold every bar and interval shown (no clamp); the interval is
-    a whisker. Every cell has its own x axis. Clicking a bar selects its model (param `model`) everywhere. The facet is
-    named "ls_eval" (the loader sets its columns to the page width).
+    method of this variant), order (rank, then amount: the rows' order in a cell), accuracy, accuracy_text (it
+    printed, ".1%"), subset_accuracy, subset_lo / subset_hi (its 95 % interval; the loader computes it,
+    lotterysite.store.sampling.mean_interval), delta, delta_lo, delta_hi (subset minus overall accuracy and its
+    interval; null without a subset), subset_text (the subset's accuracy, interval and difference as the tooltip
+    prints them). The page writes the texts once per row: a subset swapped into the live table re-encodes every
+    mark of its rows, and Vega's format per mark was a share of each brush (bench/RESULTS.md, 2026-12-06). One
+    horizontal bar per model on a shared 0-100 % axis with gridlines and the value printed; the subset − overall
+    difference is its own diverging bar right of the dashed line, on its own labelled scale in points (green above,
+    red below the model's accuracy), ± param ls_dmax, which the loader sets to hold every bar and interval shown (no
+    clamp); the interval is a whisker. Every cell has its own x axis. Clicking a bar selects its model (param
+    `model`) everywhere. The facet is named "ls_eval" (the loader sets its columns to the page width).
     """
     model = alt.selection_point(name="model", fields=["model_id"], on="click", clear="dblclick")
     x_scale = alt.Scale(domain=EVAL_DOMAIN, nice=False)
-    values, label_expr = _eval_axis_values()
     y = alt.Y("model_label:N", title=None, sort=alt.EncodingSortField("order", op="min"),
               axis=alt.Axis(labelLimit=120, labelFontSize=EVAL_FONT, ticks=False, domain=False))  # fmt: skip
     tooltip = [
@@ -72,56 +74,16 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
         alt.Tooltip("accuracy:Q", format=".1%"),
         alt.Tooltip("subset_text:N", title="subset"),
     ]
-    base = alt.Chart()
-    bars = base.mark_bar(height={"band": 0.75}).encode(
-        x=alt.X("accuracy:Q", scale=x_scale, title=None,
-                # tickCount: Vega thins explicit values down to its default count (width / 40) otherwise.
-                axis=alt.Axis(values=values, labelExpr=label_expr, grid=True, labelFontSize=EVAL_FONT,
-                              domain=False, labelOverlap=False, tickCount=len(values))),
-        y=y,
-        color=alt.condition(model, alt.value("#4c78a8"), alt.value("#a9b4c2")),
-        tooltip=tooltip,
-    ).add_params(model)  # fmt: skip
-    # The value prints inside a long bar and after a short one: the Δ region then starts right after 100 %.
-    # The printed values and the whiskers carry no tooltip (the bar beside or under them has it, and a click on them
-    # still selects their row's model): a subset swapped into the live table re-encodes every mark of its rows, and
-    # their tooltips were a quarter of that (bench/RESULTS.md, 2026-12-05).
-    inside = f"datum.accuracy >= {EVAL_TEXT_INSIDE}"
-    text = dict(x=alt.X("accuracy:Q", scale=x_scale), y=y, text=alt.Text("accuracy:Q", format=".1%"))
-    text_in = base.mark_text(align="right", dx=-2, fontSize=EVAL_FONT - 1, color="white").encode(
-        **text, opacity=alt.condition(inside, alt.value(1), alt.value(0))
+    layers = alt.layer(
+        *_eval_accuracy_layers(model, x_scale, y, tooltip),
+        *_eval_delta_layers(x_scale, y, tooltip),
+        data=_data(data, "evaluation"),
     )
-    text_out = base.mark_text(align="left", dx=2, fontSize=EVAL_FONT - 1).encode(
-        **text, opacity=alt.condition(inside, alt.value(0), alt.value(1))
-    )
-    # Every layer reads the same rows (no per-layer filter): rows without a subset draw zero-width marks.
-    has = "isValid(datum.delta)"
-    zero = base.mark_rule(strokeDash=[2, 2]).encode(
-        x=alt.X("d0:Q", scale=x_scale), opacity=alt.condition(has, alt.value(0.6), alt.value(0))
-    )
-    delta = base.mark_bar(height={"band": 0.75}).encode(
-        x=alt.X("d0:Q", scale=x_scale),
-        x2="d1:Q",
-        y=y,
-        color=alt.condition("datum.delta >= 0", alt.value(GREEN), alt.value(RED)),
-        tooltip=tooltip,
-    )
-    whisker = base.mark_rule(strokeWidth=1.2).encode(
-        x=alt.X("w0:Q", scale=x_scale), x2="w1:Q", y=y, opacity=alt.condition(has, alt.value(1), alt.value(0)),
-    )  # fmt: skip
     z, h = EVAL_DELTA_ZERO, EVAL_DELTA_HALF
     # ls_dmax covers every bar and whisker (the loader rounds it up to 5, 10, 20, 30, 40, 60, 80 or 100 points):
     # no clamp.
     at = lambda f: f"{z} + (isValid(datum.{f}) ? {h} * clamp(datum.{f} / {EVAL_DMAX}, -1, 1) : 0)"  # noqa: E731
-    layers = alt.layer(bars, text_in, text_out, zero, delta, whisker, data=_data(data, "evaluation"))
-    layers = layers.transform_calculate(
-        subset_text=f"{has} ? format(datum.subset_accuracy, '.1%') + ' [' + format(datum.subset_lo, '.1%') + ', ' + "
-        "format(datum.subset_hi, '.1%') + '] (' + format(datum.delta, '+.1%') + ' from all)' : 'no subset chosen'",
-        d0=f"{z}",
-        d1=at("delta"),
-        w0=at("delta_lo"),
-        w1=at("delta_hi"),
-    )
+    layers = layers.transform_calculate(d0=f"{z}", d1=at("delta"), w0=at("delta_lo"), w1=at("delta_hi"))
     dmax = alt.param(name=EVAL_DMAX, value=0.2)
     out = (
         layers.properties(width=180, height=alt.Step(15))
@@ -138,6 +100,56 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
     # A variable param lives at the top level (add_params would push it into the facet).
     out.params = [*out.params, dmax.param]
     return out
+
+
+def _eval_accuracy_layers(model, x_scale, y, tooltip: list) -> list:
+    """The evaluation table's accuracy bars (with the axis and the model selection) and their printed values."""
+    values, label_expr = _eval_axis_values()
+    base = alt.Chart()
+    bars = base.mark_bar(height={"band": 0.75}).encode(
+        x=alt.X("accuracy:Q", scale=x_scale, title=None,
+                # tickCount: Vega thins explicit values down to its default count (width / 40) otherwise.
+                axis=alt.Axis(values=values, labelExpr=label_expr, grid=True, labelFontSize=EVAL_FONT,
+                              domain=False, labelOverlap=False, tickCount=len(values))),
+        y=y,
+        color=alt.condition(model, alt.value("#4c78a8"), alt.value("#a9b4c2")),
+        tooltip=tooltip,
+    ).add_params(model)  # fmt: skip
+    # The value prints inside a long bar and after a short one: the Δ region then starts right after 100 %.
+    # The printed values and the whiskers carry no tooltip (the bar beside or under them has it, and a click on them
+    # still selects their row's model): a subset swapped into the live table re-encodes every mark of its rows, and
+    # their tooltips were a quarter of that (bench/RESULTS.md, 2026-12-05).
+    inside = f"datum.accuracy >= {EVAL_TEXT_INSIDE}"
+    text = dict(x=alt.X("accuracy:Q", scale=x_scale), y=y, text=alt.Text("accuracy_text:N"))
+    text_in = base.mark_text(align="right", dx=-2, fontSize=EVAL_FONT - 1, color="white").encode(
+        **text, opacity=alt.condition(inside, alt.value(1), alt.value(0))
+    )
+    text_out = base.mark_text(align="left", dx=2, fontSize=EVAL_FONT - 1).encode(
+        **text, opacity=alt.condition(inside, alt.value(0), alt.value(1))
+    )
+    return [bars, text_in, text_out]
+
+
+def _eval_delta_layers(x_scale, y, tooltip: list) -> list:
+    """The evaluation table's Δ region: the dashed zero line, the subset − overall bar and its interval's whisker
+    (fields d0, d1, w0, w1 on the accuracy axis, computed by the table's transform)."""
+    base = alt.Chart()
+    # Every layer reads the same rows (no per-layer filter): rows without a subset draw zero-width marks.
+    has = "isValid(datum.delta)"
+    zero = base.mark_rule(strokeDash=[2, 2]).encode(
+        x=alt.X("d0:Q", scale=x_scale), opacity=alt.condition(has, alt.value(0.6), alt.value(0))
+    )
+    delta = base.mark_bar(height={"band": 0.75}).encode(
+        x=alt.X("d0:Q", scale=x_scale),
+        x2="d1:Q",
+        y=y,
+        color=alt.condition("datum.delta >= 0", alt.value(GREEN), alt.value(RED)),
+        tooltip=tooltip,
+    )
+    whisker = base.mark_rule(strokeWidth=1.2).encode(
+        x=alt.X("w0:Q", scale=x_scale), x2="w1:Q", y=y, opacity=alt.condition(has, alt.value(1), alt.value(0)),
+    )  # fmt: skip
+    return [zero, delta, whisker]
 
 
 def _legend(title: str | None) -> alt.Legend:
@@ -979,8 +991,9 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     Rows (dataset "ws_pcp"): kind "line" (one per sample and axis) or "axis" (one per panel and axis); panel,
     panel_order, k (axis index, left to right), and on lines sample_id, index, label, role (CORRECTNESS of the
     panel's combination), v (the store value), y (v on the axis's range: 0 at its low end, 1 at its high end),
-    selected, focus, extra; on axes name, lo and hi (the range, as text); kind "density" (a dense page): a bin of the
-    store's density of every sample of the class on axis k (k_lo..k_hi its width, y_lo..y_hi the bin, n its count).
+    y_next (the same sample's y on axis k + 1; none on the last axis), selected, focus, extra; on axes name, lo
+    and hi (the range, as text); kind "density" (a dense page): a bin of the store's density of every sample of the
+    class on axis k (k_lo..k_hi its width, y_lo..y_hi the bin, n its count).
     The page sets the ranges: every angle axis shares one, length and margin their own, over every panel (shared,
     the default) or per panel (then the panels' ranges differ and each panel's axes print theirs; a dense page: the
     density's, the class's values over every model): the spec is the same either way. `n_axes` axes, `axis_step`
@@ -993,16 +1006,24 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     yscale = alt.Scale(domain=[0, 1], nice=False, zero=False)
     y = alt.Y("y:Q", axis=None, scale=yscale)
     brush = alt.selection_interval(name="ws_pbrush", encodings=["x", "y"])
-    lines = alt.Chart().transform_filter("datum.kind == 'line'")
-    drawn = lines.mark_line(strokeWidth=1, clip=True).encode(
-        x=x, y=y, detail="sample_id:N", order="k:Q",
+    # A sample's line as one rule per pair of neighbouring axes (row k: from axis k at y to axis k + 1 at y_next, the
+    # page's): a line mark with `detail` makes every sample a group with a dataflow of its own, and a brush that
+    # adds or drops samples built and tore down hundreds of them per frame (bench/RESULTS.md, 2026-12-06).
+    lines = (
+        alt.Chart()
+        .transform_filter("datum.kind == 'line' && isValid(datum.y_next)")
+        .transform_calculate(k_next="datum.k + 1")
+    )
+    x2, y2 = alt.X2("k_next:Q"), alt.Y2("y_next:Q")
+    drawn = lines.mark_rule(strokeWidth=1, clip=True).encode(
+        x=x, y=y, x2=x2, y2=y2,
         stroke=alt.Stroke("role:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("line")),
         opacity=alt.condition("datum.selected == 1", alt.value(0.45), alt.value(0.04)),
     )  # fmt: skip
     focus = (
         lines.transform_filter("datum.focus == 1")
-        .mark_line(strokeWidth=3, color="#000000", clip=True)
-        .encode(x=x, y=y, detail="sample_id:N", order="k:Q")
+        .mark_rule(strokeWidth=3, color="#000000", clip=True)
+        .encode(x=x, y=y, x2=x2, y2=y2)
     )
     # Every layer's y is on the lines' scale with no axis of its own (a layer with an axis would merge with none).
     axes = alt.Chart().transform_filter("datum.kind == 'axis'").transform_calculate(y_lo="0", y_hi="1")

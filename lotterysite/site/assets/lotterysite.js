@@ -546,14 +546,19 @@
       const [s, lo, hi] = sub.get(r.model_id + "\u0000" + r.variant_label) || [null, null, null];
       const d = (x) => (x == null ? null : x - r.accuracy);
       return Object.assign(fields(r), { subset_accuracy: s, subset_lo: lo, subset_hi: hi, delta: d(s),
-        delta_lo: d(lo), delta_hi: d(hi) });
+        delta_lo: d(lo), delta_hi: d(hi), accuracy_text: pct1(r.accuracy),
+        subset_text: s == null ? "no subset chosen" : `${pct1(s)} [${pct1(lo)}, ${pct1(hi)}] (${signed(d(s))} from all)` });
     });
     return [rows, n];
   }
+  // The table's printed values, as its spec's format ".1%" and "+.1%" print them (d3-format: toFixed of the
+  // percentage, U+2212 for a minus): made here once per row, not by Vega's format for every mark a swap re-encodes.
+  const pct1 = (x) => (100 * x).toFixed(1) + "%";
+  const signed = (x) => { const t = pct1(Math.abs(x)); return (x < 0 && parseFloat(t) !== 0 ? "\u2212" : "+") + t; };
   // A new subset as a data swap into the live table: the subset fields of its rows changed in place (the facet keeps
   // its cells, the scales and the model selection stay) and the Δ range set, then one dataflow run; a re-embed
   // rebuilt the whole view per change (bench/RESULTS.md, the table's subset update).
-  const SUBSET_FIELDS = ["subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi"];
+  const SUBSET_FIELDS = ["subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi", "subset_text"];
   function swapSubset(entry, rows, dmaxParam) {
     const byKey = new Map(rows.map((r) => [r.model_id + "\u0000" + r.variant_label, r]));
     const changes = vega.changeset();

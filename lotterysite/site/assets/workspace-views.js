@@ -34,25 +34,42 @@
     if (!specCache.has(url)) specCache.set(url, fetch(url).then((r) => r.json()));
     return specCache.get(url).then((s) => JSON.parse(JSON.stringify(s)));
   }
-  // One field of every row of dataset `name`, changed in place: the view keeps its scales and its brush, only the
-  // marks that read the field change (a redraw would drop the brush being dragged).
+  // One field of the rows of dataset `name` whose value changes, in place: the view keeps its scales and its brush,
+  // and only the marks of those rows are re-encoded (a brush moving by a few pixels changes a few samples; every row
+  // modified cost every mark's encoding per frame, bench/RESULTS.md 2026-12-06). A redraw would drop the brush.
   function modify(entry, name, field, value) {
-    if (!entry.view) return Promise.resolve();
-    hold(entry);
-    entry.view.change(name, vega.changeset().modify(() => true, field, value));
-    return entry.view.runAsync();
+    return change(entry, name, () => vega.changeset().modify((d) => d[field] !== value(d), field, value));
   }
   // A dense panel view's new selection (workspace.js, densities): the selected samples outside the subsample are
-  // swapped in as marks (rows `extra`), and the samples' rows (not the density's or the axes') take the new
-  // `selected`, in one changeset (a second change of the same dataset before the run would drop the first).
-  function reselect(entry, name, store, extra) {
-    if (!entry.view) return Promise.resolve();
-    hold(entry);
-    const sel = selOf(store);
-    entry.view.change(name, vega.changeset().remove((d) => d.extra === 1).insert(extra)
-      .modify((d) => d.index != null && d.extra !== 1, "selected", sel));
-    entry.rows = entry.rows.filter((r) => r.extra !== 1).concat(extra);
-    return entry.view.runAsync();
+  // marks of their own (rows `extra`). Only the difference from the view's last selection is swapped, in one
+  // changeset: the extra rows of samples no longer selected removed, those of newly selected samples inserted, and
+  // `selected` set on the subsample's rows whose value changes; the density's and the axes' rows are untouched.
+  function reselect(entry, name, store, rowsOf) {
+    return change(entry, name, () => {
+      const sel = selOf(store), bits = store.get().sel, had = entry.marked;
+      const added = bits ? bits.map((b, i) => (b === 1 && !(had && had[i] === 1) ? 1 : 0)) : null;
+      const extra = added ? rowsOf(added) : [];
+      const gone = (d) => d.extra === 1 && !(bits && bits[d.index] === 1);
+      entry.rows = entry.rows.filter((r) => !gone(r)).concat(extra);
+      entry.marked = bits ? bits.slice() : null;
+      return vega.changeset().remove(gone).insert(extra)
+        .modify((d) => d.index != null && d.extra !== 1 && d.selected !== sel(d), "selected", sel);
+    });
+  }
+  // A changeset into the live view, one at a time per view: the changeset is made (from the state then) only once
+  // the view's previous change has run, as a second change of a dataset before the run would replace the first
+  // (Vega keeps one pending changeset per dataset), and a difference from a dropped one would never be made good.
+  function change(entry, name, changes) {
+    const view = entry.view;
+    if (!view) return Promise.resolve();
+    const run = (entry.changing || Promise.resolve()).then(() => {
+      if (entry.view !== view) return null; // redrawn meanwhile: the new view has the state
+      hold(entry);
+      view.change(name, changes());
+      return view.runAsync();
+    });
+    entry.changing = run.catch(() => null);
+    return run;
   }
   // A linked update never shrinks a view: a page growing shorter under a drag would scroll, and move the brush.
   function hold(entry) {
@@ -210,6 +227,7 @@
         const rows = p.rows(cfg, model, panels, st, st.sel);
         lib.setParam(spec, p.titles, Object.fromEntries(panels.map((q) => [q.key, p.title_of(cfg, model, q, st)])));
         entry.rows = rows;
+        entry.marked = st.sel ? st.sel.slice() : null; // the selection the rows were built with (reselect's diff)
         const view = await lib.embed(entry, spec, { [p.data]: rows });
         await drawBox(view, p.brush, W().boxOf(cfg, p.which, (store.get().b || {})[p.which], panels));
         view.addSignalListener(p.brush, (_, value) => shared.brush(p.which, p.read(cfg, view, value, panels)));
@@ -220,7 +238,7 @@
     function select() {
       const st = store.get();
       if (!entry.view || !dense(st)) return modify(entry, p.data, "selected", selOf(store));
-      return reselect(entry, p.data, store, p.rows(cfg, shared.model, panels, st, st.sel, "extra"));
+      return reselect(entry, p.data, store, (added) => p.rows(cfg, shared.model, panels, st, added, "extra"));
     }
     return { entry, draw, select, focus: () => modify(entry, p.data, "focus", focusOf(store)) };
   }
@@ -270,10 +288,22 @@
       rows: W().localRows, title_of: (c, m, q, st) => W().panelTitle(c, m, q, st, lib.pct),
       read: (c, view, value, panels) => W().localBrush(view, value, panels) });
   }
+  // The PCP draws a line as rules between neighbouring axes (charts.workspace_pcp): each line row gets the same
+  // sample's y on the next axis (pcpRows writes a sample's rows axis after axis, in one panel).
+  function segments(rows) {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i], n = rows[i + 1];
+      if (r.kind !== "line") continue;
+      const next = n && n.kind === "line" && n.panel === r.panel && n.sample_id === r.sample_id && n.k === r.k + 1;
+      r.y_next = next ? n.y : null;
+    }
+    return rows;
+  }
   function pcpView(parent, cfg, lib, store, shared) {
     return panelsView(parent, cfg, lib, store, shared, { cls: "ls-ws-pcp", title: "Global geometry", kind: "ws-pcp",
       data: "ws_pcp", brush: "ws_pbrush", titles: "ws_ptitles", which: "p", spec: () => "pcp",
-      panels: W().pcpPanels, rows: W().pcpRows, prepare: (m, st) => W().loadClass(cfg, lib, m, st.class),
+      panels: W().pcpPanels, rows: (...args) => segments(W().pcpRows(...args)),
+      prepare: (m, st) => W().loadClass(cfg, lib, m, st.class),
       title_of: (c, m, q, st) => [W().comboLabel(c, st.c[q.k], q.k), `${c.classes[st.class]}: ${lib.pct(m.combos[q.k].classAcc.get(st.class))}` +
         (st.scales === "panel" && !c.density ? " (own ranges)" : ""), ...W().densityLine(c, m, W().PCP_LAYOUT, st.class)],
       read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels) });
@@ -376,20 +406,28 @@
     await reload();
   };
 
-  // The selection's linked update, once per frame during a drag (the latest selection wins); LS.linkLatencies: ms
-  // from the store's change to the last view's rerun.
+  // The selection's linked update: at most one at a time and at most one per frame. Changes that come while an
+  // update runs are coalesced into one more update, from the state at its start (the newest brush supersedes the
+  // ones before it: no backlog of stale updates, each a full pass over every view). LS.linkLatencies: ms from the
+  // first change an update shows to the last view's rerun.
   function linker(views) {
-    let frame = null, t0 = null;
+    let t0 = null, busy = null;
+    const settle = (p) => { for (const v of views) v.entry.settled = Promise.all([v.entry.settled, p]); };
+    async function update() {
+      await new Promise((r) => requestAnimationFrame(r));
+      const start = t0;
+      t0 = null;
+      // A view that fails shows its error and the others still update (a rejection would stop every later update).
+      await Promise.all(views.map((v) => Promise.resolve().then(() => v.select()).catch((e) => LS.lib.fail(v.entry, e))));
+      (LS.linkLatencies = LS.linkLatencies || []).push(performance.now() - start);
+      busy = t0 == null ? null : update(); // changes during this update: one more, from the newest state
+      return busy;
+    }
     return function () {
       if (t0 == null) t0 = performance.now();
-      if (frame) return;
-      frame = new Promise((r) => requestAnimationFrame(r)).then(async () => {
-        const start = t0;
-        frame = null; t0 = null;
-        await Promise.all(views.map((v) => v.select()));
-        (LS.linkLatencies = LS.linkLatencies || []).push(performance.now() - start);
-      });
-      for (const v of views) v.entry.settled = Promise.all([v.entry.settled, frame]);
+      if (busy) return;
+      busy = update();
+      settle(busy);
     };
   }
 })();
