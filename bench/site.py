@@ -372,9 +372,8 @@ def measure_workspace(browser, url: str, drags: int) -> dict:
 
 
 def file_groups(files: dict[str, int]) -> dict[str, tuple[int, int]]:
-    """The workspace's fetched bytes per kind of file: {group: (files, bytes)}; a data file named by its folder
-    (`g/`: the single pages' slices, `w/`: the workspace's local slices, `p/`: its per-class PCP angles, `d/`: the
-    densities), the rest by name."""
+    """A page's fetched bytes per kind of file: {group: (files, bytes)}; a data file named by its folder (`w/`: the
+    local slices, `p/`: the per-class PCP angles, `d/`: the workspace's densities), the rest by name."""
     out: dict[str, tuple[int, int]] = {}
     for url, n in files.items():
         path = url.split("?")[0].split("#")[0]
@@ -388,8 +387,7 @@ def file_groups(files: dict[str, int]) -> dict[str, tuple[int, int]]:
         elif "/data/" in path:
             rel = path.split("/data/", 1)[1]
             parts = rel.split("/")
-            kinds = {"g": "slice (all columns)", "w": "workspace local slice", "p": "workspace class angles",
-                     "d": "density"}  # fmt: skip
+            kinds = {"w": "local slice", "p": "class angles", "d": "density"}
             group = kinds.get(parts[1], rel) if len(parts) > 2 else rel
         else:
             group = "page (HTML)" if not name or name.endswith(".html") else name

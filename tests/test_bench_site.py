@@ -59,5 +59,5 @@ def test_scale_store_passes_info_and_renders(tmp_path):
     assert rendered.exit_code == 0, rendered.output
     for kind in ("evaluation", "local", "global", "samples"):
         assert (docs / f"lotterysite/views/vgg16/{kind}/index.md").is_file(), kind
-    slices = sorted(p.name for p in (docs / "lotterysite/data/vgg16/g/vgg16__dense").glob("*.arrow"))
+    slices = sorted(p.name for p in (docs / "lotterysite/data/vgg16/w/vgg16__dense").glob("*.arrow"))
     assert len(slices) == 1 + 2 * 2, slices

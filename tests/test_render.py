@@ -328,11 +328,12 @@ def test_served_samples_are_cut_to_the_page_budget(store):
     everything, samples = render.served_samples(st, render.SiteOptions())
     ids = everything.ids
     assert len(ids) == st.tables["samples.arrow"].num_rows  # the fixture fits: everything is served
-    # The estimate, recomputed: scripts and page, samples.arrow, two slices as rendered, a full grid of the largest
-    # thumbnail files as rendered (the thumbnails of the grid only: the others are never fetched with the page).
+    # The estimate, recomputed: scripts and page, samples.arrow, two local slices and two class-angle files as
+    # rendered (the global view comparing two models), a full grid of the largest thumbnail files as rendered (the
+    # thumbnails of the grid only: the others are never fetched with the page).
     fixed = sum(p.stat().st_size for p in render.vendor_files()) + render.PAGE_OVERHEAD
     rendered = render.render(st)
-    slice_bytes = max(len(v) for k, v in rendered.files.items() if k.startswith("data/lenet5/g/"))
+    slice_bytes = sum(max(len(v) for k, v in rendered.files.items() if k.startswith(f"data/lenet5/{d}/")) for d in "wp")
     thumbs = [len(v) for k, v in rendered.files.items() if k.startswith("data/thumbs/")]
     assert len(thumbs) == len(ids) and rendered.files["data/samples.arrow"] == samples
     full = fixed + len(samples) + 2 * slice_bytes + render.SAMPLES_GRID * max(thumbs)

@@ -89,7 +89,7 @@ def test_plugin_builds_every_page_and_data_file(site):
     for p in pages:
         assert (site / p).is_file(), p
     for p in ("data/samples.arrow", "data/lenet5/evaluation.arrow", "data/lenet5/correct.arrow",
-              "data/lenet5/g/lenet5__dense/v0.arrow", "data/gallery.png", "data/store/models.arrow",
+              "data/lenet5/w/lenet5__dense/v0.arrow", "data/gallery.png", "data/store/models.arrow",
               "assets/lotterysite/vega.min.js", "assets/lotterysite/vega-loader-arrow.min.js"):  # fmt: skip
         assert (site / p).is_file(), p
     html = (site / "views/lenet5/local/index.html").read_text()
@@ -104,16 +104,41 @@ def test_slices_hold_one_variant_of_the_shipped_samples(site):
     import pyarrow.ipc as ipc
 
     shipped = json.loads((site.parent / "store" / "manifest.json").read_text())["dataset"]["n_shipped"]
-    table = ipc.open_file(str(site / "data/lenet5/g/lenet5__dense/v0.arrow")).read_all()
+    table = ipc.open_file(str(site / "data/lenet5/w/lenet5__dense/v0.arrow")).read_all()
     assert table.num_rows == shipped and shipped >= 300
-    assert {"angle_true", "length", "margin", "angle_9"} <= set(table.column_names)
+    assert {"angle_true", "length", "margin"} <= set(table.column_names) and "angle_9" not in table.column_names
+    # The class angles apart, a file per class: together one row per shipped sample, each of its own class.
+    angles = [ipc.open_file(str(p)).read_all() for p in (site / "data/lenet5/p/lenet5__dense/v0").glob("c*.arrow")]
+    assert sum(t.num_rows for t in angles) == shipped and all("angle_9" in t.column_names for t in angles)
+
+
+def test_every_per_sample_slice_is_written_once(site):
+    """One copy of each (model, slice): its local columns in w/ (one file), its class angles in p/ (a file per class,
+    each served sample in one of them); no other per-sample slice (no g/ of full slices beside them)."""
+    import pyarrow.ipc as ipc
+
+    arch = site / "data/lenet5"
+    assert {p.name for p in arch.iterdir()} <= {"w", "p", "d", "specs", "correct.arrow", "evaluation.arrow"}
+    cfg = json.loads(re.search(r'class="ls-config" hidden>(.*?)</div>', (site / "views/lenet5/local/index.html")
+                               .read_text()).group(1))  # fmt: skip
+    keys, files = [m["key"] for m in cfg["models"]], [s["file"] for s in cfg["slices"]]
+    local = sorted(p.relative_to(arch / "w").as_posix() for p in (arch / "w").rglob("*.arrow"))
+    assert local == sorted(f"{k}/{f}" for k in keys for f in files)
+    served = ipc.open_file(str(site / "data/samples.arrow")).read_all()["sample_id"].to_pylist()
+    for k in keys:
+        for f in files:
+            parts = [ipc.open_file(str(p)).read_all() for p in (arch / "p" / k / f.removesuffix(".arrow")).iterdir()]
+            ids = [i for t in parts for i in t["sample_id"].to_pylist()]
+            assert sorted(ids) == sorted(served), (k, f)
+            columns = set(ipc.open_file(str(arch / "w" / k / f)).schema.names)
+            assert all(columns & set(t.column_names) == {"sample_id"} for t in parts), (k, f)
 
 
 def test_no_page_over_5_mb(site):
-    # What a view page can fetch: its HTML, the JavaScript, the samples and two slices.
+    # What a view page can fetch: its HTML, the JavaScript, the samples and two slices with a class's angles.
     js = sum(p.stat().st_size for p in (site / "assets/lotterysite").iterdir())
     samples = (site / "data/samples.arrow").stat().st_size
-    slices = 2 * max(p.stat().st_size for p in (site / "data/lenet5/g").rglob("*.arrow"))
+    slices = 2 * sum(max(p.stat().st_size for p in (site / f"data/lenet5/{d}").rglob("*.arrow")) for d in "wp")
     assert js + samples + slices < 5e6
 
 

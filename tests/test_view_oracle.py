@@ -318,3 +318,33 @@ def test_local_panels_share_their_axis_ranges_unless_asked_per_panel(shared, new
         assert len({doms["length"] for doms in got.values()}) == 10  # every class its own range
     assert again.locator(".ls-controls select").nth(4).input_value() == "panel"
     assert page.problems == [] and again.problems == []
+
+
+def test_single_pages_fetch_the_workspace_slice_files_once_each(shared, new_page, open_view):
+    """The local, global and sample pages read the workspace's slice files (each per-sample value is written once,
+    tests/test_site.py): per model shown its local slice (`w/`), and the global page the angles of the class it shows
+    (`p/`), fetched once per class; the lines then drawn are the store's values (oracle.check_global)."""
+    store, site, base = shared
+    key = {m["model_id"]: m["model_key"] for m in store.models.values()}
+    ref, cmp = "lenet5/dense", M08
+    local = {f"data/lenet5/w/{key[ref]}/v0.arrow", f"data/lenet5/w/{key[cmp]}/v3.arrow"}
+    angles = {c: {f"data/lenet5/p/{key[ref]}/v0/c{c}.arrow", f"data/lenet5/p/{key[cmp]}/v3/c{c}.arrow"} for c in (2, 6)}
+    for kind in ("local", "samples", "global"):
+        page = new_page(base)  # a fresh page: nothing cached from the page before
+        got: set[str] = set()
+        page.on("requestfinished", lambda r, got=got: got.add(r.url[len(base):].split("?")[0])
+                if r.url.startswith(base + "data/") and r.url.split("?")[0].endswith(".arrow") else None)  # fmt: skip
+        open_view(page, f"{base}views/lenet5/{kind}/#ref={ref}&cmp={cmp}&cmpv=v3.arrow&class=2")
+        want = {"data/samples.arrow"} | local | (angles[2] if kind == "global" else set())
+        assert got == want, (kind, sorted(got ^ want))
+    assert oracle.check_global(page, store, site / "data")["lines"] > 0
+    got.clear()
+    page.locator(".ls-controls select >> nth=4").select_option("6")  # the class: its two angle files only
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert got == angles[6], sorted(got)
+    assert oracle.check_global(page, store, site / "data")["lines"] > 0
+    got.clear()
+    page.locator(".ls-controls select >> nth=4").select_option("2")  # back to a class seen: nothing fetched again
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert not got, sorted(got)
+    assert page.problems == []

@@ -543,7 +543,7 @@ def fetched_files(page, base: str) -> dict[str, int]:
 
 def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(shared, site_store, new_page, open_view):
     """Six combinations: the page fetches samples.arrow, the table's rows and counts, per combination its local slice
-    (no class angles) and the shown class's angle file, and none of the single pages' full slices; each file's bytes
+    (no class angles) and the shown class's angle file, and nothing else of the slices; each file's bytes
     are the built file's, within the budget's estimate (render.workspace_parts, from the columns' widths), and the
     page's bytes within render.workspace_estimate. A class change fetches that class's angle files and nothing else,
     and the PCP then draws the store's values (float64 from the store's Arrow files)."""

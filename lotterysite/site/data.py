@@ -26,10 +26,11 @@ from ..store.schema import GALLERY_NAMES, OPTIONAL_TABLES, outcomes_schema, stor
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 SLICE_COLUMNS = ("sample_id", "label", "pred", "correct", "length", "margin", "angle_true", "robustness")
-# The workspace's own files (issue 23 §4: 6 combinations within the page budget at 10 000 samples). Per combination
-# the local slice: SLICE_COLUMNS and the class accuracy, without the class angles (what the local panels, the
-# selection and the sample grid read); and the PCP's angles apart, one file per class (the PCP draws one class),
-# fetched when that class is shown. Many classes (confused-class axes): one file of every sample's angles.
+# The per-sample slice files every geometry page reads (the single views and the workspace; issue 23 §4), each
+# per-sample value written once. Per (model, variant) the local slice: SLICE_COLUMNS and the class accuracy, without
+# the class angles (what the local view, the sample examination, the selection and the sample grid read); and the
+# parallel coordinates' class angles apart, one file per class (the PCP draws one class), fetched when that class is
+# shown. Many classes (confused-class axes): one file of every sample's angles.
 WS_LOCAL = "w"  # data/<arch>/w/<model_key>/<slice file>
 WS_ANGLES = "p"  # data/<arch>/p/<model_key>/<slice stem>/c<class>.arrow (or all.arrow)
 THUMBNAIL = re.compile(r"^data:image/(png|jpeg|webp);base64,[A-Za-z0-9+/=]*$")  # never a URL readers would fetch
@@ -461,22 +462,6 @@ def thumbnail_files(store: Store, served) -> dict[str, bytes]:
             for i, k, u in zip(served.ids, kinds, uris, strict=True) if k}  # fmt: skip
 
 
-def slice_bytes(store: Store, max_axes: int, n: int) -> int:
-    """Bytes of one geometry slice of `n` samples (`geometry_slices`), estimated: an empty slice's file (schema and
-    footer) plus, per sample, its columns' fixed widths in the store's schema (the angles for at most `max_axes`
-    classes, or the confused classes; the class accuracy) and 8 bytes for each column's buffer alignment."""
-    schema = store_geometry_schema(store.manifest)
-    k = store.confused_k
-    angles = [f"angle_c{r}" for r in range(k)] if k is not None else [f"angle_{j}" for j in range(
-        min(max_axes, len(store.classes)))]  # fmt: skip
-    fields = [schema.field(c) for c in (*SLICE_COLUMNS, *angles)] + [pa.field("class_accuracy", pa.float32())]
-    first = f"geometry/{store.models.column('model_key')[0].as_py()}.arrow"
-    meta = ipc.open_file(pa.BufferReader(store.blobs[first])).schema.metadata  # a slice keeps the store's metadata
-    empty = len(arrow_bytes(pa.schema(fields, metadata=meta).empty_table()))
-    row = sum(f.type.bit_width / 8 for f in fields)
-    return int(empty + n * row + 64 * len(fields))
-
-
 def _ipc_estimate(store: Store, fields: list[pa.Field], n: int) -> int:
     """Bytes of an Arrow file of `n` rows of `fields` with the store's geometry metadata (as a slice keeps it): the
     empty file (schema and footer) plus the fixed widths and 8 bytes of each column buffer's alignment."""
@@ -491,9 +476,10 @@ def _narrow_range(lo: int, hi: int) -> pa.DataType:
 
 
 def workspace_slice_bytes(store: Store, max_axes: int, n: int, per_class: int) -> tuple[int, int]:
-    """Bytes of one combination's workspace files (`workspace_files`), estimated from the columns' widths: (its local
-    slice of `n` samples, the angle file the PCP fetches for one class of `per_class` samples; with many classes, the
-    one file of all `n`). Class ids and robustness counts narrowed as `narrow_int` does, from their largest values."""
+    """Bytes of one (model, variant)'s slice files (`workspace_files`), estimated from the columns' widths: (its local
+    slice of `n` samples, the angle file a PCP fetches for one class of `per_class` samples; with many classes, the
+    one file of all `n`); the angles for at most `max_axes` classes, or the confused classes. Class ids and
+    robustness counts narrowed as `narrow_int` does, from their largest values."""
     schema = store_geometry_schema(store.manifest)
     n_cls = len(store.classes)
     most = len(store.manifest.get("corruptions") or []) * len(store.manifest.get("severities") or [])
@@ -535,7 +521,8 @@ def largest_thumbnail(store: Store) -> int:
 
 @dataclass
 class ArchData:
-    """What one architecture's pages fetch: geometry slices, the evaluation rows, per-sample correctness counts."""
+    """What one architecture's pages fetch: the per-sample slice files (`workspace_files`), the evaluation rows,
+    per-sample correctness counts."""
 
     files: dict[str, bytes]  # relative path under data/ -> content
     slices: list[dict]  # [{"label", "variant", "severity", "file"}]
@@ -543,13 +530,14 @@ class ArchData:
     # "members"}]
     correct_columns: list[dict]
     correct_bits: int = 8  # bits per count in correct.arrow's `counts` (count_bits)
-    angle_fields: list[str] = field(default_factory=list)  # the columns of the workspace's angle files (WS_ANGLES)
-    by_class: bool = True  # the workspace's angle files are one per class (else one of every sample, "all")
+    angle_fields: list[str] = field(default_factory=list)  # the columns of the angle files (WS_ANGLES)
+    by_class: bool = True  # the angle files are one per class (else one of every sample, "all")
 
 
 def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]) -> ArchData:
-    """Split every model's geometry into per-variant slices; count correct predictions per sample for subset
-    accuracy (correct.arrow, with `in_sample`: a class subset counts the stratified sample only)."""
+    """Split every model's geometry into per-variant slices, written once as the local and angle files every page
+    reads (`workspace_files`); count correct predictions per sample for subset accuracy (correct.arrow, with
+    `in_sample`: a class subset counts the stratified sample only)."""
     served = as_served(store, served)
     ids = served.ids
     files: dict[str, bytes] = {}
@@ -561,7 +549,6 @@ def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]
     else:  # many classes: the angles to each row's class's most confused classes
         wanted = list(SLICE_COLUMNS) + [f"angle_c{r}" for r in range(store.confused_k)]
     id_array = pa.array(ids, pa.int32())
-    base = f"{store.slug(arch)}/g"
     class_acc = class_accuracies(store)
     # The variants come from the manifest (what precompute shipped), never from scanning a geometry file.
     keys = shipped_variants(store)
@@ -586,7 +573,6 @@ def geometry_slices(store: Store, arch: str, served, max_axes_classes: list[int]
             label_np = part["label"].to_numpy(zero_copy_only=False)
             part = part.append_column("class_accuracy", pa.array(
                 [full.get(int(c), float("nan")) for c in label_np], pa.float32()))  # fmt: skip
-            files[f"{base}/{m['model_key']}/{by_key[(v, s)]['file']}"] = arrow_bytes(part)
             files.update(workspace_files(store.slug(arch), m["model_key"], by_key[(v, s)]["file"], part,
                                          wanted[len(SLICE_COLUMNS):], store.confused_k is None))  # fmt: skip
             if part.num_rows != len(ids):
@@ -622,9 +608,10 @@ def narrow_int(column: pa.ChunkedArray | pa.Array) -> pa.DataType:
 
 def workspace_files(arch_slug: str, model_key: str, file: str, part: pa.Table, angle_fields: list[str],
                     by_class: bool) -> dict[str, bytes]:  # fmt: skip
-    """The workspace's files of one (model, slice): its local slice (`WS_LOCAL`: SLICE_COLUMNS and the class
-    accuracy, integer columns narrowed by `narrow_int`) and its angles (`WS_ANGLES`: sample_id and `angle_fields`),
-    one file per class present (`by_class`) or one of every sample ("all"); rows by sample_id, values as the store's.
+    """The files of one (model, slice) that every geometry page reads: its local slice (`WS_LOCAL`: SLICE_COLUMNS
+    and the class accuracy, integer columns narrowed by `narrow_int`) and its angles (`WS_ANGLES`: sample_id and
+    `angle_fields`), one file per class present (`by_class`) or one of every sample ("all"); rows by sample_id,
+    values as the store's.
     `part`: the (model, slice)'s geometry slice (`geometry_slices`)."""
     local = part.select([*SLICE_COLUMNS, "class_accuracy"])
     for name in ("label", "pred", "robustness"):

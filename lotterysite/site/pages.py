@@ -279,8 +279,7 @@ def _view_config(store: Store, arch: str, data: ArchData, kind: str, uri: str, c
     """One view page's configuration (the page's JSON): what it fetches and how it draws."""
     base, data_dir = f"views/{store.slug(arch)}", f"data/{store.slug(arch)}"
     k = store.confused_k
-    cfg = {**common, "kind": kind, "slice_base": rel(uri, f"{data_dir}/g"),
-           "links": {k: rel(uri, f"{base}/{k}/") for k, _ in VIEWS}}  # fmt: skip
+    cfg = {**common, "kind": kind, "links": {k: rel(uri, f"{base}/{k}/") for k, _ in VIEWS}}
     cfg["links"]["workspace"] = rel(uri, f"{base}/workspace/")
     if kind == "evaluation":
         cfg["spec"] = rel(uri, f"{data_dir}/specs/evaluation.json")
@@ -295,6 +294,12 @@ def _view_config(store: Store, arch: str, data: ArchData, kind: str, uri: str, c
         cfg["samples"] = rel(uri, "data/samples.arrow")  # the labels and flags: only the geometry views need it
         cfg["thumbs"] = rel(uri, f"data/{THUMBS}") + "/"  # <sample_id>.<thumb>: fetched per image shown
         cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
+        # The workspace's slice files (data.workspace_files), each per-sample value written once: the local slice of
+        # every view, and for the global view the angles of the class it shows (fetched when that class is shown).
+        cfg["local_base"] = rel(uri, f"{data_dir}/{WS_LOCAL}")
+        if kind == "global":
+            cfg["angles"] = {"base": rel(uri, f"{data_dir}/{WS_ANGLES}"), "fields": data.angle_fields,
+                             "by_class": data.by_class}  # fmt: skip
         cfg["axes"] = [f for f, _ in axis_fields]
         cfg["axis_classes"] = axes
         if picking:  # many classes: a class picker, the panels' classes picked on the page (local view)

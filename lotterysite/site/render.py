@@ -215,12 +215,16 @@ def budget_estimate(store: data.Store, served: data.Served, samples: bytes, opti
 
 def page_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions) -> int:
     """Bytes of the heaviest single view page for `served`: the vendored scripts and the page itself
-    (PAGE_OVERHEAD), samples.arrow, the two geometry slices of a comparison (their row width from the store's
-    geometry schema), and a full sample grid's thumbnail files (SAMPLES_GRID of the largest). The workspace's own
-    estimate is `workspace_estimate`."""
+    (PAGE_OVERHEAD), samples.arrow, the slice files of a comparison (the global view's: two local slices and the
+    two models' angle files of the largest class, from the columns' widths, `data.workspace_slice_bytes`), and a
+    full sample grid's thumbnail files (SAMPLES_GRID of the largest). The workspace's own estimate is
+    `workspace_estimate`."""
     fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
-    slices = 2 * data.slice_bytes(store, options.max_axes, len(served.ids))
-    return fixed + len(samples) + slices + SAMPLES_GRID * data.largest_thumbnail(store)
+    n = len(served.ids)
+    labels = np.asarray(data.store_labels(store, served) if n else [], np.int64)
+    largest = int(np.bincount(labels, minlength=len(store.classes)).max(initial=0))
+    local, angles = data.workspace_slice_bytes(store, options.max_axes, n, largest)
+    return fixed + len(samples) + 2 * (local + angles) + SAMPLES_GRID * data.largest_thumbnail(store)
 
 
 def workspace_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions,

@@ -719,11 +719,12 @@
         ref_class_accuracy: r.class_accuracy,
         ref_pred_name: names[r.pred], selected: sel ? !!sel[i] : true, index: i,
       };
-      for (const f of metrics) o["ref_" + f] = r[f];
+      // A slice file holds the class angles only where a view fetched them (the global view: its class's samples).
+      for (const f of metrics) if (f in r) o["ref_" + f] = r[f];
       if (cmpById) {
         const c = cmpById.get(r.sample_id);
         if (!c) continue;
-        for (const f of metrics) o["cmp_" + f] = c[f];
+        for (const f of metrics) if (f in c) o["cmp_" + f] = c[f];
         o.cmp_correct = c.correct ? 1 : 0;
         o.cmp_class_accuracy = c.class_accuracy;
         o.cmp_pred_name = names[c.pred];
@@ -1119,15 +1120,31 @@
     const saved = JSON.parse(JSON.stringify(g.brushes));
     return g.entry.queue(() => fetchGeometry(g, snap, want), (data) => drawGeometry(g, snap, saved, want, data));
   }
+  // The workspace's slice files (cfg.local_base: a (model, data set)'s local columns, no class angles); the global
+  // view adds the angles of the class it shows (withAngles), fetched when that class is shown.
   async function fetchGeometry(g, snap, want) {
     const { cfg } = g;
-    const got = await Promise.all([
-      fetchRows(cfg.samples),
-      fetchRows(`${cfg.slice_base}/${g.byId.get(snap.ref).key}/${snap.refv}`),
-      snap.cmp ? fetchRows(`${cfg.slice_base}/${g.byId.get(snap.cmp).key}/${snap.cmpv}`) : null,
+    const slice = (id, file) => fetchRows(`${cfg.local_base}/${g.byId.get(id).key}/${file}`);
+    const [samples, ref, cmp] = await Promise.all([
+      fetchRows(cfg.samples), slice(snap.ref, snap.refv), snap.cmp ? slice(snap.cmp, snap.cmpv) : null,
     ]);
+    // Many classes: the class picked by default is the one pickClasses shows (the same defaults, from these rows).
+    const cls = !cfg.angles ? null : snap.class != null ? Number(snap.class) : defaultClasses(ref, cmp, 1)[0];
+    const got = await Promise.all([samples, withAngles(g, ref, snap.ref, snap.refv, cls),
+      cmp && withAngles(g, cmp, snap.cmp, snap.cmpv, cls)]);
     if (!g.specs[want]) g.specs[want] = await fetch(cfg.specs[want]).then((r) => r.json());
     return got;
+  }
+  // The rows of a slice with the angle columns of class `cls`'s samples (cfg.angles: a file per class, or with many
+  // classes one of every sample); new row objects, so the cached slice stays as fetched. Pages without angles
+  // (local, samples), and a class without samples, keep the rows as they are.
+  async function withAngles(g, rows, id, file, cls) {
+    const a = g.cfg.angles;
+    if (!a || !a.fields.length || (a.by_class && !rows.some((r) => r.label === cls))) return rows;
+    const name = a.by_class ? "c" + cls : "all";
+    const got = await fetchRows(`${a.base}/${g.byId.get(id).key}/${file.replace(/\.arrow$/, "")}/${name}.arrow`);
+    const byId = new Map(got.map((r) => [r.sample_id, r]));
+    return rows.map((r) => (byId.has(r.sample_id) ? Object.assign({}, r, byId.get(r.sample_id)) : r));
   }
   // Many classes: the class (global) or the panels' classes (local) from the link, else the defaults.
   function pickClasses(g, snap, ref, cmp) {
