@@ -61,3 +61,6 @@ def test_scale_store_passes_info_and_renders(tmp_path):
         assert (docs / f"lotterysite/views/vgg16/{kind}/index.md").is_file(), kind
     slices = sorted(p.name for p in (docs / "lotterysite/data/vgg16/w/vgg16__dense").glob("*.arrow"))
     assert len(slices) == 1 + 2 * 2, slices
+    # `lotterysite render` writes the plugin's layout: each slice once, its local columns (w/) and class angles (p/).
+    assert not (docs / "lotterysite/data/vgg16/g").exists()
+    assert (docs / "lotterysite/data/vgg16/p/vgg16__dense/v0").is_dir()
