@@ -200,6 +200,11 @@ def test_download_gives_the_views_rows_as_csv(page, server, open_view):
     header = lines[0].split(",")
     assert "sample_id" in header and "ref_margin" in header
     assert len(lines) - 1 == rows > 100
+    # Every class angle of every sample, as the page's local slice lacks them: from the class files, on the click.
+    fields = page.evaluate("window.lotterysiteRuntime.views[0].cfg.angles.fields")
+    at = [header.index("ref_" + f) for f in fields]
+    assert len(at) >= 10 and all(line.split(",")[i] != "" for line in lines[1:] for i in at)
+    assert page.problems == []
 
 
 # ---- every control, changed in place, shows what a fresh load of the page's own link shows ----

@@ -295,11 +295,10 @@ def _view_config(store: Store, arch: str, data: ArchData, kind: str, uri: str, c
         cfg["thumbs"] = rel(uri, f"data/{THUMBS}") + "/"  # <sample_id>.<thumb>: fetched per image shown
         cfg["specs"] = {m: rel(uri, f"{data_dir}/specs/{kind}-{m}.json") for m in ("single", "compare")}
         # The workspace's slice files (data.workspace_files), each per-sample value written once: the local slice of
-        # every view, and for the global view the angles of the class it shows (fetched when that class is shown).
+        # every view; the class angles for the global view's class (fetched when it is shown) and for a CSV download.
         cfg["local_base"] = rel(uri, f"{data_dir}/{WS_LOCAL}")
-        if kind == "global":
-            cfg["angles"] = {"base": rel(uri, f"{data_dir}/{WS_ANGLES}"), "fields": data.angle_fields,
-                             "by_class": data.by_class}  # fmt: skip
+        cfg["angles"] = {"base": rel(uri, f"{data_dir}/{WS_ANGLES}"), "fields": data.angle_fields,
+                         "by_class": data.by_class}  # fmt: skip
         cfg["axes"] = [f for f, _ in axis_fields]
         cfg["axis_classes"] = axes
         if picking:  # many classes: a class picker, the panels' classes picked on the page (local view)

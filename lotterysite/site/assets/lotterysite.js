@@ -219,7 +219,11 @@
     const dl = el("button", { type: "button", class: "md-button ls-download" }, "Download data (CSV)");
     // A view that shows chosen models names them in the file's name and in its first columns (entry.csv).
     const fileName = () => (entry.csv ? entry.csv().name : name);
-    dl.addEventListener("click", () => download(fileName(), entry.rows || [], entry.csv ? entry.csv().columns : {}));
+    dl.addEventListener("click", async () => {
+      try { // entry.csvRows: rows completed for the file (the geometry pages: every class angle), fetched on the click
+        download(fileName(), entry.csvRows ? await entry.csvRows() : entry.rows || [], entry.csv ? entry.csv().columns : {});
+      } catch (e) { fail(entry, e); }
+    });
     const png = el("button", { type: "button", class: "md-button ls-png" }, "Save chart (PNG)");
     png.addEventListener("click", async () => {
       if (!entry.view) return;
@@ -1049,6 +1053,7 @@
     root.appendChild(g.table);
     toolbar(root, entry, kind + ".csv");
     entry.csv = () => csvNaming(g);
+    entry.csvRows = () => csvRows(g);
     entry.target.addEventListener("pointermove", (e) => { if (e.buttons) LS.lastInput = e.timeStamp; }, true);
     entry.target.addEventListener("pointerup", (e) => { LS.lastInput = e.timeStamp; }, true);
     entry.refresh = () => loadGeometry(g);
@@ -1129,7 +1134,7 @@
       fetchRows(cfg.samples), slice(snap.ref, snap.refv), snap.cmp ? slice(snap.cmp, snap.cmpv) : null,
     ]);
     // Many classes: the class picked by default is the one pickClasses shows (the same defaults, from these rows).
-    const cls = !cfg.angles ? null : snap.class != null ? Number(snap.class) : defaultClasses(ref, cmp, 1)[0];
+    const cls = g.kind !== "global" ? null : snap.class != null ? Number(snap.class) : defaultClasses(ref, cmp, 1)[0];
     const got = await Promise.all([samples, withAngles(g, ref, snap.ref, snap.refv, cls),
       cmp && withAngles(g, cmp, snap.cmp, snap.cmpv, cls)]);
     if (!g.specs[want]) g.specs[want] = await fetch(cfg.specs[want]).then((r) => r.json());
@@ -1140,11 +1145,35 @@
   // (local, samples), and a class without samples, keep the rows as they are.
   async function withAngles(g, rows, id, file, cls) {
     const a = g.cfg.angles;
-    if (!a || !a.fields.length || (a.by_class && !rows.some((r) => r.label === cls))) return rows;
-    const name = a.by_class ? "c" + cls : "all";
-    const got = await fetchRows(`${a.base}/${g.byId.get(id).key}/${file.replace(/\.arrow$/, "")}/${name}.arrow`);
-    const byId = new Map(got.map((r) => [r.sample_id, r]));
+    if (cls == null || !a.fields.length || (a.by_class && !rows.some((r) => r.label === cls))) return rows;
+    const byId = await anglesOf(g, id, file, [cls]);
     return rows.map((r) => (byId.has(r.sample_id) ? Object.assign({}, r, byId.get(r.sample_id)) : r));
+  }
+  // {sample_id: its angle row} of a (model, data set), over the angle files of `classes` (with many classes, the one
+  // file of every sample).
+  async function anglesOf(g, id, file, classes) {
+    const a = g.cfg.angles, stem = `${a.base}/${g.byId.get(id).key}/${file.replace(/\.arrow$/, "")}`;
+    const names = a.by_class ? classes.map((c) => "c" + c) : ["all"];
+    const got = await Promise.all(names.map((n) => fetchRows(`${stem}/${n}.arrow`)));
+    return new Map(got.flat().map((r) => [r.sample_id, r]));
+  }
+  // The CSV's rows: the rows drawn with every class angle of both models (ref_angle_<j>, cmp_angle_<j>), as the
+  // slices held them before the angles moved to files of their own.
+  async function csvRows(g) {
+    const { entry } = g, d = entry.drawn, rows = entry.rows || [];
+    const fields = g.cfg.angles.fields;
+    if (!fields.length || !rows.length) return rows;
+    const classes = [...new Set(rows.map((r) => r.label))];
+    const ref = await anglesOf(g, d.ref, d.refv, classes);
+    const cmp = d.compare ? await anglesOf(g, d.cmp, d.cmpv, classes) : null;
+    return rows.map((r) => {
+      const o = Object.assign({}, r), a = ref.get(r.sample_id), c = cmp && cmp.get(r.sample_id);
+      for (const f of fields) {
+        if (a) o["ref_" + f] = a[f];
+        if (c) o["cmp_" + f] = c[f];
+      }
+      return o;
+    });
   }
   // Many classes: the class (global) or the panels' classes (local) from the link, else the defaults.
   function pickClasses(g, snap, ref, cmp) {
