@@ -1141,8 +1141,8 @@
     return got;
   }
   // The rows of a slice with the angle columns of class `cls`'s samples (cfg.angles: a file per class, or with many
-  // classes one of every sample); new row objects, so the cached slice stays as fetched. Pages without angles
-  // (local, samples), and a class without samples, keep the rows as they are.
+  // classes one of every sample); new row objects, so the cached slice stays as fetched. The local and sample pages
+  // (no class: `cls` null), and a class without samples, keep the rows as they are.
   async function withAngles(g, rows, id, file, cls) {
     const a = g.cfg.angles;
     if (cls == null || !a.fields.length || (a.by_class && !rows.some((r) => r.label === cls))) return rows;
