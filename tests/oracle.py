@@ -33,7 +33,7 @@ GRAY, YELLOW, RED = "#8c8c8c", "#e6b800", "#d62728"  # charts.GRAY, YELLOW, RED 
 KEEP = [
     "sample_id", "label", "model_id", "variant_label", "panel", "data", "study", "dimension", "metric", "which",
     "variant", "class_name", "density", "rank", "col", "row", "value", "text", "x", "r", "arch", "method",
-    "role", "k", "index", "kind",
+    "role", "k", "index", "kind", "dot",
 ]  # fmt: skip
 
 SCENE = """([keep, index]) => {
@@ -971,6 +971,41 @@ def check_ws_local(page, store: Store, site_data: Path) -> dict:
     n = sum(1 for r in geo[0].values() if r["label"] == cls)
     assert checked["dots"] == n * (2 * len(geo) - 1), (checked, n, len(geo))
     return dict(checked, panels=len(panels))
+
+
+# The workspace panels' opacities (charts.workspace_local, workspace_pcp), drawn as selected and not: a dot (a pool row,
+# `dot` 0, is not drawn unless selected), a trajectory, a PCP line.
+WS_OPACITY = {"dot": (0.8, 0.07), "trajectory": (0.55, 0.0), "line": (0.45, 0.04)}
+
+
+def ws_drawn_selection(page, index: int, want: set[int] | None) -> set[int]:
+    """The samples that workspace panel view `index` (local or PCP) draws as selected, read from its scenegraph
+    (the page changes no data on a brush: the marks' encoded opacity is the selection). Checks every dot, trajectory
+    and line against `want` (None: nothing selected, the subsample's dots drawn): a mark of a sample in `want` at
+    its selected opacity, any other at its faint one (a pool row's at 0). Returns the samples with such marks."""
+    scene = Scene.read(page, index)
+    shown: set[int] = set()
+    for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] in ("symbol", "rule")):
+        name = m["name"] or ""
+        if name.endswith("layer_3_marks"):  # the focus layer (local: the ring; PCP: the bold line): not the selection
+            continue
+        if m["type"] == "symbol":  # local: the dots
+            kinds = [("dot", it) for it in m["items"]]
+        elif name.endswith("layer_2_marks"):  # local: the trajectories; PCP: the lines' rules
+            kinds = [("trajectory" if "ws_local" in name else "line", it) for it in m["items"]]
+        else:
+            continue
+        for kind, it in kinds:
+            d = it["datum"]
+            if d.get("sample_id") is None:
+                continue
+            on = d["dot"] == 1 if want is None else d["sample_id"] in want
+            selected, faint = WS_OPACITY[kind]
+            expect = selected if on else faint if d["dot"] == 1 else 0.0
+            assert it["opacity"] is not None and abs(it["opacity"] - expect) < 1e-9, (kind, d, it["opacity"], expect)
+            if on:
+                shown.add(d["sample_id"])
+    return shown
 
 
 def ws_pcp_extents(geo: list[dict[int, dict]], axes: list[str], cls: int, which: list[int]) -> dict[str, tuple]:

@@ -43,6 +43,8 @@ CELL_BOX = """([index, param, panel]) => {
 }"""
 # The combinations in the page's link now (decoded in the page: base64url JSON).
 C_NOW = "JSON.parse(atob(new URLSearchParams(location.hash.slice(1)).get('c').replace(/-/g, '+').replace(/_/g, '/')))"
+# The grid's selected rows (it filters its data on `selected`; the panels draw the selection without a data change:
+# oracle.ws_drawn_selection reads theirs from the marks).
 SELECTED = """([index, name]) => [...new Set(window.lotterysiteRuntime.views[index].view.data(name)
   .filter(r => r.selected == 1 && r.sample_id != null).map(r => r.sample_id))].sort((a, b) => a - b)"""
 
@@ -89,8 +91,8 @@ def check_linked(page, store, site_data, want: set[int]):
     """Every view shows the selection `want`: the local and PCP marks' rows, the grid, the table's subset bars
     (subset accuracy recomputed from outcomes.arrow), the count on the page."""
     assert want, "the brush selected nothing: the test would prove little"
-    assert set(page.evaluate(SELECTED, [LOCAL, "ws_local"])) == want
-    pcp = set(page.evaluate(SELECTED, [PCP, "ws_pcp"]))
+    assert oracle.ws_drawn_selection(page, LOCAL, want) == want
+    pcp = oracle.ws_drawn_selection(page, PCP, want)
     cls = oracle.ws_state(page)["class"]
     assert pcp == {i for i in want if store_label(store, i) == int(cls)}
     assert set(page.evaluate(SELECTED, [GRID, "pairs"])) == want
@@ -680,9 +682,10 @@ def test_dense_panels_draw_the_store_density_and_a_labelled_subsample(dense, new
             assert abs(d["x"] - (ex[0] + d["ix"] * (ex[1] - ex[0]) / nx)) < 1e-9
             assert abs(d["y2"] - (ey[0] + (d["iy"] + 1) * (ey[1] - ey[0]) / ny)) < 1e-9
         assert (got == want).all() and got.sum() == len(served), k
-        # The marks: the subsample (the same samples in every panel), nothing selected yet; the title says so.
-        marks = {d["sample_id"] for d in local if d["panel"] == f"p{k}" and d.get("kind") != "density"}
-        assert marks == dots
+        # The marks: every sample of the class (all within the pool here), the subsample (`dot`: the same samples in
+        # every panel) drawn, nothing selected yet; the title says so.
+        marks = {d["sample_id"]: d["dot"] for d in local if d["panel"] == f"p{k}" and d.get("kind") != "density"}
+        assert set(marks) == set(served) and {i for i, dot in marks.items() if dot} == dots
         assert titles[f"p{k}"][-2:] == [f"density of all {len(served)};", f"dots: a uniform random {len(dots)}"]
     # The PCP: per axis the counts of every sample of the class on the shared bins of its group.
     pcp = page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.data('ws_pcp')")
@@ -695,11 +698,12 @@ def test_dense_panels_draw_the_store_density_and_a_labelled_subsample(dense, new
         for d in (d for d in pcp if d["panel"] == "q1" and d.get("kind") == "density" and d["k"] == k):
             got[d["iy"]] = d["n"]
         assert (got == want).all(), (f, got, want)
-    lines = {d["sample_id"] for d in pcp if d["panel"] == "q1" and d.get("kind") == "line"}
-    assert lines == dots
+    lines = {d["sample_id"]: d["dot"] for d in pcp if d["panel"] == "q1" and d.get("kind") == "line"}
+    assert set(lines) == set(served) and {i for i, dot in lines.items() if dot} == dots
+    assert oracle.ws_drawn_selection(page, LOCAL, None) == dots == oracle.ws_drawn_selection(page, PCP, None)
     ptitles = page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.signal('ws_ptitles')")
     assert ptitles["q1"][-2:] == [f"density of all {len(served)};", f"dots: a uniform random {len(dots)}"]
-    # A box selects among every sample, not the marks: the brushed samples outside the subsample become marks.
+    # A box selects among every sample, not the marks: the brushed samples outside the subsample are drawn.
     drag(page, LOCAL, "ws_lbrush", "p1", frac=(0.3, 0.3, 0.95, 0.95))
     state = oracle.ws_state(page)
     want = expected_local(page, store, site / "data", state)
@@ -731,6 +735,11 @@ BURST = """async (boxes) => {
 }"""
 
 
+# The panels' datasets as they are now (every row, every field), one string per view.
+DATA_NOW = f"""() => [[{LOCAL}, 'ws_local'], [{PCP}, 'ws_pcp']].map(([i, name]) =>
+  JSON.stringify(window.lotterysiteRuntime.views[i].view.data(name)))"""
+
+
 def test_a_burst_of_brushes_ends_on_the_last_brushs_selection(dense, new_page, open_view):
     store, site, base = dense
     page = new_page(base)
@@ -739,6 +748,7 @@ def test_a_burst_of_brushes_ends_on_the_last_brushs_selection(dense, new_page, o
     model, file = SIX[1]
     rows = store.geometry(model, *oracle._slice(oracle.page_config(page), file))
     keep = oracle.in_sample_ids(site / "data")
+    before = page.evaluate(DATA_NOW)
     lengths = np.array([r["length"] for i, r in rows.items() if i in keep and r["label"] == cls])
     q = lambda a: float(np.quantile(lengths, a))  # noqa: E731
     # Grown, shrunk, moved: samples come in and go out of the selection (and of the extra marks) between brushes.
@@ -754,14 +764,44 @@ def test_a_burst_of_brushes_ends_on_the_last_brushs_selection(dense, new_page, o
     dots = {r["sample_id"] for r in samples if r["dot"] and r["label"] == cls}
     assert want - dots and dots - want, "the last box must select samples in and out of the subsample"
     check_linked(page, store, site / "data", want)
-    # Every mark once: the swapped-in extra rows of earlier brushes are gone, none doubled (a row per panel, role and
-    # sample in the local view; per panel, axis and sample in the PCP).
+    # The brushes changed no data of the panels: the same rows, every field as before (the selection is drawn through
+    # lsSel and a signal); each sample once per panel, role and (PCP) axis.
+    assert page.evaluate(DATA_NOW) == before
     local = page.evaluate(f"window.lotterysiteRuntime.views[{LOCAL}].view.data('ws_local')")
     marks = [(d["panel"], d["role"], d["sample_id"]) for d in local if d.get("kind") != "density"]
     assert len(marks) == len(set(marks))
-    assert {d["sample_id"] for d in local if d.get("kind") != "density"} == dots | want
     pcp = page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.data('ws_pcp')")
     lines = [(d["panel"], d["k"], d["sample_id"]) for d in pcp if d.get("kind") == "line"]
     assert len(lines) == len(set(lines))
-    assert {d["sample_id"] for d in pcp if d.get("kind") == "line"} == dots | want
     assert page.problems == []
+
+
+POOL = """(most) => {
+  const LS = window.lotterysiteRuntime, m = LS.workspaceView.shared.model, W = LS.workspace;
+  const cfg = { density: { pool: most } };
+  const pool = W.poolOf(cfg, m.label, m.inSample, m.dot);
+  const bits = Uint8Array.from(m.inSample); // every sample selected (a selection holds in-sample ones only)
+  return [Array.from(pool), Array.from(m.label), Array.from(m.inSample), Array.from(m.dot),
+          W.unmarked(cfg, Object.assign({}, m, { pool }), bits)];
+}"""
+
+
+def test_a_selection_beyond_a_panels_marks_is_counted_on_the_page(dense, new_page, open_view):
+    """A dense panel holds its class's subsample and then its other samples up to the pool as marks (drawn only while
+    selected); a selected sample beyond the pool is in the density only, and the selection's line says how many."""
+    store, site, base = dense
+    page = new_page(base)
+    open_view(page, ws_url(base, c=SIX[:2], **{"class": 2}))
+    most = PANEL_MARKS + 3
+    pool, label, in_sample, dot, text = page.evaluate(POOL, most)
+    beyond = 0
+    for cls in set(label):
+        mine = [i for i in range(len(label)) if label[i] == cls and in_sample[i]]
+        others = [i for i in mine if not dot[i]]
+        room = max(0, most - sum(dot[i] for i in mine))
+        want = {i for i in mine if dot[i]} | set(others[:room])
+        assert {i for i in mine if pool[i]} == want, cls
+        beyond += len(mine) - len(want)
+    assert not any(pool[i] for i in range(len(label)) if not in_sample[i])
+    assert beyond > 0, "no class has more samples than the pool: the test would prove little"
+    assert text == f"; {beyond} of them beyond the {most} marks a panel holds: in its density only"

@@ -909,6 +909,18 @@ def accuracy_vs_cost(data=None, *, methods: list[str], archs: list[str] | None =
 WS_DOTS = [*CORRECTNESS, "reference", "compared"]  # a dot's role: a single combination's prediction, or a pair's
 WS_DOT_COLORS = [GRAY, RED, GRAY, YELLOW]
 WS_CELL = 150  # px of a workspace panel's plot area (the loader fits the facets' columns to the page)
+WS_SEL = "ls_sel"  # the panels' selection version: the page bumps it per brush, and their marks re-encode
+# Whether a panel's mark is drawn as selected: the page's expression function lsSel reads the shared selection (with
+# none, the row's `dot`), so that a brush changes no data (workspace-views.js, bench/RESULTS.md 2026-12-06).
+WS_SHOWN = f"lsSel(datum.index, datum.dot, {WS_SEL})"
+WS_POOL = 2000  # samples of a class a dense panel holds as marks (the subsample first): the selection's marks
+
+
+def _ws_opacity(selected: float, faint: float) -> dict:
+    """A panel mark's opacity: `selected` while drawn as selected (WS_SHOWN), else `faint` on a dot and none on a
+    pool row (a dense panel's sample outside the subsample: a mark only while selected)."""
+    drawn = [{"test": WS_SHOWN, "value": selected}, {"test": "datum.dot == 1", "value": faint}]
+    return {"condition": drawn, "value": 0}
 
 
 def _ws_titles(param: str, limit: int = WS_CELL + 40) -> alt.Header:
@@ -925,11 +937,11 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
     Rows (dataset "ws_local", one per dot): panel (short key, e.g. "p3"), sample_id, index (the sample's place in
     samples.arrow), label, class_name, role (WS_DOTS), x (length) and y (angle to the true class) of the dot's
     combination, x0 / y0 (the reference combination's, on a compared dot: its trajectory's start), outcome (OUTCOMES,
-    compared dots), traj (1: draw its trajectory), selected (1: in the shared selection, or no selection), focus (1:
-    the sample picked in the grid), extra (1: a selected sample drawn besides a dense panel's subsample); rows kind
+    compared dots), traj (1: draw its trajectory, if drawn as selected), dot (1: drawn when nothing is selected; 0: a
+    dense panel's pool row, drawn only while selected), focus (1: the sample picked in the grid); rows kind
     "density" (a dense page: a class with more samples than a panel draws as marks) are a bin of the store's
     density of every sample (x..x2, y..y2; n its count, o its opacity). Param `ws_titles` holds each panel's header
-    lines. One interval brush
+    lines; param `ls_sel` the selection's version (`WS_SHOWN`: a brush changes no rows). One interval brush
     (`ws_lbrush`, on x and y) over every panel; the page reads the panel from its store. `shared`: one x and one y
     scale for every panel (the default); else each panel has its own ranges.
     """
@@ -942,10 +954,10 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
                alt.Tooltip("y:Q", title="angle", format=".1f")]  # fmt: skip
     base = alt.Chart()
     traj = (
-        base.transform_filter("datum.traj == 1 && datum.selected == 1")
-        .mark_rule(opacity=0.55, strokeWidth=1, clip=True)
+        base.transform_filter("datum.traj == 1")
+        .mark_rule(strokeWidth=1, clip=True)
         .encode(
-            x="x0:Q", y="y0:Q", x2="x:Q", y2="y:Q",
+            x="x0:Q", y="y0:Q", x2="x:Q", y2="y:Q", opacity=_ws_opacity(0.55, 0),
             stroke=alt.Stroke("outcome:N", scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS),
                               legend=_legend("trajectory")),
         )
@@ -965,7 +977,7 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
             x=x,
             y=y,
             fill=alt.Fill("role:N", scale=alt.Scale(domain=WS_DOTS, range=WS_DOT_COLORS), legend=_legend("dot")),
-            opacity=alt.condition("datum.selected == 1", alt.value(0.8), alt.value(0.07)),
+            opacity=_ws_opacity(0.8, 0.07),
             tooltip=tooltip,
         )
     )
@@ -981,7 +993,7 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
     if not shared:
         out = out.resolve_scale(x="independent", y="independent").resolve_axis(x="independent", y="independent")
     out = out.properties(name="ws_local")
-    out.params = [*out.params, alt.param(name="ws_titles", value={}).param]
+    out.params = [*out.params, alt.param(name="ws_titles", value={}).param, alt.param(name=WS_SEL, value=0).param]
     return out
 
 
@@ -991,7 +1003,8 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     Rows (dataset "ws_pcp"): kind "line" (one per sample and axis) or "axis" (one per panel and axis); panel,
     panel_order, k (axis index, left to right), and on lines sample_id, index, label, role (CORRECTNESS of the
     panel's combination), v (the store value), y (v on the axis's range: 0 at its low end, 1 at its high end),
-    y_next (the same sample's y on axis k + 1; none on the last axis), selected, focus, extra; on axes name, lo
+    y_next (the same sample's y on axis k + 1; none on the last axis), dot, focus (as `workspace_local`'s); on axes
+    name, lo
     and hi (the range, as text); kind "density" (a dense page): a bin of the store's density of every sample of the
     class on axis k (k_lo..k_hi its width, y_lo..y_hi the bin, n its count).
     The page sets the ranges: every angle axis shares one, length and margin their own, over every panel (shared,
@@ -1018,7 +1031,7 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     drawn = lines.mark_rule(strokeWidth=1, clip=True).encode(
         x=x, y=y, x2=x2, y2=y2,
         stroke=alt.Stroke("role:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("line")),
-        opacity=alt.condition("datum.selected == 1", alt.value(0.45), alt.value(0.04)),
+        opacity=_ws_opacity(0.45, 0.04),
     )  # fmt: skip
     focus = (
         lines.transform_filter("datum.focus == 1")
@@ -1058,5 +1071,5 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     out = unit.facet(facet=alt.Facet("panel:N", header=header, sort=alt.SortField("panel_order")),
                      columns=columns, data=_data(data, "ws_pcp"), spacing={"row": 40, "column": 18})  # fmt: skip
     out = out.properties(name="ws_pcp")
-    out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param]
+    out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param, alt.param(name=WS_SEL, value=0).param]
     return out

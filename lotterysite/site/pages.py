@@ -388,7 +388,7 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         cfg["picker"] = picker
     if density is not None:
         cfg["density"] = {"base": rel(uri, f"{data_dir}/d"), "bins": list(LOCAL_BINS), "pcp_bins": PCP_BINS,
-                          "extents": density["extents"]}  # fmt: skip
+                          "extents": density["extents"], "pool": charts.WS_POOL}  # fmt: skip
     heading = f"---\nhide:\n  - toc\n---\n\n# {escape(WORKSPACE[1])} — {escape(arch)}\n\n"
     return Page(uri, WORKSPACE[1], heading + _container(cfg, WS_INTRO)), specs
 

@@ -317,7 +317,8 @@
     return window.innerWidth;
   }
 
-  async function embed(entry, spec0, datasets) {
+  // `patch`: vega-embed's, a change to the compiled Vega spec (the workspace's panels: workspace-views.js).
+  async function embed(entry, spec0, datasets, patch) {
     const room = roomOf(entry.root);
     const theme = themeConfig(room);
     const target = entry.target;
@@ -337,6 +338,7 @@
         actions: false, // the toolbar below the chart exports; vega-embed's menu covered titles and legends
         logger: logger(entry),
         tooltip: { theme: theme.dark ? "dark" : "light" },
+        ...(patch ? { patch } : {}),
       });
       entry.view = result.view;
       // Axis labels and legends are not in the estimate: when the chart came out wider than the page, fit again.

@@ -40,21 +40,38 @@
   function modify(entry, name, field, value) {
     return change(entry, name, () => vega.changeset().modify((d) => d[field] !== value(d), field, value));
   }
-  // A dense panel view's new selection (workspace.js, densities): the selected samples outside the subsample are
-  // marks of their own (rows `extra`). Only the difference from the view's last selection is swapped, in one
-  // changeset: the extra rows of samples no longer selected removed, those of newly selected samples inserted, and
-  // `selected` set on the subsample's rows whose value changes; the density's and the axes' rows are untouched.
-  function reselect(entry, name, store, rowsOf) {
-    return change(entry, name, () => {
-      const sel = selOf(store), bits = store.get().sel, had = entry.marked;
-      const added = bits ? bits.map((b, i) => (b === 1 && !(had && had[i] === 1) ? 1 : 0)) : null;
-      const extra = added ? rowsOf(added) : [];
-      const gone = (d) => d.extra === 1 && !(bits && bits[d.index] === 1);
-      entry.rows = entry.rows.filter((r) => !gone(r)).concat(extra);
-      entry.marked = bits ? bits.slice() : null;
-      return vega.changeset().remove(gone).insert(extra)
-        .modify((d) => d.index != null && d.extra !== 1 && d.selected !== sel(d), "selected", sel);
-    });
+  // The panels' marks read the selection through the expression function lsSel (charts.workspace_local, _pcp): a
+  // brush changes none of their data, it bumps their signal ls_sel, and Vega only re-encodes the marks and repaints.
+  // A changeset of the rows whose selection changed cost Vega's dataflow (facet key maps, pulse passes, relay copies)
+  // most of a linked update (bench/RESULTS.md, "A brush changes no data"). lsSel(index, dot): 1 where the sample is
+  // selected; with no selection, the row's `dot` (1: drawn when nothing is selected, 0: drawn only when selected).
+  let selState = () => null;
+  vega.expressionFunction("lsSel", (i, dot) => {
+    const bits = selState();
+    return bits ? bits[i] : dot;
+  });
+  function reselect(entry) {
+    const view = entry.view;
+    if (!view) return Promise.resolve();
+    hold(entry);
+    view.signal("ls_sel", (view.signal("ls_sel") || 0) + 1);
+    return view.runAsync();
+  }
+  // The marks drawn through lsSel (charts.WS_SHOWN) encode everything but their opacity once, as they enter: Vega-Lite
+  // encodes every channel on every update, and a brush re-encodes every mark of these (a PCP's 66 000 rules at 10 000
+  // samples; each dot's tooltip an object and two d3-formats), bench/RESULTS.md 2026-12-06. Their rows never change
+  // (a redraw embeds a new view) but for `focus`, which they do not encode, and their scales are fixed once drawn.
+  function encodeOnce(spec) {
+    const walk = (m) => {
+      const e = m.encode, up = e && e.update;
+      if (up && up.opacity && JSON.stringify(up.opacity).includes("lsSel")) {
+        e.enter = Object.assign({}, e.enter);
+        for (const k of Object.keys(up)) if (k !== "opacity") { e.enter[k] = up[k]; delete up[k]; }
+      }
+      (m.marks || []).forEach(walk);
+    };
+    walk(spec);
+    return spec;
   }
   // A changeset into the live view, one at a time per view: the changeset is made (from the state then) only once
   // the view's previous change has run, as a second change of a dataset before the run would replace the first
@@ -182,7 +199,7 @@
   }
 
   // ---- the menus: class, local layout, axis ranges, trajectories; the selection's size; clear ----
-  function controlsView(root, cfg, lib, store) {
+  function controlsView(root, cfg, lib, store, shared) {
     const bar = lib.el("div", { class: "ls-controls ls-ws-controls" });
     const st = store.get();
     bar.append(
@@ -197,7 +214,8 @@
     root.append(bar, info);
     const show = (s) => {
       const n = s.sel ? s.sel.reduce((a, b) => a + b, 0) : 0;
-      info.textContent = s.sel ? `${n} samples selected (${W().brushText(cfg, s)}): in every view; the table's bars are their subset`
+      info.textContent = s.sel ? `${n} samples selected (${W().brushText(cfg, s)}): in every view; the table's bars are their subset` +
+        (shared.model ? W().unmarked(cfg, shared.model, s.sel) : "")
         : "Drag a box on any local or parallel-coordinates panel to select samples.";
     };
     store.subscribe(["sel"], show);
@@ -224,23 +242,17 @@
           "store's exact counts per bin, darker = more) and, as marks, a uniform random subsample (the same samples " +
           "in every panel) and every selected sample; its title gives the numbers. A box selects among all samples." : "";
         panels = p.panels(cfg, model, st);
-        const rows = p.rows(cfg, model, panels, st, st.sel);
+        const rows = p.rows(cfg, model, panels, st);
         lib.setParam(spec, p.titles, Object.fromEntries(panels.map((q) => [q.key, p.title_of(cfg, model, q, st)])));
         entry.rows = rows;
-        entry.marked = st.sel ? st.sel.slice() : null; // the selection the rows were built with (reselect's diff)
-        const view = await lib.embed(entry, spec, { [p.data]: rows });
+        const view = await lib.embed(entry, spec, { [p.data]: rows }, encodeOnce);
         await drawBox(view, p.brush, W().boxOf(cfg, p.which, (store.get().b || {})[p.which], panels));
         view.addSignalListener(p.brush, (_, value) => shared.brush(p.which, p.read(cfg, view, value, panels)));
         lib.describe(entry, p.title, `${p.title}: ${panels.length} panels of ${st.c.length} combinations, class ` +
           `${cfg.classes[st.class]}; download the drawn rows as CSV below.`);
       });
     }
-    function select() {
-      const st = store.get();
-      if (!entry.view || !dense(st)) return modify(entry, p.data, "selected", selOf(store));
-      return reselect(entry, p.data, store, (added) => p.rows(cfg, shared.model, panels, st, added, "extra"));
-    }
-    return { entry, draw, select, focus: () => modify(entry, p.data, "focus", focusOf(store)) };
+    return { entry, draw, select: () => reselect(entry), focus: () => modify(entry, p.data, "focus", focusOf(store)) };
   }
   // A brush restored from the link, drawn: Vega-Lite cannot start a facet's interval brush from a value (its
   // initial store would not name the cell), so the box's pixel signals are set in the cell's dataflow, as a drag
@@ -369,7 +381,7 @@
   LS.kinds.workspace = async function (root, cfg, lib) {
     const store = LS.selection.createStore(W().initialState(cfg), LINKED, JSON_KEYS);
     const shared = { model: null };
-    controlsView(root, cfg, lib, store);
+    controlsView(root, cfg, lib, store, shared);
     const top = lib.el("div", { class: "ls-ws-top" });
     root.appendChild(top);
     const evaluation = evaluationView(top, cfg, lib, store, shared);
@@ -378,6 +390,7 @@
       gridView(root, cfg, lib, store, shared)];
     linksView(root, cfg, lib, store);
     const link = linker([evaluation, ...geometry]);
+    selState = () => store.get().sel;
     shared.brush = (which, brush) => {
       const b = Object.assign({}, store.get().b || {});
       if (W().sameBrush(b[which], brush)) return; // a box redrawn from the link: its ranges read back

@@ -77,6 +77,7 @@
     const label = Int32Array.from(samples, (s) => s.label);
     const inSample = Uint8Array.from(samples, (s) => (s.in_sample !== false ? 1 : 0));
     const dot = Uint8Array.from(samples, (s) => (s.dot === false ? 0 : 1));
+    const pool = poolOf(cfg, label, inSample, dot);
     const fieldsOf = [...new Set(["length", "angle_true", "margin", ...cfg.axes])];
     const angles = new Set(cfg.angles.fields), local = fieldsOf.filter((f) => !angles.has(f));
     const data = slices.map((rows, k) => {
@@ -101,7 +102,7 @@
       return { key: key(combos[k]), model: combos[k][0], file: combos[k][1], mkey: byId.get(combos[k][0]).key, values,
         right, pred, classAcc, rows, density, loaded: new Set() };
     });
-    return loadClass(cfg, lib, { samples, correct, n, index, label, inSample, dot, combos: data }, cls);
+    return loadClass(cfg, lib, { samples, correct, n, index, label, inSample, dot, pool, combos: data }, cls);
   }
   // The PCP's angles of class `cls` into every combination's values, fetched once per combination and class: a file
   // per class (cfg.angles.by_class: that class's samples only), or, with many classes, one of every sample.
@@ -174,27 +175,52 @@
 
   // ---- densities: where a class has more served samples than a panel draws as marks (cfg.density) ----
   // The panels then draw the store's exact counts of every sample (rects, data.densities), the uniform random
-  // subsample of samples.arrow's `dot` as marks, and every selected sample as a mark (`extra` rows, swapped in as
-  // the selection changes). The selection itself is computed over every sample (selectedBits), never the marks.
+  // subsample of samples.arrow's `dot` as marks, and every selected sample as a mark: each panel's rows hold its
+  // class's samples up to cfg.density.pool (the pool: the subsample first), the others drawn only while selected
+  // (lsSel in charts.workspace_local and _pcp), so that a brush changes no data. A selected sample beyond the pool is
+  // in the density only, and the page says how many (selectionText). The selection itself is computed over every
+  // sample (selectedBits), never the marks.
   const dense = (cfg, st) => !!cfg.density && st.layout !== "outcomes";
   const PCP_LAYOUT = { layout: "class" };
-  // Which samples a panel draws as marks: all of them, or (dense) the subsample and the selected; `only` "extra":
-  // the selected samples outside the subsample (what a new selection swaps in).
-  function marked(cfg, model, st, bits, only) {
-    if (!dense(cfg, st)) return only === "extra" ? () => false : () => true;
-    if (only === "extra") return (i) => !model.dot[i] && !!bits && bits[i] === 1;
-    return (i) => model.dot[i] === 1 || (!!bits && bits[i] === 1);
+  // Per sample, whether the dense panels have it as a mark: its class's subsample, then its other samples in
+  // samples.arrow's order up to cfg.density.pool a class.
+  function poolOf(cfg, label, inSample, dot) {
+    const n = label.length, out = new Uint8Array(n), left = new Map();
+    const most = cfg.density ? cfg.density.pool : Infinity;
+    for (let i = 0; i < n; i++) if (inSample[i] && dot[i]) { out[i] = 1; left.set(label[i], (left.get(label[i]) || 0) + 1); }
+    for (let i = 0; i < n; i++) {
+      if (!inSample[i] || dot[i] || (left.get(label[i]) || 0) >= most) continue;
+      out[i] = 1;
+      left.set(label[i], (left.get(label[i]) || 0) + 1);
+    }
+    return out;
   }
-  // What a dense panel draws, for its subtitle: every sample of the class (N) and the subsample's (n).
+  // Which samples a panel has as marks, and how: 1 a dot (drawn when nothing is selected), 0 a pool row (drawn only
+  // while selected), -1 none (a dense panel's samples beyond its pool).
+  function marked(cfg, model, st) {
+    if (!dense(cfg, st)) return () => 1;
+    return (i) => (model.dot[i] ? 1 : model.pool[i] ? 0 : -1);
+  }
+  // The selected samples that no panel draws as a mark (beyond the pool: in the density only), in words; "" if none.
+  function unmarked(cfg, model, bits) {
+    if (!cfg.density || !bits) return "";
+    let n = 0;
+    for (let i = 0; i < model.n; i++) if (bits[i] && !model.pool[i]) n++;
+    return n ? `; ${n} of them beyond the ${cfg.density.pool} marks a panel holds: in its density only` : "";
+  }
+  // What a dense panel draws, for its subtitle: every sample of the class (N), the subsample's (n) and, where the
+  // class has more samples than the pool, the pool's (the samples a selection can show as marks).
   function drawnCounts(model, cls) {
-    let all = 0, dots = 0;
-    for (let i = 0; i < model.n; i++) if (model.inSample[i] && model.label[i] === cls) { all++; dots += model.dot[i]; }
-    return [all, dots];
+    let all = 0, dots = 0, pool = 0;
+    for (let i = 0; i < model.n; i++) {
+      if (model.inSample[i] && model.label[i] === cls) { all++; dots += model.dot[i]; pool += model.pool[i]; }
+    }
+    return [all, dots, pool];
   }
   function densityLine(cfg, model, st, cls) {
     if (!dense(cfg, st)) return [];
-    const [all, dots] = drawnCounts(model, cls);
-    return [`density of all ${all};`, `dots: a uniform random ${dots}`];
+    const [all, dots, pool] = drawnCounts(model, cls);
+    return [`density of all ${all};`, `dots: a uniform random ${dots}`, ...(pool < all ? [`selected drawn of the first ${pool}`] : [])];
   }
   const binEdge = (r, b, m) => r[0] + (b * (r[1] - r[0])) / m;
   function localDensity(cfg, me, p) {
@@ -215,21 +241,21 @@
     } else for (let k = 0; k < model.combos.length; k++) for (const cls of classes) out.push({ k, cls, o: null });
     return out.map((p, i) => Object.assign(p, { idx: i, key: "p" + i, c: model.combos[p.k].key }));
   }
-  function localRows(cfg, model, panels, st, bits, only) {
+  function localRows(cfg, model, panels, st) {
     const ref = model.combos[0];
     const [correct, incorrect, reference, compared] = cfg.dots;
-    const rows = [], mark = marked(cfg, model, st, bits, only), extra = only === "extra" ? 1 : 0;
+    const rows = [], mark = marked(cfg, model, st);
     for (const p of panels) {
       const me = model.combos[p.k];
-      if (dense(cfg, st) && !only) rows.push(...localDensity(cfg, me, p));
+      if (dense(cfg, st)) rows.push(...localDensity(cfg, me, p));
       for (let i = 0; i < model.n; i++) {
-        if (!model.inSample[i] || model.label[i] !== p.cls || !mark(i)) continue;
+        const dot = mark(i);
+        if (!model.inSample[i] || model.label[i] !== p.cls || dot < 0) continue;
         const o = p.k ? outcomeOf(cfg, ref, me, i) : null;
         if (p.o && o !== p.o) continue;
         const s = model.samples[i];
         const base = { panel: p.key, panel_order: p.idx, sample_id: s.sample_id, index: i, label: p.cls,
-          class_name: cfg.classes[p.cls], image: LS.lib.thumbUrl(cfg, s), selected: bits ? bits[i] : 1,
-          focus: s.sample_id === st.focus ? 1 : 0, extra };
+          class_name: cfg.classes[p.cls], image: LS.lib.thumbUrl(cfg, s), dot, focus: s.sample_id === st.focus ? 1 : 0 };
         const at = (c) => ({ x: c.values.length[i], y: c.values.angle_true[i] });
         if (!p.k) { rows.push(Object.assign(base, at(me), { role: me.right[i] ? correct : incorrect, traj: 0 })); continue; }
         rows.push(Object.assign({}, base, at(ref), { role: reference, traj: 0, outcome: o }));
@@ -280,15 +306,15 @@
     return model.combos.map((c, k) => ({ k, idx: k, key: "q" + k, c: c.key, cls: st.class,
       ranges: st.scales === "panel" ? pcpRanges(cfg, model, st.class, [k]) : shared }));
   }
-  function pcpRows(cfg, model, panels, st, bits, only) {
+  function pcpRows(cfg, model, panels, st) {
     const names = axisNames(cfg, st.class);
     const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
     const [correct, incorrect] = cfg.correctness;
     // The PCP draws one class whatever the local layout: dense wherever the page has densities.
-    const rows = [], mark = marked(cfg, model, PCP_LAYOUT, bits, only), extra = only === "extra" ? 1 : 0;
+    const rows = [], mark = marked(cfg, model, PCP_LAYOUT);
     for (const p of panels) {
       const me = model.combos[p.k];
-      if (!only) cfg.axes.forEach((f, k) => {
+      cfg.axes.forEach((f, k) => {
         const [lo, hi] = p.ranges[group(f)];
         rows.push({ kind: "axis", panel: p.key, panel_order: p.idx, k, name: names[k], lo: fmt(lo), hi: fmt(hi) });
         if (!cfg.density) return;
@@ -300,13 +326,14 @@
           y_lo: (binEdge(r, c.iy, nb) - lo) / (hi - lo), y_hi: (binEdge(r, c.iy + 1, nb) - lo) / (hi - lo) });
       });
       for (let i = 0; i < model.n; i++) {
-        if (!model.inSample[i] || model.label[i] !== st.class || !mark(i)) continue;
+        const dot = mark(i);
+        if (!model.inSample[i] || model.label[i] !== st.class || dot < 0) continue;
         const sid = model.samples[i].sample_id;
         const role = me.right[i] ? correct : incorrect;
         cfg.axes.forEach((f, k) => {
           const [lo, hi] = p.ranges[group(f)], v = me.values[f][i];
           rows.push({ kind: "line", panel: p.key, panel_order: p.idx, k, sample_id: sid, index: i, label: st.class,
-            role, v, y: (v - lo) / (hi - lo), selected: bits ? bits[i] : 1, focus: sid === st.focus ? 1 : 0, extra });
+            role, v, y: (v - lo) / (hi - lo), dot, focus: sid === st.focus ? 1 : 0 });
         });
       }
     }
@@ -368,5 +395,5 @@
 
   LS.workspace = { initialState, boxOf, sameBrush, loadModel, loadClass, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
     localBrush, pcpBrush, panelTitle, brushText, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key,
-    dense, densityLine, PCP_LAYOUT };
+    dense, densityLine, poolOf, unmarked, PCP_LAYOUT };
 })();
