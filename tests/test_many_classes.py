@@ -7,6 +7,7 @@ classes from accuracy.arrow."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -385,3 +386,29 @@ def test_picked_classes_and_the_page_budget_are_site_options(many_store, tmp_pat
     p.load_config({"store": str(many_store / "store"), "page_bytes": 0})
     with pytest.raises(PluginError, match="plugin options in mkdocs.yml: site option page_bytes = 0: must be"):
         p.on_config(type("Cfg", (), {"config_file_path": None, "extra_javascript": [], "extra_css": []})())
+
+
+@pytest.mark.browser
+def test_local_csv_carries_every_confused_class_angle_from_the_one_angle_file(browser, site, many_store, open_view):
+    # Many classes: the angles are one file of every sample (all.arrow), fetched on the CSV click; each value must be
+    # the store's own for that sample, model and data set (read here from the geometry file, not the site's data).
+    base, views, manifest = site
+    pg = _open(browser, f"{base}{views}/local/", open_view)
+    with pg.expect_download() as info:
+        pg.click("text=Download data (CSV)")
+    rows = list(csv.DictReader(Path(info.value.path()).read_text().splitlines()))
+    assert len(rows) > 10
+    fields = ["angle_true"] + [f"angle_c{r}" for r in range(K)]
+    assert all("ref_" + f in rows[0] for f in fields), list(rows[0])
+    keys = {m["model_id"]: m["model_key"] for m in manifest["models"]}
+    model = rows[0]["ref_model"]
+    assert all(r["ref_model"] == model and r["ref_data"] == "clean" for r in rows)
+    g = _read(many_store / "store" / "geometry" / f"{keys[model]}.arrow")
+    g = g.filter(pc.equal(g["variant"].cast(pa.string()), "clean"))
+    store = {r["sample_id"]: r for r in g.to_pylist()}
+    for r in rows:
+        want = store[int(r["sample_id"])]
+        for f in fields:
+            assert float(r["ref_" + f]) == pytest.approx(want[f], abs=1e-4), (r["sample_id"], f)
+    assert pg.problems == []
+    pg.context.close()
