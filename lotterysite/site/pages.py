@@ -279,7 +279,7 @@ def _view_config(store: Store, arch: str, data: ArchData, kind: str, uri: str, c
     """One view page's configuration (the page's JSON): what it fetches and how it draws."""
     base, data_dir = f"views/{store.slug(arch)}", f"data/{store.slug(arch)}"
     k = store.confused_k
-    cfg = {**common, "kind": kind, "links": {k: rel(uri, f"{base}/{k}/") for k, _ in VIEWS}}
+    cfg = {**common, "kind": kind, "links": {v: rel(uri, f"{base}/{v}/") for v, _ in VIEWS}}
     cfg["links"]["workspace"] = rel(uri, f"{base}/workspace/")
     if kind == "evaluation":
         cfg["spec"] = rel(uri, f"{data_dir}/specs/evaluation.json")

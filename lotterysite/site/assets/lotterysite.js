@@ -1154,10 +1154,16 @@
   // {sample_id: its angle row} of a (model, data set), over the angle files of `classes` (with many classes, the one
   // file of every sample).
   async function anglesOf(g, id, file, classes) {
-    const a = g.cfg.angles, stem = `${a.base}/${g.byId.get(id).key}/${file.replace(/\.arrow$/, "")}`;
-    const names = a.by_class ? classes.map((c) => "c" + c) : ["all"];
-    const got = await Promise.all(names.map((n) => fetchRows(`${stem}/${n}.arrow`)));
+    const key = g.byId.get(id).key, urls = g.cfg.angles.by_class ? classes.map((c) => angleUrl(g.cfg, key, file, c))
+      : [angleUrl(g.cfg, key, file, null)];
+    const got = await Promise.all(urls.map(fetchRows));
     return new Map(got.flat().map((r) => [r.sample_id, r]));
+  }
+  // The angle file of class `cls` of a (model key, slice file), as data.workspace_files names it: c<class>.arrow, or
+  // with many classes (cfg.angles.by_class false) all.arrow of every sample. The workspace reads the same files.
+  function angleUrl(cfg, key, file, cls) {
+    const a = cfg.angles;
+    return `${a.base}/${key}/${file.replace(/\.arrow$/, "")}/${a.by_class ? "c" + cls : "all"}.arrow`;
   }
   // The CSV's rows: the rows drawn with every class angle of both models (ref_angle_<j>, cmp_angle_<j>), as the
   // slices held them before the angles moved to files of their own.
@@ -1279,7 +1285,7 @@
   // What the views of other modules (workspace.js) draw with: the same embedding, queue, data and helpers.
   LS.lib = { el, select, fetchRows, fields, embed, newEntry, describe, tableOf, pct, subsetInterval, buildPairs,
     setParam, toolbar, decodeSel, encodeSel, fail, brushNames, fetchCounts, subsetIndex, subsetRows, swapSubset,
-    deltaRange, thumbUrl };
+    deltaRange, thumbUrl, angleUrl };
 
   function initView(root) {
     // Called again for the same container (document$ and the direct call): hand back the first run.

@@ -110,7 +110,7 @@
     const a = cfg.angles, name = a.by_class ? "c" + cls : "all";
     if (!a.fields.length || (a.by_class && !model.label.includes(cls))) return model;
     const todo = model.combos.filter((c) => !c.loaded.has(name));
-    const got = await Promise.all(todo.map((c) => lib.fetchRows(`${a.base}/${c.mkey}/${c.file.replace(/\.arrow$/, "")}/${name}.arrow`)));
+    const got = await Promise.all(todo.map((c) => lib.fetchRows(lib.angleUrl(cfg, c.mkey, c.file, cls))));
     todo.forEach((c, k) => {
       for (const r of got[k]) {
         const i = model.index.get(r.sample_id);
