@@ -982,9 +982,13 @@ def ws_drawn_selection(page, index: int, want: set[int] | None) -> set[int]:
     """The samples that workspace panel view `index` (local or PCP) draws as selected, read from its scenegraph
     (the page changes no data on a brush: the marks' encoded opacity is the selection). Checks every dot, trajectory
     and line against `want` (None: nothing selected, the subsample's dots drawn): a mark of a sample in `want` at
-    its selected opacity, any other at its faint one (a pool row's at 0). Returns the samples with such marks."""
+    its selected opacity, any other at its faint one (a pool row's at 0; with a selection on a panel view that draws
+    densities, every unselected mark's at 0: the density is the context). Returns the samples with such marks."""
     scene = Scene.read(page, index)
     shown: set[int] = set()
+    dense = any(
+        it["datum"].get("kind") == "density" for m in scene.marks if m["type"] == "rect" for it in m["items"]
+    )
     for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] in ("symbol", "rule")):
         name = m["name"] or ""
         if name.endswith("layer_3_marks"):  # the focus layer (local: the ring; PCP: the bold line): not the selection
@@ -1001,7 +1005,7 @@ def ws_drawn_selection(page, index: int, want: set[int] | None) -> set[int]:
                 continue
             on = d["dot"] == 1 if want is None else d["sample_id"] in want
             selected, faint = WS_OPACITY[kind]
-            expect = selected if on else faint if d["dot"] == 1 else 0.0
+            expect = selected if on else faint if d["dot"] == 1 and not (dense and want is not None) else 0.0
             assert it["opacity"] is not None and abs(it["opacity"] - expect) < 1e-9, (kind, d, it["opacity"], expect)
             if on:
                 shown.add(d["sample_id"])

@@ -914,12 +914,17 @@ WS_SEL = "ls_sel"  # the panels' selection version: the page bumps it per brush,
 # none, the row's `dot`), so that a brush changes no data (workspace-views.js, bench/RESULTS.md 2026-12-06).
 WS_SHOWN = f"lsSel(datum.index, datum.dot, {WS_SEL})"
 WS_POOL = 2000  # samples of a class a dense panel holds as marks (the subsample first): the selection's marks
+# Whether unselected dots are drawn faint while a selection is active (1), or not at all (0: a dense panel, whose
+# density of every sample is the context). A dense PCP's faint context was 26 400 strokes repainted per brush at
+# CIFAR scale, most of its update (bench/RESULTS.md, "Dense context").
+WS_FAINT = "ws_faint"
 
 
 def _ws_opacity(selected: float, faint: float) -> dict:
-    """A panel mark's opacity: `selected` while drawn as selected (WS_SHOWN), else `faint` on a dot and none on a
-    pool row (a dense panel's sample outside the subsample: a mark only while selected)."""
-    drawn = [{"test": WS_SHOWN, "value": selected}, {"test": "datum.dot == 1", "value": faint}]
+    """A panel mark's opacity: `selected` while drawn as selected (WS_SHOWN), else `faint` on a dot where the page
+    draws the unselected context (WS_FAINT), and none on a pool row (a dense panel's sample outside the subsample: a
+    mark only while selected)."""
+    drawn = [{"test": WS_SHOWN, "value": selected}, {"test": f"datum.dot == 1 && {WS_FAINT}", "value": faint}]
     return {"condition": drawn, "value": 0}
 
 
@@ -993,7 +998,8 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
     if not shared:
         out = out.resolve_scale(x="independent", y="independent").resolve_axis(x="independent", y="independent")
     out = out.properties(name="ws_local")
-    out.params = [*out.params, alt.param(name="ws_titles", value={}).param, alt.param(name=WS_SEL, value=0).param]
+    out.params = [*out.params, alt.param(name="ws_titles", value={}).param, alt.param(name=WS_SEL, value=0).param,
+                  alt.param(name=WS_FAINT, value=1).param]
     return out
 
 
@@ -1071,5 +1077,6 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     out = unit.facet(facet=alt.Facet("panel:N", header=header, sort=alt.SortField("panel_order")),
                      columns=columns, data=_data(data, "ws_pcp"), spacing={"row": 40, "column": 18})  # fmt: skip
     out = out.properties(name="ws_pcp")
-    out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param, alt.param(name=WS_SEL, value=0).param]
+    out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param, alt.param(name=WS_SEL, value=0).param,
+                  alt.param(name=WS_FAINT, value=1).param]
     return out

@@ -240,10 +240,13 @@
       }, async (spec) => {
         drawn.textContent = dense(st) ? "Each panel draws every sample of its class as a density (rectangles: the " +
           "store's exact counts per bin, darker = more) and, as marks, a uniform random subsample (the same samples " +
-          "in every panel) and every selected sample; its title gives the numbers. A box selects among all samples." : "";
+          "in every panel) and every selected sample; its title gives the numbers. A box selects among all samples; " +
+          "while samples are selected, the marks are the selected ones only and the density shows the rest." : "";
         panels = p.panels(cfg, model, st);
         const rows = p.rows(cfg, model, panels, st);
         lib.setParam(spec, p.titles, Object.fromEntries(panels.map((q) => [q.key, p.title_of(cfg, model, q, st)])));
+        // A dense panel's context under a selection is its density, not faint marks (charts.WS_FAINT).
+        lib.setParam(spec, "ws_faint", dense(st) ? 0 : 1);
         entry.rows = rows;
         const view = await lib.embed(entry, spec, { [p.data]: rows }, encodeOnce);
         await drawBox(view, p.brush, W().boxOf(cfg, p.which, (store.get().b || {})[p.which], panels));
