@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from pyarrow import ipc
 
-from lotterysite.site import data, findings
+from lotterysite.site import data, findings, model
+from lotterysite.site.render import SiteOptions
 
 DENSE, MAG5, MAG8, RAND = "lenet5/dense", "lenet5/magnitude/0.5", "lenet5/magnitude/0.8", "lenet5/random/0.3"
 
@@ -88,6 +89,11 @@ STORE_B = dict(
 )
 
 
+def vm(store, equivalence_points: float = 1.0) -> model.ViewModel:
+    """The view model the site's pages are written from (`model.build_view_model`)."""
+    return model.build_view_model(store, SiteOptions(equivalence_points=equivalence_points))
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, make_derived_store):
     root = tmp_path_factory.mktemp("findings")
@@ -102,7 +108,7 @@ KEPT = "keeps dense's clean accuracy (paired drop below 1 point) to the highest 
 
 
 def test_summary_follows_store_a(stores):
-    s = text(findings.summary(stores["a"]))
+    s = text(findings.summary(vm(stores["a"])))
     assert "400 evaluation images" in s and "equivalence margin of **1 point**" in s
     assert "lenet5 (dense: clean 80.0% [" in s and "corruption changes it by -20.0 points [" in s
     assert re.search(
@@ -117,7 +123,7 @@ def test_summary_follows_store_a(stores):
 
 
 def test_summary_follows_store_b(stores):
-    s = text(findings.summary(stores["b"]))
+    s = text(findings.summary(vm(stores["b"])))
     assert re.search(rf"magnitude \(80\.0% \[[^]]+\]; drop 0\.0 points \[[^]]+\]\) {re.escape(KEPT)}, 80 %", s)
     assert "no pruned model beats dense (1 of 3 are below it, paired)" in s and "beat dense" not in s
     assert "not distinguishable from 0" in s
@@ -135,22 +141,22 @@ def test_equal_accuracies_different_verdicts_because_the_data_are_paired(stores)
     assert mag["a"]["clean_accuracy"] == mag["b"]["clean_accuracy"] == pytest.approx(0.8)
     dense = {k: next(m for m in st.models.to_pylist() if m["model_id"] == DENSE) for k, st in stores.items()}
     for k in ("a", "b"):  # unpaired, the two stores look alike: each interval overlaps dense's
-        value = findings._value(mag[k], "clean_accuracy")
-        assert value.overlaps(findings._value(dense[k], "clean_accuracy")) and value.hi - value.lo > 0.07
-    rows = {k: {r["model"]["model_id"]: r for r in findings.pruned_vs_dense(st, 0.01)} for k, st in stores.items()}
+        value = model.value_of(mag[k], "clean_accuracy")
+        assert value.overlaps(model.value_of(dense[k], "clean_accuracy")) and value.hi - value.lo > 0.07
+    rows = {k: {r["model"]["model_id"]: r for r in vm(st).pruned_vs_dense} for k, st in stores.items()}
     assert rows["a"][MAG5]["verdict"] == "keeps" and rows["b"][MAG5]["verdict"] == "inconclusive"
     assert rows["a"][MAG8]["verdict"] == "below" and rows["b"][MAG8]["verdict"] == "keeps"
     drop_a, drop_b = rows["a"][MAG5]["drop"], rows["b"][MAG5]["drop"]
     assert (drop_a.better, drop_a.worse) == (1, 1) and (drop_b.better, drop_b.worse) == (40, 40)
     assert drop_a.hi < 0.01 < drop_b.hi and drop_b.hi > 0.03
     # A wider margin makes store b's magnitude 50 % keep too; the margin is named on the page.
-    s = text(findings.summary(stores["b"], equivalence_points=5))
+    s = text(findings.summary(vm(stores["b"], 5)))
     assert "equivalence margin of **5 points**" in s and "paired drop below 5 points" in s
 
 
 def test_fig10_says_when_the_pair_is_not_equally_accurate(tmp_path, make_derived_store):
     spec = dict(STORE_B, outcomes={**STORE_B["outcomes"], RAND: outcomes(right((20, 320)), right((0, 240)), 0.3)})
-    s = text(findings.summary(data.load_store(make_derived_store(tmp_path / "c", **spec))))
+    s = text(findings.summary(vm(data.load_store(make_derived_store(tmp_path / "c", **spec)))))
     assert "compares MPT 30 % (lenet5/random/0.3, clean 75.0% [" in s
     assert re.search(r"MPT minus dense -5\.0 points \[-\d\.\d, -\d\.\d\], not within ±1 point: the two are not "
                      r"shown to be equally accurate, so this is not the paper's comparison", s)  # fmt: skip
@@ -163,7 +169,7 @@ def test_fig10_sets_mpt_against_the_other_models_pruned_to_its_amount(tmp_path, 
     much as dense's (0.5), MPT's less (0.3)."""
     spec = dict(STORE_B, models={MAG5: {"amount": 0.3}}, outcomes={**STORE_B["outcomes"],
                 MAG5: outcomes(NEAR, right((0, 240)), 0.5)})  # fmt: skip
-    s = text(findings.summary(data.load_store(make_derived_store(tmp_path / "d", **spec))))
+    s = text(findings.summary(vm(data.load_store(make_derived_store(tmp_path / "d", **spec)))))
     assert re.search(r"Against the other models pruned to 30 % \(mean \|relative margin change\|, MPT minus each, "
                      r"paired\): magnitude -0\.2\d* \[-0\.2\d*, -0\.\d+\] \(its clean accuracy [-+]?\d\.\d points "
                      r"\[[^]]+\] against MPT's\)\. MPT's margins move less than those of 1 of these 1\.",
@@ -175,20 +181,21 @@ def test_digits_grow_until_distinct_ends_print_distinct():
     assert findings.digits_for([0.3101, 0.3498, 0.3502, 0.42], 2) == 4
     a, b = findings.Value(0.33, 0.3101, 0.3498), findings.Value(0.38, 0.3502, 0.42)
     d = findings.digits_for([*a.ends(), *b.ends()], 2)
-    assert (a.r(d), b.r(d)) == ("+0.3300 [+0.3101, +0.3498]", "+0.3800 [+0.3502, +0.4200]")
+    assert findings.r_text(a, d) == "+0.3300 [+0.3101, +0.3498]"
+    assert findings.r_text(b, d) == "+0.3800 [+0.3502, +0.4200]"
     assert findings.pcts(findings.Value(0.8, 0.7601, 0.8), findings.Value(0.7, 0.6, 0.7599)) == [
         "80.00% [76.01%, 80.00%]", "70.00% [60.00%, 75.99%]"]  # fmt: skip
     # A difference's ends stay distinct from 0 and from the margin: +0.96 is not printed "+1.0"
-    assert findings.Diff(0.002, -0.0004, 0.0096).points(0.01) == "+0.20 points [-0.04, +0.96]"
-    assert findings.Diff(0.0, 0.0, 0.0).points(0.01) == "0.0 points [0.0, 0.0]"
+    assert findings.points(findings.Diff(0.002, -0.0004, 0.0096), 0.01) == "+0.20 points [-0.04, +0.96]"
+    assert findings.points(findings.Diff(0.0, 0.0, 0.0), 0.01) == "0.0 points [0.0, 0.0]"
     # float32 noise is no difference: a stored 0.01 is the 1-point margin
     f32 = float(np.float32(0.01))
-    assert findings.Diff(f32, -0.006, 0.026).points(0.01) == "+1.0 points [-0.6, +2.6]"
-    assert findings.Diff(-0.0, -0.0, 0.0).negated().points() == "0.0 points [0.0, 0.0]"
+    assert findings.points(findings.Diff(f32, -0.006, 0.026), 0.01) == "+1.0 points [-0.6, +2.6]"
+    assert findings.points(findings.Diff(-0.0, -0.0, 0.0).negated()) == "0.0 points [0.0, 0.0]"
 
 
 def test_table1_has_one_row_per_arch_and_method(stores):
-    rows = findings.table1(stores["a"])
+    rows = vm(stores["a"]).table1
     assert [(x["arch"], x["method"], x["models"]) for x in rows] == [
         ("lenet5", "dense", 1), ("lenet5", "magnitude", 2), ("lenet5", "random", 1)]  # fmt: skip
     mag = rows[1]
@@ -202,22 +209,22 @@ def test_table1_compares_both_margins_with_the_papers_one():
     """The paper reports one margin, eq. 5's (no bias): its values sit under that column, a dash under ours, and
     both our margins are judged against them."""
     assert [k for k, _ in findings.METRICS] == ["rc_angle", "rc_length", "rc_margin", "rc_margin_eq5"]
-    assert findings.paper_range("rc_margin") == findings.paper_range("rc_margin_eq5") == (0.7681, 0.8234)
-    assert findings.paper_range("rc_length") == (0.3401, 0.5783)
+    assert model.paper_range("rc_margin") == model.paper_range("rc_margin_eq5") == (0.7681, 0.8234)
+    assert model.paper_range("rc_length") == (0.3401, 0.5783)
     cells = re.findall(r"<td>([^<]*)</td>", findings.paper_cells((-0.8107, 0.5783, 0.8234), 2))
     assert cells == ["-0.81", "+0.58", "—", "+0.82"]
     strong = findings.Value(0.9, 0.88, 0.92)
-    assert findings.compare_to_paper("rc_margin", strong) == findings.compare_to_paper("rc_margin_eq5", strong)
-    assert findings.compare_to_paper("rc_margin_eq5", strong) == "same sign, stronger than the paper's"
+    assert model.compare_to_paper("rc_margin", strong) == model.compare_to_paper("rc_margin_eq5", strong)
+    assert model.compare_to_paper("rc_margin_eq5", strong) == "same sign, stronger than the paper's"
 
 
 def test_default_fig10_pair_is_dense_and_the_closest_mpt(stores):
-    assert findings.default_pair(stores["b"]) == (DENSE, RAND)  # RAND is labelled mpt in store b
+    assert vm(stores["b"]).default_pair == (DENSE, RAND)  # RAND is labelled mpt in store b
 
 
 def test_headline_rows_start_every_method_at_dense(stores):
     views = {"lenet5": "views/lenet5/local/"}
-    table = ipc.open_file(findings.headline_table(stores["a"], views)).read_all().to_pylist()
+    table = ipc.open_file(findings.headline_table(vm(stores["a"]), views)).read_all().to_pylist()
     dense = [t for t in table if t["model_id"] == DENSE]
     assert {(t["method"], t["data"]) for t in dense} == {
         (m, d) for m in ("magnitude", "random") for d in ("clean", "corruption mean")}  # fmt: skip
@@ -248,8 +255,8 @@ def test_chart_functions_take_dataframes_in_a_notebook(stores):
     pd = pytest.importorskip("pandas")
     from lotterysite.site import charts
 
-    rows = ipc.open_file(findings.headline_table(stores["a"], {"lenet5": "x/"})).read_all().to_pandas()
-    spec = charts.headline(rows, methods=findings.method_labels(stores["a"])).to_dict()
+    rows = ipc.open_file(findings.headline_table(vm(stores["a"]), {"lenet5": "x/"})).read_all().to_pandas()
+    spec = charts.headline(rows, methods=list(vm(stores["a"]).method_labels)).to_dict()
     assert len(next(iter(spec["datasets"].values()))) == len(rows)
     assert isinstance(rows, pd.DataFrame)
 

@@ -65,20 +65,21 @@ def test_coverage_splits_severities_1_to_5_into_shipped_unshipped_and_unevaluate
 
 
 def test_note_names_the_setting_for_each_missing_severity():
-    assert severity_note(_store([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])) == (
+    assert severity_note(severity_coverage(_store([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]).manifest)) == (
         "Per-sample rows: every corruption at every severity, 1 to 5."
     )
-    note = severity_note(_store([1, 3, 5], [3]))
+    note = severity_note(severity_coverage(_store([1, 3, 5], [3]).manifest))
     assert note.startswith("Per-sample rows: every corruption at severity 3. ")
     assert "Severities 1 and 5 were evaluated (the evaluation table counts them) but not shipped" in note
     assert "list them in the recipe's `ship.severities`" in note
     assert "Severities 2 and 4 were not evaluated: to add them, list them in the recipe's `corruptions.severities`" in (
         note
     )
-    one = severity_note(_store([1, 2, 3, 4], [1, 2, 3, 4]))
+    one = severity_note(severity_coverage(_store([1, 2, 3, 4], [1, 2, 3, 4]).manifest))
     assert "Severity 5 was not evaluated: to add it, list it in the recipe's `corruptions.severities`" in one
     assert "ship.severities`, if the recipe sets it" in one and "not shipped" not in one
-    assert severity_note(_store([1, 2], [], corruptions=())) == "" and severity_coverage({"corruptions": []}) is None
+    assert severity_note(severity_coverage(_store([1, 2], [], corruptions=()).manifest)) == ""
+    assert severity_coverage({"corruptions": []}) is None
 
 
 def _visible(page: str) -> str:

@@ -312,8 +312,9 @@ def test_precompute_stores_granularity_feature_width_and_cost(tmp_path):
 
     from lotterysite.site import pages
     from lotterysite.site.data import load_store
+    from lotterysite.site.model import build_view_model
 
-    md, specs, files = pages.home_page(load_store(store))
+    md, specs, files = pages.home_page(build_view_model(load_store(store)))
     assert "## Accuracy against cost" in md and "data/specs/cost.json" in specs
     assert "The feature dimension changed" in md and "`small_resnet/magnitude-channel/0.5` (32 →" in md
     assert "findings.md#the-curse-of-dimensionality-fig-3" in md

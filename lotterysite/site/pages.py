@@ -16,9 +16,6 @@ import warnings
 from dataclasses import dataclass
 from html import escape
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from . import charts, findings
 from . import cost as site_cost
 from .data import (
@@ -28,12 +25,12 @@ from .data import (
     WS_ANGLES,
     WS_LOCAL,
     ArchData,
+    SeverityCoverage,
     Store,
     amount_label,
-    method_label,
     model_label,
-    severity_coverage,
 )
+from .model import ViewModel
 
 VIEWS = (
     ("evaluation", "Evaluation table"),
@@ -95,10 +92,10 @@ def _severities(levels) -> str:
     return f"severities {', '.join(words[:-1])} and {words[-1]}"
 
 
-def severity_note(store: Store) -> str:
-    """What the geometry views can show of severities 1-5, and for each one they cannot, the recipe setting that
-    adds it: never a severity left out without saying so. Empty for a store without corruptions."""
-    cov = severity_coverage(store.manifest)
+def severity_note(cov: SeverityCoverage | None) -> str:
+    """What the geometry views can show of severities 1-5 (`cov`: the view model's `coverage`), and for each one they
+    cannot, the recipe setting that adds it: never a severity left out without saying so. Empty for a store without
+    corruptions (None)."""
     if cov is None:
         return ""
     if cov.complete:
@@ -137,9 +134,10 @@ def pcp_axes(store: Store, axes: list[int]) -> list[tuple[str, str | None]]:
     return axis_fields + [("length", "length"), ("margin", "margin")]
 
 
-def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
+def arch_pages(view: ViewModel, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
                shipped: dict | None = None, density: dict | None = None) -> tuple[list[Page], dict]:  # fmt: skip
     """The four view pages of one architecture and its workspace, and their specs as {site path: spec dict}."""
+    store = view.store
     a = store.slug(arch)
     base = f"views/{a}"
     data_dir = f"data/{a}"
@@ -149,8 +147,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
     served = [j for j, n in enumerate((shipped or {}).get("per_class") or []) if n]
     variants = _variants(store)
     specs = _arch_specs(store, data_dir, shown_classes, axis_fields, variants)
-    common = _arch_common(store, arch, data, shown_classes, axis_fields, variants, shipped)
-    intros = _view_intros(store, shown_classes, picking)
+    common = _arch_common(view, arch, data, shown_classes, axis_fields, variants, shipped)
+    intros = _view_intros(view, shown_classes, picking)
     pages = []
     for kind, title in VIEWS:
         uri = f"{base}/{kind}.md"
@@ -158,8 +156,8 @@ def arch_pages(store: Store, arch: str, data: ArchData, axes: list[int], shown_c
                            axis_fields=axis_fields, picking=picking, served=served)  # fmt: skip
         heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
         intro = intros[kind]
-        if kind != "evaluation" and severity_note(store):  # the views drawn from the per-sample slices
-            intro += "\n\n" + severity_note(store)
+        if kind != "evaluation" and severity_note(view.coverage):  # the views drawn from the per-sample slices
+            intro += "\n\n" + severity_note(view.coverage)
         more = " All four views side by side, live-linked, any number of models: [the workspace]({}).".format(
             rel(uri, f"{base}/workspace/") + "/"  # a folder: its address ends in "/"
         )
@@ -184,9 +182,10 @@ def _arch_specs(store: Store, data_dir: str, shown_classes: list, axis_fields: l
     return specs
 
 
-def _arch_common(store: Store, arch: str, data: ArchData, shown_classes: list, axis_fields: list,
+def _arch_common(view: ViewModel, arch: str, data: ArchData, shown_classes: list, axis_fields: list,
                  variants: list[str], shipped: dict | None) -> dict:  # fmt: skip
     """The page configuration every view page (and the workspace) of one architecture shares."""
+    store = view.store
     common = {
         "arch": arch,
         "classes": store.classes,
@@ -202,23 +201,24 @@ def _arch_common(store: Store, arch: str, data: ArchData, shown_classes: list, a
         "shrink": {"ls_axis_": [20, 84, len(axis_fields), 90, "aw"]},
         "fit_params": {"gridcols": [charts.GRID_STEP, 3, 12]},
     }
-    coverage = severity_coverage(store.manifest)
+    coverage = view.coverage
     if coverage is not None:  # which severities the slices hold, and the note naming the setting for the rest
         common["severity_coverage"] = {
             "shipped": list(coverage.shipped),
             "not_shipped": list(coverage.not_shipped),
             "not_evaluated": list(coverage.not_evaluated),
-            "note": severity_note(store),
+            "note": severity_note(coverage),
         }
     return common
 
 
-def _view_intros(store: Store, shown_classes: list, picking: bool) -> dict[str, str]:
+def _view_intros(view: ViewModel, shown_classes: list, picking: bool) -> dict[str, str]:
     """Each view page's introduction: what it shows, in the paper's terms, and how to use it."""
+    store = view.store
     k = store.confused_k
     return {
         "evaluation": (
-            f"Accuracy, over all {findings.n_eval(store)} evaluation images, of every model on clean data, on each "
+            f"Accuracy, over all {view.n_eval} evaluation images, of every model on clean data, on each "
             "corruption (mean over its severities) and on their "
             "mean (**R1**, paper Fig. 4 ①⑤). Each column is a data set; within a column the pruning methods are "
             "ranked top-down by their best accuracy, each cell's bars are its pruning amounts. Click a bar to select "
@@ -415,53 +415,31 @@ def workspace_hash(combos: list[list[str]], cls: int, layout: str = "class") -> 
     return urlencode({"c": link_value(combos), "class": cls, "layout": layout})
 
 
-def _class_acc(store: Store, model_id: str) -> dict[int, float]:
-    t = store.accuracy.filter(pc.and_(pc.equal(store.accuracy["model_id"].cast(pa.string()), model_id),
-                                      pc.equal(store.accuracy["severity"], 0)))  # fmt: skip
-    return {r["class_id"]: r["accuracy"] for r in t.to_pylist() if r["class_id"] >= 0 and r["variant"] == "clean"}
-
-
-def figure_states(store: Store, arch: str) -> dict[str, dict]:
-    """The workspace states of the demo's Figs. 7 and 8 for `arch`, from the store: {fig: {"hash", "text"}}.
-
-    Fig. 7: one method at every amount against dense, on clean data, for the class whose accuracy that method
-    changes most (the method with most amounts; MPT first, as the paper's bottom row, then magnitude). Fig. 8: the
-    PCP of one class across up to six models of the most similar clean accuracy to dense (dense included), for
-    dense's least accurate class."""
-    models = store.models_of(arch)
-    dense = next((m for m in models if m["method"] == "dense"), models[0] if models else None)
-    if dense is None:
-        return {}
+def figure_states(view: ViewModel, arch: str) -> dict[str, dict]:
+    """The workspace states of the demo's Figs. 7 and 8 for `arch` (the view model's `figures`, `model.figure_states`
+    says how they are chosen): {fig: {"hash", "text"}}."""
+    figures = view.figures.get(arch)
     out = {}
-    by_method: dict[str, list[dict]] = {}
-    for m in models:
-        if m["method"] != "dense":
-            by_method.setdefault(method_label(m), []).append(m)
-    if by_method:
-        pref = {"mpt": 0, "magnitude": 1}
-        method = min(by_method, key=lambda k: (-len(by_method[k]), pref.get(k, 2), k))
-        chosen = sorted(by_method[method], key=lambda m: m["amount"])
-        base, last = _class_acc(store, dense["model_id"]), _class_acc(store, chosen[-1]["model_id"])
-        cls = max(base, key=lambda j: (abs(last.get(j, 0) - base[j]), -j)) if base else 0
-        combos = [[m["model_id"], "v0.arrow"] for m in [dense, *chosen]]
+    if figures is not None and figures.fig7 is not None:
+        method, chosen, cls = figures.fig7
+        combos = [[m["model_id"], "v0.arrow"] for m in [figures.dense, *chosen]]
         amounts = ", ".join(amount_label(m["amount"]) for m in chosen)
         out["fig7"] = {"hash": workspace_hash(combos, cls),
-                       "text": f"{method} at {amounts} against dense, class {store.classes[cls]}"}  # fmt: skip
-    near = sorted(models, key=lambda m: (abs(m["clean_accuracy"] - dense["clean_accuracy"]), m["model_id"]))[:6]
-    near = [dense, *[m for m in near if m["model_id"] != dense["model_id"]]][:6]
-    base = _class_acc(store, dense["model_id"])
-    cls = min(base, key=lambda j: (base[j], j)) if base else 0
-    out["fig8"] = {"hash": workspace_hash([[m["model_id"], "v0.arrow"] for m in near], cls),
-                   "text": f"{len(near)} models, class {store.classes[cls]}"}  # fmt: skip
+                       "text": f"{method} at {amounts} against dense, class {view.store.classes[cls]}"}  # fmt: skip
+    if figures is not None and figures.fig8 is not None:
+        near, cls = figures.fig8
+        out["fig8"] = {"hash": workspace_hash([[m["model_id"], "v0.arrow"] for m in near], cls),
+                       "text": f"{len(near)} models, class {view.store.classes[cls]}"}  # fmt: skip
     return out
 
 
-def _figure_links(store: Store, uri: str) -> str:
+def _figure_links(view: ViewModel, uri: str) -> str:
     """Links to the workspace states of Figs. 7 and 8, per architecture (`figure_states`)."""
+    store = view.store
     items = []
     for arch in store.archs:
         target = rel(uri, f"views/{store.slug(arch)}/workspace/") + "/"  # a folder: its address ends in "/"
-        states = figure_states(store, arch)
+        states = figure_states(view, arch)
         for fig, words in (("fig7", "Fig. 7: one method at every amount against dense"),
                            ("fig8", "Fig. 8: the parallel coordinates of one class across models")):  # fmt: skip
             if fig in states:
@@ -563,16 +541,14 @@ def _static(uri: str, spec: str, datasets: dict[str, str], css: str = "", *, tit
             f"hidden>{to_json(cfg)}</div></div>")  # fmt: skip
 
 
-def home_page(
-    store: Store, uri: str = HOME_URI, *, equivalence_points: float = findings.EQUIVALENCE_POINTS
-) -> tuple[str, dict, dict]:
-    """The home page's headline chart and summary (Markdown for `HOME_MARKER` of page `uri`), its spec and data;
-    `equivalence_points`: the summary's equivalence margin in accuracy points."""
-    methods = findings.method_labels(store)
+def home_page(view: ViewModel, uri: str = HOME_URI) -> tuple[str, dict, dict]:
+    """The home page's headline chart and summary (Markdown for `HOME_MARKER` of page `uri`), its spec and data."""
+    store = view.store
+    methods = list(view.method_labels)
     specs = {"data/specs/headline.json": spec_dict(charts.headline(methods=methods, archs=list(store.archs)))}
     views = {arch: rel(uri, f"views/{store.slug(arch)}/local") + "/" for arch in store.archs}
-    files = {"data/headline.arrow": findings.headline_table(store, views)}
-    n = findings.n_eval(store)
+    files = {"data/headline.arrow": findings.headline_table(view, views)}
+    n = view.n_eval
     md = (
         "## What this study found\n\n"
         f"Accuracy against the fraction of weights pruned, per architecture, on clean images and averaged over every "
@@ -587,16 +563,16 @@ def home_page(
             title="Accuracy against the fraction of weights pruned, per method and architecture",
         )
         + "\n\n"
-        + findings.summary(store, equivalence_points=equivalence_points)
+        + findings.summary(view)
         + "\n"
     )
-    if site_cost.has_channel_models(store):  # structured pruning: accuracy against what the models cost to run
+    if view.has_channel:  # structured pruning: accuracy against what the models cost to run
         specs["data/specs/cost.json"] = spec_dict(charts.accuracy_vs_cost(methods=methods, archs=list(store.archs)))
-        files["data/cost.arrow"] = site_cost.cost_table(store, views)
+        files["data/cost.arrow"] = site_cost.cost_table(view, views)
         to_findings = posixpath.relpath("findings.md", posixpath.dirname(uri) or ".")  # a Markdown link's target
         md += ("\n## Accuracy against cost\n\nMasks leave a network's size and speed as they were; channel "
                "pruning removes whole channels. Multiply-accumulates per image; the tooltip gives the measured "
-               "speed-up over the dense model.\n\n" + site_cost.feature_dim_note(store, to_findings)
+               "speed-up over the dense model.\n\n" + site_cost.feature_dim_note(view, to_findings)
                + _static(uri, "data/specs/cost.json", {"cost": "data/cost.arrow"}, "ls-headline",
                          title="Accuracy against multiply-accumulates per image, per method and architecture")
                + "\n")  # fmt: skip
@@ -616,9 +592,9 @@ def _fmt_r(v) -> str:
     return "n/a" if v is None or math.isnan(v) else f"{v:+.2f}"
 
 
-def _table1_html(store: Store) -> str:
+def _table1_html(view: ViewModel) -> str:
     rows = []
-    for r in findings.table1(store):
+    for r in view.table1:
         cells = []
         for k, _ in findings.METRICS:
             if r["models"] == 1 and r.get(f"{k}_lo") is not None:
@@ -640,9 +616,9 @@ def _table1_html(store: Store) -> str:
     )  # fmt: skip
 
 
-def _per_model_html(store: Store) -> str:
+def _per_model_html(view: ViewModel) -> str:
     rows = []
-    for r in store.tables["correlations.arrow"].to_pylist():
+    for r in view.correlations:
         cells = "".join(
             f"<td>{_fmt_r(r[k])} [{_fmt_r(r[f'{k}_lo'])}, {_fmt_r(r[f'{k}_hi'])}]</td>" for k, _ in findings.METRICS
         )
@@ -660,14 +636,16 @@ def _per_model_html(store: Store) -> str:
     )
 
 
-def _paired_html(store: Store, margin: float) -> str:
+def _paired_html(view: ViewModel) -> str:
     """Every pruned model against its dense parent, paired: the clean and corruption-mean drops and the verdict."""
+    margin = view.margin
     words = {"keeps": "keeps dense's accuracy", "below": f"below by more than {findings.margin_text(margin * 100)}",
              "inconclusive": "inconclusive", "n/a": "n/a"}  # fmt: skip
     rows = []
-    for r in findings.pruned_vs_dense(store, margin):
+    for r in view.pruned_vs_dense:
         m = r["model"]
-        drops = [d.points(margin, unit="") if d is not None else "n/a" for d in (r["drop"], r["corrupted_drop"])]
+        drops = [findings.points(d, margin, unit="") if d is not None else "n/a"
+                 for d in (r["drop"], r["corrupted_drop"])]  # fmt: skip
         rows.append(
             f'<tr data-verdict="{r["verdict"]}"><td>{escape(m["model_id"])}</td><td>{escape(r["dense"]["model_id"])}'
             f"</td><td>{drops[0]}</td><td>{drops[1]}</td><td>{words[r['verdict']]}</td></tr>"
@@ -682,15 +660,12 @@ def _paired_html(store: Store, margin: float) -> str:
     )
 
 
-def findings_page(
-    store: Store, gallery: str | None, *, equivalence_points: float = findings.EQUIVALENCE_POINTS
-) -> tuple[Page, dict, dict]:
+def findings_page(view: ViewModel, gallery: str | None) -> tuple[Page, dict, dict]:
     """Table 1 by architecture x method beside the paper's, the paired drops of every pruned model, the Fig. 10
     two-model comparison, Fig. 3, the gallery; returns the page, its chart specs and its data files."""
     uri = "findings.md"
-    margin = equivalence_points / 100
-    options = findings.model_options(store)
-    pair = findings.default_pair(store, margin)
+    options = findings.model_options(view)
+    pair = view.default_pair
     specs = {
         "data/specs/margin_change.json": spec_dict(
             charts.margin_change_pair(models=options, a=pair[0], b=pair[1])
@@ -699,17 +674,16 @@ def findings_page(
         ),
         "data/specs/correlations.json": spec_dict(charts.correlations()),
     }
-    md = _findings_head(store, uri, equivalence_points) + _findings_tail(store, uri, gallery, specs, margin,
-                                                                         equivalence_points, bool(options))  # fmt: skip
-    data = {"data/fig10_paired.arrow": findings.pair_texts(store, margin)} if options else {}
+    md = _findings_head(view, uri) + _findings_tail(view, uri, gallery, specs, bool(options))
+    data = {"data/fig10_paired.arrow": findings.pair_texts(view)} if options else {}
     return Page(uri, "Findings", md), specs, data
 
 
-def _findings_head(store: Store, uri: str, equivalence_points: float) -> str:
+def _findings_head(view: ViewModel, uri: str) -> str:
     """The findings page up to Fig. 10: the store's provenance, Table 1 and the paired drops."""
-    margin = equivalence_points / 100
+    store = view.store
     recipe = escape(str(store.manifest.get("recipe", {}).get("name", "")))
-    n = findings.n_eval(store)
+    n = view.n_eval
     boot = store.manifest.get("bootstrap") or {}
     return f"""# Findings
 
@@ -729,14 +703,14 @@ architecture and method: the mean r over the method's pruning amounts (below it,
 those amounts); the dense row is a single model, with its interval. The paper's values (dense models on CIFAR-10)
 are the last rows.
 
-{_table1_html(store)}
+{_table1_html(view)}
 
 <details class="ls-details"><summary>Every model's correlations, with intervals</summary>
 
 <p><a href="{rel(uri, "data/store/correlations.arrow")}" download>Download correlations.arrow</a> (Arrow IPC: pandas
 <code>read_feather</code>, DuckDB, pyarrow).</p>
 
-{_per_model_html(store)}
+{_per_model_html(view)}
 
 {
         _static(
@@ -755,21 +729,20 @@ Both models of a comparison are scored on the same {n} images, so each pruned mo
 parent image by image: a drop is dense's accuracy minus the pruned model's (positive: the pruned model is worse),
 with its {float(boot.get("level", 0.95)):.0%} paired bootstrap interval (the same resampled images for both models).
 A model **keeps dense's accuracy** when the whole interval of its clean drop lies below the equivalence margin of
-**{findings.margin_text(equivalence_points)}**; it is **below** when the whole interval lies above it; otherwise
+**{findings.margin_text(view.equivalence_points)}**; it is **below** when the whole interval lies above it; otherwise
 {n} images cannot tell (inconclusive). The rows, and the clean vs corrupted difference of every model, are in
 <a href="{rel(uri, "data/store/paired.arrow")}" download>paired.arrow</a>.
 
-{_paired_html(store, margin)}
+{_paired_html(view)}
 
 """
 
 
-def _findings_tail(
-    store: Store, uri: str, gallery: str | None, specs: dict, margin: float, equivalence_points: float, pair: bool
-) -> str:
+def _findings_tail(view: ViewModel, uri: str, gallery: str | None, specs: dict, pair: bool) -> str:
     """The findings page from Fig. 10 on: the two-model margin change, Fig. 3 (its spec added to `specs`), the
     workspace case studies, the gallery."""
-    verdicts = findings.fig10_verdicts(store, margin)
+    store = view.store
+    verdicts = findings.fig10_verdicts(view)
     fig10_data = {"margin_change": "data/margin_change.arrow"}
     if pair:
         fig10_data["fig10_paired"] = "data/fig10_paired.arrow"
@@ -778,7 +751,7 @@ def _findings_tail(
     )
     curse_words = ""
     if "curse.arrow" in store.tables:
-        curse_words = findings.curse_caption(store)
+        curse_words = findings.curse_caption(view)
         specs["data/specs/curse.json"] = spec_dict(charts.curse_of_dimensionality())
         curse_md = _static(
             uri,
@@ -802,7 +775,7 @@ less under corruption. Here the defaults are the dense model and the MPT model c
 pick any two models with the two selects under the charts. Densities are over every sample and corrupted version,
 each model's 0.5 % smallest and largest values trimmed as in the paper; the pooled chart first, then one panel per
 corruption. The defaults, compared paired (equally accurate: the paired interval of the clean-accuracy difference
-within ±{findings.margin_text(equivalence_points)}):
+within ±{findings.margin_text(view.equivalence_points)}):
 
 {fig10_md}
 
@@ -825,7 +798,7 @@ in trained models, against the dimension (paper §5.4). {curse_words}
 
 ## The case studies in the workspace (Figs. 7 and 8)
 
-{_figure_links(store, uri)}
+{_figure_links(view, uri)}
 
 ## Corruption gallery
 

@@ -24,6 +24,7 @@ from ..errors import LotterysiteError
 from ..fileio import storage_error
 from ..store.publish import exchange
 from . import charts, data, pages
+from .model import build_view_model
 
 HERE = Path(__file__).parent
 VENDOR = HERE / "vendor"
@@ -117,6 +118,7 @@ def render(
     """
     options = options or SiteOptions()
     out = Rendered()
+    view = build_view_model(store, options)  # every number the pages show, computed once
     ids, samples = served_samples(store, options)
     out.files["data/samples.arrow"] = samples
     out.files.update({f"data/{k}": v for k, v in data.thumbnail_files(store, ids).items()})
@@ -139,14 +141,13 @@ def render(
             files, extents = data.densities(store, arch, ids, fields, arch_data.slices)
             out.files.update({f"data/{k}": v for k, v in files.items()})
             density = {"extents": extents}
-        arch_pages, specs = pages.arch_pages(store, arch, arch_data, axes, shown, served, density)
+        arch_pages, specs = pages.arch_pages(view, arch, arch_data, axes, shown, served, density)
         out.files.update({k: _spec_json(v) for k, v in specs.items()})
         generated += arch_pages
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
     # Only a verified regular file inside the store: a link to a private file never reaches the public site.
     gallery = data.gallery_file(store)  # (name, the bytes verified when the store was read), never a path
-    findings, specs, files = pages.findings_page(store, gallery=None if gallery is None else gallery[0],
-                                                 equivalence_points=options.equivalence_points)  # fmt: skip
+    findings, specs, files = pages.findings_page(view, gallery=None if gallery is None else gallery[0])
     out.files.update({k: _spec_json(v) for k, v in specs.items()})
     out.files.update(files)
     out.files.update({f"data/{k}": v for k, v in data.findings_tables(store).items()})
@@ -154,14 +155,14 @@ def render(
         out.files[f"data/{gallery[0]}"] = gallery[1]
     generated.append(findings)
     out.sections.append(("Findings", [findings.src_uri]))
-    home, specs, files = pages.home_page(store, equivalence_points=options.equivalence_points)
+    home, specs, files = pages.home_page(view)
     out.files.update({k: _spec_json(v) for k, v in specs.items()})
     out.files.update(files)
     out.home = home
     if standalone:
         # Without the plugin there is no author's home page to fill: the finding gets a page of its own, first in the
         # generated index. (Not the index itself: the index is where a reader lands while the scripts still load.)
-        summary, _, _ = pages.home_page(store, "summary.md", equivalence_points=options.equivalence_points)
+        summary, _, _ = pages.home_page(view, "summary.md")
         generated.insert(0, pages.Page("summary.md", "What this study found", "# Results at a glance\n\n" + summary))
         out.sections.insert(0, ("What this study found", ["summary.md"]))
 
