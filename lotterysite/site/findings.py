@@ -10,7 +10,6 @@ from html import escape
 
 from .data import method_label
 from .model import (
-    EQUIVALENCE_POINTS,
     METRICS,
     PAPER_COLUMN,
     PAPER_TABLE1,
@@ -22,8 +21,6 @@ from .model import (
     ViewModel,
     value_of,
 )
-
-__all__ = ["EQUIVALENCE_POINTS", "METRICS", "PAPER_TABLE1", "Diff", "Value"]
 
 HEADERS = {"rc_angle": "rc-angle", "rc_length": "rc-length", "rc_margin": "rc-margin<br><small>with bias</small>",
            "rc_margin_eq5": "rc-margin<br><small>eq. 5, no bias</small>"}  # fmt: skip

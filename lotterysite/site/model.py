@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .data import SeverityCoverage, Store, method_label, severity_coverage
+from .data import SeverityCoverage, Store, axis_classes, method_label, severity_coverage
 
 if TYPE_CHECKING:
     from .render import SiteOptions
@@ -207,6 +207,16 @@ class Figures:
 
 
 @dataclass(frozen=True)
+class ArchModel:
+    """What one architecture's view pages are drawn from besides its slices: the classes of its axes and panels."""
+
+    arch: str
+    axes: list[int]  # classes with an angle axis in the parallel coordinates (`data.axis_classes`, max_axes)
+    classes: list[int]  # the local view's class panels when they are fixed (max_classes; few classes)
+    figures: Figures  # the workspace states of Figs. 7 and 8
+
+
+@dataclass(frozen=True)
 class ViewModel:
     """Every number the generated pages show, from one store (`build_view_model`)."""
 
@@ -231,7 +241,7 @@ class ViewModel:
     cost: pa.Table | None  # the cost chart's rows, without their links
     feature_dim_changed: tuple[dict, ...]  # models whose feature dimension differs from their dense model's
     curse: dict[str, tuple[int, float, float]]  # study -> (largest dimension, angle mean, std) there
-    figures: dict[str, Figures] = field(default_factory=dict)  # by architecture
+    archs: dict[str, ArchModel] = field(default_factory=dict)  # by architecture, in the store's order
 
 
 def build_view_model(store: Store, options: SiteOptions | None = None) -> ViewModel:
@@ -260,8 +270,16 @@ def build_view_model(store: Store, options: SiteOptions | None = None) -> ViewMo
         method_labels=tuple(method_labels(models)), headline=headline_rows(store, models),
         has_channel=has_channel_models(store), cost=cost_rows(models) if has_channel_models(store) else None,
         feature_dim_changed=tuple(feature_dim_changed(store, models)), curse=curse_ends(store),
-        figures={arch: figure_states(store, arch) for arch in store.archs},
+        archs={arch: arch_model(store, arch, options) for arch in store.archs},
     )  # fmt: skip
+
+
+def arch_model(store: Store, arch: str, options: SiteOptions | None) -> ArchModel:
+    """One architecture's axis and panel classes (ranked by `data.axis_classes`) and its figure states."""
+    max_axes = options.max_axes if options is not None else 10
+    max_classes = options.max_classes if options is not None else 10
+    return ArchModel(arch, axis_classes(store, arch, max_axes), axis_classes(store, arch, max_classes),
+                     figure_states(store, arch))  # fmt: skip
 
 
 def dense_of(models: list[dict], arch: str) -> dict | None:

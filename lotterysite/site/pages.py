@@ -416,9 +416,9 @@ def workspace_hash(combos: list[list[str]], cls: int, layout: str = "class") -> 
 
 
 def figure_states(view: ViewModel, arch: str) -> dict[str, dict]:
-    """The workspace states of the demo's Figs. 7 and 8 for `arch` (the view model's `figures`, `model.figure_states`
-    says how they are chosen): {fig: {"hash", "text"}}."""
-    figures = view.figures.get(arch)
+    """The workspace states of the demo's Figs. 7 and 8 for `arch` (the view model's, `model.figure_states` says how
+    they are chosen): {fig: {"hash", "text"}}."""
+    figures = view.archs[arch].figures if arch in view.archs else None
     out = {}
     if figures is not None and figures.fig7 is not None:
         method, chosen, cls = figures.fig7

@@ -127,12 +127,12 @@ def render(
     dense = not (data.dot_samples(store, ids, options.panel_marks) == ids.in_sample).all()
     generated: list[pages.Page] = []
     for arch in store.archs:
-        axes = data.axis_classes(store, arch, options.max_axes)
+        axes = view.archs[arch].axes
         if len(store.classes) > options.max_classes:  # the reader picks the panels' classes (the page's link)
             n_served = sum(1 for n in served["per_class"] if n)
             shown = charts.class_slots(max(1, min(options.picked_classes, n_served)))
         else:
-            shown = data.axis_classes(store, arch, options.max_classes)
+            shown = view.archs[arch].classes
         arch_data = data.geometry_slices(store, arch, ids, axes)
         out.files.update({f"data/{k}": v for k, v in arch_data.files.items()})
         density = None
