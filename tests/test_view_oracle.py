@@ -365,13 +365,18 @@ def test_workspace_grid_orders_tied_margins_by_sample_id(hand, new_page, open_vi
     lowest = sorted(r["margin"] for r in geo.values())[: cfg["grid_limit"]]
     assert len(set(lowest)) < len(lowest), "no tied margins among the grid's samples: the test would prove little"
     cls = {i: r for i, r in geo.items() if r["label"] == 3}
-    xs = np.quantile([r["length"] for r in cls.values()], [0.2, 0.75])
-    ys = np.quantile([r["angle_true"] for r in cls.values()], [0.1, 0.9])
+    # The box holds the class's lowest margins (its longest samples, at the odd ranks): samples that stay in the
+    # grid when the box is cleared, at another rank.
+    xs = np.quantile([r["length"] for r in cls.values()], [0.5, 1.0])
+    ys = np.quantile([r["angle_true"] for r in cls.values()], [0.0, 1.0])
     b = {"l": {"c": "|".join(c[0]), "cls": 3, "x": [float(v) for v in xs], "y": [float(v) for v in ys]}}
     open_view(page, ws + "&b=" + oracle.ws_link(b))
     assert oracle.ws_state(page)["b"] == b
     want = {i for i, r in cls.items() if xs[0] <= r["length"] <= xs[1] and ys[0] <= r["angle_true"] <= ys[1]}
     assert oracle.check_ws_grid(page, store, site / "data", want)["total"] == len(want) > 0
+    rank = {i: k for k, i in enumerate(sorted(geo, key=lambda i: (geo[i]["margin"], i)))}
+    boxed = sorted(want, key=rank.get)
+    assert any(rank[i] < len(lowest) and rank[i] != k for k, i in enumerate(boxed[: len(lowest)])), "none moves"
     page.locator(".ls-ws-clear").click()
     page.evaluate("window.lotterysiteRuntime.settled()")
     assert oracle.check_ws_grid(page, store, site / "data")["total"] == len(geo)
