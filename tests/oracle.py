@@ -879,7 +879,7 @@ def every_view(home: str = "", arch: str = "lenet5", cmp: str = M08) -> list[tup
         # Six combinations on the fixture; on another store its default combinations.
         (
             f"views/{arch}/workspace/#class=3" + (f"&c={WS_SIX}" if (arch, cmp) == ("lenet5", M08) else ""),
-            [check_ws_evaluation, check_ws_local, check_ws_pcp],
+            [check_ws_evaluation, check_ws_local, check_ws_pcp, check_ws_grid],
         ),
     ]
 
@@ -986,9 +986,7 @@ def ws_drawn_selection(page, index: int, want: set[int] | None) -> set[int]:
     densities, every unselected mark's at 0: the density is the context). Returns the samples with such marks."""
     scene = Scene.read(page, index)
     shown: set[int] = set()
-    dense = any(
-        it["datum"].get("kind") == "density" for m in scene.marks if m["type"] == "rect" for it in m["items"]
-    )
+    dense = any(it["datum"].get("kind") == "density" for m in scene.marks if m["type"] == "rect" for it in m["items"])
     for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] in ("symbol", "rule")):
         name = m["name"] or ""
         if name.endswith("layer_3_marks"):  # the focus layer (local: the ring; PCP: the bold line): not the selection
@@ -1064,6 +1062,31 @@ def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
     for k, g in enumerate(geo):
         assert lines[k] >= {i for i, r in g.items() if r["label"] == cls}, f"panel {k} misses lines"
     return dict(checked, panels=len(lines))
+
+
+def check_ws_grid(page, store: Store, site_data: Path, want: set[int] | None = None) -> dict:
+    """The workspace's sample grid, read back from the browser: its thumbnails' samples in reading order (row by row,
+    left to right) are the selected samples (`want`; None: no selection, every served sample of the stratified
+    sample) of lowest margin of the first combination (the store's values; ties: the lower sample id first), at most
+    the page's limit of them, and its title says "showing k of N" with k the thumbnails and N all that passed."""
+    cfg = page_config(page)
+    model, file = ws_state(page)["c"][0]
+    keep = in_sample_ids(site_data) if want is None else want & in_sample_ids(site_data)
+    geo = store.geometry(model, *_slice(cfg, file))
+    ids = np.array(sorted(keep), dtype=np.int64)
+    margins = np.array([geo[i]["margin"] for i in ids], dtype=np.float64)
+    order = ids[np.lexsort((ids, margins))][: cfg["grid_limit"]].tolist()
+    scene = Scene.read(page, WS_VIEWS["grid"])
+    images = [it for m in scene.marks if m["type"] == "image" for it in m["items"]]
+    drawn = [it["datum"]["sample_id"] for it in sorted(images, key=lambda it: (round(it["y"]), it["x"]))]
+    assert drawn == order, f"the grid shows {drawn}, want the lowest-margin samples {order}"
+    texts = [it["text"] for m in scene.marks if m["type"] == "text" for it in m["items"] if it["text"]]
+    titles = [t for t in texts if isinstance(t, str) and t.startswith("showing ")]
+    if not ids.size:
+        assert titles == [], titles
+        return {"images": 0, "total": 0}
+    assert titles == [f"showing {len(order)} of {ids.size}, lowest margin first"], titles
+    return {"images": len(order), "total": int(ids.size)}
 
 
 # Six combinations of the site fixture (four models on clean data, two on defocus_blur at severity 3), as a link.

@@ -248,7 +248,7 @@ def test_rendered_views_draw_the_store(built, new_page, open_view, store):
     _, site, base = built
     views = [("lotterysite/" + path, checks) for path, checks in oracle.every_view("summary/")]
     got = oracle.check_pages(new_page, open_view, base, oracle.Store(store), site / "lotterysite/data", views)
-    assert len(got) == 12 and all(n for counts in got.values() for n in counts.values()), got
+    assert len(got) == 13 and all(n for counts in got.values() for n in counts.values()), got
 
 
 @pytest.mark.browser

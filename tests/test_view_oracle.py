@@ -348,3 +348,36 @@ def test_single_pages_fetch_the_workspace_slice_files_once_each(shared, new_page
     page.evaluate("window.lotterysiteRuntime.settled()")
     assert not got, sorted(got)
     assert page.problems == []
+
+
+def test_workspace_grid_orders_tied_margins_by_sample_id(hand, new_page, open_view):
+    """The hand-set margins repeat across classes (sample i of every class at ±(0.2 + 0.1 i)): the workspace's grid
+    (oracle.check_ws_grid, numpy over the store) shows a box's samples, then, the box cleared (the rows swapped into
+    the live view), every sample's lowest margins with the ties in sample-id order."""
+    store, site, base = hand
+    page = new_page(base)
+    c = [["lenet5/dense", "v0.arrow"]]
+    ws = base + "views/lenet5/workspace/#class=3&c=" + oracle.ws_link(c)
+    open_view(page, ws)
+    cfg = oracle.page_config(page)
+    keep = oracle.in_sample_ids(site / "data")
+    geo = {i: r for i, r in store.geometry(c[0][0], *oracle._slice(cfg, c[0][1])).items() if i in keep}
+    lowest = sorted(r["margin"] for r in geo.values())[: cfg["grid_limit"]]
+    assert len(set(lowest)) < len(lowest), "no tied margins among the grid's samples: the test would prove little"
+    cls = {i: r for i, r in geo.items() if r["label"] == 3}
+    # The box holds the class's lowest margins (its longest samples, at the odd ranks): samples that stay in the
+    # grid when the box is cleared, at another rank.
+    xs = np.quantile([r["length"] for r in cls.values()], [0.5, 1.0])
+    ys = np.quantile([r["angle_true"] for r in cls.values()], [0.0, 1.0])
+    b = {"l": {"c": "|".join(c[0]), "cls": 3, "x": [float(v) for v in xs], "y": [float(v) for v in ys]}}
+    open_view(page, ws + "&b=" + oracle.ws_link(b))
+    assert oracle.ws_state(page)["b"] == b
+    want = {i for i, r in cls.items() if xs[0] <= r["length"] <= xs[1] and ys[0] <= r["angle_true"] <= ys[1]}
+    assert oracle.check_ws_grid(page, store, site / "data", want)["total"] == len(want) > 0
+    rank = {i: k for k, i in enumerate(sorted(geo, key=lambda i: (geo[i]["margin"], i)))}
+    boxed = sorted(want, key=rank.get)
+    assert any(rank[i] < len(lowest) and rank[i] != k for k, i in enumerate(boxed[: len(lowest)])), "none moves"
+    page.locator(".ls-ws-clear").click()
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    assert oracle.check_ws_grid(page, store, site / "data")["total"] == len(geo)
+    assert page.problems == []

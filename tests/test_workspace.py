@@ -43,10 +43,6 @@ CELL_BOX = """([index, param, panel]) => {
 }"""
 # The combinations in the page's link now (decoded in the page: base64url JSON).
 C_NOW = "JSON.parse(atob(new URLSearchParams(location.hash.slice(1)).get('c').replace(/-/g, '+').replace(/_/g, '/')))"
-# The grid's selected rows (it filters its data on `selected`; the panels draw the selection without a data change:
-# oracle.ws_drawn_selection reads theirs from the marks).
-SELECTED = """([index, name]) => [...new Set(window.lotterysiteRuntime.views[index].view.data(name)
-  .filter(r => r.selected == 1 && r.sample_id != null).map(r => r.sample_id))].sort((a, b) => a - b)"""
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +91,8 @@ def check_linked(page, store, site_data, want: set[int]):
     pcp = oracle.ws_drawn_selection(page, PCP, want)
     cls = oracle.ws_state(page)["class"]
     assert pcp == {i for i in want if store_label(store, i) == int(cls)}
-    assert set(page.evaluate(SELECTED, [GRID, "pairs"])) == want
+    # The grid: the selection's lowest-margin samples in order and its title's count, against numpy over the store.
+    oracle.check_ws_grid(page, store, site_data, want)
     assert page.evaluate(oracle_grid_images(), GRID) == min(48, len(want))
     # The grid's thumbnails are the selected samples' own images (the store's bytes), fetched as their files; the
     # page never fetched the thumbnails of samples no grid showed (the first grid: the lowest-margin 48 of all).

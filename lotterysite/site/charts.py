@@ -573,11 +573,12 @@ def global_filters(n_axes: int) -> list:
 
 
 GRID_STEP = 86  # px per thumbnail tile of the sample grids (caption lines are limited to fit)
+GRID_LIMIT = 48  # samples a grid shows at most by default (the workspace's: the page ranks them, cfg["grid_limit"])
 PIE_COLOR = "#1f77b4"
 
 
 def sample_examination(
-    data=None, *, filters: list, compare: bool, columns: int = 10, limit: int = 48
+    data=None, *, filters: list, compare: bool, columns: int = 10, limit: int = GRID_LIMIT, ranked: bool = False
 ) -> alt.LayerChart:
     """Sample examination (R4): thumbnails of the selected samples with label, predictions and metrics.
 
@@ -587,8 +588,10 @@ def sample_examination(
     colour is the prediction (single model: correct gray / incorrect red; compare: the outcome colours of the
     trajectories), a dashed frame marks a sample no corruption left correctly classified (robustness 0), a blue
     diamond a pruning-identified exemplar (PIE). Param `gridcols` (the loader fits it to the page) sets the columns.
+    `ranked`: the rows are the shown samples already, each with its `rank` (1 first) and `total` (how many passed
+    the selection), as the workspace's page picks them; the spec then neither filters nor ranks.
     """
-    chart = _grid_cells(data, filters, compare, limit)
+    chart = _grid_cells(data, filters, compare, limit, ranked)
     gridcols = alt.param(name="gridcols", value=columns)
     x = alt.X("col:O", axis=None, scale=alt.Scale(domain=alt.ExprRef("sequence(0, gridcols)"), paddingInner=0.08))
     y = alt.Y("row:O", axis=None, scale=alt.Scale(paddingInner=0.08))
@@ -620,23 +623,25 @@ def sample_examination(
     )
 
 
-def _grid_cells(data, filters: list, compare: bool, limit: int) -> alt.Chart:
-    """The grid's rows: the samples passing every filter, ranked by margin, the first `limit` placed in cells."""
+def _grid_cells(data, filters: list, compare: bool, limit: int, ranked: bool) -> alt.Chart:
+    """The grid's rows: the samples passing every filter, ranked by margin, the first `limit` placed in cells
+    (`ranked`: the rows come ranked and cut, with `rank` and `total`)."""
     chart = alt.Chart(_data(data, "pairs"))
     for f in filters:
         chart = chart.transform_filter(f)
-    return (
-        chart.transform_joinaggregate(total="count()")
-        .transform_window(rank="row_number()", sort=[alt.SortField("ref_margin", order="ascending")])
-        .transform_filter(f"datum.rank <= {limit}")
-        .transform_calculate(
-            col="(datum.rank - 1) % gridcols",
-            row="floor((datum.rank - 1) / gridcols)",
-            robust="datum.robustness == 0 ? 'never correct under corruption' : 'correct under some corruption'",
-            pie_mark="datum.pie ? 'pruning-identified exemplar (PIE)' : null",
-            line1="datum.class_name",
-            line2="'→ ' + datum.ref_pred_name" + (" + ' / ' + datum.cmp_pred_name" if compare else ""),
+    if not ranked:
+        chart = (
+            chart.transform_joinaggregate(total="count()")
+            .transform_window(rank="row_number()", sort=[alt.SortField("ref_margin", order="ascending")])
+            .transform_filter(f"datum.rank <= {limit}")
         )
+    return chart.transform_calculate(
+        col="(datum.rank - 1) % gridcols",
+        row="floor((datum.rank - 1) / gridcols)",
+        robust="datum.robustness == 0 ? 'never correct under corruption' : 'correct under some corruption'",
+        pie_mark="datum.pie ? 'pruning-identified exemplar (PIE)' : null",
+        line1="datum.class_name",
+        line2="'→ ' + datum.ref_pred_name" + (" + ' / ' + datum.cmp_pred_name" if compare else ""),
     )
 
 
@@ -999,7 +1004,7 @@ def workspace_local(data=None, *, shared: bool = True, columns: int = 6) -> alt.
         out = out.resolve_scale(x="independent", y="independent").resolve_axis(x="independent", y="independent")
     out = out.properties(name="ws_local")
     out.params = [*out.params, alt.param(name="ws_titles", value={}).param, alt.param(name=WS_SEL, value=0).param,
-                  alt.param(name=WS_FAINT, value=1).param]
+                  alt.param(name=WS_FAINT, value=1).param]  # fmt: skip
     return out
 
 
@@ -1078,5 +1083,5 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
                      columns=columns, data=_data(data, "ws_pcp"), spacing={"row": 40, "column": 18})  # fmt: skip
     out = out.properties(name="ws_pcp")
     out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param, alt.param(name=WS_SEL, value=0).param,
-                  alt.param(name=WS_FAINT, value=1).param]
+                  alt.param(name=WS_FAINT, value=1).param]  # fmt: skip
     return out

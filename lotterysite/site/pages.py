@@ -349,8 +349,9 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         spec_paths["local_shared"]: spec_dict(charts.workspace_local(shared=True)),
         spec_paths["local_panel"]: spec_dict(charts.workspace_local(shared=False)),
         spec_paths["pcp"]: spec_dict(charts.workspace_pcp(n_axes=len(axis_fields))),
-        spec_paths["grid_single"]: spec_dict(charts.sample_examination(filters=["datum.selected == 1"], compare=False)),
-        spec_paths["grid_compare"]: spec_dict(charts.sample_examination(filters=["datum.selected == 1"], compare=True)),
+        # The page ranks the grid's samples (workspace-views.js, gridView) and hands the spec the shown ones only.
+        spec_paths["grid_single"]: spec_dict(charts.sample_examination(filters=[], compare=False, ranked=True)),
+        spec_paths["grid_compare"]: spec_dict(charts.sample_examination(filters=[], compare=True, ranked=True)),
     }
     k = store.confused_k
     cfg = {
@@ -369,6 +370,7 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         "correct_bits": data.correct_bits,
         "dmax_param": charts.EVAL_DMAX,
         "dots": charts.WS_DOTS,
+        "grid_limit": charts.GRID_LIMIT,
         "axes": [f for f, _ in axis_fields],
         "axis_titles": [t for _, t in axis_fields],
         "axis_classes": axes,

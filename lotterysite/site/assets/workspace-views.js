@@ -92,7 +92,6 @@
   function hold(entry) {
     entry.target.style.minHeight = Math.max(parseFloat(entry.target.style.minHeight) || 0, entry.target.offsetHeight) + "px";
   }
-  const selOf = (store) => (d) => (d.index == null ? 1 : store.get().sel ? store.get().sel[d.index] : 1);
   const focusOf = (store) => (d) => (d.sample_id === store.get().focus ? 1 : 0);
 
   // ---- the evaluation table: accuracies, and the subset bars of the selection (or the class) ----
@@ -325,6 +324,39 @@
   }
 
   // ---- the sample grid: the selected samples, lowest margin first; a sample picked (click or menu) is marked ----
+  // The page picks the grid's samples and hands Vega those only, each with its `rank` and `total` (how many the
+  // selection holds; the title says "showing k of total"), charts.sample_examination(ranked=True): a spec that
+  // filtered and ranked every served row (joinaggregate, window) reran over all of them on every brush to show 48.
+  // `order`: the rows sorted once per draw, by the reference's margin, ties by sample id (one order, whatever the
+  // sort's stability; the oracle computes the same).
+  function rankRows(rows) {
+    return rows.slice().sort((a, b) => a.ref_margin - b.ref_margin || a.sample_id - b.sample_id);
+  }
+  function gridShown(order, sel, limit) {
+    const shown = [];
+    let total = 0;
+    for (const r of order) {
+      if (sel && !sel[r.index]) continue;
+      if (++total <= limit) shown.push(r);
+    }
+    return shown.map((r, i) => Object.assign({}, r, { rank: i + 1, total }));
+  }
+  // The new rows swapped into the live view: the samples that left removed, those that came inserted, the ones
+  // that stayed given their new rank and total; at most the shown rows change, and only new thumbnails load.
+  function swapGrid(entry, shown) {
+    return change(entry, "pairs", () => {
+      const next = new Map(shown.map((r) => [r.sample_id, r]));
+      const now = new Map(entry.view.data("pairs").map((d) => [d.sample_id, d]));
+      const changes = vega.changeset().remove((d) => !next.has(d.sample_id))
+        .insert(shown.filter((r) => !now.has(r.sample_id)));
+      for (const r of shown) {
+        const d = now.get(r.sample_id);
+        if (d && d.rank !== r.rank) changes.modify(d, "rank", r.rank);
+        if (d && d.total !== r.total) changes.modify(d, "total", r.total);
+      }
+      return changes;
+    });
+  }
   function gridView(parent, cfg, lib, store, shared) {
     const sec = section(parent, lib, "ls-ws-grid", "Sample examination");
     const menu = lib.select("examine sample", [["", "— none —"]], "", (v) => store.set({ focus: v === "" ? null : Number(v) }, "grid"));
@@ -332,29 +364,34 @@
     sec.append(menu, detail);
     const entry = chartEntry(lib, "ws-grid", sec, cfg);
     lib.toolbar(sec, entry, "samples.csv");
+    let order = [];
     function draw() {
-      const st = store.get(), model = shared.model, two = model.combos.length > 1;
+      const model = shared.model, two = model.combos.length > 1;
       return entry.queue(async () => specOf(cfg.specs[two ? "grid_compare" : "grid_single"]), async (spec) => {
         const like = { classes: cfg.classes, outcomes: cfg.outcomes, correctness: cfg.correctness, axes: [], kind: "workspace",
           thumbs: cfg.thumbs };
-        const rows = lib.buildPairs(like, model.samples, model.combos[0].rows, two ? model.combos[1].rows : null, null);
-        for (const r of rows) r.selected = st.sel ? st.sel[r.index] : 1;
-        entry.rows = rows;
-        const view = await lib.embed(entry, spec, { pairs: rows });
+        order = rankRows(lib.buildPairs(like, model.samples, model.combos[0].rows, two ? model.combos[1].rows : null, null));
+        entry.rows = gridShown(order, store.get().sel, cfg.grid_limit);
+        const view = await lib.embed(entry, spec, { pairs: entry.rows });
         view.addEventListener("click", (e, item) => {
           if (item && item.datum && item.datum.sample_id != null) store.set({ focus: item.datum.sample_id }, "grid");
         });
         listShown(); showFocus();
       });
     }
+    function select() {
+      if (!entry.view) return Promise.resolve();
+      entry.rows = gridShown(order, store.get().sel, cfg.grid_limit);
+      listShown();
+      return swapGrid(entry, entry.rows);
+    }
     function listShown() {
-      // The grid's samples in its order (lowest reference margin first), as a menu: keyboard selection.
-      const shown = entry.rows.filter((r) => r.selected == 1).sort((a, b) => a.ref_margin - b.ref_margin).slice(0, 48);
+      // The grid's samples in its order, as a menu: keyboard selection.
       const sel = menu.querySelector("select"), focus = store.get().focus;
-      sel.replaceChildren(lib.el("option", { value: "" }, "— none —"), ...shown.map((r) =>
+      sel.replaceChildren(lib.el("option", { value: "" }, "— none —"), ...entry.rows.map((r) =>
         lib.el("option", { value: String(r.sample_id) }, `#${r.sample_id} ${r.class_name} → ${r.ref_pred_name}` +
           (r.cmp_pred_name ? ` / ${r.cmp_pred_name}` : "") + `, margin ${r.ref_margin.toFixed(2)}`)));
-      sel.value = shown.some((r) => r.sample_id === focus) ? String(focus) : "";
+      sel.value = entry.rows.some((r) => r.sample_id === focus) ? String(focus) : "";
     }
     function showFocus() {
       const st = store.get(), model = shared.model, i = model.samples.findIndex((s) => s.sample_id === st.focus);
@@ -362,8 +399,7 @@
       detail.textContent = `Sample #${st.focus}, ${cfg.classes[model.label[i]]}: ` + model.combos.map((c, k) =>
         `${k + 1}. ${c.pred[i] >= 0 ? cfg.classes[c.pred[i]] : "—"} (margin ${c.values.margin[i].toFixed(2)})`).join("; ");
     }
-    return { entry, draw, select: () => modify(entry, "pairs", "selected", selOf(store)).then(() => entry.view && listShown()),
-      focus: () => { showFocus(); if (entry.view) listShown(); } };
+    return { entry, draw, select, focus: () => { showFocus(); if (entry.view) listShown(); } };
   }
 
   // ---- the single views, opened on the workspace's first two combinations ----
