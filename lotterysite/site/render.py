@@ -32,7 +32,7 @@ ASSETS = HERE / "assets"
 OWN_SCRIPT = "lotterysite.js"
 # Loaded before OWN_SCRIPT: the workspace's shared selection store, then its views (they register with the runtime
 # that OWN_SCRIPT starts, so they must be there when it looks at the page).
-WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "workspace-views.js")
+WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "lines.js", "workspace-views.js")
 OWN_STYLE = "lotterysite.css"
 LOADER = "loader.js"
 PAGE_OVERHEAD = 400_000  # a page's HTML, theme CSS and scripts, chart specs and small data besides the vendored JS

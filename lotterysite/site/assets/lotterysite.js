@@ -227,7 +227,9 @@
     const png = el("button", { type: "button", class: "md-button ls-png" }, "Save chart (PNG)");
     png.addEventListener("click", async () => {
       if (!entry.view) return;
-      const a = el("a", { href: await entry.view.toImageURL("png", 2), download: fileName().replace(/\.csv$/, ".png") });
+      // entry.image: a view with a layer of its own (the workspace PCP's lines, lines.js) paints it in.
+      const href = entry.image ? await entry.image() : await entry.view.toImageURL("png", 2);
+      const a = el("a", { href, download: fileName().replace(/\.csv$/, ".png") });
       document.body.appendChild(a);
       a.click();
       a.remove();

@@ -248,12 +248,15 @@
         lib.setParam(spec, "ws_faint", dense(st) ? 0 : 1);
         entry.rows = rows;
         const view = await lib.embed(entry, spec, { [p.data]: rows }, encodeOnce);
+        if (p.drawn) p.drawn(entry, rows); // the PCP: its lines' own layer (lines.js)
         await drawBox(view, p.brush, W().boxOf(cfg, p.which, (store.get().b || {})[p.which], panels));
         view.addSignalListener(p.brush, (_, value) => shared.brush(p.which, p.read(cfg, view, value, panels)));
         lib.describe(entry, p.title, `${p.title}: ${panels.length} panels of ${st.c.length} combinations, class ` +
           `${cfg.classes[st.class]}; download the drawn rows as CSV below.`);
       });
     }
+    // p.select: how a selection or a focus reaches the panels when they are not Vega's marks (the PCP).
+    if (p.select) return { entry, draw, select: () => p.select(entry), focus: () => p.select(entry) };
     return { entry, draw, select: () => reselect(entry), focus: () => modify(entry, p.data, "focus", focusOf(store)) };
   }
   // A brush restored from the link, drawn: Vega-Lite cannot start a facet's interval brush from a value (its
@@ -302,25 +305,20 @@
       rows: W().localRows, title_of: (c, m, q, st) => W().panelTitle(c, m, q, st, lib.pct),
       read: (c, view, value, panels) => W().localBrush(view, value, panels) });
   }
-  // The PCP draws a line as rules between neighbouring axes (charts.workspace_pcp): each line row gets the same
-  // sample's y on the next axis (pcpRows writes a sample's rows axis after axis, in one panel).
-  function segments(rows) {
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i], n = rows[i + 1];
-      if (r.kind !== "line") continue;
-      const next = n && n.kind === "line" && n.panel === r.panel && n.sample_id === r.sample_id && n.k === r.k + 1;
-      r.y_next = next ? n.y : null;
-    }
-    return rows;
-  }
   function pcpView(parent, cfg, lib, store, shared) {
     return panelsView(parent, cfg, lib, store, shared, { cls: "ls-ws-pcp", title: "Global geometry", kind: "ws-pcp",
       data: "ws_pcp", brush: "ws_pbrush", titles: "ws_ptitles", which: "p", spec: () => "pcp",
-      panels: W().pcpPanels, rows: (...args) => segments(W().pcpRows(...args)),
+      panels: W().pcpPanels, rows: W().pcpRows,
       prepare: (m, st) => W().loadClass(cfg, lib, m, st.class),
       title_of: (c, m, q, st) => [W().comboLabel(c, st.c[q.k], q.k), `${c.classes[st.class]}: ${lib.pct(m.combos[q.k].classAcc.get(st.class))}` +
         (st.scales === "panel" && !c.density ? " (own ranges)" : ""), ...W().densityLine(c, m, W().PCP_LAYOUT, st.class)],
-      read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels) });
+      read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels),
+      drawn: (entry, rows) => { LS.lines.attach(entry, LS.lines.of(rows)); paintLines(entry); }, select: paintLines });
+    // The lines run no Vega on a brush or a focus: their layer is repainted from the store's selection.
+    function paintLines(entry) {
+      if (entry.repaint) entry.repaint(store.get().sel, store.get().focus);
+      return Promise.resolve();
+    }
   }
 
   // ---- the sample grid: the selected samples, lowest margin first; a sample picked (click or menu) is marked ----
