@@ -588,10 +588,10 @@ def fetched_files(page, base: str) -> dict[str, int]:
 def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(shared, site_store, new_page, open_view):
     """Six combinations: the page fetches samples.arrow, the table's rows and counts, per combination its local slice
     (no class angles) and the shown class's angle file, and nothing else of the slices; each file's bytes
-    are the built file's, within the budget's estimate (render.workspace_parts, from the columns' widths), and the
-    page's bytes within render.workspace_estimate. A class change fetches that class's angle files and nothing else,
+    are the built file's, within the budget's estimate (budget.workspace_parts, from the columns' widths), and the
+    page's bytes within budget.workspace_estimate. A class change fetches that class's angle files and nothing else,
     and the PCP then draws the store's values (float64 from the store's Arrow files)."""
-    from lotterysite.site import data, render
+    from lotterysite.site import budget, data, render
 
     store, site, base = shared
     page = new_page(base)
@@ -610,9 +610,10 @@ def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(share
     # The budget's estimate of the same files: exact where it takes the built bytes, within 5 % from the widths.
     st = data.load_store(site_store)
     options = render.SiteOptions()
-    served, samples = render.served_samples(st, options)
+    cut = budget.served_samples(st, options)
+    served, samples = cut.served, cut.samples
     assert samples == (site / "data/samples.arrow").read_bytes()
-    parts = render.workspace_parts(st, served, samples, options, combos=len(SIX))
+    parts = budget.workspace_parts(st, served, samples, options, combos=len(SIX))
     assert got["data/samples.arrow"] == parts["samples.arrow"]
     assert got["data/lenet5/evaluation.arrow"] == parts["evaluation.arrow"]
     labels = oracle.read_arrow(site / "data/samples.arrow")["label"].to_numpy()
@@ -623,7 +624,7 @@ def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(share
         n = sum(got[k] for k in files)
         assert abs(n - want) <= 0.05 * want, (name, n, want)
     assert sum(got[k] for k in angles[3]) <= parts["class angles"]  # the largest class's
-    assert sum(everything.values()) <= render.workspace_estimate(st, served, samples, options, combos=len(SIX))
+    assert sum(everything.values()) <= budget.workspace_estimate(st, served, samples, options, combos=len(SIX))
     # A class change: that class's angle files only, and the PCP draws the store's values.
     got.clear()
     page.locator(".ls-ws-controls select").first.select_option("5")
