@@ -16,7 +16,8 @@ frame after the redrawn table: its subset bars recomputed over every model and s
 The workspace page (views/<arch>/workspace/, issue 23 §1) with 6 combinations (`workspace_state`: dense and one
 method at 5 amounts, clean) is measured when the site has it (`measure_workspace`): per brush (a local panel, a PCP
 panel) the median of the page's own `linkLatencies` over every linked update of the drags, each view's share, the
-samples selected, and a Chromium CPU profile of the same drags (self time per function).
+median until the grid's new thumbnails have loaded as well (`thumbLatencies`: the grid's marks are drawn before its
+images arrive, Vega draws each as it loads), the samples selected, and a Chromium CPU profile of the same drags (self time per function).
 """
 
 from __future__ import annotations
@@ -343,12 +344,13 @@ def measure_workspace(browser, url: str, drags: int) -> dict:
         assert box, f"{url}: no brushable cell {panel} of {param}"
         page.evaluate("(y) => window.scrollTo(0, y - 200)", box["y"])
         box = page.evaluate(CELL_BOX, [index, param, panel])
-        page.evaluate("window.lotterysiteRuntime.linkLatencies = []")
+        page.evaluate("window.lotterysiteRuntime.linkLatencies = []; window.lotterysiteRuntime.thumbLatencies = []")
         selected = []
         for k in range(drags):
             ws_drag(page, box, which, k)
             selected.append(page.evaluate(WS_SELECTED))
         lat = page.evaluate("window.lotterysiteRuntime.linkLatencies")
+        thumbs = page.evaluate("window.lotterysiteRuntime.thumbLatencies || []")
         views = page.evaluate("window.lotterysiteRuntime.benchViews")
         cdp = context.new_cdp_session(page)
         cdp.send("Profiler.enable")
@@ -364,6 +366,7 @@ def measure_workspace(browser, url: str, drags: int) -> dict:
         out["files"] = dict(sizes)
         out["errors"] += errors
         out[which] = {"brush_ms": statistics.median(lat) if lat else None, "updates": len(lat), "selected": selected,
+                      "thumbs_ms": statistics.median(thumbs) if thumbs else None,
                       "views": {v: (statistics.median(t["sync"]) if t["sync"] else None,
                                     statistics.median(t["done"]) if t["done"] else None) for v, t in views.items()},
                       "profile": cpu_profile(profile)}  # fmt: skip
@@ -409,8 +412,10 @@ def report_workspace(label: str, r: dict) -> tuple[float, list[str]]:
         print(f"{label + ' ' + which:36s} {r['bytes'] / 1e6:8.2f} MB {r['first_ms'] / 1e3:10.2f} s {brush:>14s} "
               f"{(f'{table:.0f} ms' if table is not None else '-'):>8s} {sel:>8s} {os.getloadavg()[0]:5.1f}"
               + (f"  page errors: {r['errors'][:2]}" if r["errors"] else ""), flush=True)  # fmt: skip
+        thumbs = f"{b['thumbs_ms']:.0f} ms" if b.get("thumbs_ms") is not None else "-"
         print(
-            f"    {r['panels']} combinations; {b['updates']} linked updates; per view median sync / done (ms): "
+            f"    {r['panels']} combinations; {b['updates']} linked updates (median to the grid's new thumbnails "
+            f"loaded too: {thumbs}); per view median sync / done (ms): "
             + ", ".join(f"{v} {s:.0f} / {d:.0f}" for v, (s, d) in b["views"].items() if s is not None)
         )
         print(

@@ -374,10 +374,13 @@
       const mine = ++token;
       const data = prepare();
       data.catch(() => {}); // reported when its turn comes
+      // A draw superseded by a newer one is dropped, but the chain still waits for its fetches: `settled` means
+      // that nothing is in flight (a dropped class change's angle files could otherwise land after it).
+      const dropped = () => data.then(() => null, () => null);
       chain = chain.then(async () => {
-        if (mine !== token) return;
+        if (mine !== token) return dropped();
         const got = await data;
-        if (mine !== token) return;
+        if (mine !== token) return null;
         entry.error.hidden = true;
         await draw(got);
       }).catch((e) => fail(entry, e));

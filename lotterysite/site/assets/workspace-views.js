@@ -53,7 +53,6 @@
   function reselect(entry) {
     const view = entry.view;
     if (!view) return Promise.resolve();
-    hold(entry);
     view.signal("ls_sel", (view.signal("ls_sel") || 0) + 1);
     return view.runAsync();
   }
@@ -81,16 +80,20 @@
     if (!view) return Promise.resolve();
     const run = (entry.changing || Promise.resolve()).then(() => {
       if (entry.view !== view) return null; // redrawn meanwhile: the new view has the state
-      hold(entry);
       view.change(name, changes());
       return view.runAsync();
     });
     entry.changing = run.catch(() => null);
     return run;
   }
-  // A linked update never shrinks a view: a page growing shorter under a drag would scroll, and move the brush.
-  function hold(entry) {
-    entry.target.style.minHeight = Math.max(parseFloat(entry.target.style.minHeight) || 0, entry.target.offsetHeight) + "px";
+  // A linked update never shrinks a view: a page growing shorter under a drag would scroll, and move the brush. Every
+  // view's height is read first and then held, once per update before any view changes: a read after another view's
+  // change forced a layout of the page per view (bench/RESULTS.md, "PCP lines on a canvas").
+  function hold(entries) {
+    const heights = entries.map((e) => e.target.offsetHeight);
+    entries.forEach((e, i) => {
+      if (heights[i] > (parseFloat(e.target.style.minHeight) || 0)) e.target.style.minHeight = heights[i] + "px";
+    });
   }
   const focusOf = (store) => (d) => (d.sample_id === store.get().focus ? 1 : 0);
 
@@ -130,7 +133,6 @@
     async function select() {
       if (!entry.view || !base) return;
       const rs = rows();
-      hold(entry);
       await lib.swapSubset(entry, rs, cfg.dmax_param);
     }
     return { entry, draw, select, focus: () => null };
@@ -355,6 +357,19 @@
       return changes;
     });
   }
+  // The grid's linked update is drawn without waiting for its new thumbnails: Vega draws the marks at once, and each
+  // thumbnail as it arrives (its renderer redraws when its images load), as a page's lazy images do. A brush's update
+  // waited on up to 48 image fetches (6 at a time per host over HTTP/1.1) before it counted as done. `settled` (the
+  // tests, the bench) still waits for them; LS.thumbLatencies records when they are in (linker).
+  function lazyImages(entry) {
+    const r = entry.view._renderer, render = r.renderAsync;
+    r.renderAsync = function (scene, types) {
+      const loaded = render.call(this, scene, types);
+      entry.images = loaded;
+      entry.settled = Promise.all([entry.settled, loaded]);
+      return Promise.resolve(this);
+    };
+  }
   function gridView(parent, cfg, lib, store, shared) {
     const sec = section(parent, lib, "ls-ws-grid", "Sample examination");
     const menu = lib.select("examine sample", [["", "— none —"]], "", (v) => store.set({ focus: v === "" ? null : Number(v) }, "grid"));
@@ -371,6 +386,7 @@
         order = rankRows(lib.buildPairs(like, model.samples, model.combos[0].rows, two ? model.combos[1].rows : null, null));
         entry.rows = gridShown(order, store.get().sel, cfg.grid_limit);
         const view = await lib.embed(entry, spec, { pairs: entry.rows });
+        lazyImages(entry);
         view.addEventListener("click", (e, item) => {
           if (item && item.datum && item.datum.sample_id != null) store.set({ focus: item.datum.sample_id }, "grid");
         });
@@ -467,9 +483,13 @@
       await new Promise((r) => requestAnimationFrame(r));
       const start = t0;
       t0 = null;
+      hold(views.map((v) => v.entry));
       // A view that fails shows its error and the others still update (a rejection would stop every later update).
       await Promise.all(views.map((v) => Promise.resolve().then(() => v.select()).catch((e) => LS.lib.fail(v.entry, e))));
       (LS.linkLatencies = LS.linkLatencies || []).push(performance.now() - start);
+      // And once the grid's new thumbnails have loaded too (lazyImages): LS.thumbLatencies.
+      const images = views.map((v) => v.entry.images);
+      Promise.all(images).then(() => (LS.thumbLatencies = LS.thumbLatencies || []).push(performance.now() - start));
       busy = t0 == null ? null : update(); // changes during this update: one more, from the newest state
       return busy;
     }
