@@ -158,6 +158,60 @@ def test_local_brush_links_every_view_during_the_drag(shared, new_page, open_vie
     assert page.problems == []
 
 
+# Thumbnails (data/thumbs/) load `window.slowThumbs` ms late once it is set: a slow network, in the page.
+SLOW_THUMBS = """(() => {
+  const d = Object.getOwnPropertyDescriptor(HTMLImageElement.prototype, 'src');
+  Object.defineProperty(HTMLImageElement.prototype, 'src', { configurable: true, get() { return d.get.call(this); },
+    set(v) {
+      const ms = window.slowThumbs;
+      if (ms && String(v).includes('/thumbs/')) setTimeout(() => d.set.call(this, v), ms); else d.set.call(this, v);
+    } });
+})();"""
+# A brush set through the store with thumbnails 1.5 s late: the grid's image items (sample, image loaded) before,
+# when the linked update is done, and once the page has settled; the update's and the thumbnails' latencies.
+LATE = f"""async (l) => {{
+  const LS = window.lotterysiteRuntime, ws = LS.workspaceView, out = [];
+  const walk = (m) => {{
+    if (m.marktype === 'image') for (const it of m.items) out.push([it.datum.sample_id,
+      !!(it.image && it.image.complete && it.image.naturalWidth)]);
+    else if (m.marktype === 'group') m.items.forEach((g) => (g.items || []).forEach(walk));
+  }};
+  const items = () => {{ out.length = 0; walk(LS.views[{GRID}].view.scenegraph().root); return out.slice(); }};
+  const before = items();
+  window.slowThumbs = 1500;
+  LS.linkLatencies = [];
+  LS.thumbLatencies = [];
+  ws.store.set({{ b: {{ l }} }}, 'test');
+  while (!LS.linkLatencies.length) await new Promise((r) => setTimeout(r, 5));
+  const now = items();
+  await LS.settled();
+  await new Promise((r) => setTimeout(r, 50));
+  return [before, now, items(), LS.linkLatencies[0], LS.thumbLatencies[0]];
+}}"""
+
+
+def test_the_grids_update_is_drawn_before_its_thumbnails_load(shared, new_page, open_view):
+    """A linked update does not wait for the network: the grid shows the selection's samples (their rows, places and
+    ranks) as soon as the update is done, and each new thumbnail when it arrives; `settled` waits for them."""
+    store, site, base = shared
+    page = new_page(base)
+    page.add_init_script(SLOW_THUMBS)
+    open_view(page, ws_url(base, c=SIX[:3], **{"class": 2}))
+    model, file = SIX[1]
+    rows = store.geometry(model, *oracle._slice(oracle.page_config(page), file))
+    keep = oracle.in_sample_ids(site / "data")
+    lengths = sorted(r["length"] for i, r in rows.items() if i in keep and r["label"] == 2)
+    box = {"c": "|".join(SIX[1]), "cls": 2, "o": None, "x": [lengths[len(lengths) // 2], lengths[-1]], "y": [-1e9, 1e9]}
+    before, now, after, update_ms, thumbs_ms = page.evaluate(LATE, box)
+    assert [i for i, _ in now] == [i for i, _ in after]  # the grid's rows were in place when the update was done
+    new = {i for i, _ in after} - {i for i, _ in before}
+    assert new, "the brush showed no new samples: the test would prove little"
+    assert not any(ok for i, ok in now if i in new) and all(ok for _, ok in after), (now, after)
+    assert update_ms < 1500 <= thumbs_ms, (update_ms, thumbs_ms)
+    oracle.check_ws_grid(page, store, site / "data", expected_local(page, store, site / "data", oracle.ws_state(page)))
+    assert page.problems == []
+
+
 def test_pcp_brush_links_every_view_on_its_own_combination(shared, new_page, open_view):
     store, site, base = shared
     page = new_page(base)
