@@ -1190,6 +1190,9 @@ def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
     return dict(checked, panels=len(lines))
 
 
+GRID_ROWS = "(i) => window.lotterysiteRuntime.views[i].view.data('pairs').map((d) => [d.sample_id, d.rank, d.total])"
+
+
 def check_ws_grid(page, store: Store, site_data: Path, want: set[int] | None = None) -> dict:
     """The workspace's sample grid, read back from the browser: its thumbnails' samples in reading order (row by row,
     left to right) are the selected samples (`want`; None: no selection, every served sample of the stratified
@@ -1212,6 +1215,10 @@ def check_ws_grid(page, store: Store, site_data: Path, want: set[int] | None = N
         assert titles == [], titles
         return {"images": 0, "total": 0}
     assert titles == [f"showing {len(order)} of {ids.size}, lowest margin first"], titles
+    # Every row the view holds, not only the one the title reads: its rank and the selection's size (a row that stayed
+    # through a brush keeps a stale `total` unless the page updates it).
+    rows = page.evaluate(GRID_ROWS, WS_VIEWS["grid"])
+    assert sorted(rows, key=lambda r: r[1]) == [[i, k + 1, int(ids.size)] for k, i in enumerate(order)], rows
     return {"images": len(order), "total": int(ids.size)}
 
 
