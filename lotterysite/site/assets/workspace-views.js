@@ -119,7 +119,7 @@
         const rs = rows();
         lib.setParam(spec, cfg.dmax_param, lib.deltaRange(rs));
         lib.setParam(spec, "model", [...new Set(store.get().c.map((c) => c[0]))].map((m) => ({ model_id: m })));
-        const view = await lib.embed(entry, spec, { evaluation: rs });
+        const view = await lib.embed(entry, spec, { evaluation: rs }, lib.subsetOnce);
         view.addEventListener("click", (e, item) => {
           const d = item && item.datum;
           if (d && d.model_id && d.variant_label) shared.add(d.model_id, d.variant_label);
@@ -131,7 +131,7 @@
       if (!entry.view || !base) return;
       const rs = rows();
       hold(entry);
-      await lib.swapSubset(entry, rs, cfg.dmax_param);
+      await lib.swapSubset(entry, rs, cfg);
     }
     return { entry, draw, select, focus: () => null };
   }
