@@ -16,7 +16,9 @@ frame after the redrawn table: its subset bars recomputed over every model and s
 The workspace page (views/<arch>/workspace/, issue 23 §1) with 6 combinations (`workspace_state`: dense and one
 method at 5 amounts, clean) is measured when the site has it (`measure_workspace`): per brush (a local panel, a PCP
 panel) the median of the page's own `linkLatencies` over every linked update of the drags, each view's share, the
-samples selected, and a Chromium CPU profile of the same drags (self time per function).
+median until the grid's new thumbnails have loaded as well (`thumbLatencies`: the grid's marks are drawn before its
+images arrive, Vega draws each as it loads), the samples selected, and a Chromium CPU profile of the same drags
+(self time per function); with `--alone N`, every view's select() by itself (`WS_ALONE`).
 """
 
 from __future__ import annotations
@@ -363,7 +365,7 @@ def measure_workspace(browser, url: str, drags: int, alone: int = 0) -> dict:
         assert box, f"{url}: no brushable cell {panel} of {param}"
         page.evaluate("(y) => window.scrollTo(0, y - 200)", box["y"])
         box = page.evaluate(CELL_BOX, [index, param, panel])
-        page.evaluate("window.lotterysiteRuntime.linkLatencies = []")
+        page.evaluate("window.lotterysiteRuntime.linkLatencies = []; window.lotterysiteRuntime.thumbLatencies = []")
         selected, by_itself = [], {}
         for k in range(drags):
             ws_drag(page, box, which, k)
@@ -372,6 +374,7 @@ def measure_workspace(browser, url: str, drags: int, alone: int = 0) -> dict:
                 by_itself.setdefault(v, ([], []))[0].extend(run)
                 by_itself[v][1].extend(frame)
         lat = page.evaluate("window.lotterysiteRuntime.linkLatencies")
+        thumbs = page.evaluate("window.lotterysiteRuntime.thumbLatencies || []")
         views = page.evaluate("window.lotterysiteRuntime.benchViews")
         cdp = context.new_cdp_session(page)
         cdp.send("Profiler.enable")
@@ -387,6 +390,7 @@ def measure_workspace(browser, url: str, drags: int, alone: int = 0) -> dict:
         out["files"] = dict(sizes)
         out["errors"] += errors
         out[which] = {"brush_ms": statistics.median(lat) if lat else None, "updates": len(lat), "selected": selected,
+                      "thumbs_ms": statistics.median(thumbs) if thumbs else None,
                       "views": {v: (statistics.median(t["sync"]) if t["sync"] else None,
                                     statistics.median(t["done"]) if t["done"] else None) for v, t in views.items()},
                       "profile": cpu_profile(profile),
@@ -434,8 +438,10 @@ def report_workspace(label: str, r: dict) -> tuple[float, list[str]]:
         print(f"{label + ' ' + which:36s} {r['bytes'] / 1e6:8.2f} MB {r['first_ms'] / 1e3:10.2f} s {brush:>14s} "
               f"{(f'{table:.0f} ms' if table is not None else '-'):>8s} {sel:>8s} {os.getloadavg()[0]:5.1f}"
               + (f"  page errors: {r['errors'][:2]}" if r["errors"] else ""), flush=True)  # fmt: skip
+        thumbs = f"{b['thumbs_ms']:.0f} ms" if b.get("thumbs_ms") is not None else "-"
         print(
-            f"    {r['panels']} combinations; {b['updates']} linked updates; per view median sync / done (ms): "
+            f"    {r['panels']} combinations; {b['updates']} linked updates (median to the grid's new thumbnails "
+            f"loaded too: {thumbs}); per view median sync / done (ms): "
             + ", ".join(f"{v} {s:.0f} / {d:.0f}" for v, (s, d) in b["views"].items() if s is not None)
         )
         if b["alone"]:

@@ -1041,6 +1041,8 @@ def ws_drawn_selection(page, index: int, want: set[int] | None) -> set[int]:
     scene = Scene.read(page, index)
     shown: set[int] = set()
     dense = any(it["datum"].get("kind") == "density" for m in scene.marks if m["type"] == "rect" for it in m["items"])
+    if index == WS_VIEWS["pcp"]:
+        return _ws_drawn_lines(page, index, want, dense)
     for m in (m for m in scene.marks if m["role"] == "mark" and m["type"] in ("symbol", "rule")):
         name = m["name"] or ""
         if name.endswith("layer_3_marks"):  # the focus layer (local: the ring; PCP: the bold line): not the selection
@@ -1064,6 +1066,101 @@ def ws_drawn_selection(page, index: int, want: set[int] | None) -> set[int]:
     return shown
 
 
+# The workspace PCP's lines are painted by the page on a canvas over the Vega view (lines.js), not as Vega marks:
+# what it painted (every line's points in view coordinates, its opacity and pass), and the line rows of its dataset.
+WS_LINES = """(i) => JSON.stringify(window.lotterysiteRuntime.views[i].lines())"""
+WS_LINE_ROWS = """(i) => JSON.stringify(window.lotterysiteRuntime.views[i].view.data('ws_pcp')
+  .filter((d) => d.kind === 'line').map((d) => [d.panel, d.sample_id, d.dot]))"""
+
+
+def ws_lines(page, index: int) -> list[dict]:
+    return json.loads(page.evaluate(WS_LINES, index))
+
+
+def _ws_drawn_lines(page, index: int, want: set[int] | None, dense: bool) -> set[int]:
+    """ws_drawn_selection for the PCP: every line of the dataset painted at the opacity its selection state gives
+    (WS_OPACITY "line"; a line at opacity 0 is not painted), and no line painted twice in a pass."""
+    rows = {(p, sid): dot for p, sid, dot in json.loads(page.evaluate(WS_LINE_ROWS, index))}
+    painted = defaultdict(list)
+    for r in ws_lines(page, index):
+        if r["pass"] != "focus":
+            painted[(r["panel"], r["sample_id"])].append(r["alpha"])
+    selected, faint = WS_OPACITY["line"]
+    shown: set[int] = set()
+    for key, dot in rows.items():
+        on = dot == 1 if want is None else key[1] in want
+        expect = selected if on else faint if dot == 1 and want is not None and not dense else 0.0
+        got = painted.pop(key, [])
+        assert got == ([expect] if expect else []), ("line", key, dot, got, expect)
+        if on:
+            shown.add(key[1])
+    assert not painted, f"lines painted that the dataset does not hold: {sorted(painted)[:5]}"
+    return shown
+
+
+# The pixels of the PCP's line layer: that it lies exactly over the Vega view's canvas, and the highest alpha in the
+# 3 x 3 device pixels around each point (view coordinates: the view's origin and pixel ratio applied here).
+WS_INK = """([i, points]) => {
+  const entry = window.lotterysiteRuntime.views[i], view = entry.view, layer = entry.layer;
+  const drawn = view.container().querySelector('canvas:not(.ls-lines)');
+  const a = layer.getBoundingClientRect(), b = drawn.getBoundingClientRect();
+  const over = ['left', 'top', 'width', 'height'].every((k) => Math.abs(a[k] - b[k]) < 0.01);
+  const ratio = layer.width / a.width, [ox, oy] = view.origin();
+  const px = layer.getContext('2d').getImageData(0, 0, layer.width, layer.height).data;
+  const alpha = points.map(([x, y]) => {
+    const cx = Math.round((x + ox) * ratio), cy = Math.round((y + oy) * ratio);
+    let most = 0;
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+      const u = cx + dx, v = cy + dy, inside = u >= 0 && v >= 0 && u < layer.width && v < layer.height;
+      if (inside) most = Math.max(most, px[4 * (v * layer.width + u) + 3]);
+    }
+    return most;
+  });
+  return {over, ratio, size: [layer.width, layer.height, drawn.width, drawn.height], alpha};
+}"""
+
+
+def _segments(lines: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
+    out = []
+    for r in lines:
+        pts = r["points"]
+        out += [(np.array(a, float), np.array(b, float)) for a, b in zip(pts, pts[1:], strict=False) if a and b]
+    return out
+
+
+def _distance(p: np.ndarray, segs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    a = np.array([s[0] for s in segs]).reshape(-1, 2)
+    d = np.array([s[1] - s[0] for s in segs]).reshape(-1, 2)
+    t = np.clip(((p - a) * d).sum(1) / np.maximum((d * d).sum(1), 1e-12), 0, 1)
+    return float(np.min(np.hypot(*(a + t[:, None] * d - p).T))) if len(segs) else math.inf
+
+
+def check_ws_ink(page, index: int, geo_points: dict[tuple[str, int], list]) -> dict:
+    """The painted pixels: ink at the middle of every painted line's segments, and none at the middle of a segment of
+    a line not painted (`geo_points`: every line's points, from the store) more than 4 px from any painted one."""
+    lines = ws_lines(page, index)
+    segs = _segments(lines)
+    mids = [((a + b) / 2).tolist() for a, b in segs]
+    painted = {(r["panel"], r["sample_id"]) for r in lines}
+    blank = []
+    for key, pts in geo_points.items():
+        if key in painted:
+            continue
+        for a, b in zip(pts, pts[1:], strict=False):
+            m = (np.array(a, float) + np.array(b, float)) / 2
+            if _distance(m, segs) > 4:  # a 1 px stroke, its anti-aliasing and the 3 x 3 read
+                blank.append(m.tolist())
+    blank = blank[:400]
+    got = page.evaluate(WS_INK, [index, mids + blank])
+    assert got["over"], f"the line layer is not over the view's canvas: {got['size']}"
+    alpha = got["alpha"]
+    assert all(a > 0 for a in alpha[: len(mids)]), "a painted line left no ink at one of its segments"
+    bad = [(p, a, _distance(np.array(p), segs)) for p, a in zip(blank, alpha[len(mids) :], strict=True) if a]
+    assert not bad, f"ink where no line is painted: {bad[:5]} ({len(bad)} of {len(blank)})"
+    # "blank" only where a line was left unpainted: with nothing selected, every line of a sparse page is painted.
+    return {"inked": len(mids), **({"blank": len(blank)} if blank else {})}
+
+
 def ws_pcp_extents(geo: list[dict[int, dict]], axes: list[str], cls: int, which: list[int]) -> dict[str, tuple]:
     """The PCP's ranges as the page states them: every angle axis one range, length and margin their own, over the
     class's samples of the combinations `which`, padded by 4 % of the range."""
@@ -1079,6 +1176,24 @@ def ws_pcp_extents(geo: list[dict[int, dict]], axes: list[str], cls: int, which:
     return {g: (lo - ((hi - lo) * 0.04 or 0.5), hi + ((hi - lo) * 0.04 or 0.5)) for g, (lo, hi) in out.items()}
 
 
+def ws_dense_extents(store: Store, cfg: dict, cls: int, served: set[int]) -> dict[str, tuple]:
+    """A dense page's PCP ranges: its density's, over the class's served samples of every model of the page and every
+    shipped variant (clean, each corruption at each shipped severity), padded as ws_pcp_extents pads."""
+    variants = [("clean", 0)] + [
+        (c, s) for c in store.manifest["corruptions"] for s in store.manifest["shipped_severities"]
+    ]
+    out: dict[str, list[float]] = {}
+    for m in (m["id"] for m in cfg["models"]):
+        for v in variants:
+            rows = store.geometry(m, *v)
+            for f in cfg["axes"]:
+                vals = np.array([rows[i][f] for i in served if rows[i]["label"] == cls], np.float64)
+                g = "angle" if f.startswith("angle") else f
+                lo, hi = out.get(g, (math.inf, -math.inf))
+                out[g] = [min(lo, vals.min()), max(hi, vals.max())]
+    return {g: (lo - ((hi - lo) * 0.04 or 0.5), hi + ((hi - lo) * 0.04 or 0.5)) for g, (lo, hi) in out.items()}
+
+
 def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
     """The workspace's PCP panels (q<k>: combination k): every line passes through axis j at its sample's store value
     of that combination, on the ranges shared by every panel (or each panel's own, scales=panel)."""
@@ -1088,33 +1203,44 @@ def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
     axes = cfg["axes"]
     geo = ws_combos(page, store, site_data)
     shared = state.get("scales", "shared") == "shared"
-    scene = Scene.read(page, WS_VIEWS["pcp"])
+    dense = ws_dense_extents(store, cfg, cls, in_sample_ids(site_data)) if cfg.get("density") else None
+    index = WS_VIEWS["pcp"]
+    scene = Scene.read(page, index)
+    cells = {g["datum"]["panel"]: g for g in scene.named("ws_pcp_cell")}
     checked = defaultdict(int)
     lines: dict[int, set] = defaultdict(set)
-    # A line is drawn as rules between neighbouring axes: each from axis j at the sample's value there to axis j + 1
-    # at its value there.
-    segments = (m for m in scene.marks if m["role"] == "mark" and m["type"] == "rule")
-    for m in segments:
-        cell = _cell_of(scene, m["gid"])
-        k = int(cell["datum"]["panel"][1:])
-        ext = ws_pcp_extents(geo, axes, cls, list(range(len(geo))) if shared else [k])
-        x, y = scene.linear("ws_pcp_x", cell["x"]), scene.linear("ws_pcp_y", cell["y"])
-        for it in (it for it in m["items"] if it["datum"].get("kind") == "line"):
-            d = it["datum"]
-            r = geo[k][d["sample_id"]]
-            assert r["label"] == cls, (d, r["label"])
-            for j, (px, py) in ((d["k"], ("x", "y")), (d["k"] + 1, ("x2", "y2"))):
-                f = axes[j]
-                lo, hi = ext["angle" if f.startswith("angle") else f]
-                want = float(y.px((r[f] - lo) / (hi - lo)))
-                assert near(it[px], float(x.px(j))), (d, j, it[px])
-                assert near(it[py], want), (
-                    f"panel {k}, axis {f}: sample {d['sample_id']} at y={it[py]:.2f}, want {want:.2f}"
-                )
-                checked["points"] += 1
-            lines[k].add(d["sample_id"])
+    where: dict[tuple[str, int], list] = {}  # every served line of the class, as the store places it: the ink check
     for k, g in enumerate(geo):
-        assert lines[k] >= {i for i, r in g.items() if r["label"] == cls}, f"panel {k} misses lines"
+        cell = cells[f"q{k}"]
+        ext = dense or ws_pcp_extents(geo, axes, cls, list(range(len(geo))) if shared else [k])
+        x, y = scene.linear("ws_pcp_x", cell["x"]), scene.linear("ws_pcp_y", cell["y"])
+        for sid, r in g.items():
+            if r["label"] != cls:
+                continue
+            pts = []
+            for j, f in enumerate(axes):
+                lo, hi = ext["angle" if f.startswith("angle") else f]
+                pts.append([float(x.px(j)), float(y.px((r[f] - lo) / (hi - lo)))])
+            where[(f"q{k}", sid)] = pts
+    # Each painted line passes through axis j at its sample's store value of the panel's combination, on the panels'
+    # shared ranges (or its own), placed by the view's own cell and scales.
+    for rec in ws_lines(page, index):
+        k = int(rec["panel"][1:])
+        r = geo[k][rec["sample_id"]]
+        assert r["label"] == cls and rec["label"] == cls, (rec["panel"], rec["sample_id"], r["label"])
+        assert np.allclose(rec["v"], [r[f] for f in axes], rtol=1e-6, atol=0), (rec["sample_id"], rec["v"])
+        for j, (got, want) in enumerate(zip(rec["points"], where[(rec["panel"], rec["sample_id"])], strict=True)):
+            assert near(got[0], want[0]) and near(got[1], want[1]), (
+                f"panel {k}, axis {axes[j]}: sample {rec['sample_id']} at {got}, want {want}"
+            )
+            checked["points"] += 1
+        checked[rec["pass"]] += 1
+        lines[k].add(rec["sample_id"])
+    if not state.get("b"):  # nothing selected: every panel paints its class's samples marked as dots
+        dots = {r["sample_id"] for r in read_arrow(site_data / "samples.arrow").to_pylist() if r["dot"]}
+        for k, g in enumerate(geo):
+            assert lines[k] >= {i for i, r in g.items() if r["label"] == cls and i in dots}, f"panel {k} misses lines"
+    checked.update(check_ws_ink(page, index, where))
     return dict(checked, panels=len(lines))
 
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from lotterysite.cli import main
-from lotterysite.site import render
+from lotterysite.site import budget, render
 
 REPO = Path(__file__).resolve().parents[1]
 HAND_WRITTEN = "# My study\n\nWritten by hand: [the results](lotterysite/index.md).\n"
@@ -73,6 +73,7 @@ def test_render_writes_its_folder_only_and_says_what(docs):
         "lotterysite.js",
         "selection.js",
         "workspace.js",
+        "lines.js",
         "workspace-views.js",
         "lotterysite.css",
         "loader.js",
@@ -99,7 +100,7 @@ def test_pages_reference_the_loader_and_files_that_exist(docs):
     loader = (out / "assets/loader.js").read_text()
     assert (
         '["vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-loader-arrow.min.js", "selection.js", '
-        '"workspace.js", "workspace-views.js", "lotterysite.js"]' in loader
+        '"workspace.js", "lines.js", "workspace-views.js", "lotterysite.js"]' in loader
     )
 
 
@@ -174,7 +175,7 @@ def test_a_changed_vendored_file_is_an_error(tmp_path, monkeypatch):
     vendor = tmp_path / "vendor"
     shutil.copytree(render.VENDOR, vendor)
     (vendor / "vega.min.js").write_text("/* not vega */")
-    monkeypatch.setattr(render, "VENDOR", vendor)
+    monkeypatch.setattr(budget, "VENDOR", vendor)
     with pytest.raises(render.RenderError, match="vega.min.js: SHA-256 .* differs .* reinstall lotterysite"):
         render.vendor_files()
 
@@ -325,32 +326,38 @@ def test_served_samples_are_cut_to_the_page_budget(store):
     from lotterysite.site import data
 
     st = data.load_store(store)
-    everything, samples = render.served_samples(st, render.SiteOptions())
+    cut = budget.served_samples(st, render.SiteOptions())
+    everything, samples = cut.served, cut.samples
     ids = everything.ids
     assert len(ids) == st.tables["samples.arrow"].num_rows  # the fixture fits: everything is served
     # The estimate, recomputed: scripts and page, samples.arrow, two local slices and two class-angle files as
     # rendered (the global view comparing two models), a full grid of the largest thumbnail files as rendered (the
     # thumbnails of the grid only: the others are never fetched with the page).
-    fixed = sum(p.stat().st_size for p in render.vendor_files()) + render.PAGE_OVERHEAD
+    fixed = sum(p.stat().st_size for p in render.vendor_files()) + budget.PAGE_OVERHEAD
     rendered = render.render(st)
     slice_bytes = sum(max(len(v) for k, v in rendered.files.items() if k.startswith(f"data/lenet5/{d}/")) for d in "wp")
     thumbs = [len(v) for k, v in rendered.files.items() if k.startswith("data/thumbs/")]
     assert len(thumbs) == len(ids) and rendered.files["data/samples.arrow"] == samples
-    full = fixed + len(samples) + 2 * slice_bytes + render.SAMPLES_GRID * max(thumbs)
-    assert abs(render.page_estimate(st, everything, samples, render.SiteOptions()) - full) < 0.05 * (full - fixed)
+    full = fixed + len(samples) + 2 * slice_bytes + budget.SAMPLES_GRID * max(thumbs)
+    assert abs(budget.page_estimate(st, everything, samples, render.SiteOptions()) - full) < 0.05 * (full - fixed)
     # The scripts, a grid of thumbnails and the files' headers cost the same whatever the samples: a budget with
     # room for about half the samples.
-    none = render.page_estimate(st, data.Served(ids[:0], everything.in_sample[:0]), b"", render.SiteOptions())
-    assert none < full and abs(none - fixed - render.SAMPLES_GRID * max(thumbs)) < 0.2 * (full - fixed)
+    none = budget.page_estimate(st, data.Served(ids[:0], everything.in_sample[:0]), b"", render.SiteOptions())
+    assert none < full and abs(none - fixed - budget.SAMPLES_GRID * max(thumbs)) < 0.2 * (full - fixed)
     # The cut budgets the heaviest page: a single view page or the workspace with its 6 combinations (heavier: the
     # evaluation table's counts and a slice per combination). A budget with room for about half the samples.
     empty = data.Served(ids[:0], everything.in_sample[:0])
-    lo, hi = (render.budget_estimate(st, s, b, render.SiteOptions()) for s, b in ((empty, b""), (everything, samples)))
-    assert hi >= render.workspace_estimate(st, everything, samples, render.SiteOptions()) > full
-    budget = int(lo + (hi - lo) / 2)
-    fewer, smaller = render.served_samples(st, render.SiteOptions(page_bytes=budget))
-    assert render.budget_estimate(st, fewer, smaller, render.SiteOptions()) <= budget
-    assert render.page_estimate(st, fewer, smaller, render.SiteOptions()) <= budget
+    lo, hi = (budget.budget_estimate(st, s, b, render.SiteOptions()) for s, b in ((empty, b""), (everything, samples)))
+    workspace = budget.workspace_estimate(st, everything, samples, render.SiteOptions())
+    assert hi >= workspace > full
+    # The cut keeps the estimates it was decided on (the view model's budget numbers).
+    page = budget.page_estimate(st, everything, samples, render.SiteOptions())
+    assert (cut.page, cut.workspace, cut.estimate) == (page, workspace, hi)
+    limit = int(lo + (hi - lo) / 2)
+    smaller = budget.served_samples(st, render.SiteOptions(page_bytes=limit))
+    fewer = smaller.served
+    assert budget.budget_estimate(st, fewer, smaller.samples, render.SiteOptions()) == smaller.estimate <= limit
+    assert budget.page_estimate(st, fewer, smaller.samples, render.SiteOptions()) == smaller.page <= limit
     assert len(ids) / 3 < len(fewer.ids) < len(ids)
     labels = st.tables["samples.arrow"].column("label").to_numpy()
     served = np.isin(st.tables["samples.arrow"].column("sample_id").to_numpy(), fewer.ids)

@@ -157,6 +157,7 @@ def test_a_brush_in_one_panel_fades_the_unbrushed_panels(shared, new_page, open_
     page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.95, steps=5)
     page.mouse.up()
     page.wait_for_function("location.hash.includes('sel=')")
+    page.evaluate("window.lotterysiteRuntime.settled()")
     opacity = page.evaluate(PANEL_OPACITY)
     assert opacity["3"] > 0.5 and all(abs(v - 0.15) < 1e-6 for k, v in opacity.items() if k != "3"), opacity
     assert page.problems == []

@@ -5,6 +5,8 @@ six combinations as small multiples with the oracle's checks; the URL round trip
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from urllib.parse import quote, urljoin
 
@@ -12,6 +14,7 @@ import numpy as np
 import oracle
 import pyarrow.compute as pc
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 WS = "views/lenet5/workspace/"
@@ -91,6 +94,12 @@ def check_linked(page, store, site_data, want: set[int]):
     pcp = oracle.ws_drawn_selection(page, PCP, want)
     cls = oracle.ws_state(page)["class"]
     assert pcp == {i for i in want if store_label(store, i) == int(cls)}
+    # The PCP's painted lines at their store values, and its pixels: ink on them; on a sparse page every unselected
+    # line is painted faint (on a dense page none is: the callers check the blank pixels there).
+    ink = oracle.check_ws_pcp(page, store, site_data)
+    assert ink["selected"] == len(pcp) * len(oracle.ws_state(page)["c"]), ink
+    assert oracle.page_config(page).get("density") or "blank" not in ink, ink
+    return ink
     # The grid: the selection's lowest-margin samples in order and its title's count, against numpy over the store.
     oracle.check_ws_grid(page, store, site_data, want)
     assert page.evaluate(oracle_grid_images(), GRID) == min(48, len(want))
@@ -266,6 +275,42 @@ def test_six_combinations_as_small_multiples_on_shared_scales(shared, new_page, 
         json.dumps(c["scales"].get("ws_local_child_x", {}).get("domain")) for c in oracle.Scene.read(page, LOCAL).cells
     }
     assert len(domains) == 6, domains
+    assert page.problems == []
+
+
+# The PCP's saved picture, and the view's own (Vega's, without the line layer), both at twice the view's size.
+PNGS = f"""async () => {{
+  const entry = window.lotterysiteRuntime.views[{PCP}];
+  return [await entry.image(), await entry.view.toImageURL('png', 2), entry.view.origin(), entry.lines()];
+}}"""
+
+
+def test_the_pcps_saved_picture_holds_its_painted_lines(shared, new_page, open_view):
+    """The PCP's "Save chart (PNG)": Vega's picture of the view with the painted lines over it, where they are painted
+    (the page's lines are not Vega marks, and Vega's own picture would have none)."""
+    store, site, base = shared
+    page = new_page(base)
+    open_view(page, ws_url(base, c=SIX[:2], **{"class": 3}))
+    with page.expect_download() as dl:
+        page.locator(".ls-ws-pcp .ls-png").click()
+    saved = Image.open(dl.value.path()).convert("RGBA")
+    with_lines, bare, (ox, oy), lines = page.evaluate(PNGS)
+    png = lambda url: Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA")  # noqa: E731
+    img, vega = png(with_lines), png(bare)
+    assert saved.tobytes() == img.tobytes() and img.size == vega.size
+    a, b = np.asarray(img, np.int16), np.asarray(vega, np.int16)
+    changed = np.abs(a - b).sum(axis=2) > 0
+    assert lines and changed.any()
+    for r in lines[:50]:  # each painted segment's middle differs from Vega's picture (the line's ink)
+        for p, q in zip(r["points"], r["points"][1:], strict=False):
+            x, y = (round(2 * ((p[0] + q[0]) / 2 + ox)), round(2 * ((p[1] + q[1]) / 2 + oy)))
+            assert changed[y - 2 : y + 3, x - 2 : x + 3].any(), (r["panel"], r["sample_id"], x, y)
+    # Nothing else changed: every changed pixel lies within a line's width of a painted segment.
+    segs = oracle._segments(lines)
+    ys, xs = np.nonzero(changed)
+    pick = np.random.default_rng(0).choice(len(xs), size=min(300, len(xs)), replace=False)
+    far = [oracle._distance(np.array([xs[i] / 2 - ox, ys[i] / 2 - oy]), segs) for i in pick]
+    assert max(far) < 3, max(far)
     assert page.problems == []
 
 
@@ -540,13 +585,25 @@ def fetched_files(page, base: str) -> dict[str, int]:
     return got
 
 
+def quiet(page, got: dict, ms: int = 250) -> None:
+    """The page settled (nothing queued or in flight) and `got` no longer growing: Playwright reports a finished
+    response to Python a little after the page has its body (seen once under load: two of six files missing)."""
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    last = -1
+    for _ in range(40):
+        if len(got) == last:
+            return
+        last = len(got)
+        page.wait_for_timeout(ms)
+
+
 def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(shared, site_store, new_page, open_view):
     """Six combinations: the page fetches samples.arrow, the table's rows and counts, per combination its local slice
     (no class angles) and the shown class's angle file, and nothing else of the slices; each file's bytes
-    are the built file's, within the budget's estimate (render.workspace_parts, from the columns' widths), and the
-    page's bytes within render.workspace_estimate. A class change fetches that class's angle files and nothing else,
+    are the built file's, within the budget's estimate (budget.workspace_parts, from the columns' widths), and the
+    page's bytes within budget.workspace_estimate. A class change fetches that class's angle files and nothing else,
     and the PCP then draws the store's values (float64 from the store's Arrow files)."""
-    from lotterysite.site import data, render
+    from lotterysite.site import budget, data, render
 
     store, site, base = shared
     page = new_page(base)
@@ -565,9 +622,10 @@ def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(share
     # The budget's estimate of the same files: exact where it takes the built bytes, within 5 % from the widths.
     st = data.load_store(site_store)
     options = render.SiteOptions()
-    served, samples = render.served_samples(st, options)
+    cut = budget.served_samples(st, options)
+    served, samples = cut.served, cut.samples
     assert samples == (site / "data/samples.arrow").read_bytes()
-    parts = render.workspace_parts(st, served, samples, options, combos=len(SIX))
+    parts = budget.workspace_parts(st, served, samples, options, combos=len(SIX))
     assert got["data/samples.arrow"] == parts["samples.arrow"]
     assert got["data/lenet5/evaluation.arrow"] == parts["evaluation.arrow"]
     labels = oracle.read_arrow(site / "data/samples.arrow")["label"].to_numpy()
@@ -578,12 +636,12 @@ def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(share
         n = sum(got[k] for k in files)
         assert abs(n - want) <= 0.05 * want, (name, n, want)
     assert sum(got[k] for k in angles[3]) <= parts["class angles"]  # the largest class's
-    assert sum(everything.values()) <= render.workspace_estimate(st, served, samples, options, combos=len(SIX))
+    assert sum(everything.values()) <= budget.workspace_estimate(st, served, samples, options, combos=len(SIX))
     # A class change: that class's angle files only, and the PCP draws the store's values.
     got.clear()
     page.locator(".ls-ws-controls select").first.select_option("5")
     page.wait_for_function("location.hash.includes('class=5')")
-    page.evaluate("window.lotterysiteRuntime.settled()")
+    quiet(page, got)
     assert {k for k in got if k.endswith(".arrow")} == angles[5]
     assert oracle.check_ws_pcp(page, store, site / "data")["panels"] == len(SIX)
     lines = [d for d in page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.data('ws_pcp')")
@@ -600,7 +658,7 @@ def test_workspace_fetches_what_its_budget_says_and_a_class_its_own_angles(share
     got.clear()
     page.locator(".ls-ws-controls select").first.select_option("3")
     page.wait_for_function("location.hash.includes('class=3')")
-    page.evaluate("window.lotterysiteRuntime.settled()")
+    quiet(page, got)
     assert not {k for k in got if k.endswith(".arrow")}, sorted(got)
     assert oracle.check_ws_pcp(page, store, site / "data")["panels"] == len(SIX)
     assert page.problems == []
@@ -706,6 +764,16 @@ def test_dense_panels_draw_the_store_density_and_a_labelled_subsample(dense, new
     want = expected_local(page, store, site / "data", state)
     assert want - dots, "the box selected only subsample samples: the test would prove little"
     check_linked(page, store, site / "data", want)
+    # A few samples selected: the PCP paints those only, and no pixel of the other lines (where no painted one passes).
+    lengths = sorted(r["length"] for i, r in store.geometry(*SIX[1][:1], *oracle._slice(cfg, SIX[1][1])).items()
+                     if i in set(served))  # fmt: skip
+    box = {"c": "|".join(SIX[1]), "cls": cls, "o": None, "x": [lengths[0], lengths[4]], "y": [-1e9, 1e9]}
+    page.evaluate("(l) => window.lotterysiteRuntime.workspaceView.store.set({ b: { l } }, 'test')", box)
+    page.evaluate("window.lotterysiteRuntime.settled()")
+    few = expected_local(page, store, site / "data", oracle.ws_state(page))
+    assert len(few) == 5
+    ink = check_linked(page, store, site / "data", few)
+    assert ink["blank"] > 100 and ink["selected"] == 15 and "context" not in ink, ink
     assert page.problems == []
 
 

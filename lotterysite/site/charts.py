@@ -942,6 +942,10 @@ WS_POOL = 2000  # samples of a class a dense panel holds as marks (the subsample
 # density of every sample is the context). A dense PCP's faint context was 26 400 strokes repainted per brush at
 # CIFAR scale, most of its update (bench/RESULTS.md, "Dense context").
 WS_FAINT = "ws_faint"
+# How the page paints a PCP's lines (lines.js): opacity selected and as faint context, stroke widths, the focused
+# sample's colour, a colour per role (the legend's).
+WS_LINES = {"selected": 0.45, "faint": 0.04, "width": 1, "focus_width": 3, "focus": "#000000",
+            "colors": dict(zip(CORRECTNESS, (GRAY, RED), strict=True))}  # fmt: skip
 
 
 def _ws_opacity(selected: float, faint: float) -> dict:
@@ -1032,10 +1036,9 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
 
     Rows (dataset "ws_pcp"): kind "line" (one per sample and axis) or "axis" (one per panel and axis); panel,
     panel_order, k (axis index, left to right), and on lines sample_id, index, label, role (CORRECTNESS of the
-    panel's combination), v (the store value), y (v on the axis's range: 0 at its low end, 1 at its high end),
-    y_next (the same sample's y on axis k + 1; none on the last axis), dot, focus (as `workspace_local`'s); on axes
-    name, lo
-    and hi (the range, as text); kind "density" (a dense page): a bin of the store's density of every sample of the
+    panel's combination), v (the store value), y (v on the axis's range: 0 at its low end, 1 at its high end), dot,
+    focus (as `workspace_local`'s), painted by the page (lines.js), not by this spec; on axes name, lo and hi (the
+    range, as text); kind "density" (a dense page): a bin of the store's density of every sample of the
     class on axis k (k_lo..k_hi its width, y_lo..y_hi the bin, n its count).
     The page sets the ranges: every angle axis shares one, length and margin their own, over every panel (shared,
     the default) or per panel (then the panels' ranges differ and each panel's axes print theirs; a dense page: the
@@ -1049,25 +1052,16 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     yscale = alt.Scale(domain=[0, 1], nice=False, zero=False)
     y = alt.Y("y:Q", axis=None, scale=yscale)
     brush = alt.selection_interval(name="ws_pbrush", encodings=["x", "y"])
-    # A sample's line as one rule per pair of neighbouring axes (row k: from axis k at y to axis k + 1 at y_next, the
-    # page's): a line mark with `detail` makes every sample a group with a dataflow of its own, and a brush that
-    # adds or drops samples built and tore down hundreds of them per frame (bench/RESULTS.md, 2026-12-06).
-    lines = (
-        alt.Chart()
-        .transform_filter("datum.kind == 'line' && isValid(datum.y_next)")
-        .transform_calculate(k_next="datum.k + 1")
-    )
-    x2, y2 = alt.X2("k_next:Q"), alt.Y2("y_next:Q")
-    drawn = lines.mark_rule(strokeWidth=1, clip=True).encode(
-        x=x, y=y, x2=x2, y2=y2,
-        stroke=alt.Stroke("role:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]), legend=_legend("line")),
-        opacity=_ws_opacity(0.45, 0.04),
+    # The lines are painted by the page on a canvas of its own over this view (lines.js), from the rows' y and these
+    # scales, in the style of the param `ws_lines` (WS_LINES): as Vega marks, a brush re-encoded and repainted every
+    # line, 66 000 rules at CIFAR scale (bench/RESULTS.md, "PCP lines on a canvas"). The legend stays Vega's: a layer
+    # of no rows whose stroke scale has the roles as its domain.
+    legend = (
+        alt.Chart().transform_filter("datum.kind == 'legend'")
+        .mark_rule(strokeWidth=1)
+        .encode(x=x, y=y, stroke=alt.Stroke("role:N", scale=alt.Scale(domain=CORRECTNESS, range=[GRAY, RED]),
+                                            legend=_legend("line")))
     )  # fmt: skip
-    focus = (
-        lines.transform_filter("datum.focus == 1")
-        .mark_rule(strokeWidth=3, color="#000000", clip=True)
-        .encode(x=x, y=y, x2=x2, y2=y2)
-    )
     # Every layer's y is on the lines' scale with no axis of its own (a layer with an axis would merge with none).
     axes = alt.Chart().transform_filter("datum.kind == 'axis'").transform_calculate(y_lo="0", y_hi="1")
     lo, hi = (alt.Y(f"{f}:Q", axis=None, scale=yscale) for f in ("y_lo", "y_hi"))
@@ -1082,8 +1076,7 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     ]
     his = axes.mark_text(baseline="bottom", dy=-3, **text).encode(x=x, y=hi, text="hi:N")
     los = axes.mark_text(baseline="top", dy=3, **text).encode(x=x, y=lo, text="lo:N")
-    # The brush lives on invisible rects over the whole plot, drawn last: a line with `detail` is a group of its own,
-    # and a drag starting on one would measure the brush in that group's frame.
+    # The brush lives on invisible rects over the whole plot, drawn last: a drag starts on them wherever it starts.
     pad = axes.transform_calculate(k_lo="datum.k - 0.5", k_hi="datum.k + 0.5")
     catch = pad.mark_rect(opacity=0).encode(x=alt.X("k_lo:Q", axis=None, scale=xscale), x2="k_hi:Q", y=lo, y2="y_hi:Q")
     # The density of every sample of the class (the page's densities, where a class has more samples than a panel
@@ -1094,13 +1087,13 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
         .encode(x=alt.X("k_lo:Q", axis=None, scale=xscale), x2="k_hi:Q", y=lo, y2="y_hi:Q",
                 tooltip=[alt.Tooltip("n:Q", title="samples in this bin")])
     )  # fmt: skip
-    unit = alt.layer(density, rules, drawn, focus, *names, his, los, catch.add_params(brush)).properties(
+    unit = alt.layer(density, rules, legend, *names, his, los, catch.add_params(brush)).properties(
         width=n_axes * axis_step, height=170
     )
     header = _ws_titles("ws_ptitles", n_axes * axis_step)
     out = unit.facet(facet=alt.Facet("panel:N", header=header, sort=alt.SortField("panel_order")),
                      columns=columns, data=_data(data, "ws_pcp"), spacing={"row": 40, "column": 18})  # fmt: skip
     out = out.properties(name="ws_pcp")
-    out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param, alt.param(name=WS_SEL, value=0).param,
-                  alt.param(name=WS_FAINT, value=1).param]  # fmt: skip
+    out.params = [*out.params, alt.param(name="ws_ptitles", value={}).param, alt.param(name=WS_FAINT, value=1).param,
+                  alt.param(name="ws_lines", value=WS_LINES).param]  # fmt: skip
     return out

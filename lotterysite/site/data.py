@@ -753,6 +753,22 @@ def axis_classes(store: Store, arch: str, max_axes: int) -> list[int]:
     return sorted(sorted(change, key=lambda c: -change[c])[:max_axes])
 
 
+def pcp_axes(store: Store, axes: list[int]) -> list[tuple[str, str | None]]:
+    """The parallel coordinates' axes: (geometry field, title; None: named by the page per class)."""
+    k = store.confused_k
+    if k is not None:
+        # Many classes (Fig. 5's pre-selection): the true class, the k classes its samples are most confused with
+        # (confused.arrow, per class: the page names the axes when it draws a class), length and margin.
+        axis_fields = [("angle_true", None)] + [(f"angle_c{r}", None) for r in range(k)]
+    else:
+        # One angle axis per class (the true class's own axis among them, marked on the page); a "true class" axis
+        # only when the classes had to be ranked down to max_axes and the chosen class may have none.
+        axis_fields = [(f"angle_{j}", store.classes[j]) for j in axes]
+        if len(axes) < len(store.classes):
+            axis_fields.insert(0, ("angle_true", "true class"))
+    return axis_fields + [("length", "length"), ("margin", "margin")]
+
+
 def findings_tables(store: Store) -> dict[str, bytes]:
     """The findings page's data and the store's small tables, as downloadable Arrow files."""
     out = {f"store/{name}": arrow_bytes(store.tables[name]) for name in SMALL_TABLES if name in store.tables}

@@ -15,15 +15,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .data import SeverityCoverage, Store, axis_classes, method_label, severity_coverage
-
-if TYPE_CHECKING:
-    from .render import SiteOptions
+from .budget import Cut, served_samples
+from .charts import class_slots
+from .data import (
+    ArchData,
+    SeverityCoverage,
+    Store,
+    axis_classes,
+    densities,
+    dot_samples,
+    geometry_slices,
+    method_label,
+    pcp_axes,
+    severity_coverage,
+    shipped_summary,
+)
+from .options import SiteOptions
 
 # Table 1 of the paper (CIFAR-10, dense models): Pearson r of per-sample robustness with angle, length, margin.
 PAPER_TABLE1 = (
@@ -36,9 +47,6 @@ PAPER_TABLE1 = (
 METRICS = (("rc_angle", "angle"), ("rc_length", "length"), ("rc_margin", "margin"),
            ("rc_margin_eq5", "margin, eq. 5 (no bias)"))  # fmt: skip
 PAPER_COLUMN = {"rc_angle": 0, "rc_length": 1, "rc_margin_eq5": 2}  # PAPER_TABLE1's value of each of our columns
-# Accuracy points within which a pruned model keeps dense's accuracy, and two models count as equally accurate
-# (site_src/method.md, "Paired comparisons", says why 1).
-EQUIVALENCE_POINTS = 1.0
 NAN = float("nan")
 
 
@@ -207,13 +215,30 @@ class Figures:
 
 
 @dataclass(frozen=True)
+class Serving:
+    """The samples the site serves, cut once to the page budget (`budget.served_samples`), and what the pages say
+    of them."""
+
+    cut: Cut  # the served samples, their samples.arrow, and the heaviest pages' bytes
+    summary: dict  # `data.shipped_summary`: samples served, per class, exemplars, extra rows, what the store holds
+    classes: list[int]  # the classes with served samples in the stratified sample: the class menus' choices
+    dense: bool  # some class has more served samples than a workspace panel draws as marks: panels draw densities
+
+
+@dataclass(frozen=True)
 class ArchModel:
-    """What one architecture's view pages are drawn from besides its slices: the classes of its axes and panels."""
+    """What one architecture's view pages are drawn from: the classes of its axes and panels, its slice files."""
 
     arch: str
     axes: list[int]  # classes with an angle axis in the parallel coordinates (`data.axis_classes`, max_axes)
     classes: list[int]  # the local view's class panels when they are fixed (max_classes; few classes)
     figures: Figures  # the workspace states of Figs. 7 and 8
+    axis_fields: list[tuple[str, str | None]] = field(default_factory=list)  # the PCP's axes (`data.pcp_axes`)
+    panels: list = field(default_factory=list)  # the local view's panels: `classes`, or slots the reader fills
+    slices: ArchData | None = None  # the served samples' slice files (`data.geometry_slices`)
+    density: dict | None = None  # where the panels draw densities: {"extents": per class} (`data.densities`)
+    density_files: dict[str, bytes] = field(default_factory=dict)
+    confused: dict[str, list[int]] = field(default_factory=dict)  # many classes: each served class's confused ones
 
 
 @dataclass(frozen=True)
@@ -241,12 +266,14 @@ class ViewModel:
     cost: pa.Table | None  # the cost chart's rows, without their links
     feature_dim_changed: tuple[dict, ...]  # models whose feature dimension differs from their dense model's
     curse: dict[str, tuple[int, float, float]]  # study -> (largest dimension, angle mean, std) there
+    serving: Serving  # the served samples (the page budget's cut)
     archs: dict[str, ArchModel] = field(default_factory=dict)  # by architecture, in the store's order
 
 
 def build_view_model(store: Store, options: SiteOptions | None = None) -> ViewModel:
     """Every number the pages show, computed from the store's tables once (render calls it once per site)."""
-    points = options.equivalence_points if options is not None else EQUIVALENCE_POINTS
+    options = options or SiteOptions()
+    points = options.equivalence_points
     margin = points / 100
     paired = Paired.of(store)
     models = store.models.to_pylist()
@@ -258,6 +285,7 @@ def build_view_model(store: Store, options: SiteOptions | None = None) -> ViewMo
     )
     home = tuple((arch, r) for arch, r in _dense_corr(store, models, corr))
     fig10 = tuple(f for f in (fig10_pair(models, corr, a, margin, paired) for a in store.archs) if f)
+    serving = serving_of(store, options)
     return ViewModel(
         store=store, equivalence_points=points, margin=margin,
         n_eval=int(store.manifest.get("dataset", {}).get("n_eval") or 0),
@@ -269,17 +297,38 @@ def build_view_model(store: Store, options: SiteOptions | None = None) -> ViewMo
         readouts=tuple(readouts(models, paired, margin)), default_pair=default_pair(store, fig10),
         method_labels=tuple(method_labels(models)), headline=headline_rows(store, models),
         has_channel=has_channel_models(store), cost=cost_rows(models) if has_channel_models(store) else None,
-        feature_dim_changed=tuple(feature_dim_changed(store, models)), curse=curse_ends(store),
-        archs={arch: arch_model(store, arch, options) for arch in store.archs},
+        feature_dim_changed=tuple(feature_dim_changed(store, models)), curse=curse_ends(store), serving=serving,
+        archs={arch: arch_model(store, arch, options, serving) for arch in store.archs},
     )  # fmt: skip
 
 
-def arch_model(store: Store, arch: str, options: SiteOptions | None) -> ArchModel:
-    """One architecture's axis and panel classes (ranked by `data.axis_classes`) and its figure states."""
-    max_axes = options.max_axes if options is not None else 10
-    max_classes = options.max_classes if options is not None else 10
-    return ArchModel(arch, axis_classes(store, arch, max_axes), axis_classes(store, arch, max_classes),
-                     figure_states(store, arch))  # fmt: skip
+def serving_of(store: Store, options: SiteOptions) -> Serving:
+    """The served samples, cut to the page budget once (`budget.served_samples`), their per-class counts, the
+    classes that have any, and whether a workspace panel draws densities (a class has more than `panel_marks`)."""
+    cut = served_samples(store, options)
+    summary = shipped_summary(store, cut.served)
+    dense = not (dot_samples(store, cut.served, options.panel_marks) == cut.served.in_sample).all()
+    return Serving(cut, summary, [j for j, n in enumerate(summary["per_class"]) if n], bool(dense))
+
+
+def arch_model(store: Store, arch: str, options: SiteOptions, serving: Serving) -> ArchModel:
+    """One architecture's axis and panel classes (ranked by `data.axis_classes`), its figure states, and the served
+    samples' slice files and (where the panels draw densities) density files."""
+    axes = axis_classes(store, arch, options.max_axes)
+    classes = axis_classes(store, arch, options.max_classes)
+    if len(store.classes) > options.max_classes:  # the reader picks the panels' classes (the page's link)
+        panels = class_slots(max(1, min(options.picked_classes, len(serving.classes))))
+    else:
+        panels = classes
+    axis_fields = pcp_axes(store, axes)
+    served = serving.cut.served
+    slices = geometry_slices(store, arch, served, axes)
+    density, density_files = None, {}
+    if serving.dense:
+        density_files, extents = densities(store, arch, served, [f for f, _ in axis_fields], slices.slices)
+        density = {"extents": extents}
+    return ArchModel(arch, axes, classes, figure_states(store, arch), axis_fields, panels, slices, density,
+                     density_files, store.confused_of(arch, serving.classes))  # fmt: skip
 
 
 def dense_of(models: list[dict], arch: str) -> dict | None:

@@ -118,42 +118,28 @@ def severity_note(cov: SeverityCoverage | None) -> str:
     return " ".join(out)
 
 
-def pcp_axes(store: Store, axes: list[int]) -> list[tuple[str, str | None]]:
-    """The parallel coordinates' axes: (geometry field, title; None: named by the page per class)."""
-    k = store.confused_k
-    if k is not None:
-        # Many classes (Fig. 5's pre-selection): the true class, the k classes its samples are most confused with
-        # (confused.arrow, per class: the page names the axes when it draws a class), length and margin.
-        axis_fields = [("angle_true", None)] + [(f"angle_c{r}", None) for r in range(k)]
-    else:
-        # One angle axis per class (the true class's own axis among them, marked on the page); a "true class" axis
-        # only when the classes had to be ranked down to max_axes and the chosen class may have none.
-        axis_fields = [(f"angle_{j}", store.classes[j]) for j in axes]
-        if len(axes) < len(store.classes):
-            axis_fields.insert(0, ("angle_true", "true class"))
-    return axis_fields + [("length", "length"), ("margin", "margin")]
-
-
-def arch_pages(view: ViewModel, arch: str, data: ArchData, axes: list[int], shown_classes: list[int],
-               shipped: dict | None = None, density: dict | None = None) -> tuple[list[Page], dict]:  # fmt: skip
-    """The four view pages of one architecture and its workspace, and their specs as {site path: spec dict}."""
+def arch_pages(view: ViewModel, arch: str) -> tuple[list[Page], dict]:
+    """The four view pages of one architecture and its workspace, and their specs as {site path: spec dict}: the
+    model's axes, panels and slices of `arch` (`view.archs`) and its served samples (`view.serving`)."""
     store = view.store
+    am = view.archs[arch]
+    data, axes, shown_classes, axis_fields = am.slices, am.axes, am.panels, am.axis_fields
     a = store.slug(arch)
     base = f"views/{a}"
     data_dir = f"data/{a}"
     # Panels of fixed classes (few classes), or slots whose class the reader picks (many: charts.class_slots).
     picking = any(isinstance(j, str) for j in shown_classes)
-    axis_fields = pcp_axes(store, axes)
-    served = [j for j, n in enumerate((shipped or {}).get("per_class") or []) if n]
+    served = view.serving.classes
     variants = _variants(store)
     specs = _arch_specs(store, data_dir, shown_classes, axis_fields, variants)
-    common = _arch_common(view, arch, data, shown_classes, axis_fields, variants, shipped)
+    common = _arch_common(view, arch, data, shown_classes, axis_fields, variants, view.serving.summary)
     intros = _view_intros(view, shown_classes, picking)
     pages = []
     for kind, title in VIEWS:
         uri = f"{base}/{kind}.md"
         cfg = _view_config(store, arch, data, kind, uri, common, shown_classes=shown_classes, axes=axes,
-                           axis_fields=axis_fields, picking=picking, served=served)  # fmt: skip
+                           axis_fields=axis_fields, picking=picking, served=served,
+                           confused=am.confused)  # fmt: skip
         heading = f"---\nhide:\n  - toc\n---\n\n# {escape(title)} — {escape(arch)}\n\n"
         intro = intros[kind]
         if kind != "evaluation" and severity_note(view.coverage):  # the views drawn from the per-sample slices
@@ -162,9 +148,7 @@ def arch_pages(view: ViewModel, arch: str, data: ArchData, axes: list[int], show
             rel(uri, f"{base}/workspace/") + "/"  # a folder: its address ends in "/"
         )
         pages.append(Page(uri, f"{title}", heading + _container(cfg, intro + more)))
-    ws_page, ws_specs = workspace_page(
-        store, arch, data, axis_fields, axes, common, shipped, served if picking else None, density
-    )
+    ws_page, ws_specs = workspace_page(view, arch, common, served if picking else None)
     specs.update(ws_specs)
     return [ws_page, *pages], specs
 
@@ -275,7 +259,8 @@ def _view_intros(view: ViewModel, shown_classes: list, picking: bool) -> dict[st
 
 
 def _view_config(store: Store, arch: str, data: ArchData, kind: str, uri: str, common: dict, *, shown_classes: list,
-                 axes: list[int], axis_fields: list, picking: bool, served: list[int]) -> dict:  # fmt: skip
+                 axes: list[int], axis_fields: list, picking: bool, served: list[int],
+                 confused: dict) -> dict:  # fmt: skip
     """One view page's configuration (the page's JSON): what it fetches and how it draws."""
     base, data_dir = f"views/{store.slug(arch)}", f"data/{store.slug(arch)}"
     k = store.confused_k
@@ -307,7 +292,7 @@ def _view_config(store: Store, arch: str, data: ArchData, kind: str, uri: str, c
             cfg["slots"] = shown_classes if kind == "local" else []
         if k is not None and kind == "global":
             cfg["axis_titles"] = [t for _, t in axis_fields]  # None: named by the page per class
-            cfg["confused"] = store.confused_of(arch, served)
+            cfg["confused"] = confused
         cfg["panel_brushes"] = {charts.panel_brush(j): j for j in shown_classes} if kind == "local" else {}
         cfg["extents"] = {
             "local": charts.panel_extents(shown_classes),
@@ -329,13 +314,14 @@ WS_INTRO = (
 )
 
 
-def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, axes: list[int], common: dict,
-                   shipped: dict | None, picker: list[int] | None = None,
-                   density: dict | None = None) -> tuple[Page, dict]:  # fmt: skip
+def workspace_page(view: ViewModel, arch: str, common: dict, picker: list[int] | None = None) -> tuple[Page, dict]:
     """The workspace of one architecture (views/<arch>/workspace/) and its chart specs; `picker`: with many classes,
-    the classes that have served samples (the class menu's choices); `density`: where a class has more served
-    samples than a panel draws as marks, {"extents": per class (data.densities)}: the panels draw the density of
-    every sample and a uniform random subsample (samples.arrow's `dot`) as marks."""
+    the classes that have served samples (the class menu's choices). Where a class has more served samples than a
+    panel draws as marks (the model's `density`, {"extents": per class, data.densities}), the panels draw the
+    density of every sample and a uniform random subsample (samples.arrow's `dot`) as marks."""
+    store = view.store
+    arch_model = view.archs[arch]
+    data, axes, axis_fields, density = arch_model.slices, arch_model.axes, arch_model.axis_fields, arch_model.density
     a = store.slug(arch)
     uri, data_dir = f"views/{a}/workspace.md", f"data/{a}"
     spec_paths = {
@@ -376,9 +362,7 @@ def workspace_page(store: Store, arch: str, data: ArchData, axis_fields: list, a
         "axes": [f for f, _ in axis_fields],
         "axis_titles": [t for _, t in axis_fields],
         "axis_classes": axes,
-        "confused": store.confused_of(arch, [j for j, n in enumerate((shipped or {}).get("per_class") or []) if n])
-        if k is not None
-        else {},
+        "confused": arch_model.confused if k is not None else {},
         "default": workspace_default(store, arch),
         "links": {kind: rel(uri, f"views/{a}/{kind}/") for kind, _ in VIEWS},
         "reflow": {

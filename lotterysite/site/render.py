@@ -1,15 +1,15 @@
 """Render a store into the ordinary files a static site needs: Markdown pages, chart specs, data slices, the pinned
 JavaScript and CSS, and one small loader script the pages reference.
 
-Data flow one way: store -> rendered files -> builder. `lotterysite render STORE DOCS_DIR` writes them into a
-folder of DOCS_DIR that any builder reading Markdown (MkDocs, Zensical) turns into the site; the MkDocs plugin
-hands the same files to MkDocs without writing them. The JavaScript comes from package data (`vendor/`, pinned by
+Data flow one way: store -> view model (`model.build_view_model`, once: every number, the served-sample cut and
+the slice files) -> rendered files -> builder. `lotterysite render STORE DOCS_DIR` writes them into a folder of
+DOCS_DIR that any builder reading Markdown (MkDocs, Zensical) turns into the site; the MkDocs plugin hands the same
+files to MkDocs without writing them. The JavaScript comes from package data (`vendor/`, pinned by
 package-lock.json through scripts/update-js.sh), so neither step needs Node.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,56 +18,24 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import LotterysiteError
 from ..fileio import storage_error
 from ..store.publish import exchange
-from . import charts, data, pages
+from . import data, pages
+from .budget import VENDOR, vendor_files, vendor_manifest
 from .model import build_view_model
+from .options import RenderError, SiteOptions
+
+__all__ = ["VENDOR", "RenderError", "SiteOptions", "render", "render_store", "vendor_files", "vendor_manifest", "write"]
 
 HERE = Path(__file__).parent
-VENDOR = HERE / "vendor"
 ASSETS = HERE / "assets"
 OWN_SCRIPT = "lotterysite.js"
 # Loaded before OWN_SCRIPT: the workspace's shared selection store, then its views (they register with the runtime
 # that OWN_SCRIPT starts, so they must be there when it looks at the page).
-WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "workspace-views.js")
+WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "lines.js", "workspace-views.js")
 OWN_STYLE = "lotterysite.css"
 LOADER = "loader.js"
-PAGE_OVERHEAD = 400_000  # a page's HTML, theme CSS and scripts, chart specs and small data besides the vendored JS
-WORKSPACE_COMBINATIONS = 6  # the workspace's combinations a page budget allows for (issue 23 §4: "6 on screen")
-SAMPLES_GRID = 120  # thumbnails the samples page's grid shows at most (pages.view_spec: its `limit`)
 MARKER = ".lotterysite-render.json"  # in the generated folder: what wrote it (hidden files are not published)
-
-
-class RenderError(LotterysiteError):
-    """The generated folder cannot be written, or the installed package is incomplete."""
-
-
-@dataclass(frozen=True)
-class SiteOptions:
-    max_samples: int = 2000  # shipped samples served per view (keeps pages under 5 MB)
-    max_axes: int = 10  # class-angle axes of the parallel coordinates; more are ranked
-    max_classes: int = 10  # class panels of the local geometry view; with more classes the reader picks them
-    picked_classes: int = 8  # panels of the local view when the reader picks the classes (more than max_classes)
-    page_bytes: int = 5_000_000  # budget of a page with everything it fetches; served samples are cut to fit
-    # Accuracy points: a pruned model keeps dense's accuracy when the paired interval of its drop lies below this,
-    # and two models are equally accurate when their difference's lies within ± this (site_src/method.md).
-    equivalence_points: float = 1.0
-    # Samples a workspace panel draws as marks: a class with more is drawn as the density of all of them plus a
-    # uniform random subsample (and the selected samples), so six panels stay fast (bench/RESULTS.md, issue 23 §4).
-    panel_marks: int = 400
-
-    def __post_init__(self):
-        for name in ("max_samples", "max_axes", "max_classes", "picked_classes", "page_bytes", "panel_marks"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RenderError(f"site option {name} = {value!r}: must be a whole number >= 1")
-        value = self.equivalence_points
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 100:
-            raise RenderError(f"site option equivalence_points = {value!r}: must be a number of accuracy points "
-                              "above 0 and below 100, e.g. 1.0")  # fmt: skip
 
 
 @dataclass
@@ -81,33 +49,6 @@ class Rendered:
     home: str = ""  # the home page's headline chart and summary (Markdown, placed at pages.HOME_MARKER)
 
 
-def vendor_manifest() -> list[dict]:
-    """The pinned packages in load order: name, version, license, file, sha256 (vendor/manifest.json)."""
-    path = VENDOR / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["packages"]
-    except (OSError, ValueError, KeyError) as e:
-        raise RenderError(f"{path}: {e}; reinstall lotterysite (the wheel ships the pinned JavaScript)") from None
-
-
-def vendor_files() -> list[Path]:
-    """The vendored UMD builds in load order, each checked against its SHA-256 in the manifest."""
-    out = []
-    for pkg in vendor_manifest():
-        path = VENDOR / pkg["file"]
-        try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError as e:
-            raise RenderError(f"{path}: {e.strerror}; reinstall lotterysite") from None
-        if digest != pkg["sha256"]:
-            raise RenderError(
-                f"{path}: SHA-256 {digest} differs from {pkg['sha256']} in vendor/manifest.json; "
-                "reinstall lotterysite, or run scripts/update-js.sh if you changed the JavaScript on purpose"
-            )
-        out.append(path)
-    return out
-
-
 def render(
     store: data.Store, options: SiteOptions | None = None, *, assets: str = "assets", standalone: bool = True
 ) -> Rendered:
@@ -119,29 +60,15 @@ def render(
     options = options or SiteOptions()
     out = Rendered()
     view = build_view_model(store, options)  # every number the pages show, computed once
-    ids, samples = served_samples(store, options)
-    out.files["data/samples.arrow"] = samples
-    out.files.update({f"data/{k}": v for k, v in data.thumbnail_files(store, ids).items()})
-    served = data.shipped_summary(store, ids)
-    # Some class has more samples than a workspace panel draws as marks: the panels draw densities besides.
-    dense = not (data.dot_samples(store, ids, options.panel_marks) == ids.in_sample).all()
+    served = view.serving.cut.served  # the samples the page budget serves (`budget.served_samples`)
+    out.files["data/samples.arrow"] = view.serving.cut.samples
+    out.files.update({f"data/{k}": v for k, v in data.thumbnail_files(store, served).items()})
     generated: list[pages.Page] = []
     for arch in store.archs:
-        axes = view.archs[arch].axes
-        if len(store.classes) > options.max_classes:  # the reader picks the panels' classes (the page's link)
-            n_served = sum(1 for n in served["per_class"] if n)
-            shown = charts.class_slots(max(1, min(options.picked_classes, n_served)))
-        else:
-            shown = view.archs[arch].classes
-        arch_data = data.geometry_slices(store, arch, ids, axes)
-        out.files.update({f"data/{k}": v for k, v in arch_data.files.items()})
-        density = None
-        if dense:
-            fields = [f for f, _ in pages.pcp_axes(store, axes)]
-            files, extents = data.densities(store, arch, ids, fields, arch_data.slices)
-            out.files.update({f"data/{k}": v for k, v in files.items()})
-            density = {"extents": extents}
-        arch_pages, specs = pages.arch_pages(view, arch, arch_data, axes, shown, served, density)
+        arch_model = view.archs[arch]
+        out.files.update({f"data/{k}": v for k, v in arch_model.slices.files.items()})
+        out.files.update({f"data/{k}": v for k, v in arch_model.density_files.items()})
+        arch_pages, specs = pages.arch_pages(view, arch)
         out.files.update({k: _spec_json(v) for k, v in specs.items()})
         generated += arch_pages
         out.sections.append((f"Views — {arch}", [p.src_uri for p in arch_pages]))
@@ -186,82 +113,6 @@ def render(
         out.sections.insert(0, ("Overview", ["index.md", "store/index.md"]))
     out.files.update({p.src_uri: p.markdown for p in generated})
     return out
-
-
-def served_samples(store: data.Store, options: SiteOptions) -> tuple:
-    """The samples the site serves (`data.Served`) and their samples.arrow: at most `max_samples`, and fewer when
-    the heaviest page (`budget_estimate`: a single view page or the workspace with its 6 combinations) would pass
-    `page_bytes`; the cut is the store's own policy (`data.served_samples`: a class-stratified uniform random
-    sample, extra exemplar rows after it, every class kept). The thumbnails are files of their own that a page
-    fetches only for the samples its grid shows, so they no longer cut the served samples."""
-    served = data.served_samples(store, options.max_samples)
-    samples = data.arrow_bytes(data.samples_table(store, served, options.panel_marks))
-    while budget_estimate(store, served, samples, options) > options.page_bytes and len(served.ids) > 1:
-        fixed = budget_estimate(store, data.Served(served.ids[:0], served.in_sample[:0]), b"", options)
-        per_sample = (budget_estimate(store, served, samples, options) - fixed) / len(served.ids)
-        fewer = int((options.page_bytes - fixed) / per_sample * 0.97)
-        smaller = data.served_samples(store, max(1, min(fewer, len(served.ids) - 1)))
-        if len(smaller.ids) >= len(served.ids):
-            break  # one sample per class alone does not fit: it is served anyway
-        served = smaller
-        samples = data.arrow_bytes(data.samples_table(store, served, options.panel_marks))
-    return served, samples
-
-
-def budget_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions) -> int:
-    """Bytes of the heaviest page for `served`: the heavier of a single view page (`page_estimate`) and the
-    workspace with WORKSPACE_COMBINATIONS combinations (`workspace_estimate`)."""
-    return max(page_estimate(store, served, samples, options), workspace_estimate(store, served, samples, options))
-
-
-def page_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions) -> int:
-    """Bytes of the heaviest single view page for `served`: the vendored scripts and the page itself
-    (PAGE_OVERHEAD), samples.arrow, the slice files of a comparison (the global view's: two local slices and the
-    two models' angle files of the largest class, from the columns' widths, `data.workspace_slice_bytes`), and a
-    full sample grid's thumbnail files (SAMPLES_GRID of the largest). The workspace's own estimate is
-    `workspace_estimate`."""
-    fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
-    n = len(served.ids)
-    labels = np.asarray(data.store_labels(store, served) if n else [], np.int64)
-    largest = int(np.bincount(labels, minlength=len(store.classes)).max(initial=0))
-    local, angles = data.workspace_slice_bytes(store, options.max_axes, n, largest)
-    return fixed + len(samples) + 2 * (local + angles) + SAMPLES_GRID * data.largest_thumbnail(store)
-
-
-def workspace_estimate(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions,
-                       combos: int = WORKSPACE_COMBINATIONS) -> int:  # fmt: skip
-    """Bytes of the heaviest architecture's workspace with `combos` combinations on one class: the scripts and page
-    (PAGE_OVERHEAD), samples.arrow, the evaluation table's rows and counts (evaluation.arrow, correct.arrow), per
-    combination its local slice, the largest class's angle file and (where the panels draw densities) its density
-    file, and a full sample grid of the largest thumbnail. `workspace_parts` itemises it."""
-    return sum(workspace_parts(store, served, samples, options, combos).values())
-
-
-def workspace_parts(store: data.Store, served: data.Served, samples: bytes, options: SiteOptions,
-                    combos: int = WORKSPACE_COMBINATIONS) -> dict[str, int]:  # fmt: skip
-    """`workspace_estimate` by file: {"scripts and page", "samples.arrow", "evaluation.arrow", "correct.arrow",
-    "local slices", "class angles", "densities", "thumbnails"} of its heaviest architecture."""
-    n = len(served.ids)
-    labels = np.asarray(data.store_labels(store, served) if n else [], np.int64)
-    # A class's angle file holds every served sample of it (extra exemplar rows too); its density, the stratified
-    # sample's only.
-    served_per_class = np.bincount(labels, minlength=len(store.classes))
-    per_class = np.bincount(labels[served.in_sample], minlength=len(store.classes)).tolist() if n else []
-    dense = n > 0 and not (data.dot_samples(store, served, options.panel_marks) == served.in_sample).all()
-    local, angles = data.workspace_slice_bytes(store, options.max_axes, n, int(served_per_class.max(initial=0)))
-    best: dict[str, int] = {}
-    for arch in store.archs:
-        n_axes = len(pages.pcp_axes(store, data.axis_classes(store, arch, options.max_axes)))
-        parts = {"scripts and page": sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD,
-                 "samples.arrow": len(samples),
-                 "evaluation.arrow": len(data.arrow_bytes(data.evaluation_rows(store, arch))),
-                 "correct.arrow": data.correct_bytes(store, arch, n),
-                 "local slices": combos * local, "class angles": combos * angles,
-                 "densities": combos * data.density_bytes(store, n_axes, per_class) if dense else 0,
-                 "thumbnails": SAMPLES_GRID * data.largest_thumbnail(store)}  # fmt: skip
-        if sum(parts.values()) > sum(best.values()):
-            best = parts
-    return best
 
 
 def as_index(uri: str) -> str:

@@ -227,7 +227,9 @@
     const png = el("button", { type: "button", class: "md-button ls-png" }, "Save chart (PNG)");
     png.addEventListener("click", async () => {
       if (!entry.view) return;
-      const a = el("a", { href: await entry.view.toImageURL("png", 2), download: fileName().replace(/\.csv$/, ".png") });
+      // entry.image: a view with a layer of its own (the workspace PCP's lines, lines.js) paints it in.
+      const href = entry.image ? await entry.image() : await entry.view.toImageURL("png", 2);
+      const a = el("a", { href, download: fileName().replace(/\.csv$/, ".png") });
       document.body.appendChild(a);
       a.click();
       a.remove();
@@ -372,10 +374,13 @@
       const mine = ++token;
       const data = prepare();
       data.catch(() => {}); // reported when its turn comes
+      // A draw superseded by a newer one is dropped, but the chain still waits for its fetches: `settled` means
+      // that nothing is in flight (a dropped class change's angle files could otherwise land after it).
+      const dropped = () => data.then(() => null, () => null);
       chain = chain.then(async () => {
-        if (mine !== token) return;
+        if (mine !== token) return dropped();
         const got = await data;
-        if (mine !== token) return;
+        if (mine !== token) return null;
         entry.error.hidden = true;
         await draw(got);
       }).catch((e) => fail(entry, e));

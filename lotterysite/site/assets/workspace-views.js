@@ -53,7 +53,6 @@
   function reselect(entry) {
     const view = entry.view;
     if (!view) return Promise.resolve();
-    hold(entry);
     view.signal("ls_sel", (view.signal("ls_sel") || 0) + 1);
     return view.runAsync();
   }
@@ -81,16 +80,20 @@
     if (!view) return Promise.resolve();
     const run = (entry.changing || Promise.resolve()).then(() => {
       if (entry.view !== view) return null; // redrawn meanwhile: the new view has the state
-      hold(entry);
       view.change(name, changes());
       return view.runAsync();
     });
     entry.changing = run.catch(() => null);
     return run;
   }
-  // A linked update never shrinks a view: a page growing shorter under a drag would scroll, and move the brush.
-  function hold(entry) {
-    entry.target.style.minHeight = Math.max(parseFloat(entry.target.style.minHeight) || 0, entry.target.offsetHeight) + "px";
+  // A linked update never shrinks a view: a page growing shorter under a drag would scroll, and move the brush. Every
+  // view's height is read first and then held, once per update before any view changes: a read after another view's
+  // change forced a layout of the page per view (bench/RESULTS.md, "PCP lines on a canvas").
+  function hold(entries) {
+    const heights = entries.map((e) => e.target.offsetHeight);
+    entries.forEach((e, i) => {
+      if (heights[i] > (parseFloat(e.target.style.minHeight) || 0)) e.target.style.minHeight = heights[i] + "px";
+    });
   }
   const focusOf = (store) => (d) => (d.sample_id === store.get().focus ? 1 : 0);
 
@@ -130,7 +133,6 @@
     async function select() {
       if (!entry.view || !base) return;
       const rs = rows();
-      hold(entry);
       await lib.swapSubset(entry, rs, cfg);
     }
     return { entry, draw, select, focus: () => null };
@@ -248,12 +250,15 @@
         lib.setParam(spec, "ws_faint", dense(st) ? 0 : 1);
         entry.rows = rows;
         const view = await lib.embed(entry, spec, { [p.data]: rows }, encodeOnce);
+        if (p.drawn) p.drawn(entry, rows); // the PCP: its lines' own layer (lines.js)
         await drawBox(view, p.brush, W().boxOf(cfg, p.which, (store.get().b || {})[p.which], panels));
         view.addSignalListener(p.brush, (_, value) => shared.brush(p.which, p.read(cfg, view, value, panels)));
         lib.describe(entry, p.title, `${p.title}: ${panels.length} panels of ${st.c.length} combinations, class ` +
           `${cfg.classes[st.class]}; download the drawn rows as CSV below.`);
       });
     }
+    // p.select: how a selection or a focus reaches the panels when they are not Vega's marks (the PCP).
+    if (p.select) return { entry, draw, select: () => p.select(entry), focus: () => p.select(entry) };
     return { entry, draw, select: () => reselect(entry), focus: () => modify(entry, p.data, "focus", focusOf(store)) };
   }
   // A brush restored from the link, drawn: Vega-Lite cannot start a facet's interval brush from a value (its
@@ -302,25 +307,20 @@
       rows: W().localRows, title_of: (c, m, q, st) => W().panelTitle(c, m, q, st, lib.pct),
       read: (c, view, value, panels) => W().localBrush(view, value, panels) });
   }
-  // The PCP draws a line as rules between neighbouring axes (charts.workspace_pcp): each line row gets the same
-  // sample's y on the next axis (pcpRows writes a sample's rows axis after axis, in one panel).
-  function segments(rows) {
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i], n = rows[i + 1];
-      if (r.kind !== "line") continue;
-      const next = n && n.kind === "line" && n.panel === r.panel && n.sample_id === r.sample_id && n.k === r.k + 1;
-      r.y_next = next ? n.y : null;
-    }
-    return rows;
-  }
   function pcpView(parent, cfg, lib, store, shared) {
     return panelsView(parent, cfg, lib, store, shared, { cls: "ls-ws-pcp", title: "Global geometry", kind: "ws-pcp",
       data: "ws_pcp", brush: "ws_pbrush", titles: "ws_ptitles", which: "p", spec: () => "pcp",
-      panels: W().pcpPanels, rows: (...args) => segments(W().pcpRows(...args)),
+      panels: W().pcpPanels, rows: W().pcpRows,
       prepare: (m, st) => W().loadClass(cfg, lib, m, st.class),
       title_of: (c, m, q, st) => [W().comboLabel(c, st.c[q.k], q.k), `${c.classes[st.class]}: ${lib.pct(m.combos[q.k].classAcc.get(st.class))}` +
         (st.scales === "panel" && !c.density ? " (own ranges)" : ""), ...W().densityLine(c, m, W().PCP_LAYOUT, st.class)],
-      read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels) });
+      read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels),
+      drawn: (entry, rows) => { LS.lines.attach(entry, LS.lines.of(rows)); paintLines(entry); }, select: paintLines });
+    // The lines run no Vega on a brush or a focus: their layer is repainted from the store's selection.
+    function paintLines(entry) {
+      if (entry.repaint) entry.repaint(store.get().sel, store.get().focus);
+      return Promise.resolve();
+    }
   }
 
   // ---- the sample grid: the selected samples, lowest margin first; a sample picked (click or menu) is marked ----
@@ -357,6 +357,19 @@
       return changes;
     });
   }
+  // The grid's linked update is drawn without waiting for its new thumbnails: Vega draws the marks at once, and each
+  // thumbnail as it arrives (its renderer redraws when its images load), as a page's lazy images do. A brush's update
+  // waited on up to 48 image fetches (6 at a time per host over HTTP/1.1) before it counted as done. `settled` (the
+  // tests, the bench) still waits for them; LS.thumbLatencies records when they are in (linker).
+  function lazyImages(entry) {
+    const r = entry.view._renderer, render = r.renderAsync;
+    r.renderAsync = function (scene, types) {
+      const loaded = render.call(this, scene, types);
+      entry.images = loaded;
+      entry.settled = Promise.all([entry.settled, loaded]);
+      return Promise.resolve(this);
+    };
+  }
   function gridView(parent, cfg, lib, store, shared) {
     const sec = section(parent, lib, "ls-ws-grid", "Sample examination");
     const menu = lib.select("examine sample", [["", "— none —"]], "", (v) => store.set({ focus: v === "" ? null : Number(v) }, "grid"));
@@ -373,6 +386,7 @@
         order = rankRows(lib.buildPairs(like, model.samples, model.combos[0].rows, two ? model.combos[1].rows : null, null));
         entry.rows = gridShown(order, store.get().sel, cfg.grid_limit);
         const view = await lib.embed(entry, spec, { pairs: entry.rows });
+        lazyImages(entry);
         view.addEventListener("click", (e, item) => {
           if (item && item.datum && item.datum.sample_id != null) store.set({ focus: item.datum.sample_id }, "grid");
         });
@@ -469,9 +483,13 @@
       await new Promise((r) => requestAnimationFrame(r));
       const start = t0;
       t0 = null;
+      hold(views.map((v) => v.entry));
       // A view that fails shows its error and the others still update (a rejection would stop every later update).
       await Promise.all(views.map((v) => Promise.resolve().then(() => v.select()).catch((e) => LS.lib.fail(v.entry, e))));
       (LS.linkLatencies = LS.linkLatencies || []).push(performance.now() - start);
+      // And once the grid's new thumbnails have loaded too (lazyImages): LS.thumbLatencies.
+      const images = views.map((v) => v.entry.images);
+      Promise.all(images).then(() => (LS.thumbLatencies = LS.thumbLatencies || []).push(performance.now() - start));
       busy = t0 == null ? null : update(); // changes during this update: one more, from the newest state
       return busy;
     }
