@@ -17,7 +17,8 @@ The workspace page (views/<arch>/workspace/, issue 23 §1) with 6 combinations (
 method at 5 amounts, clean) is measured when the site has it (`measure_workspace`): per brush (a local panel, a PCP
 panel) the median of the page's own `linkLatencies` over every linked update of the drags, each view's share, the
 median until the grid's new thumbnails have loaded as well (`thumbLatencies`: the grid's marks are drawn before its
-images arrive, Vega draws each as it loads), the samples selected, and a Chromium CPU profile of the same drags (self time per function).
+images arrive, Vega draws each as it loads), the samples selected, and a Chromium CPU profile of the same drags
+(self time per function); with `--alone N`, every view's select() by itself (`WS_ALONE`).
 """
 
 from __future__ import annotations
@@ -262,12 +263,31 @@ WS_TIME_VIEWS = """() => {
   LS.benchViews = {};
   for (const [name, v] of Object.entries(vs)) {
     const orig = v.select, out = (LS.benchViews[name] = {sync: [], done: []});
+    v.selectUntimed = orig;
     v.select = function () {
       const t0 = performance.now(), p = orig.apply(this, arguments);
       out.sync.push(performance.now() - t0);
       return Promise.resolve(p).then((x) => { out.done.push(performance.now() - t0); return x; });
     };
   }
+}"""
+# Each view's select() alone, `reps` times on the selection of the last drag (the linker calls them all in one
+# frame): per view, the ms to its promise (its Vega run, the render included) and to the next animation frame.
+WS_ALONE = """async (reps) => {
+  const out = {};
+  for (const [name, v] of Object.entries(window.lotterysiteRuntime.workspaceView.views)) {
+    const run = [], frame = [];
+    for (let k = 0; k < reps; k++) {
+      await new Promise((r) => setTimeout(r, 30));
+      const t0 = performance.now();
+      await (v.selectUntimed || v.select)();  // not counted in the linked updates' times
+      run.push(performance.now() - t0);
+      await new Promise((r) => requestAnimationFrame(() => r()));
+      frame.push(performance.now() - t0);
+    }
+    out[name] = [run, frame];
+  }
+  return out;
 }"""
 WS_SELECTED = (
     "(() => { const s = window.lotterysiteRuntime.workspaceView.store.get().sel; "
@@ -327,12 +347,13 @@ def open_workspace(browser, url: str) -> tuple:
     return context, page, sizes, errors
 
 
-def measure_workspace(browser, url: str, drags: int) -> dict:
+def measure_workspace(browser, url: str, drags: int, alone: int = 0) -> dict:
     """The workspace with its combinations: bytes, first chart, and per brush (a local panel, a PCP panel; each on a
     freshly loaded page, so that neither brush is drawn over the other's) the median over every linked update of
     `drags` drags of `linkLatencies` (the store's change to the last view's rerun, once per frame), the per-view
     times of those updates (`WS_TIME_VIEWS`), the samples each drag selected, and a CPU profile of the same drags
-    repeated (outside the timed ones)."""
+    repeated (outside the timed ones); with `alone`, after each drag every view's select() by itself `alone` times
+    (`WS_ALONE`), outside the timed updates."""
     out = {"first_ms": [], "errors": []}
     for which, (index, param, panel) in WS_BRUSHES.items():
         context, page, sizes, errors = open_workspace(browser, url)
@@ -345,10 +366,13 @@ def measure_workspace(browser, url: str, drags: int) -> dict:
         page.evaluate("(y) => window.scrollTo(0, y - 200)", box["y"])
         box = page.evaluate(CELL_BOX, [index, param, panel])
         page.evaluate("window.lotterysiteRuntime.linkLatencies = []; window.lotterysiteRuntime.thumbLatencies = []")
-        selected = []
+        selected, by_itself = [], {}
         for k in range(drags):
             ws_drag(page, box, which, k)
             selected.append(page.evaluate(WS_SELECTED))
+            for v, (run, frame) in (page.evaluate(WS_ALONE, alone) if alone else {}).items():
+                by_itself.setdefault(v, ([], []))[0].extend(run)
+                by_itself[v][1].extend(frame)
         lat = page.evaluate("window.lotterysiteRuntime.linkLatencies")
         thumbs = page.evaluate("window.lotterysiteRuntime.thumbLatencies || []")
         views = page.evaluate("window.lotterysiteRuntime.benchViews")
@@ -369,7 +393,9 @@ def measure_workspace(browser, url: str, drags: int) -> dict:
                       "thumbs_ms": statistics.median(thumbs) if thumbs else None,
                       "views": {v: (statistics.median(t["sync"]) if t["sync"] else None,
                                     statistics.median(t["done"]) if t["done"] else None) for v, t in views.items()},
-                      "profile": cpu_profile(profile)}  # fmt: skip
+                      "profile": cpu_profile(profile),
+                      "alone": {v: (statistics.median(r), statistics.median(f))
+                                for v, (r, f) in by_itself.items()}}  # fmt: skip
     out["first_ms"] = max(out["first_ms"])  # the slower of the two loads
     return out
 
@@ -418,6 +444,9 @@ def report_workspace(label: str, r: dict) -> tuple[float, list[str]]:
             f"loaded too: {thumbs}); per view median sync / done (ms): "
             + ", ".join(f"{v} {s:.0f} / {d:.0f}" for v, (s, d) in b["views"].items() if s is not None)
         )
+        if b["alone"]:
+            print("    each view's select() alone, median run / to the frame (ms): "
+                  + ", ".join(f"{v} {r:.1f} / {f:.1f}" for v, (r, f) in b["alone"].items()))  # fmt: skip
         print(
             "    CPU profile of the same drags, self time: "
             + "; ".join(f"{name} {ms:.0f} ms" for name, ms in b["profile"])
@@ -481,6 +510,8 @@ def main():
     parser.add_argument("--kinds", default=",".join(BRUSHES), help="views to measure, comma-separated")
     parser.add_argument("--no-home", action="store_true", help="leave out the home and findings pages")
     parser.add_argument("--drags", type=int, default=8)
+    parser.add_argument("--alone", type=int, default=0, metavar="N",
+                        help="workspace: after each drag, every view's select() by itself N times")  # fmt: skip
     parser.add_argument("--middle", action="store_true", help="drag over the middle half of a chart (--scale does)")
     parser.add_argument("--compare", action="store_true",
                         help="also the geometry views comparing the first model with the second (clean)")  # fmt: skip
@@ -552,7 +583,7 @@ def main():
             label = path.split("#")[0] + (" (compare)" if "cmp=" in path else " (subset)" if "sel=" in path else "")
             if brush == "workspace":
                 try:
-                    r = measure_workspace(browser, base + path, args.drags)
+                    r = measure_workspace(browser, base + path, args.drags, args.alone)
                 except Exception as e:
                     failed.append(f"{label}: {type(e).__name__}: {str(e).splitlines()[0]}")
                     print(f"{label:36s} FAILED {failed[-1]}", flush=True)

@@ -622,7 +622,9 @@ def check_ws_evaluation(page, store: Store, site_data: Path) -> dict:
 def check_evaluation(page, store: Store, site_data: Path | None, ids: set[int] | None = None) -> dict:
     """The evaluation table: every bar from 0 to its model's accuracy on its data set (accuracy.arrow), in the row
     its axis labels with the model's method and amount, the printed value the same; with a class subset, every
-    subset − overall bar as long as the difference recomputed from outcomes.arrow over the served samples."""
+    subset − overall bar as long as the difference recomputed from outcomes.arrow over the served samples, its
+    interval's whisker at the interval recomputed there (`subset_interval`), and the subset's tooltip on every bar
+    (`check_subset_tooltips`). Without a subset: no bar, no whisker and no zero line drawn."""
     state = hash_state(page)
     sub = state.get("subset", "")
     if ids is None and sub.startswith("class:"):
@@ -671,7 +673,59 @@ def check_evaluation(page, store: Store, site_data: Path | None, ids: set[int] |
                     if abs(delta) > 1e-9:
                         assert it["fill"] == (GREEN_DELTA if delta >= 0 else RED), (label, d, delta, it["fill"])
                     checked["deltas"] += 1
+                elif m["type"] == "rule":
+                    checked[_check_delta_rule(store, ids, it, x, label, acc, dmax)] += 1
+    if ids is not None:
+        checked["tooltips"] = check_subset_tooltips(page, store, ids)
     return dict(checked)
+
+
+def _check_delta_rule(store: Store, ids: set[int] | None, it: dict, x: Linear, label: str, acc: float,
+                      dmax: float) -> str:  # fmt: skip
+    """The Δ region's dashed zero line (vertical) or the subset's interval whisker (horizontal, x to x2)."""
+    d, zero = it["datum"], float(x.px(EVAL_DELTA_ZERO))
+    if it["x2"] is None:
+        assert abs(it["x"] - zero) <= PX and it["opacity"] == (0 if ids is None else 0.6), (label, d, it)
+        return "zero lines"
+    if ids is None:
+        assert it["opacity"] == 0, (label, d, it)
+        return "whiskers"
+    _, lo, hi = subset_interval(store, ids, d["model_id"], label)
+    want = sorted(float(x.px(EVAL_DELTA_ZERO + EVAL_DELTA_HALF * (v - acc) / dmax)) for v in (lo, hi))
+    assert sorted((it["x"], it["x2"])) == pytest_approx(want) and it["opacity"] == 1, (label, d, it, want)
+    return "whiskers"
+
+
+# The tooltips of the table's bars: (model_id, variant_label, its "subset" line) per accuracy and Δ bar.
+TABLE_TOOLTIPS = """(index) => {
+  const out = [];
+  const walk = (m) => {
+    for (const it of m.items || []) {
+      if (m.marktype === 'group') (it.items || []).forEach(walk);
+      else if (it.tooltip && typeof it.tooltip === 'object' && 'subset' in it.tooltip)
+        out.push([it.datum.model_id, it.datum.variant_label, it.tooltip.subset]);
+    }
+  };
+  walk(window.lotterysiteRuntime.views[index].view.scenegraph().root);
+  return out;
+}"""
+SUBSET_TIP = re.compile(r"(-?[\d.]+)% \[([\d.]+)%, ([\d.]+)%\] \(([+\u2212])([\d.]+)% from all\)")
+
+
+def check_subset_tooltips(page, store: Store, ids: set[int], index: int = 0) -> int:
+    """Every bar's tooltip line "subset" of the table in view `index` prints the subset `ids`' accuracy, interval and
+    difference from the model's accuracy as recomputed from outcomes.arrow (to a tenth of a point)."""
+    n = 0
+    for model_id, label, text in page.evaluate(TABLE_TOOLTIPS, index):
+        found = SUBSET_TIP.fullmatch(text)
+        assert found, (model_id, label, text)
+        p, lo, hi = subset_interval(store, ids, model_id, label)
+        acc = store.accuracy(model_id, _variant_of(label))
+        sign = -1 if found.group(4) == "\u2212" else 1
+        got = [float(found.group(k)) for k in (1, 2, 3)] + [sign * float(found.group(5))]
+        assert all(abs(g - 100 * w) <= 0.05 + 1e-6 for g, w in zip(got, (p, lo, hi, p - acc), strict=True)), (text, p)
+        n += 1
+    return n
 
 
 GREEN_DELTA = "#2ca02c"

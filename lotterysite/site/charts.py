@@ -33,7 +33,23 @@ EVAL_DELTA_ZERO = 1.1 + EVAL_DELTA_HALF  # the subset − overall bars' zero, on
 EVAL_DOMAIN = [0, EVAL_DELTA_ZERO + EVAL_DELTA_HALF + 0.03]
 EVAL_TEXT_INSIDE = 0.3  # accuracies from here print inside their bar (white), lower ones after it
 EVAL_DMAX = "ls_dmax"  # the Δ region's half range; the loader sets it to fit every bar and interval shown
+EVAL_SUB = "ls_sub"  # the subset's version: the page writes a new subset into the table's rows in place, bumps it
 EVAL_FONT = 11  # px: the smallest text of the evaluation table
+
+
+def _eval_sub(expr: str) -> str:
+    """`expr` naming the subset's version (lsSub(version, x) = x, lotterysite.js): a layer whose marks show the
+    subset re-encodes them when the page bumps it. A new subset changes no data, so the facet, the stack and the
+    accuracy values and texts are not touched (a changeset of 7 fields on every row was most of a brush's table
+    update, bench/RESULTS.md 2026-12-06)."""
+    return f"lsSub({EVAL_SUB}, {expr})"
+
+
+def _eval_delta_at(f: str) -> str:
+    """Where field `f` (a difference: subset minus overall) lies on the accuracy axis: ± EVAL_DELTA_HALF around the
+    Δ region's zero at ± ls_dmax; the zero itself without a subset."""
+    z, h = EVAL_DELTA_ZERO, EVAL_DELTA_HALF
+    return f"{z} + (isValid(datum.{f}) ? {h} * clamp(datum.{f} / {EVAL_DMAX}, -1, 1) : 0)"
 
 
 def _eval_axis_values() -> tuple[list[float], str]:
@@ -56,8 +72,8 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
     printed, ".1%"), subset_accuracy, subset_lo / subset_hi (its 95 % interval; the loader computes it,
     lotterysite.store.sampling.mean_interval), delta, delta_lo, delta_hi (subset minus overall accuracy and its
     interval; null without a subset), subset_text (the subset's accuracy, interval and difference as the tooltip
-    prints them). The page writes the texts once per row: a subset swapped into the live table re-encodes every
-    mark of its rows, and Vega's format per mark was a share of each brush (bench/RESULTS.md, 2026-12-06). One
+    prints them). The page writes the texts once per row, and a new subset into the live view's rows in place, then
+    bumps param ls_sub: only the layers that show the subset read it (`_eval_sub`) and re-encode. One
     horizontal bar per model on a shared 0-100 % axis with gridlines and the value printed; the subset − overall
     difference is its own diverging bar right of the dashed line, on its own labelled scale in points (green above,
     red below the model's accuracy), ± param ls_dmax, which the loader sets to hold every bar and interval shown (no
@@ -68,23 +84,23 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
     x_scale = alt.Scale(domain=EVAL_DOMAIN, nice=False)
     y = alt.Y("model_label:N", title=None, sort=alt.EncodingSortField("order", op="min"),
               axis=alt.Axis(labelLimit=120, labelFontSize=EVAL_FONT, ticks=False, domain=False))  # fmt: skip
-    tooltip = [
-        alt.Tooltip("model_id:N", title="model"),
-        alt.Tooltip("variant_label:N", title="data"),
-        alt.Tooltip("accuracy:Q", format=".1%"),
-        alt.Tooltip("subset_text:N", title="subset"),
-    ]
+    # The rows' own texts (accuracy_text prints as ".1%" does), the subset's through its version: the bars re-encode
+    # when the page bumps it.
+    sub = _eval_sub("datum.subset_text")
+    tooltip = alt.value(alt.ExprRef(
+        f"{{'model': datum.model_id, 'data': datum.variant_label, 'accuracy': datum.accuracy_text, 'subset': {sub}}}"
+    ))  # fmt: skip
     layers = alt.layer(
         *_eval_accuracy_layers(model, x_scale, y, tooltip),
         *_eval_delta_layers(x_scale, y, tooltip),
         data=_data(data, "evaluation"),
     )
-    z, h = EVAL_DELTA_ZERO, EVAL_DELTA_HALF
     # ls_dmax covers every bar and whisker (the loader rounds it up to 5, 10, 20, 30, 40, 60, 80 or 100 points):
-    # no clamp.
-    at = lambda f: f"{z} + (isValid(datum.{f}) ? {h} * clamp(datum.{f} / {EVAL_DMAX}, -1, 1) : 0)"  # noqa: E731
-    layers = layers.transform_calculate(d0=f"{z}", d1=at("delta"), w0=at("delta_lo"), w1=at("delta_hi"))
+    # no clamp. The subset's ends are computed by the marks (`_eval_delta_at`), not by a transform: a new subset or
+    # ls_dmax then changes no data.
+    layers = layers.transform_calculate(d0=f"{EVAL_DELTA_ZERO}")
     dmax = alt.param(name=EVAL_DMAX, value=0.2)
+    version = alt.param(name=EVAL_SUB, value=0)
     out = (
         layers.properties(width=180, height=alt.Step(15))
         .facet(
@@ -98,11 +114,11 @@ def evaluation_table(data=None, *, variants: list[str], columns: int = 4) -> alt
         .properties(name="ls_eval")
     )  # fmt: skip
     # A variable param lives at the top level (add_params would push it into the facet).
-    out.params = [*out.params, dmax.param]
+    out.params = [*out.params, dmax.param, version.param]
     return out
 
 
-def _eval_accuracy_layers(model, x_scale, y, tooltip: list) -> list:
+def _eval_accuracy_layers(model, x_scale, y, tooltip) -> list:
     """The evaluation table's accuracy bars (with the axis and the model selection) and their printed values."""
     values, label_expr = _eval_axis_values()
     base = alt.Chart()
@@ -130,24 +146,27 @@ def _eval_accuracy_layers(model, x_scale, y, tooltip: list) -> list:
     return [bars, text_in, text_out]
 
 
-def _eval_delta_layers(x_scale, y, tooltip: list) -> list:
-    """The evaluation table's Δ region: the dashed zero line, the subset − overall bar and its interval's whisker
-    (fields d0, d1, w0, w1 on the accuracy axis, computed by the table's transform)."""
+def _eval_delta_layers(x_scale, y, tooltip) -> list:
+    """The evaluation table's Δ region: the dashed zero line (field d0, the table's transform), the subset − overall
+    bar and its interval's whisker (their ends on the accuracy axis computed by the marks, `_eval_delta_at`). Each
+    layer reads the subset through its version (`_eval_sub`)."""
     base = alt.Chart()
     # Every layer reads the same rows (no per-layer filter): rows without a subset draw zero-width marks.
-    has = "isValid(datum.delta)"
+    has = _eval_sub("isValid(datum.delta)")
+    at = lambda f: alt.ExprRef(_eval_sub(_eval_delta_at(f)))  # noqa: E731
     zero = base.mark_rule(strokeDash=[2, 2]).encode(
         x=alt.X("d0:Q", scale=x_scale), opacity=alt.condition(has, alt.value(0.6), alt.value(0))
     )
     delta = base.mark_bar(height={"band": 0.75}).encode(
         x=alt.X("d0:Q", scale=x_scale),
-        x2="d1:Q",
+        x2=alt.X2(datum=at("delta")),
         y=y,
-        color=alt.condition("datum.delta >= 0", alt.value(GREEN), alt.value(RED)),
+        color=alt.condition(_eval_sub("datum.delta >= 0"), alt.value(GREEN), alt.value(RED)),
         tooltip=tooltip,
     )
     whisker = base.mark_rule(strokeWidth=1.2).encode(
-        x=alt.X("w0:Q", scale=x_scale), x2="w1:Q", y=y, opacity=alt.condition(has, alt.value(1), alt.value(0)),
+        x=alt.X(datum=at("delta_lo"), type="quantitative", scale=x_scale), x2=alt.X2(datum=at("delta_hi")), y=y,
+        opacity=alt.condition(has, alt.value(1), alt.value(0)),
     )  # fmt: skip
     return [zero, delta, whisker]
 

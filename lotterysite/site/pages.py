@@ -273,6 +273,7 @@ def _view_config(store: Store, arch: str, data: ArchData, kind: str, uri: str, c
         cfg["correct_columns"] = data.correct_columns
         cfg["correct_bits"] = data.correct_bits
         cfg["dmax_param"] = charts.EVAL_DMAX
+        cfg["sub_param"] = charts.EVAL_SUB
         if picking:
             cfg["picker"] = served  # many classes: a class subset is found by typing
     else:
@@ -355,6 +356,7 @@ def workspace_page(view: ViewModel, arch: str, common: dict, picker: list[int] |
         "correct_columns": data.correct_columns,
         "correct_bits": data.correct_bits,
         "dmax_param": charts.EVAL_DMAX,
+        "sub_param": charts.EVAL_SUB,
         "dots": charts.WS_DOTS,
         "grid_limit": charts.GRID_LIMIT,
         "axes": [f for f, _ in axis_fields],

@@ -566,17 +566,58 @@
   // percentage, U+2212 for a minus): made here once per row, not by Vega's format for every mark a swap re-encodes.
   const pct1 = (x) => (100 * x).toFixed(1) + "%";
   const signed = (x) => { const t = pct1(Math.abs(x)); return (x < 0 && parseFloat(t) !== 0 ? "\u2212" : "+") + t; };
-  // A new subset as a data swap into the live table: the subset fields of its rows changed in place (the facet keeps
-  // its cells, the scales and the model selection stay) and the Δ range set, then one dataflow run; a re-embed
-  // rebuilt the whole view per change (bench/RESULTS.md, the table's subset update).
+  // A new subset into the live table: its fields written in place into the rows the marks read and the view's own
+  // (`tableRows`), its version (cfg.sub_param) bumped with the Δ range, then one dataflow run. No changeset: the facet,
+  // the stack and the accuracy bars' positions and texts are not touched, only the layers that read the version
+  // re-encode (charts._eval_sub); a changeset of these 7 fields on every row was most of a brush's table update
+  // (bench/RESULTS.md 2026-12-06). No dataflow operator computes anything of them, so that none holds a stale value.
   const SUBSET_FIELDS = ["subset_accuracy", "subset_lo", "subset_hi", "delta", "delta_lo", "delta_hi", "subset_text"];
-  function swapSubset(entry, rows, dmaxParam) {
-    const byKey = new Map(rows.map((r) => [r.model_id + "\u0000" + r.variant_label, r]));
-    const changes = vega.changeset();
-    for (const f of SUBSET_FIELDS) changes.modify(() => true, f, (d) => byKey.get(d.model_id + "\u0000" + d.variant_label)[f]);
-    entry.view.change("evaluation", changes);
-    entry.view.signal(dmaxParam, deltaRange(rows));
-    return entry.view.runAsync();
+  vega.expressionFunction("lsSub", (version, x) => x);
+  function swapSubset(entry, rows, cfg) {
+    const view = entry.view, byKey = new Map(rows.map((r) => [r.model_id + "\u0000" + r.variant_label, r]));
+    for (const d of tableRows(view)) {
+      const r = byKey.get(d.model_id + "\u0000" + d.variant_label);
+      for (const f of SUBSET_FIELDS) d[f] = r[f];
+    }
+    view.signal(cfg.dmax_param, deltaRange(rows));
+    view.signal(cfg.sub_param, (view.signal(cfg.sub_param) || 0) + 1);
+    return view.runAsync();
+  }
+  // The table's rows as the view holds them (view.data) and every copy its marks read: Vega's transforms that write a
+  // field (the facet's sort index, the stack) work on copies of their input rows. Found once per view in its marks.
+  const rowCache = new WeakMap();
+  function tableRows(view) {
+    if (!rowCache.has(view)) {
+      const out = new Set(view.data("evaluation"));
+      const walk = (node) => {
+        for (const it of node.items || []) {
+          if (it.datum && "delta" in it.datum) out.add(it.datum);
+          walk(it);
+        }
+      };
+      walk(view.scenegraph().root);
+      rowCache.set(view, [...out]);
+    }
+    return rowCache.get(view);
+  }
+  // The marks that show the subset encode on a swap only the channels that read it (charts._eval_sub: through lsSub)
+  // or the model selection (its store): the rest once, as they enter. Vega-Lite encodes every channel on every
+  // update, and each swap re-encodes every mark of these layers. Their rows and scales change only with a new view.
+  // A position's channels stay together: Vega makes a rect's width of x and x2 only within one encoding set.
+  const SPATIAL = [["x", "x2", "xc", "width"], ["y", "y2", "yc", "height"]];
+  function subsetOnce(spec) {
+    const walk = (m) => {
+      const e = m.encode, up = e && e.update;
+      if (up && JSON.stringify(up).includes("lsSub(")) {
+        const reads = (k) => up[k] != null && /lsSub\(|model_store/.test(JSON.stringify(up[k]));
+        const keep = (k) => reads(k) || SPATIAL.some((g) => g.includes(k) && g.some(reads));
+        e.enter = Object.assign({}, e.enter);
+        for (const k of Object.keys(up)) if (!keep(k)) { e.enter[k] = up[k]; delete up[k]; }
+      }
+      (m.marks || []).forEach(walk);
+    };
+    walk(spec);
+    return spec;
   }
   // The Δ region's half range: the smallest of 5, 10, 20, 30, 40, 60, 80, 100 points that holds every subset bar and
   // interval, so that none is cut.
@@ -674,7 +715,7 @@
       const spec2 = JSON.parse(JSON.stringify(spec));
       if (ref) setParam(spec2, "model", [{ model_id: ref }]);
       setParam(spec2, cfg.dmax_param, deltaRange(rows));
-      const view = await embed(entry, spec2, { evaluation: rows });
+      const view = await embed(entry, spec2, { evaluation: rows }, subsetOnce);
       view.addSignalListener("model", (_, value) => {
         const id = value && value.model_id ? [].concat(value.model_id)[0] : null;
         const st = readState();
@@ -693,7 +734,7 @@
       const ref = state.ref;
       return entry.queue(async () => rowsFor(subset), async (rows) => {
         entry.rows = rows;
-        if (swap && entry.view) await swapSubset(entry, rows, cfg.dmax_param);
+        if (swap && entry.view) await swapSubset(entry, rows, cfg);
         else await embedTable(rows, ref);
         entry.shown = { ref: ref || null, subset };
         showRef();
@@ -1290,7 +1331,7 @@
   // What the views of other modules (workspace.js) draw with: the same embedding, queue, data and helpers.
   LS.lib = { el, select, fetchRows, fields, embed, newEntry, describe, tableOf, pct, subsetInterval, buildPairs,
     setParam, toolbar, decodeSel, encodeSel, fail, brushNames, fetchCounts, subsetIndex, subsetRows, swapSubset,
-    deltaRange, thumbUrl, angleUrl };
+    subsetOnce, deltaRange, thumbUrl, angleUrl };
 
   function initView(root) {
     // Called again for the same container (document$ and the direct call): hand back the first run.

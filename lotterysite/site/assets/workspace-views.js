@@ -122,7 +122,7 @@
         const rs = rows();
         lib.setParam(spec, cfg.dmax_param, lib.deltaRange(rs));
         lib.setParam(spec, "model", [...new Set(store.get().c.map((c) => c[0]))].map((m) => ({ model_id: m })));
-        const view = await lib.embed(entry, spec, { evaluation: rs });
+        const view = await lib.embed(entry, spec, { evaluation: rs }, lib.subsetOnce);
         view.addEventListener("click", (e, item) => {
           const d = item && item.datum;
           if (d && d.model_id && d.variant_label) shared.add(d.model_id, d.variant_label);
@@ -133,7 +133,7 @@
     async function select() {
       if (!entry.view || !base) return;
       const rs = rows();
-      await lib.swapSubset(entry, rs, cfg.dmax_param);
+      await lib.swapSubset(entry, rs, cfg);
     }
     return { entry, draw, select, focus: () => null };
   }
