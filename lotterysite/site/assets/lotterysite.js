@@ -390,12 +390,21 @@
     LS.views.push(entry);
     return entry;
   }
+  // Work that comes before any view's draw is queued (the workspace's new combinations' files: its views queue
+  // their draws once those are in), for `settled`: a page read right after a change would see the old views.
+  const busy = new Set();
+  LS.track = (p) => {
+    busy.add(p);
+    const done = () => busy.delete(p);
+    p.then(done, done);
+    return p;
+  };
   LS.settled = async () => {
-    // Wait until no view has work queued (a draw may queue another).
+    // Wait until no view has work queued (a draw may queue another) and nothing tracked is in flight.
     for (;;) {
-      const pending = LS.views.map((v) => v.settled);
-      await Promise.all(pending);
-      if (LS.views.every((v, i) => v.settled === pending[i])) return;
+      const pending = LS.views.map((v) => v.settled), tracked = [...busy];
+      await Promise.all([...pending, ...tracked.map((p) => p.catch(() => null))]);
+      if (!busy.size && LS.views.every((v, i) => v.settled === pending[i])) return;
     }
   };
   function describe(entry, label, summary) {

@@ -452,7 +452,7 @@
     };
     let loads = 0;
     async function reload() {
-      const mine = ++loads, model = await W().loadModel(cfg, lib, store.get().c, store.get().class);
+      const mine = ++loads, model = await LS.track(W().loadModel(cfg, lib, store.get().c, store.get().class));
       if (mine !== loads) return;
       shared.model = model;
       store.set({ sel: W().selectedBits(model, store.get().b, cfg) }, "data");
