@@ -74,7 +74,12 @@ def test_render_writes_its_folder_only_and_says_what(docs):
         "selection.js",
         "workspace.js",
         "lines.js",
-        "workspace-views.js",
+        "ws-parts.js",
+        "ws-table.js",
+        "ws-controls.js",
+        "ws-panels.js",
+        "ws-grid.js",
+        "coordinator.js",
         "lotterysite.css",
         "loader.js",
     ):
@@ -100,7 +105,8 @@ def test_pages_reference_the_loader_and_files_that_exist(docs):
     loader = (out / "assets/loader.js").read_text()
     assert (
         '["vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-loader-arrow.min.js", "selection.js", '
-        '"workspace.js", "lines.js", "workspace-views.js", "lotterysite.js"]' in loader
+        '"workspace.js", "lines.js", "ws-parts.js", "ws-table.js", "ws-controls.js", "ws-panels.js", "ws-grid.js", '
+        '"coordinator.js", "lotterysite.js"]' in loader
     )
 
 

@@ -935,7 +935,7 @@ WS_DOT_COLORS = [GRAY, RED, GRAY, YELLOW]
 WS_CELL = 150  # px of a workspace panel's plot area (the loader fits the facets' columns to the page)
 WS_SEL = "ls_sel"  # the panels' selection version: the page bumps it per brush, and their marks re-encode
 # Whether a panel's mark is drawn as selected: the page's expression function lsSel reads the shared selection (with
-# none, the row's `dot`), so that a brush changes no data (workspace-views.js, bench/RESULTS.md 2026-12-06).
+# none, the row's `dot`), so that a brush changes no data (ws-panels.js, bench/RESULTS.md 2026-12-06).
 WS_SHOWN = f"lsSel(datum.index, datum.dot, {WS_SEL})"
 WS_POOL = 2000  # samples of a class a dense panel holds as marks (the subsample first): the selection's marks
 # Whether unselected dots are drawn faint while a selection is active (1), or not at all (0: a dense panel, whose

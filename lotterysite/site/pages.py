@@ -336,7 +336,7 @@ def workspace_page(view: ViewModel, arch: str, common: dict, picker: list[int] |
         spec_paths["local_shared"]: spec_dict(charts.workspace_local(shared=True)),
         spec_paths["local_panel"]: spec_dict(charts.workspace_local(shared=False)),
         spec_paths["pcp"]: spec_dict(charts.workspace_pcp(n_axes=len(axis_fields))),
-        # The page ranks the grid's samples (workspace-views.js, gridView) and hands the spec the shown ones only.
+        # The page ranks the grid's samples (ws-grid.js, gridView) and hands the spec the shown ones only.
         spec_paths["grid_single"]: spec_dict(charts.sample_examination(filters=[], compare=False, ranked=True)),
         spec_paths["grid_compare"]: spec_dict(charts.sample_examination(filters=[], compare=True, ranked=True)),
     }

@@ -32,7 +32,10 @@ ASSETS = HERE / "assets"
 OWN_SCRIPT = "lotterysite.js"
 # Loaded before OWN_SCRIPT: the workspace's shared selection store, then its views (they register with the runtime
 # that OWN_SCRIPT starts, so they must be there when it looks at the page).
-WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "lines.js", "workspace-views.js")
+# The workspace's modules, in load order: the store, the rows, the PCP's line layer, the views' shared parts, one
+# module per view, the coordinator.
+WORKSPACE_SCRIPTS = ("selection.js", "workspace.js", "lines.js", "ws-parts.js", "ws-table.js", "ws-controls.js",
+                     "ws-panels.js", "ws-grid.js", "coordinator.js")  # fmt: skip
 OWN_STYLE = "lotterysite.css"
 LOADER = "loader.js"
 MARKER = ".lotterysite-render.json"  # in the generated folder: what wrote it (hidden files are not published)

@@ -319,7 +319,7 @@
     return window.innerWidth;
   }
 
-  // `patch`: vega-embed's, a change to the compiled Vega spec (the workspace's panels: workspace-views.js).
+  // `patch`: vega-embed's, a change to the compiled Vega spec (the workspace's panels: ws-panels.js).
   async function embed(entry, spec0, datasets, patch) {
     const room = roomOf(entry.root);
     const theme = themeConfig(room);
