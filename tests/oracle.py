@@ -33,7 +33,7 @@ GRAY, YELLOW, RED = "#8c8c8c", "#e6b800", "#d62728"  # charts.GRAY, YELLOW, RED 
 KEEP = [
     "sample_id", "label", "model_id", "variant_label", "panel", "data", "study", "dimension", "metric", "which",
     "variant", "class_name", "density", "rank", "col", "row", "value", "text", "x", "r", "arch", "method",
-    "role", "k", "index", "kind", "dot",
+    "role", "k", "index", "kind", "dot", "iy",
 ]  # fmt: skip
 
 SCENE = """([keep, index]) => {
@@ -1194,9 +1194,41 @@ def ws_dense_extents(store: Store, cfg: dict, cls: int, served: set[int]) -> dic
     return {g: (lo - ((hi - lo) * 0.04 or 0.5), hi + ((hi - lo) * 0.04 or 0.5)) for g, (lo, hi) in out.items()}
 
 
+def check_ws_pcp_density(page, cfg: dict, dense: dict[str, tuple], ranges: list[dict[str, tuple]]) -> int:
+    """A dense PCP's density bars: bar iy of axis j of panel q<k> spans the store's bin iy of the density extent
+    (`dense`, split in cfg.density.pcp_bins) on the panel's range (`ranges[k]`: 0 at its low end, 1 at its high
+    end), in the rows and in the drawn rects. Returns how many bars."""
+    nb = cfg["density"]["pcp_bins"]
+    index = WS_VIEWS["pcp"]
+
+    def want(d: dict) -> tuple[float, float]:
+        g = "angle" if cfg["axes"][d["k"]].startswith("angle") else cfg["axes"][d["k"]]
+        edges = np.linspace(*dense[g], nb + 1)
+        lo, hi = ranges[int(d["panel"][1:])][g]
+        return (edges[d["iy"]] - lo) / (hi - lo), (edges[d["iy"] + 1] - lo) / (hi - lo)
+
+    rows = page.evaluate(f"window.lotterysiteRuntime.views[{index}].view.data('ws_pcp')")
+    rows = [d for d in rows if d.get("kind") == "density"]
+    assert rows, "a dense PCP without density bars"
+    for d in rows:
+        assert np.allclose([d["y_lo"], d["y_hi"]], want(d), rtol=1e-9, atol=1e-12), (d, want(d))
+    scene = Scene.read(page, index)
+    cells = {g["datum"]["panel"]: g for g in scene.named("ws_pcp_cell")}
+    rects = [it for m in scene.marks if m["type"] == "rect" for it in m["items"]]
+    drawn = [it for it in rects if (it["datum"] or {}).get("kind") == "density"]
+    for it in drawn:
+        d = it["datum"]
+        y = scene.linear("ws_pcp_y", cells[d["panel"]]["y"])
+        top, bottom = sorted(float(y.px(t)) for t in want(d))
+        assert near(it["y"], top) and near(it["y"] + it["height"], bottom), (d, it, top, bottom)
+    assert len(drawn) == len(rows), (len(drawn), len(rows))
+    return len(rows)
+
+
 def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
     """The workspace's PCP panels (q<k>: combination k): every line passes through axis j at its sample's store value
-    of that combination, on the ranges shared by every panel (or each panel's own, scales=panel)."""
+    of that combination, on the ranges shared by every panel (or each panel's own, scales=panel); on a dense page the
+    shared ranges are the density's, and every density bar lies at the store's bin edges on its panel's range."""
     state = ws_state(page)
     cls = int(state["class"])
     cfg = page_config(page)
@@ -1205,14 +1237,20 @@ def check_ws_pcp(page, store: Store, site_data: Path) -> dict:
     shared = state.get("scales", "shared") == "shared"
     dense = ws_dense_extents(store, cfg, cls, in_sample_ids(site_data)) if cfg.get("density") else None
     index = WS_VIEWS["pcp"]
+    ranges = [
+        dense if dense and shared else ws_pcp_extents(geo, axes, cls, list(range(len(geo))) if shared else [k])
+        for k in range(len(geo))
+    ]
     scene = Scene.read(page, index)
     cells = {g["datum"]["panel"]: g for g in scene.named("ws_pcp_cell")}
     checked = defaultdict(int)
+    if dense:
+        checked["density"] = check_ws_pcp_density(page, cfg, dense, ranges)
     lines: dict[int, set] = defaultdict(set)
     where: dict[tuple[str, int], list] = {}  # every served line of the class, as the store places it: the ink check
     for k, g in enumerate(geo):
         cell = cells[f"q{k}"]
-        ext = dense or ws_pcp_extents(geo, axes, cls, list(range(len(geo))) if shared else [k])
+        ext = ranges[k]
         x, y = scene.linear("ws_pcp_x", cell["x"]), scene.linear("ws_pcp_y", cell["y"])
         for sid, r in g.items():
             if r["label"] != cls:

@@ -831,6 +831,78 @@ def test_dense_panels_draw_the_store_density_and_a_labelled_subsample(dense, new
     assert page.problems == []
 
 
+def test_dense_panels_on_their_own_ranges_keep_the_store_bins(dense, new_page, open_view):
+    """Axis ranges "per panel" on a dense page (issue 23): each PCP panel's axes span its own combination's values
+    of the class (padded as the shared ranges are), its density bars at the store's bin edges of the density extent
+    placed on that range (cut by the panel's clip); each local panel's scales span its own values, its density cells
+    the store's bins cut to them."""
+    from lotterysite.site import charts
+
+    store, site, base = dense
+    page = new_page(base)
+    cls = 2
+    open_view(page, ws_url(base, c=SIX[:3], scales="panel", **{"class": cls}))
+    cfg = oracle.page_config(page)
+    geo = oracle.ws_combos(page, store, site / "data")
+    got = oracle.check_ws_pcp(page, store, site / "data")
+    assert got["panels"] == 3 and got["density"] > 0, got
+    # The ranges differ panel by panel (as printed on the axes), none the density's.
+    pcp = page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.data('ws_pcp')")
+    printed = [
+        tuple((d["lo"], d["hi"]) for d in pcp if d.get("kind") == "axis" and d["panel"] == f"q{k}") for k in range(3)
+    ]
+    assert len(set(printed)) == 3, printed
+    dense_ext = oracle.ws_dense_extents(store, cfg, cls, oracle.in_sample_ids(site / "data"))
+    for k in range(3):
+        assert oracle.ws_pcp_extents(geo, cfg["axes"], cls, [k]) != dense_ext, k
+    bars = [d for d in pcp if d.get("kind") == "density"]
+    assert any(d["y_lo"] < 0 or d["y_hi"] > 1 for d in bars), "no bar reaches past its panel: the clip is untested"
+    unit = charts.workspace_pcp(n_axes=len(cfg["axes"])).to_dict()["spec"]["layer"]
+    assert [layer["mark"]["clip"] for layer in unit if "density" in json.dumps(layer.get("transform", []))] == [True]
+    assert page.evaluate("window.lotterysiteRuntime.workspace.rangesNote({}, {scales: 'panel'})") == " (own ranges)"
+    # The local panels: each one's scales span its own lengths and angles (its combination's, and the reference's it
+    # draws), 6 px in from the plot's edges; its density cells are the store's bins cut to that span.
+    nx, ny = cfg["density"]["bins"]
+    ext = {"x": None, "y": None}
+    values = {"length": [], "angle_true": []}
+    served = [i for i, r in geo[0].items() if r["label"] == cls]
+    variants = [("clean", 0)] + [
+        (c, s) for c in store.manifest["corruptions"] for s in store.manifest["shipped_severities"]
+    ]
+    for m in store.models:
+        for v in variants:
+            rows = store.geometry(m, *v)
+            for f in values:
+                values[f] += [rows[i][f] for i in served]
+    ext["x"], ext["y"] = padded(values["length"]), padded(values["angle_true"])
+    local = page.evaluate(f"window.lotterysiteRuntime.views[{LOCAL}].view.data('ws_local')")
+    scene = oracle.Scene.read(page, LOCAL)
+    spans, cut = [], 0
+    for k in range(3):
+        own = {c: [geo[j][i][f] for j in {0, k} for i in served] for c, f in (("x", "length"), ("y", "angle_true"))}
+        own = {c: (min(v), max(v)) for c, v in own.items()}
+        spans.append(own)
+        cell = next(g for g in scene.groups.values() if g["name"] == "ws_local_cell" and g["datum"]["panel"] == f"p{k}")
+        x, y = (scene.cell_scale(cell, c) for c in "xy")
+        pad = 6
+        assert oracle.near(x.px(own["x"][0]), cell["x"] + pad) and oracle.near(
+            x.px(own["x"][1]), cell["x"] + charts.WS_CELL - pad
+        )
+        assert oracle.near(y.px(own["y"][1]), cell["y"] + pad) and oracle.near(
+            y.px(own["y"][0]), cell["y"] + charts.WS_CELL - pad
+        )
+        cells = [d for d in local if d["panel"] == f"p{k}" and d.get("kind") == "density"]
+        assert sum(d["n"] for d in cells) == len(served)
+        for d in cells:
+            for c, i, m in (("x", d["ix"], nx), ("y", d["iy"], ny)):
+                edges = np.linspace(*ext[c], m + 1)
+                want = np.clip([edges[i], edges[i + 1]], *own[c])
+                assert np.allclose([d[c], d[c + "2"]], want, rtol=1e-12, atol=1e-12), (k, c, d, want)
+                cut += not np.allclose(want, [edges[i], edges[i + 1]])
+    assert len({json.dumps(s) for s in spans}) == 3 and cut, (spans, cut)
+    assert page.problems == []
+
+
 # A burst of brushes, one a frame, none waited for: each view runs one linked update at a time (a newer brush
 # supersedes the ones that came during it), and what the views end on is the last brush's selection.
 BURST = """async (boxes) => {

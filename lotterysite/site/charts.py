@@ -1041,8 +1041,9 @@ def workspace_pcp(data=None, *, n_axes: int, columns: int = 3, axis_step: int = 
     range, as text); kind "density" (a dense page): a bin of the store's density of every sample of the
     class on axis k (k_lo..k_hi its width, y_lo..y_hi the bin, n its count).
     The page sets the ranges: every angle axis shares one, length and margin their own, over every panel (shared,
-    the default) or per panel (then the panels' ranges differ and each panel's axes print theirs; a dense page: the
-    density's, the class's values over every model): the spec is the same either way. `n_axes` axes, `axis_step`
+    the default; a dense page: the density's, the class's values over every model) or per panel (then the panels'
+    ranges differ and each panel's axes print theirs; a dense page's bars keep the density's bins, on the panel's
+    range, cut by its clip): the spec is the same either way. `n_axes` axes, `axis_step`
     px apart. One interval brush (`ws_pbrush`, x over axes and y over
     values) per page: it selects the samples whose values lie in its value range on every axis it spans, of the
     brushed panel's combination (the page reads the panel from the brush's store).

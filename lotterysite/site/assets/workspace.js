@@ -223,12 +223,33 @@
     return [`density of all ${all};`, `dots: a uniform random ${dots}`, ...(pool < all ? [`selected drawn of the first ${pool}`] : [])];
   }
   const binEdge = (r, b, m) => r[0] + (b * (r[1] - r[0])) / m;
-  function localDensity(cfg, me, p) {
+  // A panel's density cells: the store's bins on the class's density extent. `own` (per-panel ranges): the panel's
+  // own {x, y} range, the cells cut to it, so that its scales (computed from its rows) span its own values only.
+  function localDensity(cfg, me, p, own) {
     const [nx, ny] = cfg.density.bins, e = cfg.density.extents[String(p.cls)], cells = me.density.get(p.cls + "|-1") || [];
     const top = cells.reduce((a, c) => Math.max(a, c.n), 1);
+    const cut = own ? (v, r) => Math.min(Math.max(v, r[0]), r[1]) : (v) => v;
     return cells.map((c) => ({ kind: "density", panel: p.key, panel_order: p.idx, label: p.cls, n: c.n, ix: c.ix, iy: c.iy,
-      x: binEdge(e.x, c.ix, nx), x2: binEdge(e.x, c.ix + 1, nx), y: binEdge(e.y, c.iy, ny), y2: binEdge(e.y, c.iy + 1, ny),
+      x: cut(binEdge(e.x, c.ix, nx), own && own.x), x2: cut(binEdge(e.x, c.ix + 1, nx), own && own.x),
+      y: cut(binEdge(e.y, c.iy, ny), own && own.y), y2: cut(binEdge(e.y, c.iy + 1, ny), own && own.y),
       o: 0.12 + (0.6 * c.n) / top }));
+  }
+  // A dense panel's own ranges (scales=panel): x (length) and y (angle) over its combination's values of every
+  // served sample of its class and the dots it draws (a compared panel: the reference's too, of its marks), the span
+  // its scales would have if every sample were a mark that the density stands for.
+  function localOwn(model, p, mark) {
+    const me = model.combos[p.k], ref = model.combos[0], x = [Infinity, -Infinity], y = [Infinity, -Infinity];
+    const add = (c, i) => {
+      const a = c.values.length[i], b = c.values.angle_true[i];
+      if (Number.isFinite(a)) { x[0] = Math.min(x[0], a); x[1] = Math.max(x[1], a); }
+      if (Number.isFinite(b)) { y[0] = Math.min(y[0], b); y[1] = Math.max(y[1], b); }
+    };
+    for (let i = 0; i < model.n; i++) {
+      if (!model.inSample[i] || model.label[i] !== p.cls) continue;
+      add(me, i);
+      if (p.k && mark(i) >= 0) add(ref, i);
+    }
+    return x[0] <= x[1] && y[0] <= y[1] ? { x, y } : null;
   }
 
   // ---- local geometry: panels and their rows ----
@@ -247,7 +268,7 @@
     const rows = [], mark = marked(cfg, model, st);
     for (const p of panels) {
       const me = model.combos[p.k];
-      if (dense(cfg, st)) rows.push(...localDensity(cfg, me, p));
+      if (dense(cfg, st)) rows.push(...localDensity(cfg, me, p, st.scales === "panel" ? localOwn(model, p, mark) : null));
       for (let i = 0; i < model.n; i++) {
         const dot = mark(i);
         if (!model.inSample[i] || model.label[i] !== p.cls || dot < 0) continue;
@@ -296,16 +317,16 @@
     });
   }
   // One panel per combination; shared ranges span every combination's values of the class, per-panel ranges its own.
+  // Dense: the density's bins (`bins`) span the class's values over every model (data.densities); the shared axes
+  // show that range, per-panel axes their own (the bins drawn at the store's edges on them, cut by the panel's clip).
   function pcpPanels(cfg, model, st) {
-    // Dense: the density's bins span the class's values over every model (data.densities); the axes show that range.
-    if (cfg.density) {
-      const e = cfg.density.extents[String(st.class)];
-      return model.combos.map((c, k) => ({ k, idx: k, key: "q" + k, c: c.key, cls: st.class, ranges: e }));
-    }
-    const shared = pcpRanges(cfg, model, st.class, model.combos.map((_, k) => k));
-    return model.combos.map((c, k) => ({ k, idx: k, key: "q" + k, c: c.key, cls: st.class,
+    const bins = cfg.density ? cfg.density.extents[String(st.class)] : null;
+    const shared = bins || pcpRanges(cfg, model, st.class, model.combos.map((_, k) => k));
+    return model.combos.map((c, k) => ({ k, idx: k, key: "q" + k, c: c.key, cls: st.class, bins,
       ranges: st.scales === "panel" ? pcpRanges(cfg, model, st.class, [k]) : shared }));
   }
+  // The PCP panel title's note on its ranges (workspace-views.js pcpView).
+  const rangesNote = (cfg, st) => (st.scales === "panel" ? " (own ranges)" : "");
   function pcpRows(cfg, model, panels, st) {
     const names = axisNames(cfg, st.class);
     const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
@@ -318,8 +339,9 @@
         const [lo, hi] = p.ranges[group(f)];
         rows.push({ kind: "axis", panel: p.key, panel_order: p.idx, k, name: names[k], lo: fmt(lo), hi: fmt(hi) });
         if (!cfg.density) return;
-        // The axis's density: a bar per bin, as wide as its count (the widest bin of the axis: 0.84 of the axes' gap).
-        const cells = me.density.get(st.class + "|" + k) || [], nb = cfg.density.pcp_bins, r = p.ranges[group(f)];
+        // The axis's density: a bar per bin, as wide as its count (the widest bin of the axis: 0.84 of the axes' gap),
+        // its edges the store's (on the density extent) placed on the panel's range.
+        const cells = me.density.get(st.class + "|" + k) || [], nb = cfg.density.pcp_bins, r = p.bins[group(f)];
         const top = cells.reduce((a, c) => Math.max(a, c.n), 1);
         for (const c of cells) rows.push({ kind: "density", panel: p.key, panel_order: p.idx, k, n: c.n, iy: c.iy,
           k_lo: k - (0.42 * c.n) / top, k_hi: k + (0.42 * c.n) / top,
@@ -395,5 +417,5 @@
 
   LS.workspace = { initialState, boxOf, sameBrush, loadModel, loadClass, selectedBits, localPanels, localRows, pcpPanels, pcpRows,
     localBrush, pcpBrush, panelTitle, brushText, comboLabel, outcomeOf, severities, classChoices, LAYOUTS, key,
-    dense, densityLine, poolOf, unmarked, PCP_LAYOUT };
+    dense, densityLine, poolOf, unmarked, rangesNote, PCP_LAYOUT };
 })();
