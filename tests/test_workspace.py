@@ -860,6 +860,8 @@ def test_dense_panels_on_their_own_ranges_keep_the_store_bins(dense, new_page, o
     unit = charts.workspace_pcp(n_axes=len(cfg["axes"])).to_dict()["spec"]["layer"]
     assert [layer["mark"]["clip"] for layer in unit if "density" in json.dumps(layer.get("transform", []))] == [True]
     assert page.evaluate("window.lotterysiteRuntime.workspace.rangesNote({}, {scales: 'panel'})") == " (own ranges)"
+    ptitles = page.evaluate(f"window.lotterysiteRuntime.views[{PCP}].view.signal('ws_ptitles')")
+    assert all(ptitles[f"q{k}"][1].endswith(" (own ranges)") for k in range(3)), ptitles  # the panels say so
     # The local panels: each one's scales span its own lengths and angles (its combination's, and the reference's it
     # draws), 6 px in from the plot's edges; its density cells are the store's bins cut to that span.
     nx, ny = cfg["density"]["bins"]

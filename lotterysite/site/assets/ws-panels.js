@@ -133,7 +133,7 @@
       panels: W().pcpPanels, rows: W().pcpRows,
       prepare: (m, st) => W().loadClass(cfg, lib, m, st.class),
       title_of: (c, m, q, st) => [W().comboLabel(c, st.c[q.k], q.k), `${c.classes[st.class]}: ${lib.pct(m.combos[q.k].classAcc.get(st.class))}` +
-        (st.scales === "panel" && !c.density ? " (own ranges)" : ""), ...W().densityLine(c, m, W().PCP_LAYOUT, st.class)],
+        W().rangesNote(c, st), ...W().densityLine(c, m, W().PCP_LAYOUT, st.class)],
       read: (c, view, value, panels) => W().pcpBrush(c, view, value, panels),
       drawn: (entry, rows) => { LS.lines.attach(entry, LS.lines.of(rows)); paintLines(entry); }, select: paintLines });
     // The lines run no Vega on a brush or a focus: their layer is repainted from the store's selection.
