@@ -9,7 +9,7 @@
   const { section, chartEntry, specOf, modify, focusOf } = WS;
   const W = () => LS.workspace;
 
-  // The panels' marks read the selection through the expression function lsSel (charts.workspace_local, _pcp): a
+  // The local panels' marks read the selection through the expression function lsSel (charts.workspace_local): a
   // brush changes none of their data, it bumps their signal ls_sel, and Vega only re-encodes the marks and repaints.
   // A changeset of the rows whose selection changed cost Vega's dataflow (facet key maps, pulse passes, relay copies)
   // most of a linked update (bench/RESULTS.md, "A brush changes no data"). lsSel(index, dot): 1 where the sample is
