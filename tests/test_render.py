@@ -356,6 +356,11 @@ def test_served_samples_are_cut_to_the_page_budget(store):
     lo, hi = (budget.budget_estimate(st, s, b, render.SiteOptions()) for s, b in ((empty, b""), (everything, samples)))
     workspace = budget.workspace_estimate(st, everything, samples, render.SiteOptions())
     assert hi >= workspace > full
+    # The single evaluation page (page_estimate leaves it out) fetches the table's rows and counts besides the
+    # scripts and samples.arrow: files the workspace fetches too, so the cut budgets it through the workspace.
+    table = ("evaluation.arrow", "correct.arrow")
+    evaluation = fixed + len(samples) + sum(len(rendered.files[f"data/lenet5/{f}"]) for f in table)
+    assert evaluation < workspace <= hi
     # The cut keeps the estimates it was decided on (the view model's budget numbers).
     page = budget.page_estimate(st, everything, samples, render.SiteOptions())
     assert (cut.page, cut.workspace, cut.estimate) == (page, workspace, hi)

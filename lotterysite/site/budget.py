@@ -106,7 +106,8 @@ def page_estimate(store: data.Store, served: data.Served, samples: bytes, option
     (PAGE_OVERHEAD), samples.arrow, the slice files of a comparison (the global view's: two local slices and the
     two models' angle files of the largest class, from the columns' widths, `data.workspace_slice_bytes`), and a
     full sample grid's thumbnail files (SAMPLES_GRID of the largest). The workspace's own estimate is
-    `workspace_estimate`."""
+    `workspace_estimate`. The single evaluation page is not counted here: its files (the table's rows and counts,
+    samples.arrow, the scripts) are a subset of the workspace's, which `budget_estimate` takes the larger of."""
     fixed = sum(p.stat().st_size for p in vendor_files()) + PAGE_OVERHEAD
     n = len(served.ids)
     labels = np.asarray(data.store_labels(store, served) if n else [], np.int64)
