@@ -189,6 +189,7 @@ def test_default_classes_are_the_lowest_accuracy_or_most_changed(browser, site, 
     pg.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] * 0.97, steps=5)
     pg.mouse.up()
     pg.wait_for_function("location.hash.includes('sel=')")
+    pg.evaluate("async () => { for (const v of window.lotterysiteRuntime.views) if (v.view) await v.view.runAsync(); }")
     pg.evaluate(SETTLE)
     inside = pg.evaluate(
         """(c) => {
