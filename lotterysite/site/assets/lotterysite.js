@@ -374,13 +374,13 @@
       const mine = ++token;
       const data = prepare();
       data.catch(() => {}); // reported when its turn comes
-      // A draw superseded by a newer one is dropped, but the chain still waits for its fetches: `settled` means
-      // that nothing is in flight (a dropped class change's angle files could otherwise land after it).
-      const dropped = () => data.then(() => null, () => null);
+      // `settled` waits for the fetches of a draw a newer one drops too (its files could land after the newer draw);
+      // the newer draw does not.
+      LS.track(data);
       chain = chain.then(async () => {
-        if (mine !== token) return dropped();
+        if (mine !== token) return;
         const got = await data;
-        if (mine !== token) return null;
+        if (mine !== token) return;
         entry.error.hidden = true;
         await draw(got);
       }).catch((e) => fail(entry, e));
@@ -390,8 +390,9 @@
     LS.views.push(entry);
     return entry;
   }
-  // Work that comes before any view's draw is queued (the workspace's new combinations' files: its views queue
-  // their draws once those are in), for `settled`: a page read right after a change would see the old views.
+  // Work in flight outside a view's draw chain, for `settled`: a queued draw's fetches (dropped or not), and work
+  // that comes before any view's draw is queued (the workspace's new combinations' files: its views queue their
+  // draws once those are in). A page read right after a change would otherwise see the old views.
   const busy = new Set();
   LS.track = (p) => {
     busy.add(p);
@@ -609,24 +610,29 @@
     }
     return rowCache.get(view);
   }
-  // The marks that show the subset encode on a swap only the channels that read it (charts._eval_sub: through lsSub)
-  // or the model selection (its store): the rest once, as they enter. Vega-Lite encodes every channel on every
-  // update, and each swap re-encodes every mark of these layers. Their rows and scales change only with a new view.
-  // A position's channels stay together: Vega makes a rect's width of x and x2 only within one encoding set.
-  const SPATIAL = [["x", "x2", "xc", "width"], ["y", "y2", "yc", "height"]];
-  function subsetOnce(spec) {
+  // Marks whose update reads a version the page bumps (`marker`: lsSub here, lsSel in the workspace's panels) encode
+  // on a bump only the channels `keep(k, update)` names, the rest once, as they enter: Vega-Lite encodes every
+  // channel on every update, and a bump re-encodes every mark of these. Their rows and scales change only with a
+  // new view.
+  function encodeOnce(spec, marker, keep) {
     const walk = (m) => {
       const e = m.encode, up = e && e.update;
-      if (up && JSON.stringify(up).includes("lsSub(")) {
-        const reads = (k) => up[k] != null && /lsSub\(|model_store/.test(JSON.stringify(up[k]));
-        const keep = (k) => reads(k) || SPATIAL.some((g) => g.includes(k) && g.some(reads));
+      if (up && JSON.stringify(up).includes(marker)) {
         e.enter = Object.assign({}, e.enter);
-        for (const k of Object.keys(up)) if (!keep(k)) { e.enter[k] = up[k]; delete up[k]; }
+        for (const k of Object.keys(up)) if (!keep(k, up)) { e.enter[k] = up[k]; delete up[k]; }
       }
       (m.marks || []).forEach(walk);
     };
     walk(spec);
     return spec;
+  }
+  // The table's subset marks (charts._eval_sub) keep the channels that read the subset or the model selection (its
+  // store). A position's channels stay together: Vega makes a rect's width of x and x2 only within one encoding set.
+  const SPATIAL = [["x", "x2", "xc", "width"], ["y", "y2", "yc", "height"]];
+  function subsetOnce(spec) {
+    const reads = (up, k) => up[k] != null && /lsSub\(|model_store/.test(JSON.stringify(up[k]));
+    const keep = (k, up) => reads(up, k) || SPATIAL.some((g) => g.includes(k) && g.some((c) => reads(up, c)));
+    return encodeOnce(spec, "lsSub(", keep);
   }
   // The Δ region's half range: the smallest of 5, 10, 20, 30, 40, 60, 80, 100 points that holds every subset bar and
   // interval, so that none is cut.
@@ -1340,7 +1346,7 @@
   // What the views of other modules (workspace.js) draw with: the same embedding, queue, data and helpers.
   LS.lib = { el, select, fetchRows, fields, embed, newEntry, describe, tableOf, pct, subsetInterval, buildPairs,
     setParam, toolbar, decodeSel, encodeSel, fail, brushNames, fetchCounts, subsetIndex, subsetRows, swapSubset,
-    subsetOnce, deltaRange, thumbUrl, angleUrl };
+    encodeOnce, subsetOnce, deltaRange, thumbUrl, angleUrl };
 
   function initView(root) {
     // Called again for the same container (document$ and the direct call): hand back the first run.

@@ -26,22 +26,10 @@
     view.signal("ls_sel", (view.signal("ls_sel") || 0) + 1);
     return view.runAsync();
   }
-  // The marks drawn through lsSel (charts.WS_SHOWN) encode everything but their opacity once, as they enter: Vega-Lite
-  // encodes every channel on every update, and a brush re-encodes every mark of these (a PCP's 66 000 rules at 10 000
-  // samples; each dot's tooltip an object and two d3-formats), bench/RESULTS.md 2026-12-06. Their rows never change
-  // (a redraw embeds a new view) but for `focus`, which they do not encode, and their scales are fixed once drawn.
-  function encodeOnce(spec) {
-    const walk = (m) => {
-      const e = m.encode, up = e && e.update;
-      if (up && up.opacity && JSON.stringify(up.opacity).includes("lsSel")) {
-        e.enter = Object.assign({}, e.enter);
-        for (const k of Object.keys(up)) if (k !== "opacity") { e.enter[k] = up[k]; delete up[k]; }
-      }
-      (m.marks || []).forEach(walk);
-    };
-    walk(spec);
-    return spec;
-  }
+  // The marks drawn through lsSel (charts.WS_SHOWN) encode everything but their opacity once, as they enter (each
+  // dot's tooltip an object and two d3-formats, re-encoded per brush), bench/RESULTS.md 2026-12-06. Their rows never change (a redraw embeds a new view) but for `focus`, which they do
+  // not encode, and their scales are fixed once drawn.
+  const opacityOnly = (lib) => (spec) => lib.encodeOnce(spec, "lsSel(", (k) => k === "opacity");
 
   // ---- local geometry and the PCP: small multiples, one brush each, linked through the store ----
   function panelsView(parent, cfg, lib, store, shared, p) {
@@ -69,7 +57,7 @@
         // A dense panel's context under a selection is its density, not faint marks (charts.WS_FAINT).
         lib.setParam(spec, "ws_faint", dense(st) ? 0 : 1);
         entry.rows = rows;
-        const view = await lib.embed(entry, spec, { [p.data]: rows }, encodeOnce);
+        const view = await lib.embed(entry, spec, { [p.data]: rows }, opacityOnly(lib));
         if (p.drawn) p.drawn(entry, rows); // the PCP: its lines' own layer (lines.js)
         await drawBox(view, p.brush, W().boxOf(cfg, p.which, (store.get().b || {})[p.which], panels));
         view.addSignalListener(p.brush, (_, value) => shared.brush(p.which, p.read(cfg, view, value, panels)));
